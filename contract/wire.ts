@@ -1,0 +1,101 @@
+/**
+ * The one wire contract between the edge worker and the GPU backend.
+ * Both sides import this module: the backend validates requests with these schemas,
+ * the worker builds requests from the inferred types and parses the NDJSON event stream.
+ * Pure TypeScript + zod: it must bundle into a Worker and run in Node.
+ */
+import { z } from "zod";
+
+export const WIRE_VERSION = 1;
+
+/** `Authorization: Bearer <BACKEND_TOKEN>` is required whenever the backend has a token configured. */
+export const BACKEND_AUTH_HEADER = "authorization";
+
+const tokenId = z.number().int().nonnegative();
+
+export const GenerateRequestSchema = z.object({
+  model: z.string().min(1),
+  input_ids: z.array(tokenId).min(1),
+  max_tokens: z.number().int().positive(),
+  temperature: z.number().min(0).max(2).default(0),
+  top_p: z.number().gt(0).max(1).default(1),
+  /** 0 disables top-k. */
+  top_k: z.number().int().nonnegative().default(0),
+  seed: z.number().int().nonnegative().optional(),
+  stop_token_ids: z.array(tokenId).default([]),
+  /** Mixed into the first prefix-cache block hash so tenants never share entries. */
+  cache_salt: z.string().max(256).default(""),
+  request_id: z.string().min(1).max(128),
+});
+export type GenerateRequest = z.input<typeof GenerateRequestSchema>;
+export type GenerateParams = z.output<typeof GenerateRequestSchema>;
+
+export type FinishReason = "stop" | "length" | "model_length" | "cancelled" | "error";
+
+export interface BackendUsage {
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+}
+
+export interface BackendTimings {
+  queue_ms: number;
+  prefill_ms: number;
+  decode_ms: number;
+}
+
+/**
+ * Response body of POST /v1/generate: NDJSON (`application/x-ndjson`), one event per line.
+ * `tokens` events carry one or more newly sampled ids; exactly one `done` event ends the stream.
+ */
+export type GenerateEvent =
+  | { type: "tokens"; ids: number[] }
+  | {
+      type: "done";
+      finish_reason: FinishReason;
+      usage: BackendUsage;
+      timings: BackendTimings;
+      /** Present when finish_reason is "error"; never contains internals. */
+      error?: string;
+    };
+
+export const EmbedRequestSchema = z.object({
+  model: z.string().min(1),
+  inputs: z.array(z.array(tokenId).min(1)).min(1).max(256),
+  request_id: z.string().min(1).max(128).optional(),
+});
+export type EmbedRequest = z.input<typeof EmbedRequestSchema>;
+
+export interface EmbedResponse {
+  model: string;
+  /** One L2-normalised vector per input (mean of the final hidden states). */
+  data: number[][];
+  usage: { prompt_tokens: number };
+}
+
+export interface BackendModelInfo {
+  id: string;
+  context_length: number;
+  vocab_size: number;
+  hidden_size: number;
+  architecture: string;
+}
+
+export interface ModelsResponse {
+  object: "list";
+  data: BackendModelInfo[];
+}
+
+/** Error body for every non-2xx backend answer. */
+export interface BackendErrorBody {
+  error: { message: string; code: string };
+}
+
+export const NDJSON_CONTENT_TYPE = "application/x-ndjson";
+
+/** Parses one NDJSON line from a generate stream. Throws on malformed input. */
+export function parseGenerateEvent(line: string): GenerateEvent {
+  const ev = JSON.parse(line) as GenerateEvent;
+  if (ev.type !== "tokens" && ev.type !== "done") throw new Error("unknown generate event");
+  return ev;
+}

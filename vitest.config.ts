@@ -1,0 +1,42 @@
+import { defineConfig } from "vitest/config";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+
+// Two projects: "workers" runs inside the Workers runtime (miniflare: D1, DOs, KV, Queues, Cache API);
+// "node" runs everything else (model builder, ONNX Runtime, backend processes, end-to-end via unstable_startWorker).
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest(async () => ({
+            main: "./worker/index.ts",
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                TEST_MIGRATIONS: await readD1Migrations("./worker/migrations"),
+                ADMIN_TOKEN: "test-admin-token",
+                BACKEND_TOKEN: "test-backend-token",
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "workers",
+          include: ["test/workers/**/*.test.ts"],
+          setupFiles: ["./test/workers/setup.ts"],
+        },
+      },
+      {
+        test: {
+          name: "node",
+          include: ["test/node/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+          // ONNX Runtime and backend processes are CPU-heavy: don't oversubscribe 2 cores.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});

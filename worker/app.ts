@@ -1,0 +1,39 @@
+/**
+ * The Hono app: composes middleware and routes. Request flow:
+ *   request id -> (auth -> limits) -> route handler -> backend
+ * Each piece lives in its own module under worker/middleware, worker/routes, worker/billing, worker/inference.
+ */
+import { Hono } from "hono";
+import type { Env } from "./env";
+import { ApiError, internalError, notFound } from "./errors";
+import type { AppVariables } from "./context";
+
+export type AppEnv = { Bindings: Env; Variables: AppVariables };
+
+export function createApp() {
+  const app = new Hono<AppEnv>();
+
+  app.use("*", async (c, next) => {
+    const requestId = c.req.header("x-request-id")?.slice(0, 128) || `req_${crypto.randomUUID().replaceAll("-", "")}`;
+    c.set("requestId", requestId);
+    await next();
+    c.header("x-request-id", requestId);
+  });
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+
+  app.notFound(() => {
+    throw notFound("Unknown endpoint.", "unknown_url");
+  });
+
+  app.onError((err, c) => {
+    const apiError = err instanceof ApiError ? err : internalError();
+    if (!(err instanceof ApiError)) console.error(JSON.stringify({ level: "error", request_id: c.get("requestId"), error: String(err) }));
+    const res = c.json(apiError.body(), apiError.status as 400);
+    for (const [k, v] of Object.entries(apiError.headers)) res.headers.set(k, v);
+    res.headers.set("x-request-id", c.get("requestId") ?? "");
+    return res;
+  });
+
+  return app;
+}
