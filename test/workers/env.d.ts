@@ -1,10 +1,8 @@
-import type { Env } from "../../worker/env";
-
-declare global {
-  namespace Cloudflare {
-    interface Env extends import("../../worker/env").Env {
-      TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
-    }
+// Types `env` from "cloudflare:test" as the worker's Env plus test-only bindings.
+type WorkerEnv = import("../../worker/env").Env;
+type TestD1Migration = import("@cloudflare/vitest-pool-workers").D1Migration;
+declare namespace Cloudflare {
+  interface Env extends WorkerEnv {
+    TEST_MIGRATIONS: TestD1Migration[];
   }
 }
-export type { Env };
