@@ -1,0 +1,84 @@
+/** Child-process helpers shared by the launcher, benchmarks and end-to-end tests. */
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { createServer } from "node:net";
+
+export interface Started {
+  child: ChildProcess;
+  /** The first line matching the ready pattern. */
+  readyLine: string;
+}
+
+/** Spawns a process and resolves when a stdout/stderr line matches `ready`; rejects on exit or timeout. */
+export function spawnUntilReady(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { ready: RegExp; timeoutMs: number; label: string; echo?: (line: string) => void },
+): Promise<Started> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
+    const tail: string[] = [];
+    let done = false;
+    const finish = (err: Error | null, line = "") => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) {
+        child.kill("SIGTERM");
+        reject(err);
+      } else resolve({ child, readyLine: line });
+    };
+    const timer = setTimeout(
+      () => finish(new Error(`${opts.label} did not become ready within ${opts.timeoutMs} ms:\n${tail.join("\n")}`)),
+      opts.timeoutMs,
+    );
+    const onData = (buf: Buffer) => {
+      for (const line of buf.toString().split(/\r?\n/)) {
+        if (!line) continue;
+        tail.push(line);
+        if (tail.length > 30) tail.shift();
+        opts.echo?.(line);
+        if (!done && opts.ready.test(line)) finish(null, line);
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.on("exit", (code, signal) =>
+      finish(new Error(`${opts.label} exited (${signal ?? code}) before it was ready:\n${tail.join("\n")}`)),
+    );
+  });
+}
+
+/** True when nothing listens on host:port. */
+export function portIsFree(port: number, host = "127.0.0.1"): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+/** An ephemeral free port. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`. Resolves when the process is gone. */
+export function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}

@@ -1,0 +1,189 @@
+/**
+ * `npm start`: the whole stack locally, offline.
+ *   dev models (built if missing) -> D1 migrations (local) -> backend -> worker (wrangler dev, miniflare) -> dev key
+ * Env: PORT (worker, 8787), BACKEND_PORT (8788), DEV_API_KEY, ADMIN_TOKEN, BACKEND_TOKEN, MODELS (tiny,small,medium),
+ *      DEV_STATE_DIR (.dev: secrets + local D1/DO state), QUIET_LOGS=1 (no child logs).
+ * Secrets default to values generated once and kept in .dev/secrets.json, so the dev key survives restarts.
+ */
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { portIsFree, spawnUntilReady, stopProcess } from "./lib/processes";
+
+const root = resolve(import.meta.dirname, "..");
+const stateDir = resolve(root, process.env.DEV_STATE_DIR ?? ".dev");
+const bin = (name: string) => resolve(root, "node_modules/.bin", name);
+const offlineEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_UPDATE_NOTIFIER: "1" };
+
+interface Secrets {
+  apiKey: string;
+  adminToken: string;
+  backendToken: string;
+}
+
+function fail(message: string): never {
+  console.error(`npm start: ${message}`);
+  process.exit(1);
+}
+
+function loadSecrets(): Secrets {
+  mkdirSync(stateDir, { recursive: true });
+  const file = resolve(stateDir, "secrets.json");
+  const saved: Partial<Secrets> = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
+  const secrets: Secrets = {
+    apiKey: process.env.DEV_API_KEY ?? saved.apiKey ?? `sk-dev-${randomBytes(24).toString("hex")}`,
+    adminToken: process.env.ADMIN_TOKEN ?? saved.adminToken ?? randomBytes(24).toString("hex"),
+    backendToken: process.env.BACKEND_TOKEN ?? saved.backendToken ?? randomBytes(24).toString("hex"),
+  };
+  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  return secrets;
+}
+
+/** The tiers of wrangler.toml with every backend pointed at the local backend. */
+function localTiers(backendUrl: string): string {
+  const toml = readFileSync(resolve(root, "wrangler.toml"), "utf8");
+  const match = /TIERS\s*=\s*'''([\s\S]*?)'''/.exec(toml);
+  if (!match) fail("wrangler.toml has no TIERS var");
+  const tiers = JSON.parse(match[1]) as Record<string, { backends: string[] }>;
+  for (const tier of Object.values(tiers)) tier.backends = [backendUrl];
+  return JSON.stringify(tiers);
+}
+
+function parsePort(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`${name}=${raw} is not a valid port`);
+  return port;
+}
+
+async function main() {
+  const port = parsePort("PORT", 8787);
+  const backendPort = parsePort("BACKEND_PORT", 8788);
+  const models = (process.env.MODELS ?? "tiny,small,medium").split(",").map((m) => m.trim()).filter(Boolean);
+  for (const [name, p] of [["PORT", port], ["BACKEND_PORT", backendPort]] as const) {
+    if (!(await portIsFree(p))) fail(`port ${p} (${name}) is already in use; set ${name}=<free port> and retry`);
+  }
+  const secrets = loadSecrets();
+  const children: ChildProcess[] = [];
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    await Promise.all(children.map((c) => stopProcess(c)));
+    process.exit(code);
+  };
+  process.on("SIGINT", () => void shutdown(0));
+  process.on("SIGTERM", () => void shutdown(0));
+
+  console.log(`[1/5] dev models (${models.join(", ")})`);
+  const built = spawnSync(bin("tsx"), ["scripts/dev-models.ts", "--preset", models.join(",")], { cwd: root, stdio: "inherit" });
+  if (built.status !== 0) fail("building the dev models failed (see above)");
+  for (const m of models) {
+    if (!existsSync(resolve(root, "models/dev", m, "model.json"))) fail(`model models/dev/${m} is missing after the build`);
+  }
+
+  console.log("[2/5] D1 migrations (local)");
+  const persist = resolve(stateDir, "wrangler-state");
+  const migrated = spawnSync(bin("wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], {
+    cwd: root,
+    env: { ...offlineEnv, CI: "1" },
+    encoding: "utf8",
+  });
+  if (migrated.status !== 0) fail(`applying D1 migrations failed:\n${migrated.stdout}${migrated.stderr}`);
+
+  console.log(`[3/5] backend on :${backendPort}`);
+  const backend = await spawnUntilReady(
+    bin("tsx"),
+    ["gpu-backend/main.ts", ...models.flatMap((m) => ["--model", `models/dev/${m}`]), "--port", String(backendPort), "--host", "127.0.0.1"],
+    { cwd: root, env: { ...process.env, BACKEND_TOKEN: secrets.backendToken }, ready: /ready/i, timeoutMs: 180_000, label: "backend" },
+  ).catch((err: Error) => fail(err.message));
+  children.push(backend.child);
+  backend.child.on("exit", (code) => {
+    if (!stopping) {
+      console.error(`backend exited (${code}); stopping`);
+      void shutdown(1);
+    }
+  });
+  pipeLogs(backend.child, "backend");
+
+  console.log(`[4/5] worker (wrangler dev, local) on :${port}`);
+  const worker = await spawnUntilReady(
+    bin("wrangler"),
+    [
+      "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist,
+      "--show-interactive-dev-session=false", "--log-level", "warn",
+      "--var", `TIERS:${localTiers(`http://127.0.0.1:${backendPort}`)}`,
+      "--var", `ADMIN_TOKEN:${secrets.adminToken}`,
+      "--var", `BACKEND_TOKEN:${secrets.backendToken}`,
+    ],
+    { cwd: root, env: offlineEnv, ready: /Ready on http/i, timeoutMs: 120_000, label: "worker" },
+  ).catch(async (err: Error) => {
+    await Promise.all(children.map((c) => stopProcess(c)));
+    return fail(err.message);
+  });
+  children.push(worker.child);
+  worker.child.on("exit", (code) => {
+    if (!stopping) {
+      console.error(`worker exited (${code}); stopping`);
+      void shutdown(1);
+    }
+  });
+  pipeLogs(worker.child, "worker");
+
+  console.log("[5/5] dev API key");
+  const base = `http://127.0.0.1:${port}`;
+  await ensureDevKey(base, secrets).catch(async (err: Error) => {
+    await Promise.all(children.map((c) => stopProcess(c)));
+    fail(`creating the dev key failed: ${err.message}`);
+  });
+  printBanner(base, secrets);
+}
+
+async function ensureDevKey(base: string, secrets: Secrets) {
+  const res = await fetch(`${base}/v1/admin/keys`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${secrets.adminToken}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      name: "dev",
+      key: secrets.apiKey,
+      tiers: ["mistral-tiny", "mistral-small", "mistral-medium", "mistral-embed"],
+      rpm: 600,
+      tpm: 1_000_000,
+      monthly_budget_micros: 100_000_000,
+    }),
+  });
+  // 409: the key already exists from an earlier run (same key across restarts).
+  if (!res.ok && res.status !== 409) throw new Error(`admin API answered ${res.status}: ${await res.text()}`);
+}
+
+function pipeLogs(child: ChildProcess, label: string) {
+  const quiet = process.env.QUIET_LOGS === "1";
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.on("data", (buf: Buffer) => {
+      if (quiet) return;
+      for (const line of buf.toString().split(/\r?\n/)) if (line) console.log(`[${label}] ${line}`);
+    });
+  }
+}
+
+function printBanner(base: string, secrets: Secrets) {
+  console.log(`
+Dev API key: ${secrets.apiKey}
+Admin token: ${secrets.adminToken}
+
+curl ${base}/v1/chat/completions \\
+  -H "Authorization: Bearer ${secrets.apiKey}" -H "Content-Type: application/json" \\
+  -d '{"model": "mistral-small", "messages": [{"role": "user", "content": "Hello!"}], "stream": true}'
+
+node --input-type=module -e '
+import OpenAI from "openai";
+const client = new OpenAI({ baseURL: "${base}/v1", apiKey: "${secrets.apiKey}" });
+const r = await client.chat.completions.create({ model: "mistral-small", messages: [{ role: "user", content: "Hello!" }] });
+console.log(r.choices[0].message.content, r.usage);'
+`);
+  console.log(`moe-edge stack ready: worker ${base} backend http://127.0.0.1:${parsePort("BACKEND_PORT", 8788)} (Ctrl-C stops everything)`);
+}
+
+main().catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));
