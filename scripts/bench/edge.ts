@@ -1,0 +1,135 @@
+/**
+ * `npm run bench:edge [-- --json] [--requests 200]`: what the edge costs. Starts the local stack (tiny model),
+ * then times the same prompt through the worker (/v1/chat/completions, max_tokens 1) and directly against the
+ * backend (/v1/generate with the same ids), at 1 and 16 concurrent clients. Prints added latency (p50/p99)
+ * and the local runtime's (workerd) CPU time per request, read from /proc.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { applyChatTemplate } from "../../worker/tokenizer/index";
+import { freePort, spawnUntilReady, stopProcess } from "../lib/processes";
+
+const root = resolve(import.meta.dirname, "../..");
+const args = process.argv.slice(2);
+const json = args.includes("--json");
+const requestsArg = args.indexOf("--requests");
+const perLevel = requestsArg >= 0 ? Number(args[requestsArg + 1]) : 200;
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+/** Runs `total` calls of `fn` with `concurrency` clients; returns per-call latencies in ms. */
+async function load(concurrency: number, total: number, fn: () => Promise<void>): Promise<number[]> {
+  const latencies: number[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next++ < total) latencies.push(await timed(fn));
+    }),
+  );
+  return latencies;
+}
+
+/** utime + stime in ms of every workerd process (the local Workers runtime). */
+function workerdCpuMs(): number {
+  const ticks = 100; // USER_HZ on Linux
+  let total = 0;
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (!cmd.includes("workerd")) continue;
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+      total += ((Number(fields[11]) + Number(fields[12])) * 1000) / ticks;
+    } catch {
+      // process went away
+    }
+  }
+  return total;
+}
+
+async function main() {
+  const [port, backendPort] = [await freePort(), await freePort()];
+  const stateDir = mkdtempSync(join(tmpdir(), "moe-edge-bench-"));
+  const adminToken = randomBytes(16).toString("hex");
+  const backendToken = randomBytes(16).toString("hex");
+  const stack = await spawnUntilReady(resolve(root, "node_modules/.bin/tsx"), ["scripts/start.ts"], {
+    cwd: root,
+    env: { ...process.env, PORT: String(port), BACKEND_PORT: String(backendPort), DEV_STATE_DIR: stateDir, MODELS: "tiny", ADMIN_TOKEN: adminToken, BACKEND_TOKEN: backendToken, QUIET_LOGS: "1" },
+    ready: /stack ready/,
+    timeoutMs: 300_000,
+    label: "stack",
+  });
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    const created = await fetch(`${base}/v1/admin/keys`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "bench", tiers: ["mistral-tiny"], rpm: 1_000_000, tpm: 1_000_000_000, monthly_budget_micros: 1_000_000_000_000 }),
+    });
+    const { key } = (await created.json()) as { key: string };
+    const messages = [{ role: "user" as const, content: "Say hello to the edge benchmark." }];
+    const ids = applyChatTemplate(messages);
+    const viaWorker = async () => {
+      const res = await fetch(`${base}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "mistral-tiny", messages, max_tokens: 1, temperature: 0 }),
+      });
+      if (!res.ok) throw new Error(`worker answered ${res.status}: ${await res.text()}`);
+      await res.arrayBuffer();
+    };
+    const direct = async () => {
+      const res = await fetch(`http://127.0.0.1:${backendPort}/v1/generate`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${backendToken}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "tiny", input_ids: ids, max_tokens: 1, request_id: `bench-${randomBytes(6).toString("hex")}` }),
+      });
+      if (!res.ok) throw new Error(`backend answered ${res.status}`);
+      await res.arrayBuffer();
+    };
+    await load(4, 20, viaWorker); // warm up both paths
+    await load(4, 20, direct);
+    const result: Record<string, { p50_ms: number; p99_ms: number; direct_p50_ms: number; direct_p99_ms: number }> = {};
+    let cpuMs = 0;
+    let workerRequests = 0;
+    for (const concurrency of [1, 16]) {
+      const d = await load(concurrency, perLevel, direct);
+      const cpu0 = workerdCpuMs();
+      const w = await load(concurrency, perLevel, viaWorker);
+      cpuMs += workerdCpuMs() - cpu0;
+      workerRequests += perLevel;
+      result[String(concurrency)] = {
+        p50_ms: quantile(w, 0.5) - quantile(d, 0.5),
+        p99_ms: quantile(w, 0.99) - quantile(d, 0.99),
+        direct_p50_ms: quantile(d, 0.5),
+        direct_p99_ms: quantile(d, 0.99),
+      };
+    }
+    const summary = { added_latency: result, workerd_cpu_ms_per_request: cpuMs / workerRequests, requests_per_level: perLevel };
+    if (json) console.log(JSON.stringify(summary));
+    else {
+      console.log("edge cost (worker vs direct backend, max_tokens 1, tiny model)");
+      for (const [c, r] of Object.entries(result))
+        console.log(`  ${c.padStart(2)} clients: added p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms (direct p50 ${r.direct_p50_ms.toFixed(2)} ms, p99 ${r.direct_p99_ms.toFixed(2)} ms)`);
+      console.log(`  workerd CPU per request: ${summary.workerd_cpu_ms_per_request.toFixed(2)} ms (goal: p50 <= 3 ms, p99 <= 15 ms added)`);
+    }
+  } finally {
+    await stopProcess(stack.child, 10_000);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench:edge: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
