@@ -1,0 +1,55 @@
+/**
+ * npm run build-model -- --in <hf_dir> --out <model_dir> [--name N] [--block-size 32] [--accuracy-level 4] [--context-length N]
+ * Errors are one line on stderr, exit code 1 (set DEBUG=1 for a stack trace).
+ */
+import { parseArgs } from "node:util";
+import { buildModel, formatSummary } from "./model-builder/build";
+
+const USAGE =
+  "usage: npm run build-model -- --in <hf_dir> --out <model_dir> [--name <serving name>] [--block-size 32] [--accuracy-level 4] [--context-length N] [--quiet]";
+
+function intOpt(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new Error(`${flag} must be a non-negative integer, got "${v}"`);
+  return Number(v);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      in: { type: "string" },
+      out: { type: "string" },
+      name: { type: "string" },
+      "block-size": { type: "string" },
+      "accuracy-level": { type: "string" },
+      "context-length": { type: "string" },
+      quiet: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (!values.in) throw new Error(`--in is required (${USAGE})`);
+  if (!values.out) throw new Error(`--out is required (${USAGE})`);
+  const summary = await buildModel({
+    inDir: values.in,
+    outDir: values.out,
+    name: values.name,
+    blockSize: intOpt(values["block-size"], "--block-size"),
+    accuracyLevel: intOpt(values["accuracy-level"], "--accuracy-level"),
+    contextLength: intOpt(values["context-length"], "--context-length"),
+    quiet: values.quiet,
+  });
+  console.log(formatSummary(summary));
+}
+
+main().catch((e: unknown) => {
+  const msg = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`build-model: error: ${msg.split("\n")[0]}\n`);
+  if (process.env.DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,172 @@
+/**
+ * buildModel: Hugging Face Mixtral/Mistral checkpoint -> int4 ONNX (model.onnx + model.onnx.data + model.json).
+ * Streams tensor by tensor; see weights.ts for the memory bound.
+ */
+import { createHash } from "node:crypto";
+import { constants } from "node:fs";
+import { access, mkdir, open, rename, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { ModelManifest } from "../../contract/model-manifest";
+import { buildGraph } from "./graph";
+import { encodeModel, type TensorDef } from "./onnx-proto";
+import { createProgress } from "./progress";
+import { type Checkpoint, CheckpointError, openCheckpoint } from "./safetensors";
+import { checkTensors, deriveSpec, expectedTensors, type ModelSpec } from "./spec";
+import { jobInputBytes, layoutInitializers, WeightWriter } from "./weights";
+
+export const MODEL_FILE = "model.onnx";
+export const WEIGHTS_FILE = "model.onnx.data";
+export const MANIFEST_FILE = "model.json";
+
+export interface BuildModelOptions {
+  inDir: string;
+  outDir: string;
+  /** Serving name for model.json (default: the output directory's name). */
+  name?: string;
+  blockSize?: number;
+  accuracyLevel?: number;
+  contextLength?: number;
+  /** No progress output. */
+  quiet?: boolean;
+}
+
+export interface BuildSummary {
+  manifest: ModelManifest;
+  params: number;
+  inputBytes: number;
+  outputBytes: number;
+  seconds: number;
+  peakRssBytes: number;
+}
+
+async function prepareOutDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+  } catch (e) {
+    throw new CheckpointError(`output directory ${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+function sourceChecksum(ckpt: Checkpoint): string {
+  const h = createHash("sha256");
+  h.update(ckpt.configText);
+  for (const { file, json } of ckpt.headers) h.update(`\0${file}\0${json}`);
+  return h.digest("hex");
+}
+
+function sourceDtype(ckpt: Checkpoint): "bf16" | "f16" | "f32" {
+  const d = ckpt.tensors.get("model.embed_tokens.weight")!.dtype;
+  return d === "BF16" ? "bf16" : d === "F16" ? "f16" : "f32";
+}
+
+function manifestFor(s: ModelSpec, name: string, ckpt: Checkpoint, inputs: string[], outputs: string[]): ModelManifest {
+  return {
+    format: "moe-edge-onnx",
+    format_version: 1,
+    name,
+    architecture: s.architecture,
+    hidden_size: s.hidden,
+    intermediate_size: s.inter,
+    num_layers: s.layers,
+    num_heads: s.heads,
+    num_kv_heads: s.kvHeads,
+    head_dim: s.headDim,
+    num_experts: s.experts,
+    experts_per_token: s.topK,
+    vocab_size: s.vocab,
+    context_length: s.context,
+    rope_theta: s.ropeTheta,
+    rms_norm_eps: s.eps,
+    sliding_window: s.slidingWindow,
+    bos_token_id: s.bos,
+    eos_token_id: s.eos,
+    quantization: { method: "int4-symmetric-absmax", block_size: s.blockSize, accuracy_level: s.accuracyLevel },
+    tokenizer: { kind: "mistral-v1-sentencepiece", vocab_size: s.vocab },
+    io: { inputs, outputs },
+    source: { checksum: sourceChecksum(ckpt), bytes: ckpt.dataBytes, dtype: sourceDtype(ckpt) },
+    weights_file: WEIGHTS_FILE,
+  };
+}
+
+export async function buildModel(opts: BuildModelOptions): Promise<BuildSummary> {
+  const t0 = performance.now();
+  const ckpt = await openCheckpoint(opts.inDir);
+  try {
+    const spec = deriveSpec(ckpt.config, {
+      blockSize: opts.blockSize ?? 32,
+      accuracyLevel: opts.accuracyLevel ?? 4,
+      contextLength: opts.contextLength,
+    });
+    checkTensors(ckpt, spec);
+    await prepareOutDir(opts.outDir);
+    // A stale model.json would mark a half-written build as complete.
+    await rm(path.join(opts.outDir, MANIFEST_FILE), { force: true });
+
+    const plan = buildGraph(spec);
+    const { placed, totalBytes } = layoutInitializers(plan.inits);
+    const inputBytes = plan.jobs.reduce((a, j) => a + jobInputBytes(j, ckpt), 0);
+    const progress = createProgress(inputBytes, `build ${path.basename(opts.outDir)}`, process.stderr, opts.quiet);
+
+    const tmpData = path.join(opts.outDir, `${WEIGHTS_FILE}.partial`);
+    const out = await open(tmpData, "w");
+    try {
+      // Sparse-extend to the final size first: alignment padding becomes holes.
+      await out.truncate(totalBytes);
+      const writer = new WeightWriter(ckpt, out, placed, spec, (n) => progress.add(n));
+      for (const job of plan.jobs) await writer.run(job);
+    } finally {
+      await out.close();
+      progress.stop();
+    }
+    await rename(tmpData, path.join(opts.outDir, WEIGHTS_FILE));
+
+    const initializers: TensorDef[] = [...placed.values()].map((p) =>
+      p.inline
+        ? { name: p.name, dataType: p.dataType, dims: p.dims, raw: p.inline }
+        : { name: p.name, dataType: p.dataType, dims: p.dims, external: { location: WEIGHTS_FILE, offset: p.offset, length: p.byteLength } },
+    );
+    const name = opts.name ?? path.basename(path.resolve(opts.outDir));
+    const manifest = manifestFor(
+      spec,
+      name,
+      ckpt,
+      plan.inputs.map((v) => v.name),
+      plan.outputs.map((v) => v.name),
+    );
+    const proto = encodeModel({
+      irVersion: 8,
+      opsets: [
+        { domain: "", version: 17 },
+        { domain: "com.microsoft", version: 1 },
+      ],
+      producerName: "moe-edge-model-builder",
+      producerVersion: "1",
+      graph: { name, nodes: plan.nodes, initializers, inputs: plan.inputs, outputs: plan.outputs },
+      metadata: { source_checksum: manifest.source.checksum },
+    });
+    await writeFile(path.join(opts.outDir, MODEL_FILE), proto);
+    await writeFile(path.join(opts.outDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
+
+    let params = 0;
+    for (const shape of expectedTensors(spec).values()) params += shape.reduce((a, b) => a * b, 1);
+    return {
+      manifest,
+      params,
+      inputBytes,
+      outputBytes: totalBytes + proto.length,
+      seconds: (performance.now() - t0) / 1000,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    };
+  } finally {
+    await ckpt.close();
+  }
+}
+
+export function formatSummary(s: BuildSummary): string {
+  const p = s.params >= 1e9 ? `${(s.params / 1e9).toFixed(2)}B` : `${(s.params / 1e6).toFixed(1)}M`;
+  return (
+    `built ${s.manifest.name}: ${p} params, ${(s.inputBytes / 1e9).toFixed(3)} GB in -> ${(s.outputBytes / 1e9).toFixed(3)} GB out, ` +
+    `${s.seconds.toFixed(1)} s, ${(s.inputBytes / 1e6 / s.seconds).toFixed(0)} MB/s, peak RSS ${(s.peakRssBytes / 1e6).toFixed(0)} MB`
+  );
+}

@@ -1,0 +1,229 @@
+/**
+ * The ONNX graph for a Mixtral/Mistral checkpoint (DESIGN.md §3 layouts), described as nodes,
+ * initializer declarations, and the jobs that fill the external initializers from the checkpoint.
+ * I/O names and shapes follow contract/model-manifest.ts.
+ */
+import {
+  pastKeyName,
+  pastValueName,
+  presentKeyName,
+  presentValueName,
+} from "../../contract/model-manifest";
+import { DataType, type NodeDef, type ValueInfoDef } from "./onnx-proto";
+import type { ModelSpec } from "./spec";
+
+export interface InitDecl {
+  name: string;
+  dataType: DataType;
+  dims: number[];
+  byteLength: number;
+  /** Small constants stored inside model.onnx; everything else goes to the external file. */
+  inline?: Uint8Array;
+}
+
+/** Rows of several [R, K] source tensors, interleaved: source s row i -> output row outRow + i*n + s. */
+export interface RowGroup {
+  sources: string[];
+  outRow: number;
+}
+
+export type Job =
+  | { kind: "f32"; init: string; tensor: string; transpose?: boolean }
+  | { kind: "q4"; weight: string; scales: string; K: number; groups: RowGroup[] }
+  | { kind: "rope"; cos: string; sin: string };
+
+export interface GraphPlan {
+  nodes: NodeDef[];
+  inits: InitDecl[];
+  jobs: Job[];
+  inputs: ValueInfoDef[];
+  outputs: ValueInfoDef[];
+}
+
+const MS = "com.microsoft";
+
+function i64(values: number[]): Uint8Array {
+  return new Uint8Array(BigInt64Array.from(values.map((v) => BigInt(v))).buffer);
+}
+
+export function buildGraph(s: ModelSpec): GraphPlan {
+  const nodes: NodeDef[] = [];
+  const inits: InitDecl[] = [];
+  const jobs: Job[] = [];
+  const H = s.hidden;
+  const D = s.headDim;
+  const bs = s.blockSize;
+  let counter = 0;
+
+  const node = (op: string, inputs: string[], outputs: string[], attrs?: NodeDef["attrs"], domain?: string): void => {
+    nodes.push({ op, inputs, outputs, attrs, domain, name: `${op}_${counter++}` });
+  };
+  const f32Init = (name: string, dims: number[]): string => {
+    inits.push({ name, dataType: DataType.FLOAT, dims, byteLength: dims.reduce((a, b) => a * b, 1) * 4 });
+    return name;
+  };
+  const constI64 = (name: string, values: number[]): string => {
+    const raw = i64(values);
+    inits.push({ name, dataType: DataType.INT64, dims: [values.length], byteLength: raw.length, inline: raw });
+    return name;
+  };
+  const fromTensor = (name: string, tensor: string, dims: number[], transpose = false): string => {
+    f32Init(name, dims);
+    jobs.push({ kind: "f32", init: name, tensor, transpose });
+    return name;
+  };
+  /** Declares a [rows, K] int4 matrix: B uint8 shaped `wDims`, scales float32 shaped `sDims`. */
+  const q4 = (name: string, rows: number, K: number, groups: RowGroup[], wDims: number[], sDims: number[]) => {
+    const weight = `${name}.q4`;
+    const scales = `${name}.scales`;
+    inits.push({ name: weight, dataType: DataType.UINT8, dims: wDims, byteLength: (rows * K) / 2 });
+    inits.push({ name: scales, dataType: DataType.FLOAT, dims: sDims, byteLength: (rows * K * 4) / bs });
+    jobs.push({ kind: "q4", weight, scales, K, groups });
+    return { weight, scales };
+  };
+  /** MatMulNBits over the concatenated rows of `sources` (each a [rows_i, K] HF Linear weight). */
+  const matmulNBits = (name: string, x: string, out: string, K: number, sources: { tensor: string; rows: number }[]): void => {
+    const N = sources.reduce((a, b) => a + b.rows, 0);
+    let row = 0;
+    const groups = sources.map((src) => {
+      const g = { sources: [src.tensor], outRow: row };
+      row += src.rows;
+      return g;
+    });
+    const w = q4(name, N, K, groups, [N, K / bs, bs / 2], [N, K / bs]);
+    node("MatMulNBits", [x, w.weight, w.scales], [out], { K, N, bits: 4, block_size: bs, accuracy_level: s.accuracyLevel }, MS);
+  };
+
+  // Embedding table kept in float32: exact, and Gather reads only the rows it needs.
+  const embed = fromTensor("embed_tokens", "model.embed_tokens.weight", [s.vocab, H]);
+  node("Gather", [embed, "input_ids"], ["embeds"], { axis: 0 });
+
+  const cos = f32Init("cos_cache", [s.context, D / 2]);
+  const sin = f32Init("sin_cache", [s.context, D / 2]);
+  jobs.push({ kind: "rope", cos, sin });
+  const eps = { float: s.eps };
+  const routerShape = s.moe ? constI64("router_shape", [-1, s.experts]) : "";
+  const splitSizes = s.moe ? "" : constI64("mlp_split", [s.inter, s.inter]);
+
+  let mlpOut = "";
+  let residual = "embeds";
+  for (let l = 0; l < s.layers; l++) {
+    const p = `model.layers.${l}.`;
+    const L = `layers.${l}`;
+    const lnIn = fromTensor(`${L}.input_layernorm`, p + "input_layernorm.weight", [H]);
+    const h = `${L}.attn_norm`;
+    if (l === 0) {
+      node("SimplifiedLayerNormalization", ["embeds", lnIn], [h], { axis: -1, epsilon: eps });
+    } else {
+      const sum = `${L}.residual_in`;
+      node("SkipSimplifiedLayerNormalization", [mlpOut, residual, lnIn], [h, "", "", sum], { epsilon: eps }, MS);
+      residual = sum;
+    }
+
+    // Packed QKV: one MatMulNBits, fed to GroupQueryAttention as packed QKV (key/value inputs empty).
+    const qkv = `${L}.qkv`;
+    matmulNBits(`${L}.qkv_proj`, h, qkv, H, [
+      { tensor: p + "self_attn.q_proj.weight", rows: s.heads * D },
+      { tensor: p + "self_attn.k_proj.weight", rows: s.kvHeads * D },
+      { tensor: p + "self_attn.v_proj.weight", rows: s.kvHeads * D },
+    ]);
+    const attn = `${L}.attn`;
+    node(
+      "GroupQueryAttention",
+      [qkv, "", "", pastKeyName(l), pastValueName(l), "seqlens_k", "total_sequence_length", cos, sin],
+      [attn, presentKeyName(l), presentValueName(l)],
+      {
+        num_heads: s.heads,
+        kv_num_heads: s.kvHeads,
+        do_rotary: 1,
+        rotary_interleaved: 0,
+        local_window_size: s.slidingWindow ?? -1,
+        scale: { float: 1 / Math.sqrt(D) },
+      },
+      MS,
+    );
+    const attnOut = `${L}.attn_out`;
+    matmulNBits(`${L}.o_proj`, attn, attnOut, s.heads * D, [{ tensor: p + "self_attn.o_proj.weight", rows: H }]);
+
+    const lnPost = fromTensor(`${L}.post_attention_layernorm`, p + "post_attention_layernorm.weight", [H]);
+    const h2 = `${L}.mlp_norm`;
+    const sum2 = `${L}.residual_mid`;
+    node("SkipSimplifiedLayerNormalization", [attnOut, residual, lnPost], [h2, "", "", sum2], { epsilon: eps }, MS);
+    residual = sum2;
+
+    mlpOut = `${L}.mlp_out`;
+    if (s.moe) {
+      const E = s.experts;
+      const I = s.inter;
+      // Router kept in float32; QMoE takes raw logits and does softmax -> top-k -> renormalise itself.
+      const gate = fromTensor(`${L}.router`, p + "block_sparse_moe.gate.weight", [H, E], true);
+      node("MatMul", [h2, gate], [`${L}.router_logits3d`]);
+      node("Reshape", [`${L}.router_logits3d`, routerShape], [`${L}.router_logits`]);
+      const ex = (e: number, w: string) => `${p}block_sparse_moe.experts.${e}.${w}.weight`;
+      // fc1 rows interleaved for swiglu_fusion: row 2j = w1 (gate) row j, row 2j+1 = w3 (up) row j.
+      const fc1 = q4(
+        `${L}.moe_fc1`,
+        E * 2 * I,
+        H,
+        Array.from({ length: E }, (_, e) => ({ sources: [ex(e, "w1"), ex(e, "w3")], outRow: e * 2 * I })),
+        [E, 2 * I, H / 2],
+        [E, 2 * I, H / bs],
+      );
+      const fc2 = q4(
+        `${L}.moe_fc2`,
+        E * H,
+        I,
+        Array.from({ length: E }, (_, e) => ({ sources: [ex(e, "w2")], outRow: e * H })),
+        [E, H, I / 2],
+        [E, H, I / bs],
+      );
+      node("QMoE", [h2, `${L}.router_logits`, fc1.weight, fc1.scales, "", fc2.weight, fc2.scales], [mlpOut], {
+        k: s.topK,
+        activation_type: "swiglu",
+        normalize_routing_weights: 1,
+        swiglu_fusion: 1,
+        expert_weight_bits: 4,
+        block_size: bs,
+      }, MS);
+    } else {
+      const I = s.inter;
+      matmulNBits(`${L}.gate_up_proj`, h2, `${L}.gate_up`, H, [
+        { tensor: p + "mlp.gate_proj.weight", rows: I },
+        { tensor: p + "mlp.up_proj.weight", rows: I },
+      ]);
+      node("Split", [`${L}.gate_up`, splitSizes], [`${L}.gate`, `${L}.up`], { axis: -1 });
+      node("Sigmoid", [`${L}.gate`], [`${L}.gate_sig`]);
+      node("Mul", [`${L}.gate`, `${L}.gate_sig`], [`${L}.gate_silu`]);
+      node("Mul", [`${L}.gate_silu`, `${L}.up`], [`${L}.act`]);
+      matmulNBits(`${L}.down_proj`, `${L}.act`, mlpOut, I, [{ tensor: p + "mlp.down_proj.weight", rows: H }]);
+    }
+  }
+
+  const norm = fromTensor("final_norm", "model.norm.weight", [H]);
+  node("SkipSimplifiedLayerNormalization", [mlpOut, residual, norm], ["last_hidden_state"], { epsilon: eps }, MS);
+  node("Reshape", ["last_hidden_state", constI64("flat_shape", [-1, H])], ["hidden_flat"]);
+  node("Gather", ["hidden_flat", "logits_indices"], ["hidden_selected"], { axis: 0 });
+  const lmSource = s.tiedLmHead ? "model.embed_tokens.weight" : "lm_head.weight";
+  matmulNBits("lm_head", "hidden_selected", "logits", H, [{ tensor: lmSource, rows: s.vocab }]);
+
+  const kv = (name: string, extent: string): ValueInfoDef => ({
+    name,
+    elemType: DataType.FLOAT,
+    shape: ["batch", s.kvHeads, extent, D],
+  });
+  const inputs: ValueInfoDef[] = [
+    { name: "input_ids", elemType: DataType.INT64, shape: ["batch", "sequence"] },
+    { name: "seqlens_k", elemType: DataType.INT32, shape: ["batch"] },
+    { name: "total_sequence_length", elemType: DataType.INT32, shape: [] },
+    { name: "logits_indices", elemType: DataType.INT64, shape: ["logits_rows"] },
+  ];
+  const outputs: ValueInfoDef[] = [
+    { name: "logits", elemType: DataType.FLOAT, shape: ["logits_rows", s.vocab] },
+    { name: "last_hidden_state", elemType: DataType.FLOAT, shape: ["batch", "sequence", H] },
+  ];
+  for (let l = 0; l < s.layers; l++) {
+    inputs.push(kv(pastKeyName(l), "past_sequence"), kv(pastValueName(l), "past_sequence"));
+    outputs.push(kv(presentKeyName(l), "present_sequence"), kv(presentValueName(l), "present_sequence"));
+  }
+  return { nodes, inits, jobs, inputs, outputs };
+}

@@ -1,0 +1,138 @@
+/**
+ * Seeded synthetic checkpoints in Hugging Face layout (config.json + bf16 safetensors, optionally
+ * sharded with model.safetensors.index.json). Each tensor's values depend only on (seed, name), so
+ * sharded and single-file versions of a preset hold identical weights. Written chunk by chunk.
+ */
+import { createHash } from "node:crypto";
+import { mkdir, open, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { HfConfig } from "./safetensors";
+import { deriveSpec, expectedTensors } from "./spec";
+
+export interface SyntheticOptions {
+  seed: number;
+  /** Number of safetensors shards (1 = model.safetensors). */
+  shards: number;
+  /** Extra config.json fields (e.g. a preset hash). */
+  extra?: Record<string, unknown>;
+}
+
+const CHUNK = 1 << 20;
+
+function seedFor(seed: number, name: string): number {
+  const h = createHash("sha256").update(`${seed}:${name}`).digest();
+  return h.readUInt32LE(0) || 1;
+}
+
+/** Standard deviation of each tensor kind: small inits like a trained-ish model, norms near 1. */
+function initFor(name: string, cfg: HfConfig): { mean: number; std: number } {
+  if (name.endsWith("layernorm.weight") || name === "model.norm.weight") return { mean: 1, std: 0.05 };
+  // Router logits with spread ~1 so top-k choices are not near-ties.
+  if (name.endsWith("block_sparse_moe.gate.weight")) return { mean: 0, std: 1 / Math.sqrt(cfg.hidden_size) };
+  return { mean: 0, std: 0.02 };
+}
+
+/**
+ * Fills `out` with bf16 bits of mean + std * (approximately normal) noise: the sum of 4 uniforms
+ * from an xorshift32 stream. Returns the PRNG state.
+ */
+function fillBf16(out: Uint16Array, state: number, mean: number, std: number): number {
+  // Sum of 4 U(0,1) has variance 4/12; scale to unit variance.
+  const k = std * Math.sqrt(3) / 2 ** 32;
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  let s = state >>> 0;
+  for (let i = 0; i < out.length; i++) {
+    let acc = 0;
+    for (let j = 0; j < 4; j++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      acc += s >>> 0;
+    }
+    f[0] = mean + (acc - 2 * 2 ** 32) * k;
+    // Round to nearest even bf16.
+    const bits = u[0];
+    out[i] = (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16;
+  }
+  return s;
+}
+
+export function configHash(cfg: HfConfig, opts: SyntheticOptions): string {
+  return createHash("sha256").update(JSON.stringify({ cfg, seed: opts.seed, shards: opts.shards, extra: opts.extra ?? {} })).digest("hex").slice(0, 16);
+}
+
+/** Writes the checkpoint; returns its tensor data size in bytes. */
+export async function writeSyntheticCheckpoint(dir: string, cfg: HfConfig, opts: SyntheticOptions): Promise<number> {
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const spec = deriveSpec(cfg, { blockSize: 32, accuracyLevel: 4 });
+  const tensors = [...expectedTensors(spec)].map(([name, shape]) => ({
+    name,
+    shape,
+    bytes: shape.reduce((a, b) => a * b, 1) * 2,
+  }));
+  const total = tensors.reduce((a, t) => a + t.bytes, 0);
+
+  // Greedy split into `shards` files of roughly equal size, keeping tensor order.
+  const groups: (typeof tensors)[] = [];
+  const target = total / opts.shards;
+  let cur: typeof tensors = [];
+  let curBytes = 0;
+  for (const t of tensors) {
+    if (curBytes > 0 && curBytes + t.bytes > target && groups.length < opts.shards - 1) {
+      groups.push(cur);
+      cur = [];
+      curBytes = 0;
+    }
+    cur.push(t);
+    curBytes += t.bytes;
+  }
+  groups.push(cur);
+
+  const files = groups.map((_, i) =>
+    groups.length === 1 ? "model.safetensors" : `model-${String(i + 1).padStart(5, "0")}-of-${String(groups.length).padStart(5, "0")}.safetensors`,
+  );
+  const weightMap: Record<string, string> = {};
+  const buf = new Uint16Array(CHUNK);
+  for (let gi = 0; gi < groups.length; gi++) {
+    const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
+    let off = 0;
+    for (const t of groups[gi]) {
+      header[t.name] = { dtype: "BF16", shape: t.shape, data_offsets: [off, off + t.bytes] };
+      off += t.bytes;
+      weightMap[t.name] = files[gi];
+    }
+    let json = JSON.stringify(header);
+    json += " ".repeat((8 - ((8 + json.length) % 8)) % 8);
+    const fh = await open(path.join(dir, files[gi]), "w");
+    try {
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(json.length));
+      await fh.write(len);
+      await fh.write(Buffer.from(json, "utf8"));
+      for (const t of groups[gi]) {
+        const { mean, std } = initFor(t.name, cfg);
+        let state = seedFor(opts.seed, t.name);
+        let left = t.bytes / 2;
+        while (left > 0) {
+          const n = Math.min(CHUNK, left);
+          const view = buf.subarray(0, n);
+          state = fillBf16(view, state, mean, std);
+          await fh.write(new Uint8Array(view.buffer, 0, n * 2));
+          left -= n;
+        }
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+  if (groups.length > 1) {
+    await writeFile(
+      path.join(dir, "model.safetensors.index.json"),
+      JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2),
+    );
+  }
+  await writeFile(path.join(dir, "config.json"), JSON.stringify({ ...cfg, torch_dtype: "bfloat16", ...(opts.extra ?? {}) }, null, 2));
+  return total;
+}
