@@ -7,6 +7,12 @@ import { Hono } from "hono";
 import type { Env } from "./env";
 import { ApiError, internalError, notFound } from "./errors";
 import type { AppVariables } from "./context";
+import { apiAuth } from "./middleware/auth";
+import { adminRoutes } from "./routes/admin";
+import { usageRoutes } from "./routes/usage";
+import { chatRoutes } from "./routes/chat";
+import { embeddingsRoutes } from "./routes/embeddings";
+import { modelsRoutes } from "./routes/models";
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables };
 
@@ -14,13 +20,23 @@ export function createApp() {
   const app = new Hono<AppEnv>();
 
   app.use("*", async (c, next) => {
-    const requestId = c.req.header("x-request-id")?.slice(0, 128) || `req_${crypto.randomUUID().replaceAll("-", "")}`;
+    // Always server-generated: the id keys the usage ledger (one billed record per id), so a
+    // client-chosen x-request-id could make repeated requests collapse into one record.
+    const requestId = `req_${crypto.randomUUID().replaceAll("-", "")}`;
     c.set("requestId", requestId);
     await next();
     c.header("x-request-id", requestId);
   });
 
   app.get("/health", (c) => c.json({ status: "ok" }));
+
+  // API-key auth on every /v1/* route except /v1/admin/* (ADMIN_TOKEN there); sets c.var.account.
+  app.use("/v1/*", apiAuth);
+  app.route("/v1/admin", adminRoutes);
+  app.route("/v1/usage", usageRoutes);
+  app.route("/v1", chatRoutes);
+  app.route("/v1", embeddingsRoutes);
+  app.route("/v1", modelsRoutes);
 
   app.notFound(() => {
     throw notFound("Unknown endpoint.", "unknown_url");

@@ -1,5 +1,206 @@
-/** Per-key Durable Object: rate limits, budget reservations. (Placeholder; see issue 5.) */
+/**
+ * Per-key Durable Object (one per key id): RPM/TPM buckets per tier, the monthly budget and the
+ * reservations held by requests in flight. Every method runs synchronously over the DO's SQLite
+ * storage (no await between read and write), so concurrent admits are strictly serialised: 40
+ * parallel requests against a budget for 3 admit exactly 3.
+ *
+ * Reservations expire after RESERVATION_TTL_MS (an alarm sweeps them) so a worker that dies before
+ * settling cannot hold a key's budget or tokens forever. A settle that arrives after expiry still
+ * charges; settled ids are remembered for RETAIN_MS so a repeated settle never charges twice.
+ */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import { microsToUnits, parseUnits } from "./money";
+import { type Bucket, rateHeaders, refill, waitMs } from "./rate";
 
-export class KeyLimiter extends DurableObject<Env> {}
+export const RESERVATION_TTL_MS = 30 * 60_000;
+const RETAIN_MS = 48 * 3600_000;
+const SWEEP_EVERY_MS = 5 * 60_000;
+
+export interface LimiterAdmitInput {
+  requestId: string;
+  tier: string;
+  rpm: number;
+  tpm: number;
+  budgetMicros: number;
+  /** Prompt + max completion tokens. */
+  tokens: number;
+  /** Worst-case cost in units (1e-12 EUR), as a decimal string (exact). */
+  reserveUnits: string;
+}
+
+export type RefusalReason = "requests" | "tokens" | "too_large" | "budget" | "duplicate";
+
+export type LimiterAdmitResult =
+  | { ok: true; headers: Record<string, string> }
+  | { ok: false; reason: RefusalReason; retryAfterMs: number | null; headers: Record<string, string> };
+
+export interface LimiterSettleInput {
+  requestId: string;
+  tier: string;
+  /** Actual prompt + completion tokens. */
+  tokens: number;
+  /** Actual cost in units, decimal string. */
+  units: string;
+  startedAt: number;
+}
+
+export interface LimiterStatus {
+  month: string;
+  spentUnits: string;
+  reservedUnits: string;
+  reservations: number;
+}
+
+/** UTC "YYYY-MM" of a timestamp: budgets are per calendar month. */
+export const monthOf = (ms: number) => new Date(ms).toISOString().slice(0, 7);
+
+type Kind = "requests" | "tokens";
+
+export class KeyLimiter extends DurableObject<Env> {
+  private alarmAt: number | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    const sql = ctx.storage.sql;
+    sql.exec(`CREATE TABLE IF NOT EXISTS buckets (
+      tier TEXT NOT NULL, kind TEXT NOT NULL, level REAL NOT NULL, updated_ms INTEGER NOT NULL, capacity INTEGER NOT NULL,
+      PRIMARY KEY (tier, kind))`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS requests (
+      request_id TEXT PRIMARY KEY, tier TEXT NOT NULL, reserved_tokens INTEGER NOT NULL, reserved_units TEXT NOT NULL,
+      state TEXT NOT NULL, created_ms INTEGER NOT NULL)`);
+    sql.exec(`CREATE INDEX IF NOT EXISTS requests_state ON requests (state, created_ms)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS spend (month TEXT PRIMARY KEY, units TEXT NOT NULL)`);
+    void ctx.blockConcurrencyWhile(async () => {
+      this.alarmAt = await ctx.storage.getAlarm();
+    });
+  }
+
+  admit(input: LimiterAdmitInput): LimiterAdmitResult {
+    const now = Date.now();
+    const { tier, rpm, tpm } = input;
+    const requests = refill(this.bucket(tier, "requests"), rpm, now);
+    const tokens = refill(this.bucket(tier, "tokens"), tpm, now);
+    const headers = () => rateHeaders({ rpm, tpm, requests, tokens });
+    const refuse = (reason: RefusalReason, retryAfterMs: number | null): LimiterAdmitResult => {
+      this.saveBucket(tier, "requests", requests, rpm);
+      this.saveBucket(tier, "tokens", tokens, tpm);
+      return { ok: false, reason, retryAfterMs, headers: headers() };
+    };
+
+    if (this.ctx.storage.sql.exec("SELECT 1 FROM requests WHERE request_id = ?", input.requestId).toArray().length)
+      return refuse("duplicate", null);
+
+    // Budget first: no amount of waiting for rate limits helps when the money is gone.
+    const reserve = parseUnits(input.reserveUnits);
+    const budget = microsToUnits(input.budgetMicros);
+    const spent = this.spent(monthOf(now));
+    const reserved = this.reservedUnits();
+    if (spent + reserve > budget) return refuse("budget", null);
+    if (spent + reserved + reserve > budget) return refuse("budget", 1000); // in-flight requests may release theirs
+
+    const needTokens = Math.max(0, input.tokens);
+    if (needTokens > tpm) return refuse("too_large", null);
+    const waitRequests = waitMs(requests, rpm, 1);
+    if (waitRequests > 0) return refuse("requests", waitRequests);
+    const waitTokens = waitMs(tokens, tpm, needTokens);
+    if (waitTokens > 0) return refuse("tokens", waitTokens);
+
+    requests.level -= 1;
+    tokens.level -= needTokens;
+    this.saveBucket(tier, "requests", requests, rpm);
+    this.saveBucket(tier, "tokens", tokens, tpm);
+    this.ctx.storage.sql.exec(
+      "INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms) VALUES (?, ?, ?, ?, 'reserved', ?)",
+      input.requestId, tier, needTokens, reserve.toString(), now,
+    );
+    this.ensureAlarm(now);
+    return { ok: true, headers: headers() };
+  }
+
+  /** Releases the reservation (if any), charges the actual cost once, refunds unused tokens to TPM. */
+  settle(input: LimiterSettleInput): void {
+    const now = Date.now();
+    const sql = this.ctx.storage.sql;
+    const row = sql.exec<{ state: string; reserved_tokens: number }>(
+      "SELECT state, reserved_tokens FROM requests WHERE request_id = ?", input.requestId,
+    ).toArray()[0];
+    if (row?.state === "settled") return;
+
+    const units = parseUnits(input.units);
+    const month = monthOf(input.startedAt > 0 ? input.startedAt : now);
+    sql.exec("INSERT OR REPLACE INTO spend (month, units) VALUES (?, ?)", month, (this.spent(month) + units).toString());
+    if (row?.state === "reserved") {
+      const stored = this.bucket(input.tier, "tokens");
+      if (stored) {
+        const capacity = this.capacity(input.tier, "tokens");
+        const b = refill(stored, capacity, now);
+        b.level = Math.min(capacity, b.level + row.reserved_tokens - Math.max(0, input.tokens));
+        this.saveBucket(input.tier, "tokens", b, capacity);
+      }
+    }
+    if (row) sql.exec("UPDATE requests SET state = 'settled', reserved_units = '0' WHERE request_id = ?", input.requestId);
+    else
+      sql.exec(
+        "INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms) VALUES (?, ?, 0, '0', 'settled', ?)",
+        input.requestId, input.tier, now,
+      );
+    this.ensureAlarm(now);
+  }
+
+  status(): LimiterStatus {
+    const month = monthOf(Date.now());
+    const reservations = this.ctx.storage.sql.exec("SELECT 1 FROM requests WHERE state = 'reserved'").toArray().length;
+    return { month, spentUnits: this.spent(month).toString(), reservedUnits: this.reservedUnits().toString(), reservations };
+  }
+
+  /** Expires stale reservations (their budget and tokens are simply released) and forgets old ids. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    const sql = this.ctx.storage.sql;
+    sql.exec("UPDATE requests SET state = 'expired', reserved_units = '0' WHERE state = 'reserved' AND created_ms < ?", now - RESERVATION_TTL_MS);
+    sql.exec("DELETE FROM requests WHERE state != 'reserved' AND created_ms < ?", now - RETAIN_MS);
+    this.alarmAt = null;
+    const left = sql.exec("SELECT 1 FROM requests LIMIT 1").toArray().length;
+    if (left) this.ensureAlarm(now);
+  }
+
+  private ensureAlarm(now: number): void {
+    if (this.alarmAt !== null) return;
+    this.alarmAt = now + SWEEP_EVERY_MS;
+    void this.ctx.storage.setAlarm(this.alarmAt);
+  }
+
+  private bucket(tier: string, kind: Kind): Bucket | undefined {
+    const r = this.ctx.storage.sql
+      .exec<{ level: number; updated_ms: number }>("SELECT level, updated_ms FROM buckets WHERE tier = ? AND kind = ?", tier, kind)
+      .toArray()[0];
+    return r ? { level: r.level, updatedMs: r.updated_ms } : undefined;
+  }
+
+  private capacity(tier: string, kind: Kind): number {
+    const r = this.ctx.storage.sql
+      .exec<{ capacity: number }>("SELECT capacity FROM buckets WHERE tier = ? AND kind = ?", tier, kind)
+      .toArray()[0];
+    return r?.capacity ?? 0;
+  }
+
+  private saveBucket(tier: string, kind: Kind, b: Bucket, capacity: number): void {
+    this.ctx.storage.sql.exec(
+      "INSERT OR REPLACE INTO buckets (tier, kind, level, updated_ms, capacity) VALUES (?, ?, ?, ?, ?)",
+      tier, kind, b.level, b.updatedMs, capacity,
+    );
+  }
+
+  private spent(month: string): bigint {
+    const r = this.ctx.storage.sql.exec<{ units: string }>("SELECT units FROM spend WHERE month = ?", month).toArray()[0];
+    return parseUnits(r?.units);
+  }
+
+  private reservedUnits(): bigint {
+    let total = 0n;
+    for (const r of this.ctx.storage.sql.exec<{ reserved_units: string }>("SELECT reserved_units FROM requests WHERE state = 'reserved'"))
+      total += parseUnits(r.reserved_units);
+    return total;
+  }
+}

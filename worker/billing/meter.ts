@@ -1,14 +1,155 @@
 /**
- * Admission and settlement: the only two calls the request path makes into the money path.
- * STUB: owned by the money-path work.
+ * Admission and settlement: the only calls the request path makes into the money path.
+ *
+ *   assertTierAllowed(account, model)          -> throws 403 permission_error (model_not_allowed)
+ *   admit(env, account, req, ctx?)             -> Admission (x-ratelimit-* headers) or throws ApiError 429/409/503
+ *   settle(env, account, req)                  -> Promise<void> that never rejects; hand it to c.executionCtx.waitUntil
+ *   recordRejected(env, account, {requestId, model}) -> settle() for a request refused before any backend
+ *
+ * admit reserves prompt + max completion tokens (TPM) and their worst-case cost (budget) in the
+ * key's Durable Object. settle releases that reservation, charges the exact actual cost and writes
+ * the one ledger row for the request id; whatever part fails goes to USAGE_QUEUE, whose consumer
+ * replays it idempotently, so usage is not lost and never counted twice.
  */
 import type { Env } from "../env";
+import { ApiError, internalError } from "../errors";
+import type { KeyLimiter, LimiterAdmitResult } from "./key-limiter";
+import { insertUsage, type UsageRecord } from "./ledger";
+import { costUnits, isValidPricing, reservationUnits, tokenCount } from "./money";
+import { retryHeaders } from "./rate";
 import type { Account, Admission, AdmitRequest, SettleRequest } from "./types";
 
-/** Reserves prompt + max completion tokens against the key's limits and budget; throws ApiError 429 when refused. */
-export async function admit(_env: Env, _account: Account, req: AdmitRequest): Promise<Admission> {
-  return { requestId: req.requestId, headers: {} };
+/** Body of a USAGE_QUEUE message: the record plus which of its two writes still have to happen. */
+export interface UsageMessage {
+  v: 1;
+  record: UsageRecord;
+  ledger: boolean;
+  limiter: boolean;
 }
 
-/** Records exactly one usage record (idempotent on requestId) and releases the reservation. Never throws. */
-export async function settle(_env: Env, _account: Account, _req: SettleRequest): Promise<void> {}
+export function limiterFor(env: Env, keyId: string): DurableObjectStub<KeyLimiter> {
+  const ns = env.KEY_LIMITER as unknown as DurableObjectNamespace<KeyLimiter>; // Env types the binding loosely
+  return ns.get(ns.idFromName(keyId));
+}
+
+/** Throws 403 permission_error when `model` is not in the key's plan. */
+export function assertTierAllowed(account: Account, model: string): void {
+  if (!account.tiers.includes(model))
+    throw new ApiError(403, `This API key is not allowed to use the model '${model}'.`, "permission_error", "model_not_allowed", "model");
+}
+
+/** Anything with waitUntil: Hono's c.executionCtx or the runtime's ExecutionContext. */
+export interface WaitUntil {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?: WaitUntil): Promise<Admission> {
+  assertTierAllowed(account, req.model);
+  if (!isValidPricing(req.pricing)) throw internalError();
+  const prompt = tokenCount(req.promptTokens);
+  const maxCompletion = tokenCount(req.maxCompletionTokens);
+
+  let result: LimiterAdmitResult;
+  try {
+    result = await limiterFor(env, account.keyId).admit({
+      requestId: req.requestId,
+      tier: req.model,
+      rpm: account.rpm,
+      tpm: account.tpm,
+      budgetMicros: account.monthlyBudgetMicros,
+      tokens: prompt + maxCompletion,
+      reserveUnits: reservationUnits(req.pricing, prompt, maxCompletion).toString(),
+    });
+  } catch (err) {
+    // Fail closed: without the limiter we cannot promise the budget.
+    console.error(JSON.stringify({ level: "error", where: "admit", request_id: req.requestId, error: String(err) }));
+    throw new ApiError(503, "Rate limiter unavailable, please retry.", "service_unavailable", "limiter_unavailable", null, retryHeaders(1000));
+  }
+  if (result.ok) return { requestId: req.requestId, headers: result.headers };
+
+  if (result.reason !== "duplicate") {
+    const write = writeRecord(env, rejectedRecord(account, req.requestId, req.model, Date.now()), { ledger: true, limiter: false });
+    if (ctx) ctx.waitUntil(write);
+    else await write;
+  }
+  throw refusal(result, req.model);
+}
+
+function refusal(r: Extract<LimiterAdmitResult, { ok: false }>, model: string): ApiError {
+  const headers = { ...r.headers, ...(r.retryAfterMs !== null ? retryHeaders(r.retryAfterMs) : {}) };
+  switch (r.reason) {
+    case "budget":
+      return new ApiError(429, "You exceeded your monthly budget for this API key.", "insufficient_quota", "insufficient_quota", null, headers);
+    case "requests":
+      return new ApiError(429, `Rate limit reached for requests per minute on model '${model}'.`, "rate_limit_error", "rate_limit_exceeded", null, headers);
+    case "tokens":
+      return new ApiError(429, `Rate limit reached for tokens per minute on model '${model}'.`, "rate_limit_error", "rate_limit_exceeded", null, headers);
+    case "too_large":
+      return new ApiError(
+        429,
+        `Request too large for model '${model}': prompt plus max_tokens exceeds your tokens-per-minute limit. Reduce max_tokens or the prompt.`,
+        "rate_limit_error", "request_too_large", null, headers,
+      );
+    case "duplicate":
+      return new ApiError(409, "Duplicate request id.", "invalid_request_error", "duplicate_request_id");
+  }
+}
+
+function rejectedRecord(account: Account, requestId: string, model: string, now: number): UsageRecord {
+  return {
+    requestId, keyId: account.keyId, model, promptTokens: 0, cachedTokens: 0, completionTokens: 0,
+    costUnits: "0", status: "rejected", startedAt: now, endedAt: now,
+  };
+}
+
+/** Builds the ledger record; a rejected request costs nothing and carries no tokens. */
+export function toRecord(account: Account, req: SettleRequest): UsageRecord {
+  const now = Date.now();
+  const startedAt = tokenCount(req.startedAt) || now;
+  const endedAt = Math.max(startedAt, tokenCount(req.endedAt) || now);
+  if (req.status === "rejected") return { ...rejectedRecord(account, req.requestId, req.model, startedAt), endedAt };
+  const promptTokens = tokenCount(req.promptTokens);
+  const t = { promptTokens, cachedTokens: Math.min(tokenCount(req.cachedTokens), promptTokens), completionTokens: tokenCount(req.completionTokens) };
+  const units = isValidPricing(req.pricing) ? costUnits(req.pricing, t) : 0n;
+  return { requestId: req.requestId, keyId: account.keyId, model: req.model, ...t, costUnits: units.toString(), status: req.status, startedAt, endedAt };
+}
+
+/** Records exactly one usage record (idempotent on requestId), charges it, releases the reservation. Never rejects. */
+export async function settle(env: Env, account: Account, req: SettleRequest): Promise<void> {
+  try {
+    await writeRecord(env, toRecord(account, req), { ledger: true, limiter: true });
+  } catch (err) {
+    console.error(JSON.stringify({ level: "error", where: "settle", request_id: req.requestId, error: String(err) }));
+  }
+}
+
+/** For a request refused after auth but before any backend (e.g. a 400): zero cost, status "rejected". */
+export function recordRejected(env: Env, account: Account, r: { requestId: string; model: string; startedAt?: number }): Promise<void> {
+  const now = Date.now();
+  return settle(env, account, {
+    requestId: r.requestId, model: r.model, pricing: { input: 0, cached_input: 0, output: 0 },
+    promptTokens: 0, cachedTokens: 0, completionTokens: 0, status: "rejected", startedAt: r.startedAt ?? now, endedAt: now,
+  });
+}
+
+/** Does the requested writes; anything that failed is queued for the consumer to replay. Never rejects. */
+export async function writeRecord(env: Env, record: UsageRecord, todo: { ledger: boolean; limiter: boolean }): Promise<void> {
+  const [ledger, limiter] = await Promise.allSettled([
+    todo.ledger ? insertUsage(env.DB, record) : Promise.resolve(),
+    todo.limiter ? limiterSettle(env, record) : Promise.resolve(),
+  ]);
+  if (ledger.status === "fulfilled" && limiter.status === "fulfilled") return;
+  const msg: UsageMessage = { v: 1, record, ledger: ledger.status === "rejected", limiter: limiter.status === "rejected" };
+  try {
+    await env.USAGE_QUEUE.send(msg);
+  } catch (err) {
+    // Last resort: the full record in the logs, so it can be replayed by hand.
+    console.error(JSON.stringify({ level: "error", where: "usage_queue", error: String(err), usage: msg }));
+  }
+}
+
+export function limiterSettle(env: Env, r: UsageRecord): Promise<void> {
+  return limiterFor(env, r.keyId).settle({
+    requestId: r.requestId, tier: r.model, tokens: r.promptTokens + r.completionTokens, units: r.costUnits, startedAt: r.startedAt,
+  });
+}

@@ -1,0 +1,163 @@
+/**
+ * API keys: generation, hashing, the D1 key store and the isolate-local lookup cache.
+ * Keys are "sk-" + 64 hex chars (256 random bits). D1 holds only SHA-256(key); a lookup goes by
+ * hash, so no comparison ever runs over the secret itself.
+ *
+ * Cache: lookups (hits and misses) are cached in isolate memory for CACHE_TTL_MS = 3 s, so a key
+ * revoked or re-planned in another isolate is refused / re-read within 3 s (< the 5 s promise).
+ * KV is not used for keys: its ~60 s global propagation could not honour that promise.
+ * Admin writes also drop the entry from this isolate's cache at once.
+ */
+import type { Account } from "./types";
+
+export const CACHE_TTL_MS = 3_000;
+const CACHE_MAX = 5_000;
+
+export interface KeyRow {
+  id: string;
+  name: string;
+  tiers: string[];
+  rpm: number;
+  tpm: number;
+  monthly_budget_micros: number;
+  created_at: number;
+  updated_at: number;
+  revoked_at: number | null;
+}
+
+export interface Plan {
+  name: string;
+  tiers: string[];
+  rpm: number;
+  tpm: number;
+  monthly_budget_micros: number;
+}
+
+const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+export function generateKey(): string {
+  return `sk-${hex(crypto.getRandomValues(new Uint8Array(32)))}`;
+}
+
+const randomId = (prefix: string, bytes: number) => `${prefix}${hex(crypto.getRandomValues(new Uint8Array(bytes)))}`;
+
+export async function hashKey(key: string): Promise<string> {
+  return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key))));
+}
+
+/** Caller-chosen keys (dev stack: same key across restarts) must still look strong. */
+export const CUSTOM_KEY_RE = /^[A-Za-z0-9_-]{32,200}$/;
+
+interface DbKeyRow {
+  id: string;
+  name: string;
+  tiers: string;
+  rpm: number;
+  tpm: number;
+  monthly_budget_micros: number;
+  cache_salt: string;
+  created_at: number;
+  updated_at: number;
+  revoked_at: number | null;
+}
+
+const PUBLIC_COLS = "id, name, tiers, rpm, tpm, monthly_budget_micros, created_at, updated_at, revoked_at";
+
+function toKeyRow(r: DbKeyRow): KeyRow {
+  return {
+    id: r.id,
+    name: r.name,
+    tiers: JSON.parse(r.tiers) as string[],
+    rpm: r.rpm,
+    tpm: r.tpm,
+    monthly_budget_micros: r.monthly_budget_micros,
+    created_at: r.created_at,
+    updated_at: r.updated_at,
+    revoked_at: r.revoked_at,
+  };
+}
+
+export class KeyExistsError extends Error {
+  constructor(readonly existingId: string) {
+    super("key exists");
+  }
+}
+
+/** Inserts a key; returns its public row. Throws KeyExistsError if that key value is already stored. */
+export async function createKey(db: D1Database, key: string, plan: Plan, now = Date.now()): Promise<KeyRow> {
+  const keyHash = await hashKey(key);
+  const existing = await db.prepare("SELECT id FROM api_keys WHERE key_hash = ?").bind(keyHash).first<{ id: string }>();
+  if (existing) throw new KeyExistsError(existing.id);
+  const id = randomId("key_", 12);
+  await db
+    .prepare(
+      `INSERT INTO api_keys (id, key_hash, name, tiers, rpm, tpm, monthly_budget_micros, cache_salt, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .bind(id, keyHash, plan.name, JSON.stringify(plan.tiers), plan.rpm, plan.tpm, plan.monthly_budget_micros, randomId("", 16), now, now)
+    .run();
+  cache.delete(keyHash); // a cached miss for this key must not outlive its creation
+  return { id, ...plan, created_at: now, updated_at: now, revoked_at: null };
+}
+
+export async function listKeys(db: D1Database): Promise<KeyRow[]> {
+  const { results } = await db.prepare(`SELECT ${PUBLIC_COLS} FROM api_keys ORDER BY created_at, id`).all<DbKeyRow>();
+  return results.map(toKeyRow);
+}
+
+export async function getKey(db: D1Database, id: string): Promise<KeyRow | null> {
+  const r = await db.prepare(`SELECT ${PUBLIC_COLS} FROM api_keys WHERE id = ?`).bind(id).first<DbKeyRow>();
+  return r ? toKeyRow(r) : null;
+}
+
+export async function updateKey(db: D1Database, id: string, patch: Partial<Plan>, now = Date.now()): Promise<KeyRow | null> {
+  const current = await getKey(db, id);
+  if (!current) return null;
+  const next = { ...current, ...patch };
+  await db
+    .prepare("UPDATE api_keys SET name = ?, tiers = ?, rpm = ?, tpm = ?, monthly_budget_micros = ?, updated_at = ? WHERE id = ?")
+    .bind(next.name, JSON.stringify(next.tiers), next.rpm, next.tpm, next.monthly_budget_micros, now, id)
+    .run();
+  invalidateKeyId(id);
+  return { ...next, updated_at: now };
+}
+
+/** Revokes (idempotent; the first revocation time is kept). */
+export async function revokeKey(db: D1Database, id: string, now = Date.now()): Promise<KeyRow | null> {
+  await db.prepare("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?), updated_at = ? WHERE id = ?").bind(now, now, id).run();
+  invalidateKeyId(id);
+  return getKey(db, id);
+}
+
+// --- lookup with a short-lived isolate cache ---
+
+const cache = new Map<string, { account: Account | null; expires: number }>();
+
+export function invalidateKeyId(id: string): void {
+  for (const [h, e] of cache) if (e.account?.keyId === id) cache.delete(h);
+}
+
+/** The account for a presented key, or null when unknown or revoked. */
+export async function lookupAccount(db: D1Database, key: string, now = Date.now()): Promise<Account | null> {
+  const keyHash = await hashKey(key);
+  const hit = cache.get(keyHash);
+  if (hit && hit.expires > now) return hit.account;
+  const r = await db
+    .prepare(`SELECT ${PUBLIC_COLS}, cache_salt FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL`)
+    .bind(keyHash)
+    .first<DbKeyRow>();
+  const account: Account | null = r
+    ? {
+        keyId: r.id,
+        name: r.name,
+        tiers: JSON.parse(r.tiers) as string[],
+        rpm: r.rpm,
+        tpm: r.tpm,
+        monthlyBudgetMicros: r.monthly_budget_micros,
+        cacheSalt: r.cache_salt,
+      }
+    : null;
+  if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string);
+  cache.set(keyHash, { account, expires: now + CACHE_TTL_MS });
+  return account;
+}

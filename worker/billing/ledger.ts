@@ -1,0 +1,110 @@
+/**
+ * The usage ledger in D1: exactly one row per request id (INSERT OR IGNORE, so a retried write
+ * never double-counts), plus the per-day aggregates /v1/usage and /v1/admin/usage serve.
+ * Exact costs are written as decimal strings into an INTEGER column (SQLite stores them as int64)
+ * and summed in SQL, then read back as TEXT so no JS number ever carries them.
+ */
+import { parseUnits, unitsToMicros } from "./money";
+import type { UsageStatus } from "./types";
+
+export interface UsageRecord {
+  requestId: string;
+  keyId: string;
+  model: string;
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  /** Exact cost in units of 1e-12 EUR, decimal string. */
+  costUnits: string;
+  status: UsageStatus;
+  startedAt: number;
+  endedAt: number;
+}
+
+export const USAGE_STATUSES: readonly UsageStatus[] = ["ok", "cancelled", "error", "rejected", "cache_hit"];
+
+export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+export async function insertUsage(db: D1Database, r: UsageRecord, now = Date.now()): Promise<void> {
+  await db
+    .prepare(
+      `INSERT OR IGNORE INTO usage_records
+       (request_id, key_id, model, day, prompt_tokens, cached_tokens, completion_tokens, cost_units, status, started_at, ended_at, recorded_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .bind(
+      r.requestId, r.keyId, r.model, dayOf(r.startedAt), r.promptTokens, r.cachedTokens, r.completionTokens,
+      r.costUnits, r.status, r.startedAt, r.endedAt, now,
+    )
+    .run();
+}
+
+/** Shape check for records coming back from the queue (the edge of this module's trust). */
+export function isUsageRecord(v: unknown): v is UsageRecord {
+  if (typeof v !== "object" || v === null) return false;
+  const r = v as Record<string, unknown>;
+  const int = (x: unknown) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+  return (
+    typeof r.requestId === "string" && r.requestId.length > 0 &&
+    typeof r.keyId === "string" && typeof r.model === "string" &&
+    int(r.promptTokens) && int(r.cachedTokens) && int(r.completionTokens) &&
+    typeof r.costUnits === "string" && /^\d+$/.test(r.costUnits) &&
+    USAGE_STATUSES.includes(r.status as UsageStatus) && int(r.startedAt) && int(r.endedAt)
+  );
+}
+
+export interface UsageFilter {
+  keyId?: string;
+  from?: string; // YYYY-MM-DD inclusive
+  to?: string; // YYYY-MM-DD inclusive
+}
+
+export interface UsageRow {
+  key_id: string;
+  date: string;
+  tier: string;
+  /** Requests that reached (or were served instead of) a backend; rejected ones are counted apart. */
+  requests: number;
+  rejected: number;
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+  /** Sum of exact costs, rounded half up to whole micro-euros once (not a sum of rounded rows). */
+  cost_micros: number;
+  /** The exact sum in units of 1e-12 EUR. */
+  cost_units: string;
+}
+
+export async function usageByDay(db: D1Database, f: UsageFilter): Promise<UsageRow[]> {
+  const where: string[] = [];
+  const args: string[] = [];
+  if (f.keyId) (where.push("key_id = ?"), args.push(f.keyId));
+  if (f.from) (where.push("day >= ?"), args.push(f.from));
+  if (f.to) (where.push("day <= ?"), args.push(f.to));
+  const { results } = await db
+    .prepare(
+      `SELECT key_id, day, model,
+         SUM(status != 'rejected') AS requests, SUM(status = 'rejected') AS rejected,
+         SUM(prompt_tokens) AS prompt_tokens, SUM(cached_tokens) AS cached_tokens,
+         SUM(completion_tokens) AS completion_tokens, CAST(SUM(cost_units) AS TEXT) AS cost_units
+       FROM usage_records ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+       GROUP BY key_id, day, model ORDER BY day, key_id, model`,
+    )
+    .bind(...args)
+    .all<{ key_id: string; day: string; model: string; requests: number; rejected: number; prompt_tokens: number; cached_tokens: number; completion_tokens: number; cost_units: string }>();
+  return results.map((r) => {
+    const units = parseUnits(r.cost_units);
+    return {
+      key_id: r.key_id,
+      date: r.day,
+      tier: r.model,
+      requests: r.requests,
+      rejected: r.rejected,
+      prompt_tokens: r.prompt_tokens,
+      cached_tokens: r.cached_tokens,
+      completion_tokens: r.completion_tokens,
+      cost_micros: unitsToMicros(units),
+      cost_units: units.toString(),
+    };
+  });
+}

@@ -1,0 +1,63 @@
+/**
+ * Exact money arithmetic. Prices are integer micro-euros (µ€) per million tokens, so
+ * tokens × price is an exact integer in "units" of 1e-6 µ€ (= 1e-12 EUR). Everything is BigInt:
+ * one request at 32k tokens × 7.5 M µ€/M is already 2.4e11 units, and a month of spend passes
+ * 2^53 units (~9,000 EUR), so plain numbers would silently lose cents. Units are stored as
+ * SQLite INTEGER (int64, exact up to ~9.2 M EUR per aggregate) and read back as TEXT.
+ */
+import type { Pricing } from "./types";
+
+/** Units (1e-12 EUR) per micro-euro. */
+export const UNITS_PER_MICRO = 1_000_000n;
+
+export interface TokenCounts {
+  promptTokens: number;
+  /** Part of promptTokens served from the prefix cache (billed at cached_input, not also at input). */
+  cachedTokens: number;
+  completionTokens: number;
+}
+
+/** Non-negative safe integer or 0: the meter must never throw on odd counts from the request path. */
+export function tokenCount(n: unknown): number {
+  return typeof n === "number" && Number.isFinite(n) && n > 0 ? Math.min(Math.floor(n), Number.MAX_SAFE_INTEGER) : 0;
+}
+
+/** Exact cost in units: (prompt − cached)·input + cached·cached_input + completion·output. */
+export function costUnits(price: Pricing, t: TokenCounts): bigint {
+  const prompt = tokenCount(t.promptTokens);
+  const cached = Math.min(tokenCount(t.cachedTokens), prompt);
+  const completion = tokenCount(t.completionTokens);
+  return (
+    BigInt(prompt - cached) * BigInt(price.input) +
+    BigInt(cached) * BigInt(price.cached_input) +
+    BigInt(completion) * BigInt(price.output)
+  );
+}
+
+/** Worst case for a request not yet run: whole prompt at the input rate plus every allowed completion token. */
+export function reservationUnits(price: Pricing, promptTokens: number, maxCompletionTokens: number): bigint {
+  return costUnits(price, { promptTokens, cachedTokens: 0, completionTokens: maxCompletionTokens });
+}
+
+/** Units -> whole micro-euros, rounding half up (costs are never negative). */
+export function unitsToMicros(units: bigint): number {
+  return Number((units + UNITS_PER_MICRO / 2n) / UNITS_PER_MICRO);
+}
+
+export function microsToUnits(micros: number): bigint {
+  return BigInt(Math.max(0, Math.floor(micros))) * UNITS_PER_MICRO;
+}
+
+/** Parses a stored units value (TEXT or INTEGER column) exactly; null/garbage -> 0. */
+export function parseUnits(v: unknown): bigint {
+  if (typeof v === "bigint") return v;
+  if (typeof v === "number" && Number.isSafeInteger(v)) return BigInt(v);
+  if (typeof v === "string" && /^-?\d+$/.test(v)) return BigInt(v);
+  return 0n;
+}
+
+export function isValidPricing(p: unknown): p is Pricing {
+  if (typeof p !== "object" || p === null) return false;
+  const r = p as Record<string, unknown>;
+  return [r.input, r.cached_input, r.output].every((x) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0);
+}
