@@ -1,0 +1,70 @@
+/**
+ * `npm run backend -- --model models/dev/tiny --port 8788`: the inference server.
+ * Listens first (GET /health answers 503 while loading), loads and warms every model, then prints one
+ * "backend ready on http://HOST:PORT models=a,b" line. SIGTERM/SIGINT: stop admitting (503), let running
+ * work finish for --grace-ms, cancel the rest, exit 0.
+ */
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { serve } from "@hono/node-server";
+import { Engine } from "./engine/engine";
+import { loadModelRunner } from "./engine/model-runner";
+import { createApp, type ServerState } from "./server/app";
+import { parseConfig, USAGE } from "./config";
+
+async function warm(engine: Engine): Promise<void> {
+  const bos = engine.runner.manifest.bos_token_id;
+  await new Promise<void>((resolve) => {
+    engine.submit(
+      { model: engine.name, input_ids: [bos, 415, 2936], max_tokens: 2, temperature: 0, top_p: 1, top_k: 0, stop_token_ids: [], cache_salt: "\u0000warmup", request_id: "warmup" },
+      (ev) => ev.type === "done" && resolve(),
+    );
+  });
+  await engine.embed([[bos, 415]]);
+  engine.resetMetrics();
+}
+
+async function main(): Promise<void> {
+  let cfg;
+  try {
+    cfg = parseConfig(process.argv.slice(2), process.env);
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  const state: ServerState = { engines: new Map(), token: cfg.token, ready: false, draining: false };
+  const app = createApp(state);
+  const server = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.host });
+  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+  const port = (server.address() as AddressInfo).port;
+
+  let stopping = false;
+  const shutdown = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    state.draining = true;
+    console.error(`backend: ${sig}: draining (grace ${cfg.graceMs} ms)`);
+    await Promise.all([...state.engines.values()].map((e) => e.drain(cfg.graceMs)));
+    server.close();
+    // Idle keep-alive sockets would hold close() open.
+    (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+
+  for (const dir of cfg.models) {
+    const runner = await loadModelRunner(path.resolve(dir), { threads: cfg.threads, ep: cfg.ep, runtime: cfg.runtime });
+    const engine = new Engine(runner, cfg.engine);
+    if (state.engines.has(engine.name)) throw new Error(`two models are named '${engine.name}'`);
+    await warm(engine);
+    state.engines.set(engine.name, engine);
+  }
+  state.ready = true;
+  console.log(`backend ready on http://${cfg.host}:${port} models=${[...state.engines.keys()].join(",")}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(`backend: ${(e as Error).message}`);
+  process.exit(1);
+});
