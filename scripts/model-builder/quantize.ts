@@ -19,7 +19,8 @@ export function quantizeRow(
   scales: Float32Array,
   sOff: number,
 ): void {
-  const nb = K / bs;
+  const nb = (K / bs) | 0;
+  const half = bs >> 1;
   for (let b = 0; b < nb; b++) {
     const start = srcOff + b * bs;
     const end = start + bs;
@@ -27,28 +28,29 @@ export function quantizeRow(
     let wmax = 0;
     for (let i = start; i < end; i++) {
       const w = src[i];
-      const a = w < 0 ? -w : w;
+      const a = Math.abs(w);
       if (a > amax) {
         amax = a;
         wmax = w;
       }
     }
-    let qo = qOff + (b * bs) / 2;
-    if (amax === 0 || amax !== amax) {
-      // All-zero block (or NaN): scale 0 and q = 8 dequantizes to exactly 0, no NaN.
+    let qo = qOff + b * half;
+    if (!(amax > 0)) {
+      // All-zero block (or NaN): scale 0 and q = 8 dequantize to exactly 0, never NaN.
       scales[sOff + b] = 0;
-      q.fill(0x88, qo, qo + bs / 2);
+      for (let j = 0; j < half; j++) q[qo + j] = 0x88;
       continue;
     }
-    // wmax is a float32 and dividing by a power of two is exact: scale is exactly representable.
+    // wmax is a float32 and dividing by a power of two is exact, so scale is exact in float32.
     const scale = wmax / -8;
     scales[sOff + b] = scale;
     const inv = 1 / scale;
+    // x = w/scale lies in [-8, 8]; (x + 8.5) | 0 = round-half-up(x) + 8, clamped to 15 (x = +8 -> 7).
     for (let i = start; i < end; i += 2) {
-      let lo = Math.round(src[i] * inv);
-      let hi = Math.round(src[i + 1] * inv);
-      lo = lo < -8 ? 0 : lo > 7 ? 15 : lo + 8;
-      hi = hi < -8 ? 0 : hi > 7 ? 15 : hi + 8;
+      let lo = (src[i] * inv + 8.5) | 0;
+      let hi = (src[i + 1] * inv + 8.5) | 0;
+      lo = lo > 15 ? 15 : lo < 0 ? 0 : lo;
+      hi = hi > 15 ? 15 : hi < 0 ? 0 : hi;
       q[qo++] = lo | (hi << 4);
     }
   }

@@ -15,6 +15,8 @@ export interface SyntheticOptions {
   shards: number;
   /** Extra config.json fields (e.g. a preset hash). */
   extra?: Record<string, unknown>;
+  /** Edits the tensor list before writing (tests: drop, add or reshape tensors). */
+  mutate?: (tensors: { name: string; shape: number[] }[]) => { name: string; shape: number[] }[];
 }
 
 const CHUNK = 1 << 20;
@@ -67,11 +69,9 @@ export async function writeSyntheticCheckpoint(dir: string, cfg: HfConfig, opts:
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const spec = deriveSpec(cfg, { blockSize: 32, accuracyLevel: 4 });
-  const tensors = [...expectedTensors(spec)].map(([name, shape]) => ({
-    name,
-    shape,
-    bytes: shape.reduce((a, b) => a * b, 1) * 2,
-  }));
+  let list = [...expectedTensors(spec)].map(([name, shape]) => ({ name, shape }));
+  if (opts.mutate) list = opts.mutate(list);
+  const tensors = list.map(({ name, shape }) => ({ name, shape, bytes: shape.reduce((a, b) => a * b, 1) * 2 }));
   const total = tensors.reduce((a, t) => a + t.bytes, 0);
 
   // Greedy split into `shards` files of roughly equal size, keeping tensor order.

@@ -1,0 +1,292 @@
+/**
+ * Model builder: synthetic HF checkpoints (tiny dims, made in a temp dir) -> int4 ONNX, loaded and run
+ * in real onnxruntime-node. Graph structure is checked by decoding model.onnx with onnx-proto
+ * (an independent protobuf decoder), and every bad-input error is checked.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, truncateSync, openSync, writeSync, closeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import { onnx } from "onnx-proto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ModelManifest } from "../../contract/model-manifest";
+import { buildModel } from "../../scripts/model-builder/build";
+import { dequantizeRow, quantizeRow } from "../../scripts/model-builder/quantize";
+import { CheckpointError, type HfConfig } from "../../scripts/model-builder/safetensors";
+import { writeSyntheticCheckpoint } from "../../scripts/model-builder/synthetic";
+
+const repoRoot = path.resolve(new URL("../..", import.meta.url).pathname);
+const common = {
+  vocab_size: 512,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  max_position_embeddings: 256,
+  rope_theta: 1e6,
+  rms_norm_eps: 1e-5,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 16,
+  hidden_size: 64,
+};
+const moeCfg: HfConfig = {
+  ...common,
+  architectures: ["MixtralForCausalLM"],
+  intermediate_size: 96,
+  num_local_experts: 4,
+  num_experts_per_tok: 2,
+  sliding_window: null,
+};
+const denseCfg: HfConfig = { ...common, architectures: ["MistralForCausalLM"], intermediate_size: 128, sliding_window: 64 };
+
+let tmp: string;
+beforeAll(() => {
+  tmp = mkdtempSync(path.join(tmpdir(), "model-builder-test-"));
+});
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function ckpt(name: string, cfg: HfConfig, opts: Partial<Parameters<typeof writeSyntheticCheckpoint>[2]> = {}): Promise<string> {
+  const dir = path.join(tmp, "hf", name);
+  await writeSyntheticCheckpoint(dir, cfg, { seed: 7, shards: 1, ...opts });
+  return dir;
+}
+
+function decode(dir: string): onnx.ModelProto {
+  return onnx.ModelProto.decode(readFileSync(path.join(dir, "model.onnx")));
+}
+
+function countOps(m: onnx.ModelProto): Record<string, number> {
+  const c: Record<string, number> = {};
+  for (const n of m.graph!.node!) c[n.opType!] = (c[n.opType!] ?? 0) + 1;
+  return c;
+}
+
+async function runPrompt(dir: string, ids: number[]): Promise<Float32Array> {
+  const m = JSON.parse(readFileSync(path.join(dir, "model.json"), "utf8")) as ModelManifest;
+  const s = await ort.InferenceSession.create(path.join(dir, "model.onnx"), { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const S = ids.length;
+  const feeds: Record<string, ort.Tensor> = {
+    input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, S]),
+    seqlens_k: new ort.Tensor("int32", Int32Array.from([S - 1]), [1]),
+    total_sequence_length: new ort.Tensor("int32", Int32Array.from([S]), []),
+    logits_indices: new ort.Tensor("int64", BigInt64Array.from(ids.map((_, i) => BigInt(i))), [S]),
+  };
+  for (let l = 0; l < m.num_layers; l++) {
+    const empty = () => new ort.Tensor("float32", new Float32Array(0), [1, m.num_kv_heads, 0, m.head_dim]);
+    feeds[`past_key_values.${l}.key`] = empty();
+    feeds[`past_key_values.${l}.value`] = empty();
+  }
+  const out = await s.run(feeds);
+  expect(out.logits.dims).toEqual([S, m.vocab_size]);
+  expect(out.last_hidden_state.dims).toEqual([1, S, m.hidden_size]);
+  expect(out["present.0.key"].dims).toEqual([1, m.num_kv_heads, S, m.head_dim]);
+  await s.release();
+  return out.logits.data as Float32Array;
+}
+
+describe("quantizer", () => {
+  it("maps each block's largest-magnitude weight to -8 and round-trips within half a step", () => {
+    const K = 64;
+    const src = new Float32Array(K);
+    for (let i = 0; i < 32; i++) src[i] = Math.sin(i) * 0.1;
+    src[5] = -0.25; // block 0 absmax, negative -> positive scale
+    src[9] = 0.25; // equal magnitude, opposite sign: clamps to +7
+    // block 1 all zero
+    const q = new Uint8Array(K / 2);
+    const scales = new Float32Array(2);
+    quantizeRow(src, 0, K, 32, q, 0, scales, 0);
+    expect(scales[0]).toBe(Math.fround(-0.25 / -8));
+    expect(q[2] >> 4).toBe(0); // byte 2 = elements 4 (low), 5 (high); element 5 -> q 0 = -8
+    expect(q[4] >> 4).toBe(15); // element 9 -> +7 (clamped)
+    const back = dequantizeRow(q, 0, scales, 0, K, 32);
+    for (let i = 0; i < 32; i++) if (i !== 9) expect(Math.abs(back[i] - src[i])).toBeLessThanOrEqual(scales[0] / 2 + 1e-9);
+    expect(scales[1]).toBe(0);
+    expect([...q.subarray(16)]).toEqual(new Array(16).fill(0x88));
+    expect([...back.subarray(32)].every((v) => v === 0)).toBe(true);
+  });
+
+  it("packs low nibble first and uses round-half-up", () => {
+    const src = Float32Array.from({ length: 32 }, (_, i) => (i === 0 ? -8 : i === 1 ? 1 : i === 2 ? 2.5 : i === 3 ? -2.5 : 0));
+    const q = new Uint8Array(16);
+    const s = new Float32Array(1);
+    quantizeRow(src, 0, 32, 32, q, 0, s, 0);
+    expect(s[0]).toBe(1);
+    expect(q[0]).toBe(0 | ((1 + 8) << 4));
+    expect(q[1]).toBe((3 + 8) | ((-2 + 8) << 4));
+  });
+});
+
+describe("model builder", () => {
+  let moeDir: string;
+  let denseDir: string;
+
+  beforeAll(async () => {
+    moeDir = path.join(tmp, "out", "moe");
+    denseDir = path.join(tmp, "out", "dense");
+    await buildModel({ inDir: await ckpt("moe", moeCfg), outDir: moeDir, name: "moe-test", quiet: true });
+    await buildModel({ inDir: await ckpt("dense", denseCfg, { shards: 3 }), outDir: denseDir, quiet: true, contextLength: 128 });
+  });
+
+  it("MoE graph: one QMoE per layer, MatMulNBits projections, GQA, external weights", () => {
+    const m = decode(moeDir);
+    const ops = countOps(m);
+    expect(ops.QMoE).toBe(2);
+    expect(ops.GroupQueryAttention).toBe(2);
+    // qkv + o per layer, lm_head
+    expect(ops.MatMulNBits).toBe(2 * 2 + 1);
+    expect(ops.SimplifiedLayerNormalization).toBe(1);
+    expect(ops.SkipSimplifiedLayerNormalization).toBe(2 * 2);
+    const qmoe = m.graph!.node!.find((n) => n.opType === "QMoE")!;
+    const attr = Object.fromEntries(qmoe.attribute!.map((a) => [a.name, a.s?.length ? Buffer.from(a.s).toString() : Number(a.i)]));
+    expect(attr).toMatchObject({ k: 2, activation_type: "swiglu", normalize_routing_weights: 1, swiglu_fusion: 1, expert_weight_bits: 4, block_size: 32 });
+    const fc1 = m.graph!.initializer!.find((t) => t.name === qmoe.input![2])!;
+    expect(fc1.dims!.map(Number)).toEqual([4, 2 * 96, 64 / 2]);
+    expect(fc1.dataLocation).toBe(onnx.TensorProto.DataLocation.EXTERNAL);
+    for (const t of m.graph!.initializer!) {
+      if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
+        const off = Number(t.externalData!.find((e) => e.key === "offset")!.value);
+        expect(off % 4096).toBe(0);
+      }
+    }
+  });
+
+  it("writes model.json", () => {
+    const man = JSON.parse(readFileSync(path.join(moeDir, "model.json"), "utf8")) as ModelManifest;
+    expect(man).toMatchObject({
+      format: "moe-edge-onnx",
+      name: "moe-test",
+      architecture: "MixtralForCausalLM",
+      hidden_size: 64,
+      num_experts: 4,
+      experts_per_token: 2,
+      head_dim: 16,
+      context_length: 256,
+      sliding_window: null,
+      bos_token_id: 1,
+      eos_token_id: 2,
+      quantization: { method: "int4-symmetric-absmax", block_size: 32, accuracy_level: 4 },
+      weights_file: "model.onnx.data",
+      source: { dtype: "bf16" },
+    });
+    expect(man.io.inputs.slice(0, 4)).toEqual(["input_ids", "seqlens_k", "total_sequence_length", "logits_indices"]);
+    expect(man.io.outputs).toContain("present.1.value");
+    expect(man.source.checksum).toMatch(/^[0-9a-f]{64}$/);
+    const dense = JSON.parse(readFileSync(path.join(denseDir, "model.json"), "utf8")) as ModelManifest;
+    expect(dense).toMatchObject({ architecture: "MistralForCausalLM", num_experts: 0, sliding_window: 64, context_length: 128, name: "dense" });
+  });
+
+  it("dense graph: MatMulNBits MLP, no QMoE, GQA with the sliding window", () => {
+    const ops = countOps(decode(denseDir));
+    expect(ops.QMoE).toBeUndefined();
+    // qkv, o, packed gate/up, down per layer; lm_head
+    expect(ops.MatMulNBits).toBe(2 * 4 + 1);
+    const gqa = decode(denseDir).graph!.node!.find((n) => n.opType === "GroupQueryAttention")!;
+    expect(Number(gqa.attribute!.find((a) => a.name === "local_window_size")!.i)).toBe(64);
+  });
+
+  it("runs in onnxruntime-node with finite logits; MLAS MoE path agrees", async () => {
+    const ids = [1, 100, 200];
+    const a = await runPrompt(moeDir, ids);
+    expect(a.every(Number.isFinite)).toBe(true);
+    const d = await runPrompt(denseDir, ids);
+    expect(d.every(Number.isFinite)).toBe(true);
+    process.env.ORT_USE_MLAS_Q4_GEMM_MOE = "1";
+    try {
+      const b = await runPrompt(moeDir, ids);
+      let maxAbs = 0;
+      for (const v of a) maxAbs = Math.max(maxAbs, Math.abs(v));
+      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1e-4 * maxAbs + 1e-6);
+    } finally {
+      delete process.env.ORT_USE_MLAS_Q4_GEMM_MOE;
+    }
+  });
+
+  it("sharded and single-file checkpoints with the same weights give identical output", async () => {
+    const single = path.join(tmp, "out", "dense-single");
+    await buildModel({ inDir: await ckpt("dense-single", denseCfg, { shards: 1 }), outDir: single, quiet: true, contextLength: 128, name: "dense" });
+    expect(readFileSync(path.join(single, "model.onnx.data")).equals(readFileSync(path.join(denseDir, "model.onnx.data")))).toBe(true);
+  });
+});
+
+describe("model builder errors", () => {
+  const build = (inDir: string, extra: Partial<Parameters<typeof buildModel>[0]> = {}) =>
+    buildModel({ inDir, outDir: path.join(tmp, "out", "err"), quiet: true, ...extra });
+  const rejects = async (p: Promise<unknown>, re: RegExp) => {
+    const e = await p.then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect((e as Error).message).toMatch(re);
+    expect((e as Error).message).not.toContain("\n");
+  };
+
+  it("unsupported architecture", async () => {
+    const dir = await ckpt("arch", denseCfg);
+    const cfg = JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8"));
+    writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...cfg, architectures: ["LlamaForCausalLM"] }));
+    await rejects(build(dir), /unsupported architecture LlamaForCausalLM/);
+  });
+
+  it("missing, extra and misshapen tensors", async () => {
+    const missing = await ckpt("missing", moeCfg, { mutate: (t) => t.filter((x) => x.name !== "model.layers.1.block_sparse_moe.experts.3.w2.weight") });
+    await rejects(build(missing), /missing 1 tensor\(s\): model\.layers\.1\.block_sparse_moe\.experts\.3\.w2\.weight/);
+    const extra = await ckpt("extra", moeCfg, { mutate: (t) => [...t, { name: "model.layers.0.bogus.weight", shape: [4] }] });
+    await rejects(build(extra), /unexpected tensor\(s\).*model\.layers\.0\.bogus\.weight/);
+    const shape = await ckpt("shape", moeCfg, {
+      mutate: (t) => t.map((x) => (x.name === "model.layers.0.self_attn.k_proj.weight" ? { ...x, shape: [64, 64] } : x)),
+    });
+    await rejects(build(shape), /k_proj\.weight has shape \[64, 64\], expected \[32, 64\]/);
+  });
+
+  it("truncated or corrupt safetensors", async () => {
+    const dir = await ckpt("trunc", denseCfg);
+    const file = path.join(dir, "model.safetensors");
+    const size = readFileSync(file).length;
+    truncateSync(file, size - 10);
+    await rejects(build(dir), /truncated/);
+    truncateSync(file, 4);
+    await rejects(build(dir), /truncated/);
+    const bad = await ckpt("corrupt", denseCfg);
+    const fd = openSync(path.join(bad, "model.safetensors"), "r+");
+    writeSync(fd, Buffer.from("{{{{"), 0, 4, 8);
+    closeSync(fd);
+    await rejects(build(bad), /corrupt safetensors header/);
+    const fd2 = openSync(path.join(bad, "model.safetensors"), "r+");
+    writeSync(fd2, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0]), 0, 8, 0);
+    closeSync(fd2);
+    await rejects(build(bad), /corrupt or truncated safetensors header/);
+  });
+
+  it("dims not divisible by the block size, bad options", async () => {
+    const dir = await ckpt("div", { ...denseCfg, hidden_size: 96, head_dim: 24 });
+    await rejects(build(dir, { blockSize: 64 }), /hidden_size 96 is not divisible by the block size 64/);
+    await rejects(build(dir, { blockSize: 48 }), /--block-size must be one of/);
+    await rejects(build(dir, { contextLength: 100000 }), /exceeds the model's max_position_embeddings/);
+  });
+
+  it("output dir not writable, input missing", async () => {
+    const dir = await ckpt("outdir", denseCfg);
+    const file = path.join(tmp, "a-file");
+    writeFileSync(file, "x");
+    await rejects(build(dir, { outDir: path.join(file, "sub") }), /output directory .* is not writable/);
+    await rejects(build(path.join(tmp, "nope")), /input directory .* does not exist/);
+    await rejects(build(tmp), /has no config\.json/);
+  });
+
+  it("CLI: one-line error on stderr, exit code 1, no stack trace", () => {
+    const tsx = path.join(repoRoot, "node_modules/.bin/tsx");
+    const cli = path.join(repoRoot, "scripts/build-model.ts");
+    const noIn = spawnSync(tsx, [cli, "--out", path.join(tmp, "x")], { encoding: "utf8" });
+    expect(noIn.status).toBe(1);
+    expect(noIn.stderr.trim().split("\n")).toHaveLength(1);
+    expect(noIn.stderr).toMatch(/--in is required/);
+    const bad = spawnSync(tsx, [cli, "--in", path.join(tmp, "nope"), "--out", path.join(tmp, "x")], { encoding: "utf8" });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim()).toMatch(/^build-model: error: input directory .* does not exist$/);
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
+  });
+});
