@@ -1,0 +1,101 @@
+/**
+ * HTTP client for one backend replica (contract/wire.ts). Errors carry whether another replica may
+ * succeed; their messages stay in logs and never reach API users (they can name backend URLs).
+ */
+import {
+  BACKEND_AUTH_HEADER,
+  parseGenerateEvent,
+  type EmbedRequest,
+  type EmbedResponse,
+  type GenerateEvent,
+  type GenerateRequest,
+} from "../../contract/wire";
+
+export class BackendError extends Error {
+  constructor(
+    message: string,
+    /** True when another replica (or a later try) may succeed: network errors, 408/429/5xx. */
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+function headers(token: string | undefined): HeadersInit {
+  const h: Record<string, string> = { "content-type": "application/json" };
+  if (token) h[BACKEND_AUTH_HEADER] = `Bearer ${token}`;
+  return h;
+}
+
+async function post(url: string, token: string | undefined, body: unknown, signal: AbortSignal): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(url, { method: "POST", headers: headers(token), body: JSON.stringify(body), signal });
+  } catch (err) {
+    if (signal.aborted) throw err;
+    throw new BackendError(`fetch failed: ${err instanceof Error ? err.message : String(err)}`, true);
+  }
+  if (!res.ok) {
+    const detail = (await res.text().catch(() => "")).slice(0, 300);
+    throw new BackendError(`HTTP ${res.status}: ${detail}`, res.status >= 500 || res.status === 429 || res.status === 408);
+  }
+  return res;
+}
+
+/** POST /v1/generate; resolves once the backend accepted the request (status 2xx). */
+export async function openGenerate(
+  base: string,
+  token: string | undefined,
+  req: GenerateRequest,
+  signal: AbortSignal,
+): Promise<AsyncGenerator<GenerateEvent>> {
+  const res = await post(`${base}/v1/generate`, token, req, signal);
+  if (!res.body) throw new BackendError("generate response has no body", true);
+  return readEvents(res.body);
+}
+
+/** Parses an NDJSON body into events; a stream that breaks mid-way throws BackendError. */
+export async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<GenerateEvent> {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  try {
+    for (;;) {
+      let chunk: ReadableStreamReadResult<string>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        throw new BackendError(`generate stream broke: ${err instanceof Error ? err.message : String(err)}`, true);
+      }
+      if (chunk.done) break;
+      buf += chunk.value;
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (line) yield parseLine(line);
+      }
+    }
+    if (buf.trim()) yield parseLine(buf.trim());
+  } finally {
+    // Cancelling the reader closes the connection: the backend sees the disconnect and stops.
+    reader.cancel().catch(() => {});
+  }
+}
+
+function parseLine(line: string): GenerateEvent {
+  try {
+    return parseGenerateEvent(line);
+  } catch {
+    throw new BackendError("malformed generate event", true);
+  }
+}
+
+/** POST /v1/embed. */
+export async function embed(base: string, token: string | undefined, req: EmbedRequest, signal: AbortSignal): Promise<EmbedResponse> {
+  const res = await post(`${base}/v1/embed`, token, req, signal);
+  try {
+    return (await res.json()) as EmbedResponse;
+  } catch {
+    throw new BackendError("malformed embed response", true);
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * Validation of POST /v1/chat/completions bodies (Mistral + OpenAI fields).
+ * Unknown fields are ignored (LangChain and SDKs send extras); known ones are checked and a bad one
+ * is a 400 naming it in `param`. `null` means "not set" everywhere (SDKs send nulls).
+ */
+import { z } from "zod";
+import { ApiError, badRequest } from "../errors";
+import type { ChatMessage } from "../tokenizer";
+
+/** Mistral's guardrail, prepended as a system message when `safe_prompt` is true. */
+export const SAFE_PROMPT =
+  "Always assist with care, respect, and truth. Respond with utmost utility yet securely. Avoid harmful, unethical, prejudiced, or negative content. Ensure replies promote fairness and positivity.";
+
+/** Mistral's API default; OpenAI's is 1. */
+export const DEFAULT_TEMPERATURE = 0.7;
+export const MAX_STOP_SEQUENCES = 16;
+export const MAX_STOP_LENGTH = 256;
+
+const textPart = z.object({ type: z.literal("text"), text: z.string() });
+const content = z.union([z.string(), z.array(z.unknown())]);
+
+const message = z.object({
+  role: z.string(),
+  content: content.nullish(),
+});
+
+const optNum = (min: number, max: number) => z.number().min(min).max(max).nullish();
+const seedSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullish();
+
+const ChatBodySchema = z.object({
+  model: z.string().min(1).max(256),
+  messages: z.array(message).min(1),
+  temperature: optNum(0, 2),
+  top_p: optNum(0, 1),
+  max_tokens: z.number().int().min(1).nullish(),
+  max_completion_tokens: z.number().int().min(1).nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  random_seed: seedSchema,
+  seed: seedSchema,
+  stop: z.union([z.string(), z.array(z.string())]).nullish(),
+  safe_prompt: z.boolean().nullish(),
+  n: z.number().int().nullish(),
+  presence_penalty: optNum(-2, 2),
+  frequency_penalty: optNum(-2, 2),
+  response_format: z.object({ type: z.string() }).nullish(),
+  tools: z.array(z.unknown()).nullish(),
+  logprobs: z.boolean().nullish(),
+});
+
+export interface ChatParams {
+  model: string;
+  messages: ChatMessage[];
+  temperature: number;
+  topP: number;
+  /** The caller's limit, before clamping to the context window. */
+  maxTokens: number | null;
+  stream: boolean;
+  includeUsage: boolean;
+  seed: number | undefined;
+  stop: string[];
+}
+
+/** `messages[2].content`-style path for `param`. */
+function paramOf(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out;
+}
+
+const unsupported = (param: string, message: string) => badRequest(message, param, "unsupported_parameter");
+
+function messageText(c: string | unknown[] | null | undefined, param: string): string {
+  if (c === null || c === undefined) throw badRequest("Message content is required.", param);
+  if (typeof c === "string") return c;
+  let text = "";
+  c.forEach((part, i) => {
+    const p = textPart.safeParse(part);
+    if (!p.success) throw unsupported(`${param}[${i}]`, "Only text content parts ({\"type\": \"text\", \"text\": ...}) are supported.");
+    text += p.data.text;
+  });
+  return text;
+}
+
+function toMessages(raw: z.infer<typeof ChatBodySchema>["messages"]): ChatMessage[] {
+  return raw.map((m, i) => {
+    const param = `messages[${i}]`;
+    // OpenAI's "developer" role is its new name for "system".
+    const role = m.role === "developer" ? "system" : m.role;
+    if (role === "tool") throw unsupported(`${param}.role`, "Tool messages are not supported: this API does not support tools.");
+    if (role !== "system" && role !== "user" && role !== "assistant") {
+      throw badRequest(`Invalid role '${m.role.slice(0, 32)}': expected system, user or assistant.`, `${param}.role`);
+    }
+    return { role, content: messageText(m.content, `${param}.content`) };
+  });
+}
+
+export function parseChatBody(body: unknown): ChatParams {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw badRequest("The request body must be a JSON object.");
+  const parsed = ChatBodySchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const param = paramOf(issue.path);
+    const what = issue.code === "invalid_type" && issue.input === undefined ? "is required" : `is invalid: ${issue.message}`;
+    throw badRequest(`'${param}' ${what}.`, param || null);
+  }
+  const b = parsed.data;
+  if (b.n != null && b.n !== 1) throw unsupported("n", "Only n=1 is supported.");
+  if (b.presence_penalty) throw unsupported("presence_penalty", "presence_penalty is not supported (only 0).");
+  if (b.frequency_penalty) throw unsupported("frequency_penalty", "frequency_penalty is not supported (only 0).");
+  if (b.response_format && b.response_format.type !== "text") {
+    throw unsupported("response_format", `response_format '${b.response_format.type.slice(0, 32)}' is not supported (only 'text').`);
+  }
+  if (b.tools && b.tools.length > 0) throw unsupported("tools", "Tools (function calling) are not supported.");
+  if (b.logprobs) throw unsupported("logprobs", "logprobs are not supported.");
+
+  const stop = b.stop == null ? [] : typeof b.stop === "string" ? [b.stop] : b.stop;
+  if (stop.length > MAX_STOP_SEQUENCES) throw badRequest(`At most ${MAX_STOP_SEQUENCES} stop sequences are allowed.`, "stop");
+  stop.forEach((s, i) => {
+    if (s.length === 0 || s.length > MAX_STOP_LENGTH) {
+      throw badRequest(`Stop sequences must be 1 to ${MAX_STOP_LENGTH} characters.`, typeof b.stop === "string" ? "stop" : `stop[${i}]`);
+    }
+  });
+
+  let messages = toMessages(b.messages);
+  if (b.safe_prompt) messages = [{ role: "system", content: SAFE_PROMPT }, ...messages];
+
+  // top_p -> 0 is the greedy limit; the backend requires top_p > 0.
+  const greedy = b.top_p === 0;
+  return {
+    model: b.model,
+    messages,
+    temperature: greedy ? 0 : (b.temperature ?? DEFAULT_TEMPERATURE),
+    topP: greedy ? 1 : (b.top_p ?? 1),
+    maxTokens: b.max_tokens ?? b.max_completion_tokens ?? null,
+    stream: b.stream ?? false,
+    includeUsage: b.stream_options?.include_usage ?? false,
+    seed: b.random_seed ?? b.seed ?? undefined,
+    stop,
+  };
+}
+
+/** Reads the JSON body; a body that is not JSON is a 400, not a 500. */
+export async function readJson(req: Request): Promise<unknown> {
+  try {
+    return await req.json();
+  } catch {
+    throw badRequest("The request body is not valid JSON.");
+  }
+}
+
+export function contextExceeded(contextWindow: number, promptTokens: number): ApiError {
+  return new ApiError(
+    400,
+    `This model's maximum context length is ${contextWindow} tokens. However, your messages resulted in ${promptTokens} tokens, which leaves no room for a completion.`,
+    "invalid_request_error",
+    "context_length_exceeded",
+    "messages",
+  );
+}

@@ -1,0 +1,87 @@
+/**
+ * Opt-in response cache for deterministic chat requests (temperature 0 or a fixed seed), on the
+ * Cache API (caches.default). The caller opts in per request with `x-cache-ttl: <seconds>`.
+ *
+ * Key: SHA-256 of (key id, model, prompt ids, every sampling parameter, stop, max_tokens): another
+ * key never hits, and any parameter change misses. The non-streaming result is stored; a streaming
+ * request replays it as SSE. Only finish_reason stop/length results are stored.
+ *
+ * Billing of a hit (see routes/chat.ts): usage shows prompt_tokens = N, cached_tokens = N and the
+ * cached completion's completion_tokens (what the client received), but the ledger is charged for
+ * N cached prompt tokens only (status "cache_hit", completion 0).
+ */
+import { badRequest } from "../errors";
+
+export const CACHE_TTL_HEADER = "x-cache-ttl";
+export const MAX_CACHE_TTL_S = 7 * 24 * 3600;
+const CACHE_ORIGIN = "https://response-cache.moe-edge.internal/v1/";
+
+export interface CachedCompletion {
+  text: string;
+  finishReason: "stop" | "length";
+  completionTokens: number;
+}
+
+export interface CacheKeyInput {
+  keyId: string;
+  model: string;
+  promptIds: readonly number[];
+  temperature: number;
+  topP: number;
+  seed: number | undefined;
+  stop: readonly string[];
+  maxTokens: number;
+}
+
+/** The TTL the caller asked for, or null when the header is absent. 400 when malformed. */
+export function requestedTtl(header: string | undefined): number | null {
+  if (header === undefined) return null;
+  const v = header.trim();
+  if (!/^\d{1,7}$/.test(v) || Number(v) < 1 || Number(v) > MAX_CACHE_TTL_S) {
+    throw badRequest(`${CACHE_TTL_HEADER} must be an integer number of seconds from 1 to ${MAX_CACHE_TTL_S}.`, CACHE_TTL_HEADER);
+  }
+  return Number(v);
+}
+
+export function isDeterministic(temperature: number, seed: number | undefined): boolean {
+  return temperature === 0 || seed !== undefined;
+}
+
+export async function cacheKey(input: CacheKeyInput): Promise<Request> {
+  const canonical = JSON.stringify([
+    1,
+    input.keyId,
+    input.model,
+    input.temperature,
+    input.topP,
+    input.seed ?? null,
+    input.stop,
+    input.maxTokens,
+    input.promptIds,
+  ]);
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical));
+  const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return new Request(CACHE_ORIGIN + hex);
+}
+
+export async function lookup(key: Request): Promise<CachedCompletion | null> {
+  try {
+    const hit = await caches.default.match(key);
+    if (!hit) return null;
+    const v = (await hit.json()) as CachedCompletion;
+    return typeof v.text === "string" && (v.finishReason === "stop" || v.finishReason === "length") && Number.isInteger(v.completionTokens) ? v : null;
+  } catch {
+    return null; // a cache failure is a miss, never an error
+  }
+}
+
+export async function store(key: Request, value: CachedCompletion, ttlS: number): Promise<void> {
+  try {
+    await caches.default.put(
+      key,
+      new Response(JSON.stringify(value), { headers: { "content-type": "application/json", "cache-control": `max-age=${ttlS}` } }),
+    );
+  } catch (err) {
+    console.error(JSON.stringify({ level: "error", msg: "response cache put failed", error: String(err) }));
+  }
+}

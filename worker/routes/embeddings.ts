@@ -1,0 +1,124 @@
+/**
+ * POST /v1/embeddings (tiers of kind "embedding", e.g. mistral-embed) via the backend's /v1/embed.
+ * input: a string, a list of strings, a list of token ids, or a list of such lists. Strings are
+ * tokenized at the edge with BOS prepended (as the model saw text in training); token arrays are sent
+ * as given. encoding_format "base64" (the openai SDK's default) is float32 little-endian, base64.
+ */
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../app";
+import { admit, assertTierAllowed } from "../billing/meter";
+import { ApiError, badRequest } from "../errors";
+import { BOS_ID, encode } from "../tokenizer";
+import { embed } from "../inference/backend";
+import { readJson } from "../inference/chat-request";
+import { ClientGone, dispatch, type AttemptLog } from "../inference/dispatch";
+import { RequestScope } from "../inference/request-context";
+import { replicaRouter, routingKey } from "../inference/router";
+import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
+
+export const embeddingsRoutes = new Hono<AppEnv>();
+
+export const MAX_INPUTS = 256;
+const VOCAB_SIZE = 32000;
+
+const tokenIds = z.array(z.number().int().min(0).max(VOCAB_SIZE - 1));
+const EmbedBodySchema = z.object({
+  model: z.string().min(1).max(256),
+  input: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)]),
+  encoding_format: z.enum(["float", "base64"]).nullish(),
+});
+
+function embeddingTier(c: Context<AppEnv>, model: string): Tier {
+  const tier = getTiers(c.env.TIERS).get(model);
+  if (!tier) throw modelNotFound(model);
+  assertTierAllowed(c.get("account"), model);
+  if (tier.kind !== "embedding") throw badRequest(`The model '${model}' is not an embedding model.`, "model", "invalid_model");
+  return tier;
+}
+
+/** The inputs as token id lists, validated against the tier's context window. */
+function toInputs(input: z.infer<typeof EmbedBodySchema>["input"], contextWindow: number): number[][] {
+  const list: (string | number[])[] =
+    typeof input === "string" ? [input] : input.length > 0 && typeof input[0] === "number" ? [input as number[]] : (input as (string | number[])[]);
+  if (list.length === 0) throw badRequest("'input' must not be empty.", "input");
+  if (list.length > MAX_INPUTS) throw badRequest(`At most ${MAX_INPUTS} inputs per request.`, "input");
+  return list.map((item, i) => {
+    const param = typeof input === "string" ? "input" : `input[${i}]`;
+    const ids = typeof item === "string" ? (item.length ? [BOS_ID, ...encode(item)] : []) : item;
+    if (ids.length === 0) throw badRequest("Inputs must not be empty.", param);
+    if (ids.length > contextWindow) {
+      throw new ApiError(400, `This model's maximum context length is ${contextWindow} tokens; input ${i} has ${ids.length}.`, "invalid_request_error", "context_length_exceeded", param);
+    }
+    return ids;
+  });
+}
+
+function base64Float32(vec: number[]): string {
+  const bytes = new Uint8Array(vec.length * 4);
+  const view = new DataView(bytes.buffer);
+  vec.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}
+
+embeddingsRoutes.post("/embeddings", async (c) => {
+  const scope = new RequestScope(c, "embeddings");
+  let model = "";
+  try {
+    const parsed = EmbedBodySchema.safeParse(await readJson(c.req.raw));
+    if (!parsed.success) {
+      const param = parsed.error.issues[0].path.map(String).join(".") || null;
+      throw badRequest(`Invalid '${param ?? "body"}': ${parsed.error.issues[0].message}.`, param);
+    }
+    const body = parsed.data;
+    model = body.model;
+    scope.log.model = model;
+    const tier = embeddingTier(c, model);
+    const inputs = toInputs(body.input, tier.contextWindow);
+    const promptTokens = inputs.reduce((n, ids) => n + ids.length, 0);
+
+    let admission;
+    try {
+      admission = await admit(c.env, scope.account, { requestId: scope.requestId, model, pricing: tier.pricing, promptTokens, maxCompletionTokens: 0 }, scope.ctx);
+    } catch (err) {
+      scope.markSettled();
+      throw err;
+    }
+    const failures: AttemptLog[] = [];
+    const nothing = { promptTokens: 0, cachedTokens: 0, completionTokens: 0 };
+    let done;
+    try {
+      const order = replicaRouter.rank(tier.backends, routingKey(inputs[0], scope.account.cacheSalt));
+      done = await dispatch(replicaRouter, order, c.req.raw.signal ?? new AbortController().signal, async (replica) => {
+        const r = await embed(replica, c.env.BACKEND_TOKEN, { model: tier.backendModel, inputs, request_id: scope.requestId }, c.req.raw.signal ?? new AbortController().signal);
+        if (!Array.isArray(r.data) || r.data.length !== inputs.length) throw new Error("embed response does not match the inputs");
+        return r;
+      }, failures);
+    } catch (err) {
+      scope.log.failures = failures;
+      scope.settle(model, tier.pricing, { ...nothing, status: err instanceof ClientGone ? "cancelled" : "error" });
+      throw err;
+    }
+    done.release();
+    replicaRouter.recordSuccess(done.replica);
+    scope.settle(model, tier.pricing, { promptTokens, cachedTokens: 0, completionTokens: 0, status: "ok" });
+    scope.finish(200, { replica: done.replica, attempts: done.attempts });
+    const b64 = body.encoding_format === "base64";
+    return c.json(
+      {
+        object: "list",
+        data: done.value.data.map((v, index) => ({ object: "embedding", embedding: b64 ? base64Float32(v) : v, index })),
+        model,
+        usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+      },
+      200,
+      admission.headers,
+    );
+  } catch (err) {
+    if (!scope.isSettled) scope.reject(model);
+    scope.finish(err instanceof ApiError ? err.status : 500, { error: err instanceof Error ? err.message : String(err) });
+    throw err;
+  }
+});

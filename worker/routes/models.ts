@@ -1,0 +1,36 @@
+/** GET /v1/models and /v1/models/:id: the tiers this caller's key may use. */
+import { Hono, type Context } from "hono";
+import type { AppEnv } from "../app";
+import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
+
+export const modelsRoutes = new Hono<AppEnv>();
+
+/** Fixed creation time (the 2023 tiers); clients only display it. */
+const CREATED = 1702252800;
+
+function card(t: Tier) {
+  return {
+    id: t.name,
+    object: "model" as const,
+    created: CREATED,
+    owned_by: "moe-edge",
+    type: t.kind === "embedding" ? "embedding" : "chat",
+    // Mistral names it max_context_length; OpenAI-style clients read context_length.
+    max_context_length: t.contextWindow,
+    context_length: t.contextWindow,
+  };
+}
+
+function visible(c: Context<AppEnv>): Tier[] {
+  const allowed = new Set(c.get("account").tiers);
+  return [...getTiers(c.env.TIERS).values()].filter((t) => allowed.has(t.name));
+}
+
+modelsRoutes.get("/models", (c) => c.json({ object: "list", data: visible(c).map(card) }));
+
+modelsRoutes.get("/models/:id{.+}", (c) => {
+  const id = c.req.param("id");
+  const tier = visible(c).find((t) => t.name === id);
+  if (!tier) throw modelNotFound(id);
+  return c.json(card(tier));
+});
