@@ -12,6 +12,7 @@ export interface BackendConfig {
   runtime: "native" | "wasm";
   token: string | undefined;
   graceMs: number;
+  warmupDelayMs: number;
   engine: EngineOptions;
 }
 
@@ -46,6 +47,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       "prefill-chunk": { type: "string" },
       "max-queue": { type: "string" },
       "grace-ms": { type: "string" },
+      "warmup-delay-ms": { type: "string" },
     },
   });
   if (!values.model?.length) throw new Error("--model is required");
@@ -65,6 +67,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
     runtime,
     token: token === "" ? undefined : token,
     graceMs: int("grace-ms", values["grace-ms"], 10_000, 0),
+    warmupDelayMs: int("warmup-delay-ms", values["warmup-delay-ms"], 0, 0),
     engine: {
       maxBatch: int("max-batch", values["max-batch"], d.maxBatch, 1),
       kvBudgetBytes: int("kv-budget-mb", values["kv-budget-mb"], d.kvBudgetBytes / 2 ** 20, 1) * 2 ** 20,

@@ -37,6 +37,7 @@ async function main(): Promise<void> {
   const server = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.host });
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   const port = (server.address() as AddressInfo).port;
+  console.error(`backend listening on http://${cfg.host}:${port} (loading models)`);
 
   let stopping = false;
   const shutdown = async (sig: string) => {
@@ -60,6 +61,8 @@ async function main(): Promise<void> {
     await warm(engine);
     state.engines.set(engine.name, engine);
   }
+  // Test hook: hold the not-ready window open so /health's 503 is observable.
+  if (cfg.warmupDelayMs > 0) await new Promise((r) => setTimeout(r, cfg.warmupDelayMs));
   state.ready = true;
   console.log(`backend ready on http://${cfg.host}:${port} models=${[...state.engines.keys()].join(",")}`);
 }

@@ -1,0 +1,176 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseGenerateEvent, type GenerateEvent } from "../../contract/wire";
+import { devModel, repoRoot } from "./engine-helpers";
+
+const TOKEN = "test-backend-token-123";
+
+interface Backend {
+  proc: ChildProcess;
+  url: string;
+  stderr: () => string;
+}
+
+/** Spawns the real backend; resolves once its URL is known (before models are ready). */
+function spawnBackend(args: string[]): Promise<Backend & { ready: Promise<void> }> {
+  const proc = spawn(path.join(repoRoot, "node_modules/.bin/tsx"), ["gpu-backend/main.ts", "--port", "0", "--threads", "1", ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, BACKEND_TOKEN: TOKEN },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let err = "";
+  let out = "";
+  let readyResolve!: () => void;
+  const ready = new Promise<void>((r) => (readyResolve = r));
+  return new Promise((resolve, reject) => {
+    proc.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(err);
+      if (m) resolve({ proc, url: m[1]!, stderr: () => err, ready });
+    });
+    proc.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (/backend ready on http/.test(out)) readyResolve();
+    });
+    proc.on("exit", (code) => reject(new Error(`backend exited ${code}: ${err}`)));
+  });
+}
+
+const auth = { authorization: `Bearer ${TOKEN}` };
+const post = (url: string, body: unknown, headers: Record<string, string> = auth, signal?: AbortSignal) =>
+  fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body), signal });
+
+async function generate(b: Backend, body: Record<string, unknown>): Promise<{ tokens: number[]; done: Extract<GenerateEvent, { type: "done" }> }> {
+  const res = await post(`${b.url}/v1/generate`, { model: "tiny", request_id: "r", ...body });
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toContain("application/x-ndjson");
+  const events = (await res.text()).trim().split("\n").map(parseGenerateEvent);
+  const done = events.pop()!;
+  if (done.type !== "done") throw new Error("stream did not end with done");
+  expect(events.every((e) => e.type === "tokens")).toBe(true);
+  return { tokens: events.flatMap((e) => (e.type === "tokens" ? e.ids : [])), done };
+}
+
+async function metric(b: Backend, name: string): Promise<number> {
+  const text = await (await fetch(`${b.url}/metrics`, { headers: auth })).text();
+  const line = text.split("\n").find((l) => l.startsWith(name));
+  return line ? Number(line.split(" ").pop()) : NaN;
+}
+
+const ids = (n: number, seed = 1) => Array.from({ length: n }, (_, i) => ((i + 3) * 7919 + seed * 31) % 31000 + 500);
+
+describe("backend HTTP", () => {
+  let b: Backend & { ready: Promise<void> };
+  beforeAll(async () => {
+    b = await spawnBackend(["--model", devModel("tiny"), "--model", devModel("small"), "--warmup-delay-ms", "1500"]);
+  });
+  afterAll(() => {
+    b?.proc.kill("SIGKILL");
+  });
+
+  it("health is 503 until models are loaded and warmed, then 200; ready line printed", async () => {
+    expect((await fetch(`${b.url}/health`)).status).toBe(503);
+    await b.ready;
+    const h = await fetch(`${b.url}/health`);
+    expect(h.status).toBe(200);
+    expect(await h.json()).toMatchObject({ models: ["tiny", "small"] });
+  });
+
+  it("requires the bearer token", async () => {
+    expect((await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: [1], max_tokens: 1, request_id: "x" }, {})).status).toBe(401);
+    expect((await post(`${b.url}/v1/embed`, { model: "tiny", inputs: [[1]] }, { authorization: "Bearer nope" })).status).toBe(401);
+    expect((await fetch(`${b.url}/metrics`)).status).toBe(401);
+    const models = await (await fetch(`${b.url}/v1/models`, { headers: auth })).json();
+    expect(models.data.map((m: { id: string }) => m.id)).toEqual(["tiny", "small"]);
+  });
+
+  it("rejects bad input with 400/404 and a clear message, and keeps serving", async () => {
+    const base = { model: "tiny", input_ids: [1, 2, 3], max_tokens: 4, request_id: "bad" };
+    const cases: Array<[unknown, number, RegExp]> = [
+      ["{not json", 400, /valid JSON/],
+      [{ ...base, input_ids: [] }, 400, /input_ids/],
+      [{ ...base, input_ids: [1, 32000] }, 400, /vocabulary/],
+      [{ ...base, input_ids: [1, -4] }, 400, /input_ids/],
+      [{ ...base, input_ids: "hello" }, 400, /input_ids/],
+      [{ ...base, max_tokens: 0 }, 400, /max_tokens/],
+      [{ ...base, temperature: 3 }, 400, /temperature/],
+      [{ ...base, top_p: 0 }, 400, /top_p/],
+      [{ ...base, top_k: -1 }, 400, /top_k/],
+      [{ ...base, input_ids: ids(4096) }, 400, /context window/],
+      [{ ...base, model: "nope" }, 404, /nope/],
+    ];
+    for (const [body, status, msg] of cases) {
+      const res = await post(`${b.url}/v1/generate`, body);
+      expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(status);
+      expect((await res.json()).error.message).toMatch(msg);
+    }
+    expect((await post(`${b.url}/v1/embed`, { model: "tiny", inputs: [[]] })).status).toBe(400);
+    expect((await post(`${b.url}/v1/embed`, { model: "tiny", inputs: [[99999]] })).status).toBe(400);
+    expect((await post(`${b.url}/v1/embed`, { model: "x", inputs: [[1]] })).status).toBe(404);
+    expect((await fetch(`${b.url}/health`)).status).toBe(200);
+  });
+
+  it("streams NDJSON tokens and a done event; prefix cache reports cached tokens and keeps greedy output", async () => {
+    const prompt = ids(80, 2);
+    const first = await generate(b, { input_ids: prompt, max_tokens: 6 });
+    expect(first.tokens).toHaveLength(6);
+    expect(first.done).toMatchObject({ finish_reason: "length", usage: { prompt_tokens: 80, cached_tokens: 0, completion_tokens: 6 } });
+    const again = await generate(b, { input_ids: prompt, max_tokens: 6 });
+    expect(again.done.usage.cached_tokens).toBe(64);
+    expect(again.tokens).toEqual(first.tokens);
+    const salted = await generate(b, { input_ids: prompt, max_tokens: 6, cache_salt: "other-tenant" });
+    expect(salted.done.usage.cached_tokens).toBe(0);
+    expect(await metric(b, "backend_prefix_cache_hit_rate{model=\"tiny\"}")).toBeGreaterThan(0);
+  });
+
+  it("embeddings: one L2-normalised vector per input", async () => {
+    const res = await post(`${b.url}/v1/embed`, { model: "small", inputs: [ids(5), ids(12, 3)] });
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body.data).toHaveLength(2);
+    expect(body.data[0]).toHaveLength(256);
+    for (const v of body.data as number[][]) expect(Math.hypot(...v)).toBeCloseTo(1, 5);
+    expect(body.usage.prompt_tokens).toBe(17);
+  });
+
+  it("client disconnect cancels the sequence and frees its KV slot", async () => {
+    const ac = new AbortController();
+    const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(30, 4), max_tokens: 3000, request_id: "c" }, auth, ac.signal);
+    const reader = res.body!.getReader();
+    await reader.read();
+    expect(await metric(b, "backend_running_sequences{model=\"tiny\"}")).toBe(1);
+    ac.abort();
+    let running = 1;
+    for (let i = 0; i < 50 && running !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      running = await metric(b, "backend_running_sequences{model=\"tiny\"}");
+    }
+    expect(running).toBe(0);
+    expect(await metric(b, "backend_kv_slots_used{model=\"tiny\"}")).toBe(0);
+    expect(await metric(b, "backend_generate_requests_total{model=\"tiny\",finish_reason=\"cancelled\"}")).toBe(1);
+  });
+});
+
+describe("backend limits and shutdown", () => {
+  it("queue full -> 429 with Retry-After; SIGTERM drains (503) and exits 0", async () => {
+    const b = await spawnBackend(["--model", devModel("tiny"), "--max-batch", "1", "--max-queue", "1", "--grace-ms", "300"]);
+    await b.ready;
+    const long = { model: "tiny", input_ids: ids(10), max_tokens: 3000, request_id: "l" };
+    const r1 = await post(`${b.url}/v1/generate`, long);
+    const r2 = await post(`${b.url}/v1/generate`, long);
+    const r3 = await post(`${b.url}/v1/generate`, long);
+    expect(r1.status).toBe(200);
+    expect(r2.status).toBe(200);
+    expect(r3.status).toBe(429);
+    expect(r3.headers.get("retry-after")).toBeTruthy();
+    const exited = new Promise<number | null>((r) => b.proc.on("exit", (code) => r(code)));
+    b.proc.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await fetch(`${b.url}/health`).catch(() => ({ status: 503 }))).status).toBe(503);
+    const [t1, t2] = await Promise.all([r1.text(), r2.text()]);
+    expect(parseGenerateEvent(t1.trim().split("\n").pop()!)).toMatchObject({ type: "done", finish_reason: "cancelled" });
+    expect(parseGenerateEvent(t2.trim().split("\n").pop()!)).toMatchObject({ type: "done", finish_reason: "cancelled" });
+    expect(await exited).toBe(0);
+  });
+});
