@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseGenerateEvent, type GenerateEvent } from "../../contract/wire";
+import { parseGenerateEvent, type BackendErrorBody, type EmbedResponse, type GenerateEvent, type ModelsResponse } from "../../contract/wire";
 import { devModel, repoRoot } from "./engine-helpers";
 
 const TOKEN = "test-backend-token-123";
@@ -81,8 +81,8 @@ describe("backend HTTP", () => {
     expect((await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: [1], max_tokens: 1, request_id: "x" }, {})).status).toBe(401);
     expect((await post(`${b.url}/v1/embed`, { model: "tiny", inputs: [[1]] }, { authorization: "Bearer nope" })).status).toBe(401);
     expect((await fetch(`${b.url}/metrics`)).status).toBe(401);
-    const models = await (await fetch(`${b.url}/v1/models`, { headers: auth })).json();
-    expect(models.data.map((m: { id: string }) => m.id)).toEqual(["tiny", "small"]);
+    const models = (await (await fetch(`${b.url}/v1/models`, { headers: auth })).json()) as ModelsResponse;
+    expect(models.data.map((m) => m.id)).toEqual(["tiny", "small"]);
   });
 
   it("rejects bad input with 400/404 and a clear message, and keeps serving", async () => {
@@ -103,7 +103,7 @@ describe("backend HTTP", () => {
     for (const [body, status, msg] of cases) {
       const res = await post(`${b.url}/v1/generate`, body);
       expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(status);
-      expect((await res.json()).error.message).toMatch(msg);
+      expect(((await res.json()) as BackendErrorBody).error.message).toMatch(msg);
     }
     expect((await post(`${b.url}/v1/embed`, { model: "tiny", inputs: [[]] })).status).toBe(400);
     expect((await post(`${b.url}/v1/embed`, { model: "tiny", inputs: [[99999]] })).status).toBe(400);
@@ -127,10 +127,10 @@ describe("backend HTTP", () => {
   it("embeddings: one L2-normalised vector per input", async () => {
     const res = await post(`${b.url}/v1/embed`, { model: "small", inputs: [ids(5), ids(12, 3)] });
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = (await res.json()) as EmbedResponse;
     expect(body.data).toHaveLength(2);
     expect(body.data[0]).toHaveLength(256);
-    for (const v of body.data as number[][]) expect(Math.hypot(...v)).toBeCloseTo(1, 5);
+    for (const v of body.data) expect(Math.hypot(...v)).toBeCloseTo(1, 5);
     expect(body.usage.prompt_tokens).toBe(17);
   });
 
