@@ -79,8 +79,8 @@ export class KeyLimiter extends DurableObject<Env> {
   admit(input: LimiterAdmitInput): LimiterAdmitResult {
     const now = Date.now();
     const { tier, rpm, tpm } = input;
-    const requests = refill(this.bucket(tier, "requests"), rpm, now);
-    const tokens = refill(this.bucket(tier, "tokens"), tpm, now);
+    const requests = refill(this.planned(tier, "requests", rpm), rpm, now);
+    const tokens = refill(this.planned(tier, "tokens", tpm), tpm, now);
     const headers = () => rateHeaders({ rpm, tpm, requests, tokens });
     const refuse = (reason: RefusalReason, retryAfterMs: number | null): LimiterAdmitResult => {
       this.saveBucket(tier, "requests", requests, rpm);
@@ -176,6 +176,14 @@ export class KeyLimiter extends DurableObject<Env> {
       .exec<{ level: number; updated_ms: number }>("SELECT level, updated_ms FROM buckets WHERE tier = ? AND kind = ?", tier, kind)
       .toArray()[0];
     return r ? { level: r.level, updatedMs: r.updated_ms } : undefined;
+  }
+
+  /** The stored bucket; a plan raised since it was saved grants the increase at once (a cut clamps in refill). */
+  private planned(tier: string, kind: Kind, capacity: number): Bucket | undefined {
+    const b = this.bucket(tier, kind);
+    const before = this.capacity(tier, kind);
+    if (b && capacity > before) b.level += capacity - before;
+    return b;
   }
 
   private capacity(tier: string, kind: Kind): number {
