@@ -78,14 +78,15 @@ export class FakeBackend {
     }
     const delayMs = b.kind === "ok" ? (b.delayMs ?? 0) : 0;
     const enc = new TextEncoder();
+    // Pull-based: one event per read, so a "break" errors the stream only after the events were read.
+    let i = 0;
     const stream = new ReadableStream<Uint8Array>({
-      async start(controller) {
-        for (const ev of events) {
-          if (signal.aborted) return;
+      async pull(controller) {
+        if (signal.aborted) return controller.close();
+        if (i < events.length) {
           if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
-          controller.enqueue(enc.encode(JSON.stringify(ev) + "\n"));
-        }
-        if (breakAfter) controller.error(new Error("connection reset"));
+          controller.enqueue(enc.encode(JSON.stringify(events[i++]) + "\n"));
+        } else if (breakAfter) controller.error(new Error("connection reset"));
         else controller.close();
       },
     });

@@ -7,18 +7,10 @@
  * Ids the backend may still produce after we abort are never seen and never billed.
  */
 import type { GenerateEvent, GenerateRequest } from "../../contract/wire";
-import { EOS_ID, createDetokenizer } from "../tokenizer";
+import { EOS_ID, createDetokenizer, type StopMatcher } from "../tokenizer";
 import { openGenerate, BackendError } from "./backend";
 import { dispatch, type AttemptLog, type Dispatched } from "./dispatch";
 import type { ReplicaRouter } from "./router";
-
-/** Holds back text that could be the start of a stop string. */
-export interface StopMatcher {
-  /** Text safe to emit now, and whether a stop string completed (text before it is included). */
-  push(text: string): { text: string; stopped: boolean };
-  /** Held-back text at the end of the stream (no stop matched). */
-  flush(): string;
-}
 
 export type EdgeFinishReason = "stop" | "length" | "error" | "cancelled";
 
@@ -95,7 +87,7 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
         if (id === EOS_ID) continue;
         const out = opts.matcher.push(detok.push(id));
         const delivered = emit(out.text);
-        if (out.stopped) {
+        if (out.stop !== null) {
           // The rest of this batch was generated too: bill it (see module doc).
           r.completionTokens += ev.ids.length - 1 - i;
           r.finishReason = "stop";
@@ -116,9 +108,9 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
     } else {
       // Remaining text the detokenizer and matcher held back (no stop string completed).
       const tail = opts.matcher.push(detok.flush());
-      const delivered = emit(tail.text + (tail.stopped ? "" : opts.matcher.flush()));
+      const delivered = emit(tail.text + (tail.stop !== null ? "" : opts.matcher.flush()));
       // "model_length" (the backend's context was reached) is reported as "length" to clients.
-      r.finishReason = !delivered ? "cancelled" : tail.stopped ? "stop" : ev.finish_reason === "stop" ? "stop" : ev.finish_reason === "cancelled" ? "cancelled" : "length";
+      r.finishReason = !delivered ? "cancelled" : tail.stop !== null ? "stop" : ev.finish_reason === "stop" ? "stop" : ev.finish_reason === "cancelled" ? "cancelled" : "length";
     }
     ended = true;
     return true;

@@ -9,7 +9,7 @@ import { z } from "zod";
 import type { AppEnv } from "../app";
 import { admit, assertTierAllowed } from "../billing/meter";
 import { ApiError, badRequest } from "../errors";
-import { BOS_ID, encode } from "../tokenizer";
+import { BOS_ID, VOCAB_SIZE, encode } from "../tokenizer";
 import { embed } from "../inference/backend";
 import { readJson } from "../inference/chat-request";
 import { ClientGone, dispatch, type AttemptLog } from "../inference/dispatch";
@@ -20,7 +20,6 @@ import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
 export const embeddingsRoutes = new Hono<AppEnv>();
 
 export const MAX_INPUTS = 256;
-const VOCAB_SIZE = 32000;
 
 const tokenIds = z.array(z.number().int().min(0).max(VOCAB_SIZE - 1));
 const EmbedBodySchema = z.object({
