@@ -10,6 +10,9 @@ import type { AppVariables } from "./context";
 import { apiAuth } from "./middleware/auth";
 import { adminRoutes } from "./routes/admin";
 import { usageRoutes } from "./routes/usage";
+import { chatRoutes } from "./routes/chat";
+import { embeddingsRoutes } from "./routes/embeddings";
+import { modelsRoutes } from "./routes/models";
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables };
 
@@ -31,6 +34,9 @@ export function createApp() {
   app.use("/v1/*", apiAuth);
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/usage", usageRoutes);
+  app.route("/v1", chatRoutes);
+  app.route("/v1", embeddingsRoutes);
+  app.route("/v1", modelsRoutes);
 
   app.notFound(() => {
     throw notFound("Unknown endpoint.", "unknown_url");
