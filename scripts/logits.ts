@@ -1,9 +1,10 @@
 /**
- * npm run logits -- --model <model_dir> --ids 1,415,2936 [--all] [--threads N]
+ * npm run logits -- --model <model_dir> --ids 1,415,2936 [--all] [--threads N (default: all cores)]
  * Prints {"logits": [[...V floats...], ...]}: the last position only, or every position with --all.
  * Runs the backend's own model runner so what it prints is what the server computes.
  */
 import { existsSync, statSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { loadModelRunner } from "../gpu-backend/engine/model-runner";
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
   if (!existsSync(path.join(dir, "model.json"))) {
     throw new UsageError(`${args.model} has no model.json (build one with npm run build-model)`);
   }
-  const runner = await loadModelRunner(dir, { threads: args.threads });
+  const runner = await loadModelRunner(dir, { threads: args.threads ?? availableParallelism() });
   try {
     const V = runner.manifest.vocab_size;
     const bad = args.ids.find((i) => i >= V);
