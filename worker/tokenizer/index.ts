@@ -1,33 +1,14 @@
 /**
- * Public API of the edge tokenizer (Mistral v1 SentencePiece BPE, exact). STUB: owned by the tokenizer work.
+ * Public API of the edge tokenizer: Mistral v1 SentencePiece BPE (Mixtral), exact and linear-time.
+ * Vocabulary comes from vocab.generated.ts (bundled); nothing is read at run time.
  */
-export interface ChatMessage {
-  role: "system" | "user" | "assistant" | "tool";
-  content: string;
-}
+export { BOS_ID, EOS_ID, UNK_ID, VOCAB_SIZE } from "./vocab-layout.js";
+export { applyChatTemplate, type ChatMessage } from "./chat.js";
+export { createDetokenizer, decode, type Detokenizer } from "./detokenizer.js";
+export { createStopMatcher, type StopMatcher, type StopResult } from "./stop-matcher.js";
+import { encodeText } from "./encode.js";
 
-export const BOS_ID = 1;
-export const EOS_ID = 2;
-
-/** Ids for `text` with SentencePiece's dummy prefix, no BOS (as golden.jsonl). */
-export function encode(_text: string): number[] {
-  throw new Error("tokenizer not implemented yet");
-}
-
-/** The whole v1 chat prompt, BOS included (as chat_golden.jsonl). Throws ApiError(400) on invalid role order. */
-export function applyChatTemplate(_messages: ChatMessage[]): number[] {
-  throw new Error("tokenizer not implemented yet");
-}
-
-/** Streaming detokenizer: never emits half a UTF-8 character; honours the leading-space rule. */
-export interface Detokenizer {
-  push(id: number): string;
-  flush(): string;
-}
-export function createDetokenizer(): Detokenizer {
-  throw new Error("tokenizer not implemented yet");
-}
-
-export function decode(_ids: number[]): string {
-  throw new Error("tokenizer not implemented yet");
+/** Ids for `text` with SentencePiece's dummy prefix, no BOS (as golden.jsonl). Typed "<s>" etc. is plain text. */
+export function encode(text: string): number[] {
+  return encodeText(text);
 }

@@ -1,0 +1,85 @@
+/**
+ * Mistral v1 chat template (Mixtral-8x7B-Instruct), built from ids so that text a user types can never
+ * become a control token:
+ *
+ *   [BOS] enc("[INST] " + S + "\n\n" + U1 + " [/INST]") enc(A1) [EOS] enc("[INST] " + U2 + " [/INST]") ...
+ *
+ * `enc` has the dummy prefix. Rules follow chat_template_v1.jinja (Hugging Face) and mistral-common:
+ *  - system messages (anywhere) are joined with "\n\n" into S, which goes in front of the FIRST user turn
+ *    (nothing if S is empty);
+ *  - consecutive messages of the same role are merged, joined with "\n\n";
+ *  - content is used verbatim (no strip);
+ *  - after system messages the conversation starts with a user turn and alternates user/assistant;
+ *  - assistant content must be non-empty; each assistant turn ends with EOS;
+ *  - the last message is a user turn, or an assistant turn with `prefix: true` (Mistral's API field): its
+ *    text is encoded without EOS so the model continues it;
+ *  - role "tool" (and tool calls) do not exist in the v1 template: rejected.
+ */
+import { badRequest } from "../errors.js";
+import { encodeText } from "./encode.js";
+import { BOS_ID, EOS_ID } from "./vocab-layout.js";
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant" | "tool";
+  content: string;
+  /** Assistant only, last message only: continue this text instead of closing the turn. */
+  prefix?: boolean;
+}
+
+interface Turn {
+  role: "user" | "assistant";
+  content: string;
+  prefix: boolean;
+}
+
+const invalid = (message: string) => badRequest(message, "messages");
+
+export function applyChatTemplate(messages: readonly ChatMessage[]): number[] {
+  const systemParts: string[] = [];
+  const turns: Turn[] = [];
+  messages.forEach((m, i) => {
+    if (typeof m.content !== "string") throw invalid(`messages[${i}].content must be a string.`);
+    if (m.role === "system") {
+      systemParts.push(m.content);
+      return;
+    }
+    if (m.role !== "user" && m.role !== "assistant") {
+      throw invalid(`messages[${i}]: role '${String(m.role)}' is not supported by this model (roles: system, user, assistant).`);
+    }
+    if (m.prefix && (m.role !== "assistant" || i !== messages.length - 1)) {
+      throw invalid(`messages[${i}]: prefix is only allowed on the last message, which must be an assistant message.`);
+    }
+    const last = turns[turns.length - 1];
+    if (last && last.role === m.role) {
+      last.content += "\n\n" + m.content;
+      last.prefix = m.prefix === true;
+    } else {
+      turns.push({ role: m.role, content: m.content, prefix: m.prefix === true });
+    }
+  });
+
+  if (turns.length === 0) throw invalid("messages must contain at least one user message.");
+  if (turns[0].role !== "user") throw invalid("After system messages, the conversation must start with a user message.");
+  const final = turns[turns.length - 1];
+  if (final.role === "assistant" && !final.prefix) {
+    throw invalid("The last message must be a user message, or an assistant message with prefix: true.");
+  }
+
+  const ids = [BOS_ID];
+  const system = systemParts.join("\n\n");
+  turns.forEach((t, i) => {
+    if (t.role === "user") {
+      const content = i === 0 && system !== "" ? system + "\n\n" + t.content : t.content;
+      append(ids, encodeText("[INST] " + content + " [/INST]"));
+    } else {
+      if (t.content === "") throw invalid("Assistant message content must be non-empty.");
+      append(ids, encodeText(t.content));
+      if (!t.prefix) ids.push(EOS_ID);
+    }
+  });
+  return ids;
+}
+
+function append(target: number[], src: readonly number[]): void {
+  for (let i = 0; i < src.length; i++) target.push(src[i]);
+}
