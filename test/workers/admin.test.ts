@@ -15,7 +15,7 @@ interface ErrorBody {
 
 describe("admin auth", () => {
   it("401 without or with a wrong token, in the error shape, never echoing the token", async () => {
-    for (const headers of [{}, { authorization: "Bearer nope" }, { authorization: "test-admin-token" }, { authorization: "Bearer test-admin-tokenX" }]) {
+    for (const headers of <Record<string, string>[]>[{}, { authorization: "Bearer nope" }, { authorization: "test-admin-token" }, { authorization: "Bearer test-admin-tokenX" }]) {
       const res = await SELF.fetch(`${BASE}/v1/admin/keys`, { headers });
       expect(res.status).toBe(401);
       const text = await res.text();

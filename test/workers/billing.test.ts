@@ -1,6 +1,5 @@
-import { env, runInDurableObject, SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { KeyLimiter } from "../../worker/billing/key-limiter";
 import { lookupAccount } from "../../worker/billing/keys";
 import { admit, limiterFor, settle } from "../../worker/billing/meter";
 import { costUnits, reservationUnits, unitsToMicros } from "../../worker/billing/money";
@@ -82,7 +81,7 @@ describe("monthly budget under concurrency", () => {
         }),
       ),
     );
-    const status = await runInDurableObject(limiterFor(env, account.keyId), (o: KeyLimiter) => o.status());
+    const status = await limiterFor(env, account.keyId).status();
     expect(BigInt(status.spentUnits)).toBe(3n * perRequest);
     expect(BigInt(status.spentUnits) <= 3500n * 1_000_000n).toBe(true);
     expect(status.reservations).toBe(0);

@@ -1,6 +1,6 @@
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { type KeyLimiter, RESERVATION_TTL_MS } from "../../worker/billing/key-limiter";
+import { RESERVATION_TTL_MS } from "../../worker/billing/key-limiter";
 import { lookupAccount } from "../../worker/billing/keys";
 import { admit, limiterFor, settle } from "../../worker/billing/meter";
 import { formatDuration } from "../../worker/billing/rate";
@@ -133,18 +133,18 @@ describe("reservations that are never settled", () => {
     expect(held.headers["retry-after"]).toBe("1"); // only in-flight reservations block it
 
     const stub = limiterFor(env, account.keyId);
-    await runInDurableObject(stub, (_o: KeyLimiter, state) => {
+    await runInDurableObject(stub, (_o: unknown, state: DurableObjectState) => {
       state.storage.sql.exec("UPDATE requests SET created_ms = created_ms - ?", RESERVATION_TTL_MS + 1000);
     });
     expect(await runDurableObjectAlarm(stub)).toBe(true);
-    expect(await runInDurableObject(stub, (o: KeyLimiter) => o.status())).toMatchObject({ reservations: 0, reservedUnits: "0", spentUnits: "0" });
+    expect(await stub.status()).toMatchObject({ reservations: 0, reservedUnits: "0", spentUnits: "0" });
     await admit(env, account, tiny(1, 1)); // the released budget is usable again
 
     // The lost request's settle finally arrives: charged once, however often it is repeated.
     const late = { ...a, cachedTokens: 0, completionTokens: 1, status: "ok" as const, startedAt: Date.now(), endedAt: Date.now() };
     await settle(env, account, late);
     await settle(env, account, late);
-    expect((await runInDurableObject(stub, (o: KeyLimiter) => o.status())).spentUnits).toBe("560000");
+    expect((await stub.status()).spentUnits).toBe("560000");
     const broke = await refusal(admit(env, account, tiny(1, 1)));
     expect(broke.type).toBe("insufficient_quota");
     expect(broke.headers["retry-after"]).toBeUndefined();
