@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { buildModel, formatSummary } from "./model-builder/build";
 
 const USAGE =
-  "usage: npm run build-model -- --in <hf_dir> --out <model_dir> [--name <serving name>] [--block-size 32] [--accuracy-level 4] [--context-length N] [--quiet]";
+  "usage: npm run build-model -- --in <hf_dir> --out <model_dir> [--name <serving name>] [--block-size 32] [--accuracy-level 4] [--context-length N] [--threads N] [--quiet]";
 
 function intOpt(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -23,6 +23,7 @@ async function main(): Promise<void> {
       "block-size": { type: "string" },
       "accuracy-level": { type: "string" },
       "context-length": { type: "string" },
+      threads: { type: "string" },
       quiet: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
     blockSize: intOpt(values["block-size"], "--block-size"),
     accuracyLevel: intOpt(values["accuracy-level"], "--accuracy-level"),
     contextLength: intOpt(values["context-length"], "--context-length"),
+    threads: intOpt(values.threads, "--threads"),
     quiet: values.quiet,
   });
   console.log(formatSummary(summary));

@@ -10,6 +10,7 @@ import type { ModelManifest } from "../../contract/model-manifest";
 import { buildGraph } from "./graph";
 import { encodeModel, type TensorDef } from "./onnx-proto";
 import { createProgress } from "./progress";
+import { defaultThreads, QuantPool } from "./quant-pool";
 import { type Checkpoint, CheckpointError, openCheckpoint } from "./safetensors";
 import { checkTensors, deriveSpec, expectedTensors, type ModelSpec } from "./spec";
 import { jobInputBytes, layoutInitializers, WeightWriter } from "./weights";
@@ -28,6 +29,8 @@ export interface BuildModelOptions {
   contextLength?: number;
   /** No progress output. */
   quiet?: boolean;
+  /** Quantizer worker threads (0 = quantize on the main thread). Default: all cores. */
+  threads?: number;
 }
 
 export interface BuildSummary {
@@ -110,12 +113,14 @@ export async function buildModel(opts: BuildModelOptions): Promise<BuildSummary>
 
     const tmpData = path.join(opts.outDir, `${WEIGHTS_FILE}.partial`);
     const out = await open(tmpData, "w");
+    const pool = new QuantPool(opts.threads ?? defaultThreads());
     try {
       // Sparse-extend to the final size first: alignment padding becomes holes.
       await out.truncate(totalBytes);
-      const writer = new WeightWriter(ckpt, out, placed, spec, (n) => progress.add(n));
+      const writer = new WeightWriter(ckpt, out, placed, spec, pool, (n) => progress.add(n));
       for (const job of plan.jobs) await writer.run(job);
     } finally {
+      await pool.close();
       await out.close();
       progress.stop();
     }

@@ -35,24 +35,20 @@ function initFor(name: string, cfg: HfConfig): { mean: number; std: number } {
 }
 
 /**
- * Fills `out` with bf16 bits of mean + std * (approximately normal) noise: the sum of 4 uniforms
- * from an xorshift32 stream. Returns the PRNG state.
+ * Fills `out` with bf16 bits of mean + std * (bell-shaped) noise: the two 16-bit halves of one
+ * xorshift32 draw summed (a triangular distribution), so one PRNG step per value. Returns the PRNG state.
  */
 function fillBf16(out: Uint16Array, state: number, mean: number, std: number): number {
-  // Sum of 4 U(0,1) has variance 4/12; scale to unit variance.
-  const k = std * Math.sqrt(3) / 2 ** 32;
+  // The sum of two U(0,1) has variance 1/6: scale to unit variance.
+  const k = (std * Math.sqrt(6)) / 65536;
   const f = new Float32Array(1);
   const u = new Uint32Array(f.buffer);
   let s = state >>> 0;
   for (let i = 0; i < out.length; i++) {
-    let acc = 0;
-    for (let j = 0; j < 4; j++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      acc += s >>> 0;
-    }
-    f[0] = mean + (acc - 2 * 2 ** 32) * k;
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    f[0] = mean + ((s & 0xffff) + (s >>> 16) - 65535) * k;
     // Round to nearest even bf16.
     const bits = u[0];
     out[i] = (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16;

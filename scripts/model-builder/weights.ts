@@ -6,7 +6,7 @@
  */
 import type { FileHandle } from "node:fs/promises";
 import type { InitDecl, Job } from "./graph";
-import { quantizeRow } from "./quantize";
+import type { QuantPool } from "./quant-pool";
 import { type Checkpoint, dtypeBytes, toF32 } from "./safetensors";
 import type { ModelSpec } from "./spec";
 
@@ -44,7 +44,6 @@ export function jobInputBytes(job: Job, ckpt: Checkpoint): number {
 
 export class WeightWriter {
   private raw = new Uint8Array(CHUNK_ELEMS * 4);
-  private f32 = new Float32Array(CHUNK_ELEMS);
   /** Writes in flight; awaited before buffers they reference are reused. */
   private pending: Promise<unknown>[] = [];
   private failed: Error | undefined;
@@ -54,6 +53,7 @@ export class WeightWriter {
     private out: FileHandle,
     private placed: Map<string, Placed>,
     private spec: ModelSpec,
+    private pool: QuantPool,
     private onBytes: (n: number) => void,
   ) {}
 
@@ -87,21 +87,15 @@ export class WeightWriter {
     }
   }
 
-  /** Reads rows [r0, r0+n) of a 2D (or 1D) tensor as float32 into a view of this.f32 (or `into`). */
-  private async readRowsF32(tensor: string, cols: number, r0: number, n: number, into?: Float32Array): Promise<Float32Array> {
+  /** Reads rows [r0, r0+n) of a 2D (or 1D) tensor as float32 into `into`. */
+  private async readRowsF32(tensor: string, cols: number, r0: number, n: number, into: Float32Array): Promise<Float32Array> {
     const t = this.ckpt.tensors.get(tensor)!;
     const eb = dtypeBytes(t.dtype);
     const len = n * cols * eb;
     if (this.raw.length < len) this.raw = new Uint8Array(len);
     const raw = await this.ckpt.readRaw(tensor, r0 * cols * eb, len, this.raw);
     this.onBytes(len);
-    const dst = into ?? this.chunkF32(n * cols);
-    return toF32(raw, t.dtype, dst);
-  }
-
-  private chunkF32(n: number): Float32Array {
-    if (this.f32.length < n) this.f32 = new Float32Array(n);
-    return this.f32.subarray(0, n);
+    return toF32(raw, t.dtype, into);
   }
 
   private async f32Job(init: string, tensor: string, transpose: boolean): Promise<void> {
@@ -126,32 +120,50 @@ export class WeightWriter {
     }
   }
 
+  /** Reads rows [r0, r0+n) of a [rows, cols] tensor as raw bytes into a fresh buffer (it is transferred). */
+  private async readRowsRaw(tensor: string, cols: number, r0: number, n: number): Promise<Uint8Array> {
+    const t = this.ckpt.tensors.get(tensor)!;
+    const eb = dtypeBytes(t.dtype);
+    const raw = await this.ckpt.readRaw(tensor, r0 * cols * eb, n * cols * eb);
+    this.onBytes(raw.length);
+    return raw;
+  }
+
   private async q4Job(job: Extract<Job, { kind: "q4" }>): Promise<void> {
     const w = this.placed.get(job.weight)!;
     const sc = this.placed.get(job.scales)!;
     const K = job.K;
     const bs = this.spec.blockSize;
     const nb = K / bs;
+    const inflight = new Set<Promise<void>>();
+    let failed: unknown;
     for (const g of job.groups) {
       const n = g.sources.length;
       const rows = this.ckpt.tensors.get(g.sources[0])!.shape[0];
+      const dtypes = g.sources.map((x) => this.ckpt.tensors.get(x)!.dtype);
       const per = Math.max(1, Math.floor(CHUNK_ELEMS / K));
       for (let r = 0; r < rows; r += per) {
+        if (failed) throw failed;
         const cnt = Math.min(per, rows - r);
-        const q = new Uint8Array((cnt * n * K) / 2);
-        const scales = new Float32Array(cnt * n * nb);
-        for (let si = 0; si < n; si++) {
-          const src = await this.readRowsF32(g.sources[si], K, r, cnt);
-          for (let i = 0; i < cnt; i++) {
-            const outRow = i * n + si;
-            quantizeRow(src, i * K, K, bs, q, (outRow * K) / 2, scales, outRow * nb);
-          }
-        }
+        const raws: Uint8Array[] = [];
+        for (const src of g.sources) raws.push(await this.readRowsRaw(src, K, r, cnt));
         const row0 = g.outRow + r * n;
-        await this.write(q, w.offset + (row0 * K) / 2);
-        await this.write(new Uint8Array(scales.buffer), sc.offset + row0 * nb * 4);
+        const p: Promise<void> = this.pool.run(raws, dtypes, cnt, K, bs).then(async ({ q, scales }) => {
+          await this.write(q, w.offset + (row0 * K) / 2);
+          await this.write(new Uint8Array(scales.buffer), sc.offset + row0 * nb * 4);
+        });
+        inflight.add(p);
+        p.then(
+          () => inflight.delete(p),
+          (e: unknown) => {
+            failed ??= e;
+            inflight.delete(p);
+          },
+        );
+        while (inflight.size >= this.pool.depth) await Promise.race(inflight).catch(() => undefined);
       }
     }
+    await Promise.all(inflight);
   }
 
   private async ropeJob(cosName: string, sinName: string): Promise<void> {

@@ -126,8 +126,8 @@ describe("model builder", () => {
   beforeAll(async () => {
     moeDir = path.join(tmp, "out", "moe");
     denseDir = path.join(tmp, "out", "dense");
-    await buildModel({ inDir: await ckpt("moe", moeCfg), outDir: moeDir, name: "moe-test", quiet: true });
-    await buildModel({ inDir: await ckpt("dense", denseCfg, { shards: 3 }), outDir: denseDir, quiet: true, contextLength: 128 });
+    await buildModel({ inDir: await ckpt("moe", moeCfg), outDir: moeDir, name: "moe-test", quiet: true, threads: 2 });
+    await buildModel({ inDir: await ckpt("dense", denseCfg, { shards: 3 }), outDir: denseDir, quiet: true, contextLength: 128, threads: 2 });
   });
 
   it("MoE graph: one QMoE per layer, MatMulNBits projections, GQA, external weights", () => {
@@ -204,16 +204,17 @@ describe("model builder", () => {
     }
   });
 
-  it("sharded and single-file checkpoints with the same weights give identical output", async () => {
+  it("sharded and single-file checkpoints, worker pool and inline quantizer give identical output", async () => {
     const single = path.join(tmp, "out", "dense-single");
-    await buildModel({ inDir: await ckpt("dense-single", denseCfg, { shards: 1 }), outDir: single, quiet: true, contextLength: 128, name: "dense" });
+    const inDir = await ckpt("dense-single", denseCfg, { shards: 1 });
+    await buildModel({ inDir, outDir: single, quiet: true, contextLength: 128, name: "dense", threads: 0 });
     expect(readFileSync(path.join(single, "model.onnx.data")).equals(readFileSync(path.join(denseDir, "model.onnx.data")))).toBe(true);
   });
 });
 
 describe("model builder errors", () => {
   const build = (inDir: string, extra: Partial<Parameters<typeof buildModel>[0]> = {}) =>
-    buildModel({ inDir, outDir: path.join(tmp, "out", "err"), quiet: true, ...extra });
+    buildModel({ inDir, outDir: path.join(tmp, "out", "err"), quiet: true, threads: 0, ...extra });
   const rejects = async (p: Promise<unknown>, re: RegExp) => {
     const e = await p.then(
       () => undefined,
