@@ -27,15 +27,35 @@ function headers(token: string | undefined): HeadersInit {
   return h;
 }
 
+/**
+ * A replica that accepts the connection but never answers would hang the request: the backend sends
+ * its response headers as soon as a request is admitted, so waiting longer than this means trouble.
+ * Only the headers are timed: the body (a generation) may legitimately stream for minutes.
+ */
+export const HEADERS_TIMEOUT_MS = 15_000;
+
 async function post(url: string, token: string | undefined, body: unknown, signal: AbortSignal): Promise<Response> {
+  const ac = new AbortController();
+  const follow = () => ac.abort();
+  if (signal.aborted) ac.abort();
+  signal.addEventListener("abort", follow, { once: true });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ac.abort();
+  }, HEADERS_TIMEOUT_MS);
   let res: Response;
   try {
-    res = await fetch(url, { method: "POST", headers: headers(token), body: JSON.stringify(body), signal });
+    res = await fetch(url, { method: "POST", headers: headers(token), body: JSON.stringify(body), signal: ac.signal });
   } catch (err) {
+    signal.removeEventListener("abort", follow);
     if (signal.aborted) throw err;
-    throw new BackendError(`fetch failed: ${err instanceof Error ? err.message : String(err)}`, true);
+    throw new BackendError(timedOut ? "no response headers in time" : `fetch failed: ${err instanceof Error ? err.message : String(err)}`, true);
+  } finally {
+    clearTimeout(timer);
   }
   if (!res.ok) {
+    signal.removeEventListener("abort", follow);
     const detail = (await res.text().catch(() => "")).slice(0, 300);
     throw new BackendError(`HTTP ${res.status}: ${detail}`, res.status >= 500 || res.status === 429 || res.status === 408);
   }

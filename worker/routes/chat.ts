@@ -187,7 +187,14 @@ async function handle(c: Context<AppEnv>, scope: RequestScope, setModel: (m: str
   sse.send(out.chunk(meta, { role: "assistant", content: "" }));
   c.executionCtx.waitUntil(
     (async () => {
-      const r = await run((t) => sse.send(out.chunk(meta, { content: t })));
+      let r: PumpResult;
+      try {
+        r = await run((t) => sse.send(out.chunk(meta, { content: t })));
+      } catch (err) {
+        // pumpGeneration handles backend and client failures itself; this is a bug guard.
+        r = { finishReason: "error", completionTokens: 0, cachedTokens: 0, ttftMs: null, backendFailed: false, error: String(err) };
+        abort.abort();
+      }
       finishGeneration(r);
       const u = out.usage(promptTokens, r.cachedTokens, r.completionTokens);
       const status = r.finishReason === "cancelled" ? "cancelled" : r.finishReason === "error" ? "error" : "ok";
