@@ -7,12 +7,9 @@
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import * as ort from "onnxruntime-node";
-import { type ModelManifest, pastKeyName, pastValueName } from "../../contract/model-manifest";
 import { loadModelRunner } from "../../gpu-backend/engine/model-runner";
 import { buildModel } from "../../scripts/model-builder/build";
 import { openCheckpoint } from "../../scripts/model-builder/safetensors";
@@ -42,9 +39,9 @@ const CASES: Case[] = [
     ids: PROMPT,
   },
   {
-    // 4 experts, top-3, no window (as Mixtral-8x7B ships), GQA 8:1.
-    name: "mixtral-e4-top3-i160-gqa8x1",
-    cfg: { architecture: "MixtralForCausalLM", hidden: 128, intermediate: 160, layers: 2, heads: 8, kvHeads: 1, experts: 4, topK: 3, vocab: 32000, slidingWindow: null },
+    // 4 experts, top-3, no window (as Mixtral-8x7B ships), GQA 8:1, lm_head tied to the embeddings.
+    name: "mixtral-e4-top3-i160-gqa8x1-tied",
+    cfg: { architecture: "MixtralForCausalLM", hidden: 128, intermediate: 160, layers: 2, heads: 8, kvHeads: 1, experts: 4, topK: 3, vocab: 32000, slidingWindow: null, tieEmbeddings: true },
     ids: PROMPT,
   },
   {
@@ -60,57 +57,26 @@ interface GraphOut {
   hidden: Float32Array;
 }
 
-/**
- * One prompt through the graph. Uses the backend's runner when it is implemented, else a direct
- * ORT session with the manifest's I/O convention (same feeds the runner must send).
- */
+/** One prompt through the graph with the backend's own runner (what the server and `npm run logits` use). */
 async function graphForward(dir: string, ids: number[], env: Record<string, string | undefined> = {}): Promise<GraphOut> {
   // QMoE reads ORT_USE_MLAS_Q4_GEMM_MOE in its kernel constructor, i.e. at session creation.
   const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  for (const [k, v] of Object.entries(env)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  try {
-    try {
-      const runner = await loadModelRunner(dir, { threads: THREADS });
-      try {
-        return await runner.forwardAll(ids);
-      } finally {
-        await runner.release();
-      }
-    } catch (e) {
-      if (!(e instanceof Error && /not implemented/.test(e.message))) throw e;
-    }
-    return await directOrtForward(dir, ids);
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
+  const apply = (vars: Record<string, string | undefined>) => {
+    for (const [k, v] of Object.entries(vars)) {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
-  }
-}
-
-async function directOrtForward(dir: string, ids: number[]): Promise<GraphOut> {
-  const m = JSON.parse(await readFile(path.join(dir, "model.json"), "utf8")) as ModelManifest;
-  const sess = await ort.InferenceSession.create(path.join(dir, "model.onnx"), { intraOpNumThreads: THREADS, interOpNumThreads: 1 });
+  };
+  apply(env);
   try {
-    const S = ids.length;
-    const feeds: Record<string, ort.Tensor> = {
-      input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, S]),
-      seqlens_k: new ort.Tensor("int32", Int32Array.from([S - 1]), [1]),
-      total_sequence_length: new ort.Tensor("int32", Int32Array.from([S]), []),
-      logits_indices: new ort.Tensor("int64", BigInt64Array.from(ids.map((_, i) => BigInt(i))), [S]),
-    };
-    for (let l = 0; l < m.num_layers; l++) {
-      const empty = () => new ort.Tensor("float32", new Float32Array(0), [1, m.num_kv_heads, 0, m.head_dim]);
-      feeds[pastKeyName(l)] = empty();
-      feeds[pastValueName(l)] = empty();
+    const runner = await loadModelRunner(dir, { threads: THREADS });
+    try {
+      return await runner.forwardAll(ids);
+    } finally {
+      await runner.release();
     }
-    const out = await sess.run(feeds, ["logits", "last_hidden_state"]);
-    return { logits: out.logits.data as Float32Array, hidden: out.last_hidden_state.data as Float32Array };
   } finally {
-    await sess.release();
+    apply(saved);
   }
 }
 
