@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { buildModel, formatSummary } from "./model-builder/build";
 
 const USAGE =
-  "usage: npm run build-model -- --in <hf_dir> --out <model_dir> [--name <serving name>] [--block-size 32] [--accuracy-level 4] [--context-length N] [--threads N] [--quiet]";
+  "usage: npm run build-model -- --in <hf_dir> --out <model_dir> [--name <serving name>] [--block-size 32] [--accuracy-level 4] [--context-length N] [--threads N] [--quiet] [--json]";
 
 function intOpt(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -25,6 +25,7 @@ async function main(): Promise<void> {
       "context-length": { type: "string" },
       threads: { type: "string" },
       quiet: { type: "boolean" },
+      json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -44,9 +45,14 @@ async function main(): Promise<void> {
     accuracyLevel: intOpt(values["accuracy-level"], "--accuracy-level"),
     contextLength: intOpt(values["context-length"], "--context-length"),
     threads: intOpt(values.threads, "--threads"),
-    quiet: values.quiet,
+    quiet: values.quiet || values.json,
   });
-  console.log(formatSummary(summary));
+  if (values.json) {
+    const { manifest, ...figures } = summary;
+    console.log(JSON.stringify({ name: manifest.name, ...figures, mb_per_s: summary.inputBytes / 1e6 / summary.seconds }));
+  } else {
+    console.log(formatSummary(summary));
+  }
 }
 
 main().catch((e: unknown) => {
