@@ -1,8 +1,8 @@
 /**
  * Stop strings over streamed text. push() returns the text that is safe to send now: everything except a
  * tail that could still be the start of a stop string. When a stop string appears (possibly across
- * chunks), the text before its first occurrence is returned, `stopped` is set, and the stop string itself
- * is never emitted. Work per push is linear in the chunk plus the held tail.
+ * chunks), the text before it is returned with `stop` set, and the stop string itself is never emitted.
+ * Of several stop strings, the one that completes first wins, so the result does not depend on chunking. Work per push is linear in the chunk plus the held tail.
  */
 export interface StopResult {
   /** Text to emit now. */
@@ -28,12 +28,15 @@ export function createStopMatcher(stops: readonly string[]): StopMatcher {
       if (list.length === 0) return { text: chunk, stop: null };
       const buf = held + chunk;
       // The held tail contains no whole stop string, so any hit ends inside `chunk`: search from where one could start.
+      // The stop that completes first wins (as if text arrived one character at a time); on a tie, the longer.
       let at = -1;
+      let end = Infinity;
       let hit: string | null = null;
       for (const s of list) {
         const i = buf.indexOf(s, Math.max(0, held.length - s.length + 1));
-        if (i >= 0 && (at < 0 || i < at)) {
+        if (i >= 0 && (i + s.length < end || (i + s.length === end && i < at))) {
           at = i;
+          end = i + s.length;
           hit = s;
         }
       }
