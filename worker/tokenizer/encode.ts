@@ -19,8 +19,8 @@ const NEWLINE_ID = BYTE_OFFSET + NEWLINE;
 const SPACE_CODE = 0x2581;
 /** Chunks up to this many UTF-16 units are memoized. */
 const MAX_CACHED_CHUNK = 48;
-/** Entries per cache generation (two generations are kept). */
-const CACHE_GENERATION = 1 << 15;
+/** Entries per cache generation; two generations are kept (a few MB at most). */
+const CACHE_GENERATION = 1 << 14;
 const RANK_SHIFT = 2 ** 32;
 
 // Two-generation cache (approximate LRU, O(1)): when `recent` fills up it becomes `older` and the old
@@ -96,17 +96,23 @@ function encodeChunk(v: Vocab, s: string, start: number, end: number, out: numbe
   for (let i = 0; i < cached.length; i++) out.push(cached[i]);
 }
 
-// Scratch buffers reused across calls (grown on demand); a Worker isolate runs one encode at a time.
-let ids = new Int32Array(256);
+// Scratch buffers reused across calls (grown on demand, released after a huge chunk: ~44 bytes per
+// character); encoding is synchronous, so one set per isolate suffices.
+const SMALL_SCRATCH = 256;
+const KEEP_SCRATCH = 1 << 16;
+let ids = new Int32Array(SMALL_SCRATCH);
 let cps = new Int32Array(256);
 let lens = new Int32Array(256);
 let next = new Int32Array(256);
 let prev = new Int32Array(256);
-let heap = new Float64Array(768);
+let heap = new Float64Array(SMALL_SCRATCH * 3);
 
 function ensureCapacity(n: number): void {
   if (ids.length >= n) return;
-  const size = Math.max(n, ids.length * 2);
+  allocateScratch(Math.max(n, ids.length * 2));
+}
+
+function allocateScratch(size: number): void {
   ids = new Int32Array(size);
   cps = new Int32Array(size);
   lens = new Int32Array(size);
@@ -145,6 +151,7 @@ function bpe(v: Vocab, s: string, start: number, end: number, out: number[]): vo
     if (id >= 0) out.push(id);
     else pushUtf8Bytes(cps[i], out);
   }
+  if (ids.length > KEEP_SCRATCH) allocateScratch(SMALL_SCRATCH);
 }
 
 /** Runs SentencePiece's merge loop over the n symbols in the scratch arrays. */
