@@ -9,7 +9,7 @@ import { spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { portIsFree, spawnUntilReady, stopProcess } from "./lib/processes";
+import { portIsFree, spawnUntilHttpReady, spawnUntilReady, stopProcess } from "./lib/processes";
 
 const root = resolve(import.meta.dirname, "..");
 const stateDir = resolve(root, process.env.DEV_STATE_DIR ?? ".dev");
@@ -97,7 +97,7 @@ async function main() {
   const backend = await spawnUntilReady(
     bin("tsx"),
     ["gpu-backend/main.ts", ...models.flatMap((m) => ["--model", `models/dev/${m}`]), "--port", String(backendPort), "--host", "127.0.0.1"],
-    { cwd: root, env: { ...process.env, BACKEND_TOKEN: secrets.backendToken }, ready: /ready/i, timeoutMs: 180_000, label: "backend" },
+    { cwd: root, env: { ...process.env, BACKEND_TOKEN: secrets.backendToken }, ready: /^backend ready on /, timeoutMs: 180_000, label: "backend" },
   ).catch((err: Error) => fail(err.message));
   children.push(backend.child);
   backend.child.on("exit", (code) => {
@@ -109,28 +109,28 @@ async function main() {
   pipeLogs(backend.child, "backend");
 
   console.log(`[4/5] worker (wrangler dev, local) on :${port}`);
-  const worker = await spawnUntilReady(
+  const worker = await spawnUntilHttpReady(
     bin("wrangler"),
     [
       "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist,
-      "--show-interactive-dev-session=false", "--log-level", "warn",
+      "--show-interactive-dev-session=false",
       "--var", `TIERS:${localTiers(`http://127.0.0.1:${backendPort}`)}`,
       "--var", `ADMIN_TOKEN:${secrets.adminToken}`,
       "--var", `BACKEND_TOKEN:${secrets.backendToken}`,
     ],
-    { cwd: root, env: offlineEnv, ready: /Ready on http/i, timeoutMs: 120_000, label: "worker" },
+    { cwd: root, env: offlineEnv, url: `http://127.0.0.1:${port}/health`, timeoutMs: 120_000, label: "worker" },
   ).catch(async (err: Error) => {
     await Promise.all(children.map((c) => stopProcess(c)));
     return fail(err.message);
   });
-  children.push(worker.child);
-  worker.child.on("exit", (code) => {
+  children.push(worker);
+  worker.on("exit", (code) => {
     if (!stopping) {
       console.error(`worker exited (${code}); stopping`);
       void shutdown(1);
     }
   });
-  pipeLogs(worker.child, "worker");
+  pipeLogs(worker, "worker");
 
   console.log("[5/5] dev API key");
   const base = `http://127.0.0.1:${port}`;

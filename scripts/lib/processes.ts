@@ -82,3 +82,34 @@ export function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> 
     child.kill("SIGTERM");
   });
 }
+
+/** Spawns a process and resolves once `url` answers 200; rejects if it exits first or on timeout. */
+export async function spawnUntilHttpReady(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { url: string; timeoutMs: number; label: string },
+): Promise<ChildProcess> {
+  const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
+  const tail: string[] = [];
+  const collect = (buf: Buffer) => {
+    tail.push(...buf.toString().split(/\r?\n/).filter(Boolean));
+    tail.splice(0, Math.max(0, tail.length - 30));
+  };
+  child.stdout!.on("data", collect);
+  child.stderr!.on("data", collect);
+  const deadline = Date.now() + opts.timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${opts.label} exited (${child.signalCode ?? child.exitCode}) before it was ready:\n${tail.join("\n")}`);
+    }
+    const ok = await fetch(opts.url, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+    if (ok) {
+      child.stdout!.off("data", collect);
+      child.stderr!.off("data", collect);
+      return child;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  child.kill("SIGTERM");
+  throw new Error(`${opts.label} did not become ready within ${opts.timeoutMs} ms:\n${tail.join("\n")}`);
+}

@@ -175,4 +175,19 @@ describe("GET /v1/usage", () => {
     const mine = (await (await SELF.fetch("https://edge.test/v1/usage?from=2026-09-01", { headers: { authorization: `Bearer ${key}` } })).json()) as { data: { cost_micros: number }[] };
     expect(mine.data[0].cost_micros).toBe(14_400_000_004);
   });
+
+  it("GET /v1/admin/usage/requests lists per-request records with exact and rounded cost", async () => {
+    const { account } = await newKey();
+    const r = settleReq({ promptTokens: 3 });
+    await settle(env, account, r);
+    const res = await SELF.fetch(`https://edge.test/v1/admin/usage/requests?request_id=${r.requestId}`, { headers: ADMIN });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { data: { request_id: string; key_id: string; status: string; prompt_tokens: number; cost_units: string; cost_micros: number }[] };
+    expect(body.data).toHaveLength(1);
+    expect(body.data[0]).toMatchObject({ request_id: r.requestId, key_id: account.keyId, status: "ok", prompt_tokens: 3, cost_units: "420000", cost_micros: 0 });
+    const bad = await SELF.fetch("https://edge.test/v1/admin/usage/requests?limit=0", { headers: ADMIN });
+    expect(bad.status).toBe(400);
+    const noAuth = await SELF.fetch("https://edge.test/v1/admin/usage/requests");
+    expect(noAuth.status).toBe(401);
+  });
 });

@@ -108,3 +108,41 @@ export async function usageByDay(db: D1Database, f: UsageFilter): Promise<UsageR
     };
   });
 }
+
+export interface UsageRequestRow {
+  request_id: string;
+  key_id: string;
+  tier: string;
+  status: UsageStatus;
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+  cost_micros: number;
+  cost_units: string;
+  started_at: number;
+  ended_at: number;
+}
+
+/** Per-request records, newest first: the audit view behind GET /v1/admin/usage/requests. */
+export async function usageRequests(
+  db: D1Database,
+  f: { keyId?: string; requestId?: string; limit: number },
+): Promise<UsageRequestRow[]> {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  if (f.keyId) (where.push("key_id = ?"), args.push(f.keyId));
+  if (f.requestId) (where.push("request_id = ?"), args.push(f.requestId));
+  const { results } = await db
+    .prepare(
+      `SELECT request_id, key_id, model, status, prompt_tokens, cached_tokens, completion_tokens,
+         CAST(cost_units AS TEXT) AS cost_units, started_at, ended_at
+       FROM usage_records ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+       ORDER BY started_at DESC LIMIT ?`,
+    )
+    .bind(...args, f.limit)
+    .all<Omit<UsageRequestRow, "tier" | "cost_micros"> & { model: string }>();
+  return results.map(({ model, ...r }) => {
+    const units = parseUnits(r.cost_units);
+    return { ...r, tier: model, cost_micros: unitsToMicros(units), cost_units: units.toString() };
+  });
+}

@@ -6,6 +6,7 @@
  *   PATCH  /v1/admin/keys/:id    {name?, tiers?, rpm?, tpm?, monthly_budget_micros?}
  *   DELETE /v1/admin/keys/:id    -> revoke (idempotent)
  *   GET    /v1/admin/usage       ?key_id=&from=YYYY-MM-DD&to=YYYY-MM-DD -> per key/tier/day rows
+ *   GET    /v1/admin/usage/requests ?key_id=&request_id=&limit=(1..1000, 100) -> per-request records, newest first
  * `key` lets the local dev stack keep one key across restarts; it must match [A-Za-z0-9_-]{32,200}.
  * Creating a key that already exists -> 409 key_exists (message names the existing id).
  */
@@ -13,7 +14,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app";
 import { CUSTOM_KEY_RE, createKey, generateKey, getKey, KeyExistsError, type KeyRow, listKeys, revokeKey, updateKey } from "../billing/keys";
-import { usageByDay } from "../billing/ledger";
+import { usageByDay, usageRequests } from "../billing/ledger";
 import type { Env } from "../env";
 import { ApiError, badRequest, notFound } from "../errors";
 import { requireAdmin } from "../middleware/admin-auth";
@@ -116,4 +117,13 @@ adminRoutes.get("/usage", async (c) => {
   const { from, to } = dateRange(c.req.query("from"), c.req.query("to"), false);
   const keyId = c.req.query("key_id") || undefined;
   return c.json({ object: "list", data: await usageByDay(c.env.DB, { keyId, from, to }) });
+});
+
+adminRoutes.get("/usage/requests", async (c) => {
+  const limitRaw = c.req.query("limit");
+  const limit = limitRaw === undefined ? 100 : Number(limitRaw);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw badRequest("limit must be an integer from 1 to 1000.", "limit");
+  const keyId = c.req.query("key_id") || undefined;
+  const requestId = c.req.query("request_id") || undefined;
+  return c.json({ object: "list", data: await usageRequests(c.env.DB, { keyId, requestId, limit }) });
 });

@@ -107,6 +107,8 @@ embeddingsRoutes.post("/embeddings", async (c) => {
     const b64 = body.encoding_format === "base64";
     return c.json(
       {
+        // Mistral's SDK requires an id on embedding responses.
+        id: `embd-${c.get("requestId").replace(/^req_/, "")}`,
         object: "list",
         data: done.value.data.map((v, index) => ({ object: "embedding", embedding: b64 ? base64Float32(v) : v, index })),
         model,

@@ -1,0 +1,165 @@
+/**
+ * Real, unmodified clients (the `openai` and `@mistralai/mistralai` SDKs) against the real local stack:
+ * npm start's launcher -> wrangler dev (miniflare: D1, DO, KV, Queues, Cache) -> backend process -> ONNX Runtime.
+ */
+import { Mistral } from "@mistralai/mistralai";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startStack, type Stack } from "./helpers/stack";
+
+let stack: Stack;
+let openai: OpenAI;
+let mistral: Mistral;
+const messages = [{ role: "user" as const, content: "Tell me a short story about a lighthouse." }];
+
+beforeAll(async () => {
+  stack = await startStack("tiny,small");
+  openai = new OpenAI({ baseURL: `${stack.base}/v1`, apiKey: stack.apiKey, maxRetries: 0 });
+  mistral = new Mistral({ apiKey: stack.apiKey, serverURL: stack.base });
+}, 300_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe("openai SDK", () => {
+  it("chat, non-streaming", async () => {
+    const r = await openai.chat.completions.create({ model: "mistral-small", messages, max_tokens: 12, temperature: 0 });
+    expect(r.choices[0].message.role).toBe("assistant");
+    expect(typeof r.choices[0].message.content).toBe("string");
+    expect(["stop", "length"]).toContain(r.choices[0].finish_reason);
+    expect(r.usage?.prompt_tokens).toBeGreaterThan(5);
+    expect(r.usage?.completion_tokens).toBeGreaterThan(0);
+    expect(r.usage?.completion_tokens).toBeLessThanOrEqual(12);
+  });
+
+  it("chat, streaming with include_usage", async () => {
+    const stream = await openai.chat.completions.create({
+      model: "mistral-tiny",
+      messages,
+      max_tokens: 10,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = "";
+    let usage: OpenAI.CompletionUsage | undefined;
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      for (const c of chunk.choices) {
+        text += c.delta.content ?? "";
+        finish = c.finish_reason ?? finish;
+      }
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(finish).not.toBeNull();
+    expect(usage?.completion_tokens).toBeGreaterThan(0);
+    expect(usage?.total_tokens).toBe((usage?.prompt_tokens ?? 0) + (usage?.completion_tokens ?? 0));
+    expect(typeof text).toBe("string");
+  });
+
+  it("embeddings (the SDK asks for base64 by default)", async () => {
+    const r = await openai.embeddings.create({ model: "mistral-embed", input: ["hello world", "bonjour le monde"] });
+    expect(r.data).toHaveLength(2);
+    const v = r.data[0].embedding;
+    expect(v.length).toBeGreaterThan(16);
+    const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+    expect(norm).toBeCloseTo(1, 3);
+    expect(r.usage.prompt_tokens).toBeGreaterThan(0);
+  });
+
+  it("models", async () => {
+    const list = await openai.models.list();
+    const ids = list.data.map((m) => m.id);
+    expect(ids).toEqual(expect.arrayContaining(["mistral-tiny", "mistral-small"]));
+  });
+
+  it("a bad key gets a 401 AuthenticationError that never echoes the key", async () => {
+    const bad = new OpenAI({ baseURL: `${stack.base}/v1`, apiKey: "sk-not-a-real-key-0123456789abcdef", maxRetries: 0 });
+    const err = await bad.chat.completions.create({ model: "mistral-tiny", messages }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect(JSON.stringify((err as InstanceType<typeof OpenAI.APIError>).error)).not.toContain("0123456789abcdef");
+  });
+
+  it("a rate-limited key gets 429 with Retry-After, and the SDK's retry honours it", async () => {
+    const created = await stack.admin("/v1/admin/keys", {
+      method: "POST",
+      body: JSON.stringify({ name: "limited", tiers: ["mistral-tiny"], rpm: 20, tpm: 100_000, monthly_budget_micros: 1_000_000 }),
+    });
+    expect(created.status).toBeLessThan(300);
+    const { key } = (await created.json()) as { key: string };
+    const limited = new OpenAI({ baseURL: `${stack.base}/v1`, apiKey: key, maxRetries: 0 });
+    // rpm 20: a burst of 20, then one request every 3 s.
+    for (let i = 0; i < 20; i += 5) {
+      await Promise.all(Array.from({ length: 5 }, () => limited.chat.completions.create({ model: "mistral-tiny", messages, max_tokens: 1 })));
+    }
+    const err = await limited.chat.completions.create({ model: "mistral-tiny", messages, max_tokens: 2 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    const headers = (err as InstanceType<typeof OpenAI.APIError>).headers;
+    const retryAfter = Number(headers?.get("retry-after"));
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(3);
+    // With retries on, the SDK waits what Retry-After says and then succeeds.
+    const patient = new OpenAI({ baseURL: `${stack.base}/v1`, apiKey: key, maxRetries: 2 });
+    const t0 = Date.now();
+    const r = await patient.chat.completions.create({ model: "mistral-tiny", messages, max_tokens: 2 });
+    expect(r.choices).toHaveLength(1);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+  }, 150_000);
+
+  it("a client that aborts mid-stream is still metered for what was generated", async () => {
+    const controller = new AbortController();
+    const { data: stream, response } = await openai.chat.completions
+      .create({ model: "mistral-small", messages, max_tokens: 400, temperature: 0, stream: true }, { signal: controller.signal })
+      .withResponse();
+    const requestId = response.headers.get("x-request-id") ?? "";
+    expect(requestId).toMatch(/^req_/);
+    let chunks = 0;
+    try {
+      for await (const _chunk of stream) if (++chunks === 3) controller.abort();
+    } catch {
+      // AbortError: expected
+    }
+    expect(chunks).toBeGreaterThanOrEqual(3);
+    // The ledger record appears once the worker has settled it.
+    let record: { status: string; completion_tokens: number } | undefined;
+    for (let i = 0; i < 40 && !record; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      const res = await stack.admin(`/v1/admin/usage/requests?request_id=${encodeURIComponent(requestId)}`);
+      record = ((await res.json()) as { data: Array<{ status: string; completion_tokens: number }> }).data[0];
+    }
+    expect(record?.status).toBe("cancelled");
+    expect(record?.completion_tokens).toBeGreaterThan(0);
+    expect(record?.completion_tokens).toBeLessThan(400);
+  });
+});
+
+describe("@mistralai/mistralai SDK", () => {
+  it("chat.complete", async () => {
+    const r = await mistral.chat.complete({ model: "mistral-small", messages, maxTokens: 8, temperature: 0 });
+    expect(r.choices?.[0].message?.role).toBe("assistant");
+    expect(r.usage.completionTokens).toBeGreaterThan(0);
+  });
+
+  it("chat.stream", async () => {
+    const stream = await mistral.chat.stream({ model: "mistral-tiny", messages, maxTokens: 8, temperature: 0 });
+    let finish: string | null | undefined;
+    let usageSeen = false;
+    for await (const event of stream) {
+      for (const c of event.data.choices) finish = c.finishReason ?? finish;
+      if (event.data.usage) usageSeen = true;
+    }
+    expect(finish).toBeTruthy();
+    expect(usageSeen).toBe(true);
+  });
+
+  it("embeddings.create", async () => {
+    const r = await mistral.embeddings.create({ model: "mistral-embed", inputs: ["hello"] });
+    expect(r.data[0].embedding?.length).toBeGreaterThan(16);
+  });
+
+  it("models.list", async () => {
+    const r = await mistral.models.list();
+    expect(r.data?.map((m) => m.id)).toEqual(expect.arrayContaining(["mistral-tiny"]));
+  });
+});
