@@ -9,6 +9,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { clearEncodeCache, encodeText } from "../../worker/tokenizer/encode.js";
+import { applyChatTemplate, type ChatMessage } from "../../worker/tokenizer/index.js";
 import { getVocab } from "../../worker/tokenizer/vocab.js";
 
 const root = resolve(import.meta.dirname, "../..");
@@ -130,6 +131,19 @@ const lin = [
   linearity("emoji (byte fallback)", "🦙👍🏽"),
 ];
 
+// A conversation resent on every turn (as clients do): the whole prompt, cold then repeated.
+const conversation: ChatMessage[] = [];
+for (let i = 0, used = 0; used < 100_000 && i < docs.length; i++) {
+  const content = docs[i].text.slice(0, 5_000);
+  conversation.push({ role: i % 2 === 0 ? "user" : "assistant", content });
+  used += content.length;
+}
+if (conversation[conversation.length - 1].role === "assistant") conversation.push({ role: "user", content: "Summarize." });
+const chatChars = conversation.reduce((a, m) => a + m.content.length, 0);
+clearEncodeCache();
+const chatColdMs = time(() => applyChatTemplate(conversation));
+const chatRepeatMs = time(() => applyChatTemplate(conversation));
+
 const vocabFile = resolve(root, "worker/tokenizer/vocab.generated.ts");
 const vocabBytes = statSync(vocabFile).size;
 const vocabGzip = gzipSync(readFileSync(vocabFile)).length;
@@ -150,6 +164,7 @@ const result = {
   mb_per_s_first_pass: round(mbps(totalBytes, firstPassMs)),
   per_category_cold: perCategory,
   one_million_chars_ms: lin[0].ms_1m,
+  chat_prompt: { chars: chatChars, turns: conversation.length, cold_ms: round(chatColdMs, 1), repeated_ms: round(chatRepeatMs, 1) },
   linearity: lin,
   vocab_init_ms: round(vocabInitMs, 1),
   vocab_module_bytes: vocabBytes,
@@ -168,6 +183,8 @@ if (asJson) {
   for (const [cat, c] of Object.entries(perCategory)) console.log(`  ${cat.padEnd(14)} ${String(c.mb_per_s).padStart(6)} MB/s  (${c.docs} docs)`);
   console.log("linearity (cold cache):");
   for (const l of lin) console.log(`  ${l.name.padEnd(36)} 100k: ${l.ms_100k} ms   1M: ${l.ms_1m} ms   ratio ${l.ratio}`);
+  const c = result.chat_prompt;
+  console.log(`chat prompt (${c.turns} turns, ${c.chars} chars): ${c.cold_ms} ms cold, ${c.repeated_ms} ms when resent`);
   console.log(`vocab init: ${result.vocab_init_ms} ms; vocab module: ${vocabBytes} bytes (${vocabGzip} gzipped)`);
   if (reference) console.log(`mistral-tokenizer-js: ${reference.mb_per_s} MB/s`);
 }

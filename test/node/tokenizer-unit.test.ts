@@ -54,6 +54,17 @@ describe("chat template v1", () => {
     expect(applyChatTemplate([user(" a "), user("b")])).toEqual([BOS_ID, ...encode("[INST]  a \n\nb [/INST]")]);
   });
 
+  it("gives the same ids when long turns come from the turn cache", () => {
+    const long = "A fairly long user turn, repeated on every request of the conversation. ".repeat(20);
+    const msgs = [user(long), assistant(long + "!"), user("next")];
+    const want = [BOS_ID, ...encode(`[INST] ${long} [/INST]`), ...encode(long + "!"), EOS_ID, ...encode("[INST] next [/INST]")];
+    expect(applyChatTemplate(msgs)).toEqual(want);
+    const again = applyChatTemplate(msgs);
+    expect(again).toEqual(want);
+    again.length = 0; // callers own the returned array
+    expect(applyChatTemplate(msgs)).toEqual(want);
+  });
+
   it("continues a final assistant message with prefix: true (no EOS)", () => {
     expect(applyChatTemplate([user("Q"), assistant("The answer is", true)])).toEqual([
       BOS_ID,

@@ -70,13 +70,36 @@ export function applyChatTemplate(messages: readonly ChatMessage[]): number[] {
   turns.forEach((t, i) => {
     if (t.role === "user") {
       const content = i === 0 && system !== "" ? system + "\n\n" + t.content : t.content;
-      append(ids, encodeText("[INST] " + content + " [/INST]"));
+      append(ids, encodeTurn("[INST] " + content + " [/INST]"));
     } else {
       if (t.content === "") throw invalid("Assistant message content must be non-empty.");
-      append(ids, encodeText(t.content));
+      append(ids, encodeTurn(t.content));
       if (!t.prefix) ids.push(EOS_ID);
     }
   });
+  return ids;
+}
+
+// Clients resend the whole conversation on every request, so long turns are memoized whole (two
+// generations, bounded by total characters: a few MB at most). Short turns hit the chunk cache anyway.
+const MIN_CACHED_TURN = 256;
+const TURN_CACHE_CHARS = 1 << 19;
+let recentTurns = new Map<string, number[]>();
+let olderTurns = new Map<string, number[]>();
+let recentChars = 0;
+
+function encodeTurn(text: string): number[] {
+  if (text.length < MIN_CACHED_TURN || text.length > TURN_CACHE_CHARS) return encodeText(text);
+  let ids = recentTurns.get(text);
+  if (ids !== undefined) return ids;
+  ids = olderTurns.get(text) ?? encodeText(text);
+  if (recentChars + text.length > TURN_CACHE_CHARS) {
+    olderTurns = recentTurns;
+    recentTurns = new Map();
+    recentChars = 0;
+  }
+  recentTurns.set(text, ids);
+  recentChars += text.length;
   return ids;
 }
 
