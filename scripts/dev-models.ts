@@ -7,7 +7,8 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { ModelManifest } from "../contract/model-manifest";
-import { buildModel, formatSummary, MANIFEST_FILE } from "./model-builder/build";
+import { buildModel, formatSummary, MANIFEST_FILE, sourceChecksum } from "./model-builder/build";
+import { openCheckpoint } from "./model-builder/safetensors";
 import { DEFAULT_PRESETS, PRESETS } from "./model-builder/presets";
 import { configHash, writeSyntheticCheckpoint } from "./model-builder/synthetic";
 
@@ -40,13 +41,9 @@ export async function ensurePreset(name: string, hfRoot: string, outRoot: string
   const hfConfig = await readJson<Record<string, unknown>>(path.join(hfDir, "config.json"));
   if (!force && manifest && manifest.name === name && hfConfig?.[HASH_FIELD] === hash && (await exists(path.join(outDir, manifest.weights_file)))) {
     // model.json's source checksum covers config.json, which carries the preset hash.
-    const { openCheckpoint } = await import("./model-builder/safetensors");
-    const ckpt = await openCheckpoint(hfDir);
-    await ckpt.close();
-    const { createHash } = await import("node:crypto");
-    const h = createHash("sha256").update(ckpt.configText);
-    for (const { file, json } of ckpt.headers) h.update(`\0${file}\0${json}`);
-    if (h.digest("hex") === manifest.source.checksum) return "cached";
+    const ckpt = await openCheckpoint(hfDir).catch(() => undefined);
+    await ckpt?.close();
+    if (ckpt && sourceChecksum(ckpt) === manifest.source.checksum) return "cached";
   }
   if (force || hfConfig?.[HASH_FIELD] !== hash) {
     const t0 = performance.now();

@@ -53,7 +53,8 @@ async function prepareOutDir(dir: string): Promise<void> {
   }
 }
 
-function sourceChecksum(ckpt: Checkpoint): string {
+/** sha256 over config.json and every shard's safetensors header: identifies the source cheaply. */
+export function sourceChecksum(ckpt: Checkpoint): string {
   const h = createHash("sha256");
   h.update(ckpt.configText);
   for (const { file, json } of ckpt.headers) h.update(`\0${file}\0${json}`);

@@ -15,6 +15,8 @@ export interface SyntheticOptions {
   shards: number;
   /** Extra config.json fields (e.g. a preset hash). */
   extra?: Record<string, unknown>;
+  /** Stored dtype (default BF16); values are generated as bf16 and widened, so F32 holds the same weights. */
+  dtype?: "BF16" | "F16" | "F32";
   /** Edits the tensor list before writing (tests: drop, add or reshape tensors). */
   mutate?: (tensors: { name: string; shape: number[] }[]) => { name: string; shape: number[] }[];
 }
@@ -56,6 +58,22 @@ function fillBf16(out: Uint16Array, state: number, mean: number, std: number): n
   return s;
 }
 
+/** float32 -> IEEE half, round to nearest (test data only: no NaN handling needed). */
+function floatToHalf(x: number): number {
+  const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+  const a = Math.abs(x);
+  if (a >= 65520) return sign | 0x7c00;
+  if (a < 2 ** -24) return sign;
+  if (a < 2 ** -14) return sign | Math.round(a / 2 ** -24);
+  let e = Math.floor(Math.log2(a));
+  let m = Math.round((a / 2 ** e - 1) * 1024);
+  if (m === 1024) {
+    m = 0;
+    e += 1;
+  }
+  return sign | ((e + 15) << 10) | m;
+}
+
 export function configHash(cfg: HfConfig, opts: SyntheticOptions): string {
   return createHash("sha256").update(JSON.stringify({ cfg, seed: opts.seed, shards: opts.shards, extra: opts.extra ?? {} })).digest("hex").slice(0, 16);
 }
@@ -67,7 +85,9 @@ export async function writeSyntheticCheckpoint(dir: string, cfg: HfConfig, opts:
   const spec = deriveSpec(cfg, { blockSize: 32, accuracyLevel: 4 });
   let list = [...expectedTensors(spec)].map(([name, shape]) => ({ name, shape }));
   if (opts.mutate) list = opts.mutate(list);
-  const tensors = list.map(({ name, shape }) => ({ name, shape, bytes: shape.reduce((a, b) => a * b, 1) * 2 }));
+  const dtype = opts.dtype ?? "BF16";
+  const eb = dtype === "F32" ? 4 : 2;
+  const tensors = list.map(({ name, shape }) => ({ name, shape, bytes: shape.reduce((a, b) => a * b, 1) * eb }));
   const total = tensors.reduce((a, t) => a + t.bytes, 0);
 
   // Greedy split into `shards` files of roughly equal size, keeping tensor order.
@@ -91,11 +111,13 @@ export async function writeSyntheticCheckpoint(dir: string, cfg: HfConfig, opts:
   );
   const weightMap: Record<string, string> = {};
   const buf = new Uint16Array(CHUNK);
+  const wide = new Uint32Array(CHUNK);
+  const half = new Uint16Array(CHUNK);
   for (let gi = 0; gi < groups.length; gi++) {
     const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
     let off = 0;
     for (const t of groups[gi]) {
-      header[t.name] = { dtype: "BF16", shape: t.shape, data_offsets: [off, off + t.bytes] };
+      header[t.name] = { dtype, shape: t.shape, data_offsets: [off, off + t.bytes] };
       off += t.bytes;
       weightMap[t.name] = files[gi];
     }
@@ -110,12 +132,21 @@ export async function writeSyntheticCheckpoint(dir: string, cfg: HfConfig, opts:
       for (const t of groups[gi]) {
         const { mean, std } = initFor(t.name, cfg);
         let state = seedFor(opts.seed, t.name);
-        let left = t.bytes / 2;
+        let left = t.bytes / eb;
         while (left > 0) {
           const n = Math.min(CHUNK, left);
           const view = buf.subarray(0, n);
           state = fillBf16(view, state, mean, std);
-          await fh.write(new Uint8Array(view.buffer, 0, n * 2));
+          if (dtype === "BF16") await fh.write(new Uint8Array(view.buffer, 0, n * 2));
+          else if (dtype === "F32") {
+            for (let i = 0; i < n; i++) wide[i] = view[i] << 16;
+            await fh.write(new Uint8Array(wide.buffer, 0, n * 4));
+          } else {
+            const f = new Float32Array(wide.buffer, 0, n);
+            for (let i = 0; i < n; i++) wide[i] = view[i] << 16;
+            for (let i = 0; i < n; i++) half[i] = floatToHalf(f[i]);
+            await fh.write(new Uint8Array(half.buffer, 0, n * 2));
+          }
           left -= n;
         }
       }
@@ -129,6 +160,6 @@ export async function writeSyntheticCheckpoint(dir: string, cfg: HfConfig, opts:
       JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2),
     );
   }
-  await writeFile(path.join(dir, "config.json"), JSON.stringify({ ...cfg, torch_dtype: "bfloat16", ...(opts.extra ?? {}) }, null, 2));
+  await writeFile(path.join(dir, "config.json"), JSON.stringify({ ...cfg, torch_dtype: { BF16: "bfloat16", F16: "float16", F32: "float32" }[dtype], ...(opts.extra ?? {}) }, null, 2));
   return total;
 }

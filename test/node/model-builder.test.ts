@@ -15,6 +15,7 @@ import { buildModel } from "../../scripts/model-builder/build";
 import { dequantizeRow, quantizeRow } from "../../scripts/model-builder/quantize";
 import { CheckpointError, type HfConfig } from "../../scripts/model-builder/safetensors";
 import { writeSyntheticCheckpoint } from "../../scripts/model-builder/synthetic";
+import { ensurePreset } from "../../scripts/dev-models";
 
 const repoRoot = path.resolve(new URL("../..", import.meta.url).pathname);
 const common = {
@@ -209,6 +210,36 @@ describe("model builder", () => {
     const inDir = await ckpt("dense-single", denseCfg, { shards: 1 });
     await buildModel({ inDir, outDir: single, quiet: true, contextLength: 128, name: "dense", threads: 0 });
     expect(readFileSync(path.join(single, "model.onnx.data")).equals(readFileSync(path.join(denseDir, "model.onnx.data")))).toBe(true);
+  });
+
+  it("f32 and f16 checkpoints: f32 holding the same weights gives identical output, f16 builds and runs", async () => {
+    const f32 = path.join(tmp, "out", "moe-f32");
+    await buildModel({ inDir: await ckpt("moe-f32", moeCfg, { dtype: "F32" }), outDir: f32, quiet: true, threads: 0 });
+    expect(readFileSync(path.join(f32, "model.onnx.data")).equals(readFileSync(path.join(moeDir, "model.onnx.data")))).toBe(true);
+    expect(JSON.parse(readFileSync(path.join(f32, "model.json"), "utf8")).source.dtype).toBe("f32");
+    const f16 = path.join(tmp, "out", "moe-f16");
+    await buildModel({ inDir: await ckpt("moe-f16", moeCfg, { dtype: "F16" }), outDir: f16, quiet: true, threads: 0 });
+    const a = await runPrompt(moeDir, [1, 5, 9]);
+    const b = await runPrompt(f16, [1, 5, 9]);
+    let maxAbs = 0;
+    let maxErr = 0;
+    for (let i = 0; i < a.length; i++) {
+      maxAbs = Math.max(maxAbs, Math.abs(a[i]));
+      maxErr = Math.max(maxErr, Math.abs(a[i] - b[i]));
+    }
+    expect(maxErr / maxAbs).toBeLessThan(0.05);
+  });
+});
+
+describe("dev models", () => {
+  it("builds the tiny preset once, then reports it cached", async () => {
+    const hf = path.join(tmp, "dev-hf");
+    const out = path.join(tmp, "dev-out");
+    expect(await ensurePreset("tiny", hf, out)).toBe("built");
+    const man = JSON.parse(readFileSync(path.join(out, "tiny", "model.json"), "utf8")) as ModelManifest;
+    expect(man).toMatchObject({ name: "tiny", architecture: "MistralForCausalLM", vocab_size: 32000, context_length: 4096, rope_theta: 1e6 });
+    expect(man.sliding_window).toBeGreaterThan(0);
+    expect(await ensurePreset("tiny", hf, out)).toBe("cached");
   });
 });
 
