@@ -92,14 +92,14 @@ export async function loadModelRunner(modelDir: string, opts: RunnerOptions = {}
     // read when the kernel is created: set it before the session exists. An explicit "0" is respected.
     if (ep === "cpu" && process.env.ORT_USE_MLAS_Q4_GEMM_MOE === undefined) process.env.ORT_USE_MLAS_Q4_GEMM_MOE = "1";
     ort = ortNode;
-    const extra: Record<string, string> = { "session.intra_op.allow_spinning": opts.spin === false ? "0" : "1" };
     try {
       session = await ortNode.InferenceSession.create(modelPath, {
         ...common,
         executionProviders: [ep],
         intraOpNumThreads: opts.threads,
         interOpNumThreads: 1,
-        extra: { session: { intra_op: { allow_spinning: extra["session.intra_op.allow_spinning"] } } },
+        // nested keys are flattened by the binding: session.intra_op.allow_spinning
+        extra: { session: { intra_op: { allow_spinning: opts.spin === false ? "0" : "1" } } },
       });
     } catch (e) {
       if (ep !== "cpu") {
