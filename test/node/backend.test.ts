@@ -14,7 +14,8 @@ interface Backend {
 
 /** Spawns the real backend; resolves once its URL is known (before models are ready). */
 function spawnBackend(args: string[]): Promise<Backend & { ready: Promise<void> }> {
-  const proc = spawn(path.join(repoRoot, "node_modules/.bin/tsx"), ["gpu-backend/main.ts", "--port", "0", "--threads", "1", ...args], {
+  // node --import tsx (not the tsx CLI): the child IS the server, so kill() reaches it and leaves no orphan.
+  const proc = spawn(process.execPath, ["--import", "tsx", "gpu-backend/main.ts", "--port", "0", "--threads", "1", ...args], {
     cwd: repoRoot,
     env: { ...process.env, BACKEND_TOKEN: TOKEN },
     stdio: ["ignore", "pipe", "pipe"],
