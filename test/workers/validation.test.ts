@@ -117,6 +117,18 @@ describe("accepted but ignored or neutral fields", () => {
   });
 });
 
+describe("assistant prefix (Mistral's prefix: true)", () => {
+  it("continues a final assistant message with prefix: true; without it a trailing assistant message is a 400", async () => {
+    const messages = [{ role: "user", content: "Name a colour." }, { role: "assistant", content: "The colour is", prefix: true }];
+    const ok = await chat(key, { messages });
+    expect(ok.res.status, await ok.text()).toBe(200);
+    const sent = backend.seen[0].body as { input_ids: number[] };
+    expect(sent.input_ids.at(-1)).not.toBe(2); // no EOS: the model continues the assistant turn
+    const bad = await chat(key, { messages: [messages[0], { role: "assistant", content: "The colour is" }] });
+    expect(bad.res.status).toBe(400);
+  });
+});
+
 describe("other endpoints' errors", () => {
   it("embeddings: bad input is a 400 naming input", async () => {
     const r = await call("/v1/embeddings", { method: "POST", key, body: JSON.stringify({ model: "mistral-embed", input: [] }) });

@@ -22,6 +22,8 @@ const content = z.union([z.string(), z.array(z.unknown())]);
 const message = z.object({
   role: z.string(),
   content: content.nullish(),
+  /** Mistral: continue this (last, assistant) message instead of starting a new turn. */
+  prefix: z.boolean().nullish(),
 });
 
 const optNum = (min: number, max: number) => z.number().min(min).max(max).nullish();
@@ -91,7 +93,9 @@ function toMessages(raw: z.infer<typeof ChatBodySchema>["messages"]): ChatMessag
     if (role !== "system" && role !== "user" && role !== "assistant") {
       throw badRequest(`Invalid role '${m.role.slice(0, 32)}': expected system, user or assistant.`, `${param}.role`);
     }
-    return { role, content: messageText(m.content, `${param}.content`) };
+    const msg: ChatMessage = { role, content: messageText(m.content, `${param}.content`) };
+    if (m.prefix) msg.prefix = true;
+    return msg;
   });
 }
 
