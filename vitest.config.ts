@@ -31,6 +31,7 @@ export default defineConfig({
           name: "node",
           include: ["test/node/**/*.test.ts"],
           environment: "node",
+          globalSetup: ["./test/node/global-setup.ts"],
           testTimeout: 120_000,
           hookTimeout: 300_000,
           // ONNX Runtime and backend processes are CPU-heavy: don't oversubscribe 2 cores.
