@@ -59,6 +59,17 @@ export type GenerateEvent =
       error?: string;
     };
 
+/**
+ * POST /v1/cancel: stop an in-flight generation by its request_id. The generate stream stays open and
+ * still ends with its `done` event (finish_reason "cancelled", usage = tokens generated until it stopped),
+ * so the caller can drain it and bill exactly. `cancelled` is false for unknown or already finished ids.
+ */
+export const CancelRequestSchema = z.object({ request_id: z.string().min(1).max(128) });
+export type CancelRequest = z.input<typeof CancelRequestSchema>;
+export interface CancelResponse {
+  cancelled: boolean;
+}
+
 export const EmbedRequestSchema = z.object({
   model: z.string().min(1),
   inputs: z.array(z.array(tokenId).min(1)).min(1).max(256),

@@ -1,15 +1,21 @@
 /**
- * The backend's HTTP surface (Hono): NDJSON generation streams, embeddings, model list, health, metrics.
+ * The backend's HTTP surface (Hono): NDJSON generation streams, cancel, embeddings, model list, health, metrics.
  * Implements the backend side of contract/wire.ts. Errors are {error:{message, code}} (BackendErrorBody).
+ *
+ * Every finished generate request prints one JSON line on stdout (the operators' audit trail, which the
+ * edge's ledger must match): {"event":"generate","request_id","model","prompt_tokens","cached_tokens",
+ * "completion_tokens","finish_reason","queue_ms","prefill_ms","decode_ms"}. Never token ids or text.
  */
 import { timingSafeEqual } from "node:crypto";
 import { Hono, type Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import {
+  CancelRequestSchema,
   EmbedRequestSchema,
   GenerateRequestSchema,
   NDJSON_CONTENT_TYPE,
   type BackendErrorBody,
+  type CancelResponse,
   type EmbedResponse,
   type GenerateEvent,
   type ModelsResponse,
@@ -55,9 +61,49 @@ function zodMessage(issues: ReadonlyArray<{ path: PropertyKey[]; message: string
     .join("; ");
 }
 
+/** The audit line for one finished generation (see the module doc). */
+function logGenerate(requestId: string, model: string, ev: Extract<GenerateEvent, { type: "done" }>): void {
+  console.log(
+    JSON.stringify({
+      event: "generate",
+      request_id: requestId,
+      model,
+      prompt_tokens: ev.usage.prompt_tokens,
+      cached_tokens: ev.usage.cached_tokens,
+      completion_tokens: ev.usage.completion_tokens,
+      finish_reason: ev.finish_reason,
+      ...ev.timings,
+    }),
+  );
+}
+
+/**
+ * In-flight generations by request_id, for POST /v1/cancel. A set per id: ids come from the edge and are
+ * unique there, but the backend does not rely on it (a duplicate must not unhook the other request).
+ */
+class InFlight {
+  private readonly byId = new Map<string, Set<() => void>>();
+  add(id: string, cancel: () => void): () => void {
+    let set = this.byId.get(id);
+    if (!set) this.byId.set(id, (set = new Set()));
+    set.add(cancel);
+    return () => {
+      set.delete(cancel);
+      if (set.size === 0 && this.byId.get(id) === set) this.byId.delete(id);
+    };
+  }
+  cancel(id: string): boolean {
+    const set = this.byId.get(id);
+    if (!set) return false;
+    for (const c of set) c();
+    return true;
+  }
+}
+
 export function createApp(state: ServerState): Hono {
   const app = new Hono();
   const http: HttpCounters = { requests: new Map() };
+  const inFlight = new InFlight();
 
   app.use("*", async (c, next) => {
     await next();
@@ -128,7 +174,14 @@ export function createApp(state: ServerState): Hono {
         cancel?.();
       },
     });
+    let unregister: (() => void) | undefined;
+    let finished = false;
     const emit = (ev: GenerateEvent) => {
+      if (ev.type === "done") {
+        finished = true;
+        unregister?.();
+        logGenerate(params.request_id, params.model, ev);
+      }
       if (closed) return;
       controller.enqueue(enc.encode(JSON.stringify(ev) + "\n"));
       if (ev.type === "done") {
@@ -145,10 +198,20 @@ export function createApp(state: ServerState): Hono {
       }
       throw e;
     }
+    if (!finished) unregister = inFlight.add(params.request_id, cancel);
     c.req.raw.signal.addEventListener("abort", () => cancel?.(), { once: true });
     return new Response(stream, {
       headers: { "content-type": NDJSON_CONTENT_TYPE, "cache-control": "no-store", "x-request-id": params.request_id },
     });
+  });
+
+  // Not gated on ready/draining: stopping work is always allowed.
+  app.post("/v1/cancel", async (c) => {
+    const json = await readJson(c);
+    if (!json.ok) return err(c, 400, "invalid_json", "request body is not valid JSON");
+    const parsed = CancelRequestSchema.safeParse(json.body);
+    if (!parsed.success) return err(c, 400, "invalid_request", zodMessage(parsed.error.issues));
+    return c.json<CancelResponse>({ cancelled: inFlight.cancel(parsed.data.request_id) });
   });
 
   app.post("/v1/embed", async (c) => {

@@ -10,6 +10,7 @@ interface Backend {
   proc: ChildProcess;
   url: string;
   stderr: () => string;
+  stdout: () => string;
 }
 
 /** Spawns the real backend; resolves once its URL is known (before models are ready). */
@@ -28,7 +29,7 @@ function spawnBackend(args: string[]): Promise<Backend & { ready: Promise<void> 
     proc.stderr!.on("data", (d: Buffer) => {
       err += d.toString();
       const m = /listening on (http:\/\/\S+)/.exec(err);
-      if (m) resolve({ proc, url: m[1]!, stderr: () => err, ready });
+      if (m) resolve({ proc, url: m[1]!, stderr: () => err, stdout: () => out, ready });
     });
     proc.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
@@ -150,6 +151,85 @@ describe("backend HTTP", () => {
     expect(running).toBe(0);
     expect(await metric(b, "backend_kv_slots_used{model=\"tiny\"}")).toBe(0);
     expect(await metric(b, "backend_generate_requests_total{model=\"tiny\",finish_reason=\"cancelled\"}")).toBe(1);
+  });
+});
+
+/** The backend's audit lines (one JSON object per finished generate request) for `requestId`. */
+function auditLines(b: Backend, requestId: string): Array<Record<string, unknown>> {
+  return b
+    .stdout()
+    .split("\n")
+    .filter((l) => l.startsWith('{"event":"generate"'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.request_id === requestId);
+}
+
+describe("backend cancel (POST /v1/cancel) and the per-request audit line", () => {
+  let b: Backend & { ready: Promise<void> };
+  beforeAll(async () => {
+    b = await spawnBackend(["--model", devModel("tiny")]);
+    await b.ready;
+  });
+  afterAll(() => {
+    b?.proc.kill("SIGKILL");
+  });
+  const cancel = (request_id: string, headers = auth) => post(`${b.url}/v1/cancel`, { request_id }, headers);
+
+  it("cancel mid-generation: the open stream still ends with done/cancelled and usage = the ids streamed", async () => {
+    const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(20, 5), max_tokens: 3000, request_id: "cancel-me" });
+    expect(res.status).toBe(200);
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while ((text.match(/"tokens"/g) ?? []).length < 3) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    const c = await cancel("cancel-me");
+    expect(c.status).toBe(200);
+    expect(await c.json()).toEqual({ cancelled: true });
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    const events = text.trim().split("\n").map(parseGenerateEvent);
+    const done = events.pop()!;
+    expect(done).toMatchObject({ type: "done", finish_reason: "cancelled" });
+    const streamed = events.flatMap((e) => (e.type === "tokens" ? e.ids : []));
+    expect(streamed.length).toBeGreaterThanOrEqual(3);
+    expect(streamed.length).toBeLessThan(3000);
+    if (done.type === "done") expect(done.usage.completion_tokens).toBe(streamed.length);
+
+    // Finished: the id is no longer in flight.
+    expect(await (await cancel("cancel-me")).json()).toEqual({ cancelled: false });
+    const [line] = auditLines(b, "cancel-me");
+    expect(line).toMatchObject({ event: "generate", model: "tiny", prompt_tokens: 20, completion_tokens: streamed.length, finish_reason: "cancelled" });
+    expect(Object.keys(line!).sort()).toEqual(
+      ["event", "request_id", "model", "prompt_tokens", "cached_tokens", "completion_tokens", "finish_reason", "queue_ms", "prefill_ms", "decode_ms"].sort(),
+    );
+  });
+
+  it("unknown id -> {cancelled:false}; bad body -> 400; no token -> 401", async () => {
+    expect(await (await cancel("never-seen")).json()).toEqual({ cancelled: false });
+    expect((await post(`${b.url}/v1/cancel`, { request_id: "" })).status).toBe(400);
+    expect((await post(`${b.url}/v1/cancel`, "{nope")).status).toBe(400);
+    expect((await cancel("x", {})).status).toBe(401);
+    expect((await cancel("x", { authorization: "Bearer wrong" })).status).toBe(401);
+  });
+
+  it("every finished generate request prints exactly one audit line, disconnects included", async () => {
+    const { tokens, done } = await generate(b, { input_ids: ids(12, 6), max_tokens: 5, request_id: "audit-1" });
+    const lines = auditLines(b, "audit-1");
+    expect(lines).toEqual([expect.objectContaining({ prompt_tokens: 12, completion_tokens: tokens.length, finish_reason: done.finish_reason })]);
+
+    const ac = new AbortController();
+    const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(12, 7), max_tokens: 3000, request_id: "audit-2" }, auth, ac.signal);
+    await res.body!.getReader().read();
+    ac.abort();
+    for (let i = 0; i < 100 && auditLines(b, "audit-2").length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(auditLines(b, "audit-2")).toEqual([expect.objectContaining({ finish_reason: "cancelled" })]);
+    expect(b.stdout()).not.toMatch(/"ids"/);
   });
 });
 
