@@ -173,7 +173,7 @@ describe("backend cancel (POST /v1/cancel) and the per-request audit line", () =
   afterAll(() => {
     b?.proc.kill("SIGKILL");
   });
-  const cancel = (request_id: string, headers = auth) => post(`${b.url}/v1/cancel`, { request_id }, headers);
+  const cancel = (request_id: string, headers: Record<string, string> = auth) => post(`${b.url}/v1/cancel`, { request_id }, headers);
 
   it("cancel mid-generation: the open stream still ends with done/cancelled and usage = the ids streamed", async () => {
     const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(20, 5), max_tokens: 3000, request_id: "cancel-me" });

@@ -33,7 +33,7 @@ describe("response cache (x-cache-ttl)", () => {
     expect(hit.res.headers.get("x-cache")).toBe("HIT");
     expect(generateCalls()).toBe(1);
     const p = applyChatTemplate(messages).length;
-    const k = byteIds(backend.defaultText).length + 1;
+    const k = byteIds(backend.defaultText).length;
     expect(second.choices).toEqual(first.choices);
     expect(second.id).not.toBe(first.id);
     expect(second.usage).toEqual({ prompt_tokens: p, completion_tokens: k, total_tokens: p + k, prompt_tokens_details: { cached_tokens: p } });

@@ -6,10 +6,11 @@
  * (id = 3 + byte), so any ASCII/UTF-8 script round-trips through the edge detokenizer exactly.
  */
 import { vi } from "vitest";
-import type { EmbedRequest, GenerateEvent, GenerateRequest } from "../../contract/wire";
+import type { CancelRequest, EmbedRequest, FinishReason, GenerateEvent, GenerateRequest } from "../../contract/wire";
 
 export type Behaviour =
-  | { kind: "ok"; text?: string; eos?: boolean; chunk?: number; cached?: number; delayMs?: number }
+  /** `lag`: tokens still generated after a /v1/cancel arrives (a step in flight); default 0. */
+  | { kind: "ok"; text?: string; chunk?: number; cached?: number; delayMs?: number; lag?: number }
   | { kind: "down" }
   | { kind: "status"; status: number }
   | { kind: "error-first" }
@@ -19,19 +20,32 @@ export interface Seen {
   host: string;
   path: string;
   auth: string | null;
-  body: GenerateRequest | EmbedRequest;
+  body: GenerateRequest | EmbedRequest | CancelRequest;
 }
 
 export const byteIds = (text: string) => [...new TextEncoder().encode(text)].map((b) => b + 3);
 
+/**
+ * Like the real backend (gpu-backend/server/app.ts): never streams or counts its stop token (EOS);
+ * /v1/cancel makes the open stream end with done/"cancelled" whose usage counts every id it streamed;
+ * an aborted fetch just ends the stream.
+ */
 export class FakeBackend {
   readonly seen: Seen[] = [];
+  /** Per request_id: how each generation ended and how many tokens it generated (the backend's truth). */
+  readonly finished = new Map<string, { finish: FinishReason | "aborted"; completion: number }>();
+  private readonly inFlight = new Map<string, () => void>();
   private behaviours = new Map<string, Behaviour>();
   defaultText = "Hello from the fake backend.";
 
   set(host: string, b: Behaviour): this {
     this.behaviours.set(host, b);
     return this;
+  }
+
+  /** request_ids sent to POST /v1/cancel, in order. */
+  get cancels(): string[] {
+    return this.seen.filter((s) => s.path === "/v1/cancel").map((s) => (s.body as CancelRequest).request_id);
   }
 
   install(): void {
@@ -44,6 +58,11 @@ export class FakeBackend {
       this.seen.push({ host: url.host, path: url.pathname, auth: req.headers.get("authorization"), body });
       if (b.kind === "status") return Response.json({ error: { message: "nope", code: "x" } }, { status: b.status });
       if (url.pathname === "/v1/embed") return this.embed(body as unknown as EmbedRequest);
+      if (url.pathname === "/v1/cancel") {
+        const cancel = this.inFlight.get((body as unknown as CancelRequest).request_id);
+        cancel?.();
+        return Response.json({ cancelled: cancel !== undefined });
+      }
       return this.generate(b, body, req.signal);
     });
   }
@@ -54,40 +73,58 @@ export class FakeBackend {
   }
 
   private generate(b: Behaviour, req: GenerateRequest, signal: AbortSignal): Response {
-    const events: GenerateEvent[] = [];
-    const done = (finish: "stop" | "length" | "error", completion: number, cached = 0, error?: string): GenerateEvent => ({
+    const done = (finish: FinishReason, completion: number, cached = 0, error?: string): GenerateEvent => ({
       type: "done",
       finish_reason: finish,
       usage: { prompt_tokens: req.input_ids.length, cached_tokens: cached, completion_tokens: completion },
       timings: { queue_ms: 0, prefill_ms: 1, decode_ms: 1 },
       ...(error ? { error } : {}),
     });
-    if (b.kind === "error-first") events.push(done("error", 0, 0, "out of memory"));
-    let breakAfter = false;
-    if (b.kind === "ok" || b.kind === "break-after") {
-      const text = b.text ?? this.defaultText;
-      let ids = byteIds(text);
-      const eos = b.kind === "ok" && b.eos !== false;
-      if (eos) ids.push(2);
-      const finish = ids.length > req.max_tokens ? "length" : "stop";
-      ids = ids.slice(0, req.max_tokens);
-      const chunk = b.kind === "ok" ? (b.chunk ?? 3) : 2;
-      for (let i = 0; i < ids.length; i += chunk) events.push({ type: "tokens", ids: ids.slice(i, i + chunk) });
-      if (b.kind === "break-after") breakAfter = true;
-      else events.push(done(finish, ids.length, b.cached ?? 0));
-    }
+    const text = b.kind === "ok" || b.kind === "break-after" ? (b.text ?? this.defaultText) : "";
+    const all = byteIds(text);
+    const ids = all.slice(0, req.max_tokens);
+    const natural: FinishReason = all.length > req.max_tokens ? "length" : "stop";
+    const chunk = b.kind === "ok" ? (b.chunk ?? 3) : 2;
     const delayMs = b.kind === "ok" ? (b.delayMs ?? 0) : 0;
+    const lag = b.kind === "ok" ? (b.lag ?? 0) : 0;
+    const cached = b.kind === "ok" ? (b.cached ?? 0) : 0;
+    let sent = 0;
+    let stopAt = Infinity;
+    const id = req.request_id;
+    this.inFlight.set(id, () => (stopAt = Math.min(stopAt, sent + lag)));
+    const end = (finish: FinishReason | "aborted") => {
+      this.inFlight.delete(id);
+      this.finished.set(id, { finish, completion: sent });
+    };
     const enc = new TextEncoder();
-    // Pull-based: one event per read, so a "break" errors the stream only after the events were read.
-    let i = 0;
+    const line = (ev: GenerateEvent) => enc.encode(JSON.stringify(ev) + "\n");
+    // Pull-based: tokens are "generated" as they are read (at most one event buffered ahead).
     const stream = new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (signal.aborted) return controller.close();
-        if (i < events.length) {
+      pull: async (controller) => {
+        if (signal.aborted) {
+          end("aborted");
+          return controller.close();
+        }
+        if (b.kind === "error-first") {
+          end("error");
+          controller.enqueue(line(done("error", 0, 0, "out of memory")));
+          return controller.close();
+        }
+        if (sent < ids.length && sent < stopAt) {
           if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
-          controller.enqueue(enc.encode(JSON.stringify(events[i++]) + "\n"));
-        } else if (breakAfter) controller.error(new Error("connection reset"));
-        else controller.close();
+          const n = Math.min(chunk, ids.length - sent, stopAt - sent);
+          controller.enqueue(line({ type: "tokens", ids: ids.slice(sent, sent + n) }));
+          sent += n;
+          return;
+        }
+        if (b.kind === "break-after") {
+          end("error");
+          return controller.error(new Error("connection reset"));
+        }
+        const finish = sent < ids.length ? "cancelled" : natural;
+        end(finish);
+        controller.enqueue(line(done(finish, sent, cached)));
+        controller.close();
       },
     });
     return new Response(stream, { headers: { "content-type": "application/x-ndjson" } });

@@ -24,7 +24,7 @@ describe("non-streaming chat", () => {
     const j = await r.json();
     expect(r.res.status).toBe(200);
     const prompt = applyChatTemplate(messages);
-    const completionIds = byteIds(backend.defaultText).length + 1; // + EOS
+    const completionIds = byteIds(backend.defaultText).length; // the backend neither streams nor counts EOS
     expect(j).toMatchObject({
       object: "chat.completion",
       model: "mistral-tiny",
@@ -82,11 +82,19 @@ describe("non-streaming chat", () => {
     expect(backend.seen).toHaveLength(0);
   });
 
-  it("stop strings cut the text at the edge and abort the backend", async () => {
-    backend.set("r1.test", { kind: "ok", text: "Hello STOP world", chunk: 1 }).set("r2.test", { kind: "ok", text: "Hello STOP world", chunk: 1 }).set("r3.test", { kind: "ok", text: "Hello STOP world", chunk: 1 });
-    const j = await (await chat(key, { stop: ["STOP", "zzz"] })).json();
+  it("stop strings cut the text at the edge; the backend is cancelled and drained, and bills what it generated", async () => {
+    for (const h of ["r1.test", "r2.test", "r3.test"]) backend.set(h, { kind: "ok", text: "Hello STOP world and more".repeat(10), chunk: 1, lag: 3, delayMs: 2 });
+    const r = await chat(key, { stop: ["STOP", "zzz"] });
+    const j = await r.json();
+    const id = r.res.headers.get("x-request-id")!;
     expect(j.choices[0]).toMatchObject({ message: { content: "Hello " }, finish_reason: "stop" });
-    expect(j.usage.completion_tokens).toBe("Hello STOP".length); // ids received up to the match
+    expect(backend.cancels).toEqual([id]);
+    const truth = backend.finished.get(id)!;
+    expect(truth.finish).toBe("cancelled");
+    // Tokens generated after the match (the cancel's lag) are billed too: the backend's count, exactly.
+    expect(truth.completion).toBeGreaterThanOrEqual("Hello STOP".length + 3);
+    expect(j.usage.completion_tokens).toBe(truth.completion);
+    expect(await usageRecord(id)).toMatchObject({ status: "ok", completion_tokens: truth.completion });
   });
 
   it("cached_tokens from the backend are reported and recorded", async () => {
@@ -110,7 +118,7 @@ describe("streaming chat", () => {
     expect(chunks.map((c) => c.choices[0].delta.content).join("")).toBe(backend.defaultText);
     const last = chunks.at(-1);
     expect(last.choices[0].finish_reason).toBe("stop");
-    expect(last.usage).toMatchObject({ prompt_tokens: applyChatTemplate(messages).length, completion_tokens: byteIds(backend.defaultText).length + 1 });
+    expect(last.usage).toMatchObject({ prompt_tokens: applyChatTemplate(messages).length, completion_tokens: byteIds(backend.defaultText).length });
     expect(chunks.slice(0, -1).every((c) => c.usage === undefined && c.choices[0].finish_reason === null)).toBe(true);
     expect(await usageRecord(r.res.headers.get("x-request-id")!)).toMatchObject({ status: "ok" });
   });

@@ -5,6 +5,8 @@
 import {
   BACKEND_AUTH_HEADER,
   parseGenerateEvent,
+  type CancelRequest,
+  type CancelResponse,
   type EmbedRequest,
   type EmbedResponse,
   type GenerateEvent,
@@ -107,6 +109,32 @@ function parseLine(line: string): GenerateEvent {
     return parseGenerateEvent(line);
   } catch {
     throw new BackendError("malformed generate event", true);
+  }
+}
+
+/** A cancel is one small JSON round trip; past this the drain deadline (generation.ts) still bounds the request. */
+export const CANCEL_TIMEOUT_MS = 2_000;
+
+/**
+ * POST /v1/cancel: asks the replica to stop generating `requestId`; its open generate stream then ends with
+ * a `done` event carrying the exact usage. Resolves to whether the replica knew the id; never throws.
+ */
+export async function cancelGenerate(base: string, token: string | undefined, requestId: string): Promise<boolean> {
+  const body: CancelRequest = { request_id: requestId };
+  try {
+    const res = await fetch(`${base}/v1/cancel`, {
+      method: "POST",
+      headers: headers(token),
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS),
+    });
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => {});
+      return false;
+    }
+    return ((await res.json()) as CancelResponse).cancelled === true;
+  } catch {
+    return false;
   }
 }
 

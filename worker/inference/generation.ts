@@ -2,21 +2,36 @@
  * One chat generation against the backend: open the NDJSON stream on a replica (retrying others
  * until the first event arrives), then relay ids -> text with stop strings applied at the edge.
  *
- * Token accounting (what billing uses): completion_tokens = every id the edge received from the
- * backend, including EOS and ids that arrived after a stop string matched (they were generated).
- * Ids the backend may still produce after we abort are never seen and never billed.
+ * Token accounting (what billing uses) is exact, by cancel-and-drain: when a stop string matches or the
+ * client goes, the edge stops delivering, asks the replica to stop (POST /v1/cancel) and keeps READING
+ * the stream until the backend's `done` event, whose usage.completion_tokens (every token generated
+ * until the backend stopped) is what is billed. Only when no `done` arrives (backend crash, or the drain
+ * deadline passed and the fetch was aborted) do we fall back to the ids received. The backend never
+ * streams its stop token (EOS) nor counts it; should one arrive, it is neither text nor billed.
  */
 import type { GenerateEvent, GenerateRequest } from "../../contract/wire";
 import { EOS_ID, createDetokenizer, type StopMatcher } from "../tokenizer";
-import { openGenerate, BackendError } from "./backend";
+import { BackendError, cancelGenerate, openGenerate } from "./backend";
 import { dispatch, type AttemptLog, type Dispatched } from "./dispatch";
 import type { ReplicaRouter } from "./router";
 
 export type EdgeFinishReason = "stop" | "length" | "error" | "cancelled";
 
+type DoneEvent = Extract<GenerateEvent, { type: "done" }>;
+
+/** After asking a replica to cancel, how long we wait for its `done` before aborting the fetch. */
+export const DRAIN_TIMEOUT_MS = 10_000;
+
 export interface OpenStream {
   first: GenerateEvent;
   rest: AsyncGenerator<GenerateEvent>;
+}
+
+export interface GenerationSignals {
+  /** Aborts when the client went away: no further replica is tried, and an admitted one is cancelled. */
+  client: AbortSignal;
+  /** Aborts the backend fetch itself: only on a drain timeout or a failure, never because the client left. */
+  backend: AbortSignal;
 }
 
 /** Opens a generation on the first replica that yields a non-error first event. */
@@ -25,16 +40,26 @@ export function startGeneration(
   order: readonly string[],
   token: string | undefined,
   req: GenerateRequest,
-  signal: AbortSignal,
+  signals: GenerationSignals,
   failures: AttemptLog[],
 ): Promise<Dispatched<OpenStream>> {
   return dispatch(
     router,
     order,
-    signal,
+    signals.client,
     async (replica) => {
-      const events = await openGenerate(replica, token, req, signal);
-      const first = await events.next();
+      const events = await openGenerate(replica, token, req, signals.backend);
+      // Admitted: if the client leaves before the first token, cancel (don't abort) so the stream
+      // still ends with the backend's usage, which is then billed like any other disconnect.
+      const cancel = () => void cancelGenerate(replica, token, req.request_id);
+      signals.client.addEventListener("abort", cancel, { once: true });
+      if (signals.client.aborted) cancel();
+      let first: IteratorResult<GenerateEvent>;
+      try {
+        first = await events.next();
+      } finally {
+        signals.client.removeEventListener("abort", cancel);
+      }
       if (first.done) throw new BackendError("generate stream ended before any event", true);
       if (first.value.type === "done" && first.value.finish_reason === "error") {
         await events.return(undefined);
@@ -50,19 +75,24 @@ export interface PumpOptions {
   matcher: StopMatcher;
   /** Delivers text to the client; false when the client is gone. */
   onText: (text: string) => boolean;
-  /** Aborts the backend request (closing its connection stops generation within a step). */
+  /** Aborts when the client disconnected. */
+  clientSignal: AbortSignal;
+  /** Asks the replica to stop this generation (POST /v1/cancel); never rejects. */
+  cancelBackend: () => Promise<unknown>;
+  /** Aborts the backend fetch (drain deadline passed, or the stream is abandoned without `done`). */
   abortBackend: () => void;
-  /** True once the client disconnected. */
-  clientGone: () => boolean;
+  /** Default DRAIN_TIMEOUT_MS. */
+  drainMs?: number;
   startedAt: number;
 }
 
 export interface PumpResult {
   finishReason: EdgeFinishReason;
+  /** Billed completion tokens: the backend's done.usage.completion_tokens, else the ids received. */
   completionTokens: number;
   cachedTokens: number;
   ttftMs: number | null;
-  /** Internal detail when finishReason is "error" (logged, never sent). */
+  /** Internal detail (logged, never sent): the error when finishReason is "error", or a drain anomaly. */
   error?: string;
   /** The backend itself failed (counts against the replica's health). */
   backendFailed: boolean;
@@ -71,7 +101,24 @@ export interface PumpResult {
 export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promise<PumpResult> {
   const detok = createDetokenizer();
   const r: PumpResult = { finishReason: "error", completionTokens: 0, cachedTokens: 0, ttftMs: null, backendFailed: false };
-  let ended = false;
+  let received = 0;
+  let draining = false;
+  let done: DoneEvent | null = null;
+  let deadline: ReturnType<typeof setTimeout> | undefined;
+
+  /** Stop delivering; keep reading until the backend's `done` (or the deadline). */
+  const drain = (reason: "stop" | "cancelled") => {
+    if (draining || done) return;
+    draining = true;
+    r.finishReason = reason;
+    void opts.cancelBackend();
+    deadline = setTimeout(() => {
+      r.error = "drain deadline passed without a done event";
+      opts.abortBackend();
+    }, opts.drainMs ?? DRAIN_TIMEOUT_MS);
+  };
+  const onClientGone = () => drain("cancelled");
+  opts.clientSignal.addEventListener("abort", onClientGone, { once: true });
 
   const emit = (text: string): boolean => {
     if (!text) return true;
@@ -79,69 +126,70 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
     return opts.onText(text);
   };
 
-  const handle = (ev: GenerateEvent): boolean => {
-    if (ev.type === "tokens") {
-      for (let i = 0; i < ev.ids.length; i++) {
-        r.completionTokens++;
-        const id = ev.ids[i];
-        if (id === EOS_ID) continue;
-        const out = opts.matcher.push(detok.push(id));
-        const delivered = emit(out.text);
-        if (out.stop !== null) {
-          // The rest of this batch was generated too: bill it (see module doc).
-          r.completionTokens += ev.ids.length - 1 - i;
-          r.finishReason = "stop";
-          return true;
-        }
-        if (!delivered) {
-          r.finishReason = "cancelled";
-          return true;
-        }
-      }
-      return false;
+  const onTokens = (ids: number[]) => {
+    for (const id of ids) {
+      if (id === EOS_ID) continue;
+      received++;
+      if (draining) continue;
+      const out = opts.matcher.push(detok.push(id));
+      const delivered = emit(out.text);
+      if (out.stop !== null) drain("stop");
+      else if (!delivered) drain("cancelled");
     }
+  };
+
+  const onDone = (ev: DoneEvent) => {
+    done = ev;
     r.cachedTokens = ev.usage.cached_tokens;
+    if (draining) return; // the client already has its answer (stop) or is gone (cancelled)
     if (ev.finish_reason === "error") {
       r.finishReason = "error";
       r.error = `backend error: ${ev.error ?? "unknown"}`;
       r.backendFailed = true;
-    } else {
-      // Remaining text the detokenizer and matcher held back (no stop string completed).
-      const tail = opts.matcher.push(detok.flush());
-      const delivered = emit(tail.text + (tail.stop !== null ? "" : opts.matcher.flush()));
-      // "model_length" (the backend's context was reached) is reported as "length" to clients.
-      r.finishReason = !delivered ? "cancelled" : tail.stop !== null ? "stop" : ev.finish_reason === "stop" ? "stop" : ev.finish_reason === "cancelled" ? "cancelled" : "length";
+      return;
     }
-    ended = true;
-    return true;
+    // Remaining text the detokenizer and matcher held back (no stop string completed).
+    const tail = opts.matcher.push(detok.flush());
+    const delivered = emit(tail.text + (tail.stop !== null ? "" : opts.matcher.flush()));
+    // "model_length" (the backend's context was reached) is reported as "length" to clients.
+    r.finishReason =
+      !delivered || ev.finish_reason === "cancelled" ? "cancelled" : tail.stop !== null || ev.finish_reason === "stop" ? "stop" : "length";
   };
 
   try {
-    let finished = handle(open.first);
-    while (!finished) {
-      if (opts.clientGone()) {
-        r.finishReason = "cancelled";
+    if (opts.clientSignal.aborted) drain("cancelled");
+    let ev: GenerateEvent | undefined = open.first;
+    while (ev) {
+      if (ev.type === "done") {
+        onDone(ev);
         break;
       }
+      onTokens(ev.ids);
       const next = await open.rest.next();
-      if (next.done) break;
-      finished = handle(next.value);
+      ev = next.done ? undefined : next.value;
     }
-    if (!finished && r.finishReason !== "cancelled") {
+    if (!done && !draining) {
       r.finishReason = "error";
       r.error = "generate stream ended without a done event";
       r.backendFailed = true;
-    }
+    } else if (!done) r.error ??= "generate stream ended without a done event while draining";
   } catch (err) {
-    if (opts.clientGone()) r.finishReason = "cancelled";
+    const msg = err instanceof Error ? err.message : String(err);
+    if (draining) r.error ??= `drain ended early: ${msg}`;
+    else if (opts.clientSignal.aborted) r.finishReason = "cancelled";
     else {
       r.finishReason = "error";
-      r.error = err instanceof Error ? err.message : String(err);
+      r.error = msg;
       r.backendFailed = true;
     }
   } finally {
-    if (!ended) opts.abortBackend();
+    clearTimeout(deadline);
+    opts.clientSignal.removeEventListener("abort", onClientGone);
+    if (!done) opts.abortBackend();
     await open.rest.return(undefined).catch(() => {});
   }
+  const finalUsage = (done as DoneEvent | null)?.usage;
+  r.completionTokens = finalUsage ? finalUsage.completion_tokens : received;
+  if (finalUsage && finalUsage.completion_tokens !== received) r.error ??= `backend counted ${finalUsage.completion_tokens} tokens, edge received ${received}`;
   return r;
 }

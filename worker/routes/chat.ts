@@ -7,8 +7,11 @@
  *  - finish_reason: "stop" | "length" (the backend's "model_length" is reported as "length") | "error".
  *  - A failure after the first streamed token: a final chunk with finish_reason "error" and the usage
  *    delivered so far, then `data: {"error": {...}}` and no [DONE].
- *  - Billing: prompt = edge-tokenized prompt; completion = ids received (generation.ts). Errors with
- *    nothing delivered and disconnects before the first event cost nothing.
+ *  - Billing: prompt = edge-tokenized prompt; completion = the backend's count of generated tokens.
+ *    On a stop string or a client disconnect the replica is cancelled and its stream drained to the
+ *    final `done` (generation.ts), so tokens generated after the edge stopped delivering are billed too;
+ *    the streamed final chunk (usage) waits for that drain. A non-streamed request that fails costs
+ *    nothing; a client that leaves before any replica admitted the request costs nothing.
  */
 import { Hono, type Context } from "hono";
 import type { AppEnv } from "../app";
@@ -19,6 +22,7 @@ import { EOS_ID, applyChatTemplate, createStopMatcher } from "../tokenizer";
 import * as out from "../inference/chat-response";
 import { contextExceeded, parseChatBody, readJson, type ChatParams } from "../inference/chat-request";
 import { ClientGone } from "../inference/dispatch";
+import { cancelGenerate } from "../inference/backend";
 import { pumpGeneration, startGeneration, type PumpResult } from "../inference/generation";
 import type { AttemptLog } from "../inference/dispatch";
 import { RequestScope } from "../inference/request-context";
@@ -97,12 +101,11 @@ async function handle(c: Context<AppEnv>, scope: RequestScope, setModel: (m: str
   const headers: Record<string, string> = { ...admission.headers };
   if (scope.log.cache) headers["x-cache"] = scope.log.cache;
 
-  const abort = new AbortController();
-  let clientGone = false;
-  const onClientGone = () => {
-    clientGone = true;
-    abort.abort();
-  };
+  // Two signals (generation.ts): the client's, and the backend fetch's. The fetch is never aborted just
+  // because the client left: the replica is cancelled and its stream drained, so its final usage is billed.
+  const client = new AbortController();
+  const backend = new AbortController();
+  const onClientGone = () => client.abort();
   c.req.raw.signal?.addEventListener("abort", onClientGone);
 
   const genReq: GenerateRequest = {
@@ -122,7 +125,10 @@ async function handle(c: Context<AppEnv>, scope: RequestScope, setModel: (m: str
 
   let started;
   try {
-    started = await startGeneration(replicaRouter, order, c.env.BACKEND_TOKEN, genReq, abort.signal, failures);
+    const starting = startGeneration(replicaRouter, order, c.env.BACKEND_TOKEN, genReq, { client: client.signal, backend: backend.signal }, failures);
+    // Keeps the request's I/O alive through a disconnect, so what follows (settle) still runs.
+    c.executionCtx.waitUntil(starting.catch(() => {}));
+    started = await starting;
   } catch (err) {
     scope.log.failures = failures;
     if (err instanceof ClientGone) {
@@ -149,8 +155,9 @@ async function handle(c: Context<AppEnv>, scope: RequestScope, setModel: (m: str
         text += t;
         return onText(t);
       },
-      abortBackend: () => abort.abort(),
-      clientGone: () => clientGone,
+      clientSignal: client.signal,
+      cancelBackend: () => cancelGenerate(started.replica, c.env.BACKEND_TOKEN, scope.requestId),
+      abortBackend: () => backend.abort(),
       startedAt: scope.startedAt,
     });
   const storeIfCacheable = (r: PumpResult) => {
@@ -162,22 +169,32 @@ async function handle(c: Context<AppEnv>, scope: RequestScope, setModel: (m: str
     scope.finish(status, { finish_reason: r.finishReason, ttft_ms: r.ttftMs, error: r.error });
 
   if (!p.stream) {
-    const r = await run(() => true);
-    finishGeneration(r);
+    // Generation, drain and settle run under waitUntil: a client that leaves mid-way is still billed
+    // exactly, after the drain.
+    const work = (async () => {
+      const r = await run(() => true);
+      finishGeneration(r);
+      if (r.finishReason === "error") {
+        // Nothing was delivered: nothing is charged.
+        scope.settle(p.model, tier.pricing, { ...nothing, status: "error" });
+      } else {
+        const status = r.finishReason === "cancelled" ? "cancelled" : "ok";
+        scope.settle(p.model, tier.pricing, { promptTokens, cachedTokens: r.cachedTokens, completionTokens: r.completionTokens, status });
+      }
+      return r;
+    })();
+    c.executionCtx.waitUntil(work);
+    const r = await work;
     if (r.finishReason === "cancelled") {
-      scope.settle(p.model, tier.pricing, { promptTokens, cachedTokens: r.cachedTokens, completionTokens: r.completionTokens, status: "cancelled" });
       logResult(CLIENT_CLOSED, r);
       return new Response(null, { status: CLIENT_CLOSED });
     }
     if (r.finishReason === "error") {
-      // Nothing was delivered: nothing is charged.
-      scope.settle(p.model, tier.pricing, { ...nothing, status: "error" });
       logResult(502, r);
       const e = backendError();
       return c.json(e.body(), 502, headers);
     }
     const u = out.usage(promptTokens, r.cachedTokens, r.completionTokens);
-    scope.settle(p.model, tier.pricing, { promptTokens, cachedTokens: r.cachedTokens, completionTokens: r.completionTokens, status: "ok" });
     storeIfCacheable(r);
     logResult(200, r);
     return c.json(out.completion(meta, text, r.finishReason, u), 200, headers);
@@ -193,7 +210,7 @@ async function handle(c: Context<AppEnv>, scope: RequestScope, setModel: (m: str
       } catch (err) {
         // pumpGeneration handles backend and client failures itself; this is a bug guard.
         r = { finishReason: "error", completionTokens: 0, cachedTokens: 0, ttftMs: null, backendFailed: false, error: String(err) };
-        abort.abort();
+        backend.abort();
       }
       finishGeneration(r);
       const u = out.usage(promptTokens, r.cachedTokens, r.completionTokens);
