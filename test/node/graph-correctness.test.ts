@@ -167,6 +167,18 @@ for (const tc of CASES) {
       expect(c.worstRel, `logits at position ${c.worstPos}`).toBeLessThanOrEqual(TOL);
     });
 
+    it("the portable WASM runtime (onnxruntime-web, --runtime wasm) runs the same graph exactly (GATE)", async () => {
+      const runner = await loadModelRunner(acc0, { threads: 1, runtime: "wasm" });
+      try {
+        const g = await runner.forwardAll(tc.ids);
+        const c = compare(g.logits, refQ.logits, S, V);
+        console.log(`[${tc.name}] wasm runtime: ${fmt(c)}`);
+        expect(c.worstRel, `logits at position ${c.worstPos}`).toBeLessThanOrEqual(TOL);
+      } finally {
+        await runner.release();
+      }
+    });
+
     it("the comparison is sensitive: an off-by-one window or a wrong rope_theta in the reference fails the tolerance", async (ctx) => {
       const ckpt = await openCheckpoint(ckptDir);
       try {
