@@ -58,9 +58,17 @@ export interface ModelManifest {
  *  outputs
  *   logits                    float32 [N, V]
  *   last_hidden_state         float32 [B, S, H]  after the final RMSNorm (embeddings)
- *   present.{L}.key / .value  float32 [B, kvH, max(P, T), D]
+ *   present_new.{L}.key/.value float32 [B, kvH, S, D]  only the rows this call wrote: sequence b's rows
+ *                             seqlens_k[b]+1-S .. seqlens_k[b] (K after rotary), for the caller to append to
+ *                             its own cache (decode S = 1, or one batch-1 chunk; past rows in `past` itself)
+ *  internal: present.{L}.key/.value [B, kvH, max(P, T), D] (GroupQueryAttention's concatenated cache). Not a
+ *   graph output: onnxruntime-node would copy all of it back on every step, and an unfetched graph output still
+ *   stays allocated for the whole run (a second copy of the cache in ORT's arena). Models built before
+ *   present_new listed present.* as outputs; the runner then shares them with `past` (GQA writes in place).
  */
 export const pastKeyName = (layer: number) => `past_key_values.${layer}.key`;
 export const pastValueName = (layer: number) => `past_key_values.${layer}.value`;
 export const presentKeyName = (layer: number) => `present.${layer}.key`;
 export const presentValueName = (layer: number) => `present.${layer}.value`;
+export const presentNewKeyName = (layer: number) => `present_new.${layer}.key`;
+export const presentNewValueName = (layer: number) => `present_new.${layer}.value`;

@@ -3,8 +3,16 @@
  *
  * Layout: the running sequences occupy rows 0..B-1 of a dense [B, kvH, Pcap, D] tensor (slot-major), so
  * the first B slots are exactly the `past` tensor of a batched decode and slot b alone is the contiguous
- * `past` of a batch-1 prefill chunk. ONNX Runtime writes `present` in place over the same memory
- * (pre-allocated outputs; GroupQueryAttention sees past == present and appends only the new rows).
+ * `past` of a batch-1 prefill chunk (a zero-copy view). The graph returns only the rows a step wrote
+ * (`present_new`, contract/model-manifest.ts) and `appendStep` copies them in here.
+ *
+ * What a step copies between ONNX Runtime and JS: B × S × kvH × D × 4 bytes × 2 (K, V) × layers, the new
+ * rows only (perf model: 16 KiB per new token; batch-8 decode 128 KiB). Before present_new the graph
+ * returned all of `present` (onnxruntime-node copies every fetched output into a fresh ArrayBuffer, even a
+ * pre-allocated one): B × kvH × Pcap × D × 4 × 2 × layers, e.g. 17 MiB per step at batch 1 with 1088 rows
+ * and 136 MiB at batch 8. Inside ORT, GroupQueryAttention still builds its own `present` per layer
+ * (memset + copy of the used rows in C++, arena memory, freed layer by layer), which measured cheaper
+ * than the copy-back; models built before present_new still take the old shared-buffer path.
  * Pcap (the per-slot capacity) grows in steps of `capStep`; growing re-lays the used rows out in place.
  * A sequence leaving moves the last slot into its place, so slots stay dense.
  */
@@ -162,6 +170,26 @@ export class KvPool {
   viewRange(first: number, count: number): { offset: number; length: number } {
     const n = this.geo.kvHeads * this.pcap * this.geo.headDim;
     return { offset: first * n, length: count * n };
+  }
+
+  /**
+   * Writes one step's new rows: `keys[l]` / `values[l]` are [B, kvH, S, D] (present_new) for the slots
+   * [firstSlot, firstSlot + B), sequence b's rows landing at pastLengths[b]..pastLengths[b]+S-1.
+   */
+  appendStep(firstSlot: number, pastLengths: readonly number[], S: number, keys: Float32Array[], values: Float32Array[]): void {
+    const { kvHeads: H, headDim: D, layers } = this.geo;
+    const P = this.pcap;
+    const n = S * D;
+    for (let l = 0; l < layers; l++) {
+      for (const [src, dst] of [[keys[l]!, this.keys[l]!], [values[l]!, this.values[l]!]] as const) {
+        for (let b = 0; b < pastLengths.length; b++) {
+          for (let h = 0; h < H; h++) {
+            const o = (b * H + h) * n;
+            dst.set(src.subarray(o, o + n), (((firstSlot + b) * H + h) * P + pastLengths[b]!) * D);
+          }
+        }
+      }
+    }
   }
 
   setLength(seq: number, len: number): void {

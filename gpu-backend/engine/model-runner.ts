@@ -11,6 +11,8 @@ import {
   pastKeyName,
   pastValueName,
   presentKeyName,
+  presentNewKeyName,
+  presentNewValueName,
   presentValueName,
   type ModelManifest,
 } from "../../contract/model-manifest";
@@ -120,6 +122,8 @@ class OrtModelRunner implements ModelRunner {
   private readonly kvH: number;
   private readonly D: number;
   private readonly emptyPast: OrtTensor;
+  /** The graph has present_new outputs (else: a pre-present_new build, shared-buffer path). */
+  private readonly newRows: boolean;
 
   constructor(
     private readonly ort: OrtModule,
@@ -130,6 +134,7 @@ class OrtModelRunner implements ModelRunner {
     this.kvH = manifest.num_kv_heads;
     this.D = manifest.head_dim;
     this.emptyPast = new ort.Tensor("float32", new Float32Array(0), [1, this.kvH, 0, this.D]);
+    this.newRows = manifest.io.outputs.includes(presentNewKeyName(0));
   }
 
   private baseFeeds(
@@ -175,18 +180,31 @@ class OrtModelRunner implements ModelRunner {
     const feeds = this.baseFeeds(inp.ids, B, S, seqlensK, inp.logitsRows);
     const { offset, length } = pool.viewRange(inp.firstSlot, B);
     const dims = [B, this.kvH, pool.slotCapacity, this.D];
-    // present is fetched into the SAME memory as past: GroupQueryAttention sees past == present and
-    // appends the new rows in place instead of concatenating the whole cache.
+    // past is a zero-copy view of the pool's slots.
     const fetches: Record<string, OrtTensor | null> = { logits: null };
     for (let l = 0; l < this.L; l++) {
       const k = new this.ort.Tensor("float32", pool.keys[l]!.subarray(offset, offset + length), dims);
       const v = new this.ort.Tensor("float32", pool.values[l]!.subarray(offset, offset + length), dims);
       feeds[pastKeyName(l)] = k;
       feeds[pastValueName(l)] = v;
-      fetches[presentKeyName(l)] = k;
-      fetches[presentValueName(l)] = v;
+      if (this.newRows) {
+        // Only the S new rows per sequence come back (kv-cache.ts appends them): fetching present would
+        // copy the whole cache into a fresh JS buffer every step.
+        fetches[presentNewKeyName(l)] = null;
+        fetches[presentNewValueName(l)] = null;
+      } else {
+        // Older builds: present pre-allocated over past, so GroupQueryAttention appends in place (and
+        // onnxruntime-node still copies all of it back).
+        fetches[presentKeyName(l)] = k;
+        fetches[presentValueName(l)] = v;
+      }
     }
     const out = await this.session.run(feeds, fetches);
+    if (this.newRows) {
+      const rows = (name: (l: number) => string) =>
+        Array.from({ length: this.L }, (_, l) => out[name(l)]!.data as Float32Array);
+      pool.appendStep(inp.firstSlot, inp.pastLengths, S, rows(presentNewKeyName), rows(presentNewValueName));
+    }
     return out.logits!.data as Float32Array;
   }
 

@@ -7,6 +7,8 @@ import {
   pastKeyName,
   pastValueName,
   presentKeyName,
+  presentNewKeyName,
+  presentNewValueName,
   presentValueName,
 } from "../../contract/model-manifest";
 import { DataType, type NodeDef, type ValueInfoDef } from "./onnx-proto";
@@ -103,6 +105,25 @@ export function buildGraph(s: ModelSpec): GraphPlan {
   jobs.push({ kind: "rope", cos, sin });
   const eps = { float: s.eps };
   const routerShape = s.moe ? constI64("router_shape", [-1, s.experts]) : "";
+
+  // present_new (contract/model-manifest.ts): the S rows each call writes, sequence b's at positions
+  // seqlens_k[b]+1-S+s, gathered from GQA's present (it exposes rotated K nowhere else). Indices
+  // [B, kvH, S, 1] built once; GatherND(batch_dims=2) per layer reads B*kvH*S*D floats.
+  const scalarI64 = (name: string, v: number): string => {
+    inits.push({ name, dataType: DataType.INT64, dims: [], byteLength: 8, inline: i64([v]) });
+    return name;
+  };
+  const [zero, one] = [scalarI64("i64_zero", 0), scalarI64("i64_one", 1)];
+  node("Shape", ["input_ids"], ["ids_shape"]);
+  node("Gather", ["ids_shape", one], ["new_len"], { axis: 0 });
+  node("Range", [zero, "new_len", one], ["new_offsets"]);
+  node("Cast", ["seqlens_k"], ["seqlens_k_i64"], { to: DataType.INT64 });
+  node("Sub", [one, "new_len"], ["one_minus_len"]);
+  node("Add", ["seqlens_k_i64", "one_minus_len"], ["new_first"]);
+  node("Unsqueeze", ["new_first", constI64("axes_1", [1])], ["new_first_col"]);
+  node("Add", ["new_first_col", "new_offsets"], ["new_positions"]);
+  node("Unsqueeze", ["new_positions", constI64("axes_1_3", [1, 3])], ["new_positions_4d"]);
+  node("Expand", ["new_positions_4d", constI64("new_rows_expand", [1, s.kvHeads, 1, 1])], ["new_rows_index"]);
   const splitSizes = s.moe ? "" : constI64("mlp_split", [s.inter, s.inter]);
 
   let mlpOut = "";
@@ -142,6 +163,8 @@ export function buildGraph(s: ModelSpec): GraphPlan {
       },
       MS,
     );
+    node("GatherND", [presentKeyName(l), "new_rows_index"], [presentNewKeyName(l)], { batch_dims: 2 });
+    node("GatherND", [presentValueName(l), "new_rows_index"], [presentNewValueName(l)], { batch_dims: 2 });
     const attnOut = `${L}.attn_out`;
     matmulNBits(`${L}.o_proj`, attn, attnOut, s.heads * D, [{ tensor: p + "self_attn.o_proj.weight", rows: H }]);
 
@@ -223,7 +246,7 @@ export function buildGraph(s: ModelSpec): GraphPlan {
   ];
   for (let l = 0; l < s.layers; l++) {
     inputs.push(kv(pastKeyName(l), "past_sequence"), kv(pastValueName(l), "past_sequence"));
-    outputs.push(kv(presentKeyName(l), "present_sequence"), kv(presentValueName(l), "present_sequence"));
+    outputs.push(kv(presentNewKeyName(l), "sequence"), kv(presentNewValueName(l), "sequence"));
   }
   return { nodes, inits, jobs, inputs, outputs };
 }

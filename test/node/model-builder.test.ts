@@ -83,7 +83,9 @@ async function runPrompt(dir: string, ids: number[]): Promise<Float32Array> {
   const out = await s.run(feeds);
   expect(out.logits.dims).toEqual([S, m.vocab_size]);
   expect(out.last_hidden_state.dims).toEqual([1, S, m.hidden_size]);
-  expect(out["present.0.key"].dims).toEqual([1, m.num_kv_heads, S, m.head_dim]);
+  // only the rows this call wrote come back (the whole cache stays inside ORT)
+  expect(out["present_new.0.key"].dims).toEqual([1, m.num_kv_heads, S, m.head_dim]);
+  expect(out["present.0.key"]).toBeUndefined();
   await s.release();
   return out.logits.data as Float32Array;
 }
@@ -173,7 +175,8 @@ describe("model builder", () => {
       source: { dtype: "bf16" },
     });
     expect(man.io.inputs.slice(0, 4)).toEqual(["input_ids", "seqlens_k", "total_sequence_length", "logits_indices"]);
-    expect(man.io.outputs).toContain("present.1.value");
+    expect(man.io.outputs).toContain("present_new.1.value");
+    expect(man.io.outputs).not.toContain("present.1.value");
     expect(man.source.checksum).toMatch(/^[0-9a-f]{64}$/);
     const dense = JSON.parse(readFileSync(path.join(denseDir, "model.json"), "utf8")) as ModelManifest;
     expect(dense).toMatchObject({ architecture: "MistralForCausalLM", num_experts: 0, sliding_window: 64, context_length: 128, name: "dense" });
