@@ -156,7 +156,14 @@ function backendLines(stack: Stack): Map<string, Json[]> {
   for (const line of stack.logs) {
     const at = line.indexOf('{"event":"generate"');
     if (!line.startsWith("[backend] ") || at < 0) continue;
-    const j = JSON.parse(line.slice(at)) as Json;
+    let j: Json;
+    try {
+      j = JSON.parse(line.slice(at)) as Json;
+    } catch {
+      // The launcher relays child output per pipe chunk; a line split across chunks can't be read back.
+      console.warn(`e2e-ledger: unreadable backend audit line: ${line}`);
+      continue;
+    }
     out.set(j.request_id, [...(out.get(j.request_id) ?? []), j]);
   }
   return out;
