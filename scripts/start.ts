@@ -2,14 +2,14 @@
  * `npm start`: the whole stack locally, offline.
  *   dev models (built if missing) -> D1 migrations (local) -> backend -> worker (wrangler dev, miniflare) -> dev key
  * Env: PORT (worker, 8787), BACKEND_PORT (8788), DEV_API_KEY, ADMIN_TOKEN, BACKEND_TOKEN, MODELS (tiny,small,medium),
- *      DEV_STATE_DIR (.dev: secrets + local D1/DO state), QUIET_LOGS=1 (no child logs).
+ *      DEV_STATE_DIR (.dev: secrets + local D1/DO state), QUIET_LOGS=1 (no child logs), BACKEND_THREADS (ORT threads).
  * Secrets default to values generated once and kept in .dev/secrets.json, so the dev key survives restarts.
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { portIsFree, spawnUntilHttpReady, spawnUntilReady, stopProcess } from "./lib/processes";
+import { lineSplitter, portIsFree, spawnUntilHttpReady, spawnUntilReady, stopProcess } from "./lib/processes";
 
 const root = resolve(import.meta.dirname, "..");
 const stateDir = resolve(root, process.env.DEV_STATE_DIR ?? ".dev");
@@ -96,7 +96,10 @@ async function main() {
   console.log(`[3/5] backend on :${backendPort}`);
   const backend = await spawnUntilReady(
     bin("tsx"),
-    ["gpu-backend/main.ts", ...models.flatMap((m) => ["--model", `models/dev/${m}`]), "--port", String(backendPort), "--host", "127.0.0.1"],
+    [
+      "gpu-backend/main.ts", ...models.flatMap((m) => ["--model", `models/dev/${m}`]), "--port", String(backendPort), "--host", "127.0.0.1",
+      ...(process.env.BACKEND_THREADS ? ["--threads", process.env.BACKEND_THREADS] : []),
+    ],
     { cwd: root, env: { ...process.env, BACKEND_TOKEN: secrets.backendToken }, ready: /^backend ready on /, timeoutMs: 180_000, label: "backend" },
   ).catch((err: Error) => fail(err.message));
   children.push(backend.child);
@@ -159,13 +162,10 @@ async function ensureDevKey(base: string, secrets: Secrets) {
 }
 
 function pipeLogs(child: ChildProcess, label: string) {
-  const quiet = process.env.QUIET_LOGS === "1";
-  for (const stream of [child.stdout, child.stderr]) {
-    stream?.on("data", (buf: Buffer) => {
-      if (quiet) return;
-      for (const line of buf.toString().split(/\r?\n/)) if (line) console.log(`[${label}] ${line}`);
-    });
-  }
+  if (process.env.QUIET_LOGS === "1") return;
+  const handlers = lineSplitter((line) => console.log(`[${label}] ${line}`));
+  child.stdout?.on("data", handlers());
+  child.stderr?.on("data", handlers());
 }
 
 function printBanner(base: string, secrets: Secrets) {

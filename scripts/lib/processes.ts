@@ -31,21 +31,33 @@ export function spawnUntilReady(
       () => finish(new Error(`${opts.label} did not become ready within ${opts.timeoutMs} ms:\n${tail.join("\n")}`)),
       opts.timeoutMs,
     );
-    const onData = (buf: Buffer) => {
-      for (const line of buf.toString().split(/\r?\n/)) {
-        if (!line) continue;
-        tail.push(line);
-        if (tail.length > 30) tail.shift();
-        opts.echo?.(line);
-        if (!done && opts.ready.test(line)) finish(null, line);
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
+    const onData = lineSplitter((line) => {
+      tail.push(line);
+      if (tail.length > 30) tail.shift();
+      opts.echo?.(line);
+      if (!done && opts.ready.test(line)) finish(null, line);
+    });
+    child.stdout!.on("data", onData());
+    child.stderr!.on("data", onData());
     child.on("exit", (code, signal) =>
       finish(new Error(`${opts.label} exited (${signal ?? code}) before it was ready:\n${tail.join("\n")}`)),
     );
   });
+}
+
+/**
+ * Returns a factory of chunk handlers that call `onLine` once per complete line: a pipe may deliver
+ * a line in several chunks, and log consumers (tests reading JSON lines) need it whole.
+ */
+export function lineSplitter(onLine: (line: string) => void): () => (buf: Buffer) => void {
+  return () => {
+    let partial = "";
+    return (buf: Buffer) => {
+      const parts = (partial + buf.toString()).split(/\r?\n/);
+      partial = parts.pop() ?? "";
+      for (const line of parts) if (line) onLine(line);
+    };
+  };
 }
 
 /** True when nothing listens on host:port. */

@@ -42,6 +42,8 @@ export async function startStack(models = "tiny,small"): Promise<Stack> {
       DEV_API_KEY: secrets.apiKey,
       ADMIN_TOKEN: secrets.adminToken,
       BACKEND_TOKEN: secrets.backendToken,
+      // Leave a core for workerd and the test process on small CI machines.
+      BACKEND_THREADS: process.env.BACKEND_THREADS ?? "1",
     },
     ready: /stack ready/,
     timeoutMs: 280_000,
