@@ -17,6 +17,7 @@ import {
   type ModelManifest,
 } from "../../contract/model-manifest";
 import type { KvPool } from "./kv-cache";
+import { applyQ4GemmEnv, defaultQMoeWeightMode, type QMoeWeightMode, withDynamicQMoeWeights } from "./qmoe-weights";
 
 export interface RunnerOptions {
   /** Intra-op threads (default: all cores). */
@@ -29,6 +30,8 @@ export interface RunnerOptions {
   spin?: boolean;
   /** Write an ORT profile (JSON) with this prefix. */
   profilePrefix?: string;
+  /** QMoE expert weights constant (MLAS int4 GEMM, AVX-512 only) or graph inputs; default by CPU (qmoe-weights.ts). */
+  qmoeWeights?: QMoeWeightMode;
 }
 
 export interface ForwardAllResult {
@@ -90,19 +93,32 @@ export async function loadModelRunner(modelDir: string, opts: RunnerOptions = {}
       externalData: [{ path: manifest.weights_file, data: readFileSync(path.join(modelDir, manifest.weights_file)) }],
     });
   } else {
-    // The MLAS int4 QMoE kernels (13x faster than the default dequantize path) are opt-in by env var,
-    // read when the kernel is created: set it before the session exists. An explicit "0" is respected.
-    if (ep === "cpu" && process.env.ORT_USE_MLAS_Q4_GEMM_MOE === undefined) process.env.ORT_USE_MLAS_Q4_GEMM_MOE = "1";
+    // QMoE path (qmoe-weights.ts): MLAS int4 GEMM on prepacked weights where the CPU has it (AVX-512),
+    // else non-constant weights so ORT dequantizes row-wise instead of its slow prepacked fallback.
+    const qmoeMode = ep === "cpu" ? (opts.qmoeWeights ?? defaultQMoeWeightMode()) : "prepacked";
+    if (ep === "cpu") applyQ4GemmEnv(qmoeMode);
+    const dynamicModel = qmoeMode === "dynamic" ? withDynamicQMoeWeights(readFileSync(modelPath)) : null;
     ort = ortNode;
     try {
-      session = await ortNode.InferenceSession.create(modelPath, {
+      const sessionOpts: InferenceSession.SessionOptions = {
         ...common,
         executionProviders: [ep],
         intraOpNumThreads: opts.threads,
         interOpNumThreads: 1,
+        // The graph-input weights make ORT warn once per initializer; keep errors only.
+        ...(dynamicModel ? { logSeverityLevel: 3 as const } : {}),
         // nested keys are flattened by the binding: session.intra_op.allow_spinning
-        extra: { session: { intra_op: { allow_spinning: opts.spin === false ? "0" : "1" } } },
-      });
+        extra: {
+          session: {
+            intra_op: { allow_spinning: opts.spin === false ? "0" : "1" },
+            // A model loaded from bytes finds its external data file here.
+            ...(dynamicModel ? { model_external_initializers_file_folder_path: path.resolve(modelDir) } : {}),
+          },
+        },
+      };
+      session = dynamicModel
+        ? await ortNode.InferenceSession.create(dynamicModel, sessionOpts)
+        : await ortNode.InferenceSession.create(modelPath, sessionOpts);
     } catch (e) {
       if (ep !== "cpu") {
         const hint =
