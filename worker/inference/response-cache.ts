@@ -6,9 +6,8 @@
  * key never hits, and any parameter change misses. The non-streaming result is stored; a streaming
  * request replays it as SSE. Only finish_reason stop/length results are stored.
  *
- * Billing of a hit (see routes/chat.ts): usage shows prompt_tokens = N, cached_tokens = N and the
- * cached completion's completion_tokens (what the client received), but the ledger is charged for
- * N cached prompt tokens only (status "cache_hit", completion 0).
+ * Billing of a hit (see routes/chat.ts): usage reports exactly what is charged, N cached prompt
+ * tokens only (prompt_tokens = cached_tokens = N, completion_tokens = 0; ledger status "cache_hit").
  */
 import { badRequest } from "../errors";
 

@@ -250,7 +250,8 @@ async function serveHit(
     throw err;
   }
   scope.settle(p.model, tier.pricing, { promptTokens, cachedTokens: promptTokens, completionTokens: 0, status: "cache_hit" });
-  const u = out.usage(promptTokens, promptTokens, hit.completionTokens);
+  // The usage reported is what is billed: the prompt, as cached tokens; nothing was generated.
+  const u = out.usage(promptTokens, promptTokens, 0);
   const headers = { ...admission.headers, "x-cache": "HIT" };
   scope.finish(200, { finish_reason: hit.finishReason, completion_tokens: hit.completionTokens, ttft_ms: Date.now() - scope.startedAt });
   if (!p.stream) return c.json(out.completion(meta, hit.text, hit.finishReason, u), 200, headers);
