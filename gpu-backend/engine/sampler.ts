@@ -2,6 +2,8 @@
  * Token sampling: greedy, temperature, top-k, top-p, with a small seeded PRNG per request so the same
  * request with the same seed yields the same tokens.
  */
+import { mulberry32 } from "./rng";
+
 export interface SamplingParams {
   temperature: number;
   top_p: number;
@@ -9,16 +11,9 @@ export interface SamplingParams {
   top_k: number;
 }
 
-/** mulberry32: tiny, fast, good enough for sampling; state is one uint32. */
+/** A request's sampling PRNG: mulberry32 over the seed (mixed so seed 0 is not a weak state). */
 export function createRng(seed: number): () => number {
-  let a = (seed >>> 0) ^ 0x9e3779b9;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32((seed >>> 0) ^ 0x9e3779b9);
 }
 
 export function argmax(row: Float32Array): number {

@@ -5,6 +5,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { mulberry32 } from "../../gpu-backend/engine/rng";
 
 export interface SyntheticConfig {
   architecture: "MixtralForCausalLM" | "MistralForCausalLM";
@@ -23,17 +24,7 @@ export interface SyntheticConfig {
   tieEmbeddings?: boolean;
 }
 
-/** mulberry32: small, fast, reproducible across platforms. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 function gaussian(n: number, std: number, mean: number, next: () => number): Float32Array {
   const out = new Float32Array(n);

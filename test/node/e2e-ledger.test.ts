@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { costUnits } from "../../worker/billing/money";
 import type { Pricing } from "../../worker/billing/types";
 import { startStack, type Stack } from "./helpers/stack";
+import { mulberry32 } from "../../gpu-backend/engine/rng";
 
 type Json = Record<string, any>;
 
@@ -24,17 +25,7 @@ const REQUESTS = 200;
 const CONCURRENCY = 8;
 const root = resolve(import.meta.dirname, "../..");
 
-/** mulberry32: small, seedable, good enough to shuffle a test mix. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 interface Plan {
   i: number;
