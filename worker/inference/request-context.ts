@@ -8,6 +8,12 @@ import { recordRejected, settle } from "../billing/meter";
 import type { Account, Pricing, UsageStatus } from "../billing/types";
 import { logRequest, type RequestLog } from "./request-log";
 
+/**
+ * Yields one macrotask so the handler returns its Response (and the runtime starts writing it)
+ * before the settle subrequests start competing for the isolate. The work stays under waitUntil.
+ */
+const afterResponse = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
 export interface Settlement {
   promptTokens: number;
   cachedTokens: number;
@@ -36,16 +42,16 @@ export class RequestScope {
     if (this.settled) return;
     this.settled = true;
     Object.assign(this.log, { prompt_tokens: s.promptTokens, cached_tokens: s.cachedTokens, completion_tokens: s.completionTokens });
-    this.c.executionCtx.waitUntil(
-      settle(this.c.env, this.account, { requestId: this.requestId, model, pricing, ...s, startedAt: this.startedAt, endedAt: Date.now() }),
-    );
+    const req = { requestId: this.requestId, model, pricing, ...s, startedAt: this.startedAt, endedAt: Date.now() };
+    this.c.executionCtx.waitUntil(afterResponse().then(() => settle(this.c.env, this.account, req)));
   }
 
   /** A request refused before admission (validation): a zero-cost "rejected" record. */
   reject(model: string): void {
     if (this.settled) return;
     this.settled = true;
-    this.c.executionCtx.waitUntil(recordRejected(this.c.env, this.account, { requestId: this.requestId, model, startedAt: this.startedAt }));
+    const r = { requestId: this.requestId, model, startedAt: this.startedAt };
+    this.c.executionCtx.waitUntil(afterResponse().then(() => recordRejected(this.c.env, this.account, r)));
   }
 
   /** The runtime's ExecutionContext (Hono types it more narrowly than workers-types). */
