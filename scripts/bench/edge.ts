@@ -1,5 +1,5 @@
 /**
- * `npm run bench:edge [-- --json] [--requests 200]`: what the edge costs. Starts the local stack (tiny model),
+ * `npm run bench:edge [-- --json] [--requests 200] [--no-inspector]`: what the edge costs. Starts the local stack (tiny model),
  * then times the same prompt through the worker (/v1/chat/completions, max_tokens 1) and directly against the
  * backend (/v1/generate with the same ids), at 1 and 16 concurrent clients. Prints added latency (p50/p99)
  * and the local runtime's (workerd) CPU time per request, read from /proc.
@@ -10,6 +10,7 @@
  * receives a DevTools event per console.log and per subrequest, in workerd and in wrangler's Node process:
  * `wrangler_node_cpu_ms_per_request`). Deployed Workers pay neither.
  */
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,6 +21,7 @@ import { freePort, spawnUntilReady, stopProcess } from "../lib/processes";
 const root = resolve(import.meta.dirname, "../..");
 const args = process.argv.slice(2);
 const json = args.includes("--json");
+const noInspector = args.includes("--no-inspector");
 const requestsArg = args.indexOf("--requests");
 const perLevel = requestsArg >= 0 ? Number(args[requestsArg + 1]) : 200;
 
@@ -85,11 +87,13 @@ function cpuMs(match: (cmd: string) => boolean = (cmd) => cmd.includes("workerd"
 /** wrangler's own Node process (it receives the inspector's log and network events). */
 const isWranglerNode = (cmd: string) => cmd.includes("wrangler-dist") && cmd.includes("dev");
 
-async function main() {
-  const [port, backendPort] = [await freePort(), await freePort()];
-  const stateDir = mkdtempSync(join(tmpdir(), "moe-edge-bench-"));
-  const adminToken = randomBytes(16).toString("hex");
-  const backendToken = randomBytes(16).toString("hex");
+interface Stack {
+  base: string;
+  stop(): Promise<void>;
+}
+
+/** `npm start`'s stack: wrangler dev (with its inspector session) + backend. */
+async function startDevStack(port: number, backendPort: number, stateDir: string, adminToken: string, backendToken: string): Promise<Stack> {
   const stack = await spawnUntilReady(resolve(root, "node_modules/.bin/tsx"), ["scripts/start.ts"], {
     cwd: root,
     env: { ...process.env, PORT: String(port), BACKEND_PORT: String(backendPort), DEV_STATE_DIR: stateDir, MODELS: "tiny", ADMIN_TOKEN: adminToken, BACKEND_TOKEN: backendToken, QUIET_LOGS: "1" },
@@ -98,7 +102,56 @@ async function main() {
     label: "stack",
   });
   stackRoot = stack.child.pid ?? 0;
-  const base = `http://127.0.0.1:${port}`;
+  return { base: `http://127.0.0.1:${port}`, stop: () => stopProcess(stack.child, 10_000) };
+}
+
+/**
+ * --no-inspector: the same worker in workerd through unstable_startWorker with no inspector session, so
+ * no DevTools event per log line and per subrequest: what is left is our code plus workerd itself.
+ */
+async function startBareStack(backendPort: number, stateDir: string, adminToken: string, backendToken: string): Promise<Stack> {
+  const backend = await spawnUntilReady(
+    resolve(root, "node_modules/.bin/tsx"),
+    ["gpu-backend/main.ts", "--model", "models/dev/tiny", "--port", String(backendPort), "--host", "127.0.0.1", "--token", backendToken, "--threads", process.env.BACKEND_THREADS ?? "1"],
+    { cwd: root, env: process.env, ready: /backend ready/, timeoutMs: 240_000, label: "backend" },
+  );
+  const offline = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_UPDATE_NOTIFIER: "1", CI: "1" };
+  const migrated = spawnSync(resolve(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir], { cwd: root, env: offline, encoding: "utf8" });
+  if (migrated.status !== 0) throw new Error(`migrations failed: ${migrated.stdout}${migrated.stderr}`);
+  Object.assign(process.env, { WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" });
+  const toml = readFileSync(resolve(root, "wrangler.toml"), "utf8");
+  const tiers = JSON.parse(/TIERS\s*=\s*'''([\s\S]*?)'''/.exec(toml)?.[1] ?? "{}") as Record<string, { backends: string[] }>;
+  for (const t of Object.values(tiers)) t.backends = [`http://127.0.0.1:${backendPort}`];
+  const { unstable_startWorker } = await import("wrangler");
+  const worker = await unstable_startWorker({
+    config: resolve(root, "wrangler.toml"),
+    bindings: {
+      TIERS: { type: "plain_text", value: JSON.stringify(tiers) },
+      BACKEND_TOKEN: { type: "secret_text", value: backendToken },
+      ADMIN_TOKEN: { type: "secret_text", value: adminToken },
+    },
+    dev: { persist: stateDir, server: { hostname: "127.0.0.1", port: 0 }, inspector: false, watch: false, remote: false, logLevel: "warn" },
+  });
+  await worker.ready;
+  stackRoot = process.pid; // workerd runs as this process's child here
+  return {
+    base: (await worker.url).origin,
+    stop: async () => {
+      await worker.dispose();
+      await stopProcess(backend.child, 10_000);
+    },
+  };
+}
+
+async function main() {
+  const [port, backendPort] = [await freePort(), await freePort()];
+  const stateDir = mkdtempSync(join(tmpdir(), "moe-edge-bench-"));
+  const adminToken = randomBytes(16).toString("hex");
+  const backendToken = randomBytes(16).toString("hex");
+  const stack = noInspector
+    ? await startBareStack(backendPort, stateDir, adminToken, backendToken)
+    : await startDevStack(port, backendPort, stateDir, adminToken, backendToken);
+  const base = stack.base;
   try {
     const created = await fetch(`${base}/v1/admin/keys`, {
       method: "POST",
@@ -178,20 +231,23 @@ async function main() {
       requests_per_level: perLevel,
       runtime_floor: floor,
       runtime_floor_workerd_cpu_ms_per_request: floorCpuMs / workerRequests,
-      wrangler_node_cpu_ms_per_request: wranglerMs / workerRequests,
+      // Under --no-inspector there is no separate wrangler process (it runs inside this one).
+      wrangler_node_cpu_ms_per_request: noInspector ? null : wranglerMs / workerRequests,
+      runtime: noInspector ? "unstable_startWorker, no inspector" : "wrangler dev (npm start)",
     };
     if (json) console.log(JSON.stringify(summary));
     else {
-      console.log("edge cost (worker vs direct backend, max_tokens 1, tiny model)");
+      console.log(`edge cost (worker vs direct backend, max_tokens 1, tiny model; runtime: ${summary.runtime})`);
       for (const [c, r] of Object.entries(result))
         console.log(`  ${c.padStart(2)} clients: added p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms (direct p50 ${r.direct_p50_ms.toFixed(2)} ms, p99 ${r.direct_p99_ms.toFixed(2)} ms)`);
       for (const [c, f] of Object.entries(floor))
         console.log(`  ${c.padStart(2)} clients: runtime floor p50 ${f.p50_ms.toFixed(2)} ms, p99 ${f.p99_ms.toFixed(2)} ms (worker /health vs backend /health)`);
-      console.log(`  workerd CPU per request: ${summary.workerd_cpu_ms_per_request.toFixed(2)} ms (floor: ${summary.runtime_floor_workerd_cpu_ms_per_request.toFixed(2)} ms per /health); wrangler's Node process: ${summary.wrangler_node_cpu_ms_per_request.toFixed(2)} ms`);
+      const node = summary.wrangler_node_cpu_ms_per_request;
+      console.log(`  workerd CPU per request: ${summary.workerd_cpu_ms_per_request.toFixed(2)} ms (floor: ${summary.runtime_floor_workerd_cpu_ms_per_request.toFixed(2)} ms per /health)${node === null ? "" : `; wrangler's Node process: ${node.toFixed(2)} ms`}`);
       console.log("  goal: p50 <= 3 ms, p99 <= 15 ms added");
     }
   } finally {
-    await stopProcess(stack.child, 10_000);
+    await stack.stop();
     rmSync(stateDir, { recursive: true, force: true });
   }
 }
