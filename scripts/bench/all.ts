@@ -40,6 +40,7 @@ const get = (o: Json | null, ...path: string[]): unknown =>
 const tokenizer = runBench("tokenizer", "scripts/bench/tokenizer.ts");
 const engine = runBench("engine", "scripts/bench/engine.ts", ["--threads", "2"]);
 const edge = runBench("edge", "scripts/bench/edge.ts");
+const edgeBare = runBench("edge-no-inspector", "scripts/bench/edge.ts", ["--no-inspector"]);
 const build = runBench("build", "scripts/bench/build.ts");
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
@@ -58,6 +59,14 @@ if (edge) {
   for (const c of ["1", "16"])
     rows.push([`Edge added latency, ${c} client(s), p50 / p99`, `${fmt(get(edge, "added_latency", c, "p50_ms"), 2)} / ${fmt(get(edge, "added_latency", c, "p99_ms"), 2)} ms`, "npm run bench:edge"]);
   rows.push(["Local runtime (workerd) CPU per request", `${fmt(get(edge, "workerd_cpu_ms_per_request"), 2)} ms`, "npm run bench:edge"]);
+  rows.push(["wrangler's own Node CPU per request (inspector events)", `${fmt(get(edge, "wrangler_node_cpu_ms_per_request"), 2)} ms`, "npm run bench:edge"]);
+  for (const c of ["1", "16"])
+    rows.push([`Floor: trivial /health via wrangler dev vs backend /health, ${c} client(s), p50`, `${fmt(get(edge, "runtime_floor", c, "p50_ms"), 2)} ms`, "npm run bench:edge"]);
+}
+if (edgeBare) {
+  for (const c of ["1", "16"])
+    rows.push([`Edge added latency without wrangler's inspector, ${c} client(s), p50 / p99`, `${fmt(get(edgeBare, "added_latency", c, "p50_ms"), 2)} / ${fmt(get(edgeBare, "added_latency", c, "p99_ms"), 2)} ms`, "npm run bench:edge -- --no-inspector"]);
+  rows.push(["workerd CPU per request without the inspector (floor: /health)", `${fmt(get(edgeBare, "workerd_cpu_ms_per_request"), 2)} ms (${fmt(get(edgeBare, "runtime_floor_workerd_cpu_ms_per_request"), 2)} ms)`, "npm run bench:edge -- --no-inspector"]);
 }
 if (build) rows.push(["Model build throughput", `${fmt(get(build, "mb_per_s"))} MB/s (peak RSS ${fmt(get(build, "peak_rss_mb"), 0)} MB)`, "npm run bench:build"]);
 
