@@ -62,6 +62,7 @@ async function main() {
   const port = parsePort("PORT", 8787);
   const backendPort = parsePort("BACKEND_PORT", 8788);
   const models = (process.env.MODELS ?? "tiny,small,medium").split(",").map((m) => m.trim()).filter(Boolean);
+  if (port === backendPort) fail(`PORT and BACKEND_PORT are both ${port}; pick two different ports`);
   for (const [name, p] of [["PORT", port], ["BACKEND_PORT", backendPort]] as const) {
     if (!(await portIsFree(p))) fail(`port ${p} (${name}) is already in use; set ${name}=<free port> and retry`);
   }
@@ -121,7 +122,9 @@ async function main() {
       "--var", `ADMIN_TOKEN:${secrets.adminToken}`,
       "--var", `BACKEND_TOKEN:${secrets.backendToken}`,
     ],
-    { cwd: root, env: offlineEnv, url: `http://127.0.0.1:${port}/health`, timeoutMs: 120_000, label: "worker" },
+    { cwd: root, env: offlineEnv, url: `http://127.0.0.1:${port}/health`, timeoutMs: 120_000, label: "worker",
+      // Only the worker stamps request ids: never mistake another server on the port for it.
+      isOurs: (res) => res.headers.get("x-request-id")?.startsWith("req_") ?? false },
   ).catch(async (err: Error) => {
     await Promise.all(children.map((c) => stopProcess(c)));
     return fail(err.message);

@@ -16,7 +16,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { applyChatTemplate } from "../../worker/tokenizer/index";
-import { freePort, spawnUntilReady, stopProcess } from "../lib/processes";
+import { freePorts, spawnUntilReady, stopProcess } from "../lib/processes";
 
 const root = resolve(import.meta.dirname, "../..");
 const args = process.argv.slice(2);
@@ -144,7 +144,7 @@ async function startBareStack(backendPort: number, stateDir: string, adminToken:
 }
 
 async function main() {
-  const [port, backendPort] = [await freePort(), await freePort()];
+  const [port, backendPort] = await freePorts(2);
   const stateDir = mkdtempSync(join(tmpdir(), "moe-edge-bench-"));
   const adminToken = randomBytes(16).toString("hex");
   const backendToken = randomBytes(16).toString("hex");

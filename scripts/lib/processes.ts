@@ -1,6 +1,6 @@
 /** Child-process helpers shared by the launcher, benchmarks and end-to-end tests. */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { createServer } from "node:net";
+import { createServer, type Server } from "node:net";
 
 export interface Started {
   child: ChildProcess;
@@ -69,17 +69,33 @@ export function portIsFree(port: number, host = "127.0.0.1"): Promise<boolean> {
   });
 }
 
-/** An ephemeral free port. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
+/**
+ * `n` distinct free ports. All listeners stay open until every port is picked: closing one before
+ * asking for the next lets the OS hand the same port out twice.
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const srv = createServer();
+          srv.once("error", reject);
+          srv.listen(0, "127.0.0.1", () => resolve(srv));
+        }),
+    ),
+  );
+  const ports = servers.map((srv) => {
+    const addr = srv.address();
+    return typeof addr === "object" && addr ? addr.port : 0;
   });
+  await Promise.all(servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+  return ports;
+}
+
+/** One ephemeral free port. */
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0];
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`. Resolves when the process is gone. */
@@ -99,7 +115,7 @@ export function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> 
 export async function spawnUntilHttpReady(
   cmd: string,
   args: string[],
-  opts: SpawnOptions & { url: string; timeoutMs: number; label: string },
+  opts: SpawnOptions & { url: string; timeoutMs: number; label: string; isOurs?: (res: Response) => boolean },
 ): Promise<ChildProcess> {
   const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
   const tail: string[] = [];
@@ -114,7 +130,10 @@ export async function spawnUntilHttpReady(
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`${opts.label} exited (${child.signalCode ?? child.exitCode}) before it was ready:\n${tail.join("\n")}`);
     }
-    const ok = await fetch(opts.url, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+    const ok = await fetch(opts.url, { signal: AbortSignal.timeout(2000) }).then(
+      (r) => r.ok && (opts.isOurs?.(r) ?? true),
+      () => false,
+    );
     if (ok) {
       child.stdout!.off("data", collect);
       child.stderr!.off("data", collect);

@@ -5,7 +5,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { freePort, portIsFree, spawnUntilReady } from "../../scripts/lib/processes";
+import { freePorts, portIsFree, spawnUntilReady } from "../../scripts/lib/processes";
 
 const root = resolve(import.meta.dirname, "../..");
 const tsx = resolve(root, "node_modules/.bin/tsx");
@@ -30,8 +30,21 @@ describe("npm start launcher", () => {
     expect(res.stderr).toMatch(/BACKEND_PORT=nope is not a valid port/);
   });
 
+  it("the same port for the worker and the backend is refused up front", () => {
+    const res = spawnSync(tsx, ["scripts/start.ts"], { cwd: root, env: { ...process.env, PORT: "18999", BACKEND_PORT: "18999" }, encoding: "utf8", timeout: 60_000 });
+    expect(res.status).toBe(1);
+    expect(res.stderr).toMatch(/PORT and BACKEND_PORT are both 18999/);
+  });
+
+  it("freePorts hands out distinct ports (two sequential freePort calls once collided in CI)", async () => {
+    for (let i = 0; i < 20; i++) {
+      const ports = await freePorts(4);
+      expect(new Set(ports).size).toBe(4);
+    }
+  });
+
   it("Ctrl-C (SIGINT) stops the backend and the worker", async () => {
-    const [port, backendPort] = [await freePort(), await freePort()];
+    const [port, backendPort] = await freePorts(2);
     const state = mkdtempSync(join(tmpdir(), "moe-edge-launcher-"));
     try {
       const { child } = await spawnUntilReady(tsx, ["scripts/start.ts"], {

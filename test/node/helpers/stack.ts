@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { freePort, spawnUntilReady, stopProcess } from "../../../scripts/lib/processes";
+import { freePorts, spawnUntilReady, stopProcess } from "../../../scripts/lib/processes";
 
 export interface Stack {
   base: string;
@@ -23,7 +23,7 @@ export interface Stack {
 const root = resolve(import.meta.dirname, "../../..");
 
 export async function startStack(models = "tiny,small"): Promise<Stack> {
-  const [port, backendPort] = [await freePort(), await freePort()];
+  const [port, backendPort] = await freePorts(2);
   const stateDir = mkdtempSync(join(tmpdir(), "moe-edge-e2e-"));
   const secrets = {
     apiKey: `sk-test-${randomBytes(24).toString("hex")}`,
