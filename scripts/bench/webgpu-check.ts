@@ -5,9 +5,15 @@
  * and forwardAll timings. ORT's verbose log (node placement) goes to stderr: redirect it to a file.
  *
  *   WGC_THREADS=2 npx tsx scripts/bench/webgpu-check.ts [workDir] 2>ort-verbose.log
- * Bundled for a machine without node_modules (see the report of the WebGPU check):
- *   esbuild scripts/bench/webgpu-check.ts --bundle --platform=node --format=esm \
- *     --external:onnxruntime-node --external:onnxruntime-web --outfile=.devcarry/webgpu-check.mjs
+ * On a GPU host without Node/node_modules (how it ran on an H100): carry, in an ignored folder D,
+ *   esbuild scripts/bench/webgpu-check.ts --bundle --platform=node --format=esm --target=node20 \
+ *     --external:onnxruntime-node --external:onnxruntime-web --outfile=D/webgpu-check.mjs \
+ *     --banner:js='import { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);'
+ *   D/node_modules/onnxruntime-{node,common} (package.json + dist JS; the two binaries of
+ *   bin/napi-v6/linux/x64 xz-compressed), node itself xz-compressed (~36 MB in all).
+ *   Dawn's Vulkan backend needs libvulkan1 AND the glvnd libs (libglvnd0 libgl1 libglx0 libegl1 libgles2
+ *   libopengl0): with libvulkan1 alone the NVIDIA ICD (libGLX_nvidia.so.0) fails, "No supported adapters".
+ *   Placement: grep VerifyEachNodeIsAssignedToAnEp in the stderr log.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
