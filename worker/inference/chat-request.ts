@@ -101,7 +101,8 @@ function toMessages(raw: z.infer<typeof ChatBodySchema>["messages"]): ChatMessag
 
 export function parseChatBody(body: unknown): ChatParams {
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw badRequest("The request body must be a JSON object.");
-  const parsed = ChatBodySchema.safeParse(body);
+  // zod 4 leaves issue.input out unless asked; without it every wrong type would read as "required".
+  const parsed = ChatBodySchema.safeParse(body, { reportInput: true });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const param = paramOf(issue.path);
