@@ -4,7 +4,7 @@
  */
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FakeBackend } from "./chat-fake-backend";
-import { chat, newKey } from "./chat-harness";
+import { call, chat, newKey } from "./chat-harness";
 
 let key: string;
 let backend: FakeBackend;
@@ -36,5 +36,17 @@ describe("hostile chat bodies", () => {
   it("a field that is really missing is still called required", async () => {
     const r = await chat(key, { model: undefined });
     expect((await r.json()).error.message).toBe("'model' is required.");
+  });
+});
+
+describe("hostile usage queries", () => {
+  it.each(["2026-02-30", "2025-02-29", "2026-04-31"])("from=%s, a day that does not exist, is a 400", async (d) => {
+    const r = await call(`/v1/usage?from=${d}`, { key });
+    expect(r.res.status).toBe(400);
+    expect((await r.json()).error).toMatchObject({ param: "from", type: "invalid_request_error" });
+  });
+
+  it("a real leap day is accepted", async () => {
+    expect((await call("/v1/usage?from=2028-02-29&to=2028-03-01", { key })).res.status).toBe(200);
   });
 });

@@ -13,7 +13,9 @@ const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
 
 function checkDate(v: string | undefined, param: string): string | undefined {
   if (v === undefined || v === "") return undefined;
-  if (!DATE_RE.test(v) || Number.isNaN(Date.parse(`${v}T00:00:00Z`))) throw badRequest(`${param} must be a date YYYY-MM-DD.`, param);
+  // Round-trip: Date.parse rolls 2026-02-30 over to March instead of refusing it.
+  const ms = DATE_RE.test(v) ? Date.parse(`${v}T00:00:00Z`) : NaN;
+  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== v) throw badRequest(`${param} must be a date YYYY-MM-DD.`, param);
   return v;
 }
 
