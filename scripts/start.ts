@@ -40,14 +40,19 @@ function loadSecrets(): Secrets {
   return secrets;
 }
 
-/** The tiers of wrangler.toml with every backend pointed at the local backend. */
-function localTiers(backendUrl: string): string {
+/**
+ * The tiers of wrangler.toml that the local backend serves (their backend_model is in MODELS), with
+ * every backend pointed at it: a tier whose model is not loaded would only fail at request time.
+ */
+function localTiers(backendUrl: string, models: string[]): Record<string, { backends: string[]; backend_model: string }> {
   const toml = readFileSync(resolve(root, "wrangler.toml"), "utf8");
   const match = /TIERS\s*=\s*'''([\s\S]*?)'''/.exec(toml);
   if (!match) fail("wrangler.toml has no TIERS var");
-  const tiers = JSON.parse(match[1]) as Record<string, { backends: string[] }>;
-  for (const tier of Object.values(tiers)) tier.backends = [backendUrl];
-  return JSON.stringify(tiers);
+  const all = JSON.parse(match[1]) as Record<string, { backends: string[]; backend_model: string }>;
+  const served = Object.fromEntries(Object.entries(all).filter(([, t]) => models.includes(t.backend_model)));
+  if (Object.keys(served).length === 0) fail(`no tier in wrangler.toml is served by MODELS=${models.join(",")}`);
+  for (const tier of Object.values(served)) tier.backends = [backendUrl];
+  return served;
 }
 
 function parsePort(name: string, fallback: number): number {
@@ -112,13 +117,14 @@ async function main() {
   });
   pipeLogs(backend.child, "backend");
 
-  console.log(`[4/5] worker (wrangler dev, local) on :${port}`);
+  const tiers = localTiers(`http://127.0.0.1:${backendPort}`, models);
+  console.log(`[4/5] worker (wrangler dev, local) on :${port}: ${Object.keys(tiers).join(", ")}`);
   const worker = await spawnUntilHttpReady(
     bin("wrangler"),
     [
       "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist,
       "--show-interactive-dev-session=false",
-      "--var", `TIERS:${localTiers(`http://127.0.0.1:${backendPort}`)}`,
+      "--var", `TIERS:${JSON.stringify(tiers)}`,
       "--var", `ADMIN_TOKEN:${secrets.adminToken}`,
       "--var", `BACKEND_TOKEN:${secrets.backendToken}`,
     ],
@@ -140,21 +146,22 @@ async function main() {
 
   console.log("[5/5] dev API key");
   const base = `http://127.0.0.1:${port}`;
-  await ensureDevKey(base, secrets).catch(async (err: Error) => {
+  await ensureDevKey(base, secrets, Object.keys(tiers)).catch(async (err: Error) => {
     await Promise.all(children.map((c) => stopProcess(c)));
     fail(`creating the dev key failed: ${err.message}`);
   });
-  printBanner(base, secrets);
+  const chatModel = ["mistral-small", "mistral-tiny", "mistral-medium"].find((m) => m in tiers) ?? Object.keys(tiers)[0];
+  printBanner(base, secrets, chatModel);
 }
 
-async function ensureDevKey(base: string, secrets: Secrets) {
+async function ensureDevKey(base: string, secrets: Secrets, tiers: string[]) {
   const res = await fetch(`${base}/v1/admin/keys`, {
     method: "POST",
     headers: { authorization: `Bearer ${secrets.adminToken}`, "content-type": "application/json" },
     body: JSON.stringify({
       name: "dev",
       key: secrets.apiKey,
-      tiers: ["mistral-tiny", "mistral-small", "mistral-medium", "mistral-embed"],
+      tiers,
       rpm: 600,
       tpm: 1_000_000,
       monthly_budget_micros: 100_000_000,
@@ -171,19 +178,19 @@ function pipeLogs(child: ChildProcess, label: string) {
   child.stderr?.on("data", handlers());
 }
 
-function printBanner(base: string, secrets: Secrets) {
+function printBanner(base: string, secrets: Secrets, model: string) {
   console.log(`
 Dev API key: ${secrets.apiKey}
 Admin token: ${secrets.adminToken}
 
 curl ${base}/v1/chat/completions \\
   -H "Authorization: Bearer ${secrets.apiKey}" -H "Content-Type: application/json" \\
-  -d '{"model": "mistral-small", "messages": [{"role": "user", "content": "Hello!"}], "stream": true}'
+  -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello!"}], "stream": true}'
 
 node --input-type=module -e '
 import OpenAI from "openai";
 const client = new OpenAI({ baseURL: "${base}/v1", apiKey: "${secrets.apiKey}" });
-const r = await client.chat.completions.create({ model: "mistral-small", messages: [{ role: "user", content: "Hello!" }] });
+const r = await client.chat.completions.create({ model: "${model}", messages: [{ role: "user", content: "Hello!" }] });
 console.log(r.choices[0].message.content, r.usage);'
 `);
   console.log(`moe-edge stack ready: worker ${base} backend http://127.0.0.1:${parsePort("BACKEND_PORT", 8788)} (Ctrl-C stops everything)`);

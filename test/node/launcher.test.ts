@@ -1,6 +1,6 @@
 /** `npm start`'s launcher: clear failures, and Ctrl-C leaves nothing running. */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -56,6 +56,10 @@ describe("npm start launcher", () => {
       });
       expect(await portIsFree(port)).toBe(false);
       expect(await portIsFree(backendPort)).toBe(false);
+      // Only the tiers whose model is served are configured (MODELS=tiny): no tier that would fail later.
+      const { apiKey } = JSON.parse(readFileSync(join(state, "secrets.json"), "utf8")) as { apiKey: string };
+      const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } })).json()) as { data: { id: string }[] };
+      expect(models.data.map((m) => m.id)).toEqual(["mistral-tiny"]);
       const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
       child.kill("SIGINT");
       expect(await exited).toBe(0);
