@@ -136,6 +136,12 @@ describe("other endpoints' errors", () => {
     expect((await r.json()).error.param).toBe("input");
   });
 
+  it.each([[[[1, "x"]]], [[[1, -1]]], [["ok", 5]], [[[]]]])("embeddings: input %j names its param in chat's style (input[i], never input.0)", async (input) => {
+    const r = await call("/v1/embeddings", { method: "POST", key, body: JSON.stringify({ model: "mistral-embed", input }) });
+    expect(r.res.status).toBe(400);
+    expect((await r.json()).error.param).toMatch(/^input(\[\d+\])*$/);
+  });
+
   it("embeddings: a chat model is refused", async () => {
     const r = await call("/v1/embeddings", { method: "POST", key, body: JSON.stringify({ model: "mistral-tiny", input: "x" }) });
     expect(r.res.status).toBe(400);

@@ -64,7 +64,7 @@ export interface ChatParams {
 }
 
 /** `messages[2].content`-style path for `param`. */
-function paramOf(path: readonly PropertyKey[]): string {
+export function paramOf(path: readonly PropertyKey[]): string {
   let out = "";
   for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${String(p)}` : String(p);
   return out;

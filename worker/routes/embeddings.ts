@@ -11,7 +11,7 @@ import { admit, assertTierAllowed } from "../billing/meter";
 import { ApiError, badRequest } from "../errors";
 import { BOS_ID, VOCAB_SIZE, encode } from "../tokenizer";
 import { embed } from "../inference/backend";
-import { readJson } from "../inference/chat-request";
+import { paramOf, readJson } from "../inference/chat-request";
 import { ClientGone, dispatch, type AttemptLog } from "../inference/dispatch";
 import { RequestScope } from "../inference/request-context";
 import { replicaRouter, routingKey } from "../inference/router";
@@ -68,7 +68,7 @@ embeddingsRoutes.post("/embeddings", async (c) => {
   try {
     const parsed = EmbedBodySchema.safeParse(await readJson(c.req.raw));
     if (!parsed.success) {
-      const param = parsed.error.issues[0].path.map(String).join(".") || null;
+      const param = paramOf(parsed.error.issues[0].path) || null;
       throw badRequest(`Invalid '${param ?? "body"}': ${parsed.error.issues[0].message}.`, param);
     }
     const body = parsed.data;
