@@ -15,8 +15,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
-import { DataType, encodeModel, type NodeDef, type TensorDef } from "../model-builder/onnx-proto";
-import { dequantizeRow, quantizeRow } from "../model-builder/quantize";
+import { qmoeModel, qmoeReference, randomQuantMatrix, type QMoEDims } from "../reference/qmoe";
 
 const { values: a } = parseArgs({
   options: {
@@ -50,110 +49,22 @@ const rand = (): number => {
   return ((seed >>> 0) / 4294967296 - 0.5) * 0.08;
 };
 
-function quantMatrix(rows: number, cols: number): { q: Uint8Array; s: Float32Array } {
-  const q = new Uint8Array((rows * cols) / 2);
-  const s = new Float32Array((rows * cols) / BS);
-  const row = new Float32Array(cols);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) row[c] = rand();
-    quantizeRow(row, 0, cols, BS, q, (r * cols) / 2, s, (r * cols) / BS);
-  }
-  return { q, s };
-}
-
-const fc1 = quantMatrix(E * 2 * I, H);
-const fc2 = quantMatrix(E * H, I);
+const dims: QMoEDims = { hidden: H, inter: I, experts: E, topK: K, blockSize: BS };
+const fc1 = randomQuantMatrix(E * 2 * I, H, BS, rand);
+const fc2 = randomQuantMatrix(E * H, I, BS, rand);
 const x = Float32Array.from({ length: M * H }, () => rand() * 25);
 const logits = Float32Array.from({ length: M * E }, () => rand() * 50);
-
-/** Float64 reference: softmax over top-2 logits, silu(gate)*up with interleaved fc1 rows, fc2. */
-function reference(): Float64Array {
-  const out = new Float64Array(M * H);
-  for (let t = 0; t < M; t++) {
-    const lg = Array.from(logits.subarray(t * E, (t + 1) * E));
-    const order = lg.map((v, i) => [v, i]).sort((p, q) => q[0] - p[0]).slice(0, K);
-    const ex = order.map(([v]) => Math.exp(v - order[0][0]));
-    const sum = ex.reduce((p, q) => p + q, 0);
-    const xt = x.subarray(t * H, (t + 1) * H);
-    order.forEach(([, e], j) => {
-      const act = new Float64Array(I);
-      for (let i = 0; i < I; i++) {
-        const gRow = dequantizeRow(fc1.q, ((e * 2 * I + 2 * i) * H) / 2, fc1.s, ((e * 2 * I + 2 * i) * H) / BS, H, BS);
-        const uRow = dequantizeRow(fc1.q, ((e * 2 * I + 2 * i + 1) * H) / 2, fc1.s, ((e * 2 * I + 2 * i + 1) * H) / BS, H, BS);
-        let g = 0;
-        let u = 0;
-        for (let c = 0; c < H; c++) {
-          g += gRow[c] * xt[c];
-          u += uRow[c] * xt[c];
-        }
-        act[i] = (g / (1 + Math.exp(-g))) * u;
-      }
-      for (let h = 0; h < H; h++) {
-        const row = dequantizeRow(fc2.q, ((e * H + h) * I) / 2, fc2.s, ((e * H + h) * I) / BS, I, BS);
-        let acc = 0;
-        for (let i = 0; i < I; i++) acc += row[i] * act[i];
-        out[t * H + h] += (ex[j] / sum) * acc;
-      }
-    });
-  }
-  return out;
-}
+const reference = () => qmoeReference(dims, x, logits, fc1, fc2);
 
 const dir = mkdtempSync(path.join(tmpdir(), "qmoe-micro-"));
-const u8 = (f: Float32Array): Uint8Array => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
-const tensors: { name: string; dataType: DataType; dims: number[]; bytes: Uint8Array }[] = [
-  { name: "fc1_w", dataType: DataType.UINT8, dims: [E, 2 * I, H / 2], bytes: fc1.q },
-  { name: "fc1_s", dataType: DataType.FLOAT, dims: [E, 2 * I, H / BS], bytes: u8(fc1.s) },
-  { name: "fc2_w", dataType: DataType.UINT8, dims: [E, H, I / 2], bytes: fc2.q },
-  { name: "fc2_s", dataType: DataType.FLOAT, dims: [E, H, I / BS], bytes: u8(fc2.s) },
-];
-const initializers: TensorDef[] = [];
-const dataChunks: Uint8Array[] = [];
-let offset = 0;
-for (const t of tensors) {
-  if (a.external) {
-    initializers.push({ name: t.name, dataType: t.dataType, dims: t.dims, external: { location: "w.data", offset, length: t.bytes.length } });
-    dataChunks.push(t.bytes);
-    offset += t.bytes.length;
-  } else {
-    initializers.push({ name: t.name, dataType: t.dataType, dims: t.dims, raw: t.bytes });
-  }
-}
-const attrs: NodeDef["attrs"] = {
-  k: K,
-  activation_type: "swiglu",
-  normalize_routing_weights: 1,
-  swiglu_fusion: 1,
-  expert_weight_bits: 4,
-  block_size: BS,
-};
-if (a["accuracy-level"] !== undefined) attrs.accuracy_level = Number(a["accuracy-level"]);
-const proto = encodeModel({
-  irVersion: 8,
-  opsets: [
-    { domain: "", version: 17 },
-    { domain: "com.microsoft", version: 1 },
-  ],
-  producerName: "qmoe-micro",
-  producerVersion: "0",
-  graph: {
-    name: "qmoe",
-    nodes: [
-      { op: "QMoE", domain: "com.microsoft", name: "qmoe", inputs: ["x", "logits", "fc1_w", "fc1_s", "", "fc2_w", "fc2_s"], outputs: ["y"], attrs },
-    ],
-    initializers,
-    inputs: [
-      { name: "x", elemType: DataType.FLOAT, shape: ["m", H] },
-      { name: "logits", elemType: DataType.FLOAT, shape: ["m", E] },
-      // Initializers that are also graph inputs are overridable, hence not constant: no PrePack.
-      ...(a.overridable ? tensors.map((t) => ({ name: t.name, elemType: t.dataType, shape: t.dims })) : []),
-    ],
-    outputs: [{ name: "y", elemType: DataType.FLOAT, shape: ["m", H] }],
-  },
+const model = qmoeModel(dims, fc1, fc2, {
+  externalFile: a.external ? "w.data" : undefined,
+  overridable: a.overridable,
+  accuracyLevel: a["accuracy-level"] === undefined ? undefined : Number(a["accuracy-level"]),
 });
 const modelPath = path.join(dir, "model.onnx");
-writeFileSync(modelPath, proto);
-if (a.external) writeFileSync(path.join(dir, "w.data"), Buffer.concat(dataChunks));
+writeFileSync(modelPath, model.proto);
+if (model.data) writeFileSync(path.join(dir, "w.data"), model.data);
 
 const t0 = performance.now();
 const session = await ort.InferenceSession.create(modelPath, {
