@@ -9,12 +9,12 @@ import { spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { applyLocalMigrations, OFFLINE_ENV, wranglerTiers } from "./lib/local-worker";
 import { lineSplitter, portIsFree, spawnUntilHttpReady, spawnUntilReady, stopProcess } from "./lib/processes";
 
 const root = resolve(import.meta.dirname, "..");
 const stateDir = resolve(root, process.env.DEV_STATE_DIR ?? ".dev");
 const bin = (name: string) => resolve(root, "node_modules/.bin", name);
-const offlineEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_UPDATE_NOTIFIER: "1" };
 
 interface Secrets {
   apiKey: string;
@@ -40,20 +40,6 @@ function loadSecrets(): Secrets {
   return secrets;
 }
 
-/**
- * The tiers of wrangler.toml that the local backend serves (their backend_model is in MODELS), with
- * every backend pointed at it: a tier whose model is not loaded would only fail at request time.
- */
-function localTiers(backendUrl: string, models: string[]): Record<string, { backends: string[]; backend_model: string }> {
-  const toml = readFileSync(resolve(root, "wrangler.toml"), "utf8");
-  const match = /TIERS\s*=\s*'''([\s\S]*?)'''/.exec(toml);
-  if (!match) fail("wrangler.toml has no TIERS var");
-  const all = JSON.parse(match[1]) as Record<string, { backends: string[]; backend_model: string }>;
-  const served = Object.fromEntries(Object.entries(all).filter(([, t]) => models.includes(t.backend_model)));
-  if (Object.keys(served).length === 0) fail(`no tier in wrangler.toml is served by MODELS=${models.join(",")}`);
-  for (const tier of Object.values(served)) tier.backends = [backendUrl];
-  return served;
-}
 
 function parsePort(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -92,12 +78,11 @@ async function main() {
 
   console.log("[2/5] D1 migrations (local)");
   const persist = resolve(stateDir, "wrangler-state");
-  const migrated = spawnSync(bin("wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], {
-    cwd: root,
-    env: { ...offlineEnv, CI: "1" },
-    encoding: "utf8",
-  });
-  if (migrated.status !== 0) fail(`applying D1 migrations failed:\n${migrated.stdout}${migrated.stderr}`);
+  try {
+    applyLocalMigrations(root, persist);
+  } catch (err) {
+    fail((err as Error).message);
+  }
 
   console.log(`[3/5] backend on :${backendPort}`);
   const backend = await spawnUntilReady(
@@ -117,7 +102,8 @@ async function main() {
   });
   pipeLogs(backend.child, "backend");
 
-  const tiers = localTiers(`http://127.0.0.1:${backendPort}`, models);
+  const tiers = wranglerTiers(root, `http://127.0.0.1:${backendPort}`, models);
+  if (Object.keys(tiers).length === 0) fail(`no tier in wrangler.toml is served by MODELS=${models.join(",")}`);
   console.log(`[4/5] worker (wrangler dev, local) on :${port}: ${Object.keys(tiers).join(", ")}`);
   const worker = await spawnUntilHttpReady(
     bin("wrangler"),
@@ -128,7 +114,7 @@ async function main() {
       "--var", `ADMIN_TOKEN:${secrets.adminToken}`,
       "--var", `BACKEND_TOKEN:${secrets.backendToken}`,
     ],
-    { cwd: root, env: offlineEnv, url: `http://127.0.0.1:${port}/health`, timeoutMs: 120_000, label: "worker",
+    { cwd: root, env: OFFLINE_ENV, url: `http://127.0.0.1:${port}/health`, timeoutMs: 120_000, label: "worker",
       // Only the worker stamps request ids: never mistake another server on the port for it.
       isOurs: (res) => res.headers.get("x-request-id")?.startsWith("req_") ?? false },
   ).catch(async (err: Error) => {

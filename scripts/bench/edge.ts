@@ -10,12 +10,12 @@
  * receives a DevTools event per console.log and per subrequest, in workerd and in wrangler's Node process:
  * `wrangler_node_cpu_ms_per_request`). Deployed Workers pay neither.
  */
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { applyChatTemplate } from "../../worker/tokenizer/index";
+import { applyLocalMigrations, startLocalWorker, wranglerTiers } from "../lib/local-worker";
 import { freePorts, spawnUntilReady, stopProcess } from "../lib/processes";
 
 const root = resolve(import.meta.dirname, "../..");
@@ -115,27 +115,17 @@ async function startBareStack(backendPort: number, stateDir: string, adminToken:
     ["gpu-backend/main.ts", "--model", "models/dev/tiny", "--port", String(backendPort), "--host", "127.0.0.1", "--token", backendToken, "--threads", process.env.BACKEND_THREADS ?? "1"],
     { cwd: root, env: process.env, ready: /backend ready/, timeoutMs: 240_000, label: "backend" },
   );
-  const offline = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_UPDATE_NOTIFIER: "1", CI: "1" };
-  const migrated = spawnSync(resolve(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir], { cwd: root, env: offline, encoding: "utf8" });
-  if (migrated.status !== 0) throw new Error(`migrations failed: ${migrated.stdout}${migrated.stderr}`);
-  Object.assign(process.env, { WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" });
-  const toml = readFileSync(resolve(root, "wrangler.toml"), "utf8");
-  const tiers = JSON.parse(/TIERS\s*=\s*'''([\s\S]*?)'''/.exec(toml)?.[1] ?? "{}") as Record<string, { backends: string[] }>;
-  for (const t of Object.values(tiers)) t.backends = [`http://127.0.0.1:${backendPort}`];
-  const { unstable_startWorker } = await import("wrangler");
-  const worker = await unstable_startWorker({
-    config: resolve(root, "wrangler.toml"),
-    bindings: {
-      TIERS: { type: "plain_text", value: JSON.stringify(tiers) },
-      BACKEND_TOKEN: { type: "secret_text", value: backendToken },
-      ADMIN_TOKEN: { type: "secret_text", value: adminToken },
-    },
-    dev: { persist: stateDir, server: { hostname: "127.0.0.1", port: 0 }, inspector: false, watch: false, remote: false, logLevel: "warn" },
+  applyLocalMigrations(root, stateDir);
+  const worker = await startLocalWorker({
+    root,
+    persistDir: stateDir,
+    tiers: wranglerTiers(root, `http://127.0.0.1:${backendPort}`),
+    backendToken,
+    adminToken,
   });
-  await worker.ready;
   stackRoot = process.pid; // workerd runs as this process's child here
   return {
-    base: (await worker.url).origin,
+    base: worker.url,
     stop: async () => {
       await worker.dispose();
       await stopProcess(backend.child, 10_000);

@@ -7,7 +7,7 @@ import { constants } from "node:fs";
 import { access, mkdir, open, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ModelManifest } from "../../contract/model-manifest";
-import { buildGraph } from "./graph";
+import { buildGraph, GRAPH_IR_VERSION, GRAPH_OPSETS } from "./graph";
 import { encodeModel, type TensorDef } from "./onnx-proto";
 import { createProgress } from "./progress";
 import { defaultThreads, QuantPool } from "./quant-pool";
@@ -144,11 +144,8 @@ export async function buildModel(opts: BuildModelOptions): Promise<BuildSummary>
       plan.outputs.map((v) => v.name),
     );
     const proto = encodeModel({
-      irVersion: 8,
-      opsets: [
-        { domain: "", version: 17 },
-        { domain: "com.microsoft", version: 1 },
-      ],
+      irVersion: GRAPH_IR_VERSION,
+      opsets: GRAPH_OPSETS,
       producerName: "moe-edge-model-builder",
       producerVersion: "1",
       graph: { name, nodes: plan.nodes, initializers, inputs: plan.inputs, outputs: plan.outputs },

@@ -12,6 +12,13 @@ import {
   presentValueName,
 } from "../../contract/model-manifest";
 import { DataType, type NodeDef, type ValueInfoDef } from "./onnx-proto";
+
+/** The ONNX IR version and opsets every graph we write targets (ONNX Runtime 1.30 CPU, WebGPU, WASM). */
+export const GRAPH_IR_VERSION = 8;
+export const GRAPH_OPSETS = [
+  { domain: "", version: 17 },
+  { domain: "com.microsoft", version: 1 },
+];
 import type { ModelSpec } from "./spec";
 
 export interface InitDecl {

@@ -5,6 +5,7 @@
  */
 import { open, readFile, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
+import { toF32Into } from "./quant-kernel.mjs";
 
 export type DType = "BF16" | "F16" | "F32";
 
@@ -212,33 +213,13 @@ async function readShardHeader(
   }
 }
 
-/** Converts raw little-endian tensor bytes to float32 (into `out` when given). */
+/**
+ * Converts raw little-endian tensor bytes to float32 (into `out` when given; the result is exactly the
+ * tensor's length). The conversion itself lives in the quantizer kernel, which worker threads load as
+ * plain JavaScript.
+ */
 export function toF32(bytes: Uint8Array, dtype: DType, out?: Float32Array): Float32Array {
-  const n = bytes.byteLength / DTYPE_BYTES[dtype];
-  const dst = out ?? new Float32Array(n);
-  if (dtype === "F32") {
-    if (bytes.byteOffset % 4 === 0) dst.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
-    else new Uint8Array(dst.buffer, dst.byteOffset, n * 4).set(bytes);
-    return dst;
-  }
-  const src =
-    bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice().buffer);
-  const u32 = new Uint32Array(dst.buffer, dst.byteOffset, n);
-  if (dtype === "BF16") {
-    for (let i = 0; i < n; i++) u32[i] = src[i] << 16;
-  } else {
-    for (let i = 0; i < n; i++) dst[i] = halfToFloat(src[i]);
-  }
-  return dst;
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
+  return toF32Into(bytes, dtype, out ?? new Float32Array(bytes.byteLength / DTYPE_BYTES[dtype]));
 }
 
 export async function openCheckpoint(dir: string): Promise<Checkpoint> {

@@ -4,6 +4,7 @@
  * weights, and a float64 reference over the dequantized weights. Shared by the QMoE micro-benchmark and
  * the fast-path test, which both ask which ORT kernel runs and whether it is exact.
  */
+import { GRAPH_IR_VERSION, GRAPH_OPSETS } from "../model-builder/graph";
 import { DataType, encodeModel, type NodeDef, type TensorDef } from "../model-builder/onnx-proto";
 import { dequantizeRow, quantizeRow } from "../model-builder/quantize";
 
@@ -89,11 +90,8 @@ export function qmoeModel(d: QMoEDims, fc1: QuantMatrix, fc2: QuantMatrix, o: QM
   const attrs: NodeDef["attrs"] = { k: d.topK, activation_type: "swiglu", normalize_routing_weights: 1, swiglu_fusion: 1, expert_weight_bits: 4, block_size: BS };
   if (o.accuracyLevel !== undefined) attrs.accuracy_level = o.accuracyLevel;
   const proto = encodeModel({
-    irVersion: 8,
-    opsets: [
-      { domain: "", version: 17 },
-      { domain: "com.microsoft", version: 1 },
-    ],
+    irVersion: GRAPH_IR_VERSION,
+    opsets: GRAPH_OPSETS,
     producerName: "qmoe-reference",
     producerVersion: "0",
     graph: {

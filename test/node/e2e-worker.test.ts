@@ -3,13 +3,13 @@
  * miniflare D1/DO/Queues/Cache, request.signal on disconnect) in front of a real backend process
  * (ONNX Runtime, dev models), with a key made through the admin API. Plain HTTP, no SDKs.
  */
-import { spawnSync, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { unstable_startWorker } from "wrangler";
+import { applyLocalMigrations, startLocalWorker, type LocalWorker } from "../../scripts/lib/local-worker";
 import { applyChatTemplate, encode } from "../../worker/tokenizer";
 import { freePort, spawnUntilReady, stopProcess } from "../../scripts/lib/processes";
 
@@ -17,13 +17,12 @@ const root = resolve(import.meta.dirname, "../..");
 const haveModels = ["tiny", "small"].every((m) => existsSync(resolve(root, "models/dev", m, "model.json")));
 if (!haveModels) console.warn("e2e-worker: models/dev/{tiny,small} missing (run `npm run models`); skipping");
 
-const offlineEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_UPDATE_NOTIFIER: "1", CI: "1" };
 const backendToken = randomBytes(16).toString("hex");
 const adminToken = randomBytes(16).toString("hex");
 
 let backend: ChildProcess | undefined;
 let backendUrl = "";
-let worker: Awaited<ReturnType<typeof unstable_startWorker>> | undefined;
+let worker: LocalWorker | undefined;
 let base = "";
 let stateDir = "";
 let apiKey = "";
@@ -89,29 +88,15 @@ beforeAll(async () => {
 
   // D1 schema: the same migrations `npm start` applies, into the state dir the worker then uses.
   stateDir = mkdtempSync(join(tmpdir(), "moe-edge-e2e-worker-"));
-  const migrated = spawnSync(resolve(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", stateDir], {
-    cwd: root, env: offlineEnv, encoding: "utf8",
-  });
-  if (migrated.status !== 0) throw new Error(`migrations failed: ${migrated.stdout}${migrated.stderr}`);
+  applyLocalMigrations(root, stateDir);
 
   const tiers = {
     "mistral-tiny": { backends: [backendUrl], backend_model: "tiny", context_window: 4096, price: { input: 140000, cached_input: 14000, output: 420000 } },
     "mistral-small": { backends: [backendUrl], backend_model: "small", context_window: 4096, price: { input: 600000, cached_input: 60000, output: 1800000 } },
     "mistral-embed": { backends: [backendUrl], backend_model: "small", context_window: 4096, kind: "embedding", price: { input: 100000, cached_input: 100000, output: 0 } },
   };
-  process.env.WRANGLER_SEND_METRICS = "false";
-  process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
-  worker = await unstable_startWorker({
-    config: resolve(root, "wrangler.toml"),
-    bindings: {
-      TIERS: { type: "plain_text", value: JSON.stringify(tiers) },
-      BACKEND_TOKEN: { type: "secret_text", value: backendToken },
-      ADMIN_TOKEN: { type: "secret_text", value: adminToken },
-    },
-    dev: { persist: stateDir, server: { hostname: "127.0.0.1", port: 0 }, inspector: false, watch: false, remote: false, logLevel: "warn" },
-  });
-  await worker.ready;
-  base = (await worker.url).origin;
+  worker = await startLocalWorker({ root, persistDir: stateDir, tiers, backendToken, adminToken });
+  base = worker.url;
   apiKey = await newKey("e2e-worker");
 }, 300_000);
 
