@@ -10,6 +10,7 @@ import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import type { BuildSummary } from "../model-builder/build";
 import { PRESETS } from "../model-builder/presets";
 import { configHash, writeSyntheticCheckpoint } from "../model-builder/synthetic";
 
@@ -53,15 +54,8 @@ if (res.status !== 0 || !last.startsWith("{")) {
   process.stderr.write(`bench:build: the build failed (exit ${res.status})\n`);
   process.exit(1);
 }
-const s = JSON.parse(last) as {
-  params: number;
-  inputBytes: number;
-  outputBytes: number;
-  seconds: number;
-  cpuSeconds: number;
-  peakRssBytes: number;
-  mb_per_s: number;
-};
+// `npm run build-model -- --json` prints the build summary's figures (scripts/build-model.ts).
+const s = JSON.parse(last) as Omit<BuildSummary, "manifest"> & { mb_per_s: number };
 const result = {
   input_gb: s.inputBytes / 1e9,
   output_gb: s.outputBytes / 1e9,
