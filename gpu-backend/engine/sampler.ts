@@ -1,6 +1,19 @@
 /**
  * Token sampling: greedy, temperature, top-k, top-p, with a small seeded PRNG per request so the same
  * request with the same seed yields the same tokens.
+ *
+ * Nothing here sorts the vocabulary (a per-token sort of V = 32000 ids cost 11–19 ms):
+ * - top_p = 1, no top-k: a max pass, an exp pass, and one draw walking ids in index order.
+ * - top-k: a bounded heap (quickselect for large k) picks the k best logits; only those are exponentiated.
+ * - top_p < 1: a token whose weight is below (1 - top_p) * mean weight cannot be in the nucleus (all such
+ *   tokens together hold less than 1 - top_p of the mass), so only the tokens above that bar are
+ *   candidates, and a mass-weighted quickselect over them finds the nucleus boundary without sorting.
+ *
+ * Sampling order: higher logit first; equal logits -> lower id first. It decides which tied tokens a top-k or
+ * nucleus boundary keeps, exactly as a stable full sort did, so the kept set and its probabilities are
+ * the full sort's (up to float rounding in the order sums are added, which only matters when the cumulative
+ * mass lands within ~1e-12 of top_p). Each non-greedy token takes exactly one rng() draw, greedy none, so
+ * seeded requests reproduce run to run.
  */
 import { mulberry32 } from "./rng";
 
@@ -29,61 +42,264 @@ export function argmax(row: Float32Array): number {
   return best;
 }
 
-/** Samples one id from a logits row. Greedy when temperature is 0 (ties -> lowest id). */
+/** Samples one id from a logits row. Greedy when temperature is 0 or top_k is 1 (ties -> lowest id). */
 export function sampleToken(row: Float32Array, p: SamplingParams, rng: () => number): number {
-  if (p.temperature === 0 || p.top_k === 1) return argmax(row);
-  const V = row.length;
-  // Candidate set: top-k by logit (or everything), sorted descending.
-  let idx: number[];
-  if (p.top_k > 0 && p.top_k < V) {
-    idx = topKIndices(row, p.top_k);
-  } else {
-    idx = Array.from({ length: V }, (_, i) => i);
-    idx.sort((a, b) => row[b]! - row[a]!);
-  }
-  const max = row[idx[0]!]!;
-  const probs = new Float64Array(idx.length);
-  let sum = 0;
-  for (let i = 0; i < idx.length; i++) {
-    const e = Math.exp((row[idx[i]!]! - max) / p.temperature);
-    probs[i] = e;
-    sum += e;
-  }
-  // Nucleus: keep the smallest prefix whose mass reaches top_p.
-  let keep = idx.length;
-  if (p.top_p < 1) {
-    let acc = 0;
-    for (let i = 0; i < idx.length; i++) {
-      acc += probs[i]! / sum;
-      if (acc >= p.top_p) {
-        keep = i + 1;
-        break;
-      }
+  const n = prepare(row, p);
+  if (n === GREEDY) return argmax(row);
+  const w = weights;
+  if (n === EVERY) {
+    let r = rng() * everySum;
+    for (let i = 0; i < row.length; i++) {
+      r -= w[i]!;
+      if (r < 0) return i;
     }
+    return lastPositive(row.length, (j) => j);
   }
+  const id = ids;
   let mass = 0;
-  for (let i = 0; i < keep; i++) mass += probs[i]!;
+  for (let j = 0; j < n; j++) mass += w[id[j]!]!;
   let r = rng() * mass;
-  for (let i = 0; i < keep; i++) {
-    r -= probs[i]!;
-    if (r <= 0) return idx[i]!;
+  for (let j = 0; j < n; j++) {
+    r -= w[id[j]!]!;
+    if (r < 0) return id[j]!;
   }
-  return idx[keep - 1]!;
+  return lastPositive(n, (j) => id[j]!);
 }
 
-function topKIndices(row: Float32Array, k: number): number[] {
-  // Partial selection: keep a sorted array of the best k (k is small in practice).
-  const best: number[] = [];
-  for (let i = 0; i < row.length; i++) {
+/**
+ * The distribution sampleToken draws from for this row: ids ascending, with their renormalised
+ * probabilities (zero-weight ids inside a top-k set are listed with probability 0). Shares the selection
+ * code with sampleToken; for tests and debugging.
+ */
+export function samplingDistribution(row: Float32Array, p: SamplingParams): { ids: number[]; probs: number[] } {
+  const n = prepare(row, p);
+  if (n === GREEDY) return { ids: [argmax(row)], probs: [1] };
+  const kept = n === EVERY ? Array.from({ length: row.length }, (_, i) => i) : Array.from(ids.subarray(0, n));
+  kept.sort((a, b) => a - b);
+  let mass = 0;
+  for (const i of kept) mass += weights[i]!;
+  return { ids: kept, probs: kept.map((i) => weights[i]! / mass) };
+}
+
+// prepare() results besides a count: draw greedily, or from every id (weights[0, V) set, sum in everySum).
+const GREEDY = -1;
+const EVERY = -2;
+
+// Scratch reused across calls (sampling is synchronous, so one set per thread is enough): per-id weights
+// exp((logit - max) / T), and a permutation of candidate ids.
+let weights = new Float64Array(0);
+let ids = new Int32Array(0);
+let everySum = 0;
+
+/**
+ * Chooses the support for one draw. Returns GREEDY, EVERY, or n > 0 with the support in ids[0, n) (in no
+ * particular order) and each one's weight in weights[id].
+ */
+function prepare(row: Float32Array, p: SamplingParams): number {
+  if (p.temperature === 0 || p.top_k === 1) return GREEDY;
+  const V = row.length;
+  let max = -Infinity;
+  let nan = false;
+  for (let i = 0; i < V; i++) {
     const v = row[i]!;
-    if (best.length === k && v <= row[best[k - 1]!]!) continue;
-    let j = best.length === k ? k - 1 : best.length;
-    if (best.length < k) best.push(i);
-    while (j > 0 && row[best[j - 1]!]! < v) {
-      best[j] = best[j - 1]!;
-      j--;
-    }
-    best[j] = i;
+    if (v > max) max = v;
+    else if (v !== v) nan = true;
   }
-  return best;
+  // No finite distribution to draw from (all -inf, a +inf logit, or NaN): fall back to greedy.
+  if (nan || max === -Infinity || max === Infinity) return GREEDY;
+  if (weights.length < V) {
+    weights = new Float64Array(V);
+    ids = new Int32Array(V);
+  }
+  const w = weights;
+  const id = ids;
+  const T = p.temperature;
+
+  if (p.top_k > 0 && p.top_k < V) {
+    // Top-k pool: the k best; top_p is then relative to their mass, not the vocabulary's.
+    const k = p.top_k;
+    selectTopK(row, id, V, k);
+    let sum = 0;
+    for (let j = 0; j < k; j++) {
+      const e = Math.exp((row[id[j]!]! - max) / T);
+      w[id[j]!] = e;
+      sum += e;
+    }
+    return p.top_p < 1 ? selectNucleus(row, w, id, k, p.top_p * sum) : k;
+  }
+
+  let sum = 0;
+  for (let i = 0; i < V; i++) {
+    const e = Math.exp((row[i]! - max) / T);
+    w[i] = e;
+    sum += e;
+  }
+  if (!(p.top_p < 1)) {
+    everySum = sum;
+    return EVERY;
+  }
+  const target = p.top_p * sum;
+  // The bar is <= mean weight <= 1 = the max's weight, so the max is always a candidate. The weight is
+  // monotone in the logit, so the candidates are a prefix of the sampling order and contain the nucleus.
+  const bar = ((1 - Math.max(p.top_p, 0)) * sum) / V;
+  let m = 0;
+  let mass = 0;
+  for (let i = 0; i < V; i++) {
+    const e = w[i]!;
+    if (e >= bar) {
+      id[m++] = i;
+      mass += e;
+    }
+  }
+  if (mass < target) {
+    // Only reachable through rounding (top_p within an ulp of 1): search everything.
+    for (let i = 0; i < V; i++) id[i] = i;
+    m = V;
+  }
+  return selectNucleus(row, w, id, m, target);
+}
+
+/** The rounding fallback of a draw: r never went negative, so the last id with weight wins. */
+function lastPositive(n: number, at: (j: number) => number): number {
+  for (let j = n - 1; j > 0; j--) if (weights[at(j)]! > 0) return at(j);
+  return at(0);
+}
+
+/** a precedes b in sampling order: higher logit first, ties -> lower id. */
+function before(row: Float32Array, a: number, b: number): boolean {
+  const x = row[a]!;
+  const y = row[b]!;
+  return x > y || (x === y && a < b);
+}
+
+const SMALL = 16;
+// Above this k a heap costs more than quickselect's few O(V) passes.
+const HEAP_MAX_K = 1024;
+
+/** Puts the first k ids of row in sampling order into ids[0, k) (in no particular order). */
+function selectTopK(row: Float32Array, id: Int32Array, V: number, k: number): void {
+  if (k > HEAP_MAX_K) {
+    for (let i = 0; i < V; i++) id[i] = i;
+    selectFirstK(row, id, V, k);
+    return;
+  }
+  // Heap over ids[0, k) whose root is the member that comes last in sampling order. Ids arrive in index
+  // order, so a newcomer with a logit equal to the root's has the higher id and comes after it: only a
+  // strictly higher logit displaces the root, and most ids cost one comparison.
+  for (let i = 0; i < k; i++) id[i] = i;
+  for (let j = (k >>> 1) - 1; j >= 0; j--) siftDown(row, id, k, j);
+  let floor = row[id[0]!]!;
+  for (let i = k; i < V; i++) {
+    if (row[i]! > floor) {
+      id[0] = i;
+      siftDown(row, id, k, 0);
+      floor = row[id[0]!]!;
+    }
+  }
+}
+
+function siftDown(row: Float32Array, id: Int32Array, n: number, j: number): void {
+  const v = id[j]!;
+  for (;;) {
+    let c = 2 * j + 1;
+    if (c >= n) break;
+    if (c + 1 < n && before(row, id[c]!, id[c + 1]!)) c++;
+    if (!before(row, v, id[c]!)) break;
+    id[j] = id[c]!;
+    j = c;
+  }
+  id[j] = v;
+}
+
+/** Reorders ids[0, n) so that ids[0, k) are the first k in sampling order (in no particular order). */
+function selectFirstK(row: Float32Array, id: Int32Array, n: number, k: number): void {
+  let lo = 0;
+  let hi = n;
+  // Invariant: ids[0, lo) precede ids[lo, hi), which precede ids[hi, n); lo <= k <= hi.
+  while (hi - lo > SMALL) {
+    const q = partition(row, id, lo, hi);
+    if (q === k) return;
+    if (q < k) lo = q + 1;
+    else hi = q;
+  }
+  insertionSort(row, id, lo, hi);
+}
+
+/**
+ * The nucleus: reorders ids[0, n) and returns the smallest keep >= 1 such that ids[0, keep) is a prefix of
+ * the sampling order whose weight reaches target (n when rounding keeps it short of target).
+ */
+function selectNucleus(row: Float32Array, w: Float64Array, id: Int32Array, n: number, target: number): number {
+  let lo = 0;
+  let hi = n;
+  // Invariant: ids[0, lo) are in the nucleus and `need` is what they leave of target; the boundary is in
+  // [lo, hi), and ids[0, hi) already reach target when hi < n.
+  let need = target;
+  while (hi - lo > SMALL) {
+    const q = partition(row, id, lo, hi);
+    let ahead = 0;
+    for (let j = lo; j < q; j++) ahead += w[id[j]!]!;
+    if (q > lo && ahead >= need) {
+      hi = q;
+    } else {
+      const through = ahead + w[id[q]!]!;
+      if (through >= need) return q + 1;
+      need -= through;
+      lo = q + 1;
+    }
+  }
+  insertionSort(row, id, lo, hi);
+  let acc = 0;
+  for (let j = lo; j < hi; j++) {
+    acc += w[id[j]!]!;
+    if (acc >= need) return j + 1;
+  }
+  return hi;
+}
+
+/**
+ * Lomuto partition of ids[lo, hi) (at least 3 long) around a median-of-three pivot; returns its final
+ * position: everything left of it precedes it in sampling order, everything right follows. The order is
+ * total (ids break ties), so there are no equal keys to degrade on.
+ */
+function partition(row: Float32Array, id: Int32Array, lo: number, hi: number): number {
+  const mid = (lo + hi) >>> 1;
+  const last = hi - 1;
+  if (before(row, id[mid]!, id[lo]!)) swap(id, mid, lo);
+  if (before(row, id[last]!, id[lo]!)) swap(id, last, lo);
+  // ids[lo] is now the first of the three; the median is whichever of the other two comes first.
+  if (before(row, id[mid]!, id[last]!)) swap(id, mid, last);
+  const pv = id[last]!;
+  const px = row[pv]!;
+  let s = lo;
+  for (let j = lo; j < last; j++) {
+    const i = id[j]!;
+    const x = row[i]!;
+    if (x > px || (x === px && i < pv)) {
+      id[j] = id[s]!;
+      id[s] = i;
+      s++;
+    }
+  }
+  id[last] = id[s]!;
+  id[s] = pv;
+  return s;
+}
+
+function insertionSort(row: Float32Array, id: Int32Array, lo: number, hi: number): void {
+  for (let j = lo + 1; j < hi; j++) {
+    const i = id[j]!;
+    let t = j;
+    while (t > lo && before(row, i, id[t - 1]!)) {
+      id[t] = id[t - 1]!;
+      t--;
+    }
+    id[t] = i;
+  }
+}
+
+function swap(id: Int32Array, a: number, b: number): void {
+  const t = id[a]!;
+  id[a] = id[b]!;
+  id[b] = t;
 }
