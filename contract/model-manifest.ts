@@ -44,7 +44,15 @@ export interface ModelManifest {
     dtype: "bf16" | "f16" | "f32";
   };
   weights_file: string;
+  /**
+   * Graph files by MoE form, all over `weights_file` (scripts/model-builder/moe-graph.ts): "fused" (one QMoE
+   * per layer: GPU EPs, AVX-512 CPUs) and "sliced" (per-expert MatMulNBits: CPUs without MLAS's int4 MoE GEMM).
+   * Dense models name the same file for both. Absent in builds that predate the sliced form: model.onnx, fused.
+   */
+  graphs?: Record<GraphForm, string>;
 }
+
+export type GraphForm = "fused" | "sliced";
 
 /**
  * Graph I/O convention (dynamic dims: B batch, S new tokens, P past capacity, N logits rows):

@@ -2,6 +2,7 @@
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from "./engine/engine";
+import { type GraphChoice, parseGraphChoice } from "./engine/graph-choice";
 
 export interface BackendConfig {
   models: string[];
@@ -10,6 +11,8 @@ export interface BackendConfig {
   threads: number;
   ep: "cpu" | "webgpu" | "cuda";
   runtime: "native" | "wasm";
+  /** MoE graph form (engine/graph-choice.ts). */
+  graph: GraphChoice;
   token: string | undefined;
   graceMs: number;
   warmupDelayMs: number;
@@ -18,7 +21,7 @@ export interface BackendConfig {
 
 export const USAGE =
   "usage: npm run backend -- --model <dir> [--model <dir> ...] --port <n> [--host 127.0.0.1] [--threads N] [--ep cpu|webgpu|cuda] " +
-  "[--runtime native|wasm] [--token T | env BACKEND_TOKEN] [--max-batch N] [--kv-budget-mb N] [--prefix-cache-mb N] " +
+  "[--runtime native|wasm] [--graph auto|fused|sliced] [--token T | env BACKEND_TOKEN] [--max-batch N] [--kv-budget-mb N] [--prefix-cache-mb N] " +
   "[--block-size 16] [--prefill-chunk 256] [--max-queue 64] [--grace-ms 10000]";
 
 function int(name: string, v: string | undefined, def: number, min: number): number {
@@ -39,6 +42,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       threads: { type: "string" },
       ep: { type: "string" },
       runtime: { type: "string" },
+      graph: { type: "string" },
       token: { type: "string" },
       "max-batch": { type: "string" },
       "kv-budget-mb": { type: "string" },
@@ -65,6 +69,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
     threads: int("threads", values.threads, Math.max(1, cpus().length), 1),
     ep,
     runtime,
+    graph: parseGraphChoice(values.graph),
     token: token === "" ? undefined : token,
     graceMs: int("grace-ms", values["grace-ms"], 10_000, 0),
     warmupDelayMs: int("warmup-delay-ms", values["warmup-delay-ms"], 0, 0),

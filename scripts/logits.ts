@@ -1,5 +1,5 @@
 /**
- * npm run logits -- --model <model_dir> --ids 1,415,2936 [--all] [--threads N (default: all cores)]
+ * npm run logits -- --model <model_dir> --ids 1,415,2936 [--all] [--threads N (default: all cores)] [--graph auto|fused|sliced]
  * Prints {"logits": [[...V floats...], ...]}: the last position only, or every position with --all.
  * Runs the backend's own model runner so what it prints is what the server computes.
  */
@@ -7,6 +7,7 @@ import { existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { type GraphChoice, parseGraphChoice } from "../gpu-backend/engine/graph-choice";
 import { loadModelRunner } from "../gpu-backend/engine/model-runner";
 
 interface LogitsArgs {
@@ -14,18 +15,19 @@ interface LogitsArgs {
   ids: number[];
   all: boolean;
   threads?: number;
+  graph: GraphChoice;
 }
 
 class UsageError extends Error {}
 
-const USAGE = "usage: npm run logits -- --model <model_dir> --ids 1,415,2936 [--all] [--threads N]";
+const USAGE = "usage: npm run logits -- --model <model_dir> --ids 1,415,2936 [--all] [--threads N] [--graph auto|fused|sliced]";
 
 export function parseLogitsArgs(argv: string[]): LogitsArgs {
-  let values: { model?: string; ids?: string; all?: boolean; threads?: string };
+  let values: { model?: string; ids?: string; all?: boolean; threads?: string; graph?: string };
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { model: { type: "string" }, ids: { type: "string" }, all: { type: "boolean" }, threads: { type: "string" } },
+      options: { model: { type: "string" }, ids: { type: "string" }, all: { type: "boolean" }, threads: { type: "string" }, graph: { type: "string" } },
       strict: true,
     }));
   } catch (e) {
@@ -44,7 +46,13 @@ export function parseLogitsArgs(argv: string[]): LogitsArgs {
     threads = Number(values.threads);
     if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads must be a positive integer, got "${values.threads}"`);
   }
-  return { model: values.model, ids, all: values.all ?? false, threads };
+  let graph: GraphChoice;
+  try {
+    graph = parseGraphChoice(values.graph);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  return { model: values.model, ids, all: values.all ?? false, threads, graph };
 }
 
 async function main(): Promise<void> {
@@ -54,7 +62,8 @@ async function main(): Promise<void> {
   if (!existsSync(path.join(dir, "model.json"))) {
     throw new UsageError(`${args.model} has no model.json (build one with npm run build-model)`);
   }
-  const runner = await loadModelRunner(dir, { threads: args.threads ?? availableParallelism() });
+  // The same graph choice as the server (graph-choice.ts), so what this prints is what it computes.
+  const runner = await loadModelRunner(dir, { threads: args.threads ?? availableParallelism(), graph: args.graph });
   try {
     const V = runner.manifest.vocab_size;
     const bad = args.ids.find((i) => i >= V);

@@ -17,6 +17,7 @@ import {
   type ModelManifest,
 } from "../../contract/model-manifest";
 import type { KvPool } from "./kv-cache";
+import { type GraphChoice, type ResolvedGraph, resolveGraph } from "./graph-choice";
 import { applyQ4GemmEnv, defaultQMoeWeightMode, type QMoeWeightMode, withDynamicQMoeWeights } from "./qmoe-weights";
 
 export interface RunnerOptions {
@@ -32,6 +33,8 @@ export interface RunnerOptions {
   profilePrefix?: string;
   /** QMoE expert weights constant (MLAS int4 GEMM, AVX-512 only) or graph inputs; default by CPU (qmoe-weights.ts). */
   qmoeWeights?: QMoeWeightMode;
+  /** MoE form (graph-choice.ts); default "auto". */
+  graph?: GraphChoice;
 }
 
 export interface ForwardAllResult {
@@ -57,6 +60,8 @@ export interface StepInput {
 
 export interface ModelRunner {
   readonly manifest: ModelManifest;
+  /** Which graph runs, and why (logged at start-up). */
+  readonly graph: ResolvedGraph;
   /** One prompt, no past: logits and hidden states at every position. */
   forwardAll(ids: number[]): Promise<ForwardAllResult>;
   /** Final hidden states [S, H] of one prompt (no past, no logits fetched back). */
@@ -73,7 +78,8 @@ export async function loadModelRunner(modelDir: string, opts: RunnerOptions = {}
   if (manifest.format !== "moe-edge-onnx") throw new Error(`${modelDir}/model.json is not a moe-edge-onnx manifest`);
   const runtime = opts.runtime ?? "native";
   const ep = opts.ep ?? "cpu";
-  const modelPath = path.join(modelDir, "model.onnx");
+  const graph = resolveGraph(manifest, opts.graph ?? "auto", runtime === "wasm" ? "wasm" : ep);
+  const modelPath = path.join(modelDir, graph.file);
   let ort: OrtModule;
   let session: InferenceSession;
   const common: InferenceSession.SessionOptions = {
@@ -97,7 +103,7 @@ export async function loadModelRunner(modelDir: string, opts: RunnerOptions = {}
     // else non-constant weights so ORT dequantizes row-wise instead of its slow prepacked fallback.
     const qmoeMode = ep === "cpu" ? (opts.qmoeWeights ?? defaultQMoeWeightMode()) : "prepacked";
     if (ep === "cpu") applyQ4GemmEnv(qmoeMode);
-    const dynamicModel = qmoeMode === "dynamic" ? withDynamicQMoeWeights(readFileSync(modelPath)) : null;
+    const dynamicModel = qmoeMode === "dynamic" && graph.form === "fused" ? withDynamicQMoeWeights(readFileSync(modelPath)) : null;
     ort = ortNode;
     try {
       const sessionOpts: InferenceSession.SessionOptions = {
@@ -130,7 +136,7 @@ export async function loadModelRunner(modelDir: string, opts: RunnerOptions = {}
       throw e;
     }
   }
-  return new OrtModelRunner(ort, session, manifest);
+  return new OrtModelRunner(ort, session, manifest, graph);
 }
 
 class OrtModelRunner implements ModelRunner {
@@ -145,6 +151,7 @@ class OrtModelRunner implements ModelRunner {
     private readonly ort: OrtModule,
     private readonly session: InferenceSession,
     readonly manifest: ModelManifest,
+    readonly graph: ResolvedGraph,
   ) {
     this.L = manifest.num_layers;
     this.kvH = manifest.num_kv_heads;

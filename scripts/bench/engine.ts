@@ -1,18 +1,25 @@
 /**
  * npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64]
+ *                         [--graph auto|fused|sliced] [--compare fused|sliced|none]
  * Engine throughput on the real graph through the real engine (scheduler + KV pool + prefix cache):
- *  decode_tok_s  tokens per second of decode steps (= sum of batch sizes / time in decode steps) with 1, 4, 8 streams
- *  prefill_tok_s prompt tokens / prefill time for 128- and 1024-token prompts (prefix cache off)
- *  ttft_ms       submit -> first token for a 1024-token prompt, cold and with 90% of it in the prefix cache
- *  peak_rss_mb   max resident set of this process
- * With --json prints ONE JSON object (last line); otherwise a table.
+ *  decode_tok_s          tokens per second of decode steps (= sum of batch sizes / time in decode steps,
+ *                        sampling included) with 1, 4, 8 greedy streams
+ *  decode_tok_s_sampled  the same at temperature 0.7, top_p 0.9, with 1 and 8 streams
+ *  prefill_tok_s         prompt tokens / prefill time for 128- and 1024-token prompts (prefix cache off)
+ *  ttft_ms               submit -> first token for a 1024-token prompt, cold and with 90% of it in the prefix cache
+ *  peak_rss_mb           max resident set of this process (the weights file's size beside it)
+ * `--graph` is the measured graph (auto = what the server picks here); `--compare` measures the other MoE
+ * form in the same run (default: the other one) and prints the ratios. With --json prints ONE JSON object
+ * (last line); otherwise a table.
  */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import type { GraphForm, ModelManifest } from "../../contract/model-manifest";
 import type { GenerateParams } from "../../contract/wire";
 import { DEFAULT_ENGINE_OPTIONS, Engine } from "../../gpu-backend/engine/engine";
-import { loadModelRunner } from "../../gpu-backend/engine/model-runner";
+import { parseGraphChoice } from "../../gpu-backend/engine/graph-choice";
+import { loadModelRunner, type ModelRunner } from "../../gpu-backend/engine/model-runner";
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -22,21 +29,33 @@ const { values } = parseArgs({
     json: { type: "boolean", default: false },
     spin: { type: "string", default: "1" },
     tokens: { type: "string", default: "64" },
+    graph: { type: "string", default: "auto" },
+    compare: { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
   },
 });
+if (values.help) {
+  console.log(
+    "usage: npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--graph auto|fused|sliced] [--compare fused|sliced|none]",
+  );
+  process.exit(0);
+}
 const dir = path.resolve(values.model!);
 if (!existsSync(path.join(dir, "model.json"))) {
   console.error(`${values.model} has no model.json: build it with npm run models -- --preset perf`);
   process.exit(2);
 }
 const log = (s: string) => (values.json ? console.error(s) : console.log(s));
-const runner = await loadModelRunner(dir, { threads: Number(values.threads), spin: values.spin !== "0" });
-const V = runner.manifest.vocab_size;
+const threads = Number(values.threads);
 const newTokens = Number(values.tokens);
-const prompt = (n: number, seed: number) => Array.from({ length: n }, (_, i) => ((i + 1) * 7919 + seed * 104729) % (V - 600) + 500);
-const params = (ids: number[], max_tokens: number, salt = ""): GenerateParams => ({
-  model: runner.manifest.name, input_ids: ids, max_tokens, temperature: 0, top_p: 1, top_k: 0, stop_token_ids: [], cache_salt: salt, request_id: "bench",
-});
+
+interface Figures {
+  graph: GraphForm;
+  decode_tok_s: Record<string, number>;
+  decode_tok_s_sampled: Record<string, number>;
+  prefill_tok_s: Record<string, number>;
+  ttft_ms: { cold: number; cached: number };
+}
 
 /** Runs requests concurrently; resolves with per-request time to first token (ms). */
 function run(engine: Engine, reqs: GenerateParams[]): Promise<number[]> {
@@ -55,44 +74,90 @@ function run(engine: Engine, reqs: GenerateParams[]): Promise<number[]> {
   );
 }
 
-const mk = (prefixMb: number) =>
-  new Engine(runner, { ...DEFAULT_ENGINE_OPTIONS, maxBatch: 8, kvBudgetBytes: 1024 * 2 ** 20, prefixCacheBytes: prefixMb * 2 ** 20, prefillChunk: 512 });
+async function measure(runner: ModelRunner): Promise<Figures> {
+  const V = runner.manifest.vocab_size;
+  const prompt = (n: number, seed: number) => Array.from({ length: n }, (_, i) => ((i + 1) * 7919 + seed * 104729) % (V - 600) + 500);
+  const params = (ids: number[], max_tokens: number, sampled = false, seed = 0): GenerateParams => ({
+    model: runner.manifest.name,
+    input_ids: ids,
+    max_tokens,
+    temperature: sampled ? 0.7 : 0,
+    top_p: sampled ? 0.9 : 1,
+    top_k: 0,
+    seed,
+    stop_token_ids: [],
+    cache_salt: "",
+    request_id: "bench",
+  });
+  const mk = (prefixMb: number) =>
+    new Engine(runner, { ...DEFAULT_ENGINE_OPTIONS, maxBatch: 8, kvBudgetBytes: 1024 * 2 ** 20, prefixCacheBytes: prefixMb * 2 ** 20, prefillChunk: 512 });
+  const tag = `[${runner.graph.form}]`;
+  await run(mk(0), [params(prompt(16, 0), 4)]); // warm-up
 
-// warm-up
-await run(mk(0), [params(prompt(16, 0), 4)]);
+  const decodeRun = async (n: number, sampled: boolean) => {
+    const e = mk(0);
+    await run(e, Array.from({ length: n }, (_, i) => params(prompt(32, i + 1), newTokens, sampled, i)));
+    const tps = e.metrics.decodeBatchSum / e.metrics.stepSeconds.decode;
+    log(`${tag} decode ${sampled ? "sampled" : "greedy "} ${n} stream(s): ${tps.toFixed(1)} tok/s (${((1000 * e.metrics.stepSeconds.decode) / e.metrics.steps.decode).toFixed(2)} ms/step)`);
+    return tps;
+  };
+  const decode: Record<string, number> = {};
+  const sampled: Record<string, number> = {};
+  for (const n of [1, 4, 8]) decode[n] = await decodeRun(n, false);
+  for (const n of [1, 8]) sampled[n] = await decodeRun(n, true);
 
-const decode: Record<string, number> = {};
-for (const n of [1, 4, 8]) {
-  const e = mk(0);
-  await run(e, Array.from({ length: n }, (_, i) => params(prompt(32, i + 1), newTokens)));
-  decode[n] = e.metrics.decodeBatchSum / e.metrics.stepSeconds.decode;
-  log(`decode  ${n} stream(s): ${decode[n]!.toFixed(1)} tok/s (${(1000 * e.metrics.stepSeconds.decode / e.metrics.steps.decode).toFixed(2)} ms/step)`);
+  const prefill: Record<string, number> = {};
+  for (const n of [128, 1024]) {
+    const e = mk(0);
+    await run(e, [params(prompt(n, 50 + n), 1)]);
+    prefill[n] = n / e.metrics.stepSeconds.prefill;
+    log(`${tag} prefill ${n} tokens: ${prefill[n]!.toFixed(1)} tok/s`);
+  }
+
+  const e = mk(256);
+  const base = prompt(1024, 99);
+  const [cold] = await run(e, [params(base, 1)]);
+  const [cached] = await run(e, [params([...base.slice(0, 922), ...prompt(102, 100)], 1)]);
+  log(`${tag} ttft 1024 tokens: cold ${cold!.toFixed(1)} ms, 90% cached ${cached!.toFixed(1)} ms (${e.metrics.cachedTokens} tokens from cache)`);
+  return { graph: runner.graph.form, decode_tok_s: decode, decode_tok_s_sampled: sampled, prefill_tok_s: prefill, ttft_ms: { cold: cold!, cached: cached! } };
 }
 
-const prefill: Record<string, number> = {};
-for (const n of [128, 1024]) {
-  const e = mk(0);
-  await run(e, [params(prompt(n, 50 + n), 1)]);
-  prefill[n] = n / e.metrics.stepSeconds.prefill;
-  log(`prefill ${n} tokens: ${prefill[n]!.toFixed(1)} tok/s`);
-}
-
-const e = mk(256);
-const base = prompt(1024, 99);
-const [cold] = await run(e, [params(base, 1)]);
-const variant = [...base.slice(0, 922), ...prompt(102, 100)];
-const [cached] = await run(e, [params(variant, 1)]);
-log(`ttft 1024 tokens: cold ${cold!.toFixed(1)} ms, 90% cached ${cached!.toFixed(1)} ms (${e.metrics.cachedTokens} tokens from cache)`);
-
+const load = (graph: ReturnType<typeof parseGraphChoice>) => loadModelRunner(dir, { threads, spin: values.spin !== "0", graph });
+const primaryRunner = await load(parseGraphChoice(values.graph));
+log(`graph: ${primaryRunner.graph.reason}`);
+const manifest: ModelManifest = primaryRunner.manifest;
+const primary = await measure(primaryRunner);
+await primaryRunner.release();
+// Peak RSS of the measured graph alone, before the comparison loads a second session.
 const peak = process.resourceUsage().maxRSS / 1024;
-log(`peak rss ${peak.toFixed(0)} MB (model ${runner.manifest.name}, threads ${values.threads})`);
+const weightsMb = statSync(path.join(dir, manifest.weights_file)).size / 2 ** 20;
+log(`peak rss ${peak.toFixed(0)} MB, weights file ${weightsMb.toFixed(0)} MB (model ${manifest.name}, threads ${threads})`);
+
+const other: GraphForm = primary.graph === "sliced" ? "fused" : "sliced";
+const compareWith = values.compare === "none" || manifest.num_experts === 0 || !manifest.graphs ? null : ((values.compare as GraphForm | undefined) ?? other);
+let comparison: (Figures & { ratio: Record<string, number> }) | undefined;
+if (compareWith) {
+  const r = await load(compareWith);
+  const f = await measure(r);
+  await r.release();
+  const ratio = {
+    decode_1: primary.decode_tok_s["1"]! / f.decode_tok_s["1"]!,
+    decode_8: primary.decode_tok_s["8"]! / f.decode_tok_s["8"]!,
+    prefill_128: primary.prefill_tok_s["128"]! / f.prefill_tok_s["128"]!,
+  };
+  comparison = { ...f, ratio };
+  log(`${primary.graph}/${f.graph}: decode 1 stream ${ratio.decode_1.toFixed(2)}x, 8 streams ${ratio.decode_8.toFixed(2)}x, prefill-128 ${ratio.prefill_128.toFixed(2)}x`);
+}
+const sampledRatio = primary.decode_tok_s_sampled["1"]! / primary.decode_tok_s["1"]!;
+log(`sampled/greedy decode, 1 stream: ${sampledRatio.toFixed(2)}; cached/cold ttft ${(primary.ttft_ms.cached / primary.ttft_ms.cold).toFixed(3)}`);
+
 const result = {
-  model: runner.manifest.name,
-  threads: Number(values.threads),
-  decode_tok_s: decode,
-  prefill_tok_s: prefill,
-  ttft_ms: { cold: cold!, cached: cached! },
+  model: manifest.name,
+  threads,
+  ...primary,
+  sampled_over_greedy_1: sampledRatio,
   peak_rss_mb: Math.round(peak),
+  weights_file_mb: Math.round(weightsMb),
+  compare: comparison,
 };
 if (values.json) console.log(JSON.stringify(result));
-await runner.release();

@@ -7,7 +7,7 @@ import { constants } from "node:fs";
 import { access, mkdir, open, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ModelManifest } from "../../contract/model-manifest";
-import { buildGraph, GRAPH_IR_VERSION, GRAPH_OPSETS } from "./graph";
+import { buildGraph, GRAPH_IR_VERSION, GRAPH_OPSETS, type GraphPlan } from "./graph";
 import { encodeModel, type TensorDef } from "./onnx-proto";
 import { createProgress } from "./progress";
 import { defaultThreads, QuantPool } from "./quant-pool";
@@ -16,6 +16,7 @@ import { checkTensors, deriveSpec, expectedTensors, type ModelSpec } from "./spe
 import { jobInputBytes, layoutInitializers, WeightWriter } from "./weights";
 
 export const MODEL_FILE = "model.onnx";
+export const SLICED_MODEL_FILE = "model.sliced.onnx";
 export const WEIGHTS_FILE = "model.onnx.data";
 export const MANIFEST_FILE = "model.json";
 
@@ -67,6 +68,7 @@ function sourceDtype(ckpt: Checkpoint): "bf16" | "f16" | "f32" {
 }
 
 function manifestFor(s: ModelSpec, name: string, ckpt: Checkpoint, inputs: string[], outputs: string[]): ModelManifest {
+  const sliced = s.moe ? SLICED_MODEL_FILE : MODEL_FILE;
   return {
     format: "moe-edge-onnx",
     format_version: 1,
@@ -92,6 +94,7 @@ function manifestFor(s: ModelSpec, name: string, ckpt: Checkpoint, inputs: strin
     io: { inputs, outputs },
     source: { checksum: sourceChecksum(ckpt), bytes: ckpt.dataBytes, dtype: sourceDtype(ckpt) },
     weights_file: WEIGHTS_FILE,
+    graphs: { fused: MODEL_FILE, sliced },
   };
 }
 
@@ -110,7 +113,7 @@ export async function buildModel(opts: BuildModelOptions): Promise<BuildSummary>
     // A stale model.json would mark a half-written build as complete.
     await rm(path.join(opts.outDir, MANIFEST_FILE), { force: true });
 
-    const plan = buildGraph(spec);
+    const plan = buildGraph(spec, "fused");
     const { placed, totalBytes } = layoutInitializers(plan.inits);
     const inputBytes = plan.jobs.reduce((a, j) => a + jobInputBytes(j, ckpt), 0);
     const progress = createProgress(inputBytes, `build ${path.basename(opts.outDir)}`, process.stderr, opts.quiet);
@@ -130,11 +133,6 @@ export async function buildModel(opts: BuildModelOptions): Promise<BuildSummary>
     }
     await rename(tmpData, path.join(opts.outDir, WEIGHTS_FILE));
 
-    const initializers: TensorDef[] = [...placed.values()].map((p) =>
-      p.inline
-        ? { name: p.name, dataType: p.dataType, dims: p.dims, raw: p.inline }
-        : { name: p.name, dataType: p.dataType, dims: p.dims, external: { location: WEIGHTS_FILE, offset: p.offset, length: p.byteLength } },
-    );
     const name = opts.name ?? path.basename(path.resolve(opts.outDir));
     const manifest = manifestFor(
       spec,
@@ -143,15 +141,47 @@ export async function buildModel(opts: BuildModelOptions): Promise<BuildSummary>
       plan.inputs.map((v) => v.name),
       plan.outputs.map((v) => v.name),
     );
-    const proto = encodeModel({
-      irVersion: GRAPH_IR_VERSION,
-      opsets: GRAPH_OPSETS,
-      producerName: "moe-edge-model-builder",
-      producerVersion: "1",
-      graph: { name, nodes: plan.nodes, initializers, inputs: plan.inputs, outputs: plan.outputs },
-      metadata: { source_checksum: manifest.source.checksum },
-    });
+    const encode = (p: GraphPlan): Uint8Array => {
+      const used = new Set(p.nodes.flatMap((n) => n.inputs));
+      const initializers: TensorDef[] = [];
+      for (const d of p.inits) {
+        if (!used.has(d.name)) continue;
+        // Inline constants are per graph; external ones must sit where the fused layout put them.
+        const at = d.inline ? undefined : placed.get(d.name);
+        if (!d.inline && at?.byteLength !== d.byteLength) throw new Error(`initializer ${d.name} is not in the shared weight layout`);
+        initializers.push(
+          d.inline
+            ? { name: d.name, dataType: d.dataType, dims: d.dims, raw: d.inline }
+            : { name: d.name, dataType: d.dataType, dims: d.dims, external: { location: WEIGHTS_FILE, offset: at!.offset, length: d.byteLength } },
+        );
+      }
+      for (const v of p.views) {
+        const of = placed.get(v.of)!;
+        initializers.push({
+          name: v.name,
+          dataType: of.dataType,
+          dims: v.dims,
+          external: { location: WEIGHTS_FILE, offset: of.offset + v.byteOffset, length: v.byteLength },
+        });
+      }
+      return encodeModel({
+        irVersion: GRAPH_IR_VERSION,
+        opsets: GRAPH_OPSETS,
+        producerName: "moe-edge-model-builder",
+        producerVersion: "1",
+        graph: { name, nodes: p.nodes, initializers, inputs: p.inputs, outputs: p.outputs },
+        metadata: { source_checksum: manifest.source.checksum },
+      });
+    };
+    const proto = encode(plan);
     await writeFile(path.join(opts.outDir, MODEL_FILE), proto);
+    let graphBytes = proto.length;
+    if (spec.moe) {
+      // Same initializers, same order, so the sliced graph's views land inside the fused layout.
+      const sliced = encode(buildGraph(spec, "sliced"));
+      await writeFile(path.join(opts.outDir, SLICED_MODEL_FILE), sliced);
+      graphBytes += sliced.length;
+    }
     await writeFile(path.join(opts.outDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
 
     let params = 0;
@@ -160,7 +190,7 @@ export async function buildModel(opts: BuildModelOptions): Promise<BuildSummary>
       manifest,
       params,
       inputBytes,
-      outputBytes: totalBytes + proto.length,
+      outputBytes: totalBytes + graphBytes,
       seconds: (performance.now() - t0) / 1000,
       cpuSeconds: ((c) => (c.user + c.system) / 1e6)(process.cpuUsage(cpu0)),
       peakRssBytes: process.resourceUsage().maxRSS * 1024,

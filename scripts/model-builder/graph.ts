@@ -11,6 +11,7 @@ import {
   presentNewValueName,
   presentValueName,
 } from "../../contract/model-manifest";
+import { expertSlot, fusedMoe, type GraphOps, slicedMoe, type ViewDecl } from "./moe-graph";
 import { DataType, type NodeDef, type ValueInfoDef } from "./onnx-proto";
 
 /** The ONNX IR version and opsets every graph we write targets (ONNX Runtime 1.30 CPU, WebGPU, WASM). */
@@ -41,9 +42,15 @@ export type Job =
   | { kind: "q4"; weight: string; scales: string; K: number; groups: RowGroup[] }
   | { kind: "rope"; cos: string; sin: string };
 
+/** "fused": one QMoE per layer; "sliced": per-expert MatMulNBits (moe-graph.ts). Dense models: the same graph. */
+export type GraphForm = "fused" | "sliced";
+
 export interface GraphPlan {
   nodes: NodeDef[];
+  /** Every form declares the same initializers in the same order, so all forms share one data file layout. */
   inits: InitDecl[];
+  /** Byte ranges of `inits` used as initializers of their own (sliced experts). */
+  views: ViewDecl[];
   jobs: Job[];
   inputs: ValueInfoDef[];
   outputs: ValueInfoDef[];
@@ -55,9 +62,10 @@ function i64(values: number[]): Uint8Array {
   return new Uint8Array(BigInt64Array.from(values.map((v) => BigInt(v))).buffer);
 }
 
-export function buildGraph(s: ModelSpec): GraphPlan {
+export function buildGraph(s: ModelSpec, form: GraphForm = "fused"): GraphPlan {
   const nodes: NodeDef[] = [];
   const inits: InitDecl[] = [];
+  const views: ViewDecl[] = [];
   const jobs: Job[] = [];
   const H = s.hidden;
   const D = s.headDim;
@@ -72,6 +80,7 @@ export function buildGraph(s: ModelSpec): GraphPlan {
     return name;
   };
   const constI64 = (name: string, values: number[]): string => {
+    if (inits.some((d) => d.name === name)) return name;
     const raw = i64(values);
     inits.push({ name, dataType: DataType.INT64, dims: [values.length], byteLength: raw.length, inline: raw });
     return name;
@@ -101,6 +110,15 @@ export function buildGraph(s: ModelSpec): GraphPlan {
     });
     const w = q4(name, N, K, groups, [N, K / bs, bs / 2], [N, K / bs]);
     node("MatMulNBits", [x, w.weight, w.scales], [out], { K, N, bits: 4, block_size: bs, accuracy_level: s.accuracyLevel }, MS);
+  };
+
+  const ops: GraphOps = {
+    node,
+    constI64,
+    view: (v) => {
+      views.push(v);
+      return v.name;
+    },
   };
 
   // Embedding table kept in float32: exact, and Gather reads only the rows it needs.
@@ -185,17 +203,18 @@ export function buildGraph(s: ModelSpec): GraphPlan {
     if (s.moe) {
       const E = s.experts;
       const I = s.inter;
-      // Router kept in float32; QMoE takes raw logits and does softmax -> top-k -> renormalise itself.
+      // Router kept in float32; both MoE forms take raw logits (softmax -> top-k -> renormalise).
       const gate = fromTensor(`${L}.router`, p + "block_sparse_moe.gate.weight", [H, E], true);
       node("MatMul", [h2, gate], [`${L}.router_logits3d`]);
       node("Reshape", [`${L}.router_logits3d`, routerShape], [`${L}.router_logits`]);
       const ex = (e: number, w: string) => `${p}block_sparse_moe.experts.${e}.${w}.weight`;
+      // Expert e lives in slot expertSlot(e) (moe-graph.ts: the tie rule).
       // fc1 rows interleaved for swiglu_fusion: row 2j = w1 (gate) row j, row 2j+1 = w3 (up) row j.
       const fc1 = q4(
         `${L}.moe_fc1`,
         E * 2 * I,
         H,
-        Array.from({ length: E }, (_, e) => ({ sources: [ex(e, "w1"), ex(e, "w3")], outRow: e * 2 * I })),
+        Array.from({ length: E }, (_, e) => ({ sources: [ex(e, "w1"), ex(e, "w3")], outRow: expertSlot(e, E) * 2 * I })),
         [E, 2 * I, H / 2],
         [E, 2 * I, H / bs],
       );
@@ -203,18 +222,13 @@ export function buildGraph(s: ModelSpec): GraphPlan {
         `${L}.moe_fc2`,
         E * H,
         I,
-        Array.from({ length: E }, (_, e) => ({ sources: [ex(e, "w2")], outRow: e * H })),
+        Array.from({ length: E }, (_, e) => ({ sources: [ex(e, "w2")], outRow: expertSlot(e, E) * H })),
         [E, H, I / 2],
         [E, H, I / bs],
       );
-      node("QMoE", [h2, `${L}.router_logits`, fc1.weight, fc1.scales, "", fc2.weight, fc2.scales], [mlpOut], {
-        k: s.topK,
-        activation_type: "swiglu",
-        normalize_routing_weights: 1,
-        swiglu_fusion: 1,
-        expert_weight_bits: 4,
-        block_size: bs,
-      }, MS);
+      const layer = { L, x: h2, routerLogits: `${L}.router_logits`, out: mlpOut, H, I, E, topK: s.topK, blockSize: bs, accuracyLevel: s.accuracyLevel, fc1, fc2 };
+      if (form === "fused") fusedMoe(ops, layer);
+      else slicedMoe(ops, layer);
     } else {
       const I = s.inter;
       matmulNBits(`${L}.gate_up_proj`, h2, `${L}.gate_up`, H, [
@@ -255,5 +269,5 @@ export function buildGraph(s: ModelSpec): GraphPlan {
     inputs.push(kv(pastKeyName(l), "past_sequence"), kv(pastValueName(l), "past_sequence"));
     outputs.push(kv(presentNewKeyName(l), "sequence"), kv(presentNewValueName(l), "sequence"));
   }
-  return { nodes, inits, jobs, inputs, outputs };
+  return { nodes, inits, views, jobs, inputs, outputs };
 }

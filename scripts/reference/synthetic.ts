@@ -22,6 +22,8 @@ export interface SyntheticConfig {
   ropeTheta?: number;
   maxPositions?: number;
   tieEmbeddings?: boolean;
+  /** Mixtral only: these experts' router rows are copies of the first one's, so their logits tie exactly. */
+  tiedRouterExperts?: number[];
 }
 
 const rng = mulberry32;
@@ -118,8 +120,14 @@ export async function writeSyntheticCheckpoint(
   const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
   const blobs: Uint8Array[] = [];
   let offset = 0;
+  const tied = c.tiedRouterExperts ?? [];
   for (const [name, shape, std, mean] of tensorPlan(c)) {
     const values = gaussian(shape.reduce((a, b) => a * b, 1), std, mean, next);
+    if (tied.length > 1 && name.endsWith("block_sparse_moe.gate.weight")) {
+      const H = shape[1]!;
+      const first = values.slice(tied[0]! * H, (tied[0]! + 1) * H);
+      for (const e of tied.slice(1)) values.set(first, e * H);
+    }
     const bytes = dtype === "BF16" ? toBf16(values) : new Uint8Array(values.buffer);
     header[name] = { dtype, shape, data_offsets: [offset, offset + bytes.length] };
     blobs.push(bytes);

@@ -4,13 +4,14 @@
  * (an independent protobuf decoder), and every bad-input error is checked.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, truncateSync, openSync, writeSync, closeSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, truncateSync, openSync, writeSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { onnx } from "onnx-proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelManifest } from "../../contract/model-manifest";
+import { cpuHasMlasQ4Gemm } from "../../gpu-backend/engine/qmoe-weights";
 import { buildModel } from "../../scripts/model-builder/build";
 import { dequantizeRow, quantizeRow } from "../../scripts/model-builder/quantize";
 import { CheckpointError, type HfConfig } from "../../scripts/model-builder/safetensors";
@@ -55,9 +56,14 @@ async function ckpt(name: string, cfg: HfConfig, opts: Partial<Parameters<typeof
   return dir;
 }
 
-function decode(dir: string): onnx.ModelProto {
-  return onnx.ModelProto.decode(readFileSync(path.join(dir, "model.onnx")));
+function decode(dir: string, file = "model.onnx"): onnx.ModelProto {
+  return onnx.ModelProto.decode(readFileSync(path.join(dir, file)));
 }
+
+const external = (t: onnx.ITensorProto) => {
+  const kv = (k: string) => Number(t.externalData!.find((e) => e.key === k)!.value);
+  return { offset: kv("offset"), length: kv("length") };
+};
 
 function countOps(m: onnx.ModelProto): Record<string, number> {
   const c: Record<string, number> = {};
@@ -65,9 +71,9 @@ function countOps(m: onnx.ModelProto): Record<string, number> {
   return c;
 }
 
-async function runPrompt(dir: string, ids: number[]): Promise<Float32Array> {
+async function runPrompt(dir: string, ids: number[], file = "model.onnx"): Promise<Float32Array> {
   const m = JSON.parse(readFileSync(path.join(dir, "model.json"), "utf8")) as ModelManifest;
-  const s = await ort.InferenceSession.create(path.join(dir, "model.onnx"), { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const s = await ort.InferenceSession.create(path.join(dir, file), { intraOpNumThreads: 1, interOpNumThreads: 1 });
   const S = ids.length;
   const feeds: Record<string, ort.Tensor> = {
     input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, S]),
@@ -191,12 +197,54 @@ describe("model builder", () => {
     expect(Number(gqa.attribute!.find((a) => a.name === "local_window_size")!.i)).toBe(64);
   });
 
-  it("runs in onnxruntime-node with finite logits; MLAS MoE path agrees", async () => {
+  it("sliced MoE graph: per-expert MatMulNBits whose weights are byte ranges of the fused graph's, no QMoE", () => {
+    const man = JSON.parse(readFileSync(path.join(moeDir, "model.json"), "utf8")) as ModelManifest;
+    expect(man.graphs).toEqual({ fused: "model.onnx", sliced: "model.sliced.onnx" });
+    const fused = decode(moeDir);
+    const sliced = decode(moeDir, "model.sliced.onnx");
+    const ops = countOps(sliced);
+    expect(ops.QMoE).toBeUndefined();
+    // qkv + o per layer, fc1 + fc2 per expert per layer, lm_head
+    expect(ops.MatMulNBits).toBe(2 * 2 + 2 * 2 * 4 + 1);
+    expect(ops.TopK).toBe(2 * 2);
+    const fusedInits = new Map(fused.graph!.initializer!.map((t) => [t.name!, t]));
+    const fc1 = fusedInits.get(fused.graph!.node!.find((n) => n.opType === "QMoE")!.input![2]!)!;
+    const range = external(fc1);
+    const dataBytes = statSync(path.join(moeDir, "model.onnx.data")).size;
+    const fusedRanges = fused.graph!.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL).map(external);
+    const inside = (e: { offset: number; length: number }, r: { offset: number; length: number }) => e.offset >= r.offset && e.offset + e.length <= r.offset + r.length;
+    let inFc1 = 0;
+    for (const t of sliced.graph!.initializer!) {
+      if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
+      const e = external(t);
+      expect(e.offset + e.length).toBeLessThanOrEqual(dataBytes);
+      expect(fusedRanges.some((r) => inside(e, r)), `${t.name} lies inside a fused initializer`).toBe(true);
+      if (inside(e, range)) inFc1++;
+    }
+    // Layer 0's four experts' fc1 weights and scales live inside the fused fc1 weight tensor (weights only).
+    expect(inFc1).toBe(4);
+  });
+
+  it("runs in onnxruntime-node with finite logits; the sliced graph agrees with the fused one", async () => {
     const ids = [1, 100, 200];
     const a = await runPrompt(moeDir, ids);
     expect(a.every(Number.isFinite)).toBe(true);
     const d = await runPrompt(denseDir, ids);
     expect(d.every(Number.isFinite)).toBe(true);
+    // accuracy_level 4: the sliced experts see int8 activations, the fused QMoE fp32 (graph-correctness gates acc 0).
+    const b = await runPrompt(moeDir, ids, "model.sliced.onnx");
+    let dot = 0, na = 0, nb = 0;
+    for (let i = 0; i < a.length; i++) {
+      dot += a[i] * b[i];
+      na += a[i] * a[i];
+      nb += b[i] * b[i];
+    }
+    expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.99);
+  });
+
+  it.skipIf(!cpuHasMlasQ4Gemm())("MLAS int4 MoE GEMM (ORT_USE_MLAS_Q4_GEMM_MOE=1) agrees with the default QMoE path (needs AVX-512)", async () => {
+    const ids = [1, 100, 200];
+    const a = await runPrompt(moeDir, ids);
     process.env.ORT_USE_MLAS_Q4_GEMM_MOE = "1";
     try {
       const b = await runPrompt(moeDir, ids);

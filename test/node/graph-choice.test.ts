@@ -1,0 +1,35 @@
+/** Which graph the runner picks (gpu-backend/engine/graph-choice.ts), and the error for a stale build. */
+import { describe, expect, it } from "vitest";
+import type { ModelManifest } from "../../contract/model-manifest";
+import { autoForm, parseGraphChoice, resolveGraph } from "../../gpu-backend/engine/graph-choice";
+
+const moe = { name: "m", num_experts: 8, graphs: { fused: "model.onnx", sliced: "model.sliced.onnx" } } as unknown as ModelManifest;
+const old = { name: "old", num_experts: 8 } as unknown as ModelManifest;
+const dense = { name: "d", num_experts: 0, graphs: { fused: "model.onnx", sliced: "model.onnx" } } as unknown as ModelManifest;
+
+describe("graph choice", () => {
+  it("auto: fused on GPU EPs, sliced on CPU (with or without AVX-512) and on WASM", () => {
+    expect(autoForm("webgpu").form).toBe("fused");
+    expect(autoForm("cuda").form).toBe("fused");
+    expect(autoForm("cpu", false).form).toBe("sliced");
+    expect(autoForm("cpu", true).form).toBe("sliced");
+    expect(autoForm("wasm").form).toBe("sliced");
+    expect(resolveGraph(moe, "auto", "cpu")).toMatchObject({ form: "sliced", file: "model.sliced.onnx" });
+    expect(resolveGraph(moe, "auto", "webgpu")).toMatchObject({ form: "fused", file: "model.onnx" });
+  });
+
+  it("an explicit choice wins; dense models have one graph", () => {
+    expect(resolveGraph(moe, "fused", "cpu")).toMatchObject({ form: "fused", file: "model.onnx" });
+    expect(resolveGraph(dense, "sliced", "cpu").file).toBe("model.onnx");
+  });
+
+  it("--graph sliced on a model built before the sliced graph says to rebuild; auto falls back to fused", () => {
+    expect(() => resolveGraph(old, "sliced", "cpu")).toThrow(/built before the sliced graph existed: rebuild it/);
+    expect(resolveGraph(old, "auto", "cpu")).toMatchObject({ form: "fused", file: "model.onnx" });
+  });
+
+  it("bad --graph values are refused by name", () => {
+    expect(parseGraphChoice(undefined)).toBe("auto");
+    expect(() => parseGraphChoice("qmoe")).toThrow('--graph must be fused, sliced or auto, got "qmoe"');
+  });
+});
