@@ -288,11 +288,10 @@ export class Engine {
       logitsRows: ordered.map((_, i) => i),
     });
     const V = this.runner.manifest.vocab_size;
-    ordered.forEach((s, i) => {
-      s.pos += 1;
-      this.pool.setLength(s.id, s.pos);
-      this.accept(s, logits.subarray(i * V, (i + 1) * V));
-    });
+    // Every length first: accept() may finish a sequence, and its release moves another slot, copying
+    // only the rows its length counts (a batch-mate's row from this step would be left behind).
+    for (const s of ordered) this.pool.setLength(s.id, ++s.pos);
+    ordered.forEach((s, i) => this.accept(s, logits.subarray(i * V, (i + 1) * V)));
   }
 
   /** Samples the next token and decides whether the sequence goes on. */
