@@ -13,6 +13,8 @@ import { usageRoutes } from "./routes/usage";
 import { chatRoutes } from "./routes/chat";
 import { embeddingsRoutes } from "./routes/embeddings";
 import { modelsRoutes } from "./routes/models";
+import { keyRoutes } from "./routes/key";
+import { consoleRoutes } from "./console/routes";
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables };
 
@@ -29,11 +31,13 @@ export function createApp() {
   });
 
   app.get("/health", (c) => c.json({ status: "ok" }));
+  app.route("/console", consoleRoutes);
 
   // API-key auth on every /v1/* route except /v1/admin/* (ADMIN_TOKEN there); sets c.var.account.
   app.use("/v1/*", apiAuth);
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/usage", usageRoutes);
+  app.route("/v1", keyRoutes);
   app.route("/v1", chatRoutes);
   app.route("/v1", embeddingsRoutes);
   app.route("/v1", modelsRoutes);

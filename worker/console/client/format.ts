@@ -1,0 +1,35 @@
+/** Display formatting. Money arrives as integer micro-euros and is formatted with integer math. */
+const groups = new Intl.NumberFormat("en-US");
+
+export const int = (n: number): string => groups.format(n);
+
+/** €, exact to the micro-euro: 1234567 -> "€1.234567". */
+export function eurExact(micros: number): string {
+  const whole = Math.floor(micros / 1e6);
+  return `€${groups.format(whole)}.${String(micros % 1e6).padStart(6, "0")}`;
+}
+
+/** €, rounded to cents for amounts of a cent or more, exact below (a few tokens cost micro-euros). */
+export function eur(micros: number): string {
+  if (micros !== 0 && micros < 10_000) return eurExact(micros);
+  return `€${new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(micros / 1e6)}`;
+}
+
+/** "2026-11-30 14:03:07" (UTC). */
+export const dateTime = (ms: number): string => new Date(ms).toISOString().slice(0, 19).replace("T", " ");
+
+/** "1 Dec 2026". */
+export const longDate = (iso: string): string =>
+  new Date(iso).toLocaleDateString("en-GB", { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+
+/** YYYY-MM-DD of today (UTC) and of the first of this month: the default range everywhere. */
+export const today = (): string => new Date().toISOString().slice(0, 10);
+export const monthStart = (): string => `${new Date().toISOString().slice(0, 7)}-01`;
+
+/** Each day from `from` to `to` inclusive (YYYY-MM-DD), for chart axes with no gaps. */
+export function daysBetween(from: string, to: string): string[] {
+  const out: string[] = [];
+  for (let t = Date.parse(`${from}T00:00:00Z`), end = Date.parse(`${to}T00:00:00Z`); t <= end && out.length < 400; t += 86_400_000)
+    out.push(new Date(t).toISOString().slice(0, 10));
+  return out;
+}

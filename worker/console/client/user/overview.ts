@@ -1,0 +1,79 @@
+/** Overview: the plan, this month's spend against the budget, what remains and when it resets. */
+import type { Api } from "../api";
+import { h, replace } from "../dom";
+import { eur, int, longDate } from "../format";
+import { notice } from "../notice";
+import { heading, type Section } from "../shell";
+import type { KeyInfo } from "../types";
+
+export function overviewSection(api: Api, first: KeyInfo, onAuthError: (e: unknown) => void): Section {
+  const body = h("div", { class: "overview" });
+  const n = notice(body);
+  const el = h("section", { "aria-labelledby": "overview-h" }, heading("Overview"), n.el, body);
+  el.querySelector("h2")!.id = "overview-h";
+  let info = first;
+  const render = () => replace(body, planCard(info), budgetCard(info));
+  render();
+  return {
+    id: "overview",
+    label: "Overview",
+    el,
+    show() {
+      n.loading("Refreshing…");
+      api.get<KeyInfo>("/v1/key").then(
+        (k) => {
+          info = k;
+          render();
+          n.clear();
+        },
+        (err: unknown) => {
+          n.error(err);
+          onAuthError(err);
+        },
+      );
+    },
+  };
+}
+
+const pair = (term: string, value: string | Node) => [h("dt", {}, term), h("dd", {}, value)];
+
+function planCard(k: KeyInfo): HTMLElement {
+  return h(
+    "div",
+    { class: "card" },
+    h("h3", {}, "Plan"),
+    h(
+      "dl",
+      { class: "pairs" },
+      ...pair("Key", `${k.name} (${k.id})`),
+      ...pair("Models", k.tiers.join(", ")),
+      ...pair("Requests per minute", int(k.rpm)),
+      ...pair("Tokens per minute", int(k.tpm)),
+      ...pair("Monthly budget", eur(k.monthly_budget_micros)),
+    ),
+  );
+}
+
+function budgetCard(k: KeyInfo): HTMLElement {
+  const budget = k.monthly_budget_micros;
+  const used = k.spent_micros + k.reserved_micros;
+  const pct = budget > 0 ? Math.min(100, (used / budget) * 100) : 100;
+  const bar = h("progress", { max: Math.max(budget, 1), value: Math.min(used, Math.max(budget, 1)), "aria-label": "Budget used this month" });
+  bar.classList.toggle("warn", pct >= 80);
+  return h(
+    "div",
+    { class: "card" },
+    h("h3", {}, "This month"),
+    bar,
+    h("p", { class: "big" }, `${eur(k.spent_micros)} spent of ${eur(budget)} (${pct.toFixed(pct < 1 && pct > 0 ? 2 : 0)}%)`),
+    h(
+      "dl",
+      { class: "pairs" },
+      ...pair("Remaining", eur(k.remaining_micros)),
+      ...pair("Held by requests in flight", eur(k.reserved_micros)),
+      ...pair("Period", `${longDate(k.period_start)} to ${longDate(k.period_end)} (UTC)`),
+      ...pair("Budget resets on", longDate(k.period_end)),
+    ),
+    k.remaining_micros === 0 ? h("p", { class: "error", role: "alert" }, "The budget is used up: metered requests are refused until it resets.") : null,
+  );
+}
