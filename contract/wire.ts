@@ -13,6 +13,23 @@ export const BACKEND_AUTH_HEADER = "authorization";
 
 const tokenId = z.number().int().nonnegative();
 
+/**
+ * Request ids travel in headers, log lines and the usage journal, so they are restricted to a safe
+ * alphabet (the edge's `req_<hex>` fits). Anything else is a 400 before work starts.
+ */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+export const RequestIdSchema = z.string().regex(REQUEST_ID_PATTERN, "must match [A-Za-z0-9_-]{1,128}");
+
+/**
+ * Who a request is billed to, echoed back in the backend's usage records (contract/usage.ts) so the
+ * ledger can recover a request whose worker died. Optional: the backend serves requests without them.
+ */
+const billingFields = {
+  key_id: z.string().min(1).max(128).optional(),
+  /** The edge's public tier name (prices a recovered record). */
+  tier: z.string().min(1).max(64).optional(),
+};
+
 export const GenerateRequestSchema = z.object({
   model: z.string().min(1),
   input_ids: z.array(tokenId).min(1),
@@ -25,7 +42,8 @@ export const GenerateRequestSchema = z.object({
   stop_token_ids: z.array(tokenId).default([]),
   /** Mixed into the first prefix-cache block hash so tenants never share entries. */
   cache_salt: z.string().max(256).default(""),
-  request_id: z.string().min(1).max(128),
+  request_id: RequestIdSchema,
+  ...billingFields,
 });
 export type GenerateRequest = z.input<typeof GenerateRequestSchema>;
 export type GenerateParams = z.output<typeof GenerateRequestSchema>;
@@ -64,7 +82,7 @@ export type GenerateEvent =
  * still ends with its `done` event (finish_reason "cancelled", usage = tokens generated until it stopped),
  * so the caller can drain it and bill exactly. `cancelled` is false for unknown or already finished ids.
  */
-export const CancelRequestSchema = z.object({ request_id: z.string().min(1).max(128) });
+export const CancelRequestSchema = z.object({ request_id: RequestIdSchema });
 export type CancelRequest = z.input<typeof CancelRequestSchema>;
 export interface CancelResponse {
   cancelled: boolean;
@@ -73,7 +91,8 @@ export interface CancelResponse {
 export const EmbedRequestSchema = z.object({
   model: z.string().min(1),
   inputs: z.array(z.array(tokenId).min(1)).min(1).max(256),
-  request_id: z.string().min(1).max(128).optional(),
+  request_id: RequestIdSchema.optional(),
+  ...billingFields,
 });
 export type EmbedRequest = z.input<typeof EmbedRequestSchema>;
 
@@ -97,9 +116,9 @@ export interface ModelsResponse {
   data: BackendModelInfo[];
 }
 
-/** Error body for every non-2xx backend answer. */
+/** Error body for every non-2xx backend answer: the OpenAI shape (`type` and `param` were added later, hence optional). */
 export interface BackendErrorBody {
-  error: { message: string; code: string };
+  error: { message: string; code: string; type?: string; param?: string | null };
 }
 
 export const NDJSON_CONTENT_TYPE = "application/x-ndjson";

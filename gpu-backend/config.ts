@@ -1,5 +1,7 @@
 /** Command-line configuration of the backend (`npm run backend -- ...`). */
+import { isIP } from "node:net";
 import { cpus } from "node:os";
+import path from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from "./engine/engine";
 import { type GraphChoice, parseGraphChoice } from "./engine/graph-choice";
@@ -14,15 +16,46 @@ export interface BackendConfig {
   /** MoE graph form (engine/graph-choice.ts). */
   graph: GraphChoice;
   token: string | undefined;
+  /** --insecure: run without a token on a non-loopback address (main prints a loud warning). */
+  insecure: boolean;
+  /** Request bodies above this many bytes get 413 before they are read. */
+  maxBodyBytes: number;
+  usage: UsageConfig;
   graceMs: number;
   warmupDelayMs: number;
   engine: EngineOptions;
 }
 
+/** The usage witness (gpu-backend/usage/): the journal, and where its records are delivered. */
+export interface UsageConfig {
+  /** Journal directory; default `.dev/journal/<port>` (resolved by main once the port is known when --port 0). */
+  journalDir: string | undefined;
+  segmentBytes: number;
+  /** Worker endpoint for POST {records}; unset = journal only, no delivery. */
+  url: string | undefined;
+  token: string | undefined;
+  batch: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
 export const USAGE =
   "usage: npm run backend -- --model <dir> [--model <dir> ...] --port <n> [--host 127.0.0.1] [--threads N] [--ep cpu|webgpu|cuda] " +
   "[--runtime native|wasm] [--graph auto|fused|sliced] [--token T | env BACKEND_TOKEN] [--max-batch N] [--kv-budget-mb N] [--prefix-cache-mb N] " +
-  "[--block-size 16] [--prefill-chunk 256] [--max-queue 64] [--grace-ms 10000]";
+  "[--block-size 16] [--prefill-chunk 256] [--max-queue 64] [--grace-ms 10000] [--insecure] [--max-body-mb 8] " +
+  "[--journal-dir DIR] [--journal-segment-mb 16] [--usage-url URL] [--usage-token T | env USAGE_TOKEN] [--usage-batch 100] " +
+  "[--usage-retry-base-ms 500] [--usage-retry-max-ms 60000]";
+
+/** Loopback addresses only: a tokenless backend must not be reachable from another host. */
+export function isLoopback(host: string): boolean {
+  if (host === "localhost") return true;
+  const h = host.replace(/^\[|\]$/g, "");
+  if (isIP(h) === 4) return h.startsWith("127.");
+  if (isIP(h) === 6) return h === "::1" || /^::ffff:127\./i.test(h);
+  return false;
+}
+
+const nonEmpty = (v: string | undefined) => (v === undefined || v === "" ? undefined : v);
 
 function int(name: string, v: string | undefined, def: number, min: number): number {
   if (v === undefined) return def;
@@ -52,6 +85,15 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       "max-queue": { type: "string" },
       "grace-ms": { type: "string" },
       "warmup-delay-ms": { type: "string" },
+      insecure: { type: "boolean" },
+      "max-body-mb": { type: "string" },
+      "journal-dir": { type: "string" },
+      "journal-segment-mb": { type: "string" },
+      "usage-url": { type: "string" },
+      "usage-token": { type: "string" },
+      "usage-batch": { type: "string" },
+      "usage-retry-base-ms": { type: "string" },
+      "usage-retry-max-ms": { type: "string" },
     },
   });
   if (!values.model?.length) throw new Error("--model is required");
@@ -61,16 +103,47 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
   const runtime = values.runtime ?? "native";
   if (runtime !== "native" && runtime !== "wasm") throw new Error(`--runtime must be native or wasm, got "${runtime}"`);
   const d = DEFAULT_ENGINE_OPTIONS;
-  const token = values.token ?? env.BACKEND_TOKEN;
+  const token = nonEmpty(values.token ?? env.BACKEND_TOKEN);
+  const host = values.host ?? "127.0.0.1";
+  const insecure = values.insecure ?? false;
+  if (token === undefined && !insecure && !isLoopback(host)) {
+    throw new Error(
+      `refusing to serve ${host} without a token: set BACKEND_TOKEN (or --token), bind a loopback address, or pass --insecure`,
+    );
+  }
+  const usageUrl = nonEmpty(values["usage-url"]);
+  const usageToken = nonEmpty(values["usage-token"] ?? env.USAGE_TOKEN);
+  if (usageUrl !== undefined) {
+    let u: URL;
+    try {
+      u = new URL(usageUrl);
+    } catch {
+      throw new Error(`--usage-url is not a URL: "${usageUrl}"`);
+    }
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`--usage-url must be http(s), got "${usageUrl}"`);
+    if (usageToken === undefined) throw new Error("--usage-url needs --usage-token or env USAGE_TOKEN (the endpoint is never public)");
+  }
+  const retryBaseMs = int("usage-retry-base-ms", values["usage-retry-base-ms"], 500, 1);
   return {
     models: values.model,
     port: int("port", values.port, 0, 0),
-    host: values.host ?? "127.0.0.1",
+    host,
     threads: int("threads", values.threads, Math.max(1, cpus().length), 1),
     ep,
     runtime,
     graph: parseGraphChoice(values.graph),
-    token: token === "" ? undefined : token,
+    token,
+    insecure,
+    maxBodyBytes: int("max-body-mb", values["max-body-mb"], 8, 1) * 2 ** 20,
+    usage: {
+      journalDir: values["journal-dir"] === undefined ? undefined : path.resolve(values["journal-dir"]),
+      segmentBytes: int("journal-segment-mb", values["journal-segment-mb"], 16, 1) * 2 ** 20,
+      url: usageUrl,
+      token: usageToken,
+      batch: int("usage-batch", values["usage-batch"], 100, 1),
+      retryBaseMs,
+      retryMaxMs: int("usage-retry-max-ms", values["usage-retry-max-ms"], 60_000, retryBaseMs),
+    },
     graceMs: int("grace-ms", values["grace-ms"], 10_000, 0),
     warmupDelayMs: int("warmup-delay-ms", values["warmup-delay-ms"], 0, 0),
     engine: {

@@ -32,7 +32,14 @@ async function main(): Promise<void> {
     console.error(`${(e as Error).message}\n${USAGE}`);
     process.exit(2);
   }
-  const state: ServerState = { engines: new Map(), token: cfg.token, ready: false, draining: false };
+  if (cfg.token === undefined) {
+    // config.ts already refused this on a non-loopback address unless --insecure was given.
+    const banner = cfg.insecure
+      ? `WARNING: --insecure: the backend serves ${cfg.host} WITHOUT AUTHENTICATION. Anyone who can reach it can run and cancel work. Set BACKEND_TOKEN.`
+      : `backend: no BACKEND_TOKEN: unauthenticated, which is allowed only because ${cfg.host} is a loopback address`;
+    console.error(cfg.insecure ? `\n${"!".repeat(100)}\n${banner}\n${"!".repeat(100)}\n` : banner);
+  }
+  const state: ServerState = { engines: new Map(), token: cfg.token, maxBodyBytes: cfg.maxBodyBytes, ready: false, draining: false };
   const app = createApp(state);
   const server = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.host });
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));

@@ -1,64 +1,37 @@
 /**
  * The backend's HTTP surface (Hono): NDJSON generation streams, cancel, embeddings, model list, health, metrics.
- * Implements the backend side of contract/wire.ts. Errors are {error:{message, code}} (BackendErrorBody).
+ * Implements the backend side of contract/wire.ts. Errors are the OpenAI shape
+ * {error:{message, type, param, code}} (BackendErrorBody, server/http.ts). Bodies over --max-body-mb get 413 unread.
  *
  * Every finished generate request prints one JSON line on stdout (the operators' audit trail, which the
  * edge's ledger must match): {"event":"generate","request_id","model","prompt_tokens","cached_tokens",
  * "completion_tokens","finish_reason","queue_ms","prefill_ms","decode_ms"}. Never token ids or text.
  */
-import { timingSafeEqual } from "node:crypto";
 import { Hono, type Context } from "hono";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { bodyLimit } from "hono/body-limit";
 import {
   CancelRequestSchema,
   EmbedRequestSchema,
   GenerateRequestSchema,
   NDJSON_CONTENT_TYPE,
-  type BackendErrorBody,
   type CancelResponse,
   type EmbedResponse,
   type GenerateEvent,
   type ModelsResponse,
 } from "../../contract/wire";
 import { AdmissionError, type Engine } from "../engine/engine";
+import { err, InFlight, invalid, readJson, tokenOk } from "./http";
 import { renderMetrics, type HttpCounters } from "./metrics";
 
 export interface ServerState {
   engines: Map<string, Engine>;
   token: string | undefined;
+  /** Larger request bodies get 413 before they are read. */
+  maxBodyBytes: number;
   /** true once every model is loaded and warmed. */
   ready: boolean;
   /** true after SIGTERM: new work gets 503. */
   draining: boolean;
-}
-
-const err = (c: Context, status: ContentfulStatusCode, code: string, message: string, headers: Record<string, string> = {}) => {
-  for (const [k, v] of Object.entries(headers)) c.header(k, v);
-  return c.json<BackendErrorBody>({ error: { message, code } }, status);
-};
-
-function tokenOk(header: string | undefined, token: string): boolean {
-  const m = /^Bearer (.+)$/.exec(header ?? "");
-  if (!m) return false;
-  const a = Buffer.from(m[1]!);
-  const b = Buffer.from(token);
-  // Compare equal-length buffers so the comparison time does not leak the token's length or prefix.
-  return a.length === b.length ? timingSafeEqual(a, b) : (timingSafeEqual(b, b), false);
-}
-
-async function readJson(c: Context): Promise<{ ok: true; body: unknown } | { ok: false }> {
-  try {
-    return { ok: true, body: await c.req.json() };
-  } catch {
-    return { ok: false };
-  }
-}
-
-function zodMessage(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
-  return issues
-    .slice(0, 3)
-    .map((i) => `${i.path.map(String).join(".") || "body"}: ${i.message}`)
-    .join("; ");
 }
 
 /** The audit line for one finished generation (see the module doc). */
@@ -75,29 +48,6 @@ function logGenerate(requestId: string, model: string, ev: Extract<GenerateEvent
       ...ev.timings,
     }),
   );
-}
-
-/**
- * In-flight generations by request_id, for POST /v1/cancel. A set per id: ids come from the edge and are
- * unique there, but the backend does not rely on it (a duplicate must not unhook the other request).
- */
-class InFlight {
-  private readonly byId = new Map<string, Set<() => void>>();
-  add(id: string, cancel: () => void): () => void {
-    let set = this.byId.get(id);
-    if (!set) this.byId.set(id, (set = new Set()));
-    set.add(cancel);
-    return () => {
-      set.delete(cancel);
-      if (set.size === 0 && this.byId.get(id) === set) this.byId.delete(id);
-    };
-  }
-  cancel(id: string): boolean {
-    const set = this.byId.get(id);
-    if (!set) return false;
-    for (const c of set) c();
-    return true;
-  }
 }
 
 export function createApp(state: ServerState): Hono {
@@ -117,18 +67,24 @@ export function createApp(state: ServerState): Hono {
       : c.json({ status: state.draining ? "draining" : "loading" }, 503),
   );
 
-  app.use("/v1/*", async (c, next) => {
+  const authed = async (c: Context, next: () => Promise<void>) => {
     if (state.token !== undefined && !tokenOk(c.req.header("authorization"), state.token)) {
       return err(c, 401, "unauthorized", "missing or invalid backend token");
     }
     await next();
-  });
-  app.use("/metrics", async (c, next) => {
-    if (state.token !== undefined && !tokenOk(c.req.header("authorization"), state.token)) {
-      return err(c, 401, "unauthorized", "missing or invalid backend token");
-    }
-    await next();
-  });
+  };
+  app.use("/v1/*", authed);
+  app.use("/metrics", authed);
+  // After auth (strangers learn nothing), before any handler reads the body.
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: state.maxBodyBytes,
+      // connection: close, because the unread rest of the body is still on the socket: it cannot be reused.
+      onError: (c) =>
+        err(c, 413, "payload_too_large", `request body exceeds ${state.maxBodyBytes} bytes`, { headers: { connection: "close" } }),
+    }),
+  );
 
   app.get("/metrics", (c) =>
     c.text(renderMetrics([...state.engines.values()], http), 200, { "content-type": "text/plain; version=0.0.4" }),
@@ -149,22 +105,25 @@ export function createApp(state: ServerState): Hono {
 
   const unavailable = (c: Context) =>
     err(c, 503, state.draining ? "shutting_down" : "loading", state.draining ? "server is shutting down" : "models are loading", {
-      "retry-after": "1",
+      headers: { "retry-after": "1" },
     });
+  const notServed = (c: Context, model: string) =>
+    err(c, 404, "model_not_found", `model '${model}' is not served here`, { param: "model" });
 
   app.post("/v1/generate", async (c) => {
     if (!state.ready || state.draining) return unavailable(c);
     const json = await readJson(c);
     if (!json.ok) return err(c, 400, "invalid_json", "request body is not valid JSON");
     const parsed = GenerateRequestSchema.safeParse(json.body);
-    if (!parsed.success) return err(c, 400, "invalid_request", zodMessage(parsed.error.issues));
+    if (!parsed.success) return invalid(c, parsed.error.issues);
     const params = parsed.data;
     const engine = state.engines.get(params.model);
-    if (!engine) return err(c, 404, "model_not_found", `model '${params.model}' is not served here`);
+    if (!engine) return notServed(c, params.model);
 
     const enc = new TextEncoder();
     let controller!: ReadableStreamDefaultController<Uint8Array>;
     let closed = false;
+    let cancel: (() => void) | undefined;
     const stream = new ReadableStream<Uint8Array>({
       start: (ctl) => {
         controller = ctl;
@@ -173,6 +132,10 @@ export function createApp(state: ServerState): Hono {
         closed = true;
         cancel?.();
       },
+    });
+    // Built before any work is queued: if the response cannot be built, no generation runs orphaned.
+    const res = new Response(stream, {
+      headers: { "content-type": NDJSON_CONTENT_TYPE, "cache-control": "no-store", "x-request-id": params.request_id },
     });
     let unregister: (() => void) | undefined;
     let finished = false;
@@ -189,20 +152,22 @@ export function createApp(state: ServerState): Hono {
         controller.close();
       }
     };
-    let cancel: (() => void) | undefined;
     try {
       cancel = engine.submit(params, emit);
     } catch (e) {
       if (e instanceof AdmissionError) {
-        return err(c, e.status, e.code, e.message, e.status === 400 ? {} : { "retry-after": "1" });
+        return err(c, e.status, e.code, e.message, e.status === 400 ? { param: "input_ids" } : { headers: { "retry-after": "1" } });
       }
       throw e;
     }
-    if (!finished) unregister = inFlight.add(params.request_id, cancel);
-    c.req.raw.signal.addEventListener("abort", () => cancel?.(), { once: true });
-    return new Response(stream, {
-      headers: { "content-type": NDJSON_CONTENT_TYPE, "cache-control": "no-store", "x-request-id": params.request_id },
-    });
+    try {
+      if (!finished) unregister = inFlight.add(params.request_id, cancel);
+      c.req.raw.signal.addEventListener("abort", () => cancel?.(), { once: true });
+    } catch (e) {
+      cancel();
+      throw e;
+    }
+    return res;
   });
 
   // Not gated on ready/draining: stopping work is always allowed.
@@ -210,7 +175,7 @@ export function createApp(state: ServerState): Hono {
     const json = await readJson(c);
     if (!json.ok) return err(c, 400, "invalid_json", "request body is not valid JSON");
     const parsed = CancelRequestSchema.safeParse(json.body);
-    if (!parsed.success) return err(c, 400, "invalid_request", zodMessage(parsed.error.issues));
+    if (!parsed.success) return invalid(c, parsed.error.issues);
     return c.json<CancelResponse>({ cancelled: inFlight.cancel(parsed.data.request_id) });
   });
 
@@ -219,15 +184,15 @@ export function createApp(state: ServerState): Hono {
     const json = await readJson(c);
     if (!json.ok) return err(c, 400, "invalid_json", "request body is not valid JSON");
     const parsed = EmbedRequestSchema.safeParse(json.body);
-    if (!parsed.success) return err(c, 400, "invalid_request", zodMessage(parsed.error.issues));
+    if (!parsed.success) return invalid(c, parsed.error.issues);
     const engine = state.engines.get(parsed.data.model);
-    if (!engine) return err(c, 404, "model_not_found", `model '${parsed.data.model}' is not served here`);
+    if (!engine) return notServed(c, parsed.data.model);
     try {
       const data = await engine.embed(parsed.data.inputs);
       const tokens = parsed.data.inputs.reduce((a, x) => a + x.length, 0);
       return c.json<EmbedResponse>({ model: engine.name, data, usage: { prompt_tokens: tokens } });
     } catch (e) {
-      if (e instanceof AdmissionError) return err(c, e.status, e.code, e.message);
+      if (e instanceof AdmissionError) return err(c, e.status, e.code, e.message, { param: "inputs" });
       throw e;
     }
   });

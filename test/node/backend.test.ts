@@ -1,47 +1,7 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseGenerateEvent, type BackendErrorBody, type EmbedResponse, type GenerateEvent, type ModelsResponse } from "../../contract/wire";
-import { devModel, repoRoot } from "./engine-helpers";
-
-const TOKEN = "test-backend-token-123";
-
-interface Backend {
-  proc: ChildProcess;
-  url: string;
-  stderr: () => string;
-  stdout: () => string;
-}
-
-/** Spawns the real backend; resolves once its URL is known (before models are ready). */
-function spawnBackend(args: string[]): Promise<Backend & { ready: Promise<void> }> {
-  // node --import tsx (not the tsx CLI): the child IS the server, so kill() reaches it and leaves no orphan.
-  const proc = spawn(process.execPath, ["--import", "tsx", "gpu-backend/main.ts", "--port", "0", "--threads", "1", ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, BACKEND_TOKEN: TOKEN },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let err = "";
-  let out = "";
-  let readyResolve!: () => void;
-  const ready = new Promise<void>((r) => (readyResolve = r));
-  return new Promise((resolve, reject) => {
-    proc.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(err);
-      if (m) resolve({ proc, url: m[1]!, stderr: () => err, stdout: () => out, ready });
-    });
-    proc.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (/backend ready on http/.test(out)) readyResolve();
-    });
-    proc.on("exit", (code) => reject(new Error(`backend exited ${code}: ${err}`)));
-  });
-}
-
-const auth = { authorization: `Bearer ${TOKEN}` };
-const post = (url: string, body: unknown, headers: Record<string, string> = auth, signal?: AbortSignal) =>
-  fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body), signal });
+import { devModel } from "./engine-helpers";
+import { auth, ids, metric, post, spawnBackend, type Backend } from "./helpers/backend";
 
 async function generate(b: Backend, body: Record<string, unknown>): Promise<{ tokens: number[]; done: Extract<GenerateEvent, { type: "done" }> }> {
   const res = await post(`${b.url}/v1/generate`, { model: "tiny", request_id: "r", ...body });
@@ -54,16 +14,8 @@ async function generate(b: Backend, body: Record<string, unknown>): Promise<{ to
   return { tokens: events.flatMap((e) => (e.type === "tokens" ? e.ids : [])), done };
 }
 
-async function metric(b: Backend, name: string): Promise<number> {
-  const text = await (await fetch(`${b.url}/metrics`, { headers: auth })).text();
-  const line = text.split("\n").find((l) => l.startsWith(name));
-  return line ? Number(line.split(" ").pop()) : NaN;
-}
-
-const ids = (n: number, seed = 1) => Array.from({ length: n }, (_, i) => ((i + 3) * 7919 + seed * 31) % 31000 + 500);
-
 describe("backend HTTP", () => {
-  let b: Backend & { ready: Promise<void> };
+  let b: Backend;
   beforeAll(async () => {
     b = await spawnBackend(["--model", devModel("tiny"), "--model", devModel("small"), "--warmup-delay-ms", "1500"]);
   });
@@ -165,7 +117,7 @@ function auditLines(b: Backend, requestId: string): Array<Record<string, unknown
 }
 
 describe("backend cancel (POST /v1/cancel) and the per-request audit line", () => {
-  let b: Backend & { ready: Promise<void> };
+  let b: Backend;
   beforeAll(async () => {
     b = await spawnBackend(["--model", devModel("tiny")]);
     await b.ready;
