@@ -71,7 +71,8 @@ const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * cancelled stream has drained at the backend), so poll briefly with backoff.
  */
 export async function ledgerRecord(api: Api, requestId: string): Promise<RequestRow | null> {
-  for (const delay of [100, 200, 400, 800, 1000, 1500, 2000, 3000]) {
+  // ~45 s in all: a stopped stream is billed only once the backend has confirmed where it stopped.
+  for (const delay of [100, 200, 400, 800, 1000, 1500, 2000, 3000, 4000, 4000, 4000, 4000, 5000, 5000, 5000]) {
     const list = await api.get<List<RequestRow>>(`/v1/usage/requests?request_id=${encodeURIComponent(requestId)}&limit=1`);
     if (list.data[0]) return list.data[0];
     await wait(delay);

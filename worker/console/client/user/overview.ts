@@ -56,7 +56,7 @@ function planCard(k: KeyInfo): HTMLElement {
 
 function budgetCard(k: KeyInfo): HTMLElement {
   const budget = k.monthly_budget_micros;
-  const used = k.spent_micros + k.reserved_micros;
+  const used = k.spent_micros;
   const pct = budget > 0 ? Math.min(100, (used / budget) * 100) : 100;
   const bar = h("progress", { max: Math.max(budget, 1), value: Math.min(used, Math.max(budget, 1)), "aria-label": "Budget used this month" });
   bar.classList.toggle("warn", pct >= 80);
@@ -65,7 +65,7 @@ function budgetCard(k: KeyInfo): HTMLElement {
     { class: "card" },
     h("h3", {}, "This month"),
     bar,
-    h("p", { class: "big" }, `${eur(k.spent_micros)} spent of ${eur(budget)} (${pct.toFixed(pct < 1 && pct > 0 ? 2 : 0)}%)`),
+    h("p", { class: "big" }, `${eur(k.spent_micros)} spent of ${eur(budget)} (${pct > 0 && pct < 0.01 ? "under 0.01" : pct.toFixed(pct < 1 ? 2 : 0)}%)`),
     h(
       "dl",
       { class: "pairs" },

@@ -173,7 +173,11 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
     ),
   );
 
-  const fill = (ids: string[]) => replace(model, ...ids.map((id) => h("option", { value: id }, id)));
+  const fill = (ids: string[]) => {
+    const current = model.value; // keep a choice made before the model list arrived
+    replace(model, ...ids.map((id) => h("option", { value: id }, id)));
+    if (ids.includes(current)) model.value = current;
+  };
   fill(info.tiers.filter((t) => !t.includes("embed")));
   let loaded = false;
   return {
