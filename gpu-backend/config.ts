@@ -3,6 +3,7 @@ import { isIP } from "node:net";
 import { cpus } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { MAX_USAGE_BATCH } from "../contract/usage";
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from "./engine/engine";
 import { type GraphChoice, parseGraphChoice } from "./engine/graph-choice";
 
@@ -123,6 +124,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
     if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`--usage-url must be http(s), got "${usageUrl}"`);
     if (usageToken === undefined) throw new Error("--usage-url needs --usage-token or env USAGE_TOKEN (the endpoint is never public)");
   }
+  const batch = int("usage-batch", values["usage-batch"], 100, 1);
+  if (batch > MAX_USAGE_BATCH) throw new Error(`--usage-batch must be <= ${MAX_USAGE_BATCH}, got ${batch}`);
   const retryBaseMs = int("usage-retry-base-ms", values["usage-retry-base-ms"], 500, 1);
   return {
     models: values.model,
@@ -140,7 +143,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       segmentBytes: int("journal-segment-mb", values["journal-segment-mb"], 16, 1) * 2 ** 20,
       url: usageUrl,
       token: usageToken,
-      batch: int("usage-batch", values["usage-batch"], 100, 1),
+      batch,
       retryBaseMs,
       retryMaxMs: int("usage-retry-max-ms", values["usage-retry-max-ms"], 60_000, retryBaseMs),
     },

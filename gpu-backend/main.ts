@@ -2,7 +2,7 @@
  * `npm run backend -- --model models/dev/tiny --port 8788`: the inference server.
  * Listens first (GET /health answers 503 while loading), loads and warms every model, then prints one
  * "backend ready on http://HOST:PORT models=a,b" line. SIGTERM/SIGINT: stop admitting (503), let running
- * work finish for --grace-ms, cancel the rest, exit 0.
+ * work finish for --grace-ms, cancel the rest, flush the usage journal, exit 0.
  */
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -10,6 +10,7 @@ import { serve } from "@hono/node-server";
 import { Engine } from "./engine/engine";
 import { loadModelRunner } from "./engine/model-runner";
 import { createApp, type ServerState } from "./server/app";
+import { UsageWitness } from "./usage/witness";
 import { parseConfig, USAGE } from "./config";
 
 async function warm(engine: Engine): Promise<void> {
@@ -39,12 +40,26 @@ async function main(): Promise<void> {
       : `backend: no BACKEND_TOKEN: unauthenticated, which is allowed only because ${cfg.host} is a loopback address`;
     console.error(cfg.insecure ? `\n${"!".repeat(100)}\n${banner}\n${"!".repeat(100)}\n` : banner);
   }
-  const state: ServerState = { engines: new Map(), token: cfg.token, maxBodyBytes: cfg.maxBodyBytes, ready: false, draining: false };
+  const state: ServerState = { engines: new Map(), token: cfg.token, maxBodyBytes: cfg.maxBodyBytes, ready: false, draining: false, usage: null };
   const app = createApp(state);
   const server = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.host });
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   const port = (server.address() as AddressInfo).port;
   console.error(`backend listening on http://${cfg.host}:${port} (loading models)`);
+
+  // Opened before any model loads: nothing is served (ready=false) until the journal is writable.
+  const journalDir = cfg.usage.journalDir ?? path.resolve(".dev/journal", String(port));
+  const witness = await UsageWitness.open({
+    dir: journalDir,
+    segmentBytes: cfg.usage.segmentBytes,
+    backend: `${cfg.host}:${port}`,
+    delivery: cfg.usage,
+  });
+  state.usage = witness;
+  console.error(
+    `backend: usage journal ${journalDir}: ${witness.journal.pendingCount} record(s) pending; ` +
+      (cfg.usage.url ? `delivering to ${cfg.usage.url}` : "delivery off (no --usage-url)"),
+  );
 
   let stopping = false;
   const shutdown = async (sig: string) => {
@@ -53,6 +68,8 @@ async function main(): Promise<void> {
     state.draining = true;
     console.error(`backend: ${sig}: draining (grace ${cfg.graceMs} ms)`);
     await Promise.all([...state.engines.values()].map((e) => e.drain(cfg.graceMs)));
+    // Every final record is on disk before exit; undelivered ones are replayed by the next start.
+    await witness.close();
     server.close();
     // Idle keep-alive sockets would hold close() open.
     (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();

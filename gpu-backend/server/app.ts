@@ -6,6 +6,9 @@
  * Every finished generate request prints one JSON line on stdout (the operators' audit trail, which the
  * edge's ledger must match): {"event":"generate","request_id","model","prompt_tokens","cached_tokens",
  * "completion_tokens","finish_reason","queue_ms","prefill_ms","decode_ms"}. Never token ids or text.
+ *
+ * Every generate and embed request the engine accepted also yields one usage record (gpu-backend/usage/),
+ * durable in the journal before the stream's `done` line (or the embed's response) is written.
  */
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -20,6 +23,7 @@ import {
   type ModelsResponse,
 } from "../../contract/wire";
 import { AdmissionError, type Engine } from "../engine/engine";
+import type { UsageInput, UsageSink } from "../usage/witness";
 import { err, InFlight, invalid, readJson, tokenOk } from "./http";
 import { renderMetrics, type HttpCounters } from "./metrics";
 
@@ -32,6 +36,8 @@ export interface ServerState {
   ready: boolean;
   /** true after SIGTERM: new work gets 503. */
   draining: boolean;
+  /** The usage witness; set by main before `ready`. */
+  usage: UsageSink | null;
 }
 
 /** The audit line for one finished generation (see the module doc). */
@@ -87,7 +93,7 @@ export function createApp(state: ServerState): Hono {
   );
 
   app.get("/metrics", (c) =>
-    c.text(renderMetrics([...state.engines.values()], http), 200, { "content-type": "text/plain; version=0.0.4" }),
+    c.text(renderMetrics([...state.engines.values()], http, state.usage?.stats()), 200, { "content-type": "text/plain; version=0.0.4" }),
   );
 
   app.get("/v1/models", (c) =>
@@ -107,6 +113,15 @@ export function createApp(state: ServerState): Hono {
     err(c, 503, state.draining ? "shutting_down" : "loading", state.draining ? "server is shutting down" : "models are loading", {
       headers: { "retry-after": "1" },
     });
+  /** Journals the final record, then runs `then` (which acknowledges the end to the caller). */
+  const witness = (rec: UsageInput, then: () => void) => {
+    const p = state.usage ? state.usage.record(rec) : Promise.reject(new Error("no usage journal"));
+    p.then(then, (e: unknown) => {
+      // The caller still gets its answer: the worker's own settle remains the first witness.
+      console.error(`backend: usage journal write failed for ${rec.request_id}: ${(e as Error).message}`);
+      then();
+    });
+  };
   const notServed = (c: Context, model: string) =>
     err(c, 404, "model_not_found", `model '${model}' is not served here`, { param: "model" });
 
@@ -139,18 +154,32 @@ export function createApp(state: ServerState): Hono {
     });
     let unregister: (() => void) | undefined;
     let finished = false;
-    const emit = (ev: GenerateEvent) => {
-      if (ev.type === "done") {
-        finished = true;
-        unregister?.();
-        logGenerate(params.request_id, params.model, ev);
-      }
+    const startedAt = Date.now();
+    const write = (ev: GenerateEvent) => {
       if (closed) return;
       controller.enqueue(enc.encode(JSON.stringify(ev) + "\n"));
       if (ev.type === "done") {
         closed = true;
         controller.close();
       }
+    };
+    const emit = (ev: GenerateEvent) => {
+      if (ev.type !== "done") return write(ev);
+      finished = true;
+      unregister?.();
+      logGenerate(params.request_id, params.model, ev);
+      const record: UsageInput = {
+        request_id: params.request_id,
+        kind: "generate",
+        key_id: params.key_id ?? null,
+        tier: params.tier ?? null,
+        model: params.model,
+        ...ev.usage,
+        finish_reason: ev.finish_reason,
+        started_at: startedAt,
+        ended_at: Date.now(),
+      };
+      witness(record, () => write(ev));
     };
     try {
       cancel = engine.submit(params, emit);
@@ -187,14 +216,38 @@ export function createApp(state: ServerState): Hono {
     if (!parsed.success) return invalid(c, parsed.error.issues);
     const engine = state.engines.get(parsed.data.model);
     if (!engine) return notServed(c, parsed.data.model);
+    const p = parsed.data;
+    const startedAt = Date.now();
+    const record = (finish_reason: "stop" | "error", prompt_tokens: number): Promise<void> =>
+      new Promise((resolve) =>
+        witness(
+          {
+            request_id: p.request_id ?? `embed_${startedAt}`,
+            kind: "embed",
+            key_id: p.key_id ?? null,
+            tier: p.tier ?? null,
+            model: engine.name,
+            prompt_tokens,
+            cached_tokens: 0,
+            completion_tokens: 0,
+            finish_reason,
+            started_at: startedAt,
+            ended_at: Date.now(),
+          },
+          resolve,
+        ),
+      );
+    let data: number[][];
     try {
-      const data = await engine.embed(parsed.data.inputs);
-      const tokens = parsed.data.inputs.reduce((a, x) => a + x.length, 0);
-      return c.json<EmbedResponse>({ model: engine.name, data, usage: { prompt_tokens: tokens } });
+      data = await engine.embed(p.inputs);
     } catch (e) {
       if (e instanceof AdmissionError) return err(c, e.status, e.code, e.message, { param: "inputs" });
+      await record("error", 0);
       throw e;
     }
+    const tokens = p.inputs.reduce((a, x) => a + x.length, 0);
+    await record("stop", tokens);
+    return c.json<EmbedResponse>({ model: engine.name, data, usage: { prompt_tokens: tokens } });
   });
 
   app.notFound((c) => err(c, 404, "not_found", "no such route"));

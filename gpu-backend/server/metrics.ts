@@ -5,7 +5,13 @@ export interface HttpCounters {
   requests: Map<string, number>;
 }
 
-export function renderMetrics(engines: Engine[], http: HttpCounters): string {
+/** The usage witness's gauges (gpu-backend/usage/). */
+export interface UsageStats {
+  pending: number;
+  segments: number;
+}
+
+export function renderMetrics(engines: Engine[], http: HttpCounters, usage?: UsageStats): string {
   const out: string[] = [];
   const metric = (name: string, type: "counter" | "gauge", help: string, rows: Array<[string, number]>) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -43,5 +49,9 @@ export function renderMetrics(engines: Engine[], http: HttpCounters): string {
       const s = e.prefix.snapshot();
       return s.queriedTokens ? s.hitTokens / s.queriedTokens : 0;
     }));
+  if (usage) {
+    metric("backend_usage_pending_records", "gauge", "Usage records journaled and not yet acknowledged by the worker.", [["", usage.pending]]);
+    metric("backend_usage_journal_segments", "gauge", "Usage journal segments on disk.", [["", usage.segments]]);
+  }
   return out.join("\n") + "\n";
 }

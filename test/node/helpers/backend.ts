@@ -1,5 +1,8 @@
 /** Spawns the real backend process for the node tests and watches its output (events, never sleeps). */
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { parseGenerateEvent, type GenerateEvent } from "../../../contract/wire";
 import { repoRoot } from "../engine-helpers";
 
@@ -37,7 +40,9 @@ export function spawnBackend(args: string[], o: SpawnOptions = {}): Promise<Back
 /** Like spawnBackend but resolves at once: for processes expected to refuse to start. */
 export function startBackend(args: string[], o: SpawnOptions = {}): Omit<Backend, "url"> {
   // node --import tsx (not the tsx CLI): the child IS the server, so kill() reaches it and leaves no orphan.
-  const proc = spawn(process.execPath, ["--import", "tsx", "gpu-backend/main.ts", ...(o.base ?? ["--port", "0", "--threads", "1"]), ...args], {
+  // A fresh usage journal per process unless the test names one (never the repo's .dev/journal).
+  const journal = args.includes("--journal-dir") ? [] : ["--journal-dir", mkdtempSync(path.join(tmpdir(), "backend-journal-"))];
+  const proc = spawn(process.execPath, ["--import", "tsx", "gpu-backend/main.ts", ...(o.base ?? ["--port", "0", "--threads", "1"]), ...journal, ...args], {
     cwd: repoRoot,
     env: { ...process.env, BACKEND_TOKEN: TOKEN, ...o.env },
     stdio: ["ignore", "pipe", "pipe"],

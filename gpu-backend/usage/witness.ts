@@ -1,0 +1,58 @@
+/**
+ * The backend as a second witness of usage (issue 14): the server hands it one final record per
+ * request; it journals the record (durable before the caller acknowledges the stream's end) and, when a
+ * usage URL is configured, delivers it to the worker.
+ */
+import { randomBytes } from "node:crypto";
+import type { UsageRecord } from "../../contract/usage";
+import { UsageDelivery, type DeliveryOptions } from "./delivery";
+import { Journal } from "./journal";
+
+export type UsageInput = Omit<UsageRecord, "id" | "backend">;
+
+/** What the HTTP layer needs: record() resolves once the record is durable. */
+export interface UsageSink {
+  record(r: UsageInput): Promise<void>;
+  stats(): { pending: number; segments: number };
+}
+
+export interface WitnessOptions {
+  dir: string;
+  segmentBytes: number;
+  /** Identifies this backend in records (host:port). */
+  backend: string;
+  delivery: Omit<DeliveryOptions, "url" | "token"> & { url: string | undefined; token: string | undefined };
+}
+
+export class UsageWitness implements UsageSink {
+  /** Record ids: a random per-process prefix plus a counter, unique across restarts. */
+  private readonly prefix = randomBytes(8).toString("hex");
+  private n = 0;
+
+  private constructor(
+    readonly journal: Journal,
+    readonly delivery: UsageDelivery | null,
+    private readonly backend: string,
+  ) {}
+
+  static async open(o: WitnessOptions): Promise<UsageWitness> {
+    const journal = await Journal.open({ dir: o.dir, segmentBytes: o.segmentBytes });
+    const { url, token, ...rest } = o.delivery;
+    const delivery = url !== undefined && token !== undefined ? new UsageDelivery(journal, { ...rest, url, token }) : null;
+    delivery?.start();
+    return new UsageWitness(journal, delivery, o.backend);
+  }
+
+  record(r: UsageInput): Promise<void> {
+    return this.journal.append({ ...r, id: `${this.prefix}-${++this.n}`, backend: this.backend });
+  }
+
+  stats(): { pending: number; segments: number } {
+    return { pending: this.journal.pendingCount, segments: this.journal.segmentNumbers().length };
+  }
+
+  async close(): Promise<void> {
+    await this.delivery?.stop();
+    await this.journal.close();
+  }
+}

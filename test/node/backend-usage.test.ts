@@ -1,0 +1,149 @@
+/**
+ * The backend as usage witness (issue 14), through real backend processes: one journaled record per
+ * finished/cancelled request, durable before the `done` line, delivered to a local receiver, and
+ * replayed exactly once after a kill -9. Waits are on stream events, receiver requests and log lines.
+ */
+import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { UsageRecord } from "../../contract/usage";
+import { parseGenerateEvent, type GenerateEvent } from "../../contract/wire";
+import { devModel } from "./engine-helpers";
+import { ids, metric, post, readEvents, spawnBackend, type Backend } from "./helpers/backend";
+import { startReceiver, type Receiver } from "./helpers/usage-receiver";
+
+const USAGE_TOKEN = "usage-token-e2e";
+
+async function journalRecords(dir: string): Promise<UsageRecord[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith(".jsonl")).sort();
+  const out: UsageRecord[] = [];
+  for (const f of files) for (const l of (await readFile(path.join(dir, f), "utf8")).split("\n")) if (l) out.push(JSON.parse(l) as UsageRecord);
+  return out;
+}
+
+const backendArgs = (dir: string, r: Receiver) => [
+  "--model", devModel("tiny"), "--journal-dir", dir, "--usage-url", r.url, "--usage-retry-base-ms", "5", "--usage-retry-max-ms", "20",
+];
+
+/** Reads a generate stream until `n` token events arrived; returns the reader to go on with. */
+async function readTokens(res: Response, n: number) {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while ((text.match(/"tokens"/g) ?? []).length < n) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  return { reader, text: () => text, more: (t: string) => (text += t) };
+}
+
+describe("backend usage witness", () => {
+  let r: Receiver;
+  let b: Backend;
+  let dir: string;
+  beforeAll(async () => {
+    r = await startReceiver(USAGE_TOKEN);
+    dir = await mkdtemp(path.join(tmpdir(), "backend-journal-"));
+    b = await spawnBackend(backendArgs(dir, r), { env: { USAGE_TOKEN } });
+    await b.ready;
+  });
+  afterAll(async () => {
+    b?.proc.kill("SIGKILL");
+    await r?.close();
+  });
+
+  it("the record is in the journal before the done line arrives, then delivered with the worker's key id and tier", async () => {
+    const res = await post(`${b.url}/v1/generate`, {
+      model: "tiny", input_ids: ids(20), max_tokens: 4, request_id: "req_w1", key_id: "key_abc", tier: "mistral-tiny", cache_salt: "s",
+    });
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes('"done"')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    // The done line is out: the journal must already hold the record (fsync'd before it was written).
+    const onDisk = (await journalRecords(dir)).find((x) => x.request_id === "req_w1");
+    const done = text.trim().split("\n").map(parseGenerateEvent).pop() as Extract<GenerateEvent, { type: "done" }>;
+    expect(onDisk).toMatchObject({
+      kind: "generate", key_id: "key_abc", tier: "mistral-tiny", model: "tiny", finish_reason: done.finish_reason, ...done.usage,
+    });
+    expect(onDisk!.ended_at).toBeGreaterThanOrEqual(onDisk!.started_at);
+    await r.until(() => r.received.some((x) => x.request_id === "req_w1"));
+    expect(r.received.find((x) => x.request_id === "req_w1")).toEqual(onDisk);
+    expect(r.auths.every((a) => a === `Bearer ${USAGE_TOKEN}`)).toBe(true);
+  });
+
+  it("cancelled and disconnected generations and embeddings each leave exactly one record", async () => {
+    const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(12, 2), max_tokens: 3000, request_id: "req_c1" });
+    const s = await readTokens(res, 2);
+    await post(`${b.url}/v1/cancel`, { request_id: "req_c1" });
+    for (;;) {
+      const { value, done } = await s.reader.read();
+      if (done) break;
+      s.more(value);
+    }
+    const events = s.text().trim().split("\n").map(parseGenerateEvent);
+    const streamed = events.filter((e) => e.type === "tokens").length;
+
+    const ac = new AbortController();
+    const res2 = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(12, 3), max_tokens: 3000, request_id: "req_d1" }, undefined, ac.signal);
+    await readTokens(res2, 1);
+    ac.abort();
+
+    const emb = await post(`${b.url}/v1/embed`, { model: "tiny", inputs: [ids(5), ids(7, 2)], request_id: "req_e1", key_id: "key_e" });
+    expect(emb.status).toBe(200);
+    await emb.json();
+
+    await r.until(() => ["req_c1", "req_d1", "req_e1"].every((id) => r.received.some((x) => x.request_id === id)));
+    const byId = (id: string) => r.received.filter((x) => x.request_id === id);
+    expect(byId("req_c1")).toEqual([expect.objectContaining({ finish_reason: "cancelled", completion_tokens: streamed, prompt_tokens: 12, key_id: null })]);
+    expect(byId("req_d1")).toEqual([expect.objectContaining({ finish_reason: "cancelled", prompt_tokens: 12 })]);
+    expect(byId("req_e1")).toEqual([expect.objectContaining({ kind: "embed", finish_reason: "stop", prompt_tokens: 12, completion_tokens: 0, key_id: "key_e" })]);
+    expect(Number.isInteger(await metric(b, "backend_usage_journal_segments"))).toBe(true);
+  });
+
+  it("refuses --usage-url without a usage token", async () => {
+    await expect(spawnBackend(["--model", devModel("tiny"), "--usage-url", r.url], { env: { USAGE_TOKEN: undefined } })).rejects.toThrow(
+      /--usage-url needs --usage-token or env USAGE_TOKEN/,
+    );
+  });
+});
+
+describe("backend usage witness across kill -9", () => {
+  it("a finished request's record survives a crash mid-stream of another and arrives exactly once after restart", async () => {
+    const r = await startReceiver(USAGE_TOKEN, { failNext: Number.MAX_SAFE_INTEGER });
+    const dir = await mkdtemp(path.join(tmpdir(), "backend-journal-"));
+    const a = await spawnBackend(backendArgs(dir, r), { env: { USAGE_TOKEN } });
+    let b: Backend | undefined;
+    try {
+      await a.ready;
+      const finished = await readEvents(await post(`${a.url}/v1/generate`, { model: "tiny", input_ids: ids(9, 4), max_tokens: 3, request_id: "req_k1", key_id: "key_k" }));
+      const done = finished.pop() as Extract<GenerateEvent, { type: "done" }>;
+      await r.until(() => r.offered.some((x) => x.request_id === "req_k1")); // offered, refused (500)
+      const mid = await post(`${a.url}/v1/generate`, { model: "tiny", input_ids: ids(9, 5), max_tokens: 3000, request_id: "req_k2" });
+      await readTokens(mid, 2);
+      a.proc.kill("SIGKILL");
+      expect(await a.exited).toBe("SIGKILL");
+      expect((await journalRecords(dir)).map((x) => x.request_id)).toEqual(["req_k1"]);
+
+      r.failNext = 0;
+      b = await spawnBackend(backendArgs(dir, r), { env: { USAGE_TOKEN } });
+      await b.waitFor(/usage journal .*: 1 record\(s\) pending; delivering/);
+      await r.until(() => r.received.length >= 1);
+      await b.ready;
+      await readEvents(await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(9, 6), max_tokens: 2, request_id: "req_k3" }));
+      await r.until(() => r.received.some((x) => x.request_id === "req_k3"));
+      expect(r.received.map((x) => x.request_id)).toEqual(["req_k1", "req_k3"]);
+      expect(r.received[0]).toMatchObject({ key_id: "key_k", ...done.usage, finish_reason: done.finish_reason });
+      // req_k2 was never finished by any backend: there is nothing to witness, so no record.
+      expect(r.offered.some((x) => x.request_id === "req_k2")).toBe(false);
+    } finally {
+      a.proc.kill("SIGKILL");
+      b?.proc.kill("SIGKILL");
+      await r.close();
+    }
+  });
+});
