@@ -18,7 +18,7 @@ export function stackedBars(canvas: HTMLCanvasElement, labels: string[], series:
     type: "bar",
     data: {
       labels,
-      datasets: series.map((s, i) => ({ label: s.label, data: s.data, backgroundColor: PALETTE[i % PALETTE.length], stack: "all" })),
+      datasets: series.map((s, i) => ({ label: s.label, data: s.data, backgroundColor: PALETTE[i % PALETTE.length], stack: "all", maxBarThickness: 48 })),
     },
     options: {
       animation: false,

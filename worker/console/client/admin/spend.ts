@@ -37,7 +37,7 @@ function aggregate(rows: UsageRow[], byTier: boolean): Agg[] {
 }
 
 export function spendSection(api: Api): Section {
-  const body = h("div");
+  const body = h("div", { class: "stack" });
   const n = notice(body);
   let chart: Chart | null = null;
 
@@ -65,7 +65,6 @@ export function spendSection(api: Api): Section {
             { label: "Completion", value: (a) => int(a.completion_tokens), numeric: true },
             { label: "Cost", value: (a) => eurExact(a.cost_micros), numeric: true },
           ], perKeyTier, "No spend in this range."),
-          h("h3", {}, "Top keys this month"),
           dataTable("Top keys this month", [
             { label: "Key", value: (a) => who(a.key_id) },
             { label: "Requests", value: (a) => int(a.requests), numeric: true },

@@ -12,7 +12,7 @@ import { dataTable } from "../table";
 import type { List, UsageRow } from "../types";
 
 export function usageSection(api: Api, onAuthError: (e: unknown) => void): Section {
-  const body = h("div", { class: "usage" });
+  const body = h("div", { class: "stack" });
   const n = notice(body);
   let charts: Chart[] = [];
   let rows: UsageRow[] = [];
