@@ -168,6 +168,7 @@ function printBanner(base: string, secrets: Secrets, model: string) {
   console.log(`
 Dev API key: ${secrets.apiKey}
 Admin token: ${secrets.adminToken}
+Console:     ${base}/console (sign in with the dev API key); operators: ${base}/console/admin (admin token)
 
 curl ${base}/v1/chat/completions \\
   -H "Authorization: Bearer ${secrets.apiKey}" -H "Content-Type: application/json" \\

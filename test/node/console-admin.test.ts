@@ -11,6 +11,9 @@ import { startStack, type Stack } from "./helpers/stack";
 
 const NAME = `<img src=x onerror="window.__xss=1">acme`;
 
+// Never a silent skip: say why, on one line.
+if (chromiumMissing) console.warn(`skipping the operator console browser tests: ${chromiumMissing}`);
+
 describe.skipIf(chromiumMissing !== null)(`operator console in Chromium${chromiumMissing ? ` (skipped: ${chromiumMissing})` : ""}`, () => {
   let stack: Stack;
   let browser: Browser;
@@ -135,7 +138,8 @@ describe.skipIf(chromiumMissing !== null)(`operator console in Chromium${chromiu
     expect(page.problems).toEqual([]);
   });
 
-  it("the key holder's console works for the dev key made by npm start", async () => {
+  it("npm start prints the console's URLs; the key holder's console works for its dev key", async () => {
+    expect(stack.logs.some((l) => l.includes(`${stack.base}/console`) && l.includes(`${stack.base}/console/admin`))).toBe(true);
     const user = await browser.page();
     await signIn(user, stack.base, stack.apiKey);
     await user.getByText("Budget resets on").waitFor();

@@ -12,6 +12,9 @@ import { startStack, type Stack } from "./helpers/stack";
 
 const XSS = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>`;
 
+// Never a silent skip: say why, on one line.
+if (chromiumMissing) console.warn(`skipping the key holder's console browser tests: ${chromiumMissing}`);
+
 describe.skipIf(chromiumMissing !== null)(`key holder's console in Chromium${chromiumMissing ? ` (skipped: ${chromiumMissing})` : ""}`, () => {
   let stack: Stack;
   let browser: Browser;
