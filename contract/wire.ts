@@ -103,6 +103,14 @@ export interface EmbedResponse {
   usage: { prompt_tokens: number };
 }
 
+/**
+ * POST /v1/embed answered 409 (cancelled through /v1/cancel or a disconnect) or 500 (a forward failed)
+ * after some inputs were computed: `usage.prompt_tokens` is what the backend computed, billable.
+ */
+export interface EmbedStoppedBody extends BackendErrorBody {
+  usage: { prompt_tokens: number };
+}
+
 export interface BackendModelInfo {
   id: string;
   context_length: number;

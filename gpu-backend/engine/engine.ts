@@ -74,6 +74,19 @@ export class AdmissionError extends Error {
   }
 }
 
+/**
+ * embed() stopped before its last input: cancelled through its signal, or a forward pass failed.
+ * `computedTokens` is what was computed before it stopped (the usage witness bills that).
+ */
+export class EmbedStopped extends Error {
+  constructor(
+    readonly reason: "cancelled" | "error",
+    readonly computedTokens: number,
+  ) {
+    super(reason === "cancelled" ? "embedding cancelled" : "inference failed");
+  }
+}
+
 export class Engine {
   readonly pool: KvPool;
   readonly prefix: PrefixCache;
@@ -152,7 +165,12 @@ export class Engine {
     });
   }
 
-  async embed(inputs: number[][]): Promise<number[][]> {
+  /**
+   * One L2-normalised mean-pooled vector per input. Each input is its own job between engine steps
+   * (run() takes one job per step), so generations keep decoding while a large request embeds, and
+   * an aborted `signal` stops it before the next input (EmbedStopped with the tokens computed so far).
+   */
+  async embed(inputs: number[][], opts: { signal?: AbortSignal } = {}): Promise<number[][]> {
     const V = this.runner.manifest.vocab_size;
     const H = this.runner.manifest.hidden_size;
     for (const ids of inputs) {
@@ -162,19 +180,28 @@ export class Engine {
         throw new AdmissionError(`input of ${ids.length} tokens exceeds the context window`, 400, "context_length_exceeded");
       }
     }
-    return this.exclusive(async () => {
-      const out: number[][] = [];
-      for (const ids of inputs) {
-        const hs = await this.runner.hidden(ids);
-        const v = new Float64Array(H);
-        for (let s = 0; s < ids.length; s++) for (let j = 0; j < H; j++) v[j]! += hs[s * H + j]!;
-        let norm = 0;
-        for (let j = 0; j < H; j++) norm += v[j]! * v[j]!;
-        norm = Math.sqrt(norm) || 1;
-        out.push(Array.from(v, (x) => x / norm));
+    const out: number[][] = [];
+    let computed = 0;
+    for (const ids of inputs) {
+      // Checked again inside the job: an abort while queued behind decode steps costs nothing.
+      if (opts.signal?.aborted) throw new EmbedStopped("cancelled", computed);
+      let hs: Float32Array | null;
+      try {
+        hs = await this.exclusive(async () => (opts.signal?.aborted ? null : this.runner.hidden(ids)));
+      } catch (e) {
+        console.error(`engine ${this.name}: embed failed: ${(e as Error).message}`);
+        throw new EmbedStopped("error", computed);
       }
-      return out;
-    });
+      if (hs === null) throw new EmbedStopped("cancelled", computed);
+      computed += ids.length;
+      const v = new Float64Array(H);
+      for (let s = 0; s < ids.length; s++) for (let j = 0; j < H; j++) v[j]! += hs[s * H + j]!;
+      let norm = 0;
+      for (let j = 0; j < H; j++) norm += v[j]! * v[j]!;
+      norm = Math.sqrt(norm) || 1;
+      out.push(Array.from(v, (x) => x / norm));
+    }
+    return out;
   }
 
   /** Stops admitting; after `graceMs` cancels whatever still runs. Resolves when idle. */
@@ -207,7 +234,8 @@ export class Engine {
 
   private async run(): Promise<void> {
     while (this.hasWork()) {
-      while (this.jobs.length > 0) await this.jobs.shift()!();
+      // One job per step, so a long series of jobs (embed inputs) interleaves with decode steps.
+      if (this.jobs.length > 0) await this.jobs.shift()!();
       this.reapCancelled();
       this.admit();
       const plan = this.sched.plan();

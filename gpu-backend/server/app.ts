@@ -19,10 +19,11 @@ import {
   NDJSON_CONTENT_TYPE,
   type CancelResponse,
   type EmbedResponse,
+  type EmbedStoppedBody,
   type GenerateEvent,
   type ModelsResponse,
 } from "../../contract/wire";
-import { AdmissionError, type Engine } from "../engine/engine";
+import { AdmissionError, EmbedStopped, type Engine } from "../engine/engine";
 import type { UsageInput, UsageSink } from "../usage/witness";
 import { err, InFlight, invalid, readJson, tokenOk } from "./http";
 import { renderMetrics, type HttpCounters } from "./metrics";
@@ -58,8 +59,8 @@ function logGenerate(requestId: string, model: string, ev: Extract<GenerateEvent
 
 export function createApp(state: ServerState): Hono {
   const app = new Hono();
-  const http: HttpCounters = { requests: new Map() };
   const inFlight = new InFlight();
+  const http: HttpCounters = { requests: new Map(), inFlight: () => inFlight.size };
 
   app.use("*", async (c, next) => {
     await next();
@@ -218,7 +219,7 @@ export function createApp(state: ServerState): Hono {
     if (!engine) return notServed(c, parsed.data.model);
     const p = parsed.data;
     const startedAt = Date.now();
-    const record = (finish_reason: "stop" | "error", prompt_tokens: number): Promise<void> =>
+    const record = (finish_reason: "stop" | "cancelled" | "error", prompt_tokens: number): Promise<void> =>
       new Promise((resolve) =>
         witness(
           {
@@ -237,13 +238,30 @@ export function createApp(state: ServerState): Hono {
           resolve,
         ),
       );
+    // Stopped by a client disconnect or POST /v1/cancel, between inputs (engine.embed).
+    const ac = new AbortController();
+    const abort = () => ac.abort();
+    c.req.raw.signal.addEventListener("abort", abort, { once: true });
+    const unregister = p.request_id ? inFlight.add(p.request_id, abort) : () => {};
     let data: number[][];
     try {
-      data = await engine.embed(p.inputs);
+      data = await engine.embed(p.inputs, { signal: ac.signal });
     } catch (e) {
       if (e instanceof AdmissionError) return err(c, e.status, e.code, e.message, { param: "inputs" });
-      await record("error", 0);
-      throw e;
+      if (!(e instanceof EmbedStopped)) throw e;
+      await record(e.reason, e.computedTokens);
+      const status = e.reason === "cancelled" ? 409 : 500;
+      const code = e.reason === "cancelled" ? "cancelled" : "internal_error";
+      return c.json<EmbedStoppedBody>(
+        {
+          error: { message: `${e.message} after ${e.computedTokens} tokens`, type: status === 409 ? "invalid_request_error" : "api_error", param: null, code },
+          usage: { prompt_tokens: e.computedTokens },
+        },
+        status,
+      );
+    } finally {
+      unregister();
+      c.req.raw.signal.removeEventListener("abort", abort);
     }
     const tokens = p.inputs.reduce((a, x) => a + x.length, 0);
     await record("stop", tokens);

@@ -69,6 +69,12 @@ export class InFlight {
       if (set.size === 0 && this.byId.get(id) === set) this.byId.delete(id);
     };
   }
+  /** Requests that can be cancelled right now (a /metrics gauge). */
+  get size(): number {
+    let n = 0;
+    for (const set of this.byId.values()) n += set.size;
+    return n;
+  }
   cancel(id: string): boolean {
     const set = this.byId.get(id);
     if (!set) return false;

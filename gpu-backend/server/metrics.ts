@@ -3,6 +3,8 @@ import type { Engine } from "../engine/engine";
 
 export interface HttpCounters {
   requests: Map<string, number>;
+  /** Generate and embed requests that POST /v1/cancel can reach now. */
+  inFlight: () => number;
 }
 
 /** The usage witness's gauges (gpu-backend/usage/). */
@@ -24,6 +26,7 @@ export function renderMetrics(engines: Engine[], http: HttpCounters, usage?: Usa
       const [route, status] = k.split(" ");
       return [`{route="${route}",status="${status}"}`, v];
     }));
+  metric("backend_in_flight_requests", "gauge", "Generate and embed requests in flight (cancellable).", [["", http.inFlight()]]);
   metric("backend_generate_requests_total", "counter", "Finished generations by finish reason.",
     engines.flatMap((e) => Object.entries(e.metrics.requests).map(([r, v]): [string, number] => [`{model="${e.name}",finish_reason="${r}"}`, v])));
   metric("backend_prompt_tokens_total", "counter", "Prompt tokens of finished generations.", per((e) => e.metrics.promptTokens));
