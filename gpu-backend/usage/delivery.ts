@@ -34,6 +34,8 @@ export class UsageDelivery extends EventEmitter<{
   retry: [{ attempt: number; delayMs: number; error: string }];
 }> {
   private stopped = true;
+  /** Aborts the POST in flight when stop() is called. */
+  private halt = new AbortController();
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private readonly onAppend = () => this.wake?.();
@@ -48,13 +50,15 @@ export class UsageDelivery extends EventEmitter<{
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.halt = new AbortController();
     this.journal.on("append", this.onAppend);
     this.loop = this.run();
   }
 
-  /** Stops after the POST in progress, if any. */
+  /** Stops now: a POST in flight is aborted (its records stay pending and are replayed later). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.halt.abort();
     this.journal.off("append", this.onAppend);
     this.wake?.();
     await this.loop;
@@ -63,6 +67,7 @@ export class UsageDelivery extends EventEmitter<{
   /** Waits for new records, a backoff delay to pass, or stop(), whichever comes first. */
   private pause(ms: number | null): Promise<void> {
     return new Promise((resolve) => {
+      if (this.stopped) return resolve();
       const timer = ms === null ? undefined : setTimeout(() => done(), ms);
       const done = () => {
         clearTimeout(timer);
@@ -92,6 +97,7 @@ export class UsageDelivery extends EventEmitter<{
         if (ours.length < batch.length) throw new Error(`${batch.length - ours.length} of ${batch.length} records not acknowledged`);
         attempt = 0;
       } catch (e) {
+        if (this.stopped) break;
         attempt++;
         const delayMs = backoffMs(attempt, this.opts.retryBaseMs, this.opts.retryMaxMs, this.opts.random ?? Math.random);
         const error = (e as Error).message;
@@ -108,7 +114,7 @@ export class UsageDelivery extends EventEmitter<{
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${this.opts.token}` },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),
+      signal: AbortSignal.any([this.halt.signal, AbortSignal.timeout(this.opts.timeoutMs ?? 30_000)]),
     });
     const text = await res.text();
     if (res.status !== 200) throw new Error(`HTTP ${res.status}`);

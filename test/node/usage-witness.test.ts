@@ -172,6 +172,26 @@ describe("usage delivery", () => {
     expect(j.pendingCount).toBe(1);
   });
 
+  it("stop() aborts a POST in flight (a hung receiver never delays shutdown); the records stay pending", async () => {
+    const j = await Journal.open({ dir: await tmp(), segmentBytes: 1 << 20 });
+    cleanup.push(() => j.close());
+    let posted!: () => void;
+    const hung = new Promise<void>((r) => (posted = r));
+    const d = new UsageDelivery(j, {
+      url: "http://127.0.0.1:9/never", token: TOKEN, batch: 10, retryBaseMs: 1, retryMaxMs: 2, timeoutMs: 600_000,
+      fetch: (_url, init) =>
+        new Promise<Response>((_, reject) => {
+          posted();
+          init!.signal!.addEventListener("abort", () => reject(new Error("aborted")));
+        }),
+    });
+    d.start();
+    await j.append(rec());
+    await hung;
+    await d.stop();
+    expect(j.pendingCount).toBe(1);
+  });
+
   it("replays after a restart: a new journal on the same directory delivers what the old one could not", async () => {
     const dir = await tmp();
     const r = await receiver(1_000_000);
