@@ -32,6 +32,8 @@ export interface UsageConfig {
   /** Journal directory; default `.dev/journal/<port>` (resolved by main once the port is known when --port 0). */
   journalDir: string | undefined;
   segmentBytes: number;
+  /** Without a URL, keep only this many segments (the journal would otherwise only grow). */
+  keepSegments: number;
   /** Worker endpoint for POST {records}; unset = journal only, no delivery. */
   url: string | undefined;
   token: string | undefined;
@@ -44,7 +46,7 @@ export const USAGE =
   "usage: npm run backend -- --model <dir> [--model <dir> ...] --port <n> [--host 127.0.0.1] [--threads N] [--ep cpu|webgpu|cuda] " +
   "[--runtime native|wasm] [--graph auto|fused|sliced] [--token T | env BACKEND_TOKEN] [--max-batch N] [--kv-budget-mb N] [--prefix-cache-mb N] " +
   "[--block-size 16] [--prefill-chunk 256] [--max-queue 64] [--grace-ms 10000] [--insecure] [--max-body-mb 8] " +
-  "[--journal-dir DIR] [--journal-segment-mb 16] [--usage-url URL] [--usage-token T | env USAGE_TOKEN] [--usage-batch 100] " +
+  "[--journal-dir DIR] [--journal-segment-mb 16] [--journal-keep-segments 8] [--usage-url URL] [--usage-token T | env USAGE_TOKEN] [--usage-batch 100] " +
   "[--usage-retry-base-ms 500] [--usage-retry-max-ms 60000]";
 
 /** Loopback addresses only: a tokenless backend must not be reachable from another host. */
@@ -90,6 +92,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       "max-body-mb": { type: "string" },
       "journal-dir": { type: "string" },
       "journal-segment-mb": { type: "string" },
+      "journal-keep-segments": { type: "string" },
       "usage-url": { type: "string" },
       "usage-token": { type: "string" },
       "usage-batch": { type: "string" },
@@ -141,6 +144,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
     usage: {
       journalDir: values["journal-dir"] === undefined ? undefined : path.resolve(values["journal-dir"]),
       segmentBytes: int("journal-segment-mb", values["journal-segment-mb"], 16, 1) * 2 ** 20,
+      keepSegments: int("journal-keep-segments", values["journal-keep-segments"], 8, 1),
       url: usageUrl,
       token: usageToken,
       batch,

@@ -52,6 +52,7 @@ async function main(): Promise<void> {
   const witness = await UsageWitness.open({
     dir: journalDir,
     segmentBytes: cfg.usage.segmentBytes,
+    keepSegments: cfg.usage.keepSegments,
     backend: `${cfg.host}:${port}`,
     delivery: cfg.usage,
   });

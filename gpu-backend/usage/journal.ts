@@ -21,6 +21,11 @@ export interface JournalOptions {
   dir: string;
   /** Rotate once the active segment reaches this size. */
   segmentBytes: number;
+  /**
+   * Only when nothing delivers the records (no usage URL): keep at most this many segments and drop the
+   * oldest, so a journal nobody reads cannot fill the disk. With delivery on, nothing pending is dropped.
+   */
+  keepSegments?: number;
 }
 
 interface Segment {
@@ -100,6 +105,7 @@ export class Journal extends EventEmitter<{ append: [UsageRecord]; ack: [string[
       .sort((a, b) => a - b);
     const j = new Journal(opts, (nums.at(-1) ?? 0) + 1);
     for (const n of nums) await j.load(n);
+    await j.prune();
     return j;
   }
 
@@ -225,6 +231,18 @@ export class Journal extends EventEmitter<{ append: [UsageRecord]; ack: [string[
     await fh.close();
     seg.closed = true;
     if (seg.unacked.size === 0) await this.remove(seg);
+    await this.prune();
+  }
+
+  private async prune(): Promise<void> {
+    const keep = this.opts.keepSegments;
+    if (keep === undefined) return;
+    const closed = [...this.segments.values()].filter((s) => s.closed).sort((a, b) => a.n - b.n);
+    for (const seg of closed.slice(0, Math.max(0, closed.length - keep))) {
+      console.error(`usage journal: dropping ${segName(seg.n, "jsonl")} (${seg.unacked.size} undelivered records; no usage URL to deliver them)`);
+      for (const id of seg.unacked) this.pendingById.delete(id);
+      await this.remove(seg);
+    }
   }
 
   /** Appends ids to their segments' .acks files (fsync'd); returns the ids that were pending. */

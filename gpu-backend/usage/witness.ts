@@ -19,6 +19,8 @@ export interface UsageSink {
 export interface WitnessOptions {
   dir: string;
   segmentBytes: number;
+  /** Segments kept when there is no delivery URL (Journal.keepSegments). */
+  keepSegments: number;
   /** Identifies this backend in records (host:port). */
   backend: string;
   delivery: Omit<DeliveryOptions, "url" | "token"> & { url: string | undefined; token: string | undefined };
@@ -36,9 +38,10 @@ export class UsageWitness implements UsageSink {
   ) {}
 
   static async open(o: WitnessOptions): Promise<UsageWitness> {
-    const journal = await Journal.open({ dir: o.dir, segmentBytes: o.segmentBytes });
     const { url, token, ...rest } = o.delivery;
-    const delivery = url !== undefined && token !== undefined ? new UsageDelivery(journal, { ...rest, url, token }) : null;
+    const delivering = url !== undefined && token !== undefined;
+    const journal = await Journal.open({ dir: o.dir, segmentBytes: o.segmentBytes, ...(delivering ? {} : { keepSegments: o.keepSegments }) });
+    const delivery = delivering ? new UsageDelivery(journal, { ...rest, url, token }) : null;
     delivery?.start();
     return new UsageWitness(journal, delivery, o.backend);
   }

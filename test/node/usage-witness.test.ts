@@ -106,6 +106,22 @@ describe("usage journal", () => {
     await j.close();
   });
 
+  it("without delivery (keepSegments), only the newest segments are kept; with delivery nothing pending is dropped", async () => {
+    const dir = await tmp();
+    const j = await Journal.open({ dir, segmentBytes: 400, keepSegments: 2 });
+    const recs = Array.from({ length: 12 }, () => rec());
+    for (const r of recs) await j.append(r);
+    const segs = j.segmentNumbers();
+    expect(segs.length).toBeLessThanOrEqual(3); // two closed plus the active one
+    expect((await readdir(dir)).filter((f) => f.endsWith(".jsonl"))).toHaveLength(segs.length);
+    expect(j.pending().map((r) => r.id)).toEqual(recs.slice(-j.pendingCount).map((r) => r.id));
+    await j.close();
+    const all = await Journal.open({ dir: await tmp(), segmentBytes: 400 });
+    for (const r of recs) await all.append(r);
+    expect(all.pendingCount).toBe(12);
+    await all.close();
+  });
+
   it("a second live process cannot open the same directory", async () => {
     const dir = await tmp();
     await appendFile(path.join(dir, "LOCK"), "1"); // pid 1 is always alive
