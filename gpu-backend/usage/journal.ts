@@ -33,6 +33,8 @@ interface Segment {
   /** Ids written to this segment and not yet acknowledged. */
   unacked: Set<string>;
   closed: boolean;
+  /** Its .acks file may exist (so creating it needs no directory fsync). */
+  hasAcks: boolean;
 }
 
 interface AppendOp {
@@ -113,7 +115,7 @@ export class Journal extends EventEmitter<{ append: [UsageRecord]; ack: [string[
     const dir = this.opts.dir;
     const text = await readFile(path.join(dir, segName(n, "jsonl")), "utf8");
     const acked = new Set((await readFile(path.join(dir, segName(n, "acks")), "utf8").catch(() => "")).split("\n"));
-    const seg: Segment = { n, unacked: new Set(), closed: true };
+    const seg: Segment = { n, unacked: new Set(), closed: true, hasAcks: true };
     for (const line of text.split("\n")) {
       if (line === "") continue;
       let rec: UsageRecord;
@@ -209,8 +211,9 @@ export class Journal extends EventEmitter<{ append: [UsageRecord]; ack: [string[
   private async write(recs: UsageRecord[]): Promise<void> {
     if (this.active && this.active.bytes >= this.opts.segmentBytes) await this.rotate();
     if (!this.active) {
-      const seg: Segment = { n: this.nextSeg++, unacked: new Set(), closed: false };
+      const seg: Segment = { n: this.nextSeg++, unacked: new Set(), closed: false, hasAcks: false };
       const fh = await open(path.join(this.opts.dir, segName(seg.n, "jsonl")), "a");
+      await this.syncDir(); // the new file's directory entry must survive a crash too
       this.segments.set(seg.n, seg);
       this.active = { seg, fh, bytes: 0 };
     }
@@ -257,13 +260,17 @@ export class Journal extends EventEmitter<{ append: [UsageRecord]; ack: [string[
     }
     const done: string[] = [];
     for (const [seg, list] of bySeg) {
-      const fh = await open(path.join(this.opts.dir, segName(seg.n, "acks")), "a");
+      const file = path.join(this.opts.dir, segName(seg.n, "acks"));
+      const fresh = !seg.hasAcks;
+      const fh = await open(file, "a");
       try {
         await fh.write(list.join("\n") + "\n");
         await fh.sync();
       } finally {
         await fh.close();
       }
+      if (fresh) await this.syncDir();
+      seg.hasAcks = true;
       for (const id of list) {
         seg.unacked.delete(id);
         this.pendingById.delete(id);
@@ -272,6 +279,15 @@ export class Journal extends EventEmitter<{ append: [UsageRecord]; ack: [string[
       if (seg.closed && seg.unacked.size === 0) await this.remove(seg);
     }
     return done;
+  }
+
+  private async syncDir(): Promise<void> {
+    const dh = await open(this.opts.dir, "r");
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
   }
 
   private async remove(seg: Segment): Promise<void> {
