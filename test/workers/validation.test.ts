@@ -117,6 +117,16 @@ describe("accepted but ignored or neutral fields", () => {
   });
 });
 
+describe("empty assistant turns", () => {
+  it("an earlier empty answer is accepted and sent as just EOS after its [/INST]", async () => {
+    const messages = [{ role: "user", content: "Hi" }, { role: "assistant", content: "" }, { role: "user", content: "Again?" }];
+    const r = await chat(key, { messages, max_tokens: 3 });
+    expect(r.res.status, await r.text()).toBe(200);
+    const sent = backend.seen.find((s) => s.path === "/v1/generate")!.body as { input_ids: number[] };
+    expect(sent.input_ids).toEqual([1, 733, 16289, 28793, 15359, 733, 28748, 16289, 28793, 2, 733, 16289, 28793, 9706, 28804, 733, 28748, 16289, 28793]);
+  });
+});
+
 describe("assistant prefix (Mistral's prefix: true)", () => {
   it("continues a final assistant message with prefix: true; without it a trailing assistant message is a 400", async () => {
     const messages = [{ role: "user", content: "Name a colour." }, { role: "assistant", content: "The colour is", prefix: true }];

@@ -10,7 +10,9 @@
  *  - consecutive messages of the same role are merged, joined with "\n\n";
  *  - content is used verbatim (no strip);
  *  - after system messages the conversation starts with a user turn and alternates user/assistant;
- *  - assistant content must be non-empty; each assistant turn ends with EOS;
+ *  - each assistant turn ends with EOS; an empty one is legal and renders as just EOS after the previous
+ *    [/INST] (OpenAI-style clients resend an earlier empty answer as content ""), where the Jinja
+ *    template would refuse it;
  *  - the last message is a user turn, or an assistant turn with `prefix: true` (Mistral's API field): its
  *    text is encoded without EOS so the model continues it;
  *  - role "tool" (and tool calls) do not exist in the v1 template: rejected.
@@ -72,7 +74,7 @@ export function applyChatTemplate(messages: readonly ChatMessage[]): number[] {
       const content = i === 0 && system !== "" ? system + "\n\n" + t.content : t.content;
       append(ids, encodeTurn("[INST] " + content + " [/INST]"));
     } else {
-      if (t.content === "") throw invalid("Assistant message content must be non-empty.");
+      // enc("") is []: an empty turn adds only its EOS (nothing at all when it is a prefix).
       append(ids, encodeTurn(t.content));
       if (!t.prefix) ids.push(EOS_ID);
     }
