@@ -47,9 +47,11 @@ export interface ModelManifest {
   /**
    * Graph files by MoE form, all over `weights_file` (scripts/model-builder/moe-graph.ts): "fused" (one QMoE
    * per layer: GPU EPs, AVX-512 CPUs) and "sliced" (per-expert MatMulNBits: CPUs without MLAS's int4 MoE GEMM).
-   * Dense models name the same file for both. Absent in builds that predate the sliced form: model.onnx, fused.
+   * Dense models name the same file for both. `batch_invariant`: the sliced (or dense) graph with no
+   * MatMulNBits ever given a lone row, for CPUs whose MLAS rounds a lone row differently (AVX2, graph.ts).
+   * Absent in builds that predate the sliced form: model.onnx, fused.
    */
-  graphs?: Record<GraphForm, string>;
+  graphs?: Record<GraphForm, string> & { batch_invariant?: string };
 }
 
 export type GraphForm = "fused" | "sliced";

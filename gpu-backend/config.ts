@@ -5,7 +5,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { MAX_USAGE_BATCH } from "../contract/usage";
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from "./engine/engine";
-import { type GraphChoice, parseGraphChoice } from "./engine/graph-choice";
+import { type GraphChoice, type InvariantChoice, parseGraphChoice, parseInvariantChoice } from "./engine/graph-choice";
 
 export interface BackendConfig {
   models: string[];
@@ -16,6 +16,8 @@ export interface BackendConfig {
   runtime: "native" | "wasm";
   /** MoE graph form (engine/graph-choice.ts). */
   graph: GraphChoice;
+  /** The row-padded graph whose logits do not depend on batch-mates (engine/graph-choice.ts). */
+  batchInvariant: InvariantChoice;
   token: string | undefined;
   /** --insecure: run without a token on a non-loopback address (main prints a loud warning). */
   insecure: boolean;
@@ -44,7 +46,7 @@ export interface UsageConfig {
 
 export const USAGE =
   "usage: npm run backend -- --model <dir> [--model <dir> ...] --port <n> [--host 127.0.0.1] [--threads N] [--ep cpu|webgpu|cuda] " +
-  "[--runtime native|wasm] [--graph auto|fused|sliced] [--token T | env BACKEND_TOKEN] [--max-batch N] [--kv-budget-mb N] [--prefix-cache-mb N] " +
+  "[--runtime native|wasm] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--token T | env BACKEND_TOKEN] [--max-batch N] [--kv-budget-mb N] [--prefix-cache-mb N] " +
   "[--block-size 16] [--prefill-chunk 256] [--max-queue 64] [--grace-ms 10000] [--insecure] [--max-body-mb 8] " +
   "[--journal-dir DIR] [--journal-segment-mb 16] [--journal-keep-segments 8] [--usage-url URL] [--usage-token T | env USAGE_TOKEN] [--usage-batch 100] " +
   "[--usage-retry-base-ms 500] [--usage-retry-max-ms 60000]";
@@ -79,6 +81,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       ep: { type: "string" },
       runtime: { type: "string" },
       graph: { type: "string" },
+      "batch-invariant": { type: "string" },
       token: { type: "string" },
       "max-batch": { type: "string" },
       "kv-budget-mb": { type: "string" },
@@ -138,6 +141,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
     ep,
     runtime,
     graph: parseGraphChoice(values.graph),
+    batchInvariant: parseInvariantChoice(values["batch-invariant"]),
     token,
     insecure,
     maxBodyBytes: int("max-body-mb", values["max-body-mb"], 8, 1) * 2 ** 20,

@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void shutdown("SIGINT"));
 
   for (const dir of cfg.models) {
-    const runner = await loadModelRunner(path.resolve(dir), { threads: cfg.threads, ep: cfg.ep, runtime: cfg.runtime, graph: cfg.graph });
+    const runner = await loadModelRunner(path.resolve(dir), { threads: cfg.threads, ep: cfg.ep, runtime: cfg.runtime, graph: cfg.graph, batchInvariant: cfg.batchInvariant });
     console.error(`backend: ${runner.manifest.name}: graph ${runner.graph.file}: ${runner.graph.reason}`);
     const engine = new Engine(runner, cfg.engine);
     if (state.engines.has(engine.name)) throw new Error(`two models are named '${engine.name}'`);

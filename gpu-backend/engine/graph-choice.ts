@@ -9,11 +9,32 @@
 import type { GraphForm, ModelManifest } from "../../contract/model-manifest";
 import { cpuHasMlasQ4Gemm } from "./qmoe-weights";
 
+/**
+ * "auto": the padded graph only where it is needed. MLAS's AVX2 dispatch computes a lone row (M = 1) with a
+ * kernel whose rounding differs from its M >= 2 kernel, so there a sequence's logits depend on its batch-mates;
+ * the AVX-512 dispatch treats every row alike (no M = 1 kernel), so the plain sliced graph is already invariant.
+ * The AVX-512 core features that select MLAS's AVX-512 QNBit dispatch are the ones cpuHasMlasQ4Gemm checks.
+ */
+export type InvariantChoice = boolean | "auto";
+
+export function parseInvariantChoice(v: string | undefined): InvariantChoice {
+  if (v === undefined || v === "auto") return "auto";
+  if (v === "on") return true;
+  if (v === "off") return false;
+  throw new Error(`--batch-invariant must be auto, on or off, got "${v}"`);
+}
+
+export function needsRowPadding(hasAvx512Core = cpuHasMlasQ4Gemm()): boolean {
+  return !hasAvx512Core;
+}
+
 export type GraphChoice = GraphForm | "auto";
 
 export interface ResolvedGraph {
   form: GraphForm;
   file: string;
+  /** No MatMulNBits sees a lone row (graph.ts `padRows`): logits do not depend on batch-mates. */
+  batchInvariant: boolean;
   /** One line for the start-up log. */
   reason: string;
 }
@@ -33,16 +54,31 @@ export function autoForm(target: "cpu" | "webgpu" | "cuda" | "wasm", hasMlasQ4 =
     : { form: "sliced", why: "no AVX-512: CPU QMoE would dequantize every chosen expert per call" };
 }
 
-export function resolveGraph(m: ModelManifest, choice: GraphChoice, target: "cpu" | "webgpu" | "cuda" | "wasm"): ResolvedGraph {
+export function resolveGraph(
+  m: ModelManifest,
+  choice: GraphChoice,
+  target: "cpu" | "webgpu" | "cuda" | "wasm",
+  invariant: InvariantChoice = false,
+): ResolvedGraph {
   const isMoe = m.num_experts > 0;
+  const wantPadded = invariant === true || (invariant === "auto" && target === "cpu" && needsRowPadding());
   if (!m.graphs) {
     // Built before the sliced form: model.onnx is the fused graph.
-    if (choice === "sliced" && isMoe)
-      throw new Error(`model ${m.name} was built before the sliced graph existed: rebuild it (npm run build-model, or npm run models -- --force)`);
-    return { form: "fused", file: "model.onnx", reason: isMoe ? "fused (older build: no sliced graph; rebuild for the faster CPU graph)" : "dense model" };
+    if ((choice === "sliced" && isMoe) || invariant === true)
+      throw new Error(`model ${m.name} was built before the ${invariant === true ? "batch-invariant" : "sliced"} graph existed: rebuild it (npm run build-model, or npm run models -- --force)`);
+    return { form: "fused", file: "model.onnx", batchInvariant: false, reason: isMoe ? "fused (older build: no sliced graph; rebuild for the faster CPU graph)" : "dense model" };
   }
-  if (!isMoe) return { form: "fused", file: m.graphs.fused, reason: "dense model: one graph" };
-  if (choice !== "auto") return { form: choice, file: m.graphs[choice], reason: `${choice} (asked for)` };
-  const { form, why } = autoForm(target);
-  return { form, file: m.graphs[form], reason: `${form} (auto: ${why})` };
+  const picked = !isMoe
+    ? { form: "fused" as const, why: "dense model: one graph" }
+    : choice !== "auto"
+      ? { form: choice, why: `${choice} (asked for)` }
+      : ((a) => ({ form: a.form, why: `${a.form} (auto: ${a.why})` }))(autoForm(target));
+  if (wantPadded) {
+    if (picked.form === "fused" && isMoe) throw new Error("--batch-invariant needs the sliced graph (the fused QMoE graph has no padded variant)");
+    if (!m.graphs.batch_invariant) throw new Error(`model ${m.name} was built before the batch-invariant graph existed: rebuild it (npm run build-model, or npm run models -- --force)`);
+    const why = invariant === true ? "asked for" : "auto: this CPU's MLAS rounds a lone row differently";
+    return { form: picked.form, file: m.graphs.batch_invariant, batchInvariant: true, reason: `${picked.why}, batch-invariant (${why})` };
+  }
+  const invariantAnyway = target === "cpu" && !needsRowPadding() && (picked.form === "sliced" || !isMoe);
+  return { form: picked.form, file: m.graphs[picked.form], batchInvariant: invariantAnyway, reason: picked.why };
 }

@@ -17,7 +17,7 @@ import {
   type ModelManifest,
 } from "../../contract/model-manifest";
 import type { KvPool } from "./kv-cache";
-import { type GraphChoice, type ResolvedGraph, resolveGraph } from "./graph-choice";
+import { type GraphChoice, type InvariantChoice, type ResolvedGraph, resolveGraph } from "./graph-choice";
 import { applyQ4GemmEnv, defaultQMoeWeightMode, type QMoeWeightMode, withDynamicQMoeWeights } from "./qmoe-weights";
 
 export interface RunnerOptions {
@@ -35,6 +35,8 @@ export interface RunnerOptions {
   qmoeWeights?: QMoeWeightMode;
   /** MoE form (graph-choice.ts); default "auto". */
   graph?: GraphChoice;
+  /** The padded graph whose logits do not depend on batch-mates (graph-choice.ts); default "auto". */
+  batchInvariant?: InvariantChoice;
 }
 
 export interface ForwardAllResult {
@@ -78,7 +80,7 @@ export async function loadModelRunner(modelDir: string, opts: RunnerOptions = {}
   if (manifest.format !== "moe-edge-onnx") throw new Error(`${modelDir}/model.json is not a moe-edge-onnx manifest`);
   const runtime = opts.runtime ?? "native";
   const ep = opts.ep ?? "cpu";
-  const graph = resolveGraph(manifest, opts.graph ?? "auto", runtime === "wasm" ? "wasm" : ep);
+  const graph = resolveGraph(manifest, opts.graph ?? "auto", runtime === "wasm" ? "wasm" : ep, opts.batchInvariant ?? "auto");
   const modelPath = path.join(modelDir, graph.file);
   let ort: OrtModule;
   let session: InferenceSession;

@@ -17,6 +17,7 @@ import { jobInputBytes, layoutInitializers, WeightWriter } from "./weights";
 
 export const MODEL_FILE = "model.onnx";
 export const SLICED_MODEL_FILE = "model.sliced.onnx";
+export const INVARIANT_MODEL_FILE = "model.batch-invariant.onnx";
 export const WEIGHTS_FILE = "model.onnx.data";
 export const MANIFEST_FILE = "model.json";
 
@@ -94,7 +95,7 @@ function manifestFor(s: ModelSpec, name: string, ckpt: Checkpoint, inputs: strin
     io: { inputs, outputs },
     source: { checksum: sourceChecksum(ckpt), bytes: ckpt.dataBytes, dtype: sourceDtype(ckpt) },
     weights_file: WEIGHTS_FILE,
-    graphs: { fused: MODEL_FILE, sliced },
+    graphs: { fused: MODEL_FILE, sliced, batch_invariant: INVARIANT_MODEL_FILE },
   };
 }
 
@@ -176,11 +177,13 @@ export async function buildModel(opts: BuildModelOptions): Promise<BuildSummary>
     const proto = encode(plan);
     await writeFile(path.join(opts.outDir, MODEL_FILE), proto);
     let graphBytes = proto.length;
-    if (spec.moe) {
-      // Same initializers, same order, so the sliced graph's views land inside the fused layout.
-      const sliced = encode(buildGraph(spec, "sliced"));
-      await writeFile(path.join(opts.outDir, SLICED_MODEL_FILE), sliced);
-      graphBytes += sliced.length;
+    // Same initializers, same order, so the sliced graphs' views land inside the fused layout.
+    const variants: [string, GraphPlan][] = [[INVARIANT_MODEL_FILE, buildGraph(spec, "sliced", true)]];
+    if (spec.moe) variants.push([SLICED_MODEL_FILE, buildGraph(spec, "sliced")]);
+    for (const [file, p] of variants) {
+      const bytes = encode(p);
+      await writeFile(path.join(opts.outDir, file), bytes);
+      graphBytes += bytes.length;
     }
     await writeFile(path.join(opts.outDir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
 

@@ -62,7 +62,13 @@ function i64(values: number[]): Uint8Array {
   return new Uint8Array(BigInt64Array.from(values.map((v) => BigInt(v))).buffer);
 }
 
-export function buildGraph(s: ModelSpec, form: GraphForm = "fused"): GraphPlan {
+/**
+ * `padRows` (the batch-invariant variant): no MatMulNBits ever sees a lone row. MLAS's AVX2 dispatch runs M=1
+ * through a kernel of its own whose rounding differs from the M>=2 kernel (which treats every row alike), so
+ * a sequence's logits would depend on how many rows ran beside it. Each projection gets one zero row
+ * appended (and dropped after); each expert with any routed row gets one zero-row pair (moe-graph.ts).
+ */
+export function buildGraph(s: ModelSpec, form: GraphForm = "fused", padRows = false): GraphPlan {
   const nodes: NodeDef[] = [];
   const inits: InitDecl[] = [];
   const views: ViewDecl[] = [];
@@ -83,6 +89,11 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused"): GraphPlan {
     if (inits.some((d) => d.name === name)) return name;
     const raw = i64(values);
     inits.push({ name, dataType: DataType.INT64, dims: [values.length], byteLength: raw.length, inline: raw });
+    return name;
+  };
+  const scalarI64 = (name: string, v: number): string => {
+    if (inits.some((d) => d.name === name)) return name;
+    inits.push({ name, dataType: DataType.INT64, dims: [], byteLength: 8, inline: i64([v]) });
     return name;
   };
   const fromTensor = (name: string, tensor: string, dims: number[], transpose = false): string => {
@@ -109,12 +120,35 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused"): GraphPlan {
       return g;
     });
     const w = q4(name, N, K, groups, [N, K / bs, bs / 2], [N, K / bs]);
-    node("MatMulNBits", [x, w.weight, w.scales], [out], { K, N, bits: 4, block_size: bs, accuracy_level: s.accuracyLevel }, MS);
+    const attrs = { K, N, bits: 4, block_size: bs, accuracy_level: s.accuracyLevel };
+    if (!padRows) return node("MatMulNBits", [x, w.weight, w.scales], [out], attrs, MS);
+    // x is [B, S, K] except for lm_head's gathered rows [N, K]: flatten, append a zero row, drop its output.
+    const flat = rank2.has(x) ? x : `${name}.x2d`;
+    if (flat !== x) node("Reshape", [x, constI64(`rows_${K}`, [-1, K])], [flat]);
+    node("Concat", [flat, zeroRow(K)], [`${name}.x_padded`], { axis: 0 });
+    node("MatMulNBits", [`${name}.x_padded`, w.weight, w.scales], [`${name}.y_padded`], attrs, MS);
+    const y = flat === x ? out : `${name}.y2d`;
+    node("Slice", [`${name}.y_padded`, constI64("i64_0_1d", [0]), constI64("i64_minus1_1d", [-1]), constI64("i64_0_1d", [0])], [y]);
+    if (y !== out) node("Reshape", [y, bsShape(N)], [out]);
+  };
+  /** Tensors already [rows, K] (no [B, S] to restore). */
+  const rank2 = new Set(["hidden_selected"]);
+  const zeroRow = (K: number): string => {
+    const name = `zero_row_${K}`;
+    if (!nodes.some((n) => n.outputs[0] === name)) node("ConstantOfShape", [constI64(`zero_row_shape_${K}`, [1, K])], [name]);
+    return name;
+  };
+  /** [B, S, N] from input_ids' [B, S]. */
+  const bsShape = (N: number): string => {
+    const name = `bs_shape_${N}`;
+    if (!nodes.some((n) => n.outputs[0] === name)) node("Concat", ["ids_shape", constI64(`dim_${N}`, [N])], [name], { axis: 0 });
+    return name;
   };
 
   const ops: GraphOps = {
     node,
     constI64,
+    scalarI64,
     view: (v) => {
       views.push(v);
       return v.name;
@@ -134,10 +168,6 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused"): GraphPlan {
   // present_new (contract/model-manifest.ts): the S rows each call writes, sequence b's at positions
   // seqlens_k[b]+1-S+s, gathered from GQA's present (it exposes rotated K nowhere else). Indices
   // [B, kvH, S, 1] built once; GatherND(batch_dims=2) per layer reads B*kvH*S*D floats.
-  const scalarI64 = (name: string, v: number): string => {
-    inits.push({ name, dataType: DataType.INT64, dims: [], byteLength: 8, inline: i64([v]) });
-    return name;
-  };
   const [zero, one] = [scalarI64("i64_zero", 0), scalarI64("i64_one", 1)];
   node("Shape", ["input_ids"], ["ids_shape"]);
   node("Gather", ["ids_shape", one], ["new_len"], { axis: 0 });
@@ -228,7 +258,7 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused"): GraphPlan {
       );
       const layer = { L, x: h2, routerLogits: `${L}.router_logits`, out: mlpOut, H, I, E, topK: s.topK, blockSize: bs, accuracyLevel: s.accuracyLevel, fc1, fc2 };
       if (form === "fused") fusedMoe(ops, layer);
-      else slicedMoe(ops, layer);
+      else slicedMoe(ops, layer, padRows);
     } else {
       const I = s.inter;
       matmulNBits(`${L}.gate_up_proj`, h2, `${L}.gate_up`, H, [

@@ -47,6 +47,8 @@ export interface MoeLayer {
 export interface GraphOps {
   node(op: string, inputs: string[], outputs: string[], attrs?: NodeDef["attrs"], domain?: string): void;
   constI64(name: string, values: number[]): string;
+  /** A 0-d int64 constant (Range, Gather indices). */
+  scalarI64(name: string, value: number): string;
   view(v: ViewDecl): string;
 }
 
@@ -68,7 +70,12 @@ export function fusedMoe(g: GraphOps, m: MoeLayer): void {
   }, MS);
 }
 
-export function slicedMoe(g: GraphOps, m: MoeLayer): void {
+/**
+ * `padRows` (batch-invariant variant, graph.ts): every expert with any routed row also gets one pair on a
+ * zero row with weight 0, so no expert's MatMulNBits runs with exactly one row; idle experts stay idle. The
+ * pad rows are scattered into an extra row T that is dropped.
+ */
+export function slicedMoe(g: GraphOps, m: MoeLayer, padRows = false): void {
   const { L, H, I, E, topK: k, blockSize: bs } = m;
   const v = (s: string) => `${L}.moe.${s}`;
   const n = g.node;
@@ -81,19 +88,51 @@ export function slicedMoe(g: GraphOps, m: MoeLayer): void {
   n("Softmax", [v("top_logits")], [v("top_weights")], { axis: -1 });
   n("Reshape", [v("top_experts"), c("moe_flat", [-1])], [v("pair_expert")]);
   n("Reshape", [v("top_weights"), c("moe_flat", [-1])], [v("pair_weight")]);
-  // Sort the T*k pairs by expert: TopK on -expert over all of them (stable: equal experts keep pair order).
-  n("Cast", [v("pair_expert")], [v("pair_expert_f")], { to: 1 });
+  const expertIds = c("moe_expert_ids", Array.from({ length: E }, (_, e) => e));
+  /** Rows per expert of a list of pair experts (one-hot, summed). */
+  const countsOf = (pairs: string, out: string) => {
+    n("Unsqueeze", [pairs, c("moe_axis1", [1])], [`${out}.col`]);
+    n("Equal", [`${out}.col`, expertIds], [`${out}.onehot`]);
+    n("Cast", [`${out}.onehot`], [`${out}.onehot_i64`], { to: 7 });
+    n("ReduceSum", [`${out}.onehot_i64`, c("moe_axis0", [0])], [out], { keepdims: 0 });
+  };
+  let pairExperts = v("pair_expert");
+  let weights = v("pair_weight");
+  let rowsFrom = v("x2d");
+  let tokens = "";
+  if (padRows) {
+    n("Shape", [v("pair_expert")], [v("pairs_n")]);
+    n("Gather", [v("pairs_n"), g.scalarI64("i64_zero", 0)], [v("pairs_scalar")], { axis: 0 });
+    n("Range", [g.scalarI64("i64_zero", 0), v("pairs_scalar"), g.scalarI64("i64_one", 1)], [v("pair_index")]);
+    n("Div", [v("pair_index"), c("moe_k_scalar", [k])], [v("pair_token")]);
+    countsOf(v("pair_expert"), v("routed_counts"));
+    n("Greater", [v("routed_counts"), c("moe_i64_0", [0])], [v("active")]);
+    n("NonZero", [v("active")], [v("active_nz")]);
+    n("Reshape", [v("active_nz"), c("moe_flat", [-1])], [v("pad_expert")]);
+    n("Shape", [v("pad_expert")], [v("pads_n")]);
+    n("ConstantOfShape", [v("pads_n")], [v("pad_weight")]);
+    // Pad pairs read row T: a zero row appended to x.
+    n("ConstantOfShape", [c("moe_zero_row_shape", [1, H])], [v("zero_row")]);
+    n("Concat", [v("x2d"), v("zero_row")], [v("x2d_padded")], { axis: 0 });
+    n("Shape", [v("x2d")], [v("x2d_shape_t")]);
+    n("Slice", [v("x2d_shape_t"), c("moe_i64_0", [0]), c("moe_i64_1", [1])], [v("t_1d")]);
+    n("Expand", [v("t_1d"), v("pads_n")], [v("pad_token")]);
+    n("Concat", [v("pair_expert"), v("pad_expert")], [v("all_expert")], { axis: 0 });
+    n("Concat", [v("pair_weight"), v("pad_weight")], [v("all_weight")], { axis: 0 });
+    n("Concat", [v("pair_token"), v("pad_token")], [v("all_token")], { axis: 0 });
+    [pairExperts, weights, tokens, rowsFrom] = [v("all_expert"), v("all_weight"), v("all_token"), v("x2d_padded")];
+  }
+  // Sort the pairs by expert: TopK on -expert over all of them (stable: equal experts keep pair order).
+  n("Cast", [pairExperts], [v("pair_expert_f")], { to: 1 });
   n("Neg", [v("pair_expert_f")], [v("pair_key")]);
-  n("Shape", [v("pair_expert")], [v("pairs")]);
+  n("Shape", [pairExperts], [v("pairs")]);
   n("TopK", [v("pair_key"), v("pairs")], [v("sorted_key"), v("order")], { axis: 0, largest: 1, sorted: 1 });
-  n("Div", [v("order"), c("moe_k_scalar", [k])], [v("token")]);
-  n("Gather", [v("x2d"), v("token")], [v("rows")], { axis: 0 });
-  n("Gather", [v("pair_weight"), v("order")], [v("row_weight")], { axis: 0 });
+  if (padRows) n("Gather", [tokens, v("order")], [v("token")], { axis: 0 });
+  else n("Div", [v("order"), c("moe_k_scalar", [k])], [v("token")]);
+  n("Gather", [rowsFrom, v("token")], [v("rows")], { axis: 0 });
+  n("Gather", [weights, v("order")], [v("row_weight")], { axis: 0 });
   // Rows per expert, for Split (an expert with no rows gets an empty slice; MatMulNBits skips it).
-  n("Unsqueeze", [v("pair_expert"), c("moe_axis1", [1])], [v("pair_expert_col")]);
-  n("Equal", [v("pair_expert_col"), c("moe_expert_ids", Array.from({ length: E }, (_, e) => e))], [v("onehot")]);
-  n("Cast", [v("onehot")], [v("onehot_i64")], { to: 7 });
-  n("ReduceSum", [v("onehot_i64"), c("moe_axis0", [0])], [v("counts")], { keepdims: 0 });
+  countsOf(pairExperts, v("counts"));
 
   const mm = (x: string, out: string, K: number, N: number, w: { weight: string; scales: string }, e: number, kind: string) => {
     const slot = expertSlot(e, E);
@@ -120,10 +159,11 @@ export function slicedMoe(g: GraphOps, m: MoeLayer): void {
   n("Concat", experts.map((e) => v(`down${e}`)), [v("down")], { axis: 0 });
   n("Unsqueeze", [v("row_weight"), c("moe_axis1", [1])], [v("row_weight_col")]);
   n("Mul", [v("down"), v("row_weight_col")], [v("weighted")]);
-  // Each token's k rows summed back onto it.
-  n("Shape", [v("x2d")], [v("x2d_shape")]);
+  // Each token's k rows summed back onto it (pad rows onto row T, then dropped).
+  n("Shape", [rowsFrom], [v("x2d_shape")]);
   n("ConstantOfShape", [v("x2d_shape")], [v("zeros")]);
   n("Unsqueeze", [v("token"), c("moe_axis1", [1])], [v("token_col")]);
   n("ScatterND", [v("zeros"), v("token_col"), v("weighted")], [v("sum2d")], { reduction: "add" });
-  n("Reshape", [v("sum2d"), v("x_shape")], [m.out]);
+  if (padRows) n("Slice", [v("sum2d"), c("moe_i64_0", [0]), c("moe_i64_minus1", [-1])], [v("sum2d_real")]);
+  n("Reshape", [padRows ? v("sum2d_real") : v("sum2d"), v("x_shape")], [m.out]);
 }

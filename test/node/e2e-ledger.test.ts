@@ -53,6 +53,8 @@ interface Outcome {
   ms: number;
 }
 
+const PREAMBLE =
+  "You are the keeper of an old lighthouse on a rocky northern coast. Answer every question about the sea, the weather and the ships in short plain sentences.";
 const WORDS = "the sea lighthouse keeper storm ship night light rope harbour gull tide wave stone lamp oil".split(" ");
 
 function makePlans(keys: { normal: string[]; limited: string }): Plan[] {
@@ -61,8 +63,10 @@ function makePlans(keys: { normal: string[]; limited: string }): Plan[] {
   const plans: Plan[] = [];
   for (let i = 0; i < REQUESTS; i++) {
     const stream = rnd() < 0.6;
-    // A few repeated prompts so the prefix cache (cached_tokens) is exercised too.
-    const words = rnd() < 0.3 ? WORDS.slice(0, 12) : Array.from({ length: 2 + Math.floor(rnd() * 10) }, () => pick(WORDS));
+    const words = Array.from({ length: 2 + Math.floor(rnd() * 10) }, () => pick(WORDS));
+    // A third start with the same long preamble (several 16-token blocks), so later ones from the same key
+    // and model hit the prefix cache: cached_tokens > 0, billed at the cached rate, streamed or not.
+    const shared = rnd() < 0.35;
     plans.push({
       i,
       key: rnd() < 0.1 ? keys.limited : pick(keys.normal),
@@ -74,7 +78,7 @@ function makePlans(keys: { normal: string[]; limited: string }): Plan[] {
       seed: Math.floor(rnd() * 1e6),
       stop: rnd() < 0.3 ? [pick(["e", "a", "o", " t", "s"]), pick(["n", "r", "i"])] : undefined,
       disconnectAfter: stream && rnd() < 0.3 ? 2 + Math.floor(rnd() * 6) : undefined,
-      prompt: `${i}: ${words.join(" ")}`,
+      prompt: shared ? `${PREAMBLE}\n${i}: ${words.join(" ")}` : `${i}: ${words.join(" ")}`,
     });
   }
   return plans;
@@ -281,6 +285,11 @@ describe("ledger = backend audit trail, request by request (real stack)", () => 
     console.log(`e2e-ledger: client latency p50 ${pct(outcomes.map((o) => o.ms), 0.5)} ms p90 ${pct(outcomes.map((o) => o.ms), 0.9)} ms`);
     console.log(`e2e-ledger: ${ledger.length} records checked; ${drainedExtra} generations ended by a cancel (stop string or disconnect) and were drained`);
     expect(mismatches).toEqual([]);
+    // The prefix cache was really exercised, on both paths: a discount that streams dropped would show above.
+    const cachedServed = outcomes.filter((o) => o.kind === "completed" && (o.usage?.prompt_tokens_details?.cached_tokens ?? 0) > 0);
+    console.log(`e2e-ledger: ${cachedServed.length} completed requests with cached prompt tokens (${cachedServed.filter((o) => o.plan.stream).length} streamed)`);
+    expect(cachedServed.filter((o) => o.plan.stream).length).toBeGreaterThan(0);
+    expect(cachedServed.filter((o) => !o.plan.stream).length).toBeGreaterThan(0);
 
     // Per key: the customer-facing totals are the sums of the records.
     for (const [key, id] of keyIds) {

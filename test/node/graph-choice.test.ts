@@ -1,9 +1,14 @@
 /** Which graph the runner picks (gpu-backend/engine/graph-choice.ts), and the error for a stale build. */
 import { describe, expect, it } from "vitest";
 import type { ModelManifest } from "../../contract/model-manifest";
-import { autoForm, parseGraphChoice, resolveGraph } from "../../gpu-backend/engine/graph-choice";
+import { autoForm, needsRowPadding, parseGraphChoice, resolveGraph } from "../../gpu-backend/engine/graph-choice";
 
-const moe = { name: "m", num_experts: 8, graphs: { fused: "model.onnx", sliced: "model.sliced.onnx" } } as unknown as ModelManifest;
+const moe = {
+  name: "m",
+  num_experts: 8,
+  graphs: { fused: "model.onnx", sliced: "model.sliced.onnx", batch_invariant: "model.batch-invariant.onnx" },
+} as unknown as ModelManifest;
+const noPadded = { name: "p", num_experts: 8, graphs: { fused: "model.onnx", sliced: "model.sliced.onnx" } } as unknown as ModelManifest;
 const old = { name: "old", num_experts: 8 } as unknown as ModelManifest;
 const dense = { name: "d", num_experts: 0, graphs: { fused: "model.onnx", sliced: "model.onnx" } } as unknown as ModelManifest;
 
@@ -26,6 +31,18 @@ describe("graph choice", () => {
   it("--graph sliced on a model built before the sliced graph says to rebuild; auto falls back to fused", () => {
     expect(() => resolveGraph(old, "sliced", "cpu")).toThrow(/built before the sliced graph existed: rebuild it/);
     expect(resolveGraph(old, "auto", "cpu")).toMatchObject({ form: "fused", file: "model.onnx" });
+  });
+
+  it("batch invariance: the row-padded graph where MLAS has a lone-row kernel (no AVX-512), or when asked", () => {
+    expect(needsRowPadding(false)).toBe(true);
+    expect(needsRowPadding(true)).toBe(false);
+    expect(resolveGraph(moe, "auto", "cpu", true)).toMatchObject({ form: "sliced", file: "model.batch-invariant.onnx", batchInvariant: true });
+    expect(resolveGraph(moe, "auto", "cpu", false)).toMatchObject({ file: "model.sliced.onnx" });
+    expect(resolveGraph(moe, "auto", "webgpu", "auto")).toMatchObject({ file: "model.onnx", batchInvariant: false });
+    expect(resolveGraph(moe, "auto", "cpu", "auto").file).toBe(needsRowPadding() ? "model.batch-invariant.onnx" : "model.sliced.onnx");
+    expect(resolveGraph(moe, "auto", "cpu", "auto").batchInvariant).toBe(true);
+    expect(() => resolveGraph(moe, "fused", "cpu", true)).toThrow(/needs the sliced graph/);
+    expect(() => resolveGraph(noPadded, "auto", "cpu", true)).toThrow(/before the batch-invariant graph existed: rebuild it/);
   });
 
   it("bad --graph values are refused by name", () => {

@@ -72,7 +72,7 @@ interface GraphOut {
 async function graphForward(
   dir: string,
   ids: number[],
-  opts: { graph: GraphForm; qmoeWeights?: QMoeWeightMode; env?: Record<string, string | undefined> },
+  opts: { graph: GraphForm; batchInvariant?: boolean; qmoeWeights?: QMoeWeightMode; env?: Record<string, string | undefined> },
 ): Promise<GraphOut> {
   // QMoE reads ORT_USE_MLAS_Q4_GEMM_MOE in its kernel constructor, i.e. at session creation.
   const env = opts.env ?? {};
@@ -85,7 +85,7 @@ async function graphForward(
   };
   apply(env);
   try {
-    const runner = await loadModelRunner(dir, { threads: THREADS, graph: opts.graph, qmoeWeights: opts.qmoeWeights });
+    const runner = await loadModelRunner(dir, { threads: THREADS, graph: opts.graph, batchInvariant: opts.batchInvariant ?? false, qmoeWeights: opts.qmoeWeights });
     try {
       return await runner.forwardAll(ids);
     } finally {
@@ -164,14 +164,23 @@ for (const tc of CASES) {
     });
 
     const isMoe = tc.cfg.architecture === "MixtralForCausalLM";
-    const forms: GraphForm[] = isMoe ? ["sliced", "fused"] : ["fused"];
-    for (const form of forms) {
-      it(`accuracy_level 0, ${isMoe ? `${form} MoE graph` : "dense graph"}: logits and hidden states match the reference on dequantized int4 weights (GATE)`, async () => {
+    const variants: { form: GraphForm; padded: boolean; label: string }[] = isMoe
+      ? [
+          { form: "sliced", padded: false, label: "sliced MoE graph" },
+          { form: "sliced", padded: true, label: "batch-invariant (row-padded) sliced MoE graph" },
+          { form: "fused", padded: false, label: "fused MoE graph" },
+        ]
+      : [
+          { form: "fused", padded: false, label: "dense graph" },
+          { form: "fused", padded: true, label: "batch-invariant (row-padded) dense graph" },
+        ];
+    for (const { form, padded, label } of variants) {
+      it(`accuracy_level 0, ${label}: logits and hidden states match the reference on dequantized int4 weights (GATE)`, async () => {
         // The fused graph on the QMoE path this host takes by default (qmoe-weights.ts).
-        const g = await graphForward(acc0, tc.ids, { graph: form });
+        const g = await graphForward(acc0, tc.ids, { graph: form, batchInvariant: padded });
         const c = compare(g.logits, refQ.logits, S, V);
         const h = compare(g.hidden, refQ.hidden, S, tc.cfg.hidden);
-        console.log(`[${tc.name}] acc0 ${form}: ${fmt(c)}; hidden ${h.worstRel.toExponential(2)}`);
+        console.log(`[${tc.name}] acc0 ${label}: ${fmt(c)}; hidden ${h.worstRel.toExponential(2)}`);
         expect(c.worstRel, `logits at position ${c.worstPos}`).toBeLessThanOrEqual(TOL);
         expect(h.worstRel, `hidden at position ${h.worstPos}`).toBeLessThanOrEqual(TOL);
       });

@@ -199,7 +199,7 @@ describe("model builder", () => {
 
   it("sliced MoE graph: per-expert MatMulNBits whose weights are byte ranges of the fused graph's, no QMoE", () => {
     const man = JSON.parse(readFileSync(path.join(moeDir, "model.json"), "utf8")) as ModelManifest;
-    expect(man.graphs).toEqual({ fused: "model.onnx", sliced: "model.sliced.onnx" });
+    expect(man.graphs).toEqual({ fused: "model.onnx", sliced: "model.sliced.onnx", batch_invariant: "model.batch-invariant.onnx" });
     const fused = decode(moeDir);
     const sliced = decode(moeDir, "model.sliced.onnx");
     const ops = countOps(sliced);
