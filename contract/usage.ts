@@ -35,7 +35,7 @@ export const UsageRecordSchema = z.object({
   /** ms since epoch: when the backend accepted the request, and when it stopped computing for it. */
   started_at: epochMs,
   ended_at: epochMs,
-  /** Which backend process wrote it (host:port plus a per-journal id), for operators. */
+  /** Which backend wrote it (hostname:port), for operators. */
   backend: z.string().max(200),
 });
 export type UsageRecord = z.infer<typeof UsageRecordSchema>;

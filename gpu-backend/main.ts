@@ -5,6 +5,7 @@
  * work finish for --grace-ms, cancel the rest, flush the usage journal, exit 0.
  */
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import path from "node:path";
 import { serve } from "@hono/node-server";
 import { Engine } from "./engine/engine";
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
     dir: journalDir,
     segmentBytes: cfg.usage.segmentBytes,
     keepSegments: cfg.usage.keepSegments,
-    backend: `${cfg.host}:${port}`,
+    backend: `${hostname()}:${port}`.slice(-200),
     delivery: cfg.usage,
   });
   state.usage = witness;

@@ -4,7 +4,7 @@
  * usage URL is configured, delivers it to the worker.
  */
 import { randomBytes } from "node:crypto";
-import type { UsageRecord } from "../../contract/usage";
+import { UsageRecordSchema, type UsageRecord } from "../../contract/usage";
 import { UsageDelivery, type DeliveryOptions } from "./delivery";
 import { Journal } from "./journal";
 
@@ -47,7 +47,10 @@ export class UsageWitness implements UsageSink {
   }
 
   record(r: UsageInput): Promise<void> {
-    return this.journal.append({ ...r, id: `${this.prefix}-${++this.n}`, backend: this.backend });
+    // Validated on the way in, because replay validates on the way out and would skip a bad line.
+    const parsed = UsageRecordSchema.safeParse({ ...r, id: `${this.prefix}-${++this.n}`, backend: this.backend });
+    if (!parsed.success) return Promise.reject(new Error(`invalid usage record: ${parsed.error.issues[0]?.message}`));
+    return this.journal.append(parsed.data);
   }
 
   stats(): { pending: number; segments: number } {
