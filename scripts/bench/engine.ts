@@ -1,6 +1,6 @@
 /**
  * npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64]
- *                         [--graph auto|fused|sliced] [--compare fused|sliced|none]
+ *                         [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--compare fused|sliced|none]
  * Engine throughput on the real graph through the real engine (scheduler + KV pool + prefix cache):
  *  decode_tok_s          tokens per second of decode steps (= sum of batch sizes / time in decode steps,
  *                        sampling included) with 1, 4, 8 greedy streams
@@ -9,8 +9,9 @@
  *  ttft_ms               submit -> first token for a 1024-token prompt, cold and with 90% of it in the prefix cache
  *  peak_rss_mb           max resident set of this process (the weights file's size beside it)
  * `--graph` is the measured graph (auto = what the server picks here); `--compare` measures the other MoE
- * form in the same run (default: the other one) and prints the ratios. With --json prints ONE JSON object
- * (last line); otherwise a table.
+ * form in the same run (default: the other one) and prints the ratios. When the measured graph is the
+ * row-padded batch-invariant one (graph-choice.ts), the plain sliced graph's decode is measured too: the cost
+ * of invariance. With --json prints ONE JSON object (last line); otherwise a table.
  */
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
@@ -18,8 +19,10 @@ import { parseArgs } from "node:util";
 import type { GraphForm, ModelManifest } from "../../contract/model-manifest";
 import type { GenerateParams } from "../../contract/wire";
 import { DEFAULT_ENGINE_OPTIONS, Engine } from "../../gpu-backend/engine/engine";
-import { parseGraphChoice } from "../../gpu-backend/engine/graph-choice";
+import { type InvariantChoice, parseGraphChoice, parseInvariantChoice } from "../../gpu-backend/engine/graph-choice";
 import { loadModelRunner, type ModelRunner } from "../../gpu-backend/engine/model-runner";
+
+const manifestGraphs = (m: ModelManifest) => m.graphs ?? { fused: "model.onnx", sliced: "model.onnx" };
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -31,12 +34,13 @@ const { values } = parseArgs({
     tokens: { type: "string", default: "64" },
     graph: { type: "string", default: "auto" },
     compare: { type: "string" },
+    "batch-invariant": { type: "string", default: "auto" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
   console.log(
-    "usage: npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--graph auto|fused|sliced] [--compare fused|sliced|none]",
+    "usage: npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--compare fused|sliced|none]",
   );
   process.exit(0);
 }
@@ -51,6 +55,7 @@ const newTokens = Number(values.tokens);
 
 interface Figures {
   graph: GraphForm;
+  batch_invariant: boolean;
   decode_tok_s: Record<string, number>;
   decode_tok_s_sampled: Record<string, number>;
   prefill_tok_s: Record<string, number>;
@@ -74,7 +79,7 @@ function run(engine: Engine, reqs: GenerateParams[]): Promise<number[]> {
   );
 }
 
-async function measure(runner: ModelRunner): Promise<Figures> {
+async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures> {
   const V = runner.manifest.vocab_size;
   const prompt = (n: number, seed: number) => Array.from({ length: n }, (_, i) => ((i + 1) * 7919 + seed * 104729) % (V - 600) + 500);
   const params = (ids: number[], max_tokens: number, sampled = false, seed = 0): GenerateParams => ({
@@ -91,7 +96,7 @@ async function measure(runner: ModelRunner): Promise<Figures> {
   });
   const mk = (prefixMb: number) =>
     new Engine(runner, { ...DEFAULT_ENGINE_OPTIONS, maxBatch: 8, kvBudgetBytes: 1024 * 2 ** 20, prefixCacheBytes: prefixMb * 2 ** 20, prefillChunk: 512 });
-  const tag = `[${runner.graph.form}]`;
+  const tag = `[${runner.graph.form}${runner.graph.batchInvariant ? ", batch-invariant" : ""}]`;
   await run(mk(0), [params(prompt(16, 0), 4)]); // warm-up
 
   const decodeRun = async (n: number, sampled: boolean) => {
@@ -103,7 +108,9 @@ async function measure(runner: ModelRunner): Promise<Figures> {
   };
   const decode: Record<string, number> = {};
   const sampled: Record<string, number> = {};
-  for (const n of [1, 4, 8]) decode[n] = await decodeRun(n, false);
+  for (const n of decodeOnly ? [1, 8] : [1, 4, 8]) decode[n] = await decodeRun(n, false);
+  const base = { graph: runner.graph.form, batch_invariant: runner.graph.batchInvariant, decode_tok_s: decode };
+  if (decodeOnly) return { ...base, decode_tok_s_sampled: {}, prefill_tok_s: {}, ttft_ms: { cold: NaN, cached: NaN } };
   for (const n of [1, 8]) sampled[n] = await decodeRun(n, true);
 
   const prefill: Record<string, number> = {};
@@ -115,15 +122,18 @@ async function measure(runner: ModelRunner): Promise<Figures> {
   }
 
   const e = mk(256);
-  const base = prompt(1024, 99);
-  const [cold] = await run(e, [params(base, 1)]);
-  const [cached] = await run(e, [params([...base.slice(0, 922), ...prompt(102, 100)], 1)]);
+  const long = prompt(1024, 99);
+  const [cold] = await run(e, [params(long, 1)]);
+  const [cached] = await run(e, [params([...long.slice(0, 922), ...prompt(102, 100)], 1)]);
   log(`${tag} ttft 1024 tokens: cold ${cold!.toFixed(1)} ms, 90% cached ${cached!.toFixed(1)} ms (${e.metrics.cachedTokens} tokens from cache)`);
-  return { graph: runner.graph.form, decode_tok_s: decode, decode_tok_s_sampled: sampled, prefill_tok_s: prefill, ttft_ms: { cold: cold!, cached: cached! } };
+  return { ...base, decode_tok_s_sampled: sampled, prefill_tok_s: prefill, ttft_ms: { cold: cold!, cached: cached! } };
 }
 
-const load = (graph: ReturnType<typeof parseGraphChoice>) => loadModelRunner(dir, { threads, spin: values.spin !== "0", graph });
+const invariant = parseInvariantChoice(values["batch-invariant"]);
+const load = (graph: ReturnType<typeof parseGraphChoice>, batchInvariant: InvariantChoice = invariant) =>
+  loadModelRunner(dir, { threads, spin: values.spin !== "0", graph, batchInvariant });
 const primaryRunner = await load(parseGraphChoice(values.graph));
+const padded = primaryRunner.graph.file === manifestGraphs(primaryRunner.manifest).batch_invariant;
 log(`graph: ${primaryRunner.graph.reason}`);
 const manifest: ModelManifest = primaryRunner.manifest;
 const primary = await measure(primaryRunner);
@@ -133,11 +143,20 @@ const peak = process.resourceUsage().maxRSS / 1024;
 const weightsMb = statSync(path.join(dir, manifest.weights_file)).size / 2 ** 20;
 log(`peak rss ${peak.toFixed(0)} MB, weights file ${weightsMb.toFixed(0)} MB (model ${manifest.name}, threads ${threads})`);
 
+// The cost of invariance: the same form without row padding, decode only.
+let unpadded: Figures | undefined;
+if (padded) {
+  const r = await load(primary.graph, false);
+  unpadded = await measure(r, true);
+  await r.release();
+  log(`batch-invariant/plain decode: 1 stream ${(primary.decode_tok_s["1"]! / unpadded.decode_tok_s["1"]!).toFixed(2)}x, 8 streams ${(primary.decode_tok_s["8"]! / unpadded.decode_tok_s["8"]!).toFixed(2)}x`);
+}
+
 const other: GraphForm = primary.graph === "sliced" ? "fused" : "sliced";
 const compareWith = values.compare === "none" || manifest.num_experts === 0 || !manifest.graphs ? null : ((values.compare as GraphForm | undefined) ?? other);
 let comparison: (Figures & { ratio: Record<string, number> }) | undefined;
 if (compareWith) {
-  const r = await load(compareWith);
+  const r = await load(compareWith, false);
   const f = await measure(r);
   await r.release();
   const ratio = {
@@ -159,5 +178,6 @@ const result = {
   peak_rss_mb: Math.round(peak),
   weights_file_mb: Math.round(weightsMb),
   compare: comparison,
+  unpadded_decode_tok_s: unpadded?.decode_tok_s,
 };
 if (values.json) console.log(JSON.stringify(result));
