@@ -219,8 +219,18 @@ export class Journal extends EventEmitter<{ append: [UsageRecord]; ack: [string[
     }
     const { seg, fh } = this.active;
     const data = Buffer.from(recs.map((r) => JSON.stringify(r) + "\n").join(""));
-    await fh.write(data);
-    await fh.sync();
+    try {
+      await fh.write(data);
+      await fh.sync();
+    } catch (e) {
+      // A failed write may have left a partial line: never append after it (the next record would be
+      // glued to it and unreadable on replay). The next write opens a fresh segment.
+      this.active = null;
+      seg.closed = true;
+      if (seg.unacked.size === 0) this.segments.delete(seg.n); // nothing in it to deliver
+      await fh.close().catch(() => undefined);
+      throw e;
+    }
     this.active.bytes += data.length;
     for (const rec of recs) {
       seg.unacked.add(rec.id);

@@ -2,7 +2,7 @@
  * The usage journal and its delivery loop (gpu-backend/usage/), against a local node:http receiver.
  * No sleeps: every wait is on a receiver request or a journal event.
  */
-import { mkdtemp, readdir, readFile, writeFile, appendFile } from "node:fs/promises";
+import { appendFile, mkdtemp, readdir, readFile, symlink, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -120,6 +120,21 @@ describe("usage journal", () => {
     for (const r of recs) await all.append(r);
     expect(all.pendingCount).toBe(12);
     await all.close();
+  });
+
+  it("after a failed write (ENOSPC) the next record goes to a fresh segment, never after a partial line", async () => {
+    const dir = await tmp();
+    const j = await Journal.open({ dir, segmentBytes: 1 << 20 });
+    // The segment the journal is about to create is /dev/full: every write to it fails with ENOSPC.
+    await symlink("/dev/full", path.join(dir, "seg-00000001.jsonl"));
+    await expect(j.append(rec())).rejects.toThrow(/ENOSPC|no space/i);
+    const b = rec();
+    await j.append(b);
+    expect(j.segmentNumbers()).toEqual([2]);
+    expect(await lines(path.join(dir, "seg-00000002.jsonl"))).toEqual([JSON.stringify(b)]);
+    await unlink(path.join(dir, "seg-00000001.jsonl"));
+    await j.close();
+    expect((await Journal.open({ dir, segmentBytes: 1 << 20 })).pending().map((r) => r.id)).toEqual([b.id]);
   });
 
   it("a second live process cannot open the same directory", async () => {
