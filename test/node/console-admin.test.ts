@@ -65,7 +65,7 @@ describe.skipIf(chromiumMissing !== null)(`operator console in Chromium${chromiu
     // The name is text, in the table and everywhere else; nothing ran.
     await keyRow().getByRole("cell", { name: NAME, exact: true }).waitFor();
     expect(await page.locator("main img, main script").count()).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    expect(await page.evaluate<number | undefined>("window.__xss")).toBeUndefined();
     await browser.shot(page, "admin-keys");
 
     // Shown once: gone after Done and never in a reload, the URL or the page's storage.
@@ -75,7 +75,7 @@ describe.skipIf(chromiumMissing !== null)(`operator console in Chromium${chromiu
     await keyRow().waitFor();
     expect(await page.content()).not.toContain(key);
     expect(page.url()).not.toContain(key);
-    expect(await page.evaluate(() => JSON.stringify(sessionStorage))).not.toContain(key);
+    expect(await page.evaluate<string>("JSON.stringify(sessionStorage)")).not.toContain(key);
   });
 
   it("edits a key's plan in a dialog", async () => {

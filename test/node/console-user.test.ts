@@ -51,7 +51,7 @@ describe.skipIf(chromiumMissing !== null)(`key holder's console in Chromium${chr
     await page.getByLabel("API key").fill("sk-not-a-real-key-0000000000000000");
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("alert").filter({ hasText: "Invalid or missing API key." }).waitFor();
-    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.evaluate<number>("sessionStorage.length")).toBe(0);
     expect(page.url()).toBe(`${stack.base}/console`);
     await page.close();
   });
@@ -66,8 +66,8 @@ describe.skipIf(chromiumMissing !== null)(`key holder's console in Chromium${chr
     expect(text).toMatch(/Requests per minute\s+600/);
     expect(text).toMatch(/spent of €50\.00/);
     expect(page.url()).not.toContain(key);
-    expect(await page.evaluate(() => [localStorage.length, document.cookie])).toEqual([0, ""]);
-    expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([key]);
+    expect(await page.evaluate<[number, string]>("[localStorage.length, document.cookie]")).toEqual([0, ""]);
+    expect(await page.evaluate<string[]>("Object.values(sessionStorage)")).toEqual([key]);
     await browser.shot(page, "console-overview");
     expect(page.problems).toEqual([]);
     await page.close();
@@ -90,7 +90,7 @@ describe.skipIf(chromiumMissing !== null)(`key holder's console in Chromium${chr
     expect(rows.find((r) => r.includes("mistral-tiny"))).toMatch(/mistral-tiny\s+3\s/);
     expect(rows.find((r) => r.includes("mistral-small"))).toMatch(/mistral-small\s+1\s/);
     expect(await page.locator("canvas").count()).toBe(2);
-    expect(await page.locator("canvas").first().evaluate((c) => (c as HTMLCanvasElement).width)).toBeGreaterThan(100);
+    expect(await page.locator("canvas").first().evaluate((c) => (c as unknown as { width: number }).width)).toBeGreaterThan(100);
     await browser.shot(page, "console-usage");
 
     const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
@@ -115,11 +115,10 @@ describe.skipIf(chromiumMissing !== null)(`key holder's console in Chromium${chr
     await page.getByLabel("Message").fill("Tell me about the sea");
     await page.getByRole("button", { name: "Send" }).click();
     // Streaming: text is on screen while Stop is still live (the reply is not finished).
-    await page.waitForFunction(() => {
-      const text = document.querySelector(".turn.assistant .text")?.textContent ?? "";
-      const stop = [...document.querySelectorAll("button")].find((b) => b.textContent === "Stop");
-      return text.length > 0 && stop !== undefined && !stop.disabled;
-    });
+    await page
+      .locator("form.playground", { has: page.locator(".turn.assistant .text:not(:empty)") })
+      .filter({ has: page.getByRole("button", { name: "Stop", disabled: false }) })
+      .waitFor();
     await page.getByRole("status").filter({ hasText: "Done." }).waitFor({ timeout: 60_000 });
     await stat(page, "status").filter({ hasText: "ok" }).waitFor();
     expect(await stat(page, "completion").innerText()).toBe("600");
@@ -137,7 +136,7 @@ describe.skipIf(chromiumMissing !== null)(`key holder's console in Chromium${chr
       expect(code).toContain(marker);
       expect(code).toContain("Tell me about the sea"); // the conversation so far plus the next message
       expect(code).not.toContain(key);
-      expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(code);
+      expect(await page.evaluate<string>("navigator.clipboard.readText()")).toBe(code);
     }
     await page.getByRole("button", { name: "Copy as curl" }).click();
     await browser.shot(page, "console-playground");
@@ -161,10 +160,7 @@ describe.skipIf(chromiumMissing !== null)(`key holder's console in Chromium${chr
       await page.locator(".turn.assistant .text").last().filter({ hasText: /\S/ }).waitFor();
       await page.getByRole("button", { name: "Stop" }).click();
       await page.getByRole("status").filter({ hasText: "Stopped." }).waitFor();
-      await page.waitForFunction(() => {
-        const t = document.querySelector('dl.stats dd[data-stat="status"]')?.textContent;
-        return t !== undefined && t !== "…";
-      }, undefined, { timeout: 60_000 });
+      await stat(page, "status").filter({ hasNotText: "…" }).waitFor({ timeout: 60_000 });
       const ledger = await stat(page, "status").innerText();
       if (ledger === "cancelled") break;
       console.warn(`Stop, attempt ${attempt}: the ledger says ${ledger}: the runtime did not pass the disconnect on`);
@@ -202,15 +198,10 @@ describe.skipIf(chromiumMissing !== null)(`key holder's console in Chromium${chr
     const texts = await page.locator(".transcript .text").allTextContents();
     expect(texts).toEqual([XSS, XSS]);
     expect(await page.locator(".transcript img, .transcript script").count()).toBe(0);
-    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
-    const sink = await page.evaluate(() => {
-      try {
-        document.body.insertAdjacentHTML("beforeend", "<b>x</b>");
-        return "assigned";
-      } catch (err) {
-        return String(err);
-      }
-    });
+    expect(await page.evaluate<number | undefined>("window.__xss")).toBeUndefined();
+    const sink = await page.evaluate<string>(`(() => {
+      try { document.body.insertAdjacentHTML("beforeend", "<b>x</b>"); return "assigned"; } catch (err) { return String(err); }
+    })()`);
     expect(sink).toMatch(/TrustedHTML/);
     await page.close();
   });
@@ -251,7 +242,7 @@ describe.skipIf(chromiumMissing !== null)(`key holder's console in Chromium${chr
       await page.getByRole("heading", { level: 2 }).first().waitFor();
       if (section === "Usage") await page.getByRole("table", { name: "Usage" }).waitFor();
       if (section === "Requests") await page.getByRole("table", { name: "Recent requests" }).waitFor();
-      expect(await page.evaluate(() => document.documentElement.scrollWidth), section).toBeLessThanOrEqual(375);
+      expect(await page.evaluate<number>("document.documentElement.scrollWidth"), section).toBeLessThanOrEqual(375);
       if (section === "Overview" || section === "Playground") await browser.shot(page, `console-phone-${section.toLowerCase()}`);
     }
     await page.close();
