@@ -31,7 +31,7 @@ export interface BackendConfig {
 
 /** The usage witness (gpu-backend/usage/): the journal, and where its records are delivered. */
 export interface UsageConfig {
-  /** Journal directory; default `.dev/journal/<port>` (resolved by main once the port is known when --port 0). */
+  /** Journal directory; undefined = the default, see journalDir(). */
   journalDir: string | undefined;
   segmentBytes: number;
   /** Without a URL, keep only this many segments (the journal would otherwise only grow). */
@@ -50,6 +50,11 @@ export const USAGE =
   "[--block-size 16] [--prefill-chunk 256] [--max-queue 64] [--grace-ms 10000] [--insecure] [--max-body-mb 8] " +
   "[--journal-dir DIR] [--journal-segment-mb 16] [--journal-keep-segments 8] [--usage-url URL] [--usage-token T | env USAGE_TOKEN] [--usage-batch 100] " +
   "[--usage-retry-base-ms 500] [--usage-retry-max-ms 60000]";
+
+/** --journal-dir, or `.dev/journal/<port>` with the port actually bound (so --port 0 works too). */
+export function journalDir(cfg: BackendConfig, boundPort: number): string {
+  return cfg.usage.journalDir ?? path.resolve(".dev/journal", String(boundPort));
+}
 
 /** Loopback addresses only: a tokenless backend must not be reachable from another host. */
 export function isLoopback(host: string): boolean {

@@ -12,7 +12,7 @@ import { Engine } from "./engine/engine";
 import { loadModelRunner } from "./engine/model-runner";
 import { createApp, type ServerState } from "./server/app";
 import { UsageWitness } from "./usage/witness";
-import { parseConfig, USAGE } from "./config";
+import { journalDir, parseConfig, USAGE } from "./config";
 
 async function warm(engine: Engine): Promise<void> {
   const bos = engine.runner.manifest.bos_token_id;
@@ -49,9 +49,9 @@ async function main(): Promise<void> {
   console.error(`backend listening on http://${cfg.host}:${port} (loading models)`);
 
   // Opened before any model loads: nothing is served (ready=false) until the journal is writable.
-  const journalDir = cfg.usage.journalDir ?? path.resolve(".dev/journal", String(port));
+  const dir = journalDir(cfg, port);
   const witness = await UsageWitness.open({
-    dir: journalDir,
+    dir,
     segmentBytes: cfg.usage.segmentBytes,
     keepSegments: cfg.usage.keepSegments,
     backend: `${hostname()}:${port}`.slice(-200),
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   });
   state.usage = witness;
   console.error(
-    `backend: usage journal ${journalDir}: ${witness.journal.pendingCount} record(s) pending; ` +
+    `backend: usage journal ${dir}: ${witness.journal.pendingCount} record(s) pending; ` +
       (cfg.usage.url ? `delivering to ${cfg.usage.url}` : "delivery off (no --usage-url)"),
   );
 
