@@ -122,6 +122,20 @@ describe.skipIf(chromiumMissing !== null)(`operator console in Chromium${chromiu
     await browser.shot(page, "admin-requests");
   });
 
+  it("fits a phone-width screen: wide tables scroll inside their own region, not the page", async () => {
+    const phone = await browser.page({ width: 375, height: 780 });
+    await phone.goto(`${stack.base}/console/admin`);
+    await phone.getByLabel("Admin token").fill(stack.adminToken);
+    await phone.getByRole("button", { name: "Sign in" }).click();
+    for (const section of ["Keys", "Spend", "Requests"]) {
+      await phone.getByRole("button", { name: section, exact: true }).click();
+      await phone.getByRole("table").first().waitFor();
+      expect(await phone.evaluate<number>("document.documentElement.scrollWidth"), section).toBeLessThanOrEqual(375);
+    }
+    expect(phone.problems).toEqual([]);
+    await phone.close();
+  });
+
   it("revokes a key; the API then refuses it, and so does the key holder's console", async () => {
     await page.getByRole("button", { name: "Keys", exact: true }).click();
     page.once("dialog", (d) => void d.accept());

@@ -18,7 +18,7 @@ export const SCREENSHOTS = resolve(import.meta.dirname, "../../../screenshots");
 
 export interface Browser {
   context: BrowserContext;
-  /** A new tab (its own sessionStorage) that records console errors and CSP violations. */
+  /** A new tab (its own sessionStorage) that records console errors, CSP violations and any request off this machine. */
   page(viewport?: { width: number; height: number }): Promise<Page & { problems: string[] }>;
   shot(page: Page, name: string, fullPage?: boolean): Promise<void>;
   close(): Promise<void>;
@@ -45,6 +45,10 @@ export async function launchBrowser(): Promise<Browser> {
         if (m.type() === "error" && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) page.problems.push(m.text());
       });
       page.on("pageerror", (e) => page.problems.push(`pageerror: ${e.message}`));
+      // Everything is bundled: a CDN, a font or any other origin would be a bug.
+      page.on("request", (r) => {
+        if (!/^(http:\/\/127\.0\.0\.1[:/]|data:|blob:)/.test(r.url())) page.problems.push(`off-machine request: ${r.url()}`);
+      });
       return page;
     },
     async shot(page, name, fullPage = true) {

@@ -14,11 +14,13 @@ export function overviewSection(api: Api, first: KeyInfo, onAuthError: (e: unkno
   let info = first;
   const render = () => replace(body, planCard(info), budgetCard(info));
   render();
+  let fresh = true; // `first` was read just now, at sign-in
   return {
     id: "overview",
     label: "Overview",
     el,
     show() {
+      if (fresh) return void (fresh = false);
       n.loading("Refreshing…");
       api.get<KeyInfo>("/v1/key").then(
         (k) => {
