@@ -51,3 +51,20 @@ export type UsageAck = z.infer<typeof UsageAckSchema>;
 
 /** The worker's route for deliveries (its own token, USAGE_TOKEN; 404 when unset). */
 export const USAGE_PATH = "/internal/usage";
+
+/**
+ * POST /v1/usage/status on the backend (BACKEND_TOKEN): what it knows of some request ids, so a worker
+ * holding a reservation with no settle can tell "still running", "finished (here is the record)" and
+ * "never seen". `since` bounds the last answer: every request the backend accepted at or after `since`
+ * (ms epoch) is running or finished; "unknown" for a request sent before `since` proves nothing (the
+ * backend restarted, or forgot old records).
+ */
+export const UsageStatusRequestSchema = z.object({ request_ids: z.array(RequestIdSchema).min(1).max(100) });
+export type UsageStatusRequest = z.infer<typeof UsageStatusRequestSchema>;
+
+export type RequestState = { state: "running" } | { state: "finished"; record: UsageRecord } | { state: "unknown" };
+
+export interface UsageStatusResponse {
+  since: number;
+  requests: Record<string, RequestState>;
+}

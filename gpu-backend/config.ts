@@ -40,6 +40,8 @@ export interface UsageConfig {
   url: string | undefined;
   token: string | undefined;
   batch: number;
+  /** Finished requests that POST /v1/usage/status remembers. */
+  recent: number;
   retryBaseMs: number;
   retryMaxMs: number;
 }
@@ -48,7 +50,7 @@ export const USAGE =
   "usage: npm run backend -- --model <dir> [--model <dir> ...] --port <n> [--host 127.0.0.1] [--threads N] [--ep cpu|webgpu|cuda] " +
   "[--runtime native|wasm] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--token T | env BACKEND_TOKEN] [--max-batch N] [--kv-budget-mb N] [--prefix-cache-mb N] " +
   "[--block-size 16] [--prefill-chunk 256] [--max-queue 64] [--grace-ms 10000] [--insecure] [--max-body-mb 8] " +
-  "[--journal-dir DIR] [--journal-segment-mb 16] [--journal-keep-segments 8] [--usage-url URL] [--usage-token T | env USAGE_TOKEN] [--usage-batch 100] " +
+  "[--journal-dir DIR] [--journal-segment-mb 16] [--journal-keep-segments 8] [--usage-url URL] [--usage-token T | env USAGE_TOKEN] [--usage-batch 100] [--usage-recent 100000] " +
   "[--usage-retry-base-ms 500] [--usage-retry-max-ms 60000]";
 
 /** --journal-dir, or `.dev/journal/<port>` with the port actually bound (so --port 0 works too). */
@@ -104,6 +106,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       "usage-url": { type: "string" },
       "usage-token": { type: "string" },
       "usage-batch": { type: "string" },
+      "usage-recent": { type: "string" },
       "usage-retry-base-ms": { type: "string" },
       "usage-retry-max-ms": { type: "string" },
     },
@@ -157,6 +160,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       url: usageUrl,
       token: usageToken,
       batch,
+      recent: int("usage-recent", values["usage-recent"], 100_000, 1),
       retryBaseMs,
       retryMaxMs: int("usage-retry-max-ms", values["usage-retry-max-ms"], 60_000, retryBaseMs),
     },

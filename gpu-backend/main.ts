@@ -54,6 +54,7 @@ async function main(): Promise<void> {
     dir,
     segmentBytes: cfg.usage.segmentBytes,
     keepSegments: cfg.usage.keepSegments,
+    recentCapacity: cfg.usage.recent,
     backend: `${hostname()}:${port}`.slice(-200),
     delivery: cfg.usage,
   });

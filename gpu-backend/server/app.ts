@@ -24,6 +24,7 @@ import {
   type ModelsResponse,
 } from "../../contract/wire";
 import { AdmissionError, EmbedStopped, type Engine } from "../engine/engine";
+import { UsageStatusRequestSchema, type RequestState, type UsageStatusResponse } from "../../contract/usage";
 import type { UsageInput, UsageSink } from "../usage/witness";
 import { err, InFlight, invalid, readJson, tokenOk } from "./http";
 import { renderMetrics, type HttpCounters } from "./metrics";
@@ -207,6 +208,23 @@ export function createApp(state: ServerState): Hono {
     const parsed = CancelRequestSchema.safeParse(json.body);
     if (!parsed.success) return invalid(c, parsed.error.issues);
     return c.json<CancelResponse>({ cancelled: inFlight.cancel(parsed.data.request_id) });
+  });
+
+  // What this backend knows of some request ids (contract/usage.ts): lets the worker end a reservation
+  // whose settle never came. Running wins over finished: a duplicate id may still be in flight.
+  app.post("/v1/usage/status", async (c) => {
+    if (!state.usage) return unavailable(c);
+    const json = await readJson(c);
+    if (!json.ok) return err(c, 400, "invalid_json", "request body is not valid JSON");
+    const parsed = UsageStatusRequestSchema.safeParse(json.body);
+    if (!parsed.success) return invalid(c, parsed.error.issues);
+    const recent = state.usage.recent;
+    const requests: Record<string, RequestState> = {};
+    for (const id of parsed.data.request_ids) {
+      const record = recent.get(id);
+      requests[id] = inFlight.has(id) ? { state: "running" } : record ? { state: "finished", record } : { state: "unknown" };
+    }
+    return c.json<UsageStatusResponse>({ since: recent.since, requests });
   });
 
   app.post("/v1/embed", async (c) => {

@@ -75,6 +75,9 @@ export class InFlight {
     for (const set of this.byId.values()) n += set.size;
     return n;
   }
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
   cancel(id: string): boolean {
     const set = this.byId.get(id);
     if (!set) return false;

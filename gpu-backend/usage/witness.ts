@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { UsageRecordSchema, type UsageRecord } from "../../contract/usage";
 import { UsageDelivery, type DeliveryOptions } from "./delivery";
 import { Journal } from "./journal";
+import { RecentRequests } from "./recent";
 
 export type UsageInput = Omit<UsageRecord, "id" | "backend">;
 
@@ -14,6 +15,8 @@ export type UsageInput = Omit<UsageRecord, "id" | "backend">;
 export interface UsageSink {
   record(r: UsageInput): Promise<void>;
   stats(): { pending: number; segments: number };
+  /** Final records of recent requests (POST /v1/usage/status). */
+  readonly recent: RecentRequests;
 }
 
 export interface WitnessOptions {
@@ -24,6 +27,8 @@ export interface WitnessOptions {
   /** Identifies this backend in records (host:port). */
   backend: string;
   delivery: Omit<DeliveryOptions, "url" | "token"> & { url: string | undefined; token: string | undefined };
+  /** How many finished requests POST /v1/usage/status remembers. */
+  recentCapacity: number;
 }
 
 export class UsageWitness implements UsageSink {
@@ -35,6 +40,7 @@ export class UsageWitness implements UsageSink {
     readonly journal: Journal,
     readonly delivery: UsageDelivery | null,
     private readonly backend: string,
+    readonly recent: RecentRequests,
   ) {}
 
   static async open(o: WitnessOptions): Promise<UsageWitness> {
@@ -43,13 +49,19 @@ export class UsageWitness implements UsageSink {
     const journal = await Journal.open({ dir: o.dir, segmentBytes: o.segmentBytes, ...(delivering ? {} : { keepSegments: o.keepSegments }) });
     const delivery = delivering ? new UsageDelivery(journal, { ...rest, url, token }) : null;
     delivery?.start();
-    return new UsageWitness(journal, delivery, o.backend);
+    const recent = new RecentRequests(o.recentCapacity, Date.now());
+    // Replayed records are known too (they may predate `since`, which only bounds "unknown").
+    for (const rec of journal.pending(o.recentCapacity)) recent.add(rec);
+    return new UsageWitness(journal, delivery, o.backend, recent);
   }
 
   record(r: UsageInput): Promise<void> {
     // Validated on the way in, because replay validates on the way out and would skip a bad line.
     const parsed = UsageRecordSchema.safeParse({ ...r, id: `${this.prefix}-${++this.n}`, backend: this.backend });
     if (!parsed.success) return Promise.reject(new Error(`invalid usage record: ${parsed.error.issues[0]?.message}`));
+    // Known at once, before the fsync: between the engine's end and the journal there is no gap in
+    // which the request would read as "unknown".
+    this.recent.add(parsed.data);
     return this.journal.append(parsed.data);
   }
 

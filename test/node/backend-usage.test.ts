@@ -7,7 +7,7 @@ import { mkdtemp, readdir, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { UsageRecord } from "../../contract/usage";
+import type { UsageRecord, UsageStatusResponse } from "../../contract/usage";
 import { parseGenerateEvent, type GenerateEvent } from "../../contract/wire";
 import { devModel } from "./engine-helpers";
 import { ids, metric, post, readEvents, spawnBackend, type Backend } from "./helpers/backend";
@@ -105,6 +105,29 @@ describe("backend usage witness", () => {
     expect(Number.isInteger(await metric(b, "backend_usage_journal_segments"))).toBe(true);
   });
 
+  it("POST /v1/usage/status: running, finished (with its record) or unknown, and since", async () => {
+    const t0 = Date.now();
+    const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(10, 7), max_tokens: 3000, request_id: "req_s1" });
+    const s = await readTokens(res, 1);
+    const status = async (request_ids: string[]) => {
+      const r2 = await post(`${b.url}/v1/usage/status`, { request_ids });
+      expect(r2.status).toBe(200);
+      return (await r2.json()) as UsageStatusResponse;
+    };
+    const st = await status(["req_s1", "req_w1", "req_never"]);
+    expect(st.since).toBeLessThanOrEqual(t0);
+    expect(st.requests.req_s1).toEqual({ state: "running" });
+    expect(st.requests.req_w1).toEqual({ state: "finished", record: r.received.find((x) => x.request_id === "req_w1") });
+    expect(st.requests.req_never).toEqual({ state: "unknown" });
+    await post(`${b.url}/v1/cancel`, { request_id: "req_s1" });
+    while (!(await s.reader.read()).done);
+    // Finished the moment the done line is out (the record is known before its fsync even started).
+    expect((await status(["req_s1"])).requests.req_s1).toMatchObject({ state: "finished", record: { finish_reason: "cancelled" } });
+    expect((await post(`${b.url}/v1/usage/status`, { request_ids: [] })).status).toBe(400);
+    expect((await post(`${b.url}/v1/usage/status`, { request_ids: ["a b"] })).status).toBe(400);
+    expect((await post(`${b.url}/v1/usage/status`, { request_ids: ["x"] }, {})).status).toBe(401);
+  });
+
   it("refuses --usage-url without a usage token", async () => {
     await expect(spawnBackend(["--model", devModel("tiny"), "--usage-url", r.url], { env: { USAGE_TOKEN: undefined } })).rejects.toThrow(
       /--usage-url needs --usage-token or env USAGE_TOKEN/,
@@ -123,6 +146,7 @@ describe("backend usage witness across kill -9", () => {
       const finished = await readEvents(await post(`${a.url}/v1/generate`, { model: "tiny", input_ids: ids(9, 4), max_tokens: 3, request_id: "req_k1", key_id: "key_k" }));
       const done = finished.pop() as Extract<GenerateEvent, { type: "done" }>;
       await r.until(() => r.offered.some((x) => x.request_id === "req_k1")); // offered, refused (500)
+      const sentK2 = Date.now();
       const mid = await post(`${a.url}/v1/generate`, { model: "tiny", input_ids: ids(9, 5), max_tokens: 3000, request_id: "req_k2" });
       await readTokens(mid, 2);
       a.proc.kill("SIGKILL");
@@ -140,6 +164,12 @@ describe("backend usage witness across kill -9", () => {
       expect(r.received[0]).toMatchObject({ key_id: "key_k", ...done.usage, finish_reason: done.finish_reason });
       // req_k2 was never finished by any backend: there is nothing to witness, so no record.
       expect(r.offered.some((x) => x.request_id === "req_k2")).toBe(false);
+      // The restarted backend still knows req_k1 (replayed); for req_k2 it says unknown, with a `since`
+      // after req_k2 was sent, so the worker knows that "unknown" proves nothing there.
+      const st = (await (await post(`${b.url}/v1/usage/status`, { request_ids: ["req_k1", "req_k2"] })).json()) as UsageStatusResponse;
+      expect(st.requests.req_k1).toMatchObject({ state: "finished", record: { request_id: "req_k1" } });
+      expect(st.requests.req_k2).toEqual({ state: "unknown" });
+      expect(st.since).toBeGreaterThan(sentK2);
     } finally {
       a.proc.kill("SIGKILL");
       b?.proc.kill("SIGKILL");

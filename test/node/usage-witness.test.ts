@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { UsageRecord } from "../../contract/usage";
 import { backoffMs, UsageDelivery } from "../../gpu-backend/usage/delivery";
 import { Journal } from "../../gpu-backend/usage/journal";
+import { RecentRequests } from "../../gpu-backend/usage/recent";
 import { startReceiver, type Receiver } from "./helpers/usage-receiver";
 
 const TOKEN = "usage-token-test";
@@ -245,5 +246,24 @@ describe("usage delivery", () => {
     const j3 = await Journal.open({ dir, segmentBytes: 1 << 20 }).catch((e: Error) => e);
     expect(j3).toBeInstanceOf(Journal);
     if (j3 instanceof Journal) expect(j3.pendingCount).toBe(0);
+  });
+});
+
+describe("recent requests (POST /v1/usage/status)", () => {
+  it("evicting a record moves `since` past its start, so unknown is never claimed for what was forgotten", () => {
+    const recent = new RecentRequests(2, 1000);
+    const a = rec({ started_at: 1500 });
+    const b = rec({ started_at: 1200 });
+    const c = rec({ started_at: 1700 });
+    recent.add(a);
+    recent.add(b);
+    expect(recent.since).toBe(1000);
+    recent.add(c); // evicts a (oldest inserted)
+    expect(recent.get(a.request_id)).toBeUndefined();
+    expect(recent.since).toBe(1501);
+    recent.add(rec({ started_at: 1100 })); // evicts b: since never moves back
+    expect(recent.since).toBe(1501);
+    expect(recent.get(c.request_id)).toEqual(c);
+    expect(recent.size).toBe(2);
   });
 });
