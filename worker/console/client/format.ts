@@ -9,6 +9,9 @@ export function eurExact(micros: number): string {
   return `€${groups.format(whole)}.${String(micros % 1e6).padStart(6, "0")}`;
 }
 
+/** Euros as a plain decimal for CSV (no symbol, no grouping): 1234567 -> "1.234567". */
+export const eurDecimal = (micros: number): string => `${Math.floor(micros / 1e6)}.${String(micros % 1e6).padStart(6, "0")}`;
+
 /** €, rounded to cents for amounts of a cent or more, exact below (a few tokens cost micro-euros). */
 export function eur(micros: number): string {
   if (micros !== 0 && micros < 10_000) return eurExact(micros);

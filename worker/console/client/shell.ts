@@ -79,7 +79,7 @@ export function renderShell(root: HTMLElement, o: ShellOptions): { select(id: st
     button("Sign out", o.onSignOut, { class: "secondary" }),
   );
   replace(root, h("a", { class: "skip", href: "#content" }, "Skip to content"), header, h("nav", { "aria-label": "Sections" }, ...navButtons.values()), main);
-  select(location.hash.slice(1), false);
+  select(location.hash.slice(1), true); // after sign-in, focus lands on the section's heading
   return { select: (id) => select(id, true) };
 }
 

@@ -72,7 +72,8 @@ export function spendSection(api: Api): Section {
             { label: "Cost", value: (a) => eurExact(a.cost_micros), numeric: true },
           ], top, "No spend this month."),
         );
-        const labels = keyLabels.map((id) => names.get(id) ?? id);
+        // Names need not be unique: the end of the id tells two "acme" keys apart on the axis.
+        const labels = keyLabels.map((id) => `${names.get(id) ?? "?"} …${id.slice(-4)}`);
         const byId = new Map(keyLabels.map((id, i) => [id, labels[i]]));
         chart = stackedBars(box.canvas, labels, pivot(perKeyTier, labels, (a) => byId.get(a.key_id) ?? a.key_id, (a) => a.tier, (a) => a.cost_micros), "cost (€)", eur);
         n.clear();

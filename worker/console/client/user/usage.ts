@@ -4,7 +4,7 @@ import type { Api } from "../api";
 import { chartBox, stackedBars } from "../charts";
 import { download, toCsv } from "../csv";
 import { button, h, replace } from "../dom";
-import { daysBetween, eur, eurExact, int } from "../format";
+import { daysBetween, eur, eurDecimal, eurExact, int } from "../format";
 import { notice } from "../notice";
 import { pivot, rangeForm } from "../range";
 import { heading, type Section } from "../shell";
@@ -20,7 +20,7 @@ export function usageSection(api: Api, onAuthError: (e: unknown) => void): Secti
 
   const csv = button("Download CSV", () => {
     const header = ["date", "tier", "requests", "prompt_tokens", "cached_tokens", "completion_tokens", "cost_eur"];
-    const lines = rows.map((r) => [r.date, r.tier, r.requests, r.prompt_tokens, r.cached_tokens, r.completion_tokens, eurExact(r.cost_micros).slice(1)]);
+    const lines = rows.map((r) => [r.date, r.tier, r.requests, r.prompt_tokens, r.cached_tokens, r.completion_tokens, eurDecimal(r.cost_micros)]);
     download(`usage-${range.from}-to-${range.to}.csv`, toCsv(header, lines));
   });
 
