@@ -3,7 +3,7 @@
  * finished/cancelled request, durable before the `done` line, delivered to a local receiver, and
  * replayed exactly once after a kill -9. Waits are on stream events, receiver requests and log lines.
  */
-import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, symlink, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,8 +15,8 @@ import { startReceiver, type Receiver } from "./helpers/usage-receiver";
 
 const USAGE_TOKEN = "usage-token-e2e";
 
-async function journalRecords(dir: string): Promise<UsageRecord[]> {
-  const files = (await readdir(dir)).filter((f) => f.endsWith(".jsonl")).sort();
+async function journalRecords(dir: string, skip: string[] = []): Promise<UsageRecord[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith(".jsonl") && !skip.includes(f)).sort();
   const out: UsageRecord[] = [];
   for (const f of files) for (const l of (await readFile(path.join(dir, f), "utf8")).split("\n")) if (l) out.push(JSON.parse(l) as UsageRecord);
   return out;
@@ -174,6 +174,27 @@ describe("backend usage witness across kill -9", () => {
       a.proc.kill("SIGKILL");
       b?.proc.kill("SIGKILL");
       await r.close();
+    }
+  });
+});
+
+describe("backend usage witness when the journal cannot be written", () => {
+  it("the stream still ends with its done line, and the failure is logged with the request id", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "backend-journal-"));
+    const b = await spawnBackend(["--model", devModel("tiny"), "--journal-dir", dir]);
+    try {
+      await b.ready;
+      // The journal's first segment is created on the first record: make it /dev/full (ENOSPC).
+      await symlink("/dev/full", path.join(dir, "seg-00000001.jsonl"));
+      const events = await readEvents(await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(6), max_tokens: 2, request_id: "req_full" }));
+      expect(events.at(-1)).toMatchObject({ type: "done" });
+      await b.waitFor(/usage journal write failed for req_full: .*ENOSPC/);
+      // The next record goes to a fresh segment and is written normally.
+      await readEvents(await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(6), max_tokens: 2, request_id: "req_after" }));
+      expect((await journalRecords(dir, ["seg-00000001.jsonl"])).map((x) => x.request_id)).toEqual(["req_after"]);
+    } finally {
+      b.proc.kill("SIGKILL");
+      await unlink(path.join(dir, "seg-00000001.jsonl")).catch(() => undefined);
     }
   });
 });
