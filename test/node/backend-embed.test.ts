@@ -3,7 +3,7 @@
  * and stop on cancel (AbortSignal, POST /v1/cancel, client disconnect), billing what was computed.
  * Orderings are observed through engine hooks and receiver/metrics events, never through timing.
  */
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +13,16 @@ import { loadModelRunner, type ModelRunner } from "../../gpu-backend/engine/mode
 import { devModel } from "./engine-helpers";
 import { ids, metric, post, spawnBackend, type Backend } from "./helpers/backend";
 import { startReceiver, type Receiver } from "./helpers/usage-receiver";
+
+const journals: string[] = [];
+const tmpJournal = async () => {
+  const d = await mkdtemp(path.join(tmpdir(), "backend-journal-"));
+  journals.push(d);
+  return d;
+};
+afterAll(async () => {
+  for (const d of journals) await rm(d, { recursive: true, force: true });
+});
 
 const gen = (over: Partial<GenerateParams> = {}): GenerateParams => ({
   model: "tiny", input_ids: ids(12), max_tokens: 100_000, temperature: 0, top_p: 1, top_k: 0, stop_token_ids: [], cache_salt: "", request_id: "g", ...over,
@@ -92,7 +102,7 @@ describe("backend /v1/embed cancel", () => {
   const total = inputs.length * 2000;
   beforeAll(async () => {
     r = await startReceiver(USAGE_TOKEN);
-    const dir = await mkdtemp(path.join(tmpdir(), "backend-journal-"));
+    const dir = await tmpJournal();
     b = await spawnBackend(["--model", devModel("tiny"), "--journal-dir", dir, "--usage-url", r.url, "--usage-retry-base-ms", "5"], { env: { USAGE_TOKEN } });
     await b.ready;
   });

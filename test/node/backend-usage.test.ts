@@ -3,7 +3,7 @@
  * finished/cancelled request, durable before the `done` line, delivered to a local receiver, and
  * replayed exactly once after a kill -9. Waits are on stream events, receiver requests and log lines.
  */
-import { mkdtemp, readdir, readFile, symlink, unlink } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, symlink, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +12,16 @@ import { parseGenerateEvent, type GenerateEvent } from "../../contract/wire";
 import { devModel } from "./engine-helpers";
 import { ids, metric, post, readEvents, spawnBackend, type Backend } from "./helpers/backend";
 import { startReceiver, type Receiver } from "./helpers/usage-receiver";
+
+const journals: string[] = [];
+const tmpJournal = async () => {
+  const d = await mkdtemp(path.join(tmpdir(), "backend-journal-"));
+  journals.push(d);
+  return d;
+};
+afterAll(async () => {
+  for (const d of journals) await rm(d, { recursive: true, force: true });
+});
 
 const USAGE_TOKEN = "usage-token-e2e";
 
@@ -44,7 +54,7 @@ describe("backend usage witness", () => {
   let dir: string;
   beforeAll(async () => {
     r = await startReceiver(USAGE_TOKEN);
-    dir = await mkdtemp(path.join(tmpdir(), "backend-journal-"));
+    dir = await tmpJournal();
     b = await spawnBackend(backendArgs(dir, r), { env: { USAGE_TOKEN } });
     await b.ready;
   });
@@ -138,7 +148,7 @@ describe("backend usage witness", () => {
 describe("backend usage witness across kill -9", () => {
   it("a finished request's record survives a crash mid-stream of another and arrives exactly once after restart", async () => {
     const r = await startReceiver(USAGE_TOKEN, { failNext: Number.MAX_SAFE_INTEGER });
-    const dir = await mkdtemp(path.join(tmpdir(), "backend-journal-"));
+    const dir = await tmpJournal();
     const a = await spawnBackend(backendArgs(dir, r), { env: { USAGE_TOKEN } });
     let b: Backend | undefined;
     try {
@@ -180,7 +190,7 @@ describe("backend usage witness across kill -9", () => {
 
 describe("backend usage witness when the journal cannot be written", () => {
   it("the stream still ends with its done line, and the failure is logged with the request id", async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), "backend-journal-"));
+    const dir = await tmpJournal();
     const b = await spawnBackend(["--model", devModel("tiny"), "--journal-dir", dir]);
     try {
       await b.ready;

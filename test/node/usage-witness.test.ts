@@ -2,10 +2,10 @@
  * The usage journal and its delivery loop (gpu-backend/usage/), against a local node:http receiver.
  * No sleeps: every wait is on a receiver request or a journal event.
  */
-import { appendFile, mkdtemp, readdir, readFile, symlink, unlink, writeFile } from "node:fs/promises";
+import { appendFile, mkdtemp, readdir, readFile, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { UsageRecord } from "../../contract/usage";
 import { backoffMs, UsageDelivery } from "../../gpu-backend/usage/delivery";
 import { Journal } from "../../gpu-backend/usage/journal";
@@ -30,7 +30,15 @@ const rec = (over: Partial<UsageRecord> = {}): UsageRecord => ({
   backend: "127.0.0.1:1",
   ...over,
 });
-const tmp = () => mkdtemp(path.join(tmpdir(), "usage-journal-"));
+const dirs: string[] = [];
+const tmp = async () => {
+  const d = await mkdtemp(path.join(tmpdir(), "usage-journal-"));
+  dirs.push(d);
+  return d;
+};
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
 const lines = async (file: string) => (await readFile(file, "utf8")).split("\n").filter(Boolean);
 
 /** Resolves once every record is acknowledged in the journal (waits on its "ack" events). */

@@ -1,6 +1,6 @@
 /** Spawns the real backend process for the node tests and watches its output (events, never sleeps). */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseGenerateEvent, type GenerateEvent } from "../../../contract/wire";
@@ -60,7 +60,12 @@ export function startBackend(args: string[], o: SpawnOptions = {}): Omit<Backend
   };
   proc.stderr!.on("data", (d: Buffer) => ((err += d.toString()), check()));
   proc.stdout!.on("data", (d: Buffer) => ((out += d.toString()), check()));
-  const exited = new Promise<number | string>((r) => proc.on("exit", (code, sig) => r(code ?? sig ?? -1)));
+  const exited = new Promise<number | string>((r) =>
+    proc.on("exit", (code, sig) => {
+      if (journal[1]) rmSync(journal[1], { recursive: true, force: true });
+      r(code ?? sig ?? -1);
+    }),
+  );
   const waitFor = (re: RegExp) =>
     new Promise<void>((resolve) => {
       waiters.push({ re, resolve });
