@@ -13,7 +13,7 @@ import { DEFAULT_PRESETS, PRESETS } from "./model-builder/presets";
 import { configHash, writeSyntheticCheckpoint } from "./model-builder/synthetic";
 
 /** Bump when the builder's output changes so cached dev models are rebuilt. */
-export const BUILDER_REVISION = 5;
+export const BUILDER_REVISION = 6;
 const HASH_FIELD = "_moe_edge_preset";
 
 async function readJson<T>(file: string): Promise<T | undefined> {

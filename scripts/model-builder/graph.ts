@@ -11,7 +11,7 @@ import {
   presentNewValueName,
   presentValueName,
 } from "../../contract/model-manifest";
-import { expertSlot, fusedMoe, type GraphOps, slicedMoe, type ViewDecl } from "./moe-graph";
+import { expertSlot, fusedMoe, type GraphOps, MLAS_ROW_TILE, slicedMoe, type ViewDecl } from "./moe-graph";
 import { DataType, type NodeDef, type ValueInfoDef } from "./onnx-proto";
 
 /** The ONNX IR version and opsets every graph we write targets (ONNX Runtime 1.30 CPU, WebGPU, WASM). */
@@ -58,15 +58,17 @@ export interface GraphPlan {
 
 const MS = "com.microsoft";
 
+
 function i64(values: number[]): Uint8Array {
   return new Uint8Array(BigInt64Array.from(values.map((v) => BigInt(v))).buffer);
 }
 
 /**
- * `padRows` (the batch-invariant variant): no MatMulNBits ever sees a lone row. MLAS's AVX2 dispatch runs M=1
- * through a kernel of its own whose rounding differs from the M>=2 kernel (which treats every row alike), so
- * a sequence's logits would depend on how many rows ran beside it. Each projection gets one zero row
- * appended (and dropped after); each expert with any routed row gets one zero-row pair (moe-graph.ts).
+ * `padRows` (the batch-invariant variant): no MatMulNBits ever leaves a row alone in an MLAS row tile. MLAS's
+ * AVX2 dispatch runs a one-row tile through a kernel of its own whose rounding differs from its multi-row
+ * kernel (which treats every row alike), so a sequence's logits would depend on how many rows ran beside it.
+ * A projection whose row count is 1 mod 128 gets one zero row appended (its output dropped); so does an
+ * expert with 1 mod 128 routed rows, as a zero-row pair (moe-graph.ts). Other calls run as they are.
  */
 export function buildGraph(s: ModelSpec, form: GraphForm = "fused", padRows = false): GraphPlan {
   const nodes: NodeDef[] = [];
@@ -122,20 +124,42 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused", padRows = fa
     const w = q4(name, N, K, groups, [N, K / bs, bs / 2], [N, K / bs]);
     const attrs = { K, N, bits: 4, block_size: bs, accuracy_level: s.accuracyLevel };
     if (!padRows) return node("MatMulNBits", [x, w.weight, w.scales], [out], attrs, MS);
-    // x is [B, S, K] except for lm_head's gathered rows [N, K]: flatten, append a zero row, drop its output.
-    const flat = rank2.has(x) ? x : `${name}.x2d`;
+    // x is [B, S, K] except for lm_head's gathered rows [N, K]: flatten, append a zero row when the row count
+    // would put a row alone in an MLAS tile, drop its output.
+    const rows = rank2.has(x) ? "logits" : "tokens";
+    const flat = rows === "logits" ? x : `${name}.x2d`;
     if (flat !== x) node("Reshape", [x, constI64(`rows_${K}`, [-1, K])], [flat]);
-    node("Concat", [flat, zeroRow(K)], [`${name}.x_padded`], { axis: 0 });
+    node("Concat", [flat, padBlock(rows, K)], [`${name}.x_padded`], { axis: 0 });
     node("MatMulNBits", [`${name}.x_padded`, w.weight, w.scales], [`${name}.y_padded`], attrs, MS);
     const y = flat === x ? out : `${name}.y2d`;
-    node("Slice", [`${name}.y_padded`, constI64("i64_0_1d", [0]), constI64("i64_minus1_1d", [-1]), constI64("i64_0_1d", [0])], [y]);
+    node("Slice", [`${name}.y_padded`, constI64("i64_0_1d", [0]), rowCount(rows).count, constI64("i64_0_1d", [0])], [y]);
     if (y !== out) node("Reshape", [y, bsShape(N)], [out]);
   };
   /** Tensors already [rows, K] (no [B, S] to restore). */
   const rank2 = new Set(["hidden_selected"]);
-  const zeroRow = (K: number): string => {
-    const name = `zero_row_${K}`;
-    if (!nodes.some((n) => n.outputs[0] === name)) node("ConstantOfShape", [constI64(`zero_row_shape_${K}`, [1, K])], [name]);
+  /**
+   * Row count M ([1]) of the token rows (B*S) or the logits rows, and the pad (0 or 1 rows) that keeps a row
+   * from being alone in one of MLAS's 128-row tiles: M mod 128 == 1 (M = 1 included).
+   */
+  const rowCount = (rows: "tokens" | "logits"): { count: string; pad: string } => {
+    const count = `${rows}_rows_count`;
+    const pad = `${rows}_rows_pad`;
+    if (!nodes.some((n) => n.outputs[0] === count)) {
+      if (rows === "tokens") node("ReduceProd", ["ids_shape"], [count], { keepdims: 1 });
+      else node("Shape", ["logits_indices"], [count]);
+      node("Mod", [count, constI64("i64_128_1d", [MLAS_ROW_TILE])], [`${rows}_rows_mod`]);
+      node("Equal", [`${rows}_rows_mod`, constI64("i64_1_1d", [1])], [`${rows}_rows_lone`]);
+      node("Cast", [`${rows}_rows_lone`], [pad], { to: DataType.INT64 });
+    }
+    return { count, pad };
+  };
+  /** [pad, K] zeros for `rows`. */
+  const padBlock = (rows: "tokens" | "logits", K: number): string => {
+    const name = `${rows}_pad_block_${K}`;
+    if (nodes.some((n) => n.outputs[0] === name)) return name;
+    const zero = `zero_row_${K}`;
+    if (!nodes.some((n) => n.outputs[0] === zero)) node("ConstantOfShape", [constI64(`zero_row_shape_${K}`, [1, K])], [zero]);
+    node("Slice", [zero, constI64("i64_0_1d", [0]), rowCount(rows).pad, constI64("i64_0_1d", [0])], [name]);
     return name;
   };
   /** [B, S, N] from input_ids' [B, S]. */

@@ -17,6 +17,9 @@
  */
 import type { NodeDef } from "./onnx-proto";
 
+/** MLAS splits a MatMulNBits into 128-row tiles per thread; a tile of one row takes its lone-row kernel. */
+export const MLAS_ROW_TILE = 128;
+
 /** Per-expert initializer that is a byte range of a fused one: no second copy of the weights on disk. */
 export interface ViewDecl {
   name: string;
@@ -71,9 +74,9 @@ export function fusedMoe(g: GraphOps, m: MoeLayer): void {
 }
 
 /**
- * `padRows` (batch-invariant variant, graph.ts): every expert with any routed row also gets one pair on a
- * zero row with weight 0, so no expert's MatMulNBits runs with exactly one row; idle experts stay idle. The
- * pad rows are scattered into an extra row T that is dropped.
+ * `padRows` (batch-invariant variant, graph.ts): an expert with 1 mod 128 routed rows (a lone row in an MLAS
+ * tile) also gets one pair on a zero row with weight 0; idle experts stay idle. The pad rows are scattered
+ * into an extra row T that is dropped.
  */
 export function slicedMoe(g: GraphOps, m: MoeLayer, padRows = false): void {
   const { L, H, I, E, topK: k, blockSize: bs } = m;
@@ -106,7 +109,8 @@ export function slicedMoe(g: GraphOps, m: MoeLayer, padRows = false): void {
     n("Range", [g.scalarI64("i64_zero", 0), v("pairs_scalar"), g.scalarI64("i64_one", 1)], [v("pair_index")]);
     n("Div", [v("pair_index"), c("moe_k_scalar", [k])], [v("pair_token")]);
     countsOf(v("pair_expert"), v("routed_counts"));
-    n("Greater", [v("routed_counts"), c("moe_i64_0", [0])], [v("active")]);
+    n("Mod", [v("routed_counts"), c("i64_128_1d", [MLAS_ROW_TILE])], [v("routed_mod")]);
+    n("Equal", [v("routed_mod"), c("i64_1_1d", [1])], [v("active")]);
     n("NonZero", [v("active")], [v("active_nz")]);
     n("Reshape", [v("active_nz"), c("moe_flat", [-1])], [v("pad_expert")]);
     n("Shape", [v("pad_expert")], [v("pads_n")]);
