@@ -19,6 +19,8 @@ export interface BackendConfig {
   /** The row-padded graph whose logits do not depend on batch-mates (engine/graph-choice.ts). */
   batchInvariant: InvariantChoice;
   token: string | undefined;
+  /** GET /metrics bearer token (--metrics-token or env METRICS_TOKEN); undefined = /metrics is open. */
+  metricsToken: string | undefined;
   /** --insecure: run without a token on a non-loopback address (main prints a loud warning). */
   insecure: boolean;
   /** Request bodies above this many bytes get 413 before they are read. */
@@ -48,7 +50,7 @@ export interface UsageConfig {
 
 export const USAGE =
   "usage: npm run backend -- --model <dir> [--model <dir> ...] --port <n> [--host 127.0.0.1] [--threads N] [--ep cpu|webgpu|cuda] " +
-  "[--runtime native|wasm] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--token T | env BACKEND_TOKEN] [--max-batch N] [--kv-budget-mb N] [--prefix-cache-mb N] " +
+  "[--runtime native|wasm] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--token T | env BACKEND_TOKEN] [--metrics-token T | env METRICS_TOKEN] [--max-batch N] [--kv-budget-mb N] [--prefix-cache-mb N] " +
   "[--block-size 16] [--prefill-chunk 256] [--max-queue 64] [--grace-ms 10000] [--insecure] [--max-body-mb 8] " +
   "[--journal-dir DIR] [--journal-segment-mb 16] [--journal-keep-segments 8] [--usage-url URL] [--usage-token T | env USAGE_TOKEN] [--usage-batch 100] [--usage-recent 100000] " +
   "[--usage-retry-base-ms 500] [--usage-retry-max-ms 60000]";
@@ -90,6 +92,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       graph: { type: "string" },
       "batch-invariant": { type: "string" },
       token: { type: "string" },
+      "metrics-token": { type: "string" },
       "max-batch": { type: "string" },
       "kv-budget-mb": { type: "string" },
       "prefix-cache-mb": { type: "string" },
@@ -151,6 +154,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
     graph: parseGraphChoice(values.graph),
     batchInvariant: parseInvariantChoice(values["batch-invariant"]),
     token,
+    metricsToken: nonEmpty(values["metrics-token"] ?? env.METRICS_TOKEN),
     insecure,
     maxBodyBytes: int("max-body-mb", values["max-body-mb"], 8, 1) * 2 ** 20,
     usage: {

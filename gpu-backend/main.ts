@@ -41,7 +41,7 @@ async function main(): Promise<void> {
       : `backend: no BACKEND_TOKEN: unauthenticated, which is allowed only because ${cfg.host} is a loopback address`;
     console.error(cfg.insecure ? `\n${"!".repeat(100)}\n${banner}\n${"!".repeat(100)}\n` : banner);
   }
-  const state: ServerState = { engines: new Map(), token: cfg.token, maxBodyBytes: cfg.maxBodyBytes, ready: false, draining: false, usage: null };
+  const state: ServerState = { engines: new Map(), token: cfg.token, metricsToken: cfg.metricsToken, maxBodyBytes: cfg.maxBodyBytes, ready: false, draining: false, usage: null };
   const app = createApp(state);
   const server = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.host });
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));

@@ -9,6 +9,7 @@ import type { ModelRunner } from "./model-runner";
 import { PrefixCache } from "./prefix-cache";
 import { createRng, sampleToken } from "./sampler";
 import { Scheduler, type SchedSeq } from "./scheduler";
+import { makeStats, type EngineStats } from "./stats";
 
 export interface EngineOptions {
   maxBatch: number;
@@ -98,8 +99,8 @@ export class Engine {
   private loop: Promise<void> | null = null;
   private readonly jobs: Array<() => Promise<void>> = [];
   private draining = false;
-  /** Test/metrics hook: called after every step. */
-  onStep: ((kind: "prefill" | "decode", batch: number) => void) | null = null;
+  /** Test/metrics hook: called after every step with its wall time. */
+  onStep: ((kind: "prefill" | "decode", batch: number, seconds: number) => void) | null = null;
 
   constructor(
     readonly runner: ModelRunner,
@@ -124,6 +125,10 @@ export class Engine {
   }
   get runningCount(): number {
     return this.sched.running;
+  }
+  /** One consistent read of queue, KV, prefix cache and counters (engine/stats.ts). */
+  stats(): EngineStats {
+    return makeStats({ model: this.name, waiting: this.sched.waiting.length, running: this.sched.running, pool: this.pool, prefix: this.prefix, metrics: this.metrics });
   }
 
   /**
@@ -256,7 +261,7 @@ export class Engine {
       const batch = plan.kind === "decode" ? plan.seqs.length : 1;
       if (plan.kind === "decode") this.metrics.decodeBatchSum += batch;
       this.metrics.lastBatch = batch;
-      this.onStep?.(plan.kind, batch);
+      this.onStep?.(plan.kind, batch, dt);
     }
   }
 

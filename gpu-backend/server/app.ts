@@ -27,11 +27,13 @@ import { AdmissionError, EmbedStopped, type Engine } from "../engine/engine";
 import { UsageStatusRequestSchema, type RequestState, type UsageStatusResponse } from "../../contract/usage";
 import type { UsageInput, UsageSink } from "../usage/witness";
 import { err, InFlight, invalid, readJson, tokenOk } from "./http";
-import { renderMetrics, type HttpCounters } from "./metrics";
+import { BackendMetrics } from "./metrics";
 
 export interface ServerState {
   engines: Map<string, Engine>;
   token: string | undefined;
+  /** Bearer token for GET /metrics (METRICS_TOKEN); undefined = open, like vLLM's. Never the backend token. */
+  metricsToken: string | undefined;
   /** Larger request bodies get 413 before they are read. */
   maxBodyBytes: number;
   /** true once every model is loaded and warmed. */
@@ -61,12 +63,11 @@ function logGenerate(requestId: string, model: string, ev: Extract<GenerateEvent
 export function createApp(state: ServerState): Hono {
   const app = new Hono();
   const inFlight = new InFlight();
-  const http: HttpCounters = { requests: new Map(), inFlight: () => inFlight.size };
+  const metrics = new BackendMetrics({ engines: () => state.engines.values(), inFlight: () => inFlight.size, usage: () => state.usage?.stats() });
 
   app.use("*", async (c, next) => {
     await next();
-    const key = `${c.req.routePath} ${c.res.status}`;
-    http.requests.set(key, (http.requests.get(key) ?? 0) + 1);
+    metrics.http(c.req.routePath, c.res.status);
   });
 
   app.get("/health", (c) =>
@@ -75,14 +76,14 @@ export function createApp(state: ServerState): Hono {
       : c.json({ status: state.draining ? "draining" : "loading" }, 503),
   );
 
-  const authed = async (c: Context, next: () => Promise<void>) => {
-    if (state.token !== undefined && !tokenOk(c.req.header("authorization"), state.token)) {
-      return err(c, 401, "unauthorized", "missing or invalid backend token");
-    }
+  const bearer = (token: () => string | undefined, what: string) => async (c: Context, next: () => Promise<void>) => {
+    const t = token();
+    if (t !== undefined && !tokenOk(c.req.header("authorization"), t)) return err(c, 401, "unauthorized", `missing or invalid ${what} token`);
     await next();
   };
-  app.use("/v1/*", authed);
-  app.use("/metrics", authed);
+  app.use("/v1/*", bearer(() => state.token, "backend"));
+  // Its own token: a Prometheus scraper never holds the token that can run and cancel work.
+  app.use("/metrics", bearer(() => state.metricsToken, "metrics"));
   // After auth (strangers learn nothing), before any handler reads the body.
   app.use(
     "/v1/*",
@@ -94,9 +95,7 @@ export function createApp(state: ServerState): Hono {
     }),
   );
 
-  app.get("/metrics", (c) =>
-    c.text(renderMetrics([...state.engines.values()], http, state.usage?.stats()), 200, { "content-type": "text/plain; version=0.0.4" }),
-  );
+  app.get("/metrics", async (c) => c.text(await metrics.render(), 200, { "content-type": metrics.contentType }));
 
   app.get("/v1/models", (c) =>
     c.json<ModelsResponse>({
@@ -157,6 +156,7 @@ export function createApp(state: ServerState): Hono {
     let unregister: (() => void) | undefined;
     let finished = false;
     const startedAt = Date.now();
+    const observe = metrics.generation(engine);
     const write = (ev: GenerateEvent) => {
       if (closed) return;
       controller.enqueue(enc.encode(JSON.stringify(ev) + "\n"));
@@ -166,6 +166,7 @@ export function createApp(state: ServerState): Hono {
       }
     };
     const emit = (ev: GenerateEvent) => {
+      observe(ev);
       if (ev.type !== "done") return write(ev);
       finished = true;
       unregister?.();
