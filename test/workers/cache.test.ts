@@ -38,7 +38,9 @@ describe("response cache (x-cache-ttl)", () => {
     expect(second.id).not.toBe(first.id);
     expect(k).toBeGreaterThan(0);
     // A hit reports (and bills) the cached prompt only.
-    expect(second.usage).toEqual({ prompt_tokens: p, completion_tokens: 0, total_tokens: p, prompt_tokens_details: { cached_tokens: p } });
+    // cost_micros: p × 14000 units, rounded up to whole micro-euros (1e6 units each).
+    const costMicros = Math.ceil((p * 14000) / 1e6);
+    expect(second.usage).toEqual({ prompt_tokens: p, completion_tokens: 0, total_tokens: p, prompt_tokens_details: { cached_tokens: p }, cost_micros: costMicros });
     const rec = await usageRecord(hit.res.headers.get("x-request-id")!);
     expect(rec).toMatchObject({ status: "cache_hit", prompt_tokens: p, cached_tokens: p, completion_tokens: 0 });
     // p cached tokens at 14000 micro-EUR per million = p * 14000 * 1e6 / 1e6 units of 1e-12 EUR.

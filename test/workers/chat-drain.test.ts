@@ -7,8 +7,9 @@ import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { GenerateEvent } from "../../contract/wire";
 import worker from "../../worker/index";
 import { pumpGeneration, type OpenStream } from "../../worker/inference/generation";
+import { MAX_UNREAD_BYTES } from "../../worker/inference/sse";
 import { createStopMatcher } from "../../worker/tokenizer";
-import { FakeBackend, byteIds } from "./chat-fake-backend";
+import { FakeBackend, byteIds, gate } from "./chat-fake-backend";
 import { chat, newKey, sseEvents, tiersJson, usageRecord } from "./chat-harness";
 
 let key: string;
@@ -72,6 +73,28 @@ describe("streamed chat", () => {
   });
 });
 
+describe("a client that stops reading", () => {
+  it("a stream whose unread backlog passes MAX_UNREAD_BYTES counts as a disconnect: cancelled, drained, billed once", async () => {
+    // Under wrangler dev a disconnect sometimes stalls the response pump without cancelling the stream or
+    // firing request.signal; here the same thing is a body nobody reads.
+    // The replica holds at 2500 tokens until a cancel arrives (an event): it cannot outrun the edge's decision.
+    const g = gate(2500);
+    void backend.nextCancel().then(g.release);
+    for (const h of hosts) backend.set(h, { kind: "ok", text: "r".repeat(3000), chunk: 1, lag: 2, gate: g });
+    const { res, settled } = await disconnectable({ stream: true, model: "mistral-small" }, new AbortController().signal);
+    const r = await res;
+    const id = r.headers.get("x-request-id")!;
+    await settled();
+    const truth = backend.finished.get(id)!;
+    expect(backend.cancels).toEqual([id]);
+    expect(truth.finish).toBe("cancelled");
+    expect(truth.completion).toBeLessThan(3000);
+    // About MAX_UNREAD_BYTES of frames (~150 bytes a token) went unread before the edge gave up.
+    expect(truth.completion).toBeGreaterThan(MAX_UNREAD_BYTES / 400);
+    expect(await usageRecord(id)).toMatchObject({ status: "cancelled", completion_tokens: truth.completion });
+  });
+});
+
 describe("non-streamed chat", () => {
   it("client disconnect: generation is drained under waitUntil and the backend's count is billed", async () => {
     for (const h of hosts) backend.set(h, { kind: "ok", text: "y".repeat(200), chunk: 2, delayMs: 5, lag: 3 });
@@ -87,6 +110,69 @@ describe("non-streamed chat", () => {
     expect(backend.cancels).toEqual([id]);
     expect(truth.finish).toBe("cancelled");
     expect(truth.completion).toBeGreaterThan(0);
+    expect(truth.completion).toBeLessThan(200);
+    expect(await usageRecord(id)).toMatchObject({ status: "cancelled", completion_tokens: truth.completion });
+  });
+
+  it("a client already gone when the handler starts is seen: nothing runs, the record is `cancelled`", async () => {
+    // request.signal aborted before any listener could be added (the old code listened only after admit).
+    const ac = new AbortController();
+    ac.abort();
+    const { res, settled } = await disconnectable({}, ac.signal);
+    const r = await res;
+    expect(r.status).toBe(499);
+    await settled();
+    const id = r.headers.get("x-request-id")!;
+    expect(backend.seen.filter((s) => s.path === "/v1/generate")).toHaveLength(0);
+    expect(await usageRecord(id)).toMatchObject({ status: "cancelled", completion_tokens: 0, cost_units: 0 });
+  });
+
+  it("a long answer commits its 200 early: keep-alive spaces, then the JSON completion, billed `ok`", async () => {
+    const g = gate(4);
+    for (const h of hosts) backend.set(h, { kind: "ok", text: "z".repeat(40), chunk: 2, gate: g });
+    const r = await chat(key, { max_tokens: 100 });
+    // The handler answered while the replica was still held: the headers went out before the body.
+    expect(r.res.status).toBe(200);
+    expect(r.res.headers.get("content-type")).toBe("application/json");
+    expect(r.res.headers.get("content-encoding")).toBe("identity");
+    g.release();
+    const text = await r.text();
+    expect(text).toMatch(/^ +\{/);
+    const j = JSON.parse(text);
+    expect(j.choices[0]).toMatchObject({ message: { content: "z".repeat(40) }, finish_reason: "stop" });
+    expect(j.usage).toMatchObject({ completion_tokens: 40 });
+    expect(await usageRecord(r.res.headers.get("x-request-id")!)).toMatchObject({ status: "ok", completion_tokens: 40 });
+  });
+
+  it("a committed answer whose backend then fails: a 200 with the text so far and finish_reason error, billed as delivered", async () => {
+    const g = gate(4);
+    for (const h of hosts) backend.set(h, { kind: "break-after", text: "partial", gate: g });
+    const r = await chat(key, { max_tokens: 100 });
+    expect(r.res.status).toBe(200);
+    g.release();
+    const j = JSON.parse(await r.text());
+    expect(j.choices[0]).toMatchObject({ message: { content: "partial" }, finish_reason: "error" });
+    expect(j.usage.completion_tokens).toBe(7);
+    expect(await usageRecord(r.res.headers.get("x-request-id")!)).toMatchObject({ status: "error", completion_tokens: 7 });
+  });
+
+  it("a committed answer whose client leaves: the replica is cancelled, drained and billed `cancelled`", async () => {
+    const g = gate(6);
+    for (const h of hosts) backend.set(h, { kind: "ok", text: "w".repeat(200), chunk: 2, lag: 3, gate: g });
+    const ac = new AbortController();
+    const { res, settled } = await disconnectable({}, ac.signal);
+    const r = await res;
+    expect(r.status).toBe(200);
+    const cancelled = backend.nextCancel();
+    ac.abort();
+    await cancelled;
+    g.release();
+    await r.body?.cancel().catch(() => {});
+    await settled();
+    const id = r.headers.get("x-request-id")!;
+    const truth = backend.finished.get(id)!;
+    expect(backend.cancels).toEqual([id]);
+    expect(truth).toMatchObject({ finish: "cancelled" });
     expect(truth.completion).toBeLessThan(200);
     expect(await usageRecord(id)).toMatchObject({ status: "cancelled", completion_tokens: truth.completion });
   });

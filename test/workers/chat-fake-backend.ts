@@ -8,13 +8,26 @@
 import { vi } from "vitest";
 import type { CancelRequest, EmbedRequest, FinishReason, GenerateEvent, GenerateRequest } from "../../contract/wire";
 
+/** Holds the stream once `after` tokens were sent, until `open` resolves (the test's event, not a timer). */
+export interface Gate {
+  after: number;
+  open: Promise<void>;
+}
+
 export type Behaviour =
   /** `lag`: tokens still generated after a /v1/cancel arrives (a step in flight); default 0. */
-  | { kind: "ok"; text?: string; chunk?: number; cached?: number; delayMs?: number; lag?: number }
+  | { kind: "ok"; text?: string; chunk?: number; cached?: number; delayMs?: number; lag?: number; gate?: Gate }
   | { kind: "down" }
   | { kind: "status"; status: number }
   | { kind: "error-first" }
-  | { kind: "break-after"; text: string };
+  | { kind: "break-after"; text: string; gate?: Gate };
+
+/** A gate and the function that opens it. */
+export function gate(after: number): Gate & { release: () => void } {
+  let release!: () => void;
+  const open = new Promise<void>((r) => (release = r));
+  return { after, open, release };
+}
 
 export interface Seen {
   host: string;
@@ -43,6 +56,13 @@ export class FakeBackend {
     return this;
   }
 
+  private cancelWaiters: Array<(id: string) => void> = [];
+
+  /** Resolves with the request_id of the next POST /v1/cancel (an event to wait on). */
+  nextCancel(): Promise<string> {
+    return new Promise((resolve) => this.cancelWaiters.push(resolve));
+  }
+
   /** request_ids sent to POST /v1/cancel, in order. */
   get cancels(): string[] {
     return this.seen.filter((s) => s.path === "/v1/cancel").map((s) => (s.body as CancelRequest).request_id);
@@ -59,8 +79,10 @@ export class FakeBackend {
       if (b.kind === "status") return Response.json({ error: { message: "nope", code: "x" } }, { status: b.status });
       if (url.pathname === "/v1/embed") return this.embed(body as unknown as EmbedRequest);
       if (url.pathname === "/v1/cancel") {
-        const cancel = this.inFlight.get((body as unknown as CancelRequest).request_id);
+        const id = (body as unknown as CancelRequest).request_id;
+        const cancel = this.inFlight.get(id);
         cancel?.();
+        for (const w of this.cancelWaiters.splice(0)) w(id);
         return Response.json({ cancelled: cancel !== undefined });
       }
       return this.generate(b, body, req.signal);
@@ -88,6 +110,7 @@ export class FakeBackend {
     const delayMs = b.kind === "ok" ? (b.delayMs ?? 0) : 0;
     const lag = b.kind === "ok" ? (b.lag ?? 0) : 0;
     const cached = b.kind === "ok" ? (b.cached ?? 0) : 0;
+    const held = b.kind === "ok" || b.kind === "break-after" ? b.gate : undefined;
     let sent = 0;
     let stopAt = Infinity;
     const id = req.request_id;
@@ -110,6 +133,7 @@ export class FakeBackend {
           controller.enqueue(line(done("error", 0, 0, "out of memory")));
           return controller.close();
         }
+        if (held && sent >= held.after) await held.open;
         if (sent < ids.length && sent < stopAt) {
           if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
           const n = Math.min(chunk, ids.length - sent, stopAt - sent);

@@ -18,6 +18,34 @@ beforeEach(() => {
   backend.install();
 });
 
+describe("usage.cost_micros", () => {
+  // PRICE (chat-harness): 140000 / 14000 / 420000 µ€ per million tokens = units per token.
+  const ceilMicros = (units: bigint) => Number((units + 999_999n) / 1_000_000n);
+
+  it("chat (both modes) reports the exact cost rounded up to whole micro-euros, and the ledger agrees", async () => {
+    backend.defaultText = "x".repeat(10);
+    for (const stream of [false, true]) {
+      const r = await chat(key, { messages, stream, stream_options: { include_usage: true }, max_tokens: 8 });
+      const body = await r.text();
+      const u = stream ? (sseEvents(body).at(-2) as any).usage : JSON.parse(body).usage;
+      const prompt = applyChatTemplate(messages).length;
+      const units = BigInt(prompt) * 140000n + 8n * 420000n;
+      expect(u).toMatchObject({ prompt_tokens: prompt, completion_tokens: 8 });
+      expect(u.cost_micros).toBe(ceilMicros(units));
+      expect(Number.isInteger(u.cost_micros)).toBe(true);
+      const rec = await usageRecord(r.res.headers.get("x-request-id")!);
+      expect(BigInt(rec!.cost_units)).toBe(units);
+    }
+  });
+
+  it("embeddings report it too", async () => {
+    const r = await call("/v1/embeddings", { method: "POST", key, body: JSON.stringify({ model: "mistral-embed", input: "hello" }) });
+    const j = await r.json();
+    const tokens = 1 + encode("hello").length;
+    expect(j.usage).toEqual({ prompt_tokens: tokens, total_tokens: tokens, cost_micros: ceilMicros(BigInt(tokens) * 100000n) });
+  });
+});
+
 describe("non-streaming chat", () => {
   it("returns an OpenAI/Mistral completion with edge token counts, and records usage", async () => {
     const r = await chat(key, { messages });

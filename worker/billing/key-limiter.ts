@@ -45,6 +45,21 @@ export interface LimiterSettleInput {
   startedAt: number;
 }
 
+/** One more slice of a running request's budget reservation (the completion streams in slices). */
+export interface LimiterExtendInput {
+  requestId: string;
+  budgetMicros: number;
+  /** Units to add to the request's reservation, decimal string. */
+  units: string;
+}
+
+/** A request that counts toward RPM but reserves and bills nothing (tokenize, detokenize). */
+export interface LimiterCountInput {
+  tier: string;
+  rpm: number;
+  tpm: number;
+}
+
 export interface LimiterStatus {
   month: string;
   spentUnits: string;
@@ -116,6 +131,38 @@ export class KeyLimiter extends DurableObject<Env> {
     );
     this.ensureAlarm(now);
     return { ok: true, headers: headers() };
+  }
+
+  /**
+   * Grows a live reservation by one slice when the budget still covers it (spent + every reservation,
+   * this slice included); false when it does not, or when the request is no longer reserved (settled,
+   * expired). Serialised like admit, so slices of concurrent requests never overlap the same money.
+   */
+  extend(input: LimiterExtendInput): boolean {
+    const sql = this.ctx.storage.sql;
+    const row = sql.exec<{ state: string; reserved_units: string }>(
+      "SELECT state, reserved_units FROM requests WHERE request_id = ?", input.requestId,
+    ).toArray()[0];
+    if (row?.state !== "reserved") return false;
+    const add = parseUnits(input.units);
+    const budget = microsToUnits(input.budgetMicros);
+    if (this.spent(monthOf(Date.now())) + this.reservedUnits() + add > budget) return false;
+    sql.exec("UPDATE requests SET reserved_units = ? WHERE request_id = ?", (parseUnits(row.reserved_units) + add).toString(), input.requestId);
+    return true;
+  }
+
+  /** Takes one request from the tier's RPM bucket; nothing is reserved, so nothing is settled. */
+  countRequest(input: LimiterCountInput): LimiterAdmitResult {
+    const now = Date.now();
+    const { tier, rpm, tpm } = input;
+    const requests = refill(this.planned(tier, "requests", rpm), rpm, now);
+    const tokens = refill(this.planned(tier, "tokens", tpm), tpm, now);
+    const wait = waitMs(requests, rpm, 1);
+    if (wait === 0) requests.level -= 1;
+    this.saveBucket(tier, "requests", requests, rpm);
+    this.saveBucket(tier, "tokens", tokens, tpm);
+    const headers = rateHeaders({ rpm, tpm, requests, tokens });
+    return wait === 0 ? { ok: true, headers } : { ok: false, reason: "requests", retryAfterMs: wait, headers };
   }
 
   /** Releases the reservation (if any), charges the actual cost once, refunds unused tokens to TPM. */

@@ -5,15 +5,19 @@
  *   admit(env, account, req, ctx?)             -> Admission (x-ratelimit-* headers) or throws ApiError 429/409/503
  *   settle(env, account, req)                  -> Promise<void> that never rejects; hand it to c.executionCtx.waitUntil
  *   recordRejected(env, account, {requestId, model}) -> settle() for a request refused before any backend
+ *   extendReservation(env, account, requestId, units) -> true when one more completion slice is reserved
+ *   countRequest(env, account, model)          -> x-ratelimit-* headers, or throws 429 (RPM only, unmetered)
+ *   budgetStatus(env, account)                 -> spent and reserved units this month
  *
- * admit reserves prompt + max completion tokens (TPM) and their worst-case cost (budget) in the
- * key's Durable Object. settle releases that reservation, charges the exact actual cost and writes
+ * admit reserves prompt + max completion tokens (TPM) and the worst-case cost of the prompt plus the
+ * completion's first slice (budget) in the key's Durable Object; extendReservation adds slices as
+ * tokens stream (worker/billing/slices.ts). settle releases that reservation, charges the exact actual cost and writes
  * the one ledger row for the request id; whatever part fails goes to USAGE_QUEUE, whose consumer
  * replays it idempotently, so usage is not lost and never counted twice.
  */
 import type { Env } from "../env";
 import { ApiError, internalError } from "../errors";
-import type { KeyLimiter, LimiterAdmitResult } from "./key-limiter";
+import type { KeyLimiter, LimiterAdmitResult, LimiterStatus } from "./key-limiter";
 import { insertUsage, type UsageRecord } from "./ledger";
 import { costUnits, isValidPricing, reservationUnits, tokenCount } from "./money";
 import { retryHeaders } from "./rate";
@@ -58,12 +62,12 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
       tpm: account.tpm,
       budgetMicros: account.monthlyBudgetMicros,
       tokens: prompt + maxCompletion,
-      reserveUnits: reservationUnits(req.pricing, prompt, maxCompletion).toString(),
+      reserveUnits: reservationUnits(req.pricing, prompt, Math.min(maxCompletion, tokenCount(req.budgetCompletionTokens ?? maxCompletion))).toString(),
     });
   } catch (err) {
     // Fail closed: without the limiter we cannot promise the budget.
     console.error(JSON.stringify({ level: "error", where: "admit", request_id: req.requestId, error: String(err) }));
-    throw new ApiError(503, "Rate limiter unavailable, please retry.", "service_unavailable", "limiter_unavailable", null, retryHeaders(1000));
+    throw limiterUnavailable();
   }
   if (result.ok) {
     rememberAdmitted(req.requestId);
@@ -76,6 +80,47 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
     else await write;
   }
   throw refusal(result, req.model);
+}
+
+/**
+ * Grows a running request's budget reservation by `units` (the next completion slice). False when the
+ * budget does not cover it, or when the limiter cannot be reached: without it the budget cannot be
+ * promised, so the generation stops (fail closed, as admit does).
+ */
+export async function extendReservation(env: Env, account: Account, requestId: string, units: bigint): Promise<boolean> {
+  try {
+    return await limiterFor(env, account.keyId).extend({ requestId, budgetMicros: account.monthlyBudgetMicros, units: units.toString() });
+  } catch (err) {
+    console.error(JSON.stringify({ level: "error", where: "extend", request_id: requestId, error: String(err) }));
+    return false;
+  }
+}
+
+const limiterUnavailable = () =>
+  new ApiError(503, "Rate limiter unavailable, please retry.", "service_unavailable", "limiter_unavailable", null, retryHeaders(1000));
+
+/** One request against the tier's RPM for an unmetered call (tokenize): nothing reserved, nothing billed. */
+export async function countRequest(env: Env, account: Account, model: string): Promise<Record<string, string>> {
+  assertTierAllowed(account, model);
+  let result: LimiterAdmitResult;
+  try {
+    result = await limiterFor(env, account.keyId).countRequest({ tier: model, rpm: account.rpm, tpm: account.tpm });
+  } catch (err) {
+    console.error(JSON.stringify({ level: "error", where: "count_request", error: String(err) }));
+    throw limiterUnavailable();
+  }
+  if (result.ok) return result.headers;
+  throw refusal(result, model);
+}
+
+/** The key's spend and in-flight reservations for the current month (from its Durable Object). */
+export async function budgetStatus(env: Env, account: Account): Promise<LimiterStatus> {
+  try {
+    return await limiterFor(env, account.keyId).status();
+  } catch (err) {
+    console.error(JSON.stringify({ level: "error", where: "budget_status", error: String(err) }));
+    throw limiterUnavailable();
+  }
 }
 
 function refusal(r: Extract<LimiterAdmitResult, { ok: false }>, model: string): ApiError {

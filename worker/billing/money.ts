@@ -44,6 +44,14 @@ export function unitsToMicros(units: bigint): number {
   return Number((units + UNITS_PER_MICRO / 2n) / UNITS_PER_MICRO);
 }
 
+/**
+ * Units -> whole micro-euros, rounded up: what a single request's `usage.cost_micros` reports, so a
+ * non-zero cost never shows as 0 and the reported figure is never below what was charged.
+ */
+export function unitsToMicrosCeil(units: bigint): number {
+  return units <= 0n ? 0 : Number((units + UNITS_PER_MICRO - 1n) / UNITS_PER_MICRO);
+}
+
 export function microsToUnits(micros: number): bigint {
   return BigInt(Math.max(0, Math.floor(micros))) * UNITS_PER_MICRO;
 }

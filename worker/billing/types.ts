@@ -27,7 +27,13 @@ export interface AdmitRequest {
   model: string;
   pricing: Pricing;
   promptTokens: number;
+  /** Counted against TPM at admission. */
   maxCompletionTokens: number;
+  /**
+   * Completion tokens whose cost the budget reserves now (default: maxCompletionTokens). Chat reserves
+   * its first slice here and the rest as tokens stream (billing/slices.ts).
+   */
+  budgetCompletionTokens?: number;
 }
 
 export interface Admission {

@@ -7,15 +7,25 @@ export interface Usage {
   completion_tokens: number;
   total_tokens: number;
   prompt_tokens_details: { cached_tokens: number };
+  /** What this request was charged: the exact cost rounded up to whole micro-euros. */
+  cost_micros: number;
 }
 
-export function usage(promptTokens: number, cachedTokens: number, completionTokens: number): Usage {
+export function usage(promptTokens: number, cachedTokens: number, completionTokens: number, costMicros: number): Usage {
   return {
     prompt_tokens: promptTokens,
     completion_tokens: completionTokens,
     total_tokens: promptTokens + completionTokens,
     prompt_tokens_details: { cached_tokens: cachedTokens },
+    cost_micros: costMicros,
   };
+}
+
+/** How a generation ended, as the client sees it. */
+export interface Ending {
+  finishReason: ClientFinishReason;
+  /** The budget refused the next slice (finishReason is then "length"). */
+  budgetExhausted?: boolean;
 }
 
 export function completionId(): string {
@@ -28,25 +38,27 @@ export interface Meta {
   model: string;
 }
 
-export function completion(meta: Meta, text: string, finishReason: ClientFinishReason, u: Usage) {
+export function completion(meta: Meta, text: string, end: Ending, u: Usage) {
   return {
     id: meta.id,
     object: "chat.completion" as const,
     created: meta.created,
     model: meta.model,
-    choices: [{ index: 0, message: { role: "assistant" as const, content: text }, finish_reason: finishReason }],
+    choices: [{ index: 0, message: { role: "assistant" as const, content: text }, finish_reason: end.finishReason }],
     usage: u,
+    ...(end.budgetExhausted ? { budget_exhausted: true } : {}),
   };
 }
 
-export function chunk(meta: Meta, delta: { role?: "assistant"; content: string }, finishReason: ClientFinishReason | null = null, u?: Usage) {
+export function chunk(meta: Meta, delta: { role?: "assistant"; content: string }, end: Ending | null = null, u?: Usage) {
   return {
     id: meta.id,
     object: "chat.completion.chunk" as const,
     created: meta.created,
     model: meta.model,
-    choices: [{ index: 0, delta, finish_reason: finishReason }],
+    choices: [{ index: 0, delta, finish_reason: end?.finishReason ?? null }],
     ...(u ? { usage: u } : {}),
+    ...(end?.budgetExhausted ? { budget_exhausted: true } : {}),
   };
 }
 

@@ -84,6 +84,13 @@ export interface PumpOptions {
   /** Default DRAIN_TIMEOUT_MS. */
   drainMs?: number;
   startedAt: number;
+  /**
+   * The budget's say on each generated token (billing/slices.ts): `allows` false ends the generation as
+   * "length"; `stall` is a top-up to wait for before relaying more.
+   */
+  budget?: { allows(generated: number): boolean; stall(generated: number): Promise<void> | null };
+  /** Every event from the replica (tokens or done): a sign of life, for keep-alives. */
+  onEvent?: () => void;
 }
 
 export interface PumpResult {
@@ -96,6 +103,8 @@ export interface PumpResult {
   error?: string;
   /** The backend itself failed (counts against the replica's health). */
   backendFailed: boolean;
+  /** The budget refused the next slice: finishReason is "length" and the client is told why. */
+  budgetExhausted?: boolean;
 }
 
 export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promise<PumpResult> {
@@ -107,7 +116,7 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
   let deadline: ReturnType<typeof setTimeout> | undefined;
 
   /** Stop delivering; keep reading until the backend's `done` (or the deadline). */
-  const drain = (reason: "stop" | "cancelled") => {
+  const drain = (reason: "stop" | "cancelled" | "length") => {
     if (draining || done) return;
     draining = true;
     r.finishReason = reason;
@@ -126,11 +135,23 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
     return opts.onText(text);
   };
 
+  /** The budget refused more: ends here like a natural "length" (what the detokenizer and matcher held back goes out). */
+  const budgetStop = () => {
+    const tail = opts.matcher.push(detok.flush());
+    emit(tail.text + (tail.stop !== null ? "" : opts.matcher.flush()));
+    r.budgetExhausted = tail.stop === null;
+    drain(tail.stop !== null ? "stop" : "length");
+  };
+
   const onTokens = (ids: number[]) => {
     for (const id of ids) {
       if (id === EOS_ID) continue;
       received++;
       if (draining) continue;
+      if (opts.budget && !opts.budget.allows(received)) {
+        budgetStop();
+        continue;
+      }
       const out = opts.matcher.push(detok.push(id));
       const delivered = emit(out.text);
       if (out.stop !== null) drain("stop");
@@ -160,11 +181,17 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
     if (opts.clientSignal.aborted) drain("cancelled");
     let ev: GenerateEvent | undefined = open.first;
     while (ev) {
+      opts.onEvent?.();
       if (ev.type === "done") {
         onDone(ev);
         break;
       }
       onTokens(ev.ids);
+      const stall = draining ? null : opts.budget?.stall(received);
+      if (stall) {
+        await stall;
+        if (!draining && !opts.budget!.allows(received)) budgetStop();
+      }
       const next = await open.rest.next();
       ev = next.done ? undefined : next.value;
     }

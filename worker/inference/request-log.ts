@@ -15,6 +15,9 @@ export interface RequestLog {
   replica?: string;
   attempts?: number;
   cache?: "HIT" | "MISS" | "BYPASS";
+  /** Budget slices reserved after admission, and whether a refused one ended the generation. */
+  budget_top_ups?: number;
+  budget_exhausted?: boolean;
   error?: string;
   failures?: { replica: string; error: string }[];
   prompt?: unknown;

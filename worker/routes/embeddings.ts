@@ -7,13 +7,13 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../app";
-import { admit, assertTierAllowed } from "../billing/meter";
+import { assertTierAllowed } from "../billing/meter";
 import { ApiError, badRequest } from "../errors";
 import { BOS_ID, VOCAB_SIZE, encode } from "../tokenizer";
 import { embed } from "../inference/backend";
 import { paramOf, readJson } from "../inference/chat-request";
 import { ClientGone, dispatch, type AttemptLog } from "../inference/dispatch";
-import { RequestScope } from "../inference/request-context";
+import { Lifecycle } from "../inference/lifecycle";
 import { replicaRouter, routingKey } from "../inference/router";
 import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
 
@@ -63,8 +63,7 @@ function base64Float32(vec: number[]): string {
 }
 
 embeddingsRoutes.post("/embeddings", async (c) => {
-  const scope = new RequestScope(c, "embeddings");
-  let model = "";
+  const life = new Lifecycle(c, "embeddings");
   try {
     const parsed = EmbedBodySchema.safeParse(await readJson(c.req.raw));
     if (!parsed.success) {
@@ -72,54 +71,46 @@ embeddingsRoutes.post("/embeddings", async (c) => {
       throw badRequest(`Invalid '${param ?? "body"}': ${parsed.error.issues[0].message}.`, param);
     }
     const body = parsed.data;
-    model = body.model;
-    scope.log.model = model;
+    const model = body.model;
+    life.setModel(model);
     const tier = embeddingTier(c, model);
     const inputs = toInputs(body.input, tier.contextWindow);
     const promptTokens = inputs.reduce((n, ids) => n + ids.length, 0);
 
-    let admission;
-    try {
-      admission = await admit(c.env, scope.account, { requestId: scope.requestId, model, pricing: tier.pricing, promptTokens, maxCompletionTokens: 0 }, scope.ctx);
-    } catch (err) {
-      scope.markSettled();
-      throw err;
-    }
+    const admitted = await life.admit(tier.pricing, promptTokens, 0);
     const failures: AttemptLog[] = [];
-    const nothing = { promptTokens: 0, cachedTokens: 0, completionTokens: 0 };
     let done;
     try {
-      const order = replicaRouter.rank(tier.backends, routingKey(inputs[0], scope.account.cacheSalt));
-      done = await dispatch(replicaRouter, order, c.req.raw.signal ?? new AbortController().signal, async (replica) => {
-        const r = await embed(replica, c.env.BACKEND_TOKEN, { model: tier.backendModel, inputs, request_id: scope.requestId }, c.req.raw.signal ?? new AbortController().signal);
+      const order = replicaRouter.rank(tier.backends, routingKey(inputs[0], life.account.cacheSalt));
+      done = await dispatch(replicaRouter, order, life.client.signal, async (replica) => {
+        const r = await embed(replica, c.env.BACKEND_TOKEN, { model: tier.backendModel, inputs, request_id: life.requestId }, life.client.signal);
         if (!Array.isArray(r.data) || r.data.length !== inputs.length) throw new Error("embed response does not match the inputs");
         return r;
       }, failures);
     } catch (err) {
-      scope.log.failures = failures;
-      scope.settle(model, tier.pricing, { ...nothing, status: err instanceof ClientGone ? "cancelled" : "error" });
+      life.log.failures = failures;
+      life.settleEmpty(err instanceof ClientGone ? "cancelled" : "error");
       throw err;
     }
     done.release();
     replicaRouter.recordSuccess(done.replica);
-    scope.settle(model, tier.pricing, { promptTokens, cachedTokens: 0, completionTokens: 0, status: "ok" });
-    scope.finish(200, { replica: done.replica, attempts: done.attempts });
+    const billed = { promptTokens, cachedTokens: 0, completionTokens: 0 };
+    life.settle({ ...billed, status: "ok" });
+    life.finish(200, { replica: done.replica, attempts: done.attempts });
     const b64 = body.encoding_format === "base64";
     return c.json(
       {
         // Mistral's SDK requires an id on embedding responses.
-        id: `embd-${c.get("requestId").replace(/^req_/, "")}`,
+        id: `embd-${life.requestId.replace(/^req_/, "")}`,
         object: "list",
         data: done.value.data.map((v, index) => ({ object: "embedding", embedding: b64 ? base64Float32(v) : v, index })),
         model,
-        usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+        usage: { prompt_tokens: promptTokens, total_tokens: promptTokens, cost_micros: life.costMicros(billed) },
       },
       200,
-      admission.headers,
+      admitted.headers,
     );
   } catch (err) {
-    if (!scope.isSettled) scope.reject(model);
-    scope.finish(err instanceof ApiError ? err.status : 500, { error: err instanceof Error ? err.message : String(err) });
-    throw err;
+    throw life.fail(err);
   }
 });

@@ -1,0 +1,150 @@
+/**
+ * One lifecycle for every metered request (chat, embeddings, response-cache hits):
+ *
+ *   new Lifecycle(c, endpoint) -> admit(...) -> dispatch (the route's) -> settle(...) exactly once -> finish(status)
+ *
+ * - The client signal starts listening before the handler's first await, so a client that leaves at any
+ *   point (validation, admit, dispatch, generation) is seen: `client` aborts once, from request.signal or
+ *   from the response body being cancelled (`clientGone()`). Leaving is a cancellation in every mode:
+ *   the route cancels its replica, drains it and settles `cancelled` with what was generated.
+ * - admit reserves the prompt plus the completion's first budget slice; `slices()` reserves the rest as
+ *   tokens stream (billing/slices.ts).
+ * - settle runs once whatever happens (a second call is ignored), under waitUntil and after the response
+ *   has started, so it survives a disconnect. A request refused before admission leaves a zero-cost
+ *   `rejected` record (`fail`), and one refused by admit already has its record.
+ */
+import type { Context } from "hono";
+import type { AppEnv } from "../app";
+import { admit, extendReservation, recordRejected, settle } from "../billing/meter";
+import { costUnits, reservationUnits, unitsToMicrosCeil } from "../billing/money";
+import { SlicedReservation, firstSlice } from "../billing/slices";
+import type { Account, Pricing, UsageStatus } from "../billing/types";
+import { ApiError } from "../errors";
+import { logRequest, type RequestLog } from "./request-log";
+
+/**
+ * Yields one macrotask so the handler returns its Response (and the runtime starts writing it)
+ * before the settle subrequests start competing for the isolate. The work stays under waitUntil.
+ */
+const afterResponse = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+export interface Tokens {
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+}
+
+export interface Settlement extends Tokens {
+  status: UsageStatus;
+}
+
+export interface Admitted {
+  /** x-ratelimit-* headers for the response. */
+  headers: Record<string, string>;
+}
+
+export class Lifecycle {
+  readonly startedAt = Date.now();
+  readonly requestId: string;
+  readonly account: Account;
+  readonly log: Omit<RequestLog, "latency_ms" | "status">;
+  /** Aborts once, when the client went away. */
+  readonly client = new AbortController();
+  private settled = false;
+  private model = "";
+  private pricing: Pricing | null = null;
+
+  constructor(
+    private readonly c: Context<AppEnv>,
+    endpoint: RequestLog["endpoint"],
+  ) {
+    this.requestId = c.get("requestId");
+    this.account = c.get("account");
+    this.log = { request_id: this.requestId, key_id: this.account.keyId, endpoint, model: null };
+    const signal = c.req.raw.signal as AbortSignal | undefined;
+    if (signal?.aborted) this.clientGone();
+    else signal?.addEventListener("abort", () => this.clientGone(), { once: true });
+  }
+
+  /** The client went away (request.signal, or the response body was cancelled). */
+  clientGone(): void {
+    if (!this.client.signal.aborted) this.client.abort();
+  }
+
+  setModel(model: string): void {
+    this.model = model;
+    this.log.model = model;
+  }
+
+  /**
+   * Reserves the request in the key's limiter: TPM for prompt + maxCompletionTokens, budget for the
+   * prompt plus the completion's first slice. A refusal has already written its record.
+   */
+  async admit(pricing: Pricing, promptTokens: number, maxCompletionTokens: number): Promise<Admitted> {
+    this.pricing = pricing;
+    try {
+      const a = await admit(
+        this.c.env,
+        this.account,
+        { requestId: this.requestId, model: this.model, pricing, promptTokens, maxCompletionTokens, budgetCompletionTokens: firstSlice(maxCompletionTokens) },
+        this.ctx,
+      );
+      return { headers: a.headers };
+    } catch (err) {
+      this.settled = true;
+      throw err;
+    }
+  }
+
+  /** The rest of the completion's budget, reserved in slices as tokens stream. */
+  slices(maxTokens: number): SlicedReservation {
+    const pricing = this.pricing!;
+    return new SlicedReservation({
+      maxTokens,
+      extend: (tokens) => extendReservation(this.c.env, this.account, this.requestId, reservationUnits(pricing, 0, tokens)),
+    });
+  }
+
+  /** `usage.cost_micros`: the exact cost of these tokens, rounded up to whole micro-euros. */
+  costMicros(t: Tokens): number {
+    return this.pricing ? unitsToMicrosCeil(costUnits(this.pricing, t)) : 0;
+  }
+
+  /** Charges and records the request exactly once, in the background (survives a client disconnect). */
+  settle(s: Settlement): void {
+    if (this.settled) return;
+    this.settled = true;
+    Object.assign(this.log, { prompt_tokens: s.promptTokens, cached_tokens: s.cachedTokens, completion_tokens: s.completionTokens });
+    const pricing = this.pricing ?? { input: 0, cached_input: 0, output: 0 };
+    const req = { requestId: this.requestId, model: this.model, pricing, ...s, startedAt: this.startedAt, endedAt: Date.now() };
+    this.c.executionCtx.waitUntil(afterResponse().then(() => settle(this.c.env, this.account, req)));
+  }
+
+  /** Nothing generated and nothing charged (the replica never started, or failed before any token). */
+  settleEmpty(status: "cancelled" | "error"): void {
+    this.settle({ promptTokens: 0, cachedTokens: 0, completionTokens: 0, status });
+  }
+
+  /**
+   * A route's catch-all: a request that ends in an error before it was settled leaves a zero-cost
+   * `rejected` record (admit's own refusals already have theirs); logs the status. Returns the error.
+   */
+  fail(err: unknown): unknown {
+    if (!this.settled) {
+      this.settled = true;
+      const r = { requestId: this.requestId, model: this.model, startedAt: this.startedAt };
+      this.c.executionCtx.waitUntil(afterResponse().then(() => recordRejected(this.c.env, this.account, r)));
+    }
+    this.finish(err instanceof ApiError ? err.status : 500, { error: err instanceof Error ? err.message : String(err) });
+    return err;
+  }
+
+  /** The runtime's ExecutionContext (Hono types it more narrowly than workers-types). */
+  get ctx(): ExecutionContext {
+    return this.c.executionCtx as unknown as ExecutionContext;
+  }
+
+  finish(status: number, extra: Partial<RequestLog> = {}): void {
+    logRequest({ ...this.log, ...extra, status, latency_ms: Date.now() - this.startedAt });
+  }
+}
