@@ -1,25 +1,28 @@
 /**
  * `npm start`: the whole stack locally, offline.
- *   dev models (built if missing) -> D1 migrations (local) -> backend -> worker (wrangler dev, miniflare) -> dev key
- * Env: PORT (worker, 8787), BACKEND_PORT (8788), DEV_API_KEY, ADMIN_TOKEN, BACKEND_TOKEN, MODELS (tiny,small,medium),
- *      DEV_STATE_DIR (.dev: secrets + local D1/DO state), QUIET_LOGS=1 (no child logs), BACKEND_THREADS (ORT threads).
- * Secrets default to values generated once and kept in .dev/secrets.json, so the dev key survives restarts.
+ *   dev models (built if missing) -> D1 migrations (local) -> backend replica(s) -> worker (wrangler dev) -> dev key
+ * Every setting is read in scripts/lib/launch-config.ts (`npm start -- --help` lists them). Secrets default to
+ * values generated once and kept in $DEV_STATE_DIR/secrets.json, so the dev key survives restarts.
+ * A backend or the worker that dies is restarted with backoff (scripts/lib/supervisor.ts), one line each.
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { UsageError } from "./lib/cli";
+import { parseLaunchConfig, type LaunchConfig } from "./lib/launch-config";
 import { applyLocalMigrations, OFFLINE_ENV, wranglerTiers } from "./lib/local-worker";
-import { lineSplitter, portIsFree, spawnUntilHttpReady, spawnUntilReady, stopProcess } from "./lib/processes";
+import { lineSplitter, portIsFree, spawnUntilHttpReady, spawnUntilReady } from "./lib/processes";
+import { Supervisor } from "./lib/supervisor";
 
 const root = resolve(import.meta.dirname, "..");
-const stateDir = resolve(root, process.env.DEV_STATE_DIR ?? ".dev");
 const bin = (name: string) => resolve(root, "node_modules/.bin", name);
 
 interface Secrets {
   apiKey: string;
   adminToken: string;
   backendToken: string;
+  metricsToken: string;
 }
 
 function fail(message: string): never {
@@ -27,47 +30,55 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-function loadSecrets(): Secrets {
-  mkdirSync(stateDir, { recursive: true });
-  const file = resolve(stateDir, "secrets.json");
+function loadSecrets(cfg: LaunchConfig): Secrets {
+  mkdirSync(cfg.stateDir, { recursive: true });
+  const file = resolve(cfg.stateDir, "secrets.json");
   const saved: Partial<Secrets> = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
+  const o = cfg.secrets;
   const secrets: Secrets = {
-    apiKey: process.env.DEV_API_KEY ?? saved.apiKey ?? `sk-dev-${randomBytes(24).toString("hex")}`,
-    adminToken: process.env.ADMIN_TOKEN ?? saved.adminToken ?? randomBytes(24).toString("hex"),
-    backendToken: process.env.BACKEND_TOKEN ?? saved.backendToken ?? randomBytes(24).toString("hex"),
+    apiKey: o.apiKey ?? saved.apiKey ?? `sk-dev-${randomBytes(24).toString("hex")}`,
+    adminToken: o.adminToken ?? saved.adminToken ?? randomBytes(24).toString("hex"),
+    backendToken: o.backendToken ?? saved.backendToken ?? randomBytes(24).toString("hex"),
+    metricsToken: o.metricsToken ?? saved.metricsToken ?? randomBytes(24).toString("hex"),
   };
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
 }
 
-
-function parsePort(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`${name}=${raw} is not a valid port`);
-  return port;
-}
-
 async function main() {
-  const port = parsePort("PORT", 8787);
-  const backendPort = parsePort("BACKEND_PORT", 8788);
-  const models = (process.env.MODELS ?? "tiny,small,medium").split(",").map((m) => m.trim()).filter(Boolean);
-  if (port === backendPort) fail(`PORT and BACKEND_PORT are both ${port}; pick two different ports`);
-  for (const [name, p] of [["PORT", port], ["BACKEND_PORT", backendPort]] as const) {
-    if (!(await portIsFree(p))) fail(`port ${p} (${name}) is already in use; set ${name}=<free port> and retry`);
+  let cfg: LaunchConfig;
+  try {
+    cfg = parseLaunchConfig(root, process.argv.slice(2), process.env);
+  } catch (e) {
+    console.error(`npm start: ${(e as Error).message}`);
+    process.exit(e instanceof UsageError ? 2 : 1);
   }
-  const secrets = loadSecrets();
-  const children: ChildProcess[] = [];
+  const { port, backendPorts, models } = cfg;
+  for (const [name, p] of [["PORT", port], ...backendPorts.map((b, i) => [i === 0 ? "BACKEND_PORT" : `BACKEND_PORT+${i}`, b] as const)] as const) {
+    if (!(await portIsFree(p))) fail(`port ${p} (${name}) is already in use; set ${name.replace(/\+\d+$/, "")}=<free port> and retry`);
+  }
+  const secrets = loadSecrets(cfg);
+  const supervisors: Supervisor[] = [];
   let stopping = false;
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    await Promise.all(children.map((c) => stopProcess(c)));
+    await Promise.all(supervisors.map((s) => s.stop()));
     process.exit(code);
   };
   process.on("SIGINT", () => void shutdown(0));
   process.on("SIGTERM", () => void shutdown(0));
+  // If the launcher itself dies, its detached children must not outlive it.
+  process.on("exit", () => supervisors.forEach((s) => s.killNow()));
+  const say = (line: string) => console.error(`npm start: ${line}`);
+  const giveUp = (reason: string) => {
+    say(`${reason}; stopping`);
+    void shutdown(1);
+  };
+  const abort = async (message: string): Promise<never> => {
+    await Promise.all(supervisors.map((s) => s.stop()));
+    return fail(message);
+  };
 
   console.log(`[1/5] dev models (${models.join(", ")})`);
   const built = spawnSync(bin("tsx"), ["scripts/dev-models.ts", "--preset", models.join(",")], { cwd: root, stdio: "inherit" });
@@ -77,67 +88,68 @@ async function main() {
   }
 
   console.log("[2/5] D1 migrations (local)");
-  const persist = resolve(stateDir, "wrangler-state");
+  const persist = resolve(cfg.stateDir, "wrangler-state");
   try {
     applyLocalMigrations(root, persist);
   } catch (err) {
     fail((err as Error).message);
   }
 
-  console.log(`[3/5] backend on :${backendPort}`);
-  const backend = await spawnUntilReady(
-    bin("tsx"),
-    [
-      "gpu-backend/main.ts", ...models.flatMap((m) => ["--model", `models/dev/${m}`]), "--port", String(backendPort), "--host", "127.0.0.1",
-      ...(process.env.BACKEND_THREADS ? ["--threads", process.env.BACKEND_THREADS] : []),
-    ],
-    { cwd: root, env: { ...process.env, BACKEND_TOKEN: secrets.backendToken }, ready: /^backend ready on /, timeoutMs: 180_000, label: "backend" },
-  ).catch((err: Error) => fail(err.message));
-  children.push(backend.child);
-  backend.child.on("exit", (code) => {
-    if (!stopping) {
-      console.error(`backend exited (${code}); stopping`);
-      void shutdown(1);
-    }
-  });
-  pipeLogs(backend.child, "backend");
+  console.log(`[3/5] backend${backendPorts.length > 1 ? "s" : ""} on ${backendPorts.map((p) => `:${p}`).join(", ")}`);
+  const backendEnv = { ...process.env, BACKEND_TOKEN: secrets.backendToken, METRICS_TOKEN: secrets.metricsToken };
+  const launchBackend = (bport: number) => async () =>
+    (
+      await spawnUntilReady(
+        // node --import tsx, not the tsx CLI: the child is the server itself, so its pid is the one to signal.
+        process.execPath,
+        [
+          "--import", "tsx", "gpu-backend/main.ts", ...models.flatMap((m) => ["--model", `models/dev/${m}`]), "--port", String(bport), "--host", "127.0.0.1",
+          // Under the state dir, so a throwaway DEV_STATE_DIR leaves nothing in the repo; the same dir on a restart, so the journal replays.
+          "--journal-dir", resolve(cfg.stateDir, "journal", String(bport)),
+          ...(cfg.backendThreads ? ["--threads", cfg.backendThreads] : []),
+        ],
+        { cwd: root, env: backendEnv, detached: true, ready: /^backend ready on /, timeoutMs: 180_000, label: `backend :${bport}` },
+      )
+    ).child;
+  const backends = backendPorts.map(
+    (bport) => new Supervisor({ label: `backend :${bport}`, launch: launchBackend(bport), onChild: (c) => pipeLogs(cfg, c, "backend"), say, giveUp }),
+  );
+  supervisors.push(...backends);
+  await Promise.all(backends.map((s) => s.start())).catch((err: Error) => abort(err.message));
+  for (const [i, s] of backends.entries()) console.log(`      backend :${backendPorts[i]} ready (pid ${s.child?.pid})`);
 
-  const tiers = wranglerTiers(root, `http://127.0.0.1:${backendPort}`, models);
-  if (Object.keys(tiers).length === 0) fail(`no tier in wrangler.toml is served by MODELS=${models.join(",")}`);
+  const tiers = wranglerTiers(root, backendPorts.map((p) => `http://127.0.0.1:${p}`), models);
+  if (Object.keys(tiers).length === 0) await abort(`no tier in wrangler.toml is served by MODELS=${models.join(",")}`);
   console.log(`[4/5] worker (wrangler dev, local) on :${port}: ${Object.keys(tiers).join(", ")}`);
-  const worker = await spawnUntilHttpReady(
-    bin("wrangler"),
-    [
-      "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist,
-      "--show-interactive-dev-session=false",
-      "--var", `TIERS:${JSON.stringify(tiers)}`,
-      "--var", `ADMIN_TOKEN:${secrets.adminToken}`,
-      "--var", `BACKEND_TOKEN:${secrets.backendToken}`,
-    ],
-    { cwd: root, env: OFFLINE_ENV, url: `http://127.0.0.1:${port}/health`, timeoutMs: 120_000, label: "worker",
-      // Only the worker stamps request ids: never mistake another server on the port for it.
-      isOurs: (res) => res.headers.get("x-request-id")?.startsWith("req_") ?? false },
-  ).catch(async (err: Error) => {
-    await Promise.all(children.map((c) => stopProcess(c)));
-    return fail(err.message);
+  const worker = new Supervisor({
+    label: `worker :${port}`,
+    launch: () =>
+      spawnUntilHttpReady(
+        bin("wrangler"),
+        [
+          "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist,
+          "--show-interactive-dev-session=false",
+          "--var", `TIERS:${JSON.stringify(tiers)}`,
+          "--var", `ADMIN_TOKEN:${secrets.adminToken}`,
+          "--var", `BACKEND_TOKEN:${secrets.backendToken}`,
+        ],
+        { cwd: root, env: OFFLINE_ENV, detached: true, url: `http://127.0.0.1:${port}/health`, timeoutMs: 120_000, label: `worker :${port}`,
+          // Only the worker stamps request ids: never mistake another server on the port for it.
+          isOurs: (res) => res.headers.get("x-request-id")?.startsWith("req_") ?? false },
+      ),
+    onChild: (c) => pipeLogs(cfg, c, "worker"),
+    say,
+    giveUp,
   });
-  children.push(worker);
-  worker.on("exit", (code) => {
-    if (!stopping) {
-      console.error(`worker exited (${code}); stopping`);
-      void shutdown(1);
-    }
-  });
-  pipeLogs(worker, "worker");
+  supervisors.push(worker);
+  await worker.start().catch((err: Error) => abort(err.message));
+  console.log(`      worker :${port} ready (pid ${worker.child?.pid})`);
 
   console.log("[5/5] dev API key");
   const base = `http://127.0.0.1:${port}`;
-  await ensureDevKey(base, secrets, Object.keys(tiers)).catch(async (err: Error) => {
-    await Promise.all(children.map((c) => stopProcess(c)));
-    fail(`creating the dev key failed: ${err.message}`);
-  });
-  const chatModel = ["mistral-small", "mistral-tiny", "mistral-medium"].find((m) => m in tiers) ?? Object.keys(tiers)[0];
-  printBanner(base, secrets, chatModel);
+  await ensureDevKey(base, secrets, Object.keys(tiers)).catch((err: Error) => abort(`creating the dev key failed: ${err.message}`));
+  const chatModel = ["mistral-small", "mistral-tiny", "mistral-medium"].find((m) => m in tiers) ?? Object.keys(tiers)[0]!;
+  printBanner(base, secrets, chatModel, backendPorts);
 }
 
 async function ensureDevKey(base: string, secrets: Secrets, tiers: string[]) {
@@ -157,18 +169,19 @@ async function ensureDevKey(base: string, secrets: Secrets, tiers: string[]) {
   if (!res.ok && res.status !== 409) throw new Error(`admin API answered ${res.status}: ${await res.text()}`);
 }
 
-function pipeLogs(child: ChildProcess, label: string) {
-  if (process.env.QUIET_LOGS === "1") return;
+function pipeLogs(cfg: LaunchConfig, child: ChildProcess, label: string) {
+  if (cfg.quietLogs) return;
   const handlers = lineSplitter((line) => console.log(`[${label}] ${line}`));
   child.stdout?.on("data", handlers());
   child.stderr?.on("data", handlers());
 }
 
-function printBanner(base: string, secrets: Secrets, model: string) {
+function printBanner(base: string, secrets: Secrets, model: string, backendPorts: number[]) {
   console.log(`
 Dev API key: ${secrets.apiKey}
 Admin token: ${secrets.adminToken}
 Console:     ${base}/console (sign in with the dev API key); operators: ${base}/console/admin (admin token)
+Metrics:     curl -H "Authorization: Bearer ${secrets.metricsToken}" http://127.0.0.1:${backendPorts[0]}/metrics
 
 curl ${base}/v1/chat/completions \\
   -H "Authorization: Bearer ${secrets.apiKey}" -H "Content-Type: application/json" \\
@@ -180,7 +193,8 @@ const client = new OpenAI({ baseURL: "${base}/v1", apiKey: "${secrets.apiKey}" }
 const r = await client.chat.completions.create({ model: "${model}", messages: [{ role: "user", content: "Hello!" }] });
 console.log(r.choices[0].message.content, r.usage);'
 `);
-  console.log(`moe-edge stack ready: worker ${base} backend http://127.0.0.1:${parsePort("BACKEND_PORT", 8788)} (Ctrl-C stops everything)`);
+  const backends = backendPorts.map((p) => `http://127.0.0.1:${p}`).join(",");
+  console.log(`moe-edge stack ready: worker ${base} backend ${backends} (Ctrl-C stops everything)`);
 }
 
 main().catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));

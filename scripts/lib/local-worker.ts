@@ -21,16 +21,16 @@ export interface TomlTier {
 }
 
 /**
- * The TIERS var of wrangler.toml with every backend set to `backendUrl`; with `models`, only the tiers
+ * The TIERS var of wrangler.toml with every tier's backends set to `backendUrl` (one or several replicas); with `models`, only the tiers
  * whose backend_model is one of them (a tier whose model is not loaded would only fail at request time).
  */
-export function wranglerTiers(root: string, backendUrl: string, models?: string[]): Record<string, TomlTier> {
+export function wranglerTiers(root: string, backendUrl: string | string[], models?: string[]): Record<string, TomlTier> {
   const toml = readFileSync(resolve(root, "wrangler.toml"), "utf8");
   const match = /TIERS\s*=\s*'''([\s\S]*?)'''/.exec(toml);
   if (!match) throw new Error("wrangler.toml has no TIERS var");
   const all = JSON.parse(match[1]) as Record<string, TomlTier>;
   const kept = Object.entries(all).filter(([, t]) => !models || models.includes(t.backend_model));
-  for (const [, t] of kept) t.backends = [backendUrl];
+  for (const [, t] of kept) t.backends = Array.isArray(backendUrl) ? [...backendUrl] : [backendUrl];
   return Object.fromEntries(kept);
 }
 

@@ -8,6 +8,17 @@ export interface Started {
   readyLine: string;
 }
 
+/** Stops a child that failed to get ready: its whole process group when it was spawned detached. */
+function abandon(child: ChildProcess, detached: boolean | undefined): void {
+  if (detached && child.pid) {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  } else child.kill("SIGTERM");
+}
+
 /** Spawns a process and resolves when a stdout/stderr line matches `ready`; rejects on exit or timeout. */
 export function spawnUntilReady(
   cmd: string,
@@ -23,7 +34,7 @@ export function spawnUntilReady(
       done = true;
       clearTimeout(timer);
       if (err) {
-        child.kill("SIGTERM");
+        abandon(child, opts.detached);
         reject(err);
       } else resolve({ child, readyLine: line });
     };
@@ -128,6 +139,7 @@ export async function spawnUntilHttpReady(
   const deadline = Date.now() + opts.timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
+      abandon(child, opts.detached);
       throw new Error(`${opts.label} exited (${child.signalCode ?? child.exitCode}) before it was ready:\n${tail.join("\n")}`);
     }
     const ok = await fetch(opts.url, { signal: AbortSignal.timeout(2000) }).then(
@@ -141,6 +153,6 @@ export async function spawnUntilHttpReady(
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  child.kill("SIGTERM");
+  abandon(child, opts.detached);
   throw new Error(`${opts.label} did not become ready within ${opts.timeoutMs} ms:\n${tail.join("\n")}`);
 }
