@@ -14,6 +14,7 @@ import { chatRoutes } from "./routes/chat";
 import { embeddingsRoutes } from "./routes/embeddings";
 import { modelsRoutes } from "./routes/models";
 import { keyRoutes } from "./routes/key";
+import { tokenizeRoutes } from "./routes/tokenize";
 import { consoleRoutes } from "./console/routes";
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables };
@@ -38,6 +39,7 @@ export function createApp() {
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/usage", usageRoutes);
   app.route("/v1", keyRoutes);
+  app.route("/v1", tokenizeRoutes);
   app.route("/v1", chatRoutes);
   app.route("/v1", embeddingsRoutes);
   app.route("/v1", modelsRoutes);

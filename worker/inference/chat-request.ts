@@ -70,6 +70,26 @@ export function paramOf(path: readonly PropertyKey[]): string {
   return out;
 }
 
+/**
+ * The one zod failure -> 400 mapping for request bodies: the first issue, `param` naming its path, and
+ * "is required" only when the field is absent (a present but wrong-typed field is "invalid"). Parse
+ * with `{ reportInput: true }`: zod 4 leaves issue.input out otherwise.
+ */
+export function invalidBody(error: z.ZodError): ApiError {
+  const issue = error.issues[0];
+  const param = paramOf(issue.path);
+  const what = issue.code === "invalid_type" && issue.input === undefined ? "is required" : `is invalid: ${issue.message}`;
+  return badRequest(param ? `'${param}' ${what}.` : `The request body ${what}.`, param || null);
+}
+
+/** Parses `body` with `schema` or throws the 400 of invalidBody. */
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw badRequest("The request body must be a JSON object.");
+  const parsed = schema.safeParse(body, { reportInput: true });
+  if (!parsed.success) throw invalidBody(parsed.error);
+  return parsed.data;
+}
+
 const unsupported = (param: string, message: string) => badRequest(message, param, "unsupported_parameter");
 
 function messageText(c: string | unknown[] | null | undefined, param: string): string {
@@ -84,7 +104,7 @@ function messageText(c: string | unknown[] | null | undefined, param: string): s
   return text;
 }
 
-function toMessages(raw: z.infer<typeof ChatBodySchema>["messages"]): ChatMessage[] {
+function toMessages(raw: z.infer<typeof message>[]): ChatMessage[] {
   return raw.map((m, i) => {
     const param = `messages[${i}]`;
     // OpenAI's "developer" role is its new name for "system".
@@ -99,17 +119,16 @@ function toMessages(raw: z.infer<typeof ChatBodySchema>["messages"]): ChatMessag
   });
 }
 
+/** The chat messages schema (roles, text parts), shared by /v1/tokenize. */
+export const MessagesSchema = z.array(message).min(1);
+
+/** Validated messages -> template input (developer -> system; tool refused; text parts joined). */
+export function parseMessages(raw: z.infer<typeof MessagesSchema>): ChatMessage[] {
+  return toMessages(raw);
+}
+
 export function parseChatBody(body: unknown): ChatParams {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw badRequest("The request body must be a JSON object.");
-  // zod 4 leaves issue.input out unless asked; without it every wrong type would read as "required".
-  const parsed = ChatBodySchema.safeParse(body, { reportInput: true });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const param = paramOf(issue.path);
-    const what = issue.code === "invalid_type" && issue.input === undefined ? "is required" : `is invalid: ${issue.message}`;
-    throw badRequest(`'${param}' ${what}.`, param || null);
-  }
-  const b = parsed.data;
+  const b = parseBody(ChatBodySchema, body);
   if (b.n != null && b.n !== 1) throw unsupported("n", "Only n=1 is supported.");
   if (b.presence_penalty) throw unsupported("presence_penalty", "presence_penalty is not supported (only 0).");
   if (b.frequency_penalty) throw unsupported("frequency_penalty", "frequency_penalty is not supported (only 0).");
