@@ -3,8 +3,9 @@
  *   npm run keys -- create --name N --tiers mistral-tiny,mistral-small [--rpm 60] [--tpm 100000] [--budget-micros 10000000] [--key K]
  *   npm run keys -- list | get <id> | update <id> [--name --tiers --rpm --tpm --budget-micros] | revoke <id>
  *   npm run keys -- usage [--key-id ID] [--from YYYY-MM-DD] [--to YYYY-MM-DD]
- * Add --json for raw JSON. Env: EDGE_URL (default http://127.0.0.1:8787), ADMIN_TOKEN (default: the
- * launcher's .dev/secrets.json, or $DEV_STATE_DIR/secrets.json).
+ * Add --json for raw JSON. Env: EDGE_URL (default http://127.0.0.1:$PORT, the port `npm start` uses:
+ * 8787 unless PORT is set), ADMIN_TOKEN (default: the launcher's .dev/secrets.json, or
+ * $DEV_STATE_DIR/secrets.json).
  */
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -17,7 +18,12 @@ const USAGE = `usage: npm run keys -- <command> [options]
   update <id> [--name N] [--tiers a,b] [--rpm N] [--tpm N] [--budget-micros N]
   revoke <id>
   usage [--key-id ID] [--from YYYY-MM-DD] [--to YYYY-MM-DD]
-options: --json (raw output)   env: EDGE_URL, ADMIN_TOKEN`;
+options: --json (raw output)   env: EDGE_URL (default http://127.0.0.1:$PORT, PORT default 8787), ADMIN_TOKEN`;
+
+/** The worker's base URL: EDGE_URL, else the local worker on PORT, as `npm start` runs it. */
+function edgeUrl(env: NodeJS.ProcessEnv = process.env): string {
+  return (env.EDGE_URL || `http://127.0.0.1:${env.PORT || "8787"}`).replace(/\/+$/, "");
+}
 
 class CliError extends Error {}
 
@@ -32,7 +38,7 @@ function adminToken(): string {
 }
 
 async function call(method: string, path: string, body?: unknown): Promise<unknown> {
-  const base = (process.env.EDGE_URL ?? "http://127.0.0.1:8787").replace(/\/+$/, "");
+  const base = edgeUrl();
   let res: Response;
   try {
     res = await fetch(`${base}${path}`, {

@@ -185,12 +185,12 @@ Metrics:     curl -H "Authorization: Bearer ${secrets.metricsToken}" http://127.
 
 curl ${base}/v1/chat/completions \\
   -H "Authorization: Bearer ${secrets.apiKey}" -H "Content-Type: application/json" \\
-  -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello!"}], "stream": true}'
+  -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 64, "stream": true}'
 
 node --input-type=module -e '
 import OpenAI from "openai";
 const client = new OpenAI({ baseURL: "${base}/v1", apiKey: "${secrets.apiKey}" });
-const r = await client.chat.completions.create({ model: "${model}", messages: [{ role: "user", content: "Hello!" }] });
+const r = await client.chat.completions.create({ model: "${model}", messages: [{ role: "user", content: "Hello!" }], max_tokens: 64 });
 console.log(r.choices[0].message.content, r.usage);'
 `);
   const backends = backendPorts.map((p) => `http://127.0.0.1:${p}`).join(",");

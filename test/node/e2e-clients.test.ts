@@ -2,6 +2,8 @@
  * Real, unmodified clients (the `openai` and `@mistralai/mistralai` SDKs) against the real local stack:
  * npm start's launcher -> wrangler dev (miniflare: D1, DO, KV, Queues, Cache) -> backend process -> ONNX Runtime.
  */
+import { spawnSync } from "node:child_process";
+import { resolve } from "node:path";
 import { Mistral } from "@mistralai/mistralai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -194,5 +196,32 @@ describe("@mistralai/mistralai SDK", () => {
     const cards = (r.data ?? []).map((m) => ("id" in m && m.type === "base" ? m.id : "unparsed"));
     expect(cards).toEqual(expect.arrayContaining(["mistral-tiny"]));
     expect(cards).not.toContain("unparsed");
+  });
+});
+
+describe("what npm start prints, and the keys CLI beside it", () => {
+  const root = resolve(import.meta.dirname, "../..");
+
+  it("the printed curl and openai snippets set max_tokens, and the openai one runs as printed", () => {
+    const curl = stack.logs.find((l) => l.includes(`"messages": [{"role": "user", "content": "Hello!"}]`));
+    expect(curl).toContain(`"max_tokens": 64`);
+    // The node snippet: from `node --input-type=module -e '` to its closing `'`.
+    const start = stack.logs.findIndex((l) => l.startsWith("node --input-type=module -e '"));
+    expect(start).toBeGreaterThanOrEqual(0);
+    const end = stack.logs.findIndex((l, i) => i > start && l.endsWith("'"));
+    const code = stack.logs.slice(start + 1, end + 1).join("\n").replace(/'$/, "");
+    expect(code).toContain("max_tokens: 64");
+    const run = spawnSync(process.execPath, ["--input-type=module", "-e", code], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/completion_tokens: \d+/);
+  });
+
+  it("`npm run keys` finds the worker on PORT when EDGE_URL is unset", () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: new URL(stack.base).port, ADMIN_TOKEN: stack.adminToken };
+    delete env.EDGE_URL;
+    const r = spawnSync(resolve(root, "node_modules/.bin/tsx"), ["scripts/keys.ts", "list", "--json"], { cwd: root, env, encoding: "utf8", timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const listed = JSON.parse(r.stdout) as { data: Array<{ name: string }> };
+    expect(listed.data.length).toBeGreaterThan(0);
   });
 });
