@@ -5,15 +5,15 @@
  */
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import type { ModelManifest } from "../contract/model-manifest";
 import { buildModel, formatSummary, MANIFEST_FILE, sourceChecksum } from "./model-builder/build";
 import { openCheckpoint } from "./model-builder/safetensors";
 import { DEFAULT_PRESETS, PRESETS } from "./model-builder/presets";
+import { parseCli } from "./lib/cli";
 import { configHash, writeSyntheticCheckpoint } from "./model-builder/synthetic";
 
 /** Bump when the builder's output changes so cached dev models are rebuilt. */
-export const BUILDER_REVISION = 6;
+export const BUILDER_REVISION = 7;
 const HASH_FIELD = "_moe_edge_preset";
 
 async function readJson<T>(file: string): Promise<T | undefined> {
@@ -60,14 +60,16 @@ export async function ensurePreset(name: string, hfRoot: string, outRoot: string
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseCli("models", process.argv.slice(2), {
+    usage: `usage: npm run models [-- --preset ${Object.keys(PRESETS).join(",")}] [--out models/dev] [--hf models/hf] [--force]
+Generates seeded synthetic checkpoints (random weights) and converts each with the model builder;
+a preset whose model.json matches its current config is skipped. Default presets: ${DEFAULT_PRESETS.join(",")}.`,
     options: {
       preset: { type: "string" },
       out: { type: "string", default: "models/dev" },
       hf: { type: "string", default: "models/hf" },
       force: { type: "boolean", default: false },
     },
-    strict: true,
   });
   const names = values.preset ? values.preset.split(",").map((s) => s.trim()).filter(Boolean) : DEFAULT_PRESETS;
   for (const n of names) if (!PRESETS[n]) throw new Error(`unknown preset "${n}" (known: ${Object.keys(PRESETS).join(", ")})`);

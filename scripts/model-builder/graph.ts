@@ -187,7 +187,8 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused", padRows = fa
   const sin = f32Init("sin_cache", [s.context, D / 2]);
   jobs.push({ kind: "rope", cos, sin });
   const eps = { float: s.eps };
-  const routerShape = s.moe ? constI64("router_shape", [-1, s.experts]) : "";
+  // [B, S, H]: the shape of every layer's hidden states.
+  if (s.moe) node("Shape", ["embeds"], ["hidden_shape"]);
 
   // present_new (contract/model-manifest.ts): the S rows each call writes, sequence b's at positions
   // seqlens_k[b]+1-S+s, gathered from GQA's present (it exposes rotated K nowhere else). Indices
@@ -259,8 +260,6 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused", padRows = fa
       const I = s.inter;
       // Router kept in float32; both MoE forms take raw logits (softmax -> top-k -> renormalise).
       const gate = fromTensor(`${L}.router`, p + "block_sparse_moe.gate.weight", [H, E], true);
-      node("MatMul", [h2, gate], [`${L}.router_logits3d`]);
-      node("Reshape", [`${L}.router_logits3d`, routerShape], [`${L}.router_logits`]);
       const ex = (e: number, w: string) => `${p}block_sparse_moe.experts.${e}.${w}.weight`;
       // Expert e lives in slot expertSlot(e) (moe-graph.ts: the tie rule).
       // fc1 rows interleaved for swiglu_fusion: row 2j = w1 (gate) row j, row 2j+1 = w3 (up) row j.
@@ -280,7 +279,7 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused", padRows = fa
         [E, H, I / 2],
         [E, H, I / bs],
       );
-      const layer = { L, x: h2, routerLogits: `${L}.router_logits`, out: mlpOut, H, I, E, topK: s.topK, blockSize: bs, accuracyLevel: s.accuracyLevel, fc1, fc2 };
+      const layer = { L, x: h2, xShape: "hidden_shape", router: gate, out: mlpOut, H, I, E, topK: s.topK, blockSize: bs, accuracyLevel: s.accuracyLevel, fc1, fc2 };
       if (form === "fused") fusedMoe(ops, layer);
       else slicedMoe(ops, layer, padRows);
     } else {

@@ -32,9 +32,10 @@ export interface ViewDecl {
 export interface MoeLayer {
   /** Layer prefix for value names, e.g. "layers.3". */
   L: string;
-  /** Normalised hidden states [B, S, H] and the raw router logits [T, E]. */
+  /** Normalised hidden states [B, S, H], their shape, and the fp32 router weight [H, E]. */
   x: string;
-  routerLogits: string;
+  xShape: string;
+  router: string;
   out: string;
   H: number;
   I: number;
@@ -61,8 +62,10 @@ const MS = "com.microsoft";
 export const expertSlot = (e: number, E: number): number => E - 1 - e;
 
 export function fusedMoe(g: GraphOps, m: MoeLayer): void {
+  g.node("MatMul", [m.x, m.router], [`${m.L}.router_logits3d`]);
+  g.node("Reshape", [`${m.L}.router_logits3d`, g.constI64("moe_router_shape", [-1, m.E])], [`${m.L}.router_logits`]);
   const reversed = g.constI64("moe_expert_reverse", Array.from({ length: m.E }, (_, i) => m.E - 1 - i));
-  g.node("Gather", [m.routerLogits, reversed], [`${m.L}.router_logits_slots`], { axis: 1 });
+  g.node("Gather", [`${m.L}.router_logits`, reversed], [`${m.L}.router_logits_slots`], { axis: 1 });
   g.node("QMoE", [m.x, `${m.L}.router_logits_slots`, m.fc1.weight, m.fc1.scales, "", m.fc2.weight, m.fc2.scales], [m.out], {
     k: m.topK,
     activation_type: "swiglu",
@@ -84,13 +87,14 @@ export function slicedMoe(g: GraphOps, m: MoeLayer, padRows = false): void {
   const n = g.node;
   const c = g.constI64;
 
-  n("Shape", [m.x], [v("x_shape")]);
   n("Reshape", [m.x, c("moe_rows_h", [-1, H])], [v("x2d")]);
+  n("MatMul", [v("x2d"), m.router], [v("router_logits")]);
   // Routing: top-k logits (lower index on ties), softmax over those k = Mixtral's renormalised weights.
-  n("TopK", [m.routerLogits, c("moe_k", [k])], [v("top_logits"), v("top_experts")], { axis: -1, largest: 1, sorted: 1 });
+  n("TopK", [v("router_logits"), c("moe_k", [k])], [v("top_logits"), v("top_experts")], { axis: -1, largest: 1, sorted: 1 });
   n("Softmax", [v("top_logits")], [v("top_weights")], { axis: -1 });
   n("Reshape", [v("top_experts"), c("moe_flat", [-1])], [v("pair_expert")]);
-  n("Reshape", [v("top_weights"), c("moe_flat", [-1])], [v("pair_weight")]);
+  // Weights as a column [T*k, 1]: gathered by sort order they scale each expert output row.
+  n("Reshape", [v("top_weights"), c("moe_col", [-1, 1])], [v("pair_weight")]);
   const expertIds = c("moe_expert_ids", Array.from({ length: E }, (_, e) => e));
   /** Rows per expert of a list of pair experts (one-hot, summed). */
   const countsOf = (pairs: string, out: string) => {
@@ -114,7 +118,8 @@ export function slicedMoe(g: GraphOps, m: MoeLayer, padRows = false): void {
     n("NonZero", [v("active")], [v("active_nz")]);
     n("Reshape", [v("active_nz"), c("moe_flat", [-1])], [v("pad_expert")]);
     n("Shape", [v("pad_expert")], [v("pads_n")]);
-    n("ConstantOfShape", [v("pads_n")], [v("pad_weight")]);
+    n("Concat", [v("pads_n"), c("moe_one_1d", [1])], [v("pads_col_shape")], { axis: 0 });
+    n("ConstantOfShape", [v("pads_col_shape")], [v("pad_weight")]);
     // Pad pairs read row T: a zero row appended to x.
     n("ConstantOfShape", [c("moe_zero_row_shape", [1, H])], [v("zero_row")]);
     n("Concat", [v("x2d"), v("zero_row")], [v("x2d_padded")], { axis: 0 });
@@ -126,11 +131,11 @@ export function slicedMoe(g: GraphOps, m: MoeLayer, padRows = false): void {
     n("Concat", [v("pair_token"), v("pad_token")], [v("all_token")], { axis: 0 });
     [pairExperts, weights, tokens, rowsFrom] = [v("all_expert"), v("all_weight"), v("all_token"), v("x2d_padded")];
   }
-  // Sort the pairs by expert: TopK on -expert over all of them (stable: equal experts keep pair order).
-  n("Cast", [pairExperts], [v("pair_expert_f")], { to: 1 });
-  n("Neg", [v("pair_expert_f")], [v("pair_key")]);
+  // Sort the pairs by expert: an ascending TopK over all of them (the order within an expert does not matter:
+  // rows are independent, and the batch-invariant variant keeps every row out of a lone-row tile).
+  n("Cast", [pairExperts], [v("pair_key")], { to: 1 });
   n("Shape", [pairExperts], [v("pairs")]);
-  n("TopK", [v("pair_key"), v("pairs")], [v("sorted_key"), v("order")], { axis: 0, largest: 1, sorted: 1 });
+  n("TopK", [v("pair_key"), v("pairs")], [v("sorted_key"), v("order")], { axis: 0, largest: 0, sorted: 1 });
   if (padRows) n("Gather", [tokens, v("order")], [v("token")], { axis: 0 });
   else n("Div", [v("order"), c("moe_k_scalar", [k])], [v("token")]);
   n("Gather", [rowsFrom, v("token")], [v("rows")], { axis: 0 });
@@ -161,13 +166,12 @@ export function slicedMoe(g: GraphOps, m: MoeLayer, padRows = false): void {
   n("Split", [v("act"), v("counts")], experts.map((e) => v(`act${e}`)), { axis: 0 });
   for (const e of experts) mm(v(`act${e}`), v(`down${e}`), I, H, m.fc2, e, "fc2");
   n("Concat", experts.map((e) => v(`down${e}`)), [v("down")], { axis: 0 });
-  n("Unsqueeze", [v("row_weight"), c("moe_axis1", [1])], [v("row_weight_col")]);
-  n("Mul", [v("down"), v("row_weight_col")], [v("weighted")]);
+  n("Mul", [v("down"), v("row_weight")], [v("weighted")]);
   // Each token's k rows summed back onto it (pad rows onto row T, then dropped).
   n("Shape", [rowsFrom], [v("x2d_shape")]);
   n("ConstantOfShape", [v("x2d_shape")], [v("zeros")]);
   n("Unsqueeze", [v("token"), c("moe_axis1", [1])], [v("token_col")]);
   n("ScatterND", [v("zeros"), v("token_col"), v("weighted")], [v("sum2d")], { reduction: "add" });
   if (padRows) n("Slice", [v("sum2d"), c("moe_i64_0", [0]), c("moe_i64_minus1", [-1])], [v("sum2d_real")]);
-  n("Reshape", [padRows ? v("sum2d_real") : v("sum2d"), v("x_shape")], [m.out]);
+  n("Reshape", [padRows ? v("sum2d_real") : v("sum2d"), m.xShape], [m.out]);
 }
