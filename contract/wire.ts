@@ -30,6 +30,20 @@ const billingFields = {
   tier: z.string().min(1).max(64).optional(),
 };
 
+/**
+ * Structured output: the backend masks every token the format refuses, so the output is always a prefix
+ * of a valid document, and a whole one when it ends with finish_reason "stop". `schema` is JSON Schema
+ * (the supported subset is in the README); an unsupported keyword is a 400 naming it.
+ */
+export const ResponseFormatSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("json_object") }),
+  z.object({ type: z.literal("json_schema"), schema: z.unknown() }),
+]);
+export type ResponseFormat = z.output<typeof ResponseFormatSchema>;
+
+/** Most alternatives per token (OpenAI's limit). */
+export const MAX_TOP_LOGPROBS = 20;
+
 export const GenerateRequestSchema = z.object({
   model: z.string().min(1),
   input_ids: z.array(tokenId).min(1),
@@ -43,6 +57,11 @@ export const GenerateRequestSchema = z.object({
   /** Mixed into the first prefix-cache block hash so tenants never share entries. */
   cache_salt: z.string().max(256).default(""),
   request_id: RequestIdSchema,
+  response_format: ResponseFormatSchema.optional(),
+  /** Adds `logprobs` to every tokens event. */
+  logprobs: z.boolean().optional(),
+  /** Alternatives per token in those logprobs (needs logprobs: true). */
+  top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).optional(),
   ...billingFields,
 });
 export type GenerateRequest = z.input<typeof GenerateRequestSchema>;
@@ -63,11 +82,22 @@ export interface BackendTimings {
 }
 
 /**
+ * A sampled token's log-probability and the best alternatives (`top`, most likely first, ties -> lower id),
+ * from the log-softmax of the logits at temperature 1 after any response_format mask: the model's own
+ * distribution over the tokens it was allowed to emit (OpenAI's convention; temperature does not change it).
+ */
+export interface TokenLogprob {
+  logprob: number;
+  top: Array<{ id: number; logprob: number }>;
+}
+
+/**
  * Response body of POST /v1/generate: NDJSON (`application/x-ndjson`), one event per line.
  * `tokens` events carry one or more newly sampled ids; exactly one `done` event ends the stream.
  */
 export type GenerateEvent =
-  | { type: "tokens"; ids: number[] }
+  /** `logprobs` (when requested) has one entry per id, in order. */
+  | { type: "tokens"; ids: number[]; logprobs?: TokenLogprob[] }
   | {
       type: "done";
       finish_reason: FinishReason;

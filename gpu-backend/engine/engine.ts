@@ -4,10 +4,11 @@
  * prefill chunk (see scheduler.ts). Cancellation takes effect at the next step boundary.
  */
 import type { FinishReason, GenerateEvent, GenerateParams } from "../../contract/wire";
+import { ConstraintError, constraintFor, type Constraint } from "./constraint";
 import { KvPool } from "./kv-cache";
 import type { ModelRunner } from "./model-runner";
 import { PrefixCache } from "./prefix-cache";
-import { createRng, sampleToken } from "./sampler";
+import { createRng, sampleToken, tokenLogprob } from "./sampler";
 import { Scheduler, type SchedSeq } from "./scheduler";
 import { makeStats, type EngineStats } from "./stats";
 
@@ -56,6 +57,8 @@ class Sequence implements SchedSeq {
     readonly params: GenerateParams,
     readonly reserve: number,
     readonly emit: (ev: GenerateEvent) => void,
+    /** response_format's logits processor; null (and free) for unconstrained requests. */
+    readonly constraint: Constraint | null,
   ) {
     this.rng = createRng(params.seed ?? Math.floor(Math.random() * 2 ** 32));
   }
@@ -70,6 +73,8 @@ export class AdmissionError extends Error {
     message: string,
     readonly status: 400 | 429 | 503,
     readonly code: string,
+    /** The request field to blame in a 400. */
+    readonly param?: string,
   ) {
     super(message);
   }
@@ -148,8 +153,15 @@ export class Engine {
       );
     }
     if (this.sched.queueFull) throw new AdmissionError("request queue is full", 429, "queue_full");
+    let constraint: Constraint | null;
+    try {
+      constraint = constraintFor(params, this.runner.manifest);
+    } catch (e) {
+      if (e instanceof ConstraintError) throw new AdmissionError(e.message, 400, "unsupported_response_format", e.param);
+      throw e;
+    }
     const reserve = Math.min(this.contextLength, params.input_ids.length + params.max_tokens);
-    const seq = new Sequence(this.nextId++, params, reserve, emit);
+    const seq = new Sequence(this.nextId++, params, reserve, emit, constraint);
     this.sched.enqueue(seq);
     this.kick();
     return () => {
@@ -330,6 +342,11 @@ export class Engine {
   /** Samples the next token and decides whether the sequence goes on. */
   private accept(seq: Sequence, row: Float32Array): void {
     const p = seq.params;
+    const c = seq.constraint;
+    if (c && !c.apply(row)) {
+      this.finish(seq, "error", "response_format allows no token here");
+      return;
+    }
     const tok = sampleToken(row, p, seq.rng);
     if (tok === this.runner.manifest.eos_token_id || p.stop_token_ids.includes(tok)) {
       this.finish(seq, "stop");
@@ -337,8 +354,12 @@ export class Engine {
     }
     seq.generated.push(tok);
     seq.lastToken = tok;
-    seq.emit({ type: "tokens", ids: [tok] });
-    if (seq.generated.length >= p.max_tokens) this.finish(seq, "length");
+    const lp = p.logprobs ? [tokenLogprob(row, tok, p.top_logprobs ?? 0)] : undefined;
+    seq.emit(lp ? { type: "tokens", ids: [tok], logprobs: lp } : { type: "tokens", ids: [tok] });
+    c?.accept(tok);
+    // A complete document can only be followed by EOS: stop now rather than spend a step sampling it.
+    if (c?.complete) this.finish(seq, "stop");
+    else if (seq.generated.length >= p.max_tokens) this.finish(seq, "length");
     else if (seq.promptLen + seq.generated.length >= seq.reserve) this.finish(seq, "model_length");
   }
 

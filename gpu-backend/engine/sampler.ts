@@ -81,6 +81,32 @@ export function samplingDistribution(row: Float32Array, p: SamplingParams): { id
   return { ids: kept, probs: kept.map((i) => weights[i]! / mass) };
 }
 
+/**
+ * Log-probability of `chosen` and the `k` most likely ids (sampling order: higher logit, then lower id),
+ * from the log-softmax of `row` at temperature 1. -Infinity logits (masked) are never listed. The k best
+ * come from the same partial selection as top-k sampling; only those k are sorted.
+ */
+export function tokenLogprob(row: Float32Array, chosen: number, k: number): { logprob: number; top: Array<{ id: number; logprob: number }> } {
+  const V = row.length;
+  let max = -Infinity;
+  for (let i = 0; i < V; i++) if (row[i]! > max) max = row[i]!;
+  let sum = 0;
+  for (let i = 0; i < V; i++) sum += Math.exp(row[i]! - max);
+  const lse = max + Math.log(sum);
+  const top: Array<{ id: number; logprob: number }> = [];
+  const n = Math.min(k, V);
+  if (n > 0) {
+    if (ids.length < V) {
+      weights = new Float64Array(V);
+      ids = new Int32Array(V);
+    }
+    selectTopK(row, ids, V, n);
+    const best = Array.from(ids.subarray(0, n)).sort((a, b) => (before(row, a, b) ? -1 : 1));
+    for (const id of best) if (row[id]! > -Infinity) top.push({ id, logprob: row[id]! - lse });
+  }
+  return { logprob: row[chosen]! - lse, top };
+}
+
 // prepare() results besides a count: draw greedily, or from every id (weights[0, V) set, sum in everySum).
 const GREEDY = -1;
 const EVERY = -2;

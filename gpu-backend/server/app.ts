@@ -133,6 +133,9 @@ export function createApp(state: ServerState): Hono {
     const parsed = GenerateRequestSchema.safeParse(json.body);
     if (!parsed.success) return invalid(c, parsed.error.issues);
     const params = parsed.data;
+    if ((params.top_logprobs ?? 0) > 0 && !params.logprobs) {
+      return err(c, 400, "invalid_request", "top_logprobs needs logprobs: true", { param: "top_logprobs" });
+    }
     const engine = state.engines.get(params.model);
     if (!engine) return notServed(c, params.model);
 
@@ -188,7 +191,7 @@ export function createApp(state: ServerState): Hono {
       cancel = engine.submit(params, emit);
     } catch (e) {
       if (e instanceof AdmissionError) {
-        return err(c, e.status, e.code, e.message, e.status === 400 ? { param: "input_ids" } : { headers: { "retry-after": "1" } });
+        return err(c, e.status, e.code, e.message, e.status === 400 ? { param: e.param ?? "input_ids" } : { headers: { "retry-after": "1" } });
       }
       throw e;
     }

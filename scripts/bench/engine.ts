@@ -5,6 +5,8 @@
  *  decode_tok_s          tokens per second of decode steps (= sum of batch sizes / time in decode steps,
  *                        sampling included) with 1, 4, 8 greedy streams
  *  decode_tok_s_sampled  the same at temperature 0.7, top_p 0.9, with 1 and 8 streams
+ *  decode_tok_s_json     the sampled figure with response_format json_schema (JSON_BENCH_SCHEMA: its minItems
+ *                        keeps every stream going for all --tokens), token masks included
  *  prefill_tok_s         prompt tokens / prefill time for 128- and 1024-token prompts (prefix cache off)
  *  ttft_ms               submit -> first token for a 1024-token prompt, cold and with 90% of it in the prefix cache
  *  peak_rss_mb           max resident set of this process (the weights file's size beside it)
@@ -58,6 +60,7 @@ interface Figures {
   batch_invariant: boolean;
   decode_tok_s: Record<string, number>;
   decode_tok_s_sampled: Record<string, number>;
+  decode_tok_s_json: Record<string, number>;
   prefill_tok_s: Record<string, number>;
   ttft_ms: { cold: number; cached: number };
 }
@@ -79,10 +82,29 @@ function run(engine: Engine, reqs: GenerateParams[]): Promise<number[]> {
   );
 }
 
+/** Objects with an integer, an enum and a short string: many distinct automaton states, none of them final. */
+const JSON_BENCH_SCHEMA = {
+  type: "object",
+  properties: {
+    items: {
+      type: "array",
+      minItems: 64,
+      items: {
+        type: "object",
+        properties: { id: { type: "integer" }, tag: { enum: ["alpha", "beta", "gamma"] }, note: { type: "string", maxLength: 8 } },
+        required: ["id", "tag", "note"],
+        additionalProperties: false,
+      },
+    },
+  },
+  required: ["items"],
+  additionalProperties: false,
+};
+
 async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures> {
   const V = runner.manifest.vocab_size;
   const prompt = (n: number, seed: number) => Array.from({ length: n }, (_, i) => ((i + 1) * 7919 + seed * 104729) % (V - 600) + 500);
-  const params = (ids: number[], max_tokens: number, sampled = false, seed = 0): GenerateParams => ({
+  const params = (ids: number[], max_tokens: number, sampled = false, seed = 0, json = false): GenerateParams => ({
     model: runner.manifest.name,
     input_ids: ids,
     max_tokens,
@@ -93,25 +115,28 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
     stop_token_ids: [],
     cache_salt: "",
     request_id: "bench",
+    ...(json ? { response_format: { type: "json_schema" as const, schema: JSON_BENCH_SCHEMA } } : {}),
   });
   const mk = (prefixMb: number) =>
     new Engine(runner, { ...DEFAULT_ENGINE_OPTIONS, maxBatch: 8, kvBudgetBytes: 1024 * 2 ** 20, prefixCacheBytes: prefixMb * 2 ** 20, prefillChunk: 512 });
   const tag = `[${runner.graph.form}${runner.graph.batchInvariant ? ", batch-invariant" : ""}]`;
   await run(mk(0), [params(prompt(16, 0), 4)]); // warm-up
 
-  const decodeRun = async (n: number, sampled: boolean) => {
+  const decodeRun = async (n: number, sampled: boolean, json = false) => {
     const e = mk(0);
-    await run(e, Array.from({ length: n }, (_, i) => params(prompt(32, i + 1), newTokens, sampled, i)));
+    await run(e, Array.from({ length: n }, (_, i) => params(prompt(32, i + 1), newTokens, sampled, i, json)));
     const tps = e.metrics.decodeBatchSum / e.metrics.stepSeconds.decode;
-    log(`${tag} decode ${sampled ? "sampled" : "greedy "} ${n} stream(s): ${tps.toFixed(1)} tok/s (${((1000 * e.metrics.stepSeconds.decode) / e.metrics.steps.decode).toFixed(2)} ms/step)`);
+    log(`${tag} decode ${json ? "json   " : sampled ? "sampled" : "greedy "} ${n} stream(s): ${tps.toFixed(1)} tok/s (${((1000 * e.metrics.stepSeconds.decode) / e.metrics.steps.decode).toFixed(2)} ms/step)`);
     return tps;
   };
   const decode: Record<string, number> = {};
   const sampled: Record<string, number> = {};
   for (const n of decodeOnly ? [1, 8] : [1, 4, 8]) decode[n] = await decodeRun(n, false);
   const base = { graph: runner.graph.form, batch_invariant: runner.graph.batchInvariant, decode_tok_s: decode };
-  if (decodeOnly) return { ...base, decode_tok_s_sampled: {}, prefill_tok_s: {}, ttft_ms: { cold: NaN, cached: NaN } };
+  if (decodeOnly) return { ...base, decode_tok_s_sampled: {}, decode_tok_s_json: {}, prefill_tok_s: {}, ttft_ms: { cold: NaN, cached: NaN } };
   for (const n of [1, 8]) sampled[n] = await decodeRun(n, true);
+  const json: Record<string, number> = {};
+  for (const n of [1, 8]) json[n] = await decodeRun(n, true, true);
 
   const prefill: Record<string, number> = {};
   for (const n of [128, 1024]) {
@@ -126,7 +151,7 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
   const [cold] = await run(e, [params(long, 1)]);
   const [cached] = await run(e, [params([...long.slice(0, 922), ...prompt(102, 100)], 1)]);
   log(`${tag} ttft 1024 tokens: cold ${cold!.toFixed(1)} ms, 90% cached ${cached!.toFixed(1)} ms (${e.metrics.cachedTokens} tokens from cache)`);
-  return { ...base, decode_tok_s_sampled: sampled, prefill_tok_s: prefill, ttft_ms: { cold: cold!, cached: cached! } };
+  return { ...base, decode_tok_s_sampled: sampled, decode_tok_s_json: json, prefill_tok_s: prefill, ttft_ms: { cold: cold!, cached: cached! } };
 }
 
 const invariant = parseInvariantChoice(values["batch-invariant"]);
@@ -168,6 +193,7 @@ if (compareWith) {
   log(`${primary.graph}/${f.graph}: decode 1 stream ${ratio.decode_1.toFixed(2)}x, 8 streams ${ratio.decode_8.toFixed(2)}x, prefill-128 ${ratio.prefill_128.toFixed(2)}x`);
 }
 const sampledRatio = primary.decode_tok_s_sampled["1"]! / primary.decode_tok_s["1"]!;
+log(`json/sampled decode: 1 stream ${(primary.decode_tok_s_json["1"]! / primary.decode_tok_s_sampled["1"]!).toFixed(2)}, 8 streams ${(primary.decode_tok_s_json["8"]! / primary.decode_tok_s_sampled["8"]!).toFixed(2)}`);
 log(`sampled/greedy decode, 1 stream: ${sampledRatio.toFixed(2)}; cached/cold ttft ${(primary.ttft_ms.cached / primary.ttft_ms.cold).toFixed(3)}`);
 
 const result = {

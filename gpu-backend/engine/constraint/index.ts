@@ -1,0 +1,71 @@
+/**
+ * Structured output for the engine: a request's `response_format` (contract/wire.ts) -> a per-sequence
+ * logits processor. Schemas compile once and are cached by the hash of their JSON text (property order is
+ * part of the grammar, so the text is hashed as sent); the compiled grammar carries its mask cache, so
+ * requests with the same schema share masks.
+ */
+import { createHash } from "node:crypto";
+import type { ModelManifest } from "../../../contract/model-manifest";
+import type { ResponseFormat } from "../../../contract/wire";
+import { compileSchema, JSON_OBJECT_GRAMMAR, SchemaError } from "./schema";
+import { CompiledConstraint, Constraint, VocabIndex } from "./token-mask";
+import { mistralTokenBytes } from "./vocab";
+
+export { Constraint, SchemaError };
+
+/** The request cannot be constrained as asked; `param` is the request field to blame. */
+export class ConstraintError extends Error {
+  constructor(
+    message: string,
+    readonly param: string,
+  ) {
+    super(message);
+  }
+}
+
+const MAX_GRAMMARS = 64;
+const compiled = new Map<string, CompiledConstraint>();
+const vocabs = new Map<number, VocabIndex>();
+
+/** The Mistral v1 vocabulary index (built once, ~0.5 s; main.ts may warm it at start). */
+export function mistralVocab(eos: number): VocabIndex {
+  let v = vocabs.get(eos);
+  if (!v) vocabs.set(eos, (v = new VocabIndex({ bytes: mistralTokenBytes(), eos })));
+  return v;
+}
+
+/** Compiles (or finds) the constraint for a response_format; throws ConstraintError for what is not supported. */
+export function compileResponseFormat(rf: ResponseFormat, manifest: ModelManifest): CompiledConstraint {
+  if (manifest.tokenizer.kind !== "mistral-v1-sentencepiece" || manifest.vocab_size !== 32000) {
+    throw new ConstraintError(`response_format is not supported for model ${manifest.name}'s tokenizer`, "response_format");
+  }
+  const text = JSON.stringify(rf);
+  const key = `${manifest.eos_token_id}:${createHash("sha256").update(text).digest("hex")}`;
+  const hit = compiled.get(key);
+  if (hit) {
+    // Refresh its place: the map's order is the eviction order.
+    compiled.delete(key);
+    compiled.set(key, hit);
+    return hit;
+  }
+  let grammar;
+  try {
+    grammar = rf.type === "json_object" ? JSON_OBJECT_GRAMMAR : compileSchema(rf.schema);
+  } catch (e) {
+    if (e instanceof SchemaError) throw new ConstraintError(e.message, "response_format.schema");
+    throw e;
+  }
+  const c = new CompiledConstraint(grammar, mistralVocab(manifest.eos_token_id));
+  if (compiled.size >= MAX_GRAMMARS) compiled.delete(compiled.keys().next().value!);
+  compiled.set(key, c);
+  return c;
+}
+
+/** The logits processor for one sequence, or null when the request is unconstrained (it then pays nothing). */
+export function constraintFor(
+  p: { response_format?: ResponseFormat; stop_token_ids: readonly number[] },
+  manifest: ModelManifest,
+): Constraint | null {
+  if (!p.response_format) return null;
+  return new Constraint(compileResponseFormat(p.response_format, manifest), p.stop_token_ids);
+}

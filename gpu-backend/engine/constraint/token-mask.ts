@@ -1,0 +1,273 @@
+/**
+ * Token-level masks over the automaton (automaton.ts).
+ *
+ * Every vocabulary token's bytes go into one byte trie. A state's mask comes from a depth-first walk of the
+ * trie that steps the state's configurations byte by byte and prunes a subtree as soon as no configuration
+ * survives, so tokens sharing a prefix share the work, and a token is allowed iff all its bytes are.
+ * Masks are cached by state key (automaton.stateKey): inside a string or between values the same state
+ * comes back token after token, and a hit costs a Map lookup plus one pass over the logits row.
+ *
+ * Inside a string most of the vocabulary is "plain" (no quote, backslash, control byte or partial UTF-8):
+ * such a token only advances the code point count, so it is allowed iff it fits the string's maxLength.
+ * Those come from precomputed bitsets by length, and only the other tokens are walked (a full walk of the
+ * 56k-node trie inside a string took ~100 ms; the split walk takes well under one).
+ */
+import { accepting, advance, initialState, stateKey, step, stringRoom, type Stack, type State } from "./automaton";
+import type { Grammar } from "./schema";
+
+/** Bytes of each token id (null: a control token that never appears in constrained output) and the EOS id. */
+export interface TokenVocab {
+  bytes: ReadonlyArray<Uint8Array | null>;
+  eos: number;
+}
+
+/** The vocabulary as a byte trie in CSR form: edges of node k are edgeStart[k] .. edgeStart[k + 1]. */
+export class TokenTrie {
+  readonly size: number;
+  readonly eos: number;
+  readonly edgeStart: Int32Array;
+  readonly edgeByte: Uint8Array;
+  readonly edgeNode: Int32Array;
+  /** Tokens whose bytes end at node k: tokIds[tokStart[k] .. tokStart[k + 1]]. */
+  readonly tokStart: Int32Array;
+  readonly tokIds: Int32Array;
+  readonly bytes: ReadonlyArray<Uint8Array | null>;
+
+  constructor(vocab: TokenVocab) {
+    this.size = vocab.bytes.length;
+    this.eos = vocab.eos;
+    this.bytes = vocab.bytes;
+    const kids: Map<number, number>[] = [new Map()];
+    const toks: number[][] = [[]];
+    vocab.bytes.forEach((bs, id) => {
+      if (!bs || bs.length === 0) return;
+      let n = 0;
+      for (const b of bs) {
+        let c = kids[n]!.get(b);
+        if (c === undefined) {
+          c = kids.length;
+          kids.push(new Map());
+          toks.push([]);
+          kids[n]!.set(b, c);
+        }
+        n = c;
+      }
+      toks[n]!.push(id);
+    });
+    const nodes = kids.length;
+    this.edgeStart = new Int32Array(nodes + 1);
+    this.edgeByte = new Uint8Array(nodes - 1);
+    this.edgeNode = new Int32Array(nodes - 1);
+    this.tokStart = new Int32Array(nodes + 1);
+    const ids: number[] = [];
+    let e = 0;
+    for (let k = 0; k < nodes; k++) {
+      this.edgeStart[k] = e;
+      for (const [b, c] of [...kids[k]!].sort((x, y) => x[0] - y[0])) {
+        this.edgeByte[e] = b;
+        this.edgeNode[e++] = c;
+      }
+      this.tokStart[k] = ids.length;
+      ids.push(...toks[k]!);
+    }
+    this.edgeStart[nodes] = e;
+    this.tokStart[nodes] = ids.length;
+    this.tokIds = Int32Array.from(ids);
+  }
+}
+
+/** The vocabulary prepared for mask walks: the full trie, the trie of non-plain tokens, plain tokens by length. */
+export class VocabIndex {
+  readonly full: TokenTrie;
+  readonly special: TokenTrie;
+  /** plainUpTo[k]: plain tokens of 1..k code points (k <= maxPlain). */
+  readonly plainUpTo: Int32Array[];
+  readonly maxPlain: number;
+
+  constructor(vocab: TokenVocab) {
+    this.full = new TokenTrie(vocab);
+    const cps = vocab.bytes.map((b) => (b && b.length > 0 ? plainCodePoints(b) : -1));
+    this.special = new TokenTrie({ bytes: vocab.bytes.map((b, id) => (cps[id]! > 0 ? null : b)), eos: vocab.eos });
+    this.maxPlain = Math.max(0, ...cps);
+    const words = Math.ceil(vocab.bytes.length / 32);
+    this.plainUpTo = [new Int32Array(words)];
+    for (let k = 1; k <= this.maxPlain; k++) {
+      const bits = Int32Array.from(this.plainUpTo[k - 1]!);
+      cps.forEach((c, id) => c === k && (bits[id >>> 5]! |= 1 << (id & 31)));
+      this.plainUpTo.push(bits);
+    }
+  }
+
+  get size(): number {
+    return this.full.size;
+  }
+  get eos(): number {
+    return this.full.eos;
+  }
+  bytes(id: number): Uint8Array | null {
+    return this.full.bytes[id] ?? null;
+  }
+}
+
+/** Code points of a token made only of string-safe bytes and whole UTF-8 characters; -1 otherwise. */
+function plainCodePoints(b: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; i < b.length; ) {
+    const x = b[i]!;
+    if (x === 0x22 || x === 0x5c || x < 0x20) return -1;
+    const len = x < 0x80 ? 1 : x >= 0xc2 && x <= 0xdf ? 2 : x >= 0xe0 && x <= 0xef ? 3 : x >= 0xf0 && x <= 0xf4 ? 4 : 0;
+    if (len === 0 || i + len > b.length) return -1;
+    // Whole characters only; TextDecoder checks the fine ranges (overlongs, surrogates).
+    if (len > 1 && !wellFormed(b.subarray(i, i + len))) return -1;
+    i += len;
+    n++;
+  }
+  return n;
+}
+
+const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+function wellFormed(b: Uint8Array): boolean {
+  try {
+    strict.decode(b);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface Mask {
+  /** Bit i set: token i allowed. */
+  bits: Int32Array;
+  allowed: number;
+  /** Only EOS may follow: the document is complete. */
+  eosOnly: boolean;
+}
+
+/** Masks for (grammar, trie) pairs, FIFO-bounded across all grammars (a mask is 4 KB for 32k tokens). */
+const MAX_MASKS = 8192;
+const masks = new Map<string, Mask>();
+let nextCompiledId = 1;
+
+/** A grammar bound to a vocabulary: what sequences share, including their mask cache. */
+export class CompiledConstraint {
+  private readonly id = nextCompiledId++;
+  readonly initial: State;
+  constructor(
+    readonly grammar: Grammar,
+    readonly vocab: VocabIndex,
+  ) {
+    this.initial = initialState(grammar);
+  }
+
+  maskFor(state: State): Mask {
+    const key = `${this.id}#${stateKey(state)}`;
+    let m = masks.get(key);
+    if (!m) {
+      m = computeMask(this.vocab, state);
+      if (masks.size >= MAX_MASKS) masks.delete(masks.keys().next().value!);
+      masks.set(key, m);
+    }
+    return m;
+  }
+}
+
+/** The union over the state's configurations of the tokens each accepts, plus EOS when one is complete. */
+export function computeMask(vocab: VocabIndex, state: State): Mask {
+  const bits = new Int32Array(Math.ceil(vocab.size / 32));
+  const scratch: Stack[][] = [];
+  const generic: Stack[] = [];
+  for (const s of state) {
+    const room = stringRoom(s);
+    if (room < 0) {
+      generic.push(s);
+      continue;
+    }
+    const plain = vocab.plainUpTo[Math.min(room, vocab.maxPlain)]!;
+    for (let w = 0; w < bits.length; w++) bits[w]! |= plain[w]!;
+    walk(vocab.special, 0, [s], bits, 0, scratch);
+  }
+  if (generic.length > 0) walk(vocab.full, 0, generic, bits, 0, scratch);
+  const done = state.some(accepting);
+  let allowed = 0;
+  for (let w = 0; w < bits.length; w++) allowed += popcount(bits[w]!);
+  const eos = vocab.eos;
+  if (done) bits[eos >>> 5]! |= 1 << (eos & 31);
+  return { bits, allowed: allowed + (done ? 1 : 0), eosOnly: done && allowed === 0 };
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
+/** Sets the bits of every token below trie node `node` that some configuration accepts. */
+function walk(trie: TokenTrie, node: number, configs: Stack[], bits: Int32Array, depth: number, scratch: Stack[][]): void {
+  const end = trie.edgeStart[node + 1]!;
+  const next = (scratch[depth] ??= []);
+  for (let e = trie.edgeStart[node]!; e < end; e++) {
+    next.length = 0;
+    const b = trie.edgeByte[e]!;
+    for (let i = 0; i < configs.length; i++) step(configs[i]!, b, next);
+    if (next.length === 0) continue;
+    const child = trie.edgeNode[e]!;
+    for (let t = trie.tokStart[child]!; t < trie.tokStart[child + 1]!; t++) {
+      const id = trie.tokIds[t]!;
+      bits[id >>> 5]! |= 1 << (id & 31);
+    }
+    if (trie.edgeStart[child + 1]! > trie.edgeStart[child]!) walk(trie, child, next, bits, depth + 1, scratch);
+  }
+}
+
+/**
+ * One sequence's logits processor: masks refused tokens to -Infinity before sampling, then follows the
+ * sampled token. Extra end ids (a request's stop_token_ids) count as EOS: allowed only when complete.
+ */
+export class Constraint {
+  private state: State;
+  private mask: Mask;
+  private readonly ends: number[];
+  private readonly saved: number[];
+
+  constructor(
+    private readonly compiled: CompiledConstraint,
+    endIds: readonly number[] = [],
+  ) {
+    this.state = compiled.initial;
+    this.mask = compiled.maskFor(this.state);
+    this.ends = endIds.filter((id) => id !== compiled.vocab.eos && id < compiled.vocab.size);
+    this.saved = new Array<number>(this.ends.length);
+  }
+
+  /** The document is complete: only EOS may follow. */
+  get complete(): boolean {
+    return this.mask.eosOnly;
+  }
+
+  /** Sets refused tokens' logits to -Infinity; false when nothing is allowed (never, for a sound grammar). */
+  apply(row: Float32Array): boolean {
+    const { bits, allowed } = this.mask;
+    const endOk = this.mask.bits[this.compiled.vocab.eos >>> 5]! & (1 << (this.compiled.vocab.eos & 31));
+    for (let i = 0; i < this.ends.length; i++) this.saved[i] = row[this.ends[i]!]!;
+    const V = Math.min(row.length, this.compiled.vocab.size);
+    for (let w = 0; w < bits.length; w++) {
+      const m = bits[w]!;
+      if (m === -1) continue;
+      const base = w << 5;
+      const top = Math.min(32, V - base);
+      for (let i = 0; i < top; i++) if ((m & (1 << i)) === 0) row[base + i] = -Infinity;
+    }
+    for (let i = V; i < row.length; i++) row[i] = -Infinity;
+    if (endOk) for (let i = 0; i < this.ends.length; i++) row[this.ends[i]!] = this.saved[i]!;
+    return allowed > 0;
+  }
+
+  /** Follows a sampled (hence allowed) token. Computes the next mask now, so `complete` is known at once. */
+  accept(token: number): void {
+    const bytes = this.compiled.vocab.bytes(token);
+    const next = bytes ? advance(this.state, bytes) : null;
+    if (!next) throw new Error(`token ${token} is not allowed by the constraint`);
+    this.state = next;
+    this.mask = this.compiled.maskFor(next);
+  }
+}

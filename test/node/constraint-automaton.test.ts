@@ -1,0 +1,265 @@
+/**
+ * The structured-output automaton and its token masks, without a model: JSON edge cases, the whitespace
+ * policy, schema compile errors, masks equal to a brute-force check of every token, and random walks over
+ * the masks (a stand-in for a random-weight model) that must always end in valid, schema-valid JSON.
+ */
+import { describe, expect, it } from "vitest";
+import type { ModelManifest } from "../../contract/model-manifest";
+import { accepting, advance, initialState } from "../../gpu-backend/engine/constraint/automaton";
+import { compileResponseFormat, ConstraintError, mistralVocab } from "../../gpu-backend/engine/constraint/index";
+import { compileSchema, JSON_OBJECT_GRAMMAR, SchemaError, type Grammar } from "../../gpu-backend/engine/constraint/schema";
+import { computeMask, Constraint } from "../../gpu-backend/engine/constraint/token-mask";
+import { createRng, sampleToken } from "../../gpu-backend/engine/sampler";
+import { TEST_SCHEMAS, validate } from "./helpers/json-schema-check";
+
+const enc = new TextEncoder();
+const accepts = (g: Grammar, text: string | Uint8Array) => {
+  const s = advance(initialState(g), typeof text === "string" ? enc.encode(text) : text);
+  return s !== null && s.some(accepting);
+};
+/** Every proper prefix stays alive: the automaton never reaches a dead end on a valid document. */
+const prefixesLive = (g: Grammar, text: string) => {
+  const b = enc.encode(text);
+  for (let i = 1; i <= b.length; i++) if (!advance(initialState(g), b.subarray(0, i))) return false;
+  return true;
+};
+const manifest = { name: "tiny", tokenizer: { kind: "mistral-v1-sentencepiece", vocab_size: 32000 }, vocab_size: 32000, eos_token_id: 2 } as ModelManifest;
+
+describe("JSON automaton (json_object)", () => {
+  const g = JSON_OBJECT_GRAMMAR;
+  const valid = [
+    "{}",
+    " {}",
+    '{"a":1}',
+    '{"a": 1, "b": 2}',
+    '{"":""}',
+    '{"a":[]}',
+    '{"a":{}}',
+    '{"a":[[],[{}],{"b":[null,true,false]}]}',
+    '{"n":-0}',
+    '{"n":0.5}',
+    '{"n":-12.75e+3}',
+    '{"n":1E-7}',
+    '{"n":2e9,"m":0e0}',
+    '{"s":"\\"\\\\\\/\\b\\f\\n\\r\\t"}',
+    '{"s":"\\u00e9\\u0000\\uFFFF"}',
+    '{"s":"\\ud83d\\ude00"}',
+    '{"s":"\\uD83D\\uDE00 ok"}',
+    '{"s":"é漢😀"}',
+    '{"s":"\u007f"}',
+    '{"a":1,"a":2}',
+  ];
+  it.each(valid)("accepts %s, and every prefix stays alive", (t) => {
+    expect(accepts(g, t)).toBe(true);
+    expect(prefixesLive(g, t)).toBe(true);
+    expect(() => JSON.parse(t)).not.toThrow();
+  });
+
+  const invalid = [
+    "", "[]", '"x"', "1", "null", "{", '{"a":1', "{,}", '{"a":1,}', '{"a":[1,]}', "{a:1}", "{'a':1}", '{"a":01}', '{"a":1.}',
+    '{"a":.5}', '{"a":1e}', '{"a":1e+}', '{"a":-}', '{"a":+1}', '{"a":NaN}', '{"a":Infinity}', '{"a":tru}', '{"a":True}',
+    '{"a":"\\x41"}', '{"a":"\\u12"}', '{"a":"\\u12G4"}', '{"s":"\\udc00"}', '{"s":"\\ud800"}', '{"s":"\\ud800x"}',
+    '{"s":"\\ud800\\u0041"}', '{"a":"tab\there"}', '{"a":"nl\nhere"}', "{}x", "{} ", "{}{}", '{"a":1}\n',
+    // The whitespace policy: one space after ':' or ',' and at the start, nowhere else.
+    "  {}", "{ }", '{"a" :1}', '{"a":  1}', '{"a":1 }', '{\n"a":1}', '{"a":[1 ,2]}', '{"a":\t1}',
+    // Numbers stay finite and exact: at most 15 integer and 15 fraction digits, 2 exponent digits.
+    '{"a":1234567890123456}', '{"a":1e100}', '{"a":0.1234567890123456}',
+  ];
+  it.each(invalid)("refuses %j", (t) => expect(accepts(g, t)).toBe(false));
+
+  it("refuses invalid UTF-8 inside strings: overlongs, surrogates, beyond U+10FFFF, stray continuations", () => {
+    const wrap = (...bytes: number[]) => Uint8Array.from([...enc.encode('{"s":"'), ...bytes, ...enc.encode('"}')]);
+    expect(accepts(g, wrap(0xc3, 0xa9))).toBe(true);
+    expect(accepts(g, wrap(0xf0, 0x9f, 0x98, 0x80))).toBe(true);
+    for (const bad of [[0xc0, 0x80], [0xc1, 0xbf], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xf5, 0x80, 0x80, 0x80], [0x80], [0xc3], [0xe2, 0x82]]) {
+      expect(accepts(g, wrap(...bad)), JSON.stringify(bad)).toBe(false);
+    }
+  });
+});
+
+describe("schema grammars", () => {
+  it("enforces required, order, additionalProperties, lengths, counts, enum, const, anyOf, $ref", () => {
+    const flat = compileSchema(TEST_SCHEMAS.flat);
+    expect(accepts(flat, '{"name":"bob","age":3,"active":true}')).toBe(true);
+    expect(accepts(flat, '{"name":"bob","age":3,"score":-1.5,"active":false}')).toBe(true);
+    expect(accepts(flat, '{"age":3,"name":"bob","active":true}')).toBe(false); // schema order
+    expect(accepts(flat, '{"name":"bob","active":true}')).toBe(false); // required age skipped
+    expect(accepts(flat, '{"name":"bob","age":3,"active":true,"x":1}')).toBe(false);
+    expect(accepts(flat, '{"name":"bob","age":3.5,"active":true}')).toBe(false); // integer
+    expect(accepts(flat, '{"name":"0123456789","age":3,"active":true}')).toBe(true);
+    expect(accepts(flat, '{"name":"0123456789a","age":3,"active":true}')).toBe(false); // maxLength 10
+    expect(accepts(flat, '{"name":"漢字😀\\u00e9\\ud83d\\ude00abcde","age":3,"active":true}')).toBe(true); // 10 code points
+    const nested = compileSchema(TEST_SCHEMAS.nested);
+    const ok = '{"id":"x","tags":["red"],"owner":{"first":"A","role":"admin","note":null}}';
+    expect(accepts(nested, ok)).toBe(true);
+    expect(accepts(nested, '{"id":"","tags":["red"],"owner":{"first":"A","role":"admin"}}')).toBe(false); // minLength 1
+    expect(accepts(nested, '{"id":"x","tags":[],"owner":{"first":"A","role":"admin"}}')).toBe(false); // minItems 1
+    expect(accepts(nested, '{"id":"x","tags":["red","red","red","red"],"owner":{"first":"A","role":"admin"}}')).toBe(false);
+    expect(accepts(nested, '{"id":"x","tags":["pink"],"owner":{"first":"A","role":"admin"}}')).toBe(false);
+    expect(accepts(nested, '{"id":"x","tags":["red"],"owner":{"first":"A","role":"user"}}')).toBe(false);
+    expect(accepts(nested, '{"id":"x","tags":["red"],"owner":{"first":"A","role":"admin","note":"abcde"}}')).toBe(false);
+    const any = compileSchema(TEST_SCHEMAS.anyOf);
+    for (const t of ['{"result":{"ok":true,"value":1}}', '{"result":{"ok":false,"error":"e"}}', '{"result":null}']) expect(accepts(any, t)).toBe(true);
+    expect(accepts(any, '{"result":{"ok":true,"error":"e"}}')).toBe(false);
+    expect(accepts(compileSchema({ type: "array", items: { type: "integer" } }), "[1,-2, 3]")).toBe(true);
+    expect(accepts(compileSchema({ type: "number" }), "12")).toBe(true); // a number at the top ends at end of input
+    expect(accepts(compileSchema({ enum: ["a", "ab", 1, { x: [1] }] }), '{"x":[1]}')).toBe(true);
+    expect(accepts(compileSchema({ type: "object", additionalProperties: false }), "{}")).toBe(true);
+  });
+
+  const unsupported: Array<[string, unknown]> = [
+    ["pattern", { type: "string", pattern: "^a" }],
+    ["format", { type: "string", format: "date-time" }],
+    ["minimum", { type: "integer", minimum: 0 }],
+    ["oneOf", { oneOf: [{ type: "string" }] }],
+    ["allOf", { allOf: [{ type: "string" }] }],
+    ["not", { not: { type: "string" } }],
+    ["patternProperties", { type: "object", patternProperties: {} }],
+    ["prefixItems", { type: "array", prefixItems: [] }],
+    ["uniqueItems", { type: "array", uniqueItems: true }],
+    ["minProperties", { type: "object", minProperties: 1 }],
+    ["additionalProperties", { type: "object", additionalProperties: { type: "string" } }],
+    ["$ref", { $ref: "https://example.com/s.json" }],
+    ["$ref", { $ref: "#/$defs/missing" }],
+    ["$ref", { $defs: { n: { type: "object", properties: { next: { $ref: "#/$defs/n" } } } }, $ref: "#/$defs/n" }],
+    ["maxLength", { type: "integer", maxLength: 3 }],
+    ["required", { type: "object", properties: { a: {} }, required: ["b"] }],
+    ["type", { type: "date" }],
+    ["enum", { type: "string", enum: [1, 2] }],
+    ["false", { type: "object", properties: { a: false } }],
+  ];
+  it.each(unsupported)("refuses '%s' with a SchemaError naming it", (keyword, schema) => {
+    let e: unknown;
+    try {
+      compileSchema(schema);
+    } catch (x) {
+      e = x;
+    }
+    expect(e).toBeInstanceOf(SchemaError);
+    expect((e as SchemaError).keyword).toBe(keyword);
+    expect((e as SchemaError).message).toContain(`'${keyword}'`);
+  });
+
+  it("compileResponseFormat caches by schema text and reports errors against response_format.schema", () => {
+    const a = compileResponseFormat({ type: "json_schema", schema: TEST_SCHEMAS.flat }, manifest);
+    expect(compileResponseFormat({ type: "json_schema", schema: structuredClone(TEST_SCHEMAS.flat) }, manifest)).toBe(a);
+    expect(() => compileResponseFormat({ type: "json_schema", schema: { type: "string", pattern: "x" } }, manifest)).toThrow(ConstraintError);
+    try {
+      compileResponseFormat({ type: "json_schema", schema: { type: "string", pattern: "x" } }, manifest);
+    } catch (e) {
+      expect((e as ConstraintError).param).toBe("response_format.schema");
+      expect((e as Error).message).toContain("pattern");
+    }
+  });
+});
+
+describe("token masks", () => {
+  const vocab = mistralVocab(2);
+  const bytesOf = (id: number) => vocab.bytes(id) ?? new Uint8Array(0);
+  const idOf = (piece: string) => {
+    const b = enc.encode(piece.replaceAll("▁", " "));
+    for (let id = 3; id < vocab.size; id++) if (Buffer.from(bytesOf(id)).equals(Buffer.from(b))) return id;
+    throw new Error(`no token ${piece}`);
+  };
+  const maskHas = (g: Grammar, prefix: string, id: number) => {
+    const m = computeMask(vocab, advance(initialState(g), enc.encode(prefix))!);
+    return (m.bits[id >>> 5]! & (1 << (id & 31))) !== 0;
+  };
+
+  it("equals a brute-force check of every token (states inside strings, escapes, numbers, keys, literals)", () => {
+    const cases: Array<[Grammar, string]> = [
+      [JSON_OBJECT_GRAMMAR, ""],
+      [JSON_OBJECT_GRAMMAR, '{"a": "x'],
+      [JSON_OBJECT_GRAMMAR, '{"a":"\\'],
+      [JSON_OBJECT_GRAMMAR, '{"a":"\\ud83d'],
+      [JSON_OBJECT_GRAMMAR, '{"a":[1'],
+      [JSON_OBJECT_GRAMMAR, '{"a":1.5e'],
+      [JSON_OBJECT_GRAMMAR, '{"a":{"b":[]},'],
+      [compileSchema(TEST_SCHEMAS.flat), '{"name":"0123456'],
+      [compileSchema(TEST_SCHEMAS.flat), '{"name":"x","age":7'],
+      [compileSchema(TEST_SCHEMAS.nested), '{"id":"x","tags":["re'],
+      [compileSchema(TEST_SCHEMAS.anyOf), '{"result":'],
+    ];
+    for (const [g, prefix] of cases) {
+      const state = advance(initialState(g), enc.encode(prefix))!;
+      const m = computeMask(vocab, state);
+      let allowed = 0;
+      for (let id = 0; id < vocab.size; id++) {
+        const b = bytesOf(id);
+        const ok = b.length > 0 && advance(state, b) !== null;
+        const bit = (m.bits[id >>> 5]! & (1 << (id & 31))) !== 0;
+        if (id !== vocab.eos && ok !== bit) throw new Error(`${prefix}: token ${id} ${JSON.stringify(new TextDecoder().decode(b))} brute ${ok} mask ${bit}`);
+        if (ok) allowed++;
+      }
+      expect(m.allowed, prefix).toBe(allowed + (state.some(accepting) ? 1 : 0));
+    }
+  });
+
+  it("tokens may split an escape or a number, and byte-fallback tokens may split a UTF-8 character", () => {
+    expect(maskHas(JSON_OBJECT_GRAMMAR, '{"a":"\\', idOf("u"))).toBe(true);
+    expect(maskHas(JSON_OBJECT_GRAMMAR, '{"a":"\\', idOf("n"))).toBe(true);
+    expect(maskHas(JSON_OBJECT_GRAMMAR, '{"a":"\\', idOf("x"))).toBe(false);
+    expect(maskHas(JSON_OBJECT_GRAMMAR, '{"a":"\\u', idOf("0"))).toBe(true);
+    expect(maskHas(JSON_OBJECT_GRAMMAR, '{"a":"\\u', idOf("ab"))).toBe(true);
+    expect(maskHas(JSON_OBJECT_GRAMMAR, '{"a":12', idOf("3"))).toBe(true);
+    expect(maskHas(JSON_OBJECT_GRAMMAR, '{"a":12', idOf("}"))).toBe(true);
+    expect(maskHas(JSON_OBJECT_GRAMMAR, '{"a":12', idOf("a"))).toBe(false);
+    expect(maskHas(JSON_OBJECT_GRAMMAR, '{"a":0', idOf("1"))).toBe(false);
+    expect(maskHas(JSON_OBJECT_GRAMMAR, '{"a":"', 3 + 0xe6)).toBe(true); // <0xE6>: a lead byte
+    const c = new Constraint(compileResponseFormat({ type: "json_object" }, manifest));
+    for (const id of [idOf("{"), idOf('"'), idOf("a"), idOf('":'), idOf('"'), 3 + 0xe6, 3 + 0xbc, 3 + 0xa2]) {
+      const row = new Float32Array(vocab.size);
+      expect(c.apply(row)).toBe(true);
+      expect(row[id]).toBe(0);
+      c.accept(id);
+    }
+    const row = new Float32Array(vocab.size);
+    c.apply(row);
+    expect(row[2]).toBe(-Infinity); // EOS only once the document is complete
+    c.accept(idOf('"'));
+    expect(c.complete).toBe(false);
+    c.accept(idOf("}"));
+    expect(c.complete).toBe(true);
+  });
+
+  it("random walks over the masks (uniform random logits, temperature 1) always give valid, schema-valid JSON", () => {
+    const rng = createRng(7);
+    const formats = [
+      { name: "json_object", rf: { type: "json_object" as const }, schema: { type: "object" } },
+      ...Object.entries(TEST_SCHEMAS).map(([name, schema]) => ({ name, rf: { type: "json_schema" as const, schema }, schema })),
+    ];
+    const row = new Float32Array(vocab.size);
+    const lengths = Array.from({ length: vocab.size }, (_, j) => bytesOf(j).length);
+    for (const f of formats) {
+      let complete = 0;
+      for (let d = 0; d < 30; d++) {
+        const c = new Constraint(compileResponseFormat(f.rf, manifest));
+        const out: Uint8Array[] = [];
+        for (let i = 0; i < 300 && !c.complete; i++) {
+          // Structure-heavy logits: a random model that likes short tokens reaches the end of documents.
+          for (let j = 0; j < row.length; j++) row[j] = rng() * 4 - lengths[j]!;
+          expect(c.apply(row)).toBe(true);
+          const tok = sampleToken(row, { temperature: 1, top_p: 1, top_k: 0 }, rng);
+          if (tok === 2) break;
+          c.accept(tok);
+          out.push(bytesOf(tok));
+        }
+        const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Buffer.concat(out));
+        expect(accepts(advanceGrammar(f.rf), text) || !c.complete).toBe(true);
+        if (!c.complete && !isDone(f.rf, text)) continue;
+        complete++;
+        const value: unknown = JSON.parse(text);
+        expect(validate(value, f.schema as Record<string, unknown>), text).toBeNull();
+      }
+      expect(complete, f.name).toBeGreaterThan(10);
+    }
+  });
+});
+
+function advanceGrammar(rf: { type: "json_object" } | { type: "json_schema"; schema: unknown }): Grammar {
+  return rf.type === "json_object" ? JSON_OBJECT_GRAMMAR : compileSchema(rf.schema);
+}
+/** The document is complete (EOS would have been allowed) even if the walk was stopped by EOS itself. */
+function isDone(rf: { type: "json_object" } | { type: "json_schema"; schema: unknown }, text: string): boolean {
+  return accepts(advanceGrammar(rf), text);
+}
