@@ -6,12 +6,17 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { resolve } from "node:path";
+import { parseCli } from "../lib/cli";
 
 const root = resolve(import.meta.dirname, "../..");
-const args = process.argv.slice(2);
-const skipIdx = args.indexOf("--skip");
-const skip = new Set(skipIdx >= 0 ? args[skipIdx + 1].split(",") : []);
-if (!args.includes("--with-build")) skip.add("build");
+const { values: args } = parseCli("bench", process.argv.slice(2), {
+  usage: `usage: npm run bench [-- --skip tokenizer,engine,edge,edge-no-inspector] [--with-build]
+Runs the benchmarks (each its own npm run bench:NAME -- --json) and writes bench/RESULTS.md.
+The model build benchmark (bench:build, a 2 GB checkpoint) runs only with --with-build.`,
+  options: { skip: { type: "string" }, "with-build": { type: "boolean" } },
+});
+const skip = new Set(args.skip ? args.skip.split(",") : []);
+if (!args["with-build"]) skip.add("build");
 
 type Json = Record<string, unknown>;
 
@@ -50,10 +55,19 @@ if (tokenizer) {
   rows.push(["Tokenizer, 1M-character prompt", `${fmt(get(tokenizer, "one_million_chars_ms"), 0)} ms`, "npm run bench:tokenizer"]);
 }
 if (engine) {
-  for (const c of ["1", "4", "8"]) rows.push([`Decode, ${c} stream(s), perf model`, `${fmt(get(engine, "decode_tok_s", c))} tok/s`, "npm run bench:engine -- --threads 2"]);
-  for (const n of ["128", "1024"]) rows.push([`Prefill, ${n}-token prompt`, `${fmt(get(engine, "prefill_tok_s", n))} tok/s`, "npm run bench:engine -- --threads 2"]);
-  rows.push(["TTFT 1024 tokens, cold / 90% cached", `${fmt(get(engine, "ttft_ms", "cold"), 0)} / ${fmt(get(engine, "ttft_ms", "cached"), 0)} ms`, "npm run bench:engine -- --threads 2"]);
-  rows.push(["Backend peak RSS", `${fmt(get(engine, "peak_rss_mb"), 0)} MB`, "npm run bench:engine -- --threads 2"]);
+  const cmd = "npm run bench:engine -- --threads 2";
+  const graph = `${get(engine, "graph")}${get(engine, "batch_invariant") ? ", batch-invariant" : ""}`;
+  for (const c of ["1", "4", "8"]) rows.push([`Decode, ${c} stream(s), perf model (${graph} graph)`, `${fmt(get(engine, "decode_tok_s", c))} tok/s`, cmd]);
+  for (const c of ["1", "8"])
+    rows.push([`Decode sampled (temperature 0.7, top_p 0.9), ${c} stream(s)`, `${fmt(get(engine, "decode_tok_s_sampled", c))} tok/s`, cmd]);
+  for (const n of ["128", "1024"]) rows.push([`Prefill, ${n}-token prompt`, `${fmt(get(engine, "prefill_tok_s", n))} tok/s`, cmd]);
+  rows.push(["TTFT 1024 tokens, cold / 90% cached", `${fmt(get(engine, "ttft_ms", "cold"), 0)} / ${fmt(get(engine, "ttft_ms", "cached"), 0)} ms`, cmd]);
+  rows.push(["Backend peak RSS / weights file", `${fmt(get(engine, "peak_rss_mb"), 0)} / ${fmt(get(engine, "weights_file_mb"), 0)} MB`, cmd]);
+  const ratio = (k: string) => fmt(get(engine, "compare", "ratio", k), 2);
+  if (get(engine, "compare"))
+    rows.push([`${get(engine, "graph")} / ${get(engine, "compare", "graph")} graph, decode 1 / 8 streams, prefill-128`, `${ratio("decode_1")}× / ${ratio("decode_8")}× / ${ratio("prefill_128")}×`, cmd]);
+  if (get(engine, "unpadded_decode_tok_s"))
+    rows.push(["Plain (not batch-invariant) graph, decode 1 / 8 streams", `${fmt(get(engine, "unpadded_decode_tok_s", "1"))} / ${fmt(get(engine, "unpadded_decode_tok_s", "8"))} tok/s`, cmd]);
 }
 if (edge) {
   for (const c of ["1", "16"])
