@@ -3,10 +3,9 @@
  *   request id -> (auth -> limits) -> route handler -> backend
  * Each piece lives in its own module under worker/middleware, worker/routes, worker/billing, worker/inference.
  */
-import { Hono } from "hono";
-import type { Env } from "./env";
+import { HTTPException } from "hono/http-exception";
 import { ApiError, internalError, notFound } from "./errors";
-import type { AppVariables } from "./context";
+import { factory } from "./factory";
 import { apiAuth } from "./middleware/auth";
 import { adminRoutes } from "./routes/admin";
 import { usageRoutes } from "./routes/usage";
@@ -17,10 +16,8 @@ import { keyRoutes } from "./routes/key";
 import { tokenizeRoutes } from "./routes/tokenize";
 import { consoleRoutes } from "./console/routes";
 
-export type AppEnv = { Bindings: Env; Variables: AppVariables };
-
 export function createApp() {
-  const app = new Hono<AppEnv>();
+  const app = factory.createApp();
 
   app.use("*", async (c, next) => {
     // Always server-generated: the id keys the usage ledger (one billed record per id), so a
@@ -49,6 +46,13 @@ export function createApp() {
   });
 
   app.onError((err, c) => {
+    // Middleware built on Hono's (bearerAuth) throws HTTPException carrying its response, already in
+    // the OpenAI error shape (middleware/auth.ts).
+    if (err instanceof HTTPException) {
+      const res = err.getResponse();
+      res.headers.set("x-request-id", c.get("requestId") ?? "");
+      return res;
+    }
     const apiError = err instanceof ApiError ? err : internalError();
     if (!(err instanceof ApiError)) console.error(JSON.stringify({ level: "error", request_id: c.get("requestId"), error: String(err) }));
     const res = c.json(apiError.body(), apiError.status as 400);

@@ -8,7 +8,7 @@
  * Trusted Types with no policy, so no string can ever reach an HTML sink).
  */
 import { Hono, type MiddlewareHandler } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../factory";
 import { notFound } from "../errors";
 import { getTiers } from "../inference/tiers";
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets.generated";

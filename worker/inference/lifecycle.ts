@@ -14,7 +14,7 @@
  *   `rejected` record (`fail`), and one refused by admit already has its record.
  */
 import type { Context } from "hono";
-import type { AppEnv } from "../app";
+import type { AppEnv } from "../factory";
 import { admit, extendReservation, recordRejected, settle } from "../billing/meter";
 import { costUnits, reservationUnits, unitsToMicrosCeil } from "../billing/money";
 import { SlicedReservation, firstSlice } from "../billing/slices";

@@ -1,11 +1,12 @@
 /**
- * Admin API auth: `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time (both sides
- * hashed to equal-length digests first). Wrong or missing token -> 401. With ADMIN_TOKEN unset the
- * admin API does not exist: 404, as for any unknown URL.
+ * Admin API auth: `Authorization: Bearer <ADMIN_TOKEN>`, on Hono's bearerAuth with `verifyToken`,
+ * compared in constant time (both sides hashed to equal-length digests first). Wrong, malformed or
+ * missing token -> 401. With ADMIN_TOKEN unset the admin API does not exist: 404, as for any unknown URL.
  */
-import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "../app";
+import { bearerAuth } from "hono/bearer-auth";
 import { notFound, unauthorized } from "../errors";
+import { factory, type AppEnv } from "../factory";
+import { refusedWith } from "./auth";
 
 async function digest(s: string): Promise<ArrayBuffer> {
   return crypto.subtle.digest("SHA-256", new TextEncoder().encode(s));
@@ -16,10 +17,12 @@ export async function tokensEqual(presented: string, expected: string): Promise<
   return crypto.subtle.timingSafeEqual(a, b);
 }
 
-export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const expected = c.env.ADMIN_TOKEN;
-  if (!expected) throw notFound("Unknown endpoint.", "unknown_url");
-  const m = c.req.header("authorization")?.match(/^Bearer\s+(\S+)\s*$/i);
-  if (!m || !(await tokensEqual(m[1], expected))) throw unauthorized("Invalid or missing admin token.");
-  await next();
-};
+const byAdminToken = bearerAuth<AppEnv>({
+  verifyToken: (token, c) => tokensEqual(token, c.env.ADMIN_TOKEN ?? ""),
+  ...refusedWith(() => unauthorized("Invalid or missing admin token.")),
+});
+
+export const requireAdmin = factory.createMiddleware(async (c, next) => {
+  if (!c.env.ADMIN_TOKEN) throw notFound("Unknown endpoint.", "unknown_url");
+  return byAdminToken(c, next);
+});

@@ -1,38 +1,50 @@
 /**
- * API-key auth for the /v1/* API routes. Accepts `Authorization: Bearer <key>` or `x-api-key`.
- * Missing, unknown or revoked keys get 401 authentication_error; the body never echoes the key.
+ * API-key auth for the /v1/* API routes, on Hono's bearerAuth with `verifyToken`: the key comes from
+ * `Authorization: Bearer <key>` (the SDKs) or, failing that header, `x-api-key: <key>`. Missing,
+ * malformed, unknown or revoked keys are all the same 401 authentication_error (the body never echoes
+ * the key), thrown as bearerAuth's HTTPException and sent by the app's onError.
  * Sets c.var.account (plan read from D1, cached <= 3 s per isolate: see billing/keys.ts).
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
 import { matchedRoutes } from "hono/route";
-import type { AppEnv } from "../app";
 import { lookupAccount } from "../billing/keys";
-import { unauthorized } from "../errors";
+import { unauthorized, type ApiError } from "../errors";
+import { factory, type AppEnv } from "../factory";
 
 const MAX_KEY_LENGTH = 256;
 
-export function presentedKey(authorization: string | undefined, apiKeyHeader: string | undefined): string | null {
-  const m = authorization?.match(/^Bearer\s+(\S+)\s*$/i);
-  const key = m?.[1] ?? apiKeyHeader?.trim();
-  return key && key.length <= MAX_KEY_LENGTH ? key : null;
+/** bearerAuth's failure responses, in the OpenAI error shape; a malformed header is a 401 too, not a 400. */
+export function refusedWith(error: () => ApiError) {
+  const respond = () => {
+    const e = error();
+    return new Response(JSON.stringify(e.body()), { status: e.status, headers: { "content-type": "application/json" } });
+  };
+  return { noAuthenticationHeader: { message: respond }, invalidAuthenticationHeader: { message: respond }, invalidToken: { message: respond } };
 }
 
-export const requireApiKey: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const key = presentedKey(c.req.header("authorization"), c.req.header("x-api-key"));
-  if (!key) throw unauthorized();
+async function verifyKey(key: string, c: Context<AppEnv>): Promise<boolean> {
+  if (key.length > MAX_KEY_LENGTH) return false;
   const account = await lookupAccount(c.env.DB, key);
-  if (!account) throw unauthorized();
+  if (!account) return false;
   c.set("account", account);
-  await next();
-};
+  return true;
+}
+
+const byBearer = bearerAuth<AppEnv>({ verifyToken: verifyKey, ...refusedWith(unauthorized) });
+const byApiKeyHeader = bearerAuth<AppEnv>({ headerName: "x-api-key", prefix: "", verifyToken: verifyKey, ...refusedWith(unauthorized) });
+
+export const requireApiKey = factory.createMiddleware((c, next) =>
+  !c.req.header("authorization") && c.req.header("x-api-key") !== undefined ? byApiKeyHeader(c, next) : byBearer(c, next),
+);
 
 /**
  * Auth for everything under /v1/ except the admin API (which has its own token). Paths that match
  * no route fall through to the 404 unauthenticated, so unknown URLs stay 404s; every real route
  * mounted under /v1 — now or later — is authenticated by default.
  */
-export const apiAuth: MiddlewareHandler<AppEnv> = async (c, next) => {
+export const apiAuth = factory.createMiddleware(async (c, next) => {
   if (c.req.path.startsWith("/v1/admin/") || c.req.path === "/v1/admin") return next();
   if (!matchedRoutes(c).some((r) => r.method !== "ALL")) return next();
   return requireApiKey(c, next);
-};
+});

@@ -10,9 +10,8 @@
  * `key` lets the local dev stack keep one key across restarts; it must match [A-Za-z0-9_-]{32,200}.
  * Creating a key that already exists -> 409 key_exists (message names the existing id).
  */
-import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "../app";
+import { factory } from "../factory";
 import { CUSTOM_KEY_RE, createKey, generateKey, getKey, KeyExistsError, type KeyRow, listKeys, revokeKey, updateKey } from "../billing/keys";
 import { usageByDay, usageRequests } from "../billing/ledger";
 import type { Env } from "../env";
@@ -72,7 +71,7 @@ function checkTiers(env: Env, tiers: string[] | undefined): void {
 
 const publicKey = (k: KeyRow) => ({ object: "api_key" as const, ...k });
 
-export const adminRoutes = new Hono<AppEnv>();
+export const adminRoutes = factory.createApp();
 adminRoutes.use("*", requireAdmin);
 
 adminRoutes.post("/keys", async (c) => {

@@ -19,8 +19,8 @@
  *    response (wrangler dev). A backend failure after that commit is a 200 whose choice carries the
  *    text so far and finish_reason "error", billed like the streamed case.
  */
-import { Hono, type Context } from "hono";
-import type { AppEnv } from "../app";
+import type { Context } from "hono";
+import { factory, type AppEnv } from "../factory";
 import type { GenerateRequest } from "../../contract/wire";
 import { assertTierAllowed } from "../billing/meter";
 import type { UsageStatus } from "../billing/types";
@@ -37,7 +37,7 @@ import { replicaRouter, routingKey } from "../inference/router";
 import { BodyChannel, SSE_DONE, SSE_HEADERS, STREAMED_JSON_HEADERS, SseChannel, sseFrame } from "../inference/sse";
 import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
 
-export const chatRoutes = new Hono<AppEnv>();
+export const chatRoutes = factory.createApp();
 
 /** A status for requests whose client left before any response (nginx's convention). */
 const CLIENT_CLOSED = 499;

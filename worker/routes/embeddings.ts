@@ -4,9 +4,9 @@
  * tokenized at the edge with BOS prepended (as the model saw text in training); token arrays are sent
  * as given. encoding_format "base64" (the openai SDK's default) is float32 little-endian, base64.
  */
-import { Hono, type Context } from "hono";
+import type { Context } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "../app";
+import { factory, type AppEnv } from "../factory";
 import { assertTierAllowed } from "../billing/meter";
 import { ApiError, badRequest } from "../errors";
 import { BOS_ID, VOCAB_SIZE, encode } from "../tokenizer";
@@ -17,7 +17,7 @@ import { Lifecycle } from "../inference/lifecycle";
 import { replicaRouter, routingKey } from "../inference/router";
 import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
 
-export const embeddingsRoutes = new Hono<AppEnv>();
+export const embeddingsRoutes = factory.createApp();
 
 export const MAX_INPUTS = 256;
 

@@ -5,15 +5,14 @@
  * Same record shape as GET /v1/admin/usage/requests, always scoped to the presented key: a key never
  * sees another key's records, whatever it puts in the query.
  */
-import { Hono } from "hono";
-import type { AppEnv } from "../app";
+import { factory } from "../factory";
 import { monthOf } from "../billing/key-limiter";
 import { usageRequests } from "../billing/ledger";
 import { limiterFor } from "../billing/meter";
 import { microsToUnits, parseUnits, UNITS_PER_MICRO, unitsToMicros } from "../billing/money";
 import { badRequest } from "../errors";
 
-export const keyRoutes = new Hono<AppEnv>();
+export const keyRoutes = factory.createApp();
 
 /** UTC calendar month of `now` as [start, end): budgets reset at `end`. */
 export function budgetPeriod(now: number): { start: string; end: string } {

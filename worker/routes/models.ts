@@ -1,9 +1,9 @@
 /** GET /v1/models and /v1/models/:id: the tiers this caller's key may use. */
-import { Hono, type Context } from "hono";
-import type { AppEnv } from "../app";
+import type { Context } from "hono";
+import { factory, type AppEnv } from "../factory";
 import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
 
-export const modelsRoutes = new Hono<AppEnv>();
+export const modelsRoutes = factory.createApp();
 
 /** Fixed creation time (the 2023 tiers); clients only display it. */
 const CREATED = 1702252800;

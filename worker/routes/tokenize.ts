@@ -6,16 +6,16 @@
  * Authenticated like every /v1 route, unmetered (no reservation, no ledger record), and counted against the
  * key's RPM for the model's tier, so they cannot be used to flood the edge for free.
  */
-import { Hono, type Context } from "hono";
+import type { Context } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "../app";
+import { factory, type AppEnv } from "../factory";
 import { assertTierAllowed, countRequest } from "../billing/meter";
 import { badRequest } from "../errors";
 import { MessagesSchema, parseBody, parseMessages, readJson } from "../inference/chat-request";
 import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
 import { VOCAB_SIZE, applyChatTemplate, decode, encode } from "../tokenizer";
 
-export const tokenizeRoutes = new Hono<AppEnv>();
+export const tokenizeRoutes = factory.createApp();
 
 /** Longest id list /v1/detokenize takes (eight times the largest context a tier has today). */
 export const MAX_DETOKENIZE_TOKENS = 262_144;

@@ -4,8 +4,7 @@
  * request appears as soon as its settle() has run (unless its write fell back to the queue).
  * cost_micros is the exact per-row sum rounded half up once.
  */
-import { Hono } from "hono";
-import type { AppEnv } from "../app";
+import { factory } from "../factory";
 import { usageByDay } from "../billing/ledger";
 import { badRequest } from "../errors";
 
@@ -27,7 +26,7 @@ export function dateRange(from: string | undefined, to: string | undefined, defa
   return { from: f, to: t };
 }
 
-export const usageRoutes = new Hono<AppEnv>();
+export const usageRoutes = factory.createApp();
 
 usageRoutes.get("/", async (c) => {
   const { from, to } = dateRange(c.req.query("from"), c.req.query("to"), true);
