@@ -258,8 +258,17 @@ export class Constraint {
       for (let i = 0; i < top; i++) if ((m & (1 << i)) === 0) row[base + i] = -Infinity;
     }
     for (let i = V; i < row.length; i++) row[i] = -Infinity;
-    if (endOk) for (let i = 0; i < this.ends.length; i++) row[this.ends[i]!] = this.saved[i]!;
-    return allowed > 0;
+    // Stop ids end the output like EOS, so they too wait for a complete document (even where their bytes fit).
+    let banned = 0;
+    for (let i = 0; i < this.ends.length; i++) {
+      const id = this.ends[i]!;
+      if (endOk) row[id] = this.saved[i]!;
+      else if (row[id] !== -Infinity) {
+        row[id] = -Infinity;
+        banned++;
+      }
+    }
+    return allowed - banned > 0;
   }
 
   /** Follows a sampled (hence allowed) token. Computes the next mask now, so `complete` is known at once. */
