@@ -4,6 +4,7 @@
  * is a 400 naming it in `param`. `null` means "not set" everywhere (SDKs send nulls).
  */
 import { z } from "zod";
+import { parseBody } from "../api/body";
 import { ApiError, badRequest } from "../errors";
 import type { ChatMessage } from "../tokenizer";
 
@@ -61,33 +62,6 @@ export interface ChatParams {
   includeUsage: boolean;
   seed: number | undefined;
   stop: string[];
-}
-
-/** `messages[2].content`-style path for `param`. */
-export function paramOf(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${String(p)}` : String(p);
-  return out;
-}
-
-/**
- * The one zod failure -> 400 mapping for request bodies: the first issue, `param` naming its path, and
- * "is required" only when the field is absent (a present but wrong-typed field is "invalid"). Parse
- * with `{ reportInput: true }`: zod 4 leaves issue.input out otherwise.
- */
-export function invalidBody(error: z.ZodError): ApiError {
-  const issue = error.issues[0];
-  const param = paramOf(issue.path);
-  const what = issue.code === "invalid_type" && issue.input === undefined ? "is required" : `is invalid: ${issue.message}`;
-  return badRequest(param ? `'${param}' ${what}.` : `The request body ${what}.`, param || null);
-}
-
-/** Parses `body` with `schema` or throws the 400 of invalidBody. */
-export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw badRequest("The request body must be a JSON object.");
-  const parsed = schema.safeParse(body, { reportInput: true });
-  if (!parsed.success) throw invalidBody(parsed.error);
-  return parsed.data;
 }
 
 const unsupported = (param: string, message: string) => badRequest(message, param, "unsupported_parameter");
@@ -162,15 +136,6 @@ export function parseChatBody(body: unknown): ChatParams {
     seed: b.random_seed ?? b.seed ?? undefined,
     stop,
   };
-}
-
-/** Reads the JSON body; a body that is not JSON is a 400, not a 500. */
-export async function readJson(req: Request): Promise<unknown> {
-  try {
-    return await req.json();
-  } catch {
-    throw badRequest("The request body is not valid JSON.");
-  }
 }
 
 export function contextExceeded(contextWindow: number, promptTokens: number): ApiError {

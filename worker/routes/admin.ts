@@ -11,6 +11,7 @@
  * Creating a key that already exists -> 409 key_exists (message names the existing id).
  */
 import { z } from "zod";
+import { readBody } from "../api/body";
 import { factory } from "../factory";
 import { CUSTOM_KEY_RE, createKey, generateKey, getKey, KeyExistsError, type KeyRow, listKeys, revokeKey, updateKey } from "../billing/keys";
 import { usageByDay, usageRequests } from "../billing/ledger";
@@ -46,22 +47,6 @@ function knownTiers(env: Env): Set<string> {
   }
 }
 
-async function parseBody<T>(req: Request, schema: z.ZodType<T>): Promise<T> {
-  let raw: unknown;
-  try {
-    raw = await req.json();
-  } catch {
-    throw badRequest("Request body must be JSON.");
-  }
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const param = issue?.path.join(".") || null;
-    throw badRequest(`Invalid ${param ?? "body"}: ${issue?.message ?? "invalid"}`, param);
-  }
-  return r.data;
-}
-
 function checkTiers(env: Env, tiers: string[] | undefined): void {
   if (!tiers) return;
   const known = knownTiers(env);
@@ -75,7 +60,7 @@ export const adminRoutes = factory.createApp();
 adminRoutes.use("*", requireAdmin);
 
 adminRoutes.post("/keys", async (c) => {
-  const body = await parseBody(c.req.raw, createSchema);
+  const body = await readBody(c.req.raw, createSchema);
   checkTiers(c.env, body.tiers);
   const key = body.key ?? generateKey();
   const plan = { name: body.name, tiers: [...new Set(body.tiers)], rpm: body.rpm, tpm: body.tpm, monthly_budget_micros: body.monthly_budget_micros };
@@ -98,7 +83,7 @@ adminRoutes.get("/keys/:id", async (c) => {
 });
 
 adminRoutes.patch("/keys/:id", async (c) => {
-  const patch = await parseBody(c.req.raw, patchSchema);
+  const patch = await readBody(c.req.raw, patchSchema);
   checkTiers(c.env, patch.tiers);
   if (patch.tiers) patch.tiers = [...new Set(patch.tiers)];
   const row = await updateKey(c.env.DB, c.req.param("id"), patch);

@@ -11,7 +11,7 @@ import { assertTierAllowed } from "../billing/meter";
 import { ApiError, badRequest } from "../errors";
 import { BOS_ID, VOCAB_SIZE, encode } from "../tokenizer";
 import { embed } from "../inference/backend";
-import { paramOf, readJson } from "../inference/chat-request";
+import { readBody } from "../api/body";
 import { ClientGone, dispatch, type AttemptLog } from "../inference/dispatch";
 import { Lifecycle } from "../inference/lifecycle";
 import { replicaRouter, routingKey } from "../inference/router";
@@ -65,12 +65,7 @@ function base64Float32(vec: number[]): string {
 embeddingsRoutes.post("/embeddings", async (c) => {
   const life = new Lifecycle(c, "embeddings");
   try {
-    const parsed = EmbedBodySchema.safeParse(await readJson(c.req.raw));
-    if (!parsed.success) {
-      const param = paramOf(parsed.error.issues[0].path) || null;
-      throw badRequest(`Invalid '${param ?? "body"}': ${parsed.error.issues[0].message}.`, param);
-    }
-    const body = parsed.data;
+    const body = await readBody(c.req.raw, EmbedBodySchema);
     const model = body.model;
     life.setModel(model);
     const tier = embeddingTier(c, model);

@@ -11,7 +11,8 @@ import { z } from "zod";
 import { factory, type AppEnv } from "../factory";
 import { assertTierAllowed, countRequest } from "../billing/meter";
 import { badRequest } from "../errors";
-import { MessagesSchema, parseBody, parseMessages, readJson } from "../inference/chat-request";
+import { readBody } from "../api/body";
+import { MessagesSchema, parseMessages } from "../inference/chat-request";
 import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
 import { VOCAB_SIZE, applyChatTemplate, decode, encode } from "../tokenizer";
 
@@ -33,7 +34,7 @@ async function admitUnmetered(c: Context<AppEnv>, name: string): Promise<{ tier:
 }
 
 tokenizeRoutes.post("/tokenize", async (c) => {
-  const body = parseBody(TokenizeSchema, await readJson(c.req.raw));
+  const body = await readBody(c.req.raw, TokenizeSchema);
   const hasPrompt = body.prompt != null;
   const hasMessages = body.messages != null;
   if (hasPrompt === hasMessages) throw badRequest("Send exactly one of 'prompt' or 'messages'.", hasPrompt ? "messages" : "prompt");
@@ -43,7 +44,7 @@ tokenizeRoutes.post("/tokenize", async (c) => {
 });
 
 tokenizeRoutes.post("/detokenize", async (c) => {
-  const body = parseBody(DetokenizeSchema, await readJson(c.req.raw));
+  const body = await readBody(c.req.raw, DetokenizeSchema);
   const { headers } = await admitUnmetered(c, body.model);
   return c.json({ prompt: decode(body.tokens) }, 200, headers);
 });
