@@ -5,6 +5,8 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-worker
 // "node" runs everything else (model builder, ONNX Runtime, backend processes, end-to-end via unstable_startWorker).
 export default defineConfig({
   test: {
+    // The worker logs one JSON line per request; shown for failing tests only, or all with LOG_REQUESTS=1.
+    reporters: process.env.LOG_REQUESTS === "1" ? ["default"] : ["./test/quiet-reporter.ts"],
     projects: [
       {
         plugins: [

@@ -27,11 +27,18 @@ async function warm(engine: Engine): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes("--help") || argv.includes("-h")) {
+    // One option per line: the usage string is long.
+    console.log(USAGE.replace(/ \[/g, "\n  ["));
+    process.exit(0);
+  }
   let cfg;
   try {
-    cfg = parseConfig(process.argv.slice(2), process.env);
+    cfg = parseConfig(argv, process.env);
   } catch (e) {
-    console.error(`${(e as Error).message}\n${USAGE}`);
+    // One line: node's parseArgs appends advice about positionals that does not apply here.
+    console.error(`backend: ${(e as Error).message.split("\n")[0]!.replace(/\. To specify.*$/, "")} (see --help)`);
     process.exit(2);
   }
   if (cfg.token === undefined) {

@@ -1,8 +1,8 @@
 /**
  * npm run build-model -- --in <hf_dir> --out <model_dir> [--name N] [--block-size 32] [--accuracy-level 4] [--context-length N]
- * Errors are one line on stderr, exit code 1 (set DEBUG=1 for a stack trace).
+ * Errors are one line on stderr, exit code 1 (set DEBUG=1 for a stack trace); a bad flag exits 2.
  */
-import { parseArgs } from "node:util";
+import { parseCli } from "./lib/cli";
 import { buildModel, formatSummary } from "./model-builder/build";
 
 const USAGE =
@@ -15,7 +15,8 @@ function intOpt(v: string | undefined, flag: string): number | undefined {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseCli("build-model", process.argv.slice(2), {
+    usage: USAGE,
     options: {
       in: { type: "string" },
       out: { type: "string" },
@@ -26,15 +27,8 @@ async function main(): Promise<void> {
       threads: { type: "string" },
       quiet: { type: "boolean" },
       json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
     },
-    strict: true,
-    allowPositionals: false,
   });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
   if (!values.in) throw new Error(`--in is required (${USAGE})`);
   if (!values.out) throw new Error(`--out is required (${USAGE})`);
   const summary = await buildModel({

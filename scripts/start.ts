@@ -9,7 +9,6 @@ import { spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { UsageError } from "./lib/cli";
 import { parseLaunchConfig, type LaunchConfig } from "./lib/launch-config";
 import { applyLocalMigrations, OFFLINE_ENV, wranglerTiers } from "./lib/local-worker";
 import { lineSplitter, portIsFree, spawnUntilHttpReady, spawnUntilReady } from "./lib/processes";
@@ -50,8 +49,7 @@ async function main() {
   try {
     cfg = parseLaunchConfig(root, process.argv.slice(2), process.env);
   } catch (e) {
-    console.error(`npm start: ${(e as Error).message}`);
-    process.exit(e instanceof UsageError ? 2 : 1);
+    fail((e as Error).message);
   }
   const { port, backendPorts, models } = cfg;
   for (const [name, p] of [["PORT", port], ...backendPorts.map((b, i) => [i === 0 ? "BACKEND_PORT" : `BACKEND_PORT+${i}`, b] as const)] as const) {

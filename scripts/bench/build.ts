@@ -9,20 +9,22 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { parseCli } from "../lib/cli";
 import type { BuildSummary } from "../model-builder/build";
 import { PRESETS } from "../model-builder/presets";
 import { configHash, writeSyntheticCheckpoint } from "../model-builder/synthetic";
 
 const root = path.resolve(import.meta.dirname, "../..");
-const { values } = parseArgs({
+const { values } = parseCli("bench:build", process.argv.slice(2), {
+  usage: `usage: npm run bench:build [-- --json] [--threads N] [--layers 12] [--keep]
+Converts a >= 2 GB synthetic bf16 checkpoint (models/hf/bench-build, generated once) with the real
+CLI; prints input MB/s and the converter's peak RSS (one JSON object with --json).`,
   options: {
     json: { type: "boolean", default: false },
     threads: { type: "string" },
     layers: { type: "string", default: "12" },
     keep: { type: "boolean", default: false },
   },
-  strict: true,
 });
 const log = (s: string) => (values.json ? process.stderr : process.stdout).write(s + "\n");
 

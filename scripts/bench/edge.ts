@@ -16,14 +16,23 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { applyChatTemplate } from "../../worker/tokenizer/index";
 import { applyLocalMigrations, startLocalWorker, wranglerTiers } from "../lib/local-worker";
+import { parseCli } from "../lib/cli";
 import { freePorts, spawnUntilReady, stopProcess } from "../lib/processes";
 
 const root = resolve(import.meta.dirname, "../..");
-const args = process.argv.slice(2);
-const json = args.includes("--json");
-const noInspector = args.includes("--no-inspector");
-const requestsArg = args.indexOf("--requests");
-const perLevel = requestsArg >= 0 ? Number(args[requestsArg + 1]) : 200;
+const { values: args } = parseCli("bench:edge", process.argv.slice(2), {
+  usage: `usage: npm run bench:edge [-- --json] [--requests 200] [--no-inspector]
+Starts the local stack (tiny model) and times the same prompt through the worker and directly against
+the backend at 1 and 16 clients: added latency p50/p99 and workerd CPU per request.`,
+  options: { json: { type: "boolean" }, "no-inspector": { type: "boolean" }, requests: { type: "string" } },
+});
+const json = args.json ?? false;
+const noInspector = args["no-inspector"] ?? false;
+const perLevel = args.requests === undefined ? 200 : Number(args.requests);
+if (!Number.isInteger(perLevel) || perLevel < 1) {
+  console.error(`bench:edge: --requests must be a positive integer, got "${args.requests}"`);
+  process.exit(2);
+}
 
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -17,7 +17,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { parseCli } from "../lib/cli";
 import type { GraphForm, ModelManifest } from "../../contract/model-manifest";
 import type { GenerateParams } from "../../contract/wire";
 import { DEFAULT_ENGINE_OPTIONS, Engine } from "../../gpu-backend/engine/engine";
@@ -26,8 +26,9 @@ import { loadModelRunner, type ModelRunner } from "../../gpu-backend/engine/mode
 
 const manifestGraphs = (m: ModelManifest) => m.graphs ?? { fused: "model.onnx", sliced: "model.onnx" };
 
-const { values } = parseArgs({
-  args: process.argv.slice(2),
+const { values } = parseCli("bench:engine", process.argv.slice(2), {
+  usage:
+    "usage: npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--compare fused|sliced|none]",
   options: {
     model: { type: "string", default: "models/dev/perf" },
     threads: { type: "string", default: "2" },
@@ -37,15 +38,8 @@ const { values } = parseArgs({
     graph: { type: "string", default: "auto" },
     compare: { type: "string" },
     "batch-invariant": { type: "string", default: "auto" },
-    help: { type: "boolean", short: "h", default: false },
   },
 });
-if (values.help) {
-  console.log(
-    "usage: npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--compare fused|sliced|none]",
-  );
-  process.exit(0);
-}
 const dir = path.resolve(values.model!);
 if (!existsSync(path.join(dir, "model.json"))) {
   console.error(`${values.model} has no model.json: build it with npm run models -- --preset perf`);

@@ -11,12 +11,18 @@ import { gzipSync } from "node:zlib";
 import { clearEncodeCache, encodeText } from "../../worker/tokenizer/encode.js";
 import { applyChatTemplate, type ChatMessage } from "../../worker/tokenizer/index.js";
 import { getVocab } from "../../worker/tokenizer/vocab.js";
+import { parseCli } from "../lib/cli";
 
 const root = resolve(import.meta.dirname, "../..");
 const goldenPath = resolve(root, "../shared/data/tokenizer/golden.jsonl");
-const args = process.argv.slice(2);
-const asJson = args.includes("--json");
-const compare = args.includes("--compare");
+const { values: args } = parseCli("bench:tokenizer", process.argv.slice(2), {
+  usage: `usage: npm run bench:tokenizer [-- --json] [--compare]
+Throughput and linearity of the edge tokenizer on the golden documents (or a synthetic corpus);
+--compare also times mistral-tokenizer-js. One JSON object with --json.`,
+  options: { json: { type: "boolean" }, compare: { type: "boolean" } },
+});
+const asJson = args.json ?? false;
+const compare = args.compare ?? false;
 
 interface Doc {
   cat: string;

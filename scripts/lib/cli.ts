@@ -14,11 +14,20 @@ export function wantsHelp(argv: readonly string[]): boolean {
   return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === "--help" || a === "-h");
 }
 
-/** parseArgs in strict mode; prints `usage` and exits 0 on --help (before any other check). */
+/**
+ * parseArgs in strict mode, for a script's own argv: `--help` prints `usage` and exits 0 (before any
+ * other check); an unknown or malformed flag prints `prog: <what> (see --help)` and exits 2.
+ */
 export function parseCli<const O extends Options, const P extends boolean = false>(
+  prog: string,
   argv: string[],
   spec: { usage: string; options: O; positionals?: P },
 ) {
+  // `npm run logits -- --raw | head`: a closed pipe ends the script quietly, not with a stack trace.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+    process.exit(0);
+  });
   if (wantsHelp(argv)) {
     process.stdout.write(spec.usage.trimEnd() + "\n");
     process.exit(0);
@@ -26,8 +35,9 @@ export function parseCli<const O extends Options, const P extends boolean = fals
   try {
     return parseArgs({ args: argv, options: spec.options, strict: true, allowPositionals: (spec.positionals ?? false) as P });
   } catch (e) {
-    // Node's messages are one line plus advice; keep the line and point at --help.
-    throw new UsageError(`${(e as Error).message.split("\n")[0]!.replace(/\. To specify.*$/, "")} (see --help)`);
+    // Node's message is one line plus advice ("To specify a positional argument..."); keep the line.
+    process.stderr.write(`${prog}: ${(e as Error).message.split("\n")[0]!.replace(/\. To specify.*$/, "")} (see --help)\n`);
+    process.exit(2);
   }
 }
 

@@ -31,9 +31,9 @@ export interface LaunchConfig {
   secrets: { apiKey?: string; adminToken?: string; backendToken?: string; metricsToken?: string };
 }
 
-/** Throws an Error with a one-line message on a bad setting; `--help` is handled by parseCli. */
+/** Throws an Error with a one-line message on a bad setting; `--help` and unknown flags exit in parseCli. */
 export function parseLaunchConfig(root: string, argv: string[], env: NodeJS.ProcessEnv): LaunchConfig {
-  parseCli(argv, { usage: START_USAGE, options: {} });
+  parseCli("npm start", argv, { usage: START_USAGE, options: {} });
   const port = envPort(env, "PORT", 8787);
   const first = envPort(env, "BACKEND_PORT", 8788);
   const replicas = envInt(env, "BACKEND_REPLICAS", 1, 1, 16);

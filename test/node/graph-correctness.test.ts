@@ -266,8 +266,8 @@ describe("npm run logits (spawned)", () => {
   const logitsCli = (...args: string[]) =>
     spawnSync(process.execPath, ["--import", "tsx", "scripts/logits.ts", ...args], { cwd: repoRoot, encoding: "utf8", maxBuffer: 1 << 28 });
 
-  it("prints {logits: [[V floats]]}: the last row, or every row with --all", async () => {
-    const r = logitsCli("--model", model, "--ids", tc.ids.join(","), "--all", "--threads", "2");
+  it("--raw prints {logits: [[V floats]]}: the last row, or every row with --all", async () => {
+    const r = logitsCli("--model", model, "--ids", tc.ids.join(","), "--all", "--raw", "--threads", "2");
     expect(r.status, r.stderr).toBe(0);
     const all = JSON.parse(r.stdout) as { logits: number[][] };
     expect(all.logits).toHaveLength(tc.ids.length);
@@ -275,7 +275,7 @@ describe("npm run logits (spawned)", () => {
       expect(row).toHaveLength(tc.cfg.vocab);
       expect(row.every((x) => typeof x === "number" && Number.isFinite(x))).toBe(true);
     }
-    const last = JSON.parse(logitsCli("--model", model, "--ids", tc.ids.join(",")).stdout) as { logits: number[][] };
+    const last = JSON.parse(logitsCli("--model", model, "--ids", tc.ids.join(","), "--raw").stdout) as { logits: number[][] };
     expect(last.logits).toHaveLength(1);
     expect(last.logits[0]).toEqual(all.logits[tc.ids.length - 1]);
   });
