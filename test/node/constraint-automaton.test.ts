@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import type { ModelManifest } from "../../contract/model-manifest";
 import { accepting, advance, initialState } from "../../gpu-backend/engine/constraint/automaton";
 import { compileResponseFormat, ConstraintError, mistralVocab } from "../../gpu-backend/engine/constraint/index";
-import { compileSchema, JSON_OBJECT_GRAMMAR, SchemaError, type Grammar } from "../../gpu-backend/engine/constraint/schema";
+import { compileSchema, JSON_OBJECT_GRAMMAR, SchemaError, type Grammar } from "../../contract/json-schema";
 import { computeMask, Constraint } from "../../gpu-backend/engine/constraint/token-mask";
 import { createRng, sampleToken } from "../../gpu-backend/engine/sampler";
 import { TEST_SCHEMAS, validate } from "./helpers/json-schema-check";

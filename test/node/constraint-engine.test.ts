@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import type { GenerateEvent, GenerateParams, TokenLogprob } from "../../contract/wire";
 import { advance, accepting, initialState } from "../../gpu-backend/engine/constraint/automaton";
-import { compileSchema, JSON_OBJECT_GRAMMAR } from "../../gpu-backend/engine/constraint/schema";
+import { compileSchema, JSON_OBJECT_GRAMMAR } from "../../contract/json-schema";
 import { mistralTokenBytes } from "../../gpu-backend/engine/constraint/vocab";
 import { DEFAULT_ENGINE_OPTIONS, Engine } from "../../gpu-backend/engine/engine";
 import { loadModelRunner, type ModelRunner } from "../../gpu-backend/engine/model-runner";

@@ -8,7 +8,7 @@
  * ':' and after ','; nowhere else. Strings must be valid UTF-8 with well-formed escapes (\u surrogates only
  * in high-low pairs), so the output is always well-formed Unicode.
  */
-import { ANY, ANY_ARRAY, ANY_NUMBER, ANY_SCALAR_LITERALS, ANY_STRING, type Grammar, type Literal, type Node, type ObjectNode } from "./schema";
+import { ANY, ANY_ARRAY, ANY_NUMBER, ANY_SCALAR_LITERALS, ANY_STRING, type Grammar, type Literal, type Node, type ObjectNode } from "../../../contract/json-schema";
 
 type ArrayNode = Extract<Node, { kind: "array" }>;
 type StringNode = Extract<Node, { kind: "string" }>;

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import type { ModelManifest } from "../../../contract/model-manifest";
 import type { ResponseFormat } from "../../../contract/wire";
-import { compileSchema, JSON_OBJECT_GRAMMAR, SchemaError } from "./schema";
+import { compileSchema, JSON_OBJECT_GRAMMAR, SchemaError } from "../../../contract/json-schema";
 import { CompiledConstraint, Constraint, VocabIndex } from "./token-mask";
 import { mistralTokenBytes } from "./vocab";
 

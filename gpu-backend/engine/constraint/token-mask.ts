@@ -13,7 +13,7 @@
  * 56k-node trie inside a string took ~100 ms; the split walk takes well under one).
  */
 import { accepting, advance, initialState, stateKey, step, stringRoom, type Stack, type State } from "./automaton";
-import type { Grammar } from "./schema";
+import type { Grammar } from "../../../contract/json-schema";
 
 /** Bytes of each token id (null: a control token that never appears in constrained output) and the EOS id. */
 export interface TokenVocab {

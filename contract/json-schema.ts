@@ -1,5 +1,8 @@
 /**
- * JSON Schema (a practical subset) -> the grammar the automaton walks (automaton.ts).
+ * JSON Schema (a practical subset) -> the grammar the backend's automaton walks
+ * (gpu-backend/engine/constraint/automaton.ts). In contract/ because both sides compile it: the worker to
+ * refuse an unsupported schema with a 400 before anything is admitted or billed, the backend to generate.
+ * Pure TypeScript, no imports: it bundles into the Worker.
  *
  * Supported: type (one or a list), properties, required, additionalProperties (true/false), items, enum,
  * const, minItems/maxItems, minLength/maxLength, anyOf, $defs/definitions + $ref (no recursion), and the
