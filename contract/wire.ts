@@ -8,6 +8,14 @@ import { z } from "zod";
 
 export const WIRE_VERSION = 1;
 
+/**
+ * The edge names the contract version it speaks on every request (`x-moe-wire-version: 1`). A backend
+ * refuses any other version with a 400 whose code is WIRE_VERSION_UNSUPPORTED, before any work, and the
+ * edge reports that as a 502. A request without the header (curl, a test) is taken as this version.
+ */
+export const WIRE_VERSION_HEADER = "x-moe-wire-version";
+export const WIRE_VERSION_UNSUPPORTED = "wire_version_unsupported";
+
 /** `Authorization: Bearer <BACKEND_TOKEN>` is required whenever the backend has a token configured. */
 export const BACKEND_AUTH_HEADER = "authorization";
 

@@ -17,6 +17,9 @@ import {
   EmbedRequestSchema,
   GenerateRequestSchema,
   NDJSON_CONTENT_TYPE,
+  WIRE_VERSION,
+  WIRE_VERSION_HEADER,
+  WIRE_VERSION_UNSUPPORTED,
   type CancelResponse,
   type EmbedResponse,
   type EmbedStoppedBody,
@@ -82,6 +85,14 @@ export function createApp(state: ServerState): Hono {
     await next();
   };
   app.use("/v1/*", bearer(() => state.token, "backend"));
+  // The contract version the caller speaks (contract/wire.ts); absent means this one.
+  app.use("/v1/*", async (c, next) => {
+    const v = c.req.header(WIRE_VERSION_HEADER);
+    if (v !== undefined && v.trim() !== String(WIRE_VERSION)) {
+      return err(c, 400, WIRE_VERSION_UNSUPPORTED, `wire version '${v.slice(0, 16)}' is not spoken here (this backend speaks ${WIRE_VERSION})`);
+    }
+    await next();
+  });
   // Its own token: a Prometheus scraper never holds the token that can run and cancel work.
   app.use("/metrics", bearer(() => state.metricsToken, "metrics"));
   // After auth (strangers learn nothing), before any handler reads the body.

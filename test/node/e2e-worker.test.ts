@@ -12,6 +12,7 @@ import { EventEmitter } from "node:events";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyLocalMigrations, startLocalWorker, type LocalWorker } from "../../scripts/lib/local-worker";
+import { WIRE_VERSION } from "../../contract/wire";
 import { applyChatTemplate, encode } from "../../worker/tokenizer";
 import { freePort, lineSplitter, spawnUntilReady, stopProcess } from "../../scripts/lib/processes";
 
@@ -282,5 +283,21 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
     expect(line.completion_tokens).toBeLessThan(maxTokens);
     const [row] = await until(() => requestRecords(keyId), (r) => r.length > 0);
     expect(row).toMatchObject({ request_id: line.request_id, status: "cancelled", completion_tokens: line.completion_tokens });
+  });
+
+  it("the backend refuses a wire version it does not speak, before any work (the edge sends its own on every call)", async () => {
+    const gen = (wire?: string) =>
+      fetch(`${backendUrl}/v1/generate`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${backendToken}`, "content-type": "application/json", ...(wire ? { "x-moe-wire-version": wire } : {}) },
+        body: JSON.stringify({ model: "tiny", input_ids: [1, 733], max_tokens: 1, request_id: `wire-${wire ?? "none"}` }),
+      });
+    const refused = await gen("999");
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as Json).error).toMatchObject({ code: "wire_version_unsupported" });
+    for (const ok of [await gen(String(WIRE_VERSION)), await gen()]) {
+      expect(ok.status).toBe(200);
+      await ok.text();
+    }
   });
 });

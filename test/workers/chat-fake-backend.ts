@@ -18,7 +18,7 @@ export type Behaviour =
   /** `lag`: tokens still generated after a /v1/cancel arrives (a step in flight); default 0. */
   | { kind: "ok"; text?: string; chunk?: number; cached?: number; delayMs?: number; lag?: number; gate?: Gate }
   | { kind: "down" }
-  | { kind: "status"; status: number }
+  | { kind: "status"; status: number; code?: string }
   | { kind: "error-first" }
   | { kind: "break-after"; text: string; gate?: Gate };
 
@@ -33,6 +33,8 @@ export interface Seen {
   host: string;
   path: string;
   auth: string | null;
+  /** The x-moe-wire-version the edge sent. */
+  wire: string | null;
   body: GenerateRequest | EmbedRequest | CancelRequest;
 }
 
@@ -75,8 +77,8 @@ export class FakeBackend {
       const b = this.behaviours.get(url.host) ?? { kind: "ok" };
       if (b.kind === "down") throw new TypeError("fetch failed: connection refused");
       const body = (await req.json()) as GenerateRequest;
-      this.seen.push({ host: url.host, path: url.pathname, auth: req.headers.get("authorization"), body });
-      if (b.kind === "status") return Response.json({ error: { message: "nope", code: "x" } }, { status: b.status });
+      this.seen.push({ host: url.host, path: url.pathname, auth: req.headers.get("authorization"), wire: req.headers.get("x-moe-wire-version"), body });
+      if (b.kind === "status") return Response.json({ error: { message: "nope", type: "invalid_request_error", param: null, code: b.code ?? "x" } }, { status: b.status });
       if (url.pathname === "/v1/embed") return this.embed(body as unknown as EmbedRequest);
       if (url.pathname === "/v1/cancel") {
         const id = (body as unknown as CancelRequest).request_id;

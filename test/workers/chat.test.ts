@@ -1,5 +1,5 @@
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { GenerateRequest } from "../../contract/wire";
+import { WIRE_VERSION, WIRE_VERSION_UNSUPPORTED, type GenerateRequest } from "../../contract/wire";
 import { SAFE_PROMPT } from "../../worker/inference/chat-request";
 import { applyChatTemplate, encode } from "../../worker/tokenizer";
 import { FakeBackend, byteIds } from "./chat-fake-backend";
@@ -206,6 +206,21 @@ describe("replica failures before the first token", () => {
     expect(j.error.type).toBe("service_unavailable");
     expect(JSON.stringify(j)).not.toMatch(/\.test|nope|HTTP/);
     expect(await usageRecord(r.res.headers.get("x-request-id")!)).toMatchObject({ status: "error", prompt_tokens: 0, completion_tokens: 0, cost_units: 0 });
+  });
+
+  it("every backend call states the wire version; a replica that does not speak it is a 502 backend_incompatible, nothing charged", async () => {
+    const ok = await chat(key, {});
+    expect(ok.res.status).toBe(200);
+    expect(backend.seen.map((s) => s.wire)).toEqual(backend.seen.map(() => String(WIRE_VERSION)));
+    for (const h of ["r1.test", "r2.test", "r3.test"]) backend.set(h, { kind: "status", status: 400, code: WIRE_VERSION_UNSUPPORTED });
+    const before = backend.seen.length;
+    const r = await chat(key, {});
+    const j = await r.json();
+    expect(r.res.status).toBe(502);
+    expect(j.error).toMatchObject({ type: "api_error", code: "backend_incompatible" });
+    expect(JSON.stringify(j)).not.toMatch(/\.test|nope|HTTP|wire_version/);
+    expect(backend.seen.length - before).toBe(1); // a deploy mismatch is not retried on another replica
+    expect(await usageRecord(r.res.headers.get("x-request-id")!)).toMatchObject({ status: "error", completion_tokens: 0, cost_units: 0 });
   });
 
   it("non-streaming failure after generation started -> 502, nothing charged", async () => {

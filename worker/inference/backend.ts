@@ -4,6 +4,9 @@
  */
 import {
   BACKEND_AUTH_HEADER,
+  WIRE_VERSION,
+  WIRE_VERSION_HEADER,
+  WIRE_VERSION_UNSUPPORTED,
   parseGenerateEvent,
   type CancelRequest,
   type CancelResponse,
@@ -18,13 +21,15 @@ export class BackendError extends Error {
     message: string,
     /** True when another replica (or a later try) may succeed: network errors, 408/429/5xx. */
     readonly retryable: boolean,
+    /** "wire_version": the replica does not speak this edge's contract version (a deploy mismatch). */
+    readonly kind?: "wire_version",
   ) {
     super(message);
   }
 }
 
 function headers(token: string | undefined): HeadersInit {
-  const h: Record<string, string> = { "content-type": "application/json" };
+  const h: Record<string, string> = { "content-type": "application/json", [WIRE_VERSION_HEADER]: String(WIRE_VERSION) };
   if (token) h[BACKEND_AUTH_HEADER] = `Bearer ${token}`;
   return h;
 }
@@ -59,6 +64,7 @@ async function post(url: string, token: string | undefined, body: unknown, signa
   if (!res.ok) {
     signal.removeEventListener("abort", follow);
     const detail = (await res.text().catch(() => "")).slice(0, 300);
+    if (res.status === 400 && detail.includes(`"${WIRE_VERSION_UNSUPPORTED}"`)) throw new BackendError(`HTTP 400: ${detail}`, false, "wire_version");
     throw new BackendError(`HTTP ${res.status}: ${detail}`, res.status >= 500 || res.status === 429 || res.status === 408);
   }
   return res;

@@ -15,6 +15,10 @@ export const unavailable = () =>
     "retry-after-ms": String(RETRY_AFTER_S * 1000),
   });
 
+/** 502: the replica speaks another wire version (contract/wire.ts WIRE_VERSION). */
+export const incompatibleBackend = () =>
+  new ApiError(502, "The model backend is not compatible with this API version. Please retry later.", "api_error", "backend_incompatible");
+
 /** Thrown when the client went away before a replica answered. */
 export class ClientGone extends Error {
   constructor() {
@@ -62,6 +66,8 @@ export async function dispatch<T>(
         router.recordFailure(replica);
         continue;
       }
+      // A replica on another contract version: a deploy mismatch between edge and backend, not the caller's fault.
+      if (err instanceof BackendError && err.kind === "wire_version") throw incompatibleBackend();
       // A non-retryable backend answer (4xx) means our config or request is wrong: log, generic 500.
       if (err instanceof BackendError) throw internalError();
       throw err;
