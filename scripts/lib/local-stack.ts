@@ -1,0 +1,136 @@
+/**
+ * The real local stack as `npm start` runs it (scripts/start.ts: backend replicas, wrangler dev, D1), on free
+ * ports with a throwaway state dir, for tools that drive it from outside (npm run soak). Every launcher line
+ * is kept, and a caller can wait for one (event-driven: the launcher's own lines say what happened).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { freePorts, lineSplitter, portIsFree, stopProcess } from "./processes";
+
+export interface LocalStack {
+  base: string;
+  backendPorts: number[];
+  adminToken: string;
+  metricsToken: string;
+  lines: string[];
+  /** The first launcher line at index >= `from` that matches `re`. */
+  waitFor(re: RegExp, from?: number): Promise<RegExpMatchArray>;
+  /** Current pid of each backend replica and of the worker (from the launcher's ready/restarted lines). */
+  backendPid(port: number): number;
+  workerPid(): number;
+  stop(): Promise<void>;
+}
+
+const root = resolve(import.meta.dirname, "../..");
+
+export async function startLocalStack(o: { replicas: number; models: string; threads: string; timeoutMs: number }): Promise<LocalStack> {
+  // Replicas take BACKEND_PORT + i: look for a free port whose next ones are free too.
+  let port = 0;
+  let first = 0;
+  for (let tries = 0; ; tries++) {
+    [port, first] = (await freePorts(2)) as [number, number];
+    const rest = Array.from({ length: o.replicas - 1 }, (_, i) => first + 1 + i);
+    if (!rest.includes(port) && rest.every((p) => p <= 65535) && (await Promise.all(rest.map((p) => portIsFree(p)))).every(Boolean)) break;
+    if (tries > 20) throw new Error(`no run of ${o.replicas} free ports found`);
+  }
+  const stateDir = mkdtempSync(join(tmpdir(), "moe-edge-soak-"));
+  // node --import tsx: the child is the launcher itself, so SIGTERM reaches its shutdown handler.
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
+    cwd: root,
+    env: { ...process.env, PORT: String(port), BACKEND_PORT: String(first), BACKEND_REPLICAS: String(o.replicas), DEV_STATE_DIR: stateDir, MODELS: o.models, BACKEND_THREADS: o.threads,
+      // The backends' audit lines are read back from the launcher's output.
+      QUIET_LOGS: "0" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  const waiters: Array<{ re: RegExp; from: number; resolve: (m: RegExpMatchArray) => void }> = [];
+  const onLine = lineSplitter((line) => {
+    lines.push(line);
+    for (const w of [...waiters]) {
+      const m = lines.length - 1 >= w.from ? line.match(w.re) : null;
+      if (m) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      }
+    }
+  });
+  child.stdout!.on("data", onLine());
+  child.stderr!.on("data", onLine());
+  const waitFor = (re: RegExp, from = 0) =>
+    new Promise<RegExpMatchArray>((res) => {
+      for (const line of lines.slice(from)) {
+        const m = line.match(re);
+        if (m) return res(m);
+      }
+      waiters.push({ re, from, resolve: res });
+    });
+  const stop = async () => {
+    await stopProcess(child, 20_000);
+    rmSync(stateDir, { recursive: true, force: true });
+  };
+  const exited = new Promise<never>((_, reject) =>
+    child.once("exit", (code) => reject(new Error(`npm start exited (${code}) before the stack was ready:\n${lines.slice(-15).join("\n")}`))),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the stack was not ready within ${o.timeoutMs} ms`)), o.timeoutMs);
+  });
+  try {
+    await Promise.race([waitFor(/moe-edge stack ready/), exited, timeout]);
+  } catch (e) {
+    await stop();
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+  exited.catch(() => undefined);
+  const secrets = JSON.parse(readFileSync(join(stateDir, "secrets.json"), "utf8")) as { adminToken: string; metricsToken: string };
+  const backendPorts = Array.from({ length: o.replicas }, (_, i) => first + i);
+  /** The pid in the last "ready (pid N)" or "restarted (pid N)" line about `label`. */
+  const lastPid = (label: string) => {
+    const re = new RegExp(`${label} (?:ready|restarted) \\(pid (\\d+)\\)`);
+    for (let i = lines.length - 1; i >= 0; i--) {
+      const m = lines[i]!.match(re);
+      if (m) return Number(m[1]);
+    }
+    throw new Error(`no pid seen for ${label}`);
+  };
+  return {
+    base: `http://127.0.0.1:${port}`,
+    backendPorts,
+    adminToken: secrets.adminToken,
+    metricsToken: secrets.metricsToken,
+    lines,
+    waitFor,
+    backendPid: (p) => lastPid(`backend :${p}`),
+    workerPid: () => lastPid(`worker :${port}`),
+    stop,
+  };
+}
+
+/** Resident set of a process, in MB (0 if it is gone). */
+export function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident set of every process in a process group (the worker: wrangler, its Node child, workerd), in MB. */
+export function groupRssMb(pgid: number): number {
+  let total = 0;
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      // Field 5 of /proc/PID/stat is the process group; the command name (field 2) may contain spaces.
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      if (Number(fields[2]) === pgid) total += rssMb(Number(pid));
+    } catch {
+      // the process left meanwhile
+    }
+  }
+  return total;
+}

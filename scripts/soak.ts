@@ -1,0 +1,216 @@
+/**
+ * `npm run soak -- --minutes N --concurrency C [--faults]`: load (and faults) against the real local stack
+ * (npm start with two backend replicas, wrangler dev, D1), then the ledger reconciliation
+ * (scripts/lib/soak-ledger.ts). Exits 1 on a lost, double-billed or hung request.
+ */
+import { mulberry32 } from "../gpu-backend/engine/rng";
+import { parseCli, runCli, UsageError } from "./lib/cli";
+import { groupRssMb, rssMb, startLocalStack, type LocalStack } from "./lib/local-stack";
+import { soakRequest, type ClientKind, type Seen } from "./lib/soak-client";
+import { histogramBuckets, histogramQuantile } from "./lib/prom-text";
+import { auditLines, quantile, reconcile, type LedgerRecord } from "./lib/soak-ledger";
+
+const USAGE = `usage: npm run soak -- [--minutes 1] [--concurrency 4] [--faults] [--seed N] [--stop-ms 5000] [--json]
+
+Runs clients against the real local stack (npm start, two backend replicas, tiny model) for --minutes:
+normal streams, clients that abort mid-stream, slow readers and unstreamed requests. With --faults, at
+seeded random times: SIGKILL a backend while streams are running (the launcher restarts it) and SIGSTOP
+a backend for --stop-ms, then SIGCONT. Then reconciles every request id the clients saw against the
+ledger. Prints outcomes, p50/p99 TTFT and inter-token latency, RSS; exits 1 on a lost, double-billed
+or hung request.`;
+
+interface Args {
+  minutes: number;
+  concurrency: number;
+  faults: boolean;
+  seed: number;
+  stopMs: number;
+  json: boolean;
+}
+
+function parse(argv: string[]): Args {
+  const { values } = parseCli("soak", argv, {
+    usage: USAGE,
+    options: {
+      minutes: { type: "string" }, concurrency: { type: "string" }, faults: { type: "boolean" }, seed: { type: "string" },
+      "stop-ms": { type: "string" }, json: { type: "boolean" },
+    },
+  });
+  const num = (flag: string, v: string | undefined, def: number, ok: (n: number) => boolean) => {
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!ok(n)) throw new UsageError(`--${flag} got "${v}" (see --help)`);
+    return n;
+  };
+  return {
+    minutes: num("minutes", values.minutes, 1, (n) => n > 0 && n <= 600),
+    concurrency: num("concurrency", values.concurrency, 4, (n) => Number.isInteger(n) && n >= 1 && n <= 256),
+    faults: values.faults ?? false,
+    seed: num("seed", values.seed, 20261130, Number.isInteger),
+    stopMs: num("stop-ms", values["stop-ms"], 5000, (n) => Number.isInteger(n) && n >= 100),
+    json: values.json ?? false,
+  };
+}
+
+const WORDS = "the sea lighthouse keeper storm ship night light rope harbour gull tide wave stone lamp oil".split(" ");
+const PREAMBLE = "You keep an old lighthouse on a rocky northern coast. Answer questions about the sea in short plain sentences.";
+
+async function admin(stack: LocalStack, path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`${stack.base}${path}`, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+interface Fault {
+  atS: number;
+  what: string;
+}
+
+/** Seeded fault times: one every 15-25 s, alternating SIGKILL and SIGSTOP, on a random replica. */
+async function runFaults(stack: LocalStack, a: Args, rnd: () => number, deadline: number, streaming: () => number, log: Fault[], t0: number): Promise<void> {
+  let kill = true;
+  for (let at = t0 + (8 + rnd() * 8) * 1000; at < deadline - 8000; at += (15 + rnd() * 10) * 1000) {
+    await new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
+    const port = stack.backendPorts[Math.floor(rnd() * stack.backendPorts.length)]!;
+    const pid = stack.backendPid(port);
+    const s = () => ((Date.now() - t0) / 1000).toFixed(1);
+    if (kill) {
+      // Mid-stream: wait (briefly) until clients have streams running.
+      for (let i = 0; i < 50 && streaming() < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      const from = stack.lines.length;
+      process.kill(pid, "SIGKILL");
+      log.push({ atS: Number(s()), what: `SIGKILL backend :${port} (pid ${pid}) with ${streaming()} stream(s) running` });
+      await stack.waitFor(new RegExp(`backend :${port} restarted \\(pid \\d+\\)`), from);
+      log.push({ atS: Number(s()), what: `backend :${port} restarted by the launcher` });
+    } else {
+      process.kill(pid, "SIGSTOP");
+      log.push({ atS: Number(s()), what: `SIGSTOP backend :${port} (pid ${pid}) for ${a.stopMs} ms` });
+      await new Promise((r) => setTimeout(r, a.stopMs));
+      process.kill(pid, "SIGCONT");
+      log.push({ atS: Number(s()), what: `SIGCONT backend :${port}` });
+    }
+    kill = !kill;
+  }
+}
+
+/** Ledger records by request id; polls until every id has one (settles run after the response) or 60 s pass. */
+async function ledger(stack: LocalStack, ids: string[]): Promise<Map<string, LedgerRecord[]>> {
+  const out = new Map<string, LedgerRecord[]>();
+  const end = Date.now() + 60_000;
+  let pending = [...ids];
+  while (pending.length > 0) {
+    for (let i = 0; i < pending.length; i += 8) {
+      await Promise.all(
+        pending.slice(i, i + 8).map(async (id) => {
+          const j = (await admin(stack, `/v1/admin/usage/requests?request_id=${encodeURIComponent(id)}&limit=10`)) as { data: LedgerRecord[] };
+          if (j.data.length) out.set(id, j.data);
+        }),
+      );
+    }
+    pending = pending.filter((id) => !out.has(id));
+    if (pending.length === 0 || Date.now() > end) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const a = parse(process.argv.slice(2));
+  const say = (s: string) => (a.json ? process.stderr : process.stdout).write(s + "\n");
+  say(`soak: starting the stack (2 backend replicas, tiny model); seed ${a.seed}`);
+  const stack = await startLocalStack({ replicas: 2, models: "tiny", threads: "1", timeoutMs: 300_000 });
+  try {
+    const key = (await admin(stack, "/v1/admin/keys", {
+      name: "soak", tiers: ["mistral-tiny"], rpm: 1_000_000, tpm: 1_000_000_000, monthly_budget_micros: 1_000_000_000_000,
+    })) as { key: string };
+    const rss = () => ({
+      worker_mb: Math.round(groupRssMb(stack.workerPid())),
+      backends_mb: stack.backendPorts.map((p) => Math.round(rssMb(stack.backendPid(p)))),
+    });
+    const rssStart = rss();
+    const rnd = mulberry32(a.seed);
+    const t0 = Date.now();
+    const deadline = t0 + a.minutes * 60_000;
+    const hangMs = 60_000 + a.stopMs;
+    const seen: Seen[] = [];
+    let streaming = 0;
+    let n = 0;
+    const client = async () => {
+      while (Date.now() < deadline) {
+        const x = rnd();
+        const kind: ClientKind = x < 0.55 ? "normal" : x < 0.7 ? "abort" : x < 0.8 ? "slow" : "unstreamed";
+        const words = Array.from({ length: 2 + Math.floor(rnd() * 8) }, () => WORDS[Math.floor(rnd() * WORDS.length)]!);
+        const i = n++;
+        if (kind !== "unstreamed") streaming++;
+        seen.push(
+          await soakRequest({
+            base: stack.base, apiKey: key.key, kind, maxTokens: 8 + Math.floor(rnd() * 56), temperature: rnd() < 0.5 ? 0 : 0.9,
+            seed: Math.floor(rnd() * 1e6), prompt: rnd() < 0.4 ? `${PREAMBLE}\n${i}: ${words.join(" ")}` : `${i}: ${words.join(" ")}`,
+            abortAfterFrames: 2 + Math.floor(rnd() * 6), slowReadMs: 20 + Math.floor(rnd() * 80), hangMs,
+          }).finally(() => {
+            if (kind !== "unstreamed") streaming--;
+          }),
+        );
+      }
+    };
+    const faults: Array<{ atS: number; what: string }> = [];
+    await Promise.all([
+      ...Array.from({ length: a.concurrency }, client),
+      a.faults ? runFaults(stack, a, mulberry32(a.seed ^ 0x5eed), deadline, () => streaming, faults, t0) : Promise.resolve(),
+    ]);
+    const runS = (Date.now() - t0) / 1000;
+    const rssEnd = rss();
+    // The backends' own view (their /metrics histograms; a restarted replica starts its counts over).
+    const scrapes = await Promise.all(
+      stack.backendPorts.map((p) =>
+        fetch(`http://127.0.0.1:${p}/metrics`, { headers: { authorization: `Bearer ${stack.metricsToken}` } }).then((r) => r.text(), () => ""),
+      ),
+    );
+    const backendQ = (name: string) => {
+      const b = histogramBuckets(scrapes, name);
+      return { p50: Math.round(histogramQuantile(b, 0.5) * 1e4) / 10, p99: Math.round(histogramQuantile(b, 0.99) * 1e4) / 10, n: b.at(-1)?.[1] ?? 0 };
+    };
+    say(`soak: ${seen.length} requests in ${runS.toFixed(0)} s; reconciling the ledger`);
+    const ids = seen.flatMap((s) => (s.requestId ? [s.requestId] : []));
+    const rec = reconcile(seen, await ledger(stack, ids), auditLines(stack.lines));
+    const outcomes: Record<string, number> = {};
+    for (const s of seen) outcomes[`${s.kind}/${s.outcome}`] = (outcomes[`${s.kind}/${s.outcome}`] ?? 0) + 1;
+    const ttft = seen.flatMap((s) => (s.ttftMs !== undefined && s.kind !== "unstreamed" ? [s.ttftMs] : []));
+    const itl = seen.filter((s) => s.kind !== "slow").flatMap((s) => s.gapsMs);
+    const ms = (x: number) => Math.round(x * 10) / 10;
+    const hung = seen.filter((s) => s.outcome === "hung").length;
+    const report = {
+      seed: a.seed, minutes: a.minutes, concurrency: a.concurrency, faults: a.faults, run_s: Math.round(runS),
+      requests: seen.length, outcomes, fault_log: faults,
+      ttft_ms: { p50: ms(quantile(ttft, 0.5)), p99: ms(quantile(ttft, 0.99)), n: ttft.length },
+      inter_chunk_ms: { p50: ms(quantile(itl, 0.5)), p99: ms(quantile(itl, 0.99)), n: itl.length },
+      backend_ttft_ms: backendQ("moe_edge_time_to_first_token_seconds"),
+      backend_inter_token_ms: backendQ("moe_edge_inter_token_latency_seconds"),
+      rss_mb: { start: rssStart, end: rssEnd },
+      ledger: { checked: rec.checked, by_status: rec.byStatus, lost: rec.lost.length, double_billed: rec.doubleBilled.length, under_billed: rec.underBilled.length },
+      hung,
+      problems: [...rec.lost.map((x) => `lost ${x}`), ...rec.doubleBilled.map((x) => `double-billed ${x}`), ...rec.underBilled.map((x) => `under-billed ${x}`)].slice(0, 20),
+    };
+    if (a.json) process.stdout.write(JSON.stringify(report) + "\n");
+    else {
+      say(`outcomes: ${Object.entries(outcomes).sort().map(([k, v]) => `${k} ${v}`).join(", ")}`);
+      for (const f of faults) say(`fault at ${f.atS} s: ${f.what}`);
+      say(`clients: TTFT p50 ${report.ttft_ms.p50} ms, p99 ${report.ttft_ms.p99} ms (${ttft.length} streams); inter-chunk p50 ${report.inter_chunk_ms.p50} ms, p99 ${report.inter_chunk_ms.p99} ms`);
+      const bt = report.backend_ttft_ms;
+      const bi = report.backend_inter_token_ms;
+      say(`backends (/metrics, since each replica's last start): TTFT p50 ${bt.p50} ms, p99 ${bt.p99} ms (${bt.n}); inter-token p50 ${bi.p50} ms, p99 ${bi.p99} ms (${bi.n})`);
+      say(`RSS worker ${rssStart.worker_mb} -> ${rssEnd.worker_mb} MB; backends ${rssStart.backends_mb.join("/")} -> ${rssEnd.backends_mb.join("/")} MB`);
+      say(`ledger: ${rec.checked} request ids checked: ${Object.entries(rec.byStatus).map(([k, v]) => `${k} ${v}`).join(", ")}; lost ${rec.lost.length}, double-billed ${rec.doubleBilled.length}, under-billed ${rec.underBilled.length}, hung ${hung}`);
+      for (const p of report.problems) say(`  ${p}`);
+    }
+    process.exitCode = rec.lost.length || rec.doubleBilled.length || hung ? 1 : 0;
+  } finally {
+    await stack.stop();
+  }
+}
+
+runCli("soak", main);
