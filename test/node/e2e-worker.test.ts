@@ -72,11 +72,11 @@ async function newKey(name: string): Promise<string> {
   return (await newKeyRow(name)).key;
 }
 
-async function newKeyRow(name: string): Promise<{ id: string; key: string }> {
+async function newKeyRow(name: string, monthlyBudgetMicros = 1_000_000_000): Promise<{ id: string; key: string }> {
   const res = await fetch(`${base}/v1/admin/keys`, {
     method: "POST",
     headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-    body: JSON.stringify({ name, tiers: ["mistral-tiny", "mistral-small", "mistral-embed"], rpm: 10_000, tpm: 10_000_000, monthly_budget_micros: 1_000_000_000 }),
+    body: JSON.stringify({ name, tiers: ["mistral-tiny", "mistral-small", "mistral-embed"], rpm: 10_000, tpm: 10_000_000, monthly_budget_micros: monthlyBudgetMicros }),
   });
   expect(res.status, await res.clone().text()).toBeLessThan(300);
   return (await res.json()) as { id: string; key: string };
@@ -299,5 +299,30 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
       expect(ok.status).toBe(200);
       await ok.text();
     }
+  });
+
+  it("a 1000 µ€ key can ask without max_tokens; the budget, reserved slice by slice, ends a long answer with length + budget_exhausted", async () => {
+    const { key } = await newKeyRow("e2e-budget", 1000);
+    // mistral-small: 0.6 µ€ a prompt token, 1.8 an output token; the whole context up front would be ~7300 µ€.
+    const res = await post("/v1/chat/completions", { model: "mistral-small", messages, temperature: 0 }, {}, key);
+    const j = (await res.json()) as Json;
+    expect(res.status, JSON.stringify(j)).toBe(200);
+    // This prompt at temperature 0 runs past 2000 tokens on the dev model (see the disconnect test): the budget ends it.
+    expect(j.choices[0].finish_reason).toBe("length");
+    expect(j.budget_exhausted).toBe(true);
+    const line = await backendFinished((l) => l.request_id === res.headers.get("x-request-id"));
+    expect(line.finish_reason).toBe("cancelled");
+    expect(j.usage.completion_tokens).toBe(line.completion_tokens);
+    // Exact money: spend is this request's cost, and it overshoots 1000 µ€ by less than one 64-token slice.
+    const units = BigInt(j.usage.prompt_tokens) * 600_000n + BigInt(line.completion_tokens) * 1_800_000n;
+    expect(j.usage.cost_micros).toBe(Number((units + 999_999n) / 1_000_000n));
+    // Settled after the response: wait until the key's limiter holds no reservation and shows the spend.
+    const me = await until(
+      async () => (await (await fetch(`${base}/v1/key`, { headers: { authorization: `Bearer ${key}` } })).json()) as Json,
+      (k) => k.reserved_micros === 0 && k.spent_micros > 0,
+    );
+    expect(me).toMatchObject({ object: "key", monthly_budget_micros: 1000, reserved_micros: 0 });
+    expect(me.spent_micros).toBeLessThan(1000 + Math.ceil(64 * 1.8));
+    expect(BigInt(me.spent_micros)).toBe((units + 500_000n) / 1_000_000n);
   });
 });
