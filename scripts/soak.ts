@@ -193,6 +193,9 @@ async function main(): Promise<void> {
       rss_mb: { start: rssStart, end: rssEnd },
       ledger: { checked: rec.checked, by_status: rec.byStatus, lost: rec.lost.length, double_billed: rec.doubleBilled.length, under_billed: rec.underBilled.length },
       hung,
+      // What the clients saw go wrong besides the injected faults' expected stream errors.
+      client_errors: seen.filter((x) => x.outcome === "http_error" || x.outcome === "network_error").slice(0, 10)
+        .map((x) => `${x.kind}/${x.outcome} ${x.requestId ?? "(no request id)"} HTTP ${x.status}: ${x.detail ?? ""}`.slice(0, 300)),
       problems: [...rec.lost.map((x) => `lost ${x}`), ...rec.doubleBilled.map((x) => `double-billed ${x}`), ...rec.underBilled.map((x) => `under-billed ${x}`)].slice(0, 20),
     };
     if (a.json) process.stdout.write(JSON.stringify(report) + "\n");
@@ -206,6 +209,7 @@ async function main(): Promise<void> {
       say(`RSS worker ${rssStart.worker_mb} -> ${rssEnd.worker_mb} MB; backends ${rssStart.backends_mb.join("/")} -> ${rssEnd.backends_mb.join("/")} MB`);
       say(`ledger: ${rec.checked} request ids checked: ${Object.entries(rec.byStatus).map(([k, v]) => `${k} ${v}`).join(", ")}; lost ${rec.lost.length}, double-billed ${rec.doubleBilled.length}, under-billed ${rec.underBilled.length}, hung ${hung}`);
       for (const p of report.problems) say(`  ${p}`);
+      for (const e of report.client_errors) say(`  client: ${e}`);
     }
     process.exitCode = rec.lost.length || rec.doubleBilled.length || hung ? 1 : 0;
   } finally {

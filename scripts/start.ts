@@ -95,7 +95,7 @@ async function main() {
 
   console.log(`[3/5] backend${backendPorts.length > 1 ? "s" : ""} on ${backendPorts.map((p) => `:${p}`).join(", ")}`);
   const backendEnv = { ...process.env, BACKEND_TOKEN: secrets.backendToken, METRICS_TOKEN: secrets.metricsToken };
-  const launchBackend = (bport: number) => async () =>
+  const launchBackend = (bport: number) => async (onSpawn: (c: ChildProcess) => void) =>
     (
       await spawnUntilReady(
         // node --import tsx, not the tsx CLI: the child is the server itself, so its pid is the one to signal.
@@ -106,7 +106,7 @@ async function main() {
           "--journal-dir", resolve(cfg.stateDir, "journal", String(bport)),
           ...(cfg.backendThreads ? ["--threads", cfg.backendThreads] : []),
         ],
-        { cwd: root, env: backendEnv, detached: true, ready: /^backend ready on /, timeoutMs: 180_000, label: `backend :${bport}` },
+        { cwd: root, env: backendEnv, detached: true, ready: /^backend ready on /, timeoutMs: 180_000, label: `backend :${bport}`, onSpawn },
       )
     ).child;
   const backends = backendPorts.map(
@@ -121,7 +121,7 @@ async function main() {
   console.log(`[4/5] worker (wrangler dev, local) on :${port}: ${Object.keys(tiers).join(", ")}`);
   const worker = new Supervisor({
     label: `worker :${port}`,
-    launch: () =>
+    launch: (onSpawn) =>
       spawnUntilHttpReady(
         bin("wrangler"),
         [
@@ -131,7 +131,7 @@ async function main() {
           "--var", `ADMIN_TOKEN:${secrets.adminToken}`,
           "--var", `BACKEND_TOKEN:${secrets.backendToken}`,
         ],
-        { cwd: root, env: OFFLINE_ENV, detached: true, url: `http://127.0.0.1:${port}/health`, timeoutMs: 120_000, label: `worker :${port}`,
+        { cwd: root, env: OFFLINE_ENV, detached: true, url: `http://127.0.0.1:${port}/health`, timeoutMs: 120_000, label: `worker :${port}`, onSpawn,
           // Only the worker stamps request ids: never mistake another server on the port for it.
           isOurs: (res) => res.headers.get("x-request-id")?.startsWith("req_") ?? false },
       ),

@@ -23,10 +23,11 @@ function abandon(child: ChildProcess, detached: boolean | undefined): void {
 export function spawnUntilReady(
   cmd: string,
   args: string[],
-  opts: SpawnOptions & { ready: RegExp; timeoutMs: number; label: string; echo?: (line: string) => void },
+  opts: SpawnOptions & { ready: RegExp; timeoutMs: number; label: string; echo?: (line: string) => void; onSpawn?: (child: ChildProcess) => void },
 ): Promise<Started> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
+    opts.onSpawn?.(child);
     const tail: string[] = [];
     let done = false;
     const finish = (err: Error | null, line = "") => {
@@ -126,9 +127,10 @@ export function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> 
 export async function spawnUntilHttpReady(
   cmd: string,
   args: string[],
-  opts: SpawnOptions & { url: string; timeoutMs: number; label: string; isOurs?: (res: Response) => boolean },
+  opts: SpawnOptions & { url: string; timeoutMs: number; label: string; isOurs?: (res: Response) => boolean; onSpawn?: (child: ChildProcess) => void },
 ): Promise<ChildProcess> {
   const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
+  opts.onSpawn?.(child);
   const tail: string[] = [];
   const collect = (buf: Buffer) => {
     tail.push(...buf.toString().split(/\r?\n/).filter(Boolean));

@@ -20,8 +20,11 @@ export const DEFAULT_BACKOFF: Backoff = { baseMs: 500, maxMs: 15_000, resetAfter
 export interface SupervisorOptions {
   /** e.g. "backend :8788"; every notice starts with it. */
   label: string;
-  /** Spawns the child (detached: true) and resolves once it serves; rejects if it dies first. */
-  launch: () => Promise<ChildProcess>;
+  /**
+   * Spawns the child (detached: true), calls `onSpawn` with it at once, and resolves once it serves;
+   * rejects if it dies first. onSpawn lets a stop during a slow start reach the child.
+   */
+  launch: (onSpawn: (child: ChildProcess) => void) => Promise<ChildProcess>;
   /** Called with each running child (log piping). */
   onChild?: (child: ChildProcess) => void;
   say: (line: string) => void;
@@ -32,6 +35,8 @@ export interface SupervisorOptions {
 
 export class Supervisor {
   child: ChildProcess | null = null;
+  /** Spawned, not yet serving. */
+  private starting: ChildProcess | null = null;
   restarts = 0;
   private stopping = false;
   private timer: NodeJS.Timeout | null = null;
@@ -44,13 +49,18 @@ export class Supervisor {
 
   /** The first start: a failure here is the caller's (the launcher exits with its message). */
   async start(): Promise<ChildProcess> {
-    return this.adopt(await this.o.launch());
+    return this.adopt(await this.launch());
+  }
+
+  private launch(): Promise<ChildProcess> {
+    return this.o.launch((c) => (this.starting = c)).finally(() => (this.starting = null));
   }
 
   /** SIGTERM to the group, SIGKILL after `graceMs`; no restart afterwards. */
   async stop(graceMs = 5000): Promise<void> {
     this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
+    killGroup(this.starting, "SIGKILL");
     const c = this.child;
     if (!c || c.exitCode !== null || c.signalCode !== null) return killGroup(c, "SIGKILL");
     await new Promise<void>((resolve) => {
@@ -67,6 +77,7 @@ export class Supervisor {
   /** Last resort on the launcher's own exit (synchronous). */
   killNow(): void {
     this.stopping = true;
+    killGroup(this.starting, "SIGKILL");
     killGroup(this.child, "SIGKILL");
   }
 
@@ -98,7 +109,7 @@ export class Supervisor {
     this.timer = setTimeout(() => {
       this.timer = null;
       if (this.stopping) return;
-      this.o.launch().then(
+      this.launch().then(
         (child) => {
           this.restarts++;
           this.adopt(child);
