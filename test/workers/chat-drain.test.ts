@@ -73,6 +73,31 @@ describe("streamed chat", () => {
   });
 });
 
+describe("embeddings", () => {
+  it("a client that leaves mid-request: the replica is asked to stop, and the tokens it computed are billed `cancelled`", async () => {
+    backend.set("e1.test", { kind: "embed-held", computed: 7 });
+    const ac = new AbortController();
+    const ctx = createExecutionContext();
+    const req = new Request("https://edge.test/v1/embeddings", {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "mistral-embed", input: ["one two three", "four five six"] }),
+      signal: ac.signal,
+    });
+    const cancelled = backend.nextCancel();
+    const res = worker.fetch(req, { ...env, TIERS: tiersJson() }, ctx);
+    // The event: the replica has the request (it is held there until cancelled).
+    while (!backend.seen.some((s) => s.path === "/v1/embed")) await new Promise((r) => setTimeout(r, 0));
+    ac.abort();
+    const id = await cancelled;
+    expect((await res).status).toBe(499);
+    await waitOnExecutionContext(ctx);
+    expect(backend.finished.get(id)).toEqual({ finish: "cancelled", completion: 7 });
+    // 7 tokens at mistral-embed's 100000 µ€ per million = 700000 units.
+    expect(await usageRecord(id)).toMatchObject({ status: "cancelled", prompt_tokens: 7, cost_units: 700000 });
+  });
+});
+
 describe("a client that stops reading", () => {
   it("a stream whose unread backlog passes MAX_UNREAD_BYTES counts as a disconnect: cancelled, drained, billed once", async () => {
     // Under wrangler dev a disconnect sometimes stalls the response pump without cancelling the stream or

@@ -20,7 +20,9 @@ export type Behaviour =
   | { kind: "down" }
   | { kind: "status"; status: number; code?: string }
   | { kind: "error-first" }
-  | { kind: "break-after"; text: string; gate?: Gate };
+  | { kind: "break-after"; text: string; gate?: Gate }
+  /** /v1/embed answers only when /v1/cancel names it: 409 with `computed` tokens (like the real backend). */
+  | { kind: "embed-held"; computed: number };
 
 /** A gate and the function that opens it. */
 export function gate(after: number): Gate & { release: () => void } {
@@ -79,6 +81,7 @@ export class FakeBackend {
       const body = (await req.json()) as GenerateRequest;
       this.seen.push({ host: url.host, path: url.pathname, auth: req.headers.get("authorization"), wire: req.headers.get("x-moe-wire-version"), body });
       if (b.kind === "status") return Response.json({ error: { message: "nope", type: "invalid_request_error", param: null, code: b.code ?? "x" } }, { status: b.status });
+      if (url.pathname === "/v1/embed" && b.kind === "embed-held") return this.embedHeld(body as unknown as EmbedRequest, b.computed, req.signal);
       if (url.pathname === "/v1/embed") return this.embed(body as unknown as EmbedRequest);
       if (url.pathname === "/v1/cancel") {
         const id = (body as unknown as CancelRequest).request_id;
@@ -88,6 +91,21 @@ export class FakeBackend {
         return Response.json({ cancelled: cancel !== undefined });
       }
       return this.generate(b, body, req.signal);
+    });
+  }
+
+  private embedHeld(body: EmbedRequest, computed: number, signal: AbortSignal): Promise<Response> {
+    const id = body.request_id ?? "";
+    return new Promise((resolve) => {
+      signal.addEventListener("abort", () => {
+        this.finished.set(id, { finish: "aborted", completion: 0 });
+        resolve(new Response(null, { status: 499 }));
+      });
+      this.inFlight.set(id, () => {
+        this.inFlight.delete(id);
+        this.finished.set(id, { finish: "cancelled", completion: computed });
+        resolve(Response.json({ error: { message: "cancelled", type: "invalid_request_error", param: null, code: "cancelled" }, usage: { prompt_tokens: computed } }, { status: 409 }));
+      });
     });
   }
 

@@ -25,13 +25,11 @@ import type { ChatParams } from "../inference/chat-request";
 import { cancelGenerate } from "../inference/backend";
 import type { Dispatched } from "../inference/dispatch";
 import { pumpGeneration, type OpenStream, type PumpResult } from "../inference/generation";
-import type { Lifecycle } from "../inference/lifecycle";
+import { CLIENT_CLOSED, type Lifecycle } from "../inference/lifecycle";
 import * as responseCache from "../inference/response-cache";
 import { replicaRouter } from "../inference/router";
 import { BodyChannel, SSE_DONE, SSE_HEADERS, STREAMED_JSON_HEADERS, SseChannel, sseFrame } from "../inference/sse";
 
-/** A status for requests whose client left before any response (nginx's convention). */
-export const CLIENT_CLOSED = 499;
 /** Non-streaming: how long an answer may take before its 200 and headers are committed. */
 export const COMMIT_AFTER_MS = 500;
 /** Non-streaming, once committed: at most one keep-alive space per this interval, written as tokens arrive. */

@@ -12,6 +12,7 @@ import {
   type CancelResponse,
   type EmbedRequest,
   type EmbedResponse,
+  type EmbedStoppedBody,
   type GenerateEvent,
   type GenerateRequest,
 } from "../../contract/wire";
@@ -63,7 +64,13 @@ async function post(url: string, token: string | undefined, body: unknown, signa
   }
   if (!res.ok) {
     signal.removeEventListener("abort", follow);
-    const detail = (await res.text().catch(() => "")).slice(0, 300);
+    const full = await res.text().catch(() => "");
+    if (res.status === 409) {
+      // An embed stopped by POST /v1/cancel: what the replica computed before it stopped is billable.
+      const computed = stoppedUsage(full);
+      if (computed !== null) throw new EmbedStopped(computed);
+    }
+    const detail = full.slice(0, 300);
     if (res.status === 400 && detail.includes(`"${WIRE_VERSION_UNSUPPORTED}"`)) throw new BackendError(`HTTP 400: ${detail}`, false, "wire_version");
     throw new BackendError(`HTTP ${res.status}: ${detail}`, res.status >= 500 || res.status === 429 || res.status === 408);
   }
@@ -144,7 +151,23 @@ export async function cancelGenerate(base: string, token: string | undefined, re
   }
 }
 
-/** POST /v1/embed. */
+/** POST /v1/embed answered 409: the replica stopped on POST /v1/cancel after computing `computedTokens`. */
+export class EmbedStopped extends Error {
+  constructor(readonly computedTokens: number) {
+    super(`embed stopped after ${computedTokens} tokens`);
+  }
+}
+
+function stoppedUsage(body: string): number | null {
+  try {
+    const n = (JSON.parse(body) as Partial<EmbedStoppedBody>).usage?.prompt_tokens;
+    return typeof n === "number" && Number.isSafeInteger(n) && n >= 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/** POST /v1/embed. Throws EmbedStopped when POST /v1/cancel stopped it. */
 export async function embed(base: string, token: string | undefined, req: EmbedRequest, signal: AbortSignal): Promise<EmbedResponse> {
   const res = await post(`${base}/v1/embed`, token, req, signal);
   try {

@@ -22,6 +22,9 @@ import type { Account, Pricing, UsageStatus } from "../billing/types";
 import { ApiError } from "../errors";
 import { logRequest, type RequestLog } from "./request-log";
 
+/** The status (and log status) of a request whose client left before any response (nginx's convention). */
+export const CLIENT_CLOSED = 499;
+
 /**
  * Yields one macrotask so the handler returns its Response (and the runtime starts writing it)
  * before the settle subrequests start competing for the isolate. The work stays under waitUntil.

@@ -15,7 +15,7 @@
 import type { Context } from "hono";
 import type { GenerateRequest } from "../../contract/wire";
 import { readJson } from "../api/body";
-import { CLIENT_CLOSED, relay, replayHit } from "../api/chat-relay";
+import { relay, replayHit } from "../api/chat-relay";
 import { assertTierAllowed } from "../billing/meter";
 import { badRequest } from "../errors";
 import { factory, type AppEnv } from "../factory";
@@ -23,7 +23,7 @@ import * as out from "../inference/chat-response";
 import { contextExceeded, parseChatBody } from "../inference/chat-request";
 import { ClientGone, type AttemptLog } from "../inference/dispatch";
 import { startGeneration } from "../inference/generation";
-import { Lifecycle } from "../inference/lifecycle";
+import { CLIENT_CLOSED, Lifecycle } from "../inference/lifecycle";
 import * as responseCache from "../inference/response-cache";
 import { replicaRouter, routingKey } from "../inference/router";
 import { getTiers, modelNotFound, type Tier } from "../inference/tiers";

@@ -10,10 +10,10 @@ import { factory, type AppEnv } from "../factory";
 import { assertTierAllowed } from "../billing/meter";
 import { ApiError, badRequest } from "../errors";
 import { BOS_ID, VOCAB_SIZE, encode } from "../tokenizer";
-import { embed } from "../inference/backend";
+import { EmbedStopped, cancelGenerate, embed } from "../inference/backend";
 import { readBody } from "../api/body";
 import { ClientGone, dispatch, type AttemptLog } from "../inference/dispatch";
-import { Lifecycle } from "../inference/lifecycle";
+import { CLIENT_CLOSED, Lifecycle } from "../inference/lifecycle";
 import { replicaRouter, routingKey } from "../inference/router";
 import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
 
@@ -73,23 +73,47 @@ embeddingsRoutes.post("/embeddings", async (c) => {
     const promptTokens = inputs.reduce((n, ids) => n + ids.length, 0);
 
     const admitted = await life.admit(tier.pricing, promptTokens, 0);
+    // A client that leaves is a cancellation, as for chat: the replica is asked to stop (POST /v1/cancel)
+    // and its answer, a 409 with the tokens it computed, is awaited and billed. The fetch itself is not
+    // aborted on a disconnect, or that count would be lost.
+    let replica = "";
+    const cancel = () => void (replica && cancelGenerate(replica, c.env.BACKEND_TOKEN, life.requestId));
+    life.client.signal.addEventListener("abort", cancel, { once: true });
     const failures: AttemptLog[] = [];
     let done;
     try {
       const order = replicaRouter.rank(tier.backends, routingKey(inputs[0], life.account.cacheSalt));
-      done = await dispatch(replicaRouter, order, life.client.signal, async (replica) => {
-        const r = await embed(replica, c.env.BACKEND_TOKEN, { model: tier.backendModel, inputs, request_id: life.requestId }, life.client.signal);
-        if (!Array.isArray(r.data) || r.data.length !== inputs.length) throw new Error("embed response does not match the inputs");
-        return r;
+      const work = dispatch(replicaRouter, order, life.client.signal, async (r) => {
+        replica = r;
+        try {
+          const res = await embed(r, c.env.BACKEND_TOKEN, { model: tier.backendModel, inputs, request_id: life.requestId }, new AbortController().signal);
+          if (!Array.isArray(res.data) || res.data.length !== inputs.length) throw new Error("embed response does not match the inputs");
+          return { res, computed: promptTokens };
+        } catch (err) {
+          if (err instanceof EmbedStopped) return { res: null, computed: err.computedTokens };
+          throw err;
+        }
       }, failures);
+      // Keeps the request's I/O alive through a disconnect, so the stopped replica's count is settled.
+      c.executionCtx.waitUntil(work.catch(() => {}));
+      done = await work;
     } catch (err) {
       life.log.failures = failures;
       life.settleEmpty(err instanceof ClientGone ? "cancelled" : "error");
       throw err;
+    } finally {
+      life.client.signal.removeEventListener("abort", cancel);
     }
     done.release();
     replicaRouter.recordSuccess(done.replica);
-    const billed = { promptTokens, cachedTokens: 0, completionTokens: 0 };
+    const billed = { promptTokens: done.value.computed, cachedTokens: 0, completionTokens: 0 };
+    if (done.value.res === null || life.client.signal.aborted) {
+      // Gone: what the replica computed (all of it, if it finished first) is billed as cancelled.
+      life.settle({ ...billed, status: "cancelled" });
+      life.finish(CLIENT_CLOSED, { replica: done.replica, attempts: done.attempts });
+      return new Response(null, { status: CLIENT_CLOSED });
+    }
+    const result = done.value.res;
     life.settle({ ...billed, status: "ok" });
     life.finish(200, { replica: done.replica, attempts: done.attempts });
     const b64 = body.encoding_format === "base64";
@@ -98,7 +122,7 @@ embeddingsRoutes.post("/embeddings", async (c) => {
         // Mistral's SDK requires an id on embedding responses.
         id: `embd-${life.requestId.replace(/^req_/, "")}`,
         object: "list",
-        data: done.value.data.map((v, index) => ({ object: "embedding", embedding: b64 ? base64Float32(v) : v, index })),
+        data: result.data.map((v, index) => ({ object: "embedding", embedding: b64 ? base64Float32(v) : v, index })),
         model,
         usage: { prompt_tokens: promptTokens, total_tokens: promptTokens, cost_micros: life.costMicros(billed) },
       },
