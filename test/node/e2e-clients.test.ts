@@ -44,6 +44,19 @@ describe("openai SDK", () => {
     expect(r.usage?.completion_tokens).toBeLessThanOrEqual(12);
   });
 
+  it("chat, non-streaming and long: the early-committed 200 with keep-alive spaces parses as usual", async () => {
+    // 500 tokens take well over the 0.5 s commit point here (seconds under wrangler dev), so the body starts with spaces.
+    const { data: r, response } = await openai.chat.completions
+      .create({ model: "mistral-small", messages, max_tokens: 500, temperature: 0 })
+      .withResponse();
+    expect(response.headers.get("content-encoding")).toBe("identity");
+    expect(r.object).toBe("chat.completion");
+    expect(r.usage?.completion_tokens).toBeGreaterThan(0);
+    expect((r.usage as unknown as { cost_micros: number }).cost_micros).toBeGreaterThan(0);
+    const m = await mistral.chat.complete({ model: "mistral-small", messages, maxTokens: 500, temperature: 0 });
+    expect(m.choices?.[0].message?.content).toBe(r.choices[0].message.content);
+  });
+
   it("chat, streaming with include_usage", async () => {
     const stream = await openai.chat.completions.create({
       model: "mistral-tiny",
