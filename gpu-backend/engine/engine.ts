@@ -4,7 +4,7 @@
  * prefill chunk (see scheduler.ts). Cancellation takes effect at the next step boundary.
  */
 import type { FinishReason, GenerateEvent, GenerateParams } from "../../contract/wire";
-import { ConstraintError, constraintFor, type Constraint } from "./constraint";
+import { constraintFor, type Constraint } from "./constraint";
 import { KvPool } from "./kv-cache";
 import type { ModelRunner } from "./model-runner";
 import { PrefixCache } from "./prefix-cache";
@@ -153,13 +153,7 @@ export class Engine {
       );
     }
     if (this.sched.queueFull) throw new AdmissionError("request queue is full", 429, "queue_full");
-    let constraint: Constraint | null;
-    try {
-      constraint = constraintFor(params, this.runner.manifest);
-    } catch (e) {
-      if (e instanceof ConstraintError) throw new AdmissionError(e.message, 400, "unsupported_response_format", e.param);
-      throw e;
-    }
+    const constraint = constraintFor(params, this.runner.manifest, (msg, param) => new AdmissionError(msg, 400, "unsupported_response_format", param));
     const reserve = Math.min(this.contextLength, params.input_ids.length + params.max_tokens);
     const seq = new Sequence(this.nextId++, params, reserve, emit, constraint);
     this.sched.enqueue(seq);

@@ -61,11 +61,19 @@ export function compileResponseFormat(rf: ResponseFormat, manifest: ModelManifes
   return c;
 }
 
-/** The logits processor for one sequence, or null when the request is unconstrained (it then pays nothing). */
+/**
+ * The logits processor for one sequence, or null when the request is unconstrained (it then pays nothing).
+ * A format that cannot be enforced throws `refuse(message, param)` (the engine's 400).
+ */
 export function constraintFor(
   p: { response_format?: ResponseFormat; stop_token_ids: readonly number[] },
   manifest: ModelManifest,
+  refuse: (message: string, param: string) => Error,
 ): Constraint | null {
   if (!p.response_format) return null;
-  return new Constraint(compileResponseFormat(p.response_format, manifest), p.stop_token_ids);
+  try {
+    return new Constraint(compileResponseFormat(p.response_format, manifest), p.stop_token_ids);
+  } catch (e) {
+    throw e instanceof ConstraintError ? refuse(e.message, e.param) : e;
+  }
 }
