@@ -26,6 +26,7 @@ import { cancelGenerate } from "../inference/backend";
 import type { Dispatched } from "../inference/dispatch";
 import { pumpGeneration, type OpenStream, type PumpResult } from "../inference/generation";
 import { CLIENT_CLOSED, type Lifecycle } from "../inference/lifecycle";
+import type { LogprobContent } from "../inference/logprobs";
 import * as responseCache from "../inference/response-cache";
 import { replicaRouter } from "../inference/router";
 import { BodyChannel, SSE_DONE, SSE_HEADERS, STREAMED_JSON_HEADERS, SseChannel, sseFrame } from "../inference/sse";
@@ -63,16 +64,20 @@ export function relay(g: StartedChat): Promise<Response> {
   const { c, life, p, meta, promptTokens, maxTokens, headers, started, backend } = g;
   const budget = life.slices(maxTokens);
   let text = "";
+  const wantLogprobs = p.topLogprobs !== null;
+  const logprobs: LogprobContent[] = [];
   /** Runs the generation to its end (drain included) and releases the replica; never rejects. */
-  const run = async (onText: (t: string) => boolean, onEvent?: () => void): Promise<PumpResult> => {
+  const run = async (onText: (t: string, lp?: LogprobContent[]) => boolean, onEvent?: () => void): Promise<PumpResult> => {
     let r: PumpResult;
     try {
       r = await pumpGeneration(started.value, {
         matcher: createStopMatcher(p.stop),
-        onText: (t) => {
+        onText: (t, lp) => {
           text += t;
-          return onText(t);
+          if (lp) logprobs.push(...lp);
+          return onText(t, lp);
         },
+        logprobs: wantLogprobs,
         clientSignal: life.client.signal,
         cancelBackend: () => cancelGenerate(started.replica, c.env.BACKEND_TOKEN, life.requestId),
         abortBackend: () => backend.abort(),
@@ -105,7 +110,7 @@ export function relay(g: StartedChat): Promise<Response> {
   sse.send(out.chunk(meta, { role: "assistant", content: "" }));
   c.executionCtx.waitUntil(
     (async () => {
-      const r = await run((t) => sse.send(out.chunk(meta, { content: t })));
+      const r = await run((t, lp) => sse.send(out.chunk(meta, { content: t }, null, undefined, wantLogprobs ? (lp ?? []) : undefined)));
       life.settle({ ...tokens(r), status: statusOf(r) });
       const u = usageOf(r);
       if (r.finishReason === "error") {
@@ -156,7 +161,7 @@ export function relay(g: StartedChat): Promise<Response> {
       // Committed: the body carries whatever was generated, a failure included, and is billed as such.
       life.settle({ ...tokens(r), status: statusOf(r) });
       if (r.finishReason !== "cancelled") {
-        body.write(JSON.stringify(out.completion(meta, text, endingOf(r), usageOf(r))));
+        body.write(JSON.stringify(out.completion(meta, text, endingOf(r), usageOf(r), wantLogprobs ? logprobs : undefined)));
         if (r.finishReason !== "error") storeIfCacheable(r);
       }
       body.close();
@@ -180,7 +185,7 @@ export function relay(g: StartedChat): Promise<Response> {
     }
     storeIfCacheable(r);
     logResult(200, r);
-    return c.json(out.completion(meta, text, endingOf(r), usageOf(r)), 200, headers);
+    return c.json(out.completion(meta, text, endingOf(r), usageOf(r), wantLogprobs ? logprobs : undefined), 200, headers);
   }
 }
 

@@ -4,6 +4,8 @@
  * is a 400 naming it in `param`. `null` means "not set" everywhere (SDKs send nulls).
  */
 import { z } from "zod";
+import { compileSchema, SchemaError } from "../../contract/json-schema";
+import { MAX_TOP_LOGPROBS, type ResponseFormat } from "../../contract/wire";
 import { parseBody } from "../api/body";
 import { ApiError, badRequest } from "../errors";
 import type { ChatMessage } from "../tokenizer";
@@ -46,9 +48,16 @@ const ChatBodySchema = z.object({
   n: z.number().int().nullish(),
   presence_penalty: optNum(-2, 2),
   frequency_penalty: optNum(-2, 2),
-  response_format: z.object({ type: z.string() }).nullish(),
+  response_format: z
+    .object({
+      type: z.string(),
+      // OpenAI's and Mistral's SDKs both send {name, schema, strict, description?} here.
+      json_schema: z.object({ name: z.string().max(256).nullish(), schema: z.unknown(), strict: z.boolean().nullish() }).nullish(),
+    })
+    .nullish(),
   tools: z.array(z.unknown()).nullish(),
   logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
 });
 
 export interface ChatParams {
@@ -62,7 +71,14 @@ export interface ChatParams {
   includeUsage: boolean;
   seed: number | undefined;
   stop: string[];
+  /** Structured output, forwarded to the backend (which masks every token the format refuses). */
+  responseFormat: ResponseFormat | null;
+  /** Per-token logprobs with this many alternatives; null when not requested. */
+  topLogprobs: number | null;
 }
+
+/** Added as a system message in json_object mode when no message mentions JSON (as other APIs do). */
+export const JSON_MODE_HINT = "Answer with a single JSON object.";
 
 const unsupported = (param: string, message: string) => badRequest(message, param, "unsupported_parameter");
 
@@ -106,11 +122,9 @@ export function parseChatBody(body: unknown): ChatParams {
   if (b.n != null && b.n !== 1) throw unsupported("n", "Only n=1 is supported.");
   if (b.presence_penalty) throw unsupported("presence_penalty", "presence_penalty is not supported (only 0).");
   if (b.frequency_penalty) throw unsupported("frequency_penalty", "frequency_penalty is not supported (only 0).");
-  if (b.response_format && b.response_format.type !== "text") {
-    throw unsupported("response_format", `response_format '${b.response_format.type.slice(0, 32)}' is not supported (only 'text').`);
-  }
+  const responseFormat = parseResponseFormat(b.response_format);
   if (b.tools && b.tools.length > 0) throw unsupported("tools", "Tools (function calling) are not supported.");
-  if (b.logprobs) throw unsupported("logprobs", "logprobs are not supported.");
+  if (b.top_logprobs && !b.logprobs) throw badRequest("top_logprobs requires logprobs: true.", "top_logprobs");
 
   const stop = b.stop == null ? [] : typeof b.stop === "string" ? [b.stop] : b.stop;
   if (stop.length > MAX_STOP_SEQUENCES) throw badRequest(`At most ${MAX_STOP_SEQUENCES} stop sequences are allowed.`, "stop");
@@ -122,6 +136,9 @@ export function parseChatBody(body: unknown): ChatParams {
 
   let messages = toMessages(b.messages);
   if (b.safe_prompt) messages = [{ role: "system", content: SAFE_PROMPT }, ...messages];
+  if (responseFormat?.type === "json_object" && !messages.some((m) => /json/i.test(m.content))) {
+    messages = [{ role: "system", content: JSON_MODE_HINT }, ...messages];
+  }
 
   // top_p -> 0 is the greedy limit; the backend requires top_p > 0.
   const greedy = b.top_p === 0;
@@ -135,7 +152,28 @@ export function parseChatBody(body: unknown): ChatParams {
     includeUsage: b.stream_options?.include_usage ?? false,
     seed: b.random_seed ?? b.seed ?? undefined,
     stop,
+    responseFormat,
+    topLogprobs: b.logprobs ? (b.top_logprobs ?? 0) : null,
   };
+}
+
+/** text -> null; json_object; json_schema with a schema the backend can enforce (else a 400 naming the keyword). */
+function parseResponseFormat(rf: z.infer<typeof ChatBodySchema>["response_format"]): ResponseFormat | null {
+  if (!rf || rf.type === "text") return null;
+  if (rf.type === "json_object") return { type: "json_object" };
+  if (rf.type !== "json_schema") {
+    throw badRequest(`response_format type '${rf.type.slice(0, 32)}' is not supported: use text, json_object or json_schema.`, "response_format.type");
+  }
+  if (!rf.json_schema || rf.json_schema.schema === undefined) {
+    throw badRequest("response_format json_schema needs json_schema.schema.", "response_format.json_schema");
+  }
+  try {
+    compileSchema(rf.json_schema.schema);
+  } catch (e) {
+    if (e instanceof SchemaError) throw unsupported("response_format.json_schema.schema", e.message);
+    throw e;
+  }
+  return { type: "json_schema", schema: rf.json_schema.schema };
 }
 
 export function contextExceeded(contextWindow: number, promptTokens: number): ApiError {

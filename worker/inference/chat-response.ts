@@ -1,4 +1,5 @@
 /** Response bodies of /v1/chat/completions in the OpenAI/Mistral shape. */
+import type { LogprobContent } from "./logprobs";
 
 export type ClientFinishReason = "stop" | "length" | "error";
 
@@ -38,25 +39,28 @@ export interface Meta {
   model: string;
 }
 
-export function completion(meta: Meta, text: string, end: Ending, u: Usage) {
+/** OpenAI's choices[].logprobs; absent unless the request asked for logprobs (Mistral's shape has none). */
+const logprobsField = (lp: LogprobContent[] | undefined) => (lp ? { logprobs: { content: lp } } : {});
+
+export function completion(meta: Meta, text: string, end: Ending, u: Usage, lp?: LogprobContent[]) {
   return {
     id: meta.id,
     object: "chat.completion" as const,
     created: meta.created,
     model: meta.model,
-    choices: [{ index: 0, message: { role: "assistant" as const, content: text }, finish_reason: end.finishReason }],
+    choices: [{ index: 0, message: { role: "assistant" as const, content: text }, ...logprobsField(lp), finish_reason: end.finishReason }],
     usage: u,
     ...(end.budgetExhausted ? { budget_exhausted: true } : {}),
   };
 }
 
-export function chunk(meta: Meta, delta: { role?: "assistant"; content: string }, end: Ending | null = null, u?: Usage) {
+export function chunk(meta: Meta, delta: { role?: "assistant"; content: string }, end: Ending | null = null, u?: Usage, lp?: LogprobContent[]) {
   return {
     id: meta.id,
     object: "chat.completion.chunk" as const,
     created: meta.created,
     model: meta.model,
-    choices: [{ index: 0, delta, finish_reason: end?.finishReason ?? null }],
+    choices: [{ index: 0, delta, ...logprobsField(lp), finish_reason: end?.finishReason ?? null }],
     ...(u ? { usage: u } : {}),
     ...(end?.budgetExhausted ? { budget_exhausted: true } : {}),
   };

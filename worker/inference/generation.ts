@@ -9,10 +9,11 @@
  * deadline passed and the fetch was aborted) do we fall back to the ids received. The backend never
  * streams its stop token (EOS) nor counts it; should one arrive, it is neither text nor billed.
  */
-import type { GenerateEvent, GenerateRequest } from "../../contract/wire";
+import type { GenerateEvent, GenerateRequest, TokenLogprob } from "../../contract/wire";
 import { EOS_ID, createDetokenizer, type StopMatcher } from "../tokenizer";
 import { BackendError, cancelGenerate, openGenerate } from "./backend";
 import { dispatch, type AttemptLog, type Dispatched } from "./dispatch";
+import { LogprobTracker, type LogprobContent } from "./logprobs";
 import type { ReplicaRouter } from "./router";
 
 export type EdgeFinishReason = "stop" | "length" | "error" | "cancelled";
@@ -73,8 +74,13 @@ export function startGeneration(
 
 export interface PumpOptions {
   matcher: StopMatcher;
-  /** Delivers text to the client; false when the client is gone. */
-  onText: (text: string) => boolean;
+  /**
+   * Delivers text to the client; false when the client is gone. With `logprobs` on, `logprobs` holds the
+   * entries this text completes (logprobs.ts; it may come with "" text, e.g. for a split UTF-8 character).
+   */
+  onText: (text: string, logprobs?: LogprobContent[]) => boolean;
+  /** Line up the backend's per-token logprobs with the text (the request asked for them). */
+  logprobs?: boolean;
   /** Aborts when the client disconnected. */
   clientSignal: AbortSignal;
   /** Asks the replica to stop this generation (POST /v1/cancel); never rejects. */
@@ -114,6 +120,8 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
   let draining = false;
   let done: DoneEvent | null = null;
   let deadline: ReturnType<typeof setTimeout> | undefined;
+  const lps = opts.logprobs ? new LogprobTracker() : null;
+  let contentLength = 0;
 
   /** Stop delivering; keep reading until the backend's `done` (or the deadline). */
   const drain = (reason: "stop" | "cancelled" | "length") => {
@@ -129,34 +137,45 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
   const onClientGone = () => drain("cancelled");
   opts.clientSignal.addEventListener("abort", onClientGone, { once: true });
 
-  const emit = (text: string): boolean => {
-    if (!text) return true;
-    if (r.ttftMs === null) r.ttftMs = Date.now() - opts.startedAt;
-    return opts.onText(text);
+  /** `final`: the content ends with this text (stop string, end of stream): logprobs are trimmed to it. */
+  const emit = (text: string, final = false): boolean => {
+    contentLength += text.length;
+    const entries = lps?.release(contentLength, final);
+    if (!text && !entries?.length) return true;
+    if (r.ttftMs === null && text) r.ttftMs = Date.now() - opts.startedAt;
+    return lps ? opts.onText(text, entries) : opts.onText(text);
+  };
+  /** The detokenizer's held-back tail: text of the last token. */
+  const flushDetok = () => {
+    const t = detok.flush();
+    lps?.addTail(t);
+    return t;
   };
 
   /** The budget refused more: ends here like a natural "length" (what the detokenizer and matcher held back goes out). */
   const budgetStop = () => {
-    const tail = opts.matcher.push(detok.flush());
-    emit(tail.text + (tail.stop !== null ? "" : opts.matcher.flush()));
+    const tail = opts.matcher.push(flushDetok());
+    emit(tail.text + (tail.stop !== null ? "" : opts.matcher.flush()), true);
     r.budgetExhausted = tail.stop === null;
     drain(tail.stop !== null ? "stop" : "length");
   };
 
-  const onTokens = (ids: number[]) => {
-    for (const id of ids) {
-      if (id === EOS_ID) continue;
+  const onTokens = (ids: number[], logprobs: TokenLogprob[] | undefined) => {
+    ids.forEach((id, i) => {
+      if (id === EOS_ID) return;
       received++;
-      if (draining) continue;
+      if (draining) return;
       if (opts.budget && !opts.budget.allows(received)) {
         budgetStop();
-        continue;
+        return;
       }
-      const out = opts.matcher.push(detok.push(id));
-      const delivered = emit(out.text);
+      const text = detok.push(id);
+      lps?.push(text, logprobs?.[i]);
+      const out = opts.matcher.push(text);
+      const delivered = emit(out.text, out.stop !== null);
       if (out.stop !== null) drain("stop");
       else if (!delivered) drain("cancelled");
-    }
+    });
   };
 
   const onDone = (ev: DoneEvent) => {
@@ -170,8 +189,8 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
       return;
     }
     // Remaining text the detokenizer and matcher held back (no stop string completed).
-    const tail = opts.matcher.push(detok.flush());
-    const delivered = emit(tail.text + (tail.stop !== null ? "" : opts.matcher.flush()));
+    const tail = opts.matcher.push(flushDetok());
+    const delivered = emit(tail.text + (tail.stop !== null ? "" : opts.matcher.flush()), true);
     // "model_length" (the backend's context was reached) is reported as "length" to clients.
     r.finishReason =
       !delivered || ev.finish_reason === "cancelled" ? "cancelled" : tail.stop !== null || ev.finish_reason === "stop" ? "stop" : "length";
@@ -186,7 +205,7 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
         onDone(ev);
         break;
       }
-      onTokens(ev.ids);
+      onTokens(ev.ids, ev.logprobs);
       const stall = draining ? null : opts.budget?.stall(received);
       if (stall) {
         await stall;

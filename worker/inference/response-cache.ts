@@ -30,6 +30,8 @@ export interface CacheKeyInput {
   seed: number | undefined;
   stop: readonly string[];
   maxTokens: number;
+  /** A structured answer is its own entry (contract/wire.ts ResponseFormat, or null for text). */
+  responseFormat?: unknown;
 }
 
 /** The TTL the caller asked for, or null when the header is absent. 400 when malformed. */
@@ -57,6 +59,8 @@ export async function cacheKey(input: CacheKeyInput): Promise<Request> {
     input.stop,
     input.maxTokens,
     input.promptIds,
+    // Absent for plain text, so existing keys stay valid.
+    ...(input.responseFormat ? [input.responseFormat] : []),
   ]);
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical));
   const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");

@@ -66,10 +66,12 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
 
   let cacheKey: Request | null = null;
   if (ttl !== null) {
-    if (!responseCache.isDeterministic(p.temperature, p.seed)) life.log.cache = "BYPASS";
+    // Cached answers keep no logprobs; a structured answer is cached under its response_format.
+    if (!responseCache.isDeterministic(p.temperature, p.seed) || p.topLogprobs !== null) life.log.cache = "BYPASS";
     else {
       cacheKey = await responseCache.cacheKey({
         keyId: life.account.keyId, model: p.model, promptIds, temperature: p.temperature, topP: p.topP, seed: p.seed, stop: p.stop, maxTokens,
+        responseFormat: p.responseFormat,
       });
       const hit = await responseCache.lookup(cacheKey);
       life.log.cache = hit ? "HIT" : "MISS";
@@ -94,6 +96,8 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
     stop_token_ids: [EOS_ID],
     cache_salt: life.account.cacheSalt,
     request_id: life.requestId,
+    ...(p.responseFormat ? { response_format: p.responseFormat } : {}),
+    ...(p.topLogprobs !== null ? { logprobs: true, top_logprobs: p.topLogprobs } : {}),
   };
   const order = replicaRouter.rank(tier.backends, routingKey(promptIds, life.account.cacheSalt));
   const failures: AttemptLog[] = [];

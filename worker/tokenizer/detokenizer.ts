@@ -65,6 +65,15 @@ export function createDetokenizer(): Detokenizer {
   };
 }
 
+const utf8 = new TextEncoder();
+
+/** A token's own bytes: "▁" -> space, <0xXX> -> that byte, control ids -> none (logprobs' alternatives). */
+export function pieceBytes(id: number): Uint8Array {
+  if (!Number.isInteger(id) || id < BYTE_OFFSET || id >= VOCAB_SIZE) return new Uint8Array(0);
+  if (id < FIRST_NORMAL_ID) return BYTES[id - BYTE_OFFSET];
+  return utf8.encode(texts()[id]);
+}
+
 export function decode(ids: readonly number[]): string {
   const d = createDetokenizer();
   let out = "";
