@@ -4,12 +4,18 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { relative } from "node:path";
+import { parseCli } from "./lib/cli";
 import { consoleAssetsModule, GENERATED } from "./lib/console-assets";
 
+const { values } = parseCli("build:console", process.argv.slice(2), {
+  usage: `usage: npm run build:console [-- --check]
+Rebuilds worker/console/assets.generated.ts from the console's sources; --check only reports whether it is up to date (exit 1 if not).`,
+  options: { check: { type: "boolean" } },
+});
 const next = await consoleAssetsModule();
 const current = existsSync(GENERATED) ? readFileSync(GENERATED, "utf8") : "";
 const name = relative(process.cwd(), GENERATED);
-if (process.argv.includes("--check")) {
+if (values.check) {
   if (next !== current) {
     console.error(`${name} is stale: run npm run build:console`);
     process.exit(1);

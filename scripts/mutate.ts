@@ -9,18 +9,15 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { parseCli } from "./lib/cli";
 import { MUTATIONS, type Mutation } from "./mutations";
 
 const root = path.resolve(import.meta.dirname, "..");
 
-const { values } = parseArgs({
-  options: { only: { type: "string" }, list: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } },
+const { values } = parseCli("mutate", process.argv.slice(2), {
+  usage: "usage: npm run mutate [-- --only id1,id2] [--list]",
+  options: { only: { type: "string" }, list: { type: "boolean", default: false } },
 });
-if (values.help) {
-  console.log("usage: npm run mutate [-- --only id1,id2] [--list]");
-  process.exit(0);
-}
 const only = values.only ? new Set(values.only.split(",")) : null;
 const chosen = MUTATIONS.filter((m) => !only || only.has(m.id));
 if (values.list) {

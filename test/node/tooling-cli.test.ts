@@ -44,6 +44,9 @@ const SCRIPTS: Array<[string, string]> = [
   ["bench:engine", "scripts/bench/engine.ts"],
   ["bench:tokenizer", "scripts/bench/tokenizer.ts"],
   ["bench:edge", "scripts/bench/edge.ts"],
+  ["soak", "scripts/soak.ts"],
+  ["build:console", "scripts/build-console.ts"],
+  ["mutate", "scripts/mutate.ts"],
 ];
 
 describe("every script", () => {
@@ -53,7 +56,7 @@ describe("every script", () => {
   });
 
   // Two at a time: each is a Node start with tsx on a shared 2-core machine.
-  const pairs = Array.from({ length: SCRIPTS.length / 2 }, (_, i) => SCRIPTS.slice(2 * i, 2 * i + 2));
+  const pairs = Array.from({ length: Math.ceil(SCRIPTS.length / 2) }, (_, i) => SCRIPTS.slice(2 * i, 2 * i + 2));
   it.each(pairs.map((p) => [p.map(([n]) => n).join(", "), p] as const))("%s: --help is usage and exit 0; an unknown flag is one line and exit 2", async (_, pair) => {
     await Promise.all(
       pair.map(async ([name, file]) => {
