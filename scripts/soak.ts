@@ -128,7 +128,7 @@ async function main(): Promise<void> {
       name: "soak", tiers: ["mistral-tiny"], rpm: 1_000_000, tpm: 1_000_000_000, monthly_budget_micros: 1_000_000_000_000,
     })) as { key: string };
     const rss = () => ({
-      worker_mb: Math.round(groupRssMb(stack.workerPid())),
+      worker_mb: groupRssMb(stack.workerPid()),
       backends_mb: stack.backendPorts.map((p) => Math.round(rssMb(stack.backendPid(p)))),
     });
     const rssStart = rss();
@@ -206,7 +206,8 @@ async function main(): Promise<void> {
       const bt = report.backend_ttft_ms;
       const bi = report.backend_inter_token_ms;
       say(`backends (/metrics, since each replica's last start): TTFT p50 ${bt.p50} ms, p99 ${bt.p99} ms (${bt.n}); inter-token p50 ${bi.p50} ms, p99 ${bi.p99} ms (${bi.n})`);
-      say(`RSS worker ${rssStart.worker_mb} -> ${rssEnd.worker_mb} MB; backends ${rssStart.backends_mb.join("/")} -> ${rssEnd.backends_mb.join("/")} MB`);
+      const w = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${k} ${v}`).join(" + ");
+      say(`RSS worker ${w(rssStart.worker_mb)} -> ${w(rssEnd.worker_mb)} MB; backends ${rssStart.backends_mb.join("/")} -> ${rssEnd.backends_mb.join("/")} MB`);
       say(`ledger: ${rec.checked} request ids checked: ${Object.entries(rec.byStatus).map(([k, v]) => `${k} ${v}`).join(", ")}; lost ${rec.lost.length}, double-billed ${rec.doubleBilled.length}, under-billed ${rec.underBilled.length}, hung ${hung}`);
       for (const p of report.problems) say(`  ${p}`);
       for (const e of report.client_errors) say(`  client: ${e}`);

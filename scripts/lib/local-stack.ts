@@ -120,17 +120,23 @@ export function rssMb(pid: number): number {
   }
 }
 
-/** Resident set of every process in a process group (the worker: wrangler, its Node child, workerd), in MB. */
-export function groupRssMb(pgid: number): number {
-  let total = 0;
+/**
+ * Resident set of every process in a process group, in MB, by command name (the worker's group:
+ * wrangler's two Node processes as "node", and "workerd").
+ */
+export function groupRssMb(pgid: number): Record<string, number> {
+  const out: Record<string, number> = {};
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     try {
-      // Field 5 of /proc/PID/stat is the process group; the command name (field 2) may contain spaces.
-      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      if (Number(fields[2]) === pgid) total += rssMb(Number(pid));
+      // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may contain spaces, so split after ") ".
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.split(") ")[1]!.split(" ");
+      if (Number(fields[2]) !== pgid) continue;
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      out[comm] = Math.round((out[comm] ?? 0) + rssMb(Number(pid)));
     } catch {
       // the process left meanwhile
     }
   }
-  return total;
+  return out;
 }
