@@ -160,21 +160,17 @@ describe.skipIf(chromiumMissing !== null)(`key holder's console in Chromium${chr
     await page.getByLabel("Model").selectOption("mistral-small");
     await page.getByText("Settings").click();
     await page.getByLabel("Max tokens").fill("2000");
-    // The local runtime (wrangler dev) now and then misses a browser's disconnect (about 1 in 10 here,
-    // see the report in the commit log); then the stream runs to the end and is billed in full as `ok`.
-    // That is the runtime's miss, not the console's, so it gets two more tries, each one said out loud.
-    for (let attempt = 1; ; attempt++) {
-      await page.getByLabel("Message").fill("Write a very long story");
-      await page.getByRole("button", { name: "Send" }).click();
-      await page.locator(".turn.assistant .text").last().filter({ hasText: /\S/ }).waitFor();
-      await page.getByRole("button", { name: "Stop" }).click();
-      await page.getByRole("status").filter({ hasText: "Stopped." }).waitFor();
-      await stat(page, "status").filter({ hasNotText: "…" }).waitFor({ timeout: 60_000 });
-      const ledger = await stat(page, "status").innerText();
-      if (ledger === "cancelled") break;
-      console.warn(`Stop, attempt ${attempt}: the ledger says ${ledger}: the runtime did not pass the disconnect on`);
-      expect(attempt, "the disconnect never reached the worker").toBeLessThan(3);
-    }
+    // wrangler dev now and then drops a browser's disconnect without telling the worker (README, "Findings
+    // about the Workers runtime, locally"); the worker then sees the client stop reading, and cancels once
+    // 128 KiB are unread (worker/inference/sse.ts) — well inside 2000 tokens. So one Stop must end in
+    // `cancelled` every time: no retries.
+    await page.getByLabel("Message").fill("Write a very long story");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.locator(".turn.assistant .text").last().filter({ hasText: /\S/ }).waitFor();
+    await page.getByRole("button", { name: "Stop" }).click();
+    await page.getByRole("status").filter({ hasText: "Stopped." }).waitFor();
+    await stat(page, "status").filter({ hasNotText: "…" }).waitFor({ timeout: 60_000 });
+    expect(await stat(page, "status").innerText()).toBe("cancelled");
     expect(Number((await stat(page, "completion").innerText()).replace(/,/g, ""))).toBeLessThan(2000);
     const requestId = await stat(page, "request-id").innerText();
 
