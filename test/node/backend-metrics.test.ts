@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { devModel } from "./engine-helpers";
+import { parseGenerateEvent } from "../../contract/wire";
 import { auth, ids, post, readEvents, spawnBackend, type Backend } from "./helpers/backend";
 
 const METRICS_TOKEN = "test-metrics-token-456";
@@ -67,9 +68,20 @@ describe("backend /metrics", () => {
     const runs = [
       await generate({ input_ids: prompt, max_tokens: 5 }),
       await generate({ input_ids: prompt, max_tokens: 5 }), // 32 of 48 from the prefix cache
-      // Three at once: at least one decode step batches more than one sequence.
-      ...(await Promise.all([1, 2, 3].map((s) => generate({ input_ids: ids(20, 10 + s), max_tokens: 12, request_id: `m${s}` })))),
     ];
+    // A long generation that is decoding (its first token is out) while three more join it: their decode
+    // steps batch with it, whatever the timing. Then POST /v1/cancel ends it and its stream is read out.
+    const hold = await post(`${b.url}/v1/generate`, { model: "tiny", request_id: "hold", temperature: 0, input_ids: ids(30, 5), max_tokens: 3000 });
+    const reader = hold.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let held = (await reader.read()).value ?? "";
+    runs.push(...(await Promise.all([1, 2, 3].map((s) => generate({ input_ids: ids(20, 10 + s), max_tokens: 12, request_id: `m${s}` })))));
+    expect((await (await post(`${b.url}/v1/cancel`, { request_id: "hold" })).json()) as unknown).toEqual({ cancelled: true });
+    for (let r = await reader.read(); !r.done; r = await reader.read()) held += r.value;
+    const holdEvents = held.trim().split("\n").map(parseGenerateEvent);
+    const holdDone = holdEvents.at(-1)!;
+    if (holdDone.type !== "done") throw new Error("hold: no done event");
+    expect(holdDone.finish_reason).toBe("cancelled");
+    runs.push({ tokens: holdEvents.length - 1, done: holdDone });
     const tokens = runs.reduce((a, r) => a + r.tokens, 0);
     const prompts = runs.reduce((a, r) => a + r.done.usage.prompt_tokens, 0);
     const cached = runs.reduce((a, r) => a + r.done.usage.cached_tokens, 0);
@@ -99,6 +111,7 @@ describe("backend /metrics", () => {
     expect(v(m, `moe_edge_batch_size_bucket{le="1",${model},kind="decode"}`)).toBeLessThan(decodeSteps);
 
     expect(v(m, `moe_edge_request_success_total{${model},finished_reason="length"}`)).toBe(runs.filter((r) => r.done.finish_reason === "length").length);
+    expect(v(m, `moe_edge_request_success_total{${model},finished_reason="cancelled"}`)).toBe(1);
     expect(v(m, `moe_edge_num_preemptions_total{${model}}`)).toBe(0);
     expect(v(m, `moe_edge_prefix_cache_hits_total{${model}}`) - v(before, `moe_edge_prefix_cache_hits_total{${model}}`)).toBe(32);
     expect(v(m, `moe_edge_prefix_cache_hit_rate{${model}}`)).toBeGreaterThan(0);
