@@ -16,7 +16,7 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 TEST_MIGRATIONS: await readD1Migrations("./worker/migrations"),
-                ADMIN_TOKEN: "test-admin-token",
+                ADMIN_TOKEN: "test-admin-token-0123456789abcdef",
                 BACKEND_TOKEN: "test-backend-token",
               },
             },

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { createApp } from "../../worker/app";
 
 const BASE = "https://edge.test";
-const ADMIN = { authorization: "Bearer test-admin-token", "content-type": "application/json" };
+const ADMIN = { authorization: "Bearer test-admin-token-0123456789abcdef", "content-type": "application/json" };
 
 function admin(path: string, init: RequestInit = {}) {
   return SELF.fetch(`${BASE}${path}`, { ...init, headers: { ...ADMIN, ...(init.headers as Record<string, string> | undefined) } });
@@ -15,12 +15,12 @@ interface ErrorBody {
 
 describe("admin auth", () => {
   it("401 without or with a wrong token, in the error shape, never echoing the token", async () => {
-    for (const headers of <Record<string, string>[]>[{}, { authorization: "Bearer nope" }, { authorization: "test-admin-token" }, { authorization: "Bearer test-admin-tokenX" }]) {
+    for (const headers of <Record<string, string>[]>[{}, { authorization: "Bearer nope" }, { authorization: "test-admin-token-0123456789abcdef" }, { authorization: "Bearer test-admin-token-0123456789abcdefX" }]) {
       const res = await SELF.fetch(`${BASE}/v1/admin/keys`, { headers });
       expect(res.status).toBe(401);
       const text = await res.text();
       expect(text).not.toContain("nope");
-      expect(text).not.toContain("test-admin-token");
+      expect(text).not.toContain("test-admin-token-0123456789abcdef");
       expect((JSON.parse(text) as ErrorBody).error.type).toBe("authentication_error");
     }
   });

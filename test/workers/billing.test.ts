@@ -13,7 +13,7 @@ const MEDIUM = TIERS["mistral-medium"].price;
 async function newAccount(plan: Record<string, unknown>): Promise<Account> {
   const res = await SELF.fetch("https://edge.test/v1/admin/keys", {
     method: "POST",
-    headers: { authorization: "Bearer test-admin-token", "content-type": "application/json" },
+    headers: { authorization: "Bearer test-admin-token-0123456789abcdef", "content-type": "application/json" },
     body: JSON.stringify({ name: "b", tiers: ["mistral-tiny", "mistral-medium"], ...plan }),
   });
   const { key } = (await res.json()) as { key: string };

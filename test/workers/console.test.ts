@@ -14,7 +14,7 @@ import { CSS_PATH, JS_PATH } from "../../worker/console/pages";
 import { budgetPeriod } from "../../worker/routes/key";
 
 const BASE = "https://edge.test";
-const ADMIN = { authorization: "Bearer test-admin-token", "content-type": "application/json" };
+const ADMIN = { authorization: "Bearer test-admin-token-0123456789abcdef", "content-type": "application/json" };
 const TINY = (JSON.parse(env.TIERS) as Record<string, { price: Pricing }>)["mistral-tiny"].price;
 
 async function newKey(name: string, budget = 5_000_000) {

@@ -10,7 +10,7 @@ import type { Env } from "../../worker/env";
 const TIERS = JSON.parse(env.TIERS) as Record<string, { price: Pricing }>;
 const TINY = TIERS["mistral-tiny"].price;
 const SMALL = TIERS["mistral-small"].price;
-const ADMIN = { authorization: "Bearer test-admin-token", "content-type": "application/json" };
+const ADMIN = { authorization: "Bearer test-admin-token-0123456789abcdef", "content-type": "application/json" };
 
 async function newKey(plan: Record<string, unknown> = {}): Promise<{ key: string; account: Account }> {
   const res = await SELF.fetch("https://edge.test/v1/admin/keys", {

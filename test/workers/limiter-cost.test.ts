@@ -16,7 +16,7 @@ const rid = () => `cost-${crypto.randomUUID()}`;
 async function newAccount(): Promise<Account> {
   const res = await SELF.fetch("https://edge.test/v1/admin/keys", {
     method: "POST",
-    headers: { authorization: "Bearer test-admin-token", "content-type": "application/json" },
+    headers: { authorization: "Bearer test-admin-token-0123456789abcdef", "content-type": "application/json" },
     body: JSON.stringify({ name: "c", tiers: ["mistral-tiny"], rpm: 1000, tpm: 1_000_000, monthly_budget_micros: 1_000_000_000 }),
   });
   const { key } = (await res.json()) as { key: string };

@@ -14,7 +14,7 @@ const rid = () => `lim-${++n}-${crypto.randomUUID()}`;
 async function newAccount(plan: Record<string, unknown>): Promise<Account> {
   const res = await SELF.fetch("https://edge.test/v1/admin/keys", {
     method: "POST",
-    headers: { authorization: "Bearer test-admin-token", "content-type": "application/json" },
+    headers: { authorization: "Bearer test-admin-token-0123456789abcdef", "content-type": "application/json" },
     body: JSON.stringify({ name: "l", tiers: ["mistral-tiny", "mistral-small"], monthly_budget_micros: 1_000_000_000, ...plan }),
   });
   const { key } = (await res.json()) as { key: string };

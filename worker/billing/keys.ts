@@ -11,7 +11,9 @@
 import type { Account } from "./types";
 
 export const CACHE_TTL_MS = 3_000;
-const CACHE_MAX = 5_000;
+export const CACHE_MAX = 5_000;
+/** Misses live in their own, smaller map: a flood of unknown keys can never push a valid key out. */
+export const MISS_CACHE_MAX = 1_000;
 
 export interface KeyRow {
   id: string;
@@ -96,7 +98,7 @@ export async function createKey(db: D1Database, key: string, plan: Plan, now = D
     )
     .bind(id, keyHash, plan.name, JSON.stringify(plan.tiers), plan.rpm, plan.tpm, plan.monthly_budget_micros, randomId("", 16), now, now)
     .run();
-  cache.delete(keyHash); // a cached miss for this key must not outlive its creation
+  misses.delete(keyHash); // a cached miss for this key must not outlive its creation
   return { id, ...plan, created_at: now, updated_at: now, revoked_at: null };
 }
 
@@ -110,16 +112,32 @@ export async function getKey(db: D1Database, id: string): Promise<KeyRow | null>
   return r ? toKeyRow(r) : null;
 }
 
+/**
+ * Per-field atomic update: only the patched columns are written, in one statement that returns the
+ * row as stored, so parallel PATCHes of different fields all land (no read-modify-write of the row).
+ */
 export async function updateKey(db: D1Database, id: string, patch: Partial<Plan>, now = Date.now()): Promise<KeyRow | null> {
-  const current = await getKey(db, id);
-  if (!current) return null;
-  const next = { ...current, ...patch };
-  await db
-    .prepare("UPDATE api_keys SET name = ?, tiers = ?, rpm = ?, tpm = ?, monthly_budget_micros = ?, updated_at = ? WHERE id = ?")
-    .bind(next.name, JSON.stringify(next.tiers), next.rpm, next.tpm, next.monthly_budget_micros, now, id)
-    .run();
+  const sets: string[] = [];
+  const values: (string | number)[] = [];
+  const set = (col: string, v: string | number | undefined) => {
+    if (v === undefined) return;
+    sets.push(`${col} = ?`);
+    values.push(v);
+  };
+  set("name", patch.name);
+  set("tiers", patch.tiers && JSON.stringify(patch.tiers));
+  set("rpm", patch.rpm);
+  set("tpm", patch.tpm);
+  set("monthly_budget_micros", patch.monthly_budget_micros);
+  // updated_at never goes backwards when two writers race.
+  sets.push("updated_at = MAX(updated_at, ?)");
+  values.push(now);
+  const r = await db
+    .prepare(`UPDATE api_keys SET ${sets.join(", ")} WHERE id = ? RETURNING ${PUBLIC_COLS}`)
+    .bind(...values, id)
+    .first<DbKeyRow>();
   invalidateKeyId(id);
-  return { ...next, updated_at: now };
+  return r ? toKeyRow(r) : null;
 }
 
 /** Revokes (idempotent; the first revocation time is kept). */
@@ -131,7 +149,19 @@ export async function revokeKey(db: D1Database, id: string, now = Date.now()): P
 
 // --- lookup with a short-lived isolate cache ---
 
-const cache = new Map<string, { account: Account | null; expires: number }>();
+const cache = new Map<string, { account: Account; expires: number }>();
+const misses = new Map<string, number>();
+
+function remember<V>(map: Map<string, V>, max: number, k: string, v: V): void {
+  map.delete(k);
+  if (map.size >= max) map.delete(map.keys().next().value as string);
+  map.set(k, v);
+}
+
+/** Test hook: whether a valid key's entry is still cached (its hash). */
+export function isCached(keyHash: string): boolean {
+  return cache.has(keyHash);
+}
 
 export function invalidateKeyId(id: string): void {
   for (const [h, e] of cache) if (e.account?.keyId === id) cache.delete(h);
@@ -142,6 +172,8 @@ export async function lookupAccount(db: D1Database, key: string, now = Date.now(
   const keyHash = await hashKey(key);
   const hit = cache.get(keyHash);
   if (hit && hit.expires > now) return hit.account;
+  const missExpires = misses.get(keyHash);
+  if (missExpires !== undefined && missExpires > now) return null;
   const r = await db
     .prepare(`SELECT ${PUBLIC_COLS}, cache_salt FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL`)
     .bind(keyHash)
@@ -157,7 +189,12 @@ export async function lookupAccount(db: D1Database, key: string, now = Date.now(
         cacheSalt: r.cache_salt,
       }
     : null;
-  if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string);
-  cache.set(keyHash, { account, expires: now + CACHE_TTL_MS });
+  if (account) {
+    misses.delete(keyHash);
+    remember(cache, CACHE_MAX, keyHash, { account, expires: now + CACHE_TTL_MS });
+  } else {
+    cache.delete(keyHash);
+    remember(misses, MISS_CACHE_MAX, keyHash, now + CACHE_TTL_MS);
+  }
   return account;
 }

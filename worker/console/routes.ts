@@ -10,6 +10,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import type { AppEnv } from "../factory";
 import { notFound } from "../errors";
+import { adminToken } from "../middleware/admin-auth";
 import { getTiers } from "../inference/tiers";
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets.generated";
 import { consolePage, CSS_PATH, JS_PATH } from "./pages";
@@ -50,7 +51,7 @@ consoleRoutes.use("*", securityHeaders);
 
 consoleRoutes.get("/", () => page(consolePage("user")));
 consoleRoutes.get("/admin", (c) => {
-  if (!c.env.ADMIN_TOKEN) throw notFound("Unknown endpoint.", "unknown_url");
+  if (!adminToken(c.env.ADMIN_TOKEN)) throw notFound("Unknown endpoint.", "unknown_url");
   const tiers = [...getTiers(c.env.TIERS).keys()];
   return page(consolePage("admin", tiers));
 });

@@ -1,12 +1,22 @@
 /**
  * Admin API auth: `Authorization: Bearer <ADMIN_TOKEN>`, on Hono's bearerAuth with `verifyToken`,
  * compared in constant time (both sides hashed to equal-length digests first). Wrong, malformed or
- * missing token -> 401. With ADMIN_TOKEN unset the admin API does not exist: 404, as for any unknown URL.
+ * missing token -> 401. With ADMIN_TOKEN unset, or shorter than MIN_ADMIN_TOKEN_LENGTH (a guessable token
+ * counts as none), the admin API does not exist: 404, as for any unknown URL. Failed attempts are
+ * throttled per client (middleware/auth-throttle.ts).
  */
 import { bearerAuth } from "hono/bearer-auth";
 import { notFound, unauthorized } from "../errors";
 import { factory, type AppEnv } from "../factory";
 import { refusedWith } from "./auth";
+import { clientOf, throttled } from "./auth-throttle";
+
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
+/** The admin token in force, or null when unset or too short to be a secret. */
+export function adminToken(value: string | undefined): string | null {
+  return value !== undefined && value.length >= MIN_ADMIN_TOKEN_LENGTH ? value : null;
+}
 
 async function digest(s: string): Promise<ArrayBuffer> {
   return crypto.subtle.digest("SHA-256", new TextEncoder().encode(s));
@@ -23,6 +33,6 @@ const byAdminToken = bearerAuth<AppEnv>({
 });
 
 export const requireAdmin = factory.createMiddleware(async (c, next) => {
-  if (!c.env.ADMIN_TOKEN) throw notFound("Unknown endpoint.", "unknown_url");
-  return byAdminToken(c, next);
+  if (!adminToken(c.env.ADMIN_TOKEN)) throw notFound("Unknown endpoint.", "unknown_url");
+  return throttled(clientOf(c.req.header("cf-connecting-ip")), () => byAdminToken(c, next));
 });

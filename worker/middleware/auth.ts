@@ -3,16 +3,16 @@
  * `Authorization: Bearer <key>` (the SDKs) or, failing that header, `x-api-key: <key>`. Missing,
  * malformed, unknown or revoked keys are all the same 401 authentication_error (the body never echoes
  * the key), thrown as bearerAuth's HTTPException and sent by the app's onError.
- * Sets c.var.account (plan read from D1, cached <= 3 s per isolate: see billing/keys.ts).
+ * Keys not of the issued shape are refused before any lookup; failed attempts are throttled per
+ * client (middleware/auth-throttle.ts). Sets c.var.account (plan read from D1, cached <= 3 s per isolate: see billing/keys.ts).
  */
 import type { Context } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { matchedRoutes } from "hono/route";
-import { lookupAccount } from "../billing/keys";
+import { CUSTOM_KEY_RE, lookupAccount } from "../billing/keys";
 import { unauthorized, type ApiError } from "../errors";
 import { factory, type AppEnv } from "../factory";
-
-const MAX_KEY_LENGTH = 256;
+import { clientOf, throttled } from "./auth-throttle";
 
 /** bearerAuth's failure responses, in the OpenAI error shape; a malformed header is a 401 too, not a 400. */
 export function refusedWith(error: () => ApiError) {
@@ -24,7 +24,9 @@ export function refusedWith(error: () => ApiError) {
 }
 
 async function verifyKey(key: string, c: Context<AppEnv>): Promise<boolean> {
-  if (key.length > MAX_KEY_LENGTH) return false;
+  // Every key we issue or accept matches this (sk- + 64 hex does too): anything else is refused
+  // before a SHA-256 or a D1 read.
+  if (!CUSTOM_KEY_RE.test(key)) return false;
   const account = await lookupAccount(c.env.DB, key);
   if (!account) return false;
   c.set("account", account);
@@ -35,7 +37,9 @@ const byBearer = bearerAuth<AppEnv>({ verifyToken: verifyKey, ...refusedWith(una
 const byApiKeyHeader = bearerAuth<AppEnv>({ headerName: "x-api-key", prefix: "", verifyToken: verifyKey, ...refusedWith(unauthorized) });
 
 export const requireApiKey = factory.createMiddleware((c, next) =>
-  !c.req.header("authorization") && c.req.header("x-api-key") !== undefined ? byApiKeyHeader(c, next) : byBearer(c, next),
+  throttled(clientOf(c.req.header("cf-connecting-ip")), () =>
+    !c.req.header("authorization") && c.req.header("x-api-key") !== undefined ? byApiKeyHeader(c, next) : byBearer(c, next),
+  ),
 );
 
 /**
