@@ -67,6 +67,16 @@ describe("JSON automaton (json_object)", () => {
   ];
   it.each(invalid)("refuses %j", (t) => expect(accepts(g, t)).toBe(false));
 
+  it("bounds the nesting of free-form values (about 30 levels), never an object the grammar requires", () => {
+    const nest = (n: number) => `{"a":${"[".repeat(n)}${"]".repeat(n)}}`;
+    expect(accepts(g, nest(20))).toBe(true);
+    expect(accepts(g, nest(40))).toBe(false);
+    const deep = advance(initialState(g), enc.encode(`{"a":${"[".repeat(31)}`))!;
+    expect(deep).not.toBeNull();
+    expect(advance(deep, enc.encode("["))).toBeNull();
+    expect(advance(deep, enc.encode('"x"'))).not.toBeNull(); // still live: scalars and closing remain
+  });
+
   it("refuses invalid UTF-8 inside strings: overlongs, surrogates, beyond U+10FFFF, stray continuations", () => {
     const wrap = (...bytes: number[]) => Uint8Array.from([...enc.encode('{"s":"'), ...bytes, ...enc.encode('"}')]);
     expect(accepts(g, wrap(0xc3, 0xa9))).toBe(true);

@@ -36,6 +36,8 @@ type Frame =
 export interface Stack {
   readonly f: Frame;
   readonly next: Stack | null;
+  /** Frames below this one. */
+  readonly d: number;
   /** Memoised key of the whole stack (frames are immutable). */
   k?: string;
 }
@@ -46,7 +48,12 @@ export type State = readonly Stack[];
 const SP = 0x20, QUOTE = 0x22, BS = 0x5c, COMMA_B = 0x2c, COLON_B = 0x3a;
 const LBRACE = 0x7b, RBRACE = 0x7d, LBRACK = 0x5b, RBRACK = 0x5d, MINUS = 0x2d, DOT = 0x2e, ZERO = 0x30;
 
-const push = (next: Stack | null, f: Frame): Stack => ({ f, next });
+const push = (next: Stack | null, f: Frame): Stack => ({ f, next, d: next ? next.d + 1 : 0 });
+/**
+ * Free-form values ("any": json_object's values) open no container this deep in the stack (about 30
+ * levels of nesting): a random model cannot grow the state, and its mask keys, without bound.
+ */
+export const MAX_FREE_DEPTH = 32;
 const FREE_FRAMES = [OPEN, COMMA, COMMA_NS, KEY, COLON, VAL, AFTER].map((st): Frame => ({ t: FREE, st }));
 const ROOT_OPEN: Frame = { t: ROOT, done: false };
 const ROOT_DONE: Frame = { t: ROOT, done: true };
@@ -184,8 +191,10 @@ function startValue(node: Node, rest: Stack, b: number, sp: boolean, out: Stack[
   }
   switch (node.kind) {
     case "any":
-      if (b === LBRACE) out.push(push(rest, FREE_FRAMES[OPEN]!));
-      else if (b === LBRACK) out.push(push(rest, { t: ARR, node: ANY_ARRAY as ArrayNode, st: OPEN, n: 0 }));
+      if (b === LBRACE || b === LBRACK) {
+        if (rest.d >= MAX_FREE_DEPTH) return;
+        out.push(push(rest, b === LBRACE ? FREE_FRAMES[OPEN]! : { t: ARR, node: ANY_ARRAY as ArrayNode, st: OPEN, n: 0 }));
+      }
       else if (b === QUOTE) out.push(push(rest, { t: STR, node: ANY_STRING as StringNode, n: 0, m: S_NORMAL }));
       else if (b === MINUS || isDigit(b)) startValue(ANY_NUMBER, rest, b, false, out);
       else startValue(ANY_SCALAR_LITERALS, rest, b, false, out);
