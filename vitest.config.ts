@@ -18,6 +18,8 @@ export default defineConfig({
                 TEST_MIGRATIONS: await readD1Migrations("./worker/migrations"),
                 ADMIN_TOKEN: "test-admin-token-0123456789abcdef",
                 BACKEND_TOKEN: "test-backend-token",
+                USAGE_TOKEN: "test-usage-token",
+                CACHE_KEY_SECRET: "test-cache-key-secret-0123456789abcdef",
               },
             },
           })),

@@ -1,4 +1,4 @@
-/** Bindings and vars of the worker (wrangler.toml). Secrets: BACKEND_TOKEN, ADMIN_TOKEN. */
+/** Bindings and vars of the worker (wrangler.toml). Secrets: BACKEND_TOKEN, ADMIN_TOKEN, CACHE_KEY_SECRET. */
 export interface Env {
   DB: D1Database;
   KEY_LIMITER: DurableObjectNamespace;
@@ -8,6 +8,8 @@ export interface Env {
   TIERS: string;
   BACKEND_TOKEN?: string;
   ADMIN_TOKEN?: string;
+  /** HMAC key of response-cache entries (32+ characters); unset = no response caching. */
+  CACHE_KEY_SECRET?: string;
   /** "1" logs prompts in request logs (off by default). */
   LOG_PROMPTS?: string;
 }

@@ -98,7 +98,7 @@ describe("API keys", () => {
     expect(await lookupAccount(env.DB, key, t0 + CACHE_TTL_MS)).toBeNull(); // re-read from D1: refused
   });
 
-  it("plans: tiers outside the plan are 403 permission_error; PATCH takes effect", async () => {
+  it("plans: tiers outside the plan are 404 model_not_found; PATCH takes effect", async () => {
     const { id, key } = await createKey({ tiers: ["mistral-tiny"] });
     const account = (await lookupAccount(env.DB, key))!;
     expect(() => assertTierAllowed(account, "mistral-tiny")).not.toThrow();
@@ -109,8 +109,8 @@ describe("API keys", () => {
       err = e;
     }
     expect(err).toBeInstanceOf(ApiError);
-    expect((err as ApiError).status).toBe(403);
-    expect((err as ApiError).body().error).toMatchObject({ type: "permission_error", code: "model_not_allowed", param: "model" });
+    expect((err as ApiError).status).toBe(404);
+    expect((err as ApiError).body().error).toMatchObject({ type: "not_found_error", code: "model_not_found", param: "model" });
 
     await SELF.fetch(`${BASE}/v1/admin/keys/${id}`, { method: "PATCH", headers: ADMIN, body: JSON.stringify({ tiers: ["mistral-medium"], rpm: 7 }) });
     const after = (await lookupAccount(env.DB, key))!;

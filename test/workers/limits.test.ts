@@ -114,11 +114,11 @@ describe("tokens per minute", () => {
 });
 
 describe("tier outside the plan", () => {
-  it("admit refuses it with 403 permission_error before touching any limit", async () => {
+  it("admit refuses it with 404 model_not_found (as for an unknown model) before touching any limit", async () => {
     const account = await newAccount({ rpm: 1, tpm: 1000, tiers: ["mistral-tiny"] });
     const e = await refusal(admit(env, account, tiny(1, 1, "mistral-medium")));
-    expect(e.status).toBe(403);
-    expect(e.type).toBe("permission_error");
+    expect(e.status).toBe(404);
+    expect(e.code).toBe("model_not_found");
     await expect(admit(env, account, tiny(1, 1))).resolves.toBeTruthy();
   });
 });

@@ -7,10 +7,53 @@
 import type { z } from "zod";
 import { ApiError, badRequest } from "../errors";
 
-/** Reads the JSON body; a body that is not JSON is a 400, not a 500. */
+/**
+ * Largest request body any route reads (1 MiB): well above the biggest legitimate one (a full context
+ * window of chat, MAX_EMBED_TOKENS of embeddings as JSON ids, a detokenize list), and small enough that
+ * parsing it costs milliseconds. Checked on Content-Length before reading, and again while reading.
+ */
+export const MAX_BODY_BYTES = 1 << 20;
+
+export const bodyTooLarge = () =>
+  new ApiError(413, `The request body is larger than ${MAX_BODY_BYTES} bytes.`, "invalid_request_error", "request_too_large");
+
+/** 413 when a declared Content-Length is over the cap (before a byte is read). */
+export function checkContentLength(req: Request): void {
+  const declared = req.headers.get("content-length");
+  if (declared !== null && !(Number(declared) <= MAX_BODY_BYTES)) throw bodyTooLarge();
+}
+
+/** The body as text, at most MAX_BODY_BYTES (a chunked body without Content-Length is cut off too). */
+async function readCapped(req: Request): Promise<string> {
+  checkContentLength(req);
+  if (!req.body) return "";
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      void reader.cancel().catch(() => {});
+      throw bodyTooLarge();
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+/** Reads the JSON body (capped); a body that is not JSON is a 400, not a 500. */
 export async function readJson(req: Request): Promise<unknown> {
+  const text = await readCapped(req);
   try {
-    return await req.json();
+    return JSON.parse(text);
   } catch {
     throw badRequest("The request body is not valid JSON.");
   }

@@ -1,7 +1,7 @@
 /**
  * Admission and settlement: the only calls the request path makes into the money path.
  *
- *   assertTierAllowed(account, model)          -> throws 403 permission_error (model_not_allowed)
+ *   assertTierAllowed(account, model)          -> throws 404 model_not_found (as for an unknown model)
  *   admit(env, account, req, ctx?)             -> Admission (x-ratelimit-* headers) or throws ApiError 429/409/503
  *   settle(env, account, req)                  -> Promise<void> that never rejects; hand it to c.executionCtx.waitUntil
  *   recordRejected(env, account, {requestId, model}) -> settle() for a request refused before any backend
@@ -17,6 +17,7 @@
  */
 import type { Env } from "../env";
 import { ApiError, internalError } from "../errors";
+import { modelNotFound } from "../inference/tiers";
 import type { KeyLimiter, LimiterAdmitResult, LimiterStatus } from "./key-limiter";
 import { insertUsage, type UsageRecord } from "./ledger";
 import { costUnits, isValidPricing, reservationUnits, tokenCount } from "./money";
@@ -36,11 +37,38 @@ export function limiterFor(env: Env, keyId: string): DurableObjectStub<KeyLimite
   return ns.get(ns.idFromName(keyId));
 }
 
-/** Throws 403 permission_error when `model` is not in the key's plan. */
-export function assertTierAllowed(account: Account, model: string): void {
-  if (!account.tiers.includes(model))
-    throw new ApiError(403, `This API key is not allowed to use the model '${model}'.`, "permission_error", "model_not_allowed", "model");
+/**
+ * Throws when `model` is not in the key's plan: the same 404 model_not_found as for a model that does
+ * not exist, so a key cannot probe which tier names are real.
+ */
+export function assertTierAllowed(account: Account, model: string, now = Date.now()): void {
+  if (!account.tiers.includes(model)) throw modelNotFound(model);
+  const refused = rpmRefusals.get(rpmKey(account, model));
+  if (refused && refused.until > now) throw refusedForRpm(model, refused.headers, refused.until - now);
 }
+
+/**
+ * Limits before parsing (issue 15 #2): once the key's limiter refused a tier for RPM, this isolate
+ * refuses that key and tier until the limiter's own Retry-After, before the body is tokenized, with no
+ * Durable Object round trip and no ledger row. It only repeats the limiter's answer: nothing but time
+ * refills an RPM bucket, and the plan's rpm is part of the key, so a PATCHed plan is asked afresh.
+ */
+const rpmRefusals = new Map<string, { until: number; headers: Record<string, string> }>();
+const RPM_REFUSALS_MAX = 10_000;
+const rpmKey = (account: Account, model: string) => `${account.keyId}\u0000${model}\u0000${account.rpm}`;
+
+function rememberRpmRefusal(account: Account, model: string, headers: Record<string, string>, retryAfterMs: number, now: number): void {
+  const k = rpmKey(account, model);
+  rpmRefusals.delete(k);
+  if (rpmRefusals.size >= RPM_REFUSALS_MAX) rpmRefusals.delete(rpmRefusals.keys().next().value as string);
+  rpmRefusals.set(k, { until: now + retryAfterMs, headers });
+}
+
+const refusedForRpm = (model: string, headers: Record<string, string>, ms: number) =>
+  new ApiError(429, `Rate limit reached for requests per minute on model '${model}'.`, "rate_limit_error", "rate_limit_exceeded", null, {
+    ...headers,
+    ...retryHeaders(ms),
+  });
 
 /** Anything with waitUntil: Hono's c.executionCtx or the runtime's ExecutionContext. */
 export interface WaitUntil {
@@ -74,6 +102,7 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
     return { requestId: req.requestId, headers: result.headers };
   }
 
+  if (result.reason === "requests" && result.retryAfterMs !== null) rememberRpmRefusal(account, req.model, result.headers, result.retryAfterMs, Date.now());
   if (result.reason !== "duplicate") {
     const write = writeRecord(env, rejectedRecord(account, req.requestId, req.model, Date.now()), { ledger: true, limiter: false });
     if (ctx) ctx.waitUntil(write);
@@ -110,6 +139,7 @@ export async function countRequest(env: Env, account: Account, model: string): P
     throw limiterUnavailable();
   }
   if (result.ok) return result.headers;
+  if (result.reason === "requests" && result.retryAfterMs !== null) rememberRpmRefusal(account, model, result.headers, result.retryAfterMs, Date.now());
   throw refusal(result, model);
 }
 

@@ -10,8 +10,11 @@
  * - admit reserves the prompt plus the completion's first budget slice; `slices()` reserves the rest as
  *   tokens stream (billing/slices.ts).
  * - settle runs once whatever happens (a second call is ignored), under waitUntil and after the response
- *   has started, so it survives a disconnect. A request refused before admission leaves a zero-cost
- *   `rejected` record (`fail`), and one refused by admit already has its record.
+ *   has started, so it survives a disconnect. A request refused by admit has its zero-cost `rejected`
+ *   record; one that fails after admission but before settling gets one from `fail` (it also releases the
+ *   reservation). A request refused before admission (400, 404, 413, an isolate's RPM 429) writes no
+ *   ledger row: it cost nothing, its request log line records it, and so a client cannot turn malformed
+ *   requests into unbounded D1 writes, nor put a raw client string in the ledger's tier column.
  */
 import type { Context } from "hono";
 import type { AppEnv } from "../factory";
@@ -54,6 +57,7 @@ export class Lifecycle {
   /** Aborts once, when the client went away. */
   readonly client = new AbortController();
   private settled = false;
+  private admitted = false;
   private model = "";
   private pricing: Pricing | null = null;
 
@@ -92,6 +96,7 @@ export class Lifecycle {
         { requestId: this.requestId, model: this.model, pricing, promptTokens, maxCompletionTokens, budgetCompletionTokens: firstSlice(maxCompletionTokens) },
         this.ctx,
       );
+      this.admitted = true;
       return { headers: a.headers };
     } catch (err) {
       this.settled = true;
@@ -129,11 +134,12 @@ export class Lifecycle {
   }
 
   /**
-   * A route's catch-all: a request that ends in an error before it was settled leaves a zero-cost
-   * `rejected` record (admit's own refusals already have theirs); logs the status. Returns the error.
+   * A route's catch-all: an admitted request that ends in an error before it was settled leaves a
+   * zero-cost `rejected` record (admit's own refusals already have theirs; nothing before admission);
+   * logs the status. Returns the error.
    */
   fail(err: unknown): unknown {
-    if (!this.settled) {
+    if (!this.settled && this.admitted) {
       this.settled = true;
       const r = { requestId: this.requestId, model: this.model, startedAt: this.startedAt };
       this.c.executionCtx.waitUntil(afterResponse().then(() => recordRejected(this.c.env, this.account, r)));

@@ -2,8 +2,10 @@
  * Opt-in response cache for deterministic chat requests (temperature 0 or a fixed seed), on the
  * Cache API (caches.default). The caller opts in per request with `x-cache-ttl: <seconds>`.
  *
- * Key: SHA-256 of (key id, model, prompt ids, every sampling parameter, stop, max_tokens): another
- * key never hits, and any parameter change misses. The non-streaming result is stored; a streaming
+ * Key: HMAC-SHA-256 under CACHE_KEY_SECRET of (key id, model, the tier's backend_model, prompt ids,
+ * every sampling parameter, stop, max_tokens): another key never hits, any parameter change or a model
+ * swap behind the tier misses, and since caches.default is shared zone-wide, nobody without the secret
+ * can compute (or probe for) an entry's URL. Without CACHE_KEY_SECRET the cache is off (BYPASS). The non-streaming result is stored; a streaming
  * request replays it as SSE. Only finish_reason stop/length results are stored.
  *
  * Billing of a hit (see routes/chat.ts): usage reports exactly what is charged, N cached prompt
@@ -24,6 +26,8 @@ export interface CachedCompletion {
 export interface CacheKeyInput {
   keyId: string;
   model: string;
+  /** The tier's backend_model: answers of a swapped model are never served. */
+  backendModel: string;
   promptIds: readonly number[];
   temperature: number;
   topP: number;
@@ -48,11 +52,29 @@ export function isDeterministic(temperature: number, seed: number | undefined): 
   return temperature === 0 || seed !== undefined;
 }
 
-export async function cacheKey(input: CacheKeyInput): Promise<Request> {
+/** Shortest CACHE_KEY_SECRET taken (a guessable one counts as unset: no caching). */
+export const MIN_CACHE_KEY_SECRET_LENGTH = 32;
+
+export const cacheEnabled = (secret: string | undefined): secret is string => (secret?.length ?? 0) >= MIN_CACHE_KEY_SECRET_LENGTH;
+
+const hmacKeys = new Map<string, Promise<CryptoKey>>();
+
+function hmacKey(secret: string): Promise<CryptoKey> {
+  let k = hmacKeys.get(secret);
+  if (!k) {
+    k = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    hmacKeys.clear(); // one secret in force; a rotated one replaces it
+    hmacKeys.set(secret, k);
+  }
+  return k;
+}
+
+export async function cacheKey(input: CacheKeyInput, secret: string): Promise<Request> {
   const canonical = JSON.stringify([
-    1,
+    2,
     input.keyId,
     input.model,
+    input.backendModel,
     input.temperature,
     input.topP,
     input.seed ?? null,
@@ -62,7 +84,7 @@ export async function cacheKey(input: CacheKeyInput): Promise<Request> {
     // Absent for plain text, so existing keys stay valid.
     ...(input.responseFormat ? [input.responseFormat] : []),
   ]);
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical));
+  const digest = await crypto.subtle.sign("HMAC", await hmacKey(secret), new TextEncoder().encode(canonical));
   const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
   return new Request(CACHE_ORIGIN + hex);
 }

@@ -55,7 +55,7 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
   const tier = chatTier(c, p.model);
   const ttl = responseCache.requestedTtl(c.req.header(responseCache.CACHE_TTL_HEADER));
 
-  const promptIds = applyChatTemplate(p.messages);
+  const promptIds = applyChatTemplate(p.messages, life.account.cacheSalt);
   const promptTokens = promptIds.length;
   if (promptTokens >= tier.contextWindow) throw contextExceeded(tier.contextWindow, promptTokens);
   const room = tier.contextWindow - promptTokens;
@@ -67,12 +67,13 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
   let cacheKey: Request | null = null;
   if (ttl !== null) {
     // Cached answers keep no logprobs; a structured answer is cached under its response_format.
-    if (!responseCache.isDeterministic(p.temperature, p.seed) || p.topLogprobs !== null) life.log.cache = "BYPASS";
+    const secret = c.env.CACHE_KEY_SECRET;
+    if (!responseCache.isDeterministic(p.temperature, p.seed) || p.topLogprobs !== null || !responseCache.cacheEnabled(secret)) life.log.cache = "BYPASS";
     else {
       cacheKey = await responseCache.cacheKey({
-        keyId: life.account.keyId, model: p.model, promptIds, temperature: p.temperature, topP: p.topP, seed: p.seed, stop: p.stop, maxTokens,
+        keyId: life.account.keyId, model: p.model, backendModel: tier.backendModel, promptIds, temperature: p.temperature, topP: p.topP, seed: p.seed, stop: p.stop, maxTokens,
         responseFormat: p.responseFormat,
-      });
+      }, secret);
       const hit = await responseCache.lookup(cacheKey);
       life.log.cache = hit ? "HIT" : "MISS";
       if (hit) return replayHit(c, life, tier.pricing, p, meta, promptTokens, hit);

@@ -36,7 +36,11 @@ interface Turn {
 
 const invalid = (message: string) => badRequest(message, "messages");
 
-export function applyChatTemplate(messages: readonly ChatMessage[]): number[] {
+/**
+ * `salt` partitions the tokenized-turn cache (below): pass the account's cache salt, so a request can
+ * never be sped up by another tenant's turns (a timing oracle on what they sent).
+ */
+export function applyChatTemplate(messages: readonly ChatMessage[], salt = ""): number[] {
   const systemParts: string[] = [];
   const turns: Turn[] = [];
   messages.forEach((m, i) => {
@@ -72,10 +76,10 @@ export function applyChatTemplate(messages: readonly ChatMessage[]): number[] {
   turns.forEach((t, i) => {
     if (t.role === "user") {
       const content = i === 0 && system !== "" ? system + "\n\n" + t.content : t.content;
-      append(ids, encodeTurn("[INST] " + content + " [/INST]"));
+      append(ids, encodeTurn(salt, "[INST] " + content + " [/INST]"));
     } else {
       // enc("") is []: an empty turn adds only its EOS (nothing at all when it is a prefix).
-      append(ids, encodeTurn(t.content));
+      append(ids, encodeTurn(salt, t.content));
       if (!t.prefix) ids.push(EOS_ID);
     }
   });
@@ -84,23 +88,37 @@ export function applyChatTemplate(messages: readonly ChatMessage[]): number[] {
 
 // Clients resend the whole conversation on every request, so long turns are memoized whole (two
 // generations, bounded by total characters: a few MB at most). Short turns hit the chunk cache anyway.
+// Entries are keyed by the caller's salt too: one tenant's turns are never a hit for another.
 const MIN_CACHED_TURN = 256;
 const TURN_CACHE_CHARS = 1 << 19;
 let recentTurns = new Map<string, number[]>();
 let olderTurns = new Map<string, number[]>();
 let recentChars = 0;
 
-function encodeTurn(text: string): number[] {
+let turnHits = 0;
+
+/** Test hook: how many turns were served from the cache so far. */
+export function turnCacheHits(): number {
+  return turnHits;
+}
+
+function encodeTurn(salt: string, text: string): number[] {
   if (text.length < MIN_CACHED_TURN || text.length > TURN_CACHE_CHARS) return encodeText(text);
-  let ids = recentTurns.get(text);
-  if (ids !== undefined) return ids;
-  ids = olderTurns.get(text) ?? encodeText(text);
+  const key = salt + "\u0000" + text;
+  let ids = recentTurns.get(key);
+  if (ids !== undefined) {
+    turnHits++;
+    return ids;
+  }
+  ids = olderTurns.get(key);
+  if (ids !== undefined) turnHits++;
+  else ids = encodeText(text);
   if (recentChars + text.length > TURN_CACHE_CHARS) {
     olderTurns = recentTurns;
     recentTurns = new Map();
     recentChars = 0;
   }
-  recentTurns.set(text, ids);
+  recentTurns.set(key, ids);
   recentChars += text.length;
   return ids;
 }

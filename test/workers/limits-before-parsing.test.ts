@@ -1,0 +1,77 @@
+/**
+ * Issue 15 #2: the body cap (413) and a known RPM refusal (429) come before the body is read or
+ * tokenized, and a request refused before admission writes no ledger row (so no raw client string
+ * ever lands in the ledger's tier column).
+ */
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { createKey } from "../../worker/billing/keys";
+import { MAX_BODY_BYTES } from "../../worker/api/body";
+import { call, usageRecord } from "./chat-harness";
+
+let n = 0;
+async function keyWith(rpm: number): Promise<string> {
+  const key = `sk-lbp-${Date.now()}-${n++}-${"x".repeat(24)}`;
+  await createKey(env.DB, key, { name: "lbp", tiers: ["mistral-tiny"], rpm, tpm: 1_000_000, monthly_budget_micros: 1_000_000_000 });
+  return key;
+}
+
+const rid = (r: Response) => r.headers.get("x-request-id") ?? "";
+
+describe("body cap", () => {
+  it("a declared Content-Length over the cap is a 413 in the error shape, before the body is read", async () => {
+    const key = await keyWith(100);
+    const big = JSON.stringify({ model: "mistral-tiny", messages: [{ role: "user", content: "a".repeat(MAX_BODY_BYTES) }] });
+    for (const path of ["/v1/chat/completions", "/v1/embeddings", "/v1/tokenize"]) {
+      const r = await call(path, { method: "POST", key, body: big });
+      expect(r.res.status, path).toBe(413);
+      expect((await r.json()).error).toMatchObject({ type: "invalid_request_error", code: "request_too_large" });
+      expect(await usageRecord(rid(r.res))).toBeNull();
+    }
+  });
+
+  it("a chunked body without Content-Length is cut off at the cap too", async () => {
+    const key = await keyWith(100);
+    const chunk = new TextEncoder().encode("a".repeat(64 * 1024));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(ctrl) {
+        if (sent++ > 40) ctrl.close();
+        else ctrl.enqueue(chunk);
+      },
+    });
+    const r = await call("/v1/chat/completions", { method: "POST", key, body, duplex: "half" } as RequestInit);
+    expect(r.res.status).toBe(413);
+    expect(sent).toBeLessThan(40); // reading stopped at the cap
+  });
+});
+
+describe("RPM before tokenizing", () => {
+  it("once the limiter refused a key's tier, a body that would fail tokenizing gets the 429, not a 400, and no ledger row", async () => {
+    const key = await keyWith(1);
+    const tok = () => call("/v1/tokenize", { method: "POST", key, body: JSON.stringify({ model: "mistral-tiny", prompt: "hi" }) });
+    expect((await tok()).res.status).toBe(200);
+    expect((await tok()).res.status).toBe(429); // the key's limiter refuses: remembered in this isolate
+    // A conversation that starts with an assistant turn is refused by the chat template, i.e. only once
+    // tokenizing has started.
+    const messages = [{ role: "assistant", content: "x".repeat(200_000) }];
+    const r = await call("/v1/chat/completions", { method: "POST", key, body: JSON.stringify({ model: "mistral-tiny", messages }) });
+    expect(r.res.status).toBe(429);
+    expect((await r.json()).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
+    expect(Number(r.res.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(await usageRecord(rid(r.res))).toBeNull();
+  });
+});
+
+describe("refused before admission", () => {
+  it("a 404 for a client-chosen model string writes no ledger row (nothing raw in the tier column)", async () => {
+    const key = await keyWith(100);
+    const model = "<img src=x onerror=alert(1)>";
+    const r = await call("/v1/chat/completions", { method: "POST", key, body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }) });
+    expect(r.res.status).toBe(404);
+    await r.text();
+    expect(await usageRecord(rid(r.res))).toBeNull();
+    const raw = await env.DB.prepare("SELECT COUNT(*) AS n FROM usage_records WHERE model = ?").bind(model).first<{ n: number }>();
+    expect(raw?.n).toBe(0);
+  });
+});
