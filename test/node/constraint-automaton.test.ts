@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { ModelManifest } from "../../contract/model-manifest";
-import { accepting, advance, initialState } from "../../gpu-backend/engine/constraint/automaton";
+import { accepting, advance, initialState, MAX_CONFIGS } from "../../gpu-backend/engine/constraint/automaton";
 import { compileResponseFormat, ConstraintError, mistralVocab } from "../../gpu-backend/engine/constraint/index";
 import { compileSchema, JSON_OBJECT_GRAMMAR, SchemaError, type Grammar } from "../../contract/json-schema";
 import { computeMask, Constraint } from "../../gpu-backend/engine/constraint/token-mask";
@@ -115,6 +115,31 @@ describe("schema grammars", () => {
     expect(accepts(compileSchema({ type: "number" }), "12")).toBe(true); // a number at the top ends at end of input
     expect(accepts(compileSchema({ enum: ["a", "ab", 1, { x: [1] }] }), '{"x":[1]}')).toBe(true);
     expect(accepts(compileSchema({ type: "object", additionalProperties: false }), "{}")).toBe(true);
+  });
+
+  it("follows at most MAX_CONFIGS overlapping anyOf options, and what it generates still validates", () => {
+    const options = Array.from({ length: 100 }, (_, i) => ({
+      type: "object", properties: { a: { type: "integer" }, [`k${i}`]: { const: i } }, required: ["a", `k${i}`], additionalProperties: false,
+    }));
+    const schema = { anyOf: options };
+    const g = compileSchema(schema);
+    const state = advance(initialState(g), enc.encode('{"a":1,'))!;
+    expect(state.length).toBeLessThanOrEqual(MAX_CONFIGS);
+    expect(accepts(g, '{"a":1,"k0":0}')).toBe(true);
+    const c = new Constraint(compileResponseFormat({ type: "json_schema", schema }, manifest));
+    const vocab = mistralVocab(2);
+    const rng = createRng(3);
+    const out: Uint8Array[] = [];
+    const row = new Float32Array(vocab.size);
+    for (let i = 0; i < 60 && !c.complete; i++) {
+      for (let j = 0; j < row.length; j++) row[j] = rng() * 4 - (vocab.bytes(j)?.length ?? 0);
+      expect(c.apply(row)).toBe(true);
+      const tok = sampleToken(row, { temperature: 1, top_p: 1, top_k: 0 }, rng);
+      c.accept(tok);
+      out.push(vocab.bytes(tok)!);
+    }
+    expect(c.complete).toBe(true);
+    expect(validate(JSON.parse(Buffer.concat(out).toString()), schema)).toBeNull();
   });
 
   const unsupported: Array<[string, unknown]> = [

@@ -113,6 +113,13 @@ export function stringRoom(s: Stack): number {
   return f.node.max === Infinity ? Infinity : f.node.max - f.n;
 }
 
+/**
+ * A state keeps at most this many configurations (the first ones, after each token). Overlapping anyOf
+ * options could otherwise multiply them from token to token; dropping some only narrows what may be
+ * generated, and masks are computed from the state as kept, so they and advance() always agree.
+ */
+export const MAX_CONFIGS = 64;
+
 /** Consumes `bytes` from `state`; null when no configuration survives. Duplicates are merged. */
 export function advance(state: State, bytes: Uint8Array): State | null {
   let cur: Stack[] = state as Stack[];
@@ -122,7 +129,8 @@ export function advance(state: State, bytes: Uint8Array): State | null {
     if (next.length === 0) return null;
     cur = next;
   }
-  return dedupe(cur);
+  const kept = dedupe(cur);
+  return kept.length > MAX_CONFIGS ? kept.slice(0, MAX_CONFIGS) : kept;
 }
 
 export function dedupe(configs: Stack[]): Stack[] {
