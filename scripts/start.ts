@@ -22,6 +22,7 @@ interface Secrets {
   adminToken: string;
   backendToken: string;
   metricsToken: string;
+  cacheKeySecret?: string;
 }
 
 function fail(message: string): never {
@@ -39,6 +40,7 @@ function loadSecrets(cfg: LaunchConfig): Secrets {
     adminToken: o.adminToken ?? saved.adminToken ?? randomBytes(24).toString("hex"),
     backendToken: o.backendToken ?? saved.backendToken ?? randomBytes(24).toString("hex"),
     metricsToken: o.metricsToken ?? saved.metricsToken ?? randomBytes(24).toString("hex"),
+    cacheKeySecret: saved.cacheKeySecret ?? randomBytes(24).toString("hex"),
   };
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
@@ -119,6 +121,14 @@ async function main() {
   const tiers = wranglerTiers(root, backendPorts.map((p) => `http://127.0.0.1:${p}`), models);
   if (Object.keys(tiers).length === 0) await abort(`no tier in wrangler.toml is served by MODELS=${models.join(",")}`);
   console.log(`[4/5] worker (wrangler dev, local) on :${port}: ${Object.keys(tiers).join(", ")}`);
+  // Secrets go through a 0600 env file, never argv (readable by anyone in /proc/<pid>/cmdline).
+  const workerVars = resolve(cfg.stateDir, "worker.vars");
+  const envLine = (k: string, v: string) => `${k}=${JSON.stringify(v)}\n`;
+  writeFileSync(
+    workerVars,
+    envLine("ADMIN_TOKEN", secrets.adminToken) + envLine("BACKEND_TOKEN", secrets.backendToken) + envLine("CACHE_KEY_SECRET", secrets.cacheKeySecret ?? ""),
+    { mode: 0o600 },
+  );
   const worker = new Supervisor({
     label: `worker :${port}`,
     launch: (onSpawn) =>
@@ -128,8 +138,7 @@ async function main() {
           "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist,
           "--show-interactive-dev-session=false",
           "--var", `TIERS:${JSON.stringify(tiers)}`,
-          "--var", `ADMIN_TOKEN:${secrets.adminToken}`,
-          "--var", `BACKEND_TOKEN:${secrets.backendToken}`,
+          "--env-file", workerVars,
         ],
         { cwd: root, env: OFFLINE_ENV, detached: true, url: `http://127.0.0.1:${port}/health`, timeoutMs: 120_000, label: `worker :${port}`, onSpawn,
           // Only the worker stamps request ids: never mistake another server on the port for it.

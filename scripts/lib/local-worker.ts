@@ -65,6 +65,8 @@ export async function startLocalWorker(o: {
       TIERS: { type: "plain_text", value: JSON.stringify(o.tiers) },
       BACKEND_TOKEN: { type: "secret_text", value: o.backendToken },
       ADMIN_TOKEN: { type: "secret_text", value: o.adminToken },
+      // In-process bindings, never argv; a fresh response-cache HMAC key per run.
+      CACHE_KEY_SECRET: { type: "secret_text", value: crypto.randomUUID() + crypto.randomUUID() },
     },
     dev: { persist: o.persistDir, server: { hostname: "127.0.0.1", port: 0 }, inspector: false, watch: false, remote: false, logLevel: "warn" },
   });
