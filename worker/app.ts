@@ -15,6 +15,7 @@ import { modelsRoutes } from "./routes/models";
 import { keyRoutes } from "./routes/key";
 import { tokenizeRoutes } from "./routes/tokenize";
 import { consoleRoutes } from "./console/routes";
+import { internalUsageRoutes } from "./routes/internal-usage";
 
 export function createApp() {
   const app = factory.createApp();
@@ -30,6 +31,8 @@ export function createApp() {
 
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.route("/console", consoleRoutes);
+  // The backend's usage reports (its own USAGE_TOKEN; 404 while unset).
+  app.route("/internal/usage", internalUsageRoutes);
 
   // API-key auth on every /v1/* route except /v1/admin/* (ADMIN_TOKEN there); sets c.var.account.
   app.use("/v1/*", apiAuth);

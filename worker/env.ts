@@ -1,4 +1,4 @@
-/** Bindings and vars of the worker (wrangler.toml). Secrets: BACKEND_TOKEN, ADMIN_TOKEN, CACHE_KEY_SECRET. */
+/** Bindings and vars of the worker (wrangler.toml). Secrets: BACKEND_TOKEN, ADMIN_TOKEN, USAGE_TOKEN, CACHE_KEY_SECRET. */
 export interface Env {
   DB: D1Database;
   KEY_LIMITER: DurableObjectNamespace;
@@ -10,6 +10,8 @@ export interface Env {
   ADMIN_TOKEN?: string;
   /** HMAC key of response-cache entries (32+ characters); unset = no response caching. */
   CACHE_KEY_SECRET?: string;
+  /** The backend's usage deliveries (POST /internal/usage); the route is a 404 while unset. */
+  USAGE_TOKEN?: string;
   /** "1" logs prompts in request logs (off by default). */
   LOG_PROMPTS?: string;
 }

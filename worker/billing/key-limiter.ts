@@ -4,21 +4,31 @@
  * storage (no await between read and write), so concurrent admits are strictly serialised: 40
  * parallel requests against a budget for 3 admit exactly 3.
  *
- * Reservations expire after RESERVATION_TTL_MS (an alarm sweeps them) so a worker that dies before
- * settling cannot hold a key's budget or tokens forever. A settle that arrives after expiry still
- * charges; settled ids are remembered for RETAIN_MS so a repeated settle never charges twice.
+ * A reservation ends only with a settle: the worker's, or the backend's report merged into the ledger
+ * (worker/usage/merge.ts). For one the worker never settled, the alarm asks the tier's backends
+ * (worker/usage/reservations.ts) and releases it only when they prove they never saw the request.
+ * Settles charge per request id up to the largest cost seen (`charged_units`), so the worker's settle
+ * and the backend's report, in any order and any number of times, charge the ledger row's cost once.
+ * The month's spend is rebuilt from the D1 ledger when this object has no state for the month
+ * (limiter-rebuild.ts), before anything is admitted or charged.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import { checkReservations, type Reservation } from "../usage/reservations";
+import { rebuildMonth } from "./limiter-rebuild";
 import { microsToUnits, parseUnits } from "./money";
 import { type Bucket, rateHeaders, refill, waitMs } from "./rate";
+import type { Pricing } from "./types";
 
-export const RESERVATION_TTL_MS = 30 * 60_000;
 const RETAIN_MS = 48 * 3600_000;
 const SWEEP_EVERY_MS = 5 * 60_000;
 
 export interface LimiterAdmitInput {
+  /** The key this object belongs to (it rebuilds the month's spend from the ledger by it). */
+  keyId: string;
   requestId: string;
+  /** The tier's price now: a backend report for this request is priced with it (worker/usage/merge.ts). */
+  pricing: Pricing;
   tier: string;
   rpm: number;
   tpm: number;
@@ -36,12 +46,18 @@ export type LimiterAdmitResult =
   | { ok: false; reason: RefusalReason; retryAfterMs: number | null; headers: Record<string, string> };
 
 export interface LimiterSettleInput {
+  keyId: string;
   requestId: string;
   tier: string;
   /** Actual prompt + completion tokens. */
   tokens: number;
-  /** Actual cost in units, decimal string. */
+  /** The request's cost as this write knows it (units, decimal string): the id is charged up to the largest. */
   units: string;
+  /**
+   * What earlier writes of this id already charged (the ledger row's cost before this merge), used only
+   * when this object no longer remembers the id (a report arriving after RETAIN_MS): then it charges the rest.
+   */
+  previousUnits?: string;
   startedAt: number;
 }
 
@@ -86,12 +102,28 @@ export class KeyLimiter extends DurableObject<Env> {
       state TEXT NOT NULL, created_ms INTEGER NOT NULL)`);
     sql.exec(`CREATE INDEX IF NOT EXISTS requests_state ON requests (state, created_ms)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS spend (month TEXT PRIMARY KEY, units TEXT NOT NULL)`);
+    // Months whose spend this object holds in full (rebuilt from the ledger, or started here).
+    sql.exec(`CREATE TABLE IF NOT EXISTS periods (month TEXT PRIMARY KEY)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
+    // Added by issue 14; ALTER fails harmlessly on objects that already have the columns.
+    for (const col of ["charged_units TEXT", "price TEXT"]) {
+      try {
+        sql.exec(`ALTER TABLE requests ADD COLUMN ${col}`);
+      } catch {
+        /* column exists */
+      }
+    }
     void ctx.blockConcurrencyWhile(async () => {
       this.alarmAt = await ctx.storage.getAlarm();
     });
   }
 
-  admit(input: LimiterAdmitInput): LimiterAdmitResult {
+  admit(input: LimiterAdmitInput): LimiterAdmitResult | Promise<LimiterAdmitResult> {
+    const rebuilding = this.ensureMonth(input.keyId);
+    return rebuilding ? rebuilding.then(() => this.admitNow(input)) : this.admitNow(input);
+  }
+
+  private admitNow(input: LimiterAdmitInput): LimiterAdmitResult {
     const now = Date.now();
     const { tier, rpm, tpm } = input;
     const requests = refill(this.planned(tier, "requests", rpm), rpm, now);
@@ -126,8 +158,8 @@ export class KeyLimiter extends DurableObject<Env> {
     this.saveBucket(tier, "requests", requests, rpm);
     this.saveBucket(tier, "tokens", tokens, tpm);
     this.ctx.storage.sql.exec(
-      "INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms) VALUES (?, ?, ?, ?, 'reserved', ?)",
-      input.requestId, tier, needTokens, reserve.toString(), now,
+      "INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms, charged_units, price) VALUES (?, ?, ?, ?, 'reserved', ?, '0', ?)",
+      input.requestId, tier, needTokens, reserve.toString(), now, JSON.stringify(input.pricing),
     );
     this.ensureAlarm(now);
     return { ok: true, headers: headers() };
@@ -165,18 +197,30 @@ export class KeyLimiter extends DurableObject<Env> {
     return wait === 0 ? { ok: true, headers } : { ok: false, reason: "requests", retryAfterMs: wait, headers };
   }
 
-  /** Releases the reservation (if any), charges the actual cost once, refunds unused tokens to TPM. */
-  settle(input: LimiterSettleInput): void {
+  /**
+   * Releases the reservation (if any) and refunds unused tokens to TPM, once; charges the id up to the
+   * largest cost any write reported (a repeat, or a smaller count, charges nothing).
+   */
+  settle(input: LimiterSettleInput): void | Promise<void> {
+    const rebuilding = this.ensureMonth(input.keyId);
+    return rebuilding ? rebuilding.then(() => this.settleNow(input)) : this.settleNow(input);
+  }
+
+  private settleNow(input: LimiterSettleInput): void {
     const now = Date.now();
     const sql = this.ctx.storage.sql;
-    const row = sql.exec<{ state: string; reserved_tokens: number }>(
-      "SELECT state, reserved_tokens FROM requests WHERE request_id = ?", input.requestId,
+    const row = sql.exec<{ state: string; reserved_tokens: number; charged_units: string | null }>(
+      "SELECT state, reserved_tokens, charged_units FROM requests WHERE request_id = ?", input.requestId,
     ).toArray()[0];
-    if (row?.state === "settled") return;
 
     const units = parseUnits(input.units);
-    const month = monthOf(input.startedAt > 0 ? input.startedAt : now);
-    sql.exec("INSERT OR REPLACE INTO spend (month, units) VALUES (?, ?)", month, (this.spent(month) + units).toString());
+    // Rows settled before charged_units existed, and forgotten ids, charged what the ledger already held.
+    const charged = row && row.charged_units !== null ? parseUnits(row.charged_units) : parseUnits(input.previousUnits);
+    if (units > charged) {
+      const month = monthOf(input.startedAt > 0 ? input.startedAt : now);
+      sql.exec("INSERT OR REPLACE INTO spend (month, units) VALUES (?, ?)", month, (this.spent(month) + units - charged).toString());
+    }
+    const chargedNow = (units > charged ? units : charged).toString();
     if (row?.state === "reserved") {
       const stored = this.stored(input.tier, "tokens");
       if (stored) {
@@ -186,31 +230,88 @@ export class KeyLimiter extends DurableObject<Env> {
         this.saveBucket(input.tier, "tokens", b, capacity);
       }
     }
-    if (row) sql.exec("UPDATE requests SET state = 'settled', reserved_units = '0' WHERE request_id = ?", input.requestId);
+    if (row) sql.exec("UPDATE requests SET state = 'settled', reserved_units = '0', charged_units = ? WHERE request_id = ?", chargedNow, input.requestId);
     else
       sql.exec(
-        "INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms) VALUES (?, ?, 0, '0', 'settled', ?)",
-        input.requestId, input.tier, now,
+        "INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms, charged_units) VALUES (?, ?, 0, '0', 'settled', ?, ?)",
+        input.requestId, input.tier, now, chargedNow,
       );
     this.ensureAlarm(now);
   }
 
-  status(): LimiterStatus {
+  /** The price each id was admitted at (null: not admitted here, or forgotten). */
+  admissionPricing(requestIds: string[]): Record<string, Pricing | null> {
+    const out: Record<string, Pricing | null> = {};
+    for (const id of requestIds) {
+      const r = this.ctx.storage.sql.exec<{ price: string | null }>("SELECT price FROM requests WHERE request_id = ?", id).toArray()[0];
+      out[id] = r?.price ? (JSON.parse(r.price) as Pricing) : null;
+    }
+    return out;
+  }
+
+  /** Ends a reservation without charge: the backends proved they never saw the request (usage/reservations.ts). */
+  release(requestId: string): void {
+    this.ctx.storage.sql.exec("UPDATE requests SET state = 'released', reserved_units = '0' WHERE request_id = ? AND state = 'reserved'", requestId);
+  }
+
+  status(keyId?: string): LimiterStatus | Promise<LimiterStatus> {
+    const rebuilding = keyId ? this.ensureMonth(keyId) : null;
+    return rebuilding ? rebuilding.then(() => this.statusNow()) : this.statusNow();
+  }
+
+  private statusNow(): LimiterStatus {
     const month = monthOf(Date.now());
     const reservations = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM requests WHERE state = 'reserved'").one().n;
     return { month, spentUnits: this.spent(month).toString(), reservedUnits: this.reservedUnits().toString(), reservations };
   }
 
-  /** Expires stale reservations (their budget and tokens are simply released) and forgets old ids. */
+  /**
+   * Forgets old ids, and asks the backends about reservations whose settle is late: a finished request's
+   * record is merged (and settles here), one no backend ever saw is released. Nothing is released for time alone.
+   */
   override async alarm(): Promise<void> {
     const now = Date.now();
     const sql = this.ctx.storage.sql;
-    sql.exec("UPDATE requests SET state = 'expired', reserved_units = '0' WHERE state = 'reserved' AND created_ms < ?", now - RESERVATION_TTL_MS);
     // IN (not !=) so the (state, created_ms) index serves the sweep instead of a full-table scan.
-    sql.exec("DELETE FROM requests WHERE state IN ('settled', 'expired') AND created_ms < ?", now - RETAIN_MS);
+    sql.exec("DELETE FROM requests WHERE state IN ('settled', 'expired', 'released') AND created_ms < ?", now - RETAIN_MS);
     this.alarmAt = null;
+    const late = sql
+      .exec<Reservation>("SELECT request_id, tier, created_ms FROM requests WHERE state = 'reserved' ORDER BY created_ms LIMIT 500")
+      .toArray();
+    if (late.length) await checkReservations(this.env, this, late, now);
     const left = sql.exec("SELECT 1 FROM requests LIMIT 1").toArray().length;
-    if (left) this.ensureAlarm(now);
+    if (left) this.ensureAlarm(Date.now());
+  }
+
+  /** The key id this object serves (stored at its first admit or settle). */
+  keyId(): string | null {
+    return this.ctx.storage.sql.exec<{ v: string }>("SELECT v FROM meta WHERE k = 'key_id'").toArray()[0]?.v ?? null;
+  }
+
+  /**
+   * null when this object holds the current month's spend; otherwise a promise that rebuilds it from the
+   * ledger while no other call runs (blockConcurrencyWhile), so nothing is admitted against a lost spend.
+   */
+  private ensureMonth(keyId: string): Promise<void> | null {
+    const sql = this.ctx.storage.sql;
+    const month = monthOf(Date.now());
+    if (sql.exec("SELECT 1 FROM periods WHERE month = ?", month).toArray().length) return null;
+    return this.ctx.blockConcurrencyWhile(async () => {
+      if (sql.exec("SELECT 1 FROM periods WHERE month = ?", month).toArray().length) return;
+      const snap = await rebuildMonth(this.env.DB, keyId, month, Date.now());
+      sql.exec("INSERT OR REPLACE INTO meta (k, v) VALUES ('key_id', ?)", keyId);
+      sql.exec("INSERT OR REPLACE INTO spend (month, units) VALUES (?, ?)", month, snap.spentUnits.toString());
+      // The spend is now the ledger's sum: recently changed rows count as charged at their ledger cost, so a
+      // settle of theirs still in flight (or queued) charges only what the ledger did not yet hold.
+      for (const r of snap.recent) {
+        sql.exec(
+          `INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms, charged_units) VALUES (?, ?, 0, '0', 'settled', ?, ?)
+           ON CONFLICT(request_id) DO UPDATE SET charged_units = excluded.charged_units`,
+          r.requestId, r.tier, Date.now(), r.costUnits,
+        );
+      }
+      sql.exec("INSERT INTO periods (month) VALUES (?)", month);
+    });
   }
 
   private ensureAlarm(now: number): void {

@@ -1,11 +1,12 @@
 /**
- * The usage ledger in D1: exactly one row per request id (INSERT OR IGNORE, so a retried write
- * never double-counts), plus the per-day aggregates /v1/usage and /v1/admin/usage serve.
+ * The usage ledger in D1: exactly one row per request id, plus the per-day aggregates /v1/usage and
+ * /v1/admin/usage serve. The worker's settle is an upsert that changes only a row holding the backend's
+ * report alone (worker/usage/merge.ts has the rule), so a retried write never double-counts.
  * Exact costs are written as decimal strings into an INTEGER column (SQLite stores them as int64)
  * and summed in SQL, then read back as TEXT so no JS number ever carries them.
  */
 import { parseUnits, unitsToMicros } from "./money";
-import type { UsageStatus } from "./types";
+import type { Pricing, UsageStatus } from "./types";
 
 export interface UsageRecord {
   requestId: string;
@@ -19,25 +20,43 @@ export interface UsageRecord {
   status: UsageStatus;
   startedAt: number;
   endedAt: number;
+  /** The tier's price at admission (kept on the row: a later backend report is priced with it). */
+  pricing?: Pricing;
+  /** For the limiter only: the ledger row's cost before a report raised it (KeyLimiter.settle). */
+  previousUnits?: string;
 }
 
-export const USAGE_STATUSES: readonly UsageStatus[] = ["ok", "cancelled", "error", "rejected", "cache_hit"];
+export const USAGE_STATUSES: readonly UsageStatus[] = ["ok", "cancelled", "error", "rejected", "cache_hit", "recovered"];
 
 export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export async function insertUsage(db: D1Database, r: UsageRecord, now = Date.now()): Promise<void> {
-  await db
-    .prepare(
-      `INSERT OR IGNORE INTO usage_records
-       (request_id, key_id, model, day, prompt_tokens, cached_tokens, completion_tokens, cost_units, status, started_at, ended_at, recorded_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    .bind(
-      r.requestId, r.keyId, r.model, dayOf(r.startedAt), r.promptTokens, r.cachedTokens, r.completionTokens,
-      r.costUnits, r.status, r.startedAt, r.endedAt, now,
-    )
-    .run();
+  await db.prepare(WORKER_SETTLE_SQL).bind(
+    r.requestId, r.keyId, r.model, dayOf(r.startedAt), r.promptTokens, r.cachedTokens, r.completionTokens,
+    r.costUnits, r.status, r.startedAt, r.endedAt, now, r.pricing?.input ?? null, r.pricing?.cached_input ?? null, r.pricing?.output ?? null, now,
+  ).run();
 }
+
+/**
+ * The worker's settle (merge rule in worker/usage/merge.ts). A row that exists changes only when it holds
+ * the backend's report alone (status 'recovered'): the status becomes the worker's; the tokens and cost are
+ * the worker's unless the report's cost more, whose excess is then `reconciled_units`. SQLite evaluates
+ * every SET expression against the old row.
+ */
+const WORKER_SETTLE_SQL = `INSERT INTO usage_records
+  (request_id, key_id, model, day, prompt_tokens, cached_tokens, completion_tokens, cost_units, status, started_at, ended_at, recorded_at,
+   price_input, price_cached_input, price_output, updated_at)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (request_id) DO UPDATE SET
+    status = excluded.status,
+    prompt_tokens = IIF(excluded.cost_units >= usage_records.cost_units, excluded.prompt_tokens, usage_records.prompt_tokens),
+    cached_tokens = IIF(excluded.cost_units >= usage_records.cost_units, excluded.cached_tokens, usage_records.cached_tokens),
+    completion_tokens = IIF(excluded.cost_units >= usage_records.cost_units, excluded.completion_tokens, usage_records.completion_tokens),
+    reconciled_units = IIF(excluded.cost_units >= usage_records.cost_units, 0, usage_records.cost_units - excluded.cost_units),
+    cost_units = MAX(excluded.cost_units, usage_records.cost_units),
+    price_input = excluded.price_input, price_cached_input = excluded.price_cached_input, price_output = excluded.price_output,
+    updated_at = excluded.updated_at
+  WHERE usage_records.status = 'recovered'`;
 
 /** Shape check for records coming back from the queue (the edge of this module's trust). */
 export function isUsageRecord(v: unknown): v is UsageRecord {

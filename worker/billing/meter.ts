@@ -84,7 +84,9 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
   let result: LimiterAdmitResult;
   try {
     result = await limiterFor(env, account.keyId).admit({
+      keyId: account.keyId,
       requestId: req.requestId,
+      pricing: req.pricing,
       tier: req.model,
       rpm: account.rpm,
       tpm: account.tpm,
@@ -146,7 +148,7 @@ export async function countRequest(env: Env, account: Account, model: string): P
 /** The key's spend and in-flight reservations for the current month (from its Durable Object). */
 export async function budgetStatus(env: Env, account: Account): Promise<LimiterStatus> {
   try {
-    return await limiterFor(env, account.keyId).status();
+    return await limiterFor(env, account.keyId).status(account.keyId);
   } catch (err) {
     console.error(JSON.stringify({ level: "error", where: "budget_status", error: String(err) }));
     throw limiterUnavailable();
@@ -189,7 +191,10 @@ export function toRecord(account: Account, req: SettleRequest): UsageRecord {
   const promptTokens = tokenCount(req.promptTokens);
   const t = { promptTokens, cachedTokens: Math.min(tokenCount(req.cachedTokens), promptTokens), completionTokens: tokenCount(req.completionTokens) };
   const units = isValidPricing(req.pricing) ? costUnits(req.pricing, t) : 0n;
-  return { requestId: req.requestId, keyId: account.keyId, model: req.model, ...t, costUnits: units.toString(), status: req.status, startedAt, endedAt };
+  return {
+    requestId: req.requestId, keyId: account.keyId, model: req.model, ...t, costUnits: units.toString(), status: req.status, startedAt, endedAt,
+    ...(isValidPricing(req.pricing) ? { pricing: req.pricing } : {}),
+  };
 }
 
 /**
@@ -247,6 +252,7 @@ export async function writeRecord(env: Env, record: UsageRecord, todo: { ledger:
 
 export function limiterSettle(env: Env, r: UsageRecord): Promise<void> {
   return limiterFor(env, r.keyId).settle({
-    requestId: r.requestId, tier: r.model, tokens: r.promptTokens + r.completionTokens, units: r.costUnits, startedAt: r.startedAt,
+    keyId: r.keyId, requestId: r.requestId, tier: r.model, tokens: r.promptTokens + r.completionTokens, units: r.costUnits, startedAt: r.startedAt,
+    ...(r.previousUnits !== undefined ? { previousUnits: r.previousUnits } : {}),
   });
 }

@@ -42,7 +42,8 @@ export interface Admission {
   headers: Record<string, string>;
 }
 
-export type UsageStatus = "ok" | "cancelled" | "error" | "rejected" | "cache_hit";
+/** `recovered`: billed from the backend's usage report alone (the worker never settled it: worker/usage/merge.ts). */
+export type UsageStatus = "ok" | "cancelled" | "error" | "rejected" | "cache_hit" | "recovered";
 
 export interface SettleRequest {
   requestId: string;

@@ -97,6 +97,9 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
     stop_token_ids: [EOS_ID],
     cache_salt: life.account.cacheSalt,
     request_id: life.requestId,
+    // Echoed in the backend's usage record: a request whose worker died is billed from it (worker/usage/merge.ts).
+    key_id: life.account.keyId,
+    tier: p.model,
     ...(p.responseFormat ? { response_format: p.responseFormat } : {}),
     ...(p.topLogprobs !== null ? { logprobs: true, top_logprobs: p.topLogprobs } : {}),
   };

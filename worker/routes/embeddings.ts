@@ -3,6 +3,12 @@
  * input: a string, a list of strings, a list of token ids, or a list of such lists. Strings are
  * tokenized at the edge with BOS prepended (as the model saw text in training); token arrays are sent
  * as given. encoding_format "base64" (the openai SDK's default) is float32 little-endian, base64.
+ *
+ * Bounded work (issue 15 #1): at most MAX_EMBED_TOKENS tokens per request (a 400 naming the limit), so an
+ * embed takes a few seconds on a replica, well inside EMBED_DEADLINE.ms. The replica answers only when
+ * done, so there is no header timer: at the deadline the replica is asked to stop (POST /v1/cancel) and
+ * its 409's computed tokens are billed (status error, 504 embedding_timeout). An embed goes to another
+ * replica only when the first refused it (connection refused, 429, 5xx), never after it took the work.
  */
 import type { Context } from "hono";
 import { z } from "zod";
@@ -20,6 +26,13 @@ import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
 export const embeddingsRoutes = factory.createApp();
 
 export const MAX_INPUTS = 256;
+/** Tokens per embeddings request, all inputs together (two full 4096-token contexts). */
+export const MAX_EMBED_TOKENS = 8192;
+/** How long an accepted embed may run before it is cancelled; `graceMs` more for the replica's 409. Tests shorten it. */
+export const EMBED_DEADLINE = { ms: 30_000, graceMs: 5_000 };
+
+const embedTimeout = () =>
+  new ApiError(504, "The embedding request took too long and was stopped; send fewer tokens per request.", "api_error", "embedding_timeout");
 
 const tokenIds = z.array(z.number().int().min(0).max(VOCAB_SIZE - 1));
 const EmbedBodySchema = z.object({
@@ -71,6 +84,9 @@ embeddingsRoutes.post("/embeddings", async (c) => {
     const tier = embeddingTier(c, model);
     const inputs = toInputs(body.input, tier.contextWindow);
     const promptTokens = inputs.reduce((n, ids) => n + ids.length, 0);
+    if (promptTokens > MAX_EMBED_TOKENS) {
+      throw new ApiError(400, `At most ${MAX_EMBED_TOKENS} tokens per embeddings request (all inputs together); this one has ${promptTokens}.`, "invalid_request_error", "too_many_tokens", "input");
+    }
 
     const admitted = await life.admit(tier.pricing, promptTokens, 0);
     // A client that leaves is a cancellation, as for chat: the replica is asked to stop (POST /v1/cancel)
@@ -85,13 +101,26 @@ embeddingsRoutes.post("/embeddings", async (c) => {
       const order = replicaRouter.rank(tier.backends, routingKey(inputs[0], life.account.cacheSalt));
       const work = dispatch(replicaRouter, order, life.client.signal, async (r) => {
         replica = r;
+        const ac = new AbortController();
+        let timedOut = false;
+        let hard: ReturnType<typeof setTimeout> | undefined;
+        const deadline = setTimeout(() => {
+          timedOut = true;
+          void cancelGenerate(r, c.env.BACKEND_TOKEN, life.requestId);
+          hard = setTimeout(() => ac.abort(), EMBED_DEADLINE.graceMs); // a replica that ignores the cancel
+        }, EMBED_DEADLINE.ms);
         try {
-          const res = await embed(r, c.env.BACKEND_TOKEN, { model: tier.backendModel, inputs, request_id: life.requestId }, new AbortController().signal);
+          const res = await embed(r, c.env.BACKEND_TOKEN, { model: tier.backendModel, inputs, request_id: life.requestId, key_id: life.account.keyId, tier: model }, ac.signal);
           if (!Array.isArray(res.data) || res.data.length !== inputs.length) throw new Error("embed response does not match the inputs");
-          return { res, computed: promptTokens };
+          return { res, computed: promptTokens, timedOut: false };
         } catch (err) {
-          if (err instanceof EmbedStopped) return { res: null, computed: err.computedTokens };
+          if (err instanceof EmbedStopped) return { res: null, computed: err.computedTokens, timedOut };
+          // Past the deadline and its grace: not retried elsewhere (this replica took the work).
+          if (timedOut) throw embedTimeout();
           throw err;
+        } finally {
+          clearTimeout(deadline);
+          clearTimeout(hard);
         }
       }, failures);
       // Keeps the request's I/O alive through a disconnect, so the stopped replica's count is settled.
@@ -107,6 +136,11 @@ embeddingsRoutes.post("/embeddings", async (c) => {
     done.release();
     replicaRouter.recordSuccess(done.replica);
     const billed = { promptTokens: done.value.computed, cachedTokens: 0, completionTokens: 0 };
+    if (done.value.timedOut) {
+      // Stopped at the deadline: what the replica computed is billed; the route's catch logs the 504.
+      life.settle({ ...billed, status: "error" });
+      throw embedTimeout();
+    }
     if (done.value.res === null || life.client.signal.aborted) {
       // Gone: what the replica computed (all of it, if it finished first) is billed as cancelled.
       life.settle({ ...billed, status: "cancelled" });

@@ -24,7 +24,7 @@ export function budgetPeriod(now: number): { start: string; end: string } {
 
 keyRoutes.get("/key", async (c) => {
   const account = c.get("account");
-  const status = await limiterFor(c.env, account.keyId).status();
+  const status = await limiterFor(c.env, account.keyId).status(account.keyId);
   const now = Date.now();
   // The limiter's month is the one its spend belongs to; at a month boundary a fresh month spent nothing yet.
   const spent = status.month === monthOf(now) ? parseUnits(status.spentUnits) : 0n;
