@@ -10,7 +10,9 @@ import type { ModelRunner } from "./model-runner";
 import { PrefixCache } from "./prefix-cache";
 import { createRng, sampleToken, tokenLogprob } from "./sampler";
 import { Scheduler, type SchedSeq } from "./scheduler";
-import { makeStats, type EngineStats } from "./stats";
+import { type EngineMetrics, type EngineStats, freshMetrics, makeStats } from "./stats";
+
+export type { EngineMetrics } from "./stats";
 
 export interface EngineOptions {
   maxBatch: number;
@@ -29,17 +31,6 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   prefillChunk: 256,
   maxQueue: 64,
 };
-
-export interface EngineMetrics {
-  requests: Record<FinishReason, number>;
-  promptTokens: number;
-  cachedTokens: number;
-  completionTokens: number;
-  steps: { prefill: number; decode: number };
-  stepSeconds: { prefill: number; decode: number };
-  decodeBatchSum: number;
-  lastBatch: number;
-}
 
 class Sequence implements SchedSeq {
   pos = 0;
@@ -400,19 +391,6 @@ export class Engine {
       ...(error ? { error } : {}),
     });
   }
-}
-
-function freshMetrics(): EngineMetrics {
-  return {
-    requests: { stop: 0, length: 0, model_length: 0, cancelled: 0, error: 0 },
-    promptTokens: 0,
-    cachedTokens: 0,
-    completionTokens: 0,
-    steps: { prefill: 0, decode: 0 },
-    stepSeconds: { prefill: 0, decode: 0 },
-    decodeBatchSum: 0,
-    lastBatch: 0,
-  };
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100;

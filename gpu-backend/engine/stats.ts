@@ -2,9 +2,34 @@
  * One engine's state in a single read (vLLM's make_stats): the server's /metrics asks for this snapshot
  * and never reads the scheduler, KV pool or prefix cache itself.
  */
-import type { EngineMetrics } from "./engine";
+import type { FinishReason } from "../../contract/wire";
 import type { KvPool } from "./kv-cache";
 import type { PrefixCache, PrefixCacheStats } from "./prefix-cache";
+
+/** The engine's running counters (Engine.metrics; reset per bench run). */
+export interface EngineMetrics {
+  requests: Record<FinishReason, number>;
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  steps: { prefill: number; decode: number };
+  stepSeconds: { prefill: number; decode: number };
+  decodeBatchSum: number;
+  lastBatch: number;
+}
+
+export function freshMetrics(): EngineMetrics {
+  return {
+    requests: { stop: 0, length: 0, model_length: 0, cancelled: 0, error: 0 },
+    promptTokens: 0,
+    cachedTokens: 0,
+    completionTokens: 0,
+    steps: { prefill: 0, decode: 0 },
+    stepSeconds: { prefill: 0, decode: 0 },
+    decodeBatchSum: 0,
+    lastBatch: 0,
+  };
+}
 
 export interface EngineStats {
   model: string;
