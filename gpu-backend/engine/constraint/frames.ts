@@ -1,0 +1,75 @@
+/**
+ * The automaton's frames (automaton.ts): what a configuration's stack is made of, and the moves every frame
+ * kind shares (push, a child finishing). Frames are immutable; a stack is a linked list sharing its tail.
+ */
+import type { Literal, Node, ObjectNode } from "../../../contract/json-schema";
+
+export type ArrayNode = Extract<Node, { kind: "array" }>;
+export type StringNode = Extract<Node, { kind: "string" }>;
+export type NumberNode = Extract<Node, { kind: "number" }>;
+
+export const ROOT = 0, VALUE = 1, OBJ = 2, FREE = 3, ARR = 4, STR = 5, NUM = 6, LIT = 7;
+// Object / free-object / array states. KEY and VAL wait under a child frame.
+export const OPEN = 0, COMMA = 1, COMMA_NS = 2, KEY = 3, COLON = 4, VAL = 5, AFTER = 6;
+// String modes; UTF8 + k is inside a multi-byte character (scalars.ts utf8Next).
+export const S_NORMAL = 0, S_ESC = 1, U0 = 2, U1 = 3, U1D = 4, U2 = 5, U3 = 6, H2 = 7, H3 = 8, NEED_BS = 9, NEED_U = 10, L0 = 11, L1 = 12, L2 = 13, L3 = 14, UTF8 = 16;
+// Number states.
+export const N_MINUS = 0, N_ZERO = 1, N_INT = 2, N_DOT = 3, N_FRAC = 4, N_E = 5, N_ESIGN = 6, N_EXP = 7;
+
+export type Frame =
+  | { t: typeof ROOT; done: boolean }
+  | { t: typeof VALUE; node: Node; sp: boolean }
+  | { t: typeof OBJ; node: ObjectNode; st: number; j: number }
+  | { t: typeof FREE; st: number }
+  | { t: typeof ARR; node: ArrayNode; st: number; n: number }
+  | { t: typeof STR; node: StringNode; n: number; m: number }
+  | { t: typeof NUM; node: NumberNode; st: number; c: number }
+  | { t: typeof LIT; lit: Literal; pos: number };
+
+export interface Stack {
+  readonly f: Frame;
+  readonly next: Stack | null;
+  /** Frames below this one. */
+  readonly d: number;
+  /** Memoised key of the whole stack (frames are immutable). */
+  k?: string;
+}
+
+export const SP = 0x20, QUOTE = 0x22, BS = 0x5c, COMMA_B = 0x2c, COLON_B = 0x3a;
+export const LBRACE = 0x7b, RBRACE = 0x7d, LBRACK = 0x5b, RBRACK = 0x5d, MINUS = 0x2d, DOT = 0x2e, ZERO = 0x30;
+
+export const push = (next: Stack | null, f: Frame): Stack => ({ f, next, d: next ? next.d + 1 : 0 });
+export const FREE_FRAMES = [OPEN, COMMA, COMMA_NS, KEY, COLON, VAL, AFTER].map((st): Frame => ({ t: FREE, st }));
+export const ROOT_OPEN: Frame = { t: ROOT, done: false };
+const ROOT_DONE: Frame = { t: ROOT, done: true };
+const valueFrames = new WeakMap<Node, [Frame, Frame]>();
+/** Value frames carry no per-position data: one pair per node. */
+export function valueFrame(node: Node, sp: boolean): Frame {
+  let pair = valueFrames.get(node);
+  if (!pair) valueFrames.set(node, (pair = [{ t: VALUE, node, sp: false }, { t: VALUE, node, sp: true }]));
+  return pair[sp ? 1 : 0];
+}
+
+/** The parent (under a finished child) moves on. */
+export function childDone(parent: Stack): Stack {
+  const f = parent.f;
+  switch (f.t) {
+    case ROOT:
+      return push(parent.next, ROOT_DONE);
+    case OBJ:
+      return push(parent.next, { t: OBJ, node: f.node, st: f.st === KEY ? COLON : AFTER, j: f.j });
+    case FREE:
+      return push(parent.next, FREE_FRAMES[f.st === KEY ? COLON : AFTER]!);
+    case ARR: {
+      const n = f.n + 1;
+      return push(parent.next, { t: ARR, node: f.node, st: AFTER, n: Math.min(n, arrayCountCap(f.node)) });
+    }
+    default:
+      throw new Error(`frame ${f.t} cannot have a child`);
+  }
+}
+
+/** Element counts only matter up to the larger finite bound; capping keeps the key space finite. */
+export const arrayCountCap = (n: ArrayNode) => (n.max === Infinity ? n.min : n.max);
+
+export const isDigit = (b: number) => b >= 0x30 && b <= 0x39;
