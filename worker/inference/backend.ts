@@ -42,16 +42,20 @@ function headers(token: string | undefined): HeadersInit {
  */
 export const HEADERS_TIMEOUT_MS = 15_000;
 
-async function post(url: string, token: string | undefined, body: unknown, signal: AbortSignal): Promise<Response> {
+/** `headersTimeoutMs` null: no header timer (an embed answers only when done; see routes/embeddings.ts). */
+async function post(url: string, token: string | undefined, body: unknown, signal: AbortSignal, headersTimeoutMs: number | null = HEADERS_TIMEOUT_MS): Promise<Response> {
   const ac = new AbortController();
   const follow = () => ac.abort();
   if (signal.aborted) ac.abort();
   signal.addEventListener("abort", follow, { once: true });
   let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    ac.abort();
-  }, HEADERS_TIMEOUT_MS);
+  const timer =
+    headersTimeoutMs === null
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          ac.abort();
+        }, headersTimeoutMs);
   let res: Response;
   try {
     res = await fetch(url, { method: "POST", headers: headers(token), body: JSON.stringify(body), signal: ac.signal });
@@ -167,9 +171,12 @@ function stoppedUsage(body: string): number | null {
   }
 }
 
-/** POST /v1/embed. Throws EmbedStopped when POST /v1/cancel stopped it. */
+/**
+ * POST /v1/embed. Throws EmbedStopped when POST /v1/cancel stopped it. No header timer: the replica
+ * answers only once every input is computed, so the caller bounds it with a deadline and a cancel.
+ */
 export async function embed(base: string, token: string | undefined, req: EmbedRequest, signal: AbortSignal): Promise<EmbedResponse> {
-  const res = await post(`${base}/v1/embed`, token, req, signal);
+  const res = await post(`${base}/v1/embed`, token, req, signal, null);
   try {
     return (await res.json()) as EmbedResponse;
   } catch {
