@@ -110,7 +110,7 @@ embeddingsRoutes.post("/embeddings", async (c) => {
           hard = setTimeout(() => ac.abort(), EMBED_DEADLINE.graceMs); // a replica that ignores the cancel
         }, EMBED_DEADLINE.ms);
         try {
-          const res = await embed(r, c.env.BACKEND_TOKEN, { model: tier.backendModel, inputs, request_id: life.requestId }, ac.signal);
+          const res = await embed(r, c.env.BACKEND_TOKEN, { model: tier.backendModel, inputs, request_id: life.requestId, key_id: life.account.keyId, tier: model }, ac.signal);
           if (!Array.isArray(res.data) || res.data.length !== inputs.length) throw new Error("embed response does not match the inputs");
           return { res, computed: promptTokens, timedOut: false };
         } catch (err) {
