@@ -23,6 +23,8 @@ interface Secrets {
   backendToken: string;
   metricsToken: string;
   cacheKeySecret?: string;
+  /** The backend's usage deliveries to the worker's POST /internal/usage (both sides hold it). */
+  usageToken: string;
 }
 
 function fail(message: string): never {
@@ -41,6 +43,7 @@ function loadSecrets(cfg: LaunchConfig): Secrets {
     backendToken: o.backendToken ?? saved.backendToken ?? randomBytes(24).toString("hex"),
     metricsToken: o.metricsToken ?? saved.metricsToken ?? randomBytes(24).toString("hex"),
     cacheKeySecret: saved.cacheKeySecret ?? randomBytes(24).toString("hex"),
+    usageToken: o.usageToken ?? saved.usageToken ?? randomBytes(24).toString("hex"),
   };
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
@@ -96,7 +99,8 @@ async function main() {
   }
 
   console.log(`[3/5] backend${backendPorts.length > 1 ? "s" : ""} on ${backendPorts.map((p) => `:${p}`).join(", ")}`);
-  const backendEnv = { ...process.env, BACKEND_TOKEN: secrets.backendToken, METRICS_TOKEN: secrets.metricsToken };
+  // USAGE_TOKEN through the environment, never argv (visible in ps): the backend delivers its usage records to the worker.
+  const backendEnv = { ...process.env, BACKEND_TOKEN: secrets.backendToken, METRICS_TOKEN: secrets.metricsToken, USAGE_TOKEN: secrets.usageToken };
   const launchBackend = (bport: number) => async (onSpawn: (c: ChildProcess) => void) =>
     (
       await spawnUntilReady(
@@ -106,6 +110,7 @@ async function main() {
           "--import", "tsx", "gpu-backend/main.ts", ...models.flatMap((m) => ["--model", `models/dev/${m}`]), "--port", String(bport), "--host", "127.0.0.1",
           // Under the state dir, so a throwaway DEV_STATE_DIR leaves nothing in the repo; the same dir on a restart, so the journal replays.
           "--journal-dir", resolve(cfg.stateDir, "journal", String(bport)),
+          "--usage-url", `http://127.0.0.1:${port}/internal/usage`,
           ...(cfg.backendThreads ? ["--threads", cfg.backendThreads] : []),
         ],
         { cwd: root, env: backendEnv, detached: true, ready: /^backend ready on /, timeoutMs: 180_000, label: `backend :${bport}`, onSpawn },
@@ -126,7 +131,8 @@ async function main() {
   const envLine = (k: string, v: string) => `${k}=${JSON.stringify(v)}\n`;
   writeFileSync(
     workerVars,
-    envLine("ADMIN_TOKEN", secrets.adminToken) + envLine("BACKEND_TOKEN", secrets.backendToken) + envLine("CACHE_KEY_SECRET", secrets.cacheKeySecret ?? ""),
+    envLine("ADMIN_TOKEN", secrets.adminToken) + envLine("BACKEND_TOKEN", secrets.backendToken) + envLine("CACHE_KEY_SECRET", secrets.cacheKeySecret ?? "") +
+      envLine("USAGE_TOKEN", secrets.usageToken),
     { mode: 0o600 },
   );
   const worker = new Supervisor({

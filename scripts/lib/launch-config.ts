@@ -15,7 +15,7 @@ Environment:
   BACKEND_THREADS=N      ONNX Runtime intra-op threads per backend (default: all cores)
   MODELS=tiny,small,medium  dev models to serve
   DEV_STATE_DIR=.dev     secrets, local D1/DO/KV state, backend usage journals (journal/<port>)
-  DEV_API_KEY, ADMIN_TOKEN, BACKEND_TOKEN, METRICS_TOKEN   default: generated once, kept in DEV_STATE_DIR
+  DEV_API_KEY, ADMIN_TOKEN, BACKEND_TOKEN, METRICS_TOKEN, USAGE_TOKEN   default: generated once, kept in DEV_STATE_DIR
   QUIET_LOGS=1           hide the children's log lines (restart notices are still printed)`;
 
 export interface LaunchConfig {
@@ -28,7 +28,7 @@ export interface LaunchConfig {
   stateDir: string;
   quietLogs: boolean;
   /** Overrides of the secrets kept in stateDir/secrets.json. */
-  secrets: { apiKey?: string; adminToken?: string; backendToken?: string; metricsToken?: string };
+  secrets: { apiKey?: string; adminToken?: string; backendToken?: string; metricsToken?: string; usageToken?: string };
 }
 
 /** Throws an Error with a one-line message on a bad setting; `--help` and unknown flags exit in parseCli. */
@@ -57,6 +57,7 @@ export function parseLaunchConfig(root: string, argv: string[], env: NodeJS.Proc
       adminToken: nonEmpty(env.ADMIN_TOKEN),
       backendToken: nonEmpty(env.BACKEND_TOKEN),
       metricsToken: nonEmpty(env.METRICS_TOKEN),
+      usageToken: nonEmpty(env.USAGE_TOKEN),
     },
   };
 }

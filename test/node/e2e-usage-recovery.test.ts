@@ -1,0 +1,130 @@
+/**
+ * Issue 14 through the real stack (`npm start`: wrangler dev + a backend process): the worker is killed
+ * (kill -9) mid-stream, between admit and settle. The backend cancels the orphaned generation, journals
+ * its record and keeps delivering it; once the launcher has brought the worker back, the record lands in
+ * the ledger as `recovered`, exactly once, with the backend's token count and the tier's price.
+ * Waits on the launcher's lines and on the ledger's state, never on fixed sleeps.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { ChildProcess } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { UsageStatusResponse } from "../../contract/usage";
+import { freePorts, spawnUntilReady, stopProcess } from "../../scripts/lib/processes";
+
+const root = resolve(import.meta.dirname, "../..");
+
+interface LedgerRow {
+  request_id: string; status: string; prompt_tokens: number; cached_tokens: number; completion_tokens: number; cost_units: string;
+}
+
+/** Re-checks `probe` (itself one HTTP round trip, which paces the loop) until it yields, up to `limitMs`. */
+async function until<T>(probe: () => Promise<T | undefined>, limitMs: number): Promise<T> {
+  const end = Date.now() + limitMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error("condition not reached");
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe("a worker killed between admit and settle (npm start)", () => {
+  let launcher: ChildProcess;
+  let state: string;
+  let port: number;
+  let backendPort: number;
+  let secrets: { apiKey: string; adminToken: string; backendToken: string };
+  const lines: string[] = [];
+  const waiters: Array<{ re: RegExp; from: number; done: (m: RegExpMatchArray) => void }> = [];
+  const push = (line: string) => {
+    lines.push(line);
+    for (const w of [...waiters]) {
+      const m = line.match(w.re);
+      if (m && lines.length - 1 >= w.from) (waiters.splice(waiters.indexOf(w), 1), w.done(m));
+    }
+  };
+  const waitLine = (re: RegExp, from = 0) =>
+    new Promise<RegExpMatchArray>((done) => {
+      const m = lines.slice(from).map((l) => l.match(re)).find(Boolean);
+      if (m) done(m);
+      else waiters.push({ re, from, done });
+    });
+
+  beforeAll(async () => {
+    [port, backendPort] = await freePorts(2);
+    state = mkdtempSync(join(tmpdir(), "moe-edge-recovery-"));
+    ({ child: launcher } = await spawnUntilReady(resolve(root, "node_modules/.bin/tsx"), ["scripts/start.ts"], {
+      cwd: root,
+      env: { ...process.env, PORT: String(port!), BACKEND_PORT: String(backendPort!), DEV_STATE_DIR: state, MODELS: "tiny", BACKEND_THREADS: "1", QUIET_LOGS: "1" },
+      ready: /stack ready/,
+      timeoutMs: 240_000,
+      label: "npm start",
+      echo: push,
+    }));
+    secrets = JSON.parse(readFileSync(join(state, "secrets.json"), "utf8")) as typeof secrets;
+  }, 300_000);
+
+  afterAll(async () => {
+    if (launcher) await stopProcess(launcher, 15_000);
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  const ledger = async (requestId: string): Promise<LedgerRow[]> => {
+    const res = await fetch(`http://127.0.0.1:${port}/v1/admin/usage/requests?request_id=${requestId}`, { headers: { authorization: `Bearer ${secrets.adminToken}` } });
+    if (!res.ok) return [];
+    return ((await res.json()) as { data: LedgerRow[] }).data;
+  };
+
+  it("the backend's record is billed `recovered` exactly once, with the backend's count", async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${secrets.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "mistral-tiny", messages: [{ role: "user", content: "Tell me a long story." }], max_tokens: 3000, stream: true, temperature: 0 }),
+    });
+    expect(res.status).toBe(200);
+    const requestId = res.headers.get("x-request-id")!;
+    const reader = res.body!.getReader();
+    let seen = "";
+    while (!seen.includes('"content"')) seen += new TextDecoder().decode((await reader.read()).value ?? new Uint8Array());
+
+    // The worker dies mid-stream: no settle can run.
+    const from = lines.length;
+    const pid = Number((await waitLine(new RegExp(`worker :${port} (?:ready|restarted) \\(pid (\\d+)\\)`)))[1]);
+    process.kill(pid, "SIGKILL");
+    await reader.read().catch(() => undefined);
+    await waitLine(new RegExp(`npm start: worker :${port} exited \\(SIGKILL\\)`), from);
+    await waitLine(new RegExp(`npm start: worker :${port} restarted \\(pid \\d+\\)`), from);
+
+    // The backend finished the orphan (cancelled when its caller vanished) and knows its count.
+    const status = async () => {
+      const r = await fetch(`http://127.0.0.1:${backendPort}/v1/usage/status`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${secrets.backendToken}`, "content-type": "application/json" },
+        body: JSON.stringify({ request_ids: [requestId] }),
+      });
+      const s = ((await r.json()) as UsageStatusResponse).requests[requestId];
+      return s?.state === "finished" ? s.record : undefined;
+    };
+    const record = await until(status, 60_000);
+    const rows = await until(async () => {
+      const r = await ledger(requestId);
+      return r.length > 0 ? r : undefined;
+    }, 90_000);
+    expect(rows).toHaveLength(1);
+    const tiny = { input: 140_000n, cached_input: 14_000n, output: 420_000n };
+    const want = BigInt(record.prompt_tokens - record.cached_tokens) * tiny.input + BigInt(record.cached_tokens) * tiny.cached_input + BigInt(record.completion_tokens) * tiny.output;
+    expect(rows[0]).toMatchObject({
+      status: "recovered", prompt_tokens: record.prompt_tokens, cached_tokens: record.cached_tokens, completion_tokens: record.completion_tokens,
+      cost_units: want.toString(),
+    });
+    expect(record.completion_tokens).toBeGreaterThan(0);
+
+    // The key's budget counts it, once: a later request's settle does not disturb it.
+    const key = await fetch(`http://127.0.0.1:${port}/v1/key`, { headers: { authorization: `Bearer ${secrets.apiKey}` } });
+    const k = (await key.json()) as { spent_micros: number; reserved_micros: number };
+    expect(k.reserved_micros).toBe(0);
+    expect(k.spent_micros).toBe(Number((want + 500_000n) / 1_000_000n));
+  });
+});
