@@ -6,10 +6,14 @@
  */
 import { z } from "zod";
 
-export const WIRE_VERSION = 1;
+/**
+ * 2: response_format, logprobs and top_logprobs (structured output). A version-1 backend would drop those
+ * fields in validation and generate unconstrained text, so it must refuse this edge instead.
+ */
+export const WIRE_VERSION = 2;
 
 /**
- * The edge names the contract version it speaks on every request (`x-moe-wire-version: 1`). A backend
+ * The edge names the contract version it speaks on every request (`x-moe-wire-version: 2`). A backend
  * refuses any other version with a 400 whose code is WIRE_VERSION_UNSUPPORTED, before any work, and the
  * edge reports that as a 502. A request without the header (curl, a test) is taken as this version.
  */
