@@ -1,5 +1,5 @@
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { ASK_AFTER_MS } from "../../worker/usage/reservations";
 import { lookupAccount } from "../../worker/billing/keys";
 import { admit, limiterFor, settle } from "../../worker/billing/meter";
@@ -136,9 +136,12 @@ describe("reservations that are never settled", () => {
     await runInDurableObject(stub, (_o: unknown, state: DurableObjectState) => {
       state.storage.sql.exec("UPDATE requests SET created_ms = created_ms - ?", ASK_AFTER_MS + 1000);
     });
-    // The tier's backend (127.0.0.1:8788 in wrangler.toml) is not running here: nobody can say the request
-    // was never seen, so the reservation holds (worker/usage/reservations.ts).
+    // The tier's backend cannot be reached: nobody can say the request was never seen, so the reservation
+    // holds (worker/usage/reservations.ts).
+    const down = vi.spyOn(globalThis, "fetch").mockRejectedValue(new Error("connection refused"));
     expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(down).toHaveBeenCalled();
+    down.mockRestore();
     expect(await stub.status()).toMatchObject({ reservations: 1, reservedUnits: "560000", spentUnits: "0" });
 
     // The lost request's settle finally arrives: charged once, however often it is repeated.
