@@ -7,6 +7,7 @@ import { HTTPException } from "hono/http-exception";
 import { ApiError, internalError, notFound } from "./errors";
 import { factory } from "./factory";
 import { apiAuth } from "./middleware/auth";
+import { apiCors } from "./middleware/cors";
 import { adminRoutes } from "./routes/admin";
 import { usageRoutes } from "./routes/usage";
 import { chatRoutes } from "./routes/chat";
@@ -35,6 +36,8 @@ export function createApp() {
   app.route("/internal/usage", internalUsageRoutes);
 
   // API-key auth on every /v1/* route except /v1/admin/* (ADMIN_TOKEN there); sets c.var.account.
+  // CORS first: a preflight carries no key (off unless CORS_ORIGINS is set; middleware/cors.ts).
+  app.use("/v1/*", apiCors);
   app.use("/v1/*", apiAuth);
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/usage", usageRoutes);

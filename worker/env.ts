@@ -12,6 +12,8 @@ export interface Env {
   CACHE_KEY_SECRET?: string;
   /** The backend's usage deliveries (POST /internal/usage); the route is a 404 while unset. */
   USAGE_TOKEN?: string;
+  /** Comma-separated origins allowed to call /v1/* from a browser ("*": any); unset = no CORS. */
+  CORS_ORIGINS?: string;
   /** "1" logs prompts in request logs (off by default). */
   LOG_PROMPTS?: string;
 }
