@@ -2,13 +2,15 @@
 import { createApp } from "./app";
 import type { Env } from "./env";
 import { consumeUsage } from "./billing/usage-queue";
+import { consumeDeadLetters } from "./billing/dead-letters";
 
 const app = createApp();
 
 export default {
   fetch: app.fetch,
   // USAGE_QUEUE consumer: replays usage writes that settle() could not complete inline.
-  queue: (batch, env) => consumeUsage(batch, env),
+  // Its dead-letter queue (wrangler.toml) parks what still fails after max_retries (billing/dead-letters.ts).
+  queue: (batch, env) => (batch.queue.endsWith("-dlq") ? consumeDeadLetters(batch, env) : consumeUsage(batch, env)),
 } satisfies ExportedHandler<Env>;
 
 export { KeyLimiter } from "./billing/key-limiter";

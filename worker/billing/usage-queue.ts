@@ -6,7 +6,7 @@ import type { Env } from "../env";
 import { insertUsage, isUsageRecord } from "./ledger";
 import { limiterSettle, type UsageMessage } from "./meter";
 
-function isUsageMessage(v: unknown): v is UsageMessage {
+export function isUsageMessage(v: unknown): v is UsageMessage {
   if (typeof v !== "object" || v === null) return false;
   const m = v as Record<string, unknown>;
   return m.v === 1 && typeof m.ledger === "boolean" && typeof m.limiter === "boolean" && isUsageRecord(m.record);

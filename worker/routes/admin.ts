@@ -7,6 +7,8 @@
  *   DELETE /v1/admin/keys/:id    -> revoke (idempotent)
  *   GET    /v1/admin/usage       ?key_id=&from=YYYY-MM-DD&to=YYYY-MM-DD -> per key/tier/day rows
  *   GET    /v1/admin/usage/requests ?key_id=&request_id=&limit=(1..1000, 100) -> per-request records, newest first
+ *   GET    /v1/admin/usage/dead-letters          -> {count}: usage records parked by the queue's DLQ
+ *   POST   /v1/admin/usage/dead-letters/replay   ?limit=(1..1000, 100) -> {replayed, failed, remaining} (idempotent)
  * `key` lets the local dev stack keep one key across restarts; it must match [A-Za-z0-9_-]{32,200}.
  * Creating a key that already exists -> 409 key_exists (message names the existing id).
  */
@@ -15,6 +17,7 @@ import { readBody } from "../api/body";
 import { factory } from "../factory";
 import { CUSTOM_KEY_RE, createKey, generateKey, getKey, KeyExistsError, type KeyRow, listKeys, revokeKey, updateKey } from "../billing/keys";
 import { usageByDay, usageRequests } from "../billing/ledger";
+import { countDeadLetters, replayDeadLetters } from "../billing/dead-letters";
 import type { Env } from "../env";
 import { ApiError, badRequest, notFound } from "../errors";
 import { requireAdmin } from "../middleware/admin-auth";
@@ -110,4 +113,13 @@ adminRoutes.get("/usage/requests", async (c) => {
   const keyId = c.req.query("key_id") || undefined;
   const requestId = c.req.query("request_id") || undefined;
   return c.json({ object: "list", data: await usageRequests(c.env.DB, { keyId, requestId, limit }) });
+});
+
+adminRoutes.get("/usage/dead-letters", async (c) => c.json({ object: "dead_letters", count: await countDeadLetters(c.env) }));
+
+adminRoutes.post("/usage/dead-letters/replay", async (c) => {
+  const limitRaw = c.req.query("limit");
+  const limit = limitRaw === undefined ? 100 : Number(limitRaw);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw badRequest("limit must be an integer from 1 to 1000.", "limit");
+  return c.json({ object: "dead_letter_replay", ...(await replayDeadLetters(c.env, limit)) });
 });
