@@ -122,10 +122,14 @@ describe("a client that stops reading", () => {
 
 describe("non-streamed chat", () => {
   it("client disconnect: generation is drained under waitUntil and the backend's count is billed", async () => {
-    for (const h of hosts) backend.set(h, { kind: "ok", text: "y".repeat(200), chunk: 2, delayMs: 5, lag: 3 });
+    // Events, not sleeps: the replica holds after 10 tokens until the cancel arrives, and the client
+    // leaves once the replica has the request.
+    const g = gate(10);
+    for (const h of hosts) backend.set(h, { kind: "ok", text: "y".repeat(200), chunk: 2, lag: 3, gate: g });
+    void backend.nextCancel().then(g.release);
     const ac = new AbortController();
     const { res, settled } = await disconnectable({}, ac.signal);
-    await new Promise((r) => setTimeout(r, 60));
+    while (!backend.seen.some((s) => s.path === "/v1/generate")) await new Promise((r) => setTimeout(r, 0));
     ac.abort();
     const r = await res;
     expect(r.status).toBe(499);
