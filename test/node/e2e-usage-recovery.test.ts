@@ -5,12 +5,12 @@
  * the ledger as `recovered`, exactly once, with the backend's token count and the tier's price.
  * Waits on the launcher's lines and on the ledger's state, never on fixed sleeps.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { UsageStatusResponse } from "../../contract/usage";
+import type { UsageRecord as Report, UsageStatusResponse } from "../../contract/usage";
 import { freePorts, spawnUntilReady, stopProcess } from "../../scripts/lib/processes";
 
 const root = resolve(import.meta.dirname, "../..");
@@ -52,6 +52,13 @@ describe("a worker killed between admit and settle (npm start)", () => {
       else waiters.push({ re, from, done });
     });
 
+  /** The pid of the newest start of `what` ("worker" or "backend"), from the launcher's lines. */
+  const pidOf = (what: string, p: number) => {
+    const re = new RegExp(`${what} :${p} (?:ready|restarted) \\(pid (\\d+)\\)`);
+    const m = lines.map((l) => l.match(re)).filter(Boolean).at(-1);
+    return Number(m![1]);
+  };
+
   beforeAll(async () => {
     [port, backendPort] = await freePorts(2);
     state = mkdtempSync(join(tmpdir(), "moe-edge-recovery-"));
@@ -77,7 +84,8 @@ describe("a worker killed between admit and settle (npm start)", () => {
     return ((await res.json()) as { data: LedgerRow[] }).data;
   };
 
-  it("the backend's record is billed `recovered` exactly once, with the backend's count", async () => {
+  /** Starts a long stream and reads until its first content: the worker has admitted it and not settled. */
+  const openStream = async () => {
     const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${secrets.apiKey}`, "content-type": "application/json" },
@@ -88,26 +96,18 @@ describe("a worker killed between admit and settle (npm start)", () => {
     const reader = res.body!.getReader();
     let seen = "";
     while (!seen.includes('"content"')) seen += new TextDecoder().decode((await reader.read()).value ?? new Uint8Array());
-
-    // The worker dies mid-stream: no settle can run.
-    const from = lines.length;
-    const pid = Number((await waitLine(new RegExp(`worker :${port} (?:ready|restarted) \\(pid (\\d+)\\)`)))[1]);
-    process.kill(pid, "SIGKILL");
-    await reader.read().catch(() => undefined);
-    await waitLine(new RegExp(`npm start: worker :${port} exited \\(SIGKILL\\)`), from);
-    await waitLine(new RegExp(`npm start: worker :${port} restarted \\(pid \\d+\\)`), from);
-
-    // The backend finished the orphan (cancelled when its caller vanished) and knows its count.
-    const status = async () => {
-      const r = await fetch(`http://127.0.0.1:${backendPort}/v1/usage/status`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${secrets.backendToken}`, "content-type": "application/json" },
-        body: JSON.stringify({ request_ids: [requestId] }),
-      });
-      const s = ((await r.json()) as UsageStatusResponse).requests[requestId];
-      return s?.state === "finished" ? s.record : undefined;
-    };
-    const record = await until(status, 60_000);
+    return { requestId, reader };
+  };
+  const backendStatus = async (requestId: string) => {
+    const r = await fetch(`http://127.0.0.1:${backendPort}/v1/usage/status`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${secrets.backendToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ request_ids: [requestId] }),
+    });
+    const st = ((await r.json()) as UsageStatusResponse).requests[requestId];
+    return st?.state === "finished" ? st.record : undefined;
+  };
+  const oneRecoveredRow = async (requestId: string, record: Report) => {
     const rows = await until(async () => {
       const r = await ledger(requestId);
       return r.length > 0 ? r : undefined;
@@ -120,11 +120,54 @@ describe("a worker killed between admit and settle (npm start)", () => {
       cost_units: want.toString(),
     });
     expect(record.completion_tokens).toBeGreaterThan(0);
+    return want;
+  };
 
-    // The key's budget counts it, once: a later request's settle does not disturb it.
+  it("the backend's record is billed `recovered` exactly once, with the backend's count", async () => {
+    const { requestId, reader } = await openStream();
+    // The worker dies mid-stream: no settle can run.
+    const from = lines.length;
+    process.kill(pidOf("worker", port), "SIGKILL");
+    await reader.read().catch(() => undefined);
+    await waitLine(new RegExp(`npm start: worker :${port} exited \\(SIGKILL\\)`), from);
+    await waitLine(new RegExp(`npm start: worker :${port} restarted \\(pid \\d+\\)`), from);
+
+    // The backend finished the orphan (cancelled when its caller vanished) and knows its count.
+    const record = await until(() => backendStatus(requestId), 60_000);
+    const want = await oneRecoveredRow(requestId, record);
+
+    // The key's budget counts it, once, and holds no reservation for it.
     const key = await fetch(`http://127.0.0.1:${port}/v1/key`, { headers: { authorization: `Bearer ${secrets.apiKey}` } });
     const k = (await key.json()) as { spent_micros: number; reserved_micros: number };
     expect(k.reserved_micros).toBe(0);
     expect(k.spent_micros).toBe(Number((want + 500_000n) / 1_000_000n));
+  });
+
+  it("the worker and then the backend killed before delivery: the journal replays after the restart, billed once", async () => {
+    const { requestId, reader } = await openStream();
+    const from = lines.length;
+    process.kill(pidOf("worker", port), "SIGKILL");
+    await reader.read().catch(() => undefined);
+    // Journaled (the backend finished it); its delivery fails while the worker is down. Then the backend dies too.
+    const record = await until(() => backendStatus(requestId), 60_000);
+    process.kill(pidOf("backend", backendPort), "SIGKILL");
+    await waitLine(new RegExp(`npm start: backend :${backendPort} restarted \\(pid \\d+\\)`), from);
+    await waitLine(new RegExp(`npm start: worker :${port} restarted \\(pid \\d+\\)`), from);
+    await oneRecoveredRow(requestId, record);
+    // Delivered by the replay (the usual case: wrangler dev takes seconds to come back) or, if the worker won
+    // the race, by the first backend before its kill; either way one row, and the record is acknowledged in
+    // the journal, so no backend start sends it again.
+    // (An acknowledged closed segment is deleted, so "acknowledged" = every segment holding it lists it as acked.)
+    await until(async () => {
+      const dir = join(state, "journal", String(backendPort));
+      const files = readdirSync(dir);
+      const holding = files.filter((f) => f.endsWith(".jsonl") && readFileSync(join(dir, f), "utf8").includes(record.id));
+      const acked = (seg: string) => {
+        const acks = join(dir, seg.replace(/\.jsonl$/, ".acks"));
+        return files.includes(seg.replace(/\.jsonl$/, ".acks")) && readFileSync(acks, "utf8").includes(record.id);
+      };
+      return holding.every(acked) ? true : undefined;
+    }, 30_000);
+    expect(await ledger(requestId)).toHaveLength(1);
   });
 });
