@@ -30,7 +30,7 @@ describe("usage dead-letter queue", () => {
       { id: "d4", timestamp: new Date(), attempts: 1, body: { nonsense: true } },
     ]);
     const ctx = createExecutionContext();
-    await worker.queue(batch, env, ctx);
+    await worker.queue(batch, env);
     const result = await getQueueResult(batch, ctx);
     expect(result.explicitAcks.sort()).toEqual(["d1", "d2", "d3", "d4"]);
     for (const id of ids) expect(await rowsFor(id)).toHaveLength(0);

@@ -90,6 +90,8 @@ type Kind = "requests" | "tokens";
 
 export class KeyLimiter extends DurableObject<Env> {
   private alarmAt: number | null = null;
+  /** The RPM/TPM buckets' clock: Date.now, or a fixed one a test sets through runInDurableObject. */
+  clock: () => number = () => Date.now();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -124,7 +126,7 @@ export class KeyLimiter extends DurableObject<Env> {
   }
 
   private admitNow(input: LimiterAdmitInput): LimiterAdmitResult {
-    const now = Date.now();
+    const now = this.clock();
     const { tier, rpm, tpm } = input;
     const requests = refill(this.planned(tier, "requests", rpm), rpm, now);
     const tokens = refill(this.planned(tier, "tokens", tpm), tpm, now);
@@ -185,7 +187,7 @@ export class KeyLimiter extends DurableObject<Env> {
 
   /** Takes one request from the tier's RPM bucket; nothing is reserved, so nothing is settled. */
   countRequest(input: LimiterCountInput): LimiterAdmitResult {
-    const now = Date.now();
+    const now = this.clock();
     const { tier, rpm, tpm } = input;
     const requests = refill(this.planned(tier, "requests", rpm), rpm, now);
     const tokens = refill(this.planned(tier, "tokens", tpm), tpm, now);
@@ -207,7 +209,7 @@ export class KeyLimiter extends DurableObject<Env> {
   }
 
   private settleNow(input: LimiterSettleInput): void {
-    const now = Date.now();
+    const now = this.clock();
     const sql = this.ctx.storage.sql;
     const row = sql.exec<{ state: string; reserved_tokens: number; charged_units: string | null }>(
       "SELECT state, reserved_tokens, charged_units FROM requests WHERE request_id = ?", input.requestId,
