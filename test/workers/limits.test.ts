@@ -84,7 +84,7 @@ describe("tokens per minute", () => {
     const account = await newAccount({ rpm: 1000, tpm: 1000 });
     // A fixed clock in the key's limiter: no refill between the calls, however slow the machine.
     const t = Date.now();
-    await runInDurableObject(limiterFor(env, account.keyId), (o: KeyLimiter) => void (o.clock = () => t));
+    await runInDurableObject(limiterFor(env, account.keyId), (o: unknown) => void ((o as KeyLimiter).clock = () => t));
     const a = tiny(100, 500);
     await admit(env, account, a);
     const e = await refusal(admit(env, account, tiny(100, 500)));
