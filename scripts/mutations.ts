@@ -213,4 +213,12 @@ export const MUTATIONS: Mutation[] = [
     edits: [{ find: "  const res = await post(`${base}/v1/embed`, token, req, signal, null);", replace: "  const res = await post(`${base}/v1/embed`, token, req, signal, 10);" }],
     tests: ["test/workers/embeddings-bounds.test.ts"],
   },
+  {
+    id: "revocation-ignored-by-streams",
+    area: "cancellation",
+    why: "a revoked key's streams in flight run on to their end",
+    file: "worker/api/chat-relay.ts",
+    edits: [{ find: "  const unwatch = life.watchRevocation();", replace: "  const unwatch = () => {};" }],
+    tests: ["test/workers/revocation.test.ts"],
+  },
 ];

@@ -25,7 +25,7 @@ import type { ChatParams } from "../inference/chat-request";
 import { cancelGenerate } from "../inference/backend";
 import type { Dispatched } from "../inference/dispatch";
 import { pumpGeneration, type OpenStream, type PumpResult } from "../inference/generation";
-import { CLIENT_CLOSED, type Lifecycle } from "../inference/lifecycle";
+import { CLIENT_CLOSED, keyRevoked, type Lifecycle } from "../inference/lifecycle";
 import type { LogprobContent } from "../inference/logprobs";
 import * as responseCache from "../inference/response-cache";
 import { replicaRouter } from "../inference/router";
@@ -108,10 +108,13 @@ export function relay(g: StartedChat): Promise<Response> {
 
   const sse = new SseChannel(() => life.clientGone());
   sse.send(out.chunk(meta, { role: "assistant", content: "" }));
+  const unwatch = life.watchRevocation();
   c.executionCtx.waitUntil(
     (async () => {
       const r = await run((t, lp) => sse.send(out.chunk(meta, { content: t }, null, undefined, wantLogprobs ? (lp ?? []) : undefined)));
+      unwatch();
       life.settle({ ...tokens(r), status: statusOf(r) });
+      if (life.revoked) sse.send(keyRevoked().body()); // ended by the revocation, not the client: say why
       const u = usageOf(r);
       if (r.finishReason === "error") {
         sse.send(out.chunk(meta, { content: "" }, { finishReason: "error" }, u));

@@ -25,6 +25,16 @@ import type { Account, Pricing, UsageStatus } from "../billing/types";
 import { ApiError } from "../errors";
 import { logRequest, type RequestLog } from "./request-log";
 
+/**
+ * How often a running stream re-reads its key's revocation from D1 (not the 3 s isolate cache). A
+ * revoked key's streams end within this plus a drain; one D1 read per interval per open stream.
+ * Tests shorten it.
+ */
+export const REVOCATION_POLL = { ms: 2_000 };
+
+/** The error event a stream ends with when its key was revoked mid-answer. */
+export const keyRevoked = () => new ApiError(401, "This API key was revoked; the answer was stopped.", "authentication_error", "key_revoked");
+
 /** The status (and log status) of a request whose client left before any response (nginx's convention). */
 export const CLIENT_CLOSED = 499;
 
@@ -58,6 +68,8 @@ export class Lifecycle {
   readonly client = new AbortController();
   private settled = false;
   private admitted = false;
+  /** Set when the key was revoked while this request ran (watchRevocation). */
+  revoked = false;
   private model = "";
   private pricing: Pricing | null = null;
 
@@ -102,6 +114,26 @@ export class Lifecycle {
       this.settled = true;
       throw err;
     }
+  }
+
+  /**
+   * Ends this request like a client that left (cancel, drain, exact bill) if its key is revoked while it
+   * runs; `revoked` tells the relay to say why. Returns the function that stops watching.
+   */
+  watchRevocation(): () => void {
+    const timer = setInterval(() => {
+      this.c.env.DB.prepare("SELECT revoked_at FROM api_keys WHERE id = ?")
+        .bind(this.account.keyId)
+        .first<{ revoked_at: number | null }>()
+        .then((r) => {
+          if (r && r.revoked_at === null) return;
+          clearInterval(timer);
+          this.revoked = true;
+          this.clientGone();
+        })
+        .catch(() => {}); // D1 unavailable: keep serving (fail open; the key cache still refuses new requests)
+    }, REVOCATION_POLL.ms);
+    return () => clearInterval(timer);
   }
 
   /** The rest of the completion's budget, reserved in slices as tokens stream. */
