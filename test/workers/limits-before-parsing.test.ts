@@ -1,7 +1,7 @@
 /**
  * Issue 15 #2: the body cap (413) and a known RPM refusal (429) come before the body is read or
- * tokenized, and a request refused before admission writes no ledger row (so no raw client string
- * ever lands in the ledger's tier column).
+ * tokenized; a request refused before admission with a 400/404/413 writes no ledger row (so no raw
+ * client string ever lands in the ledger's tier column), and every 429 has its `rejected` row.
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
@@ -59,7 +59,8 @@ describe("RPM before tokenizing", () => {
     expect(r.res.status).toBe(429);
     expect((await r.json()).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
     expect(Number(r.res.headers.get("retry-after"))).toBeGreaterThan(0);
-    expect(await usageRecord(rid(r.res))).toBeNull();
+    // Like every 429, a zero-cost `rejected` row under the (real) tier name.
+    expect(await usageRecord(rid(r.res))).toMatchObject({ status: "rejected", model: "mistral-tiny", cost_units: 0 });
   });
 });
 

@@ -12,9 +12,11 @@
  * - settle runs once whatever happens (a second call is ignored), under waitUntil and after the response
  *   has started, so it survives a disconnect. A request refused by admit has its zero-cost `rejected`
  *   record; one that fails after admission but before settling gets one from `fail` (it also releases the
- *   reservation). A request refused before admission (400, 404, 413, an isolate's RPM 429) writes no
- *   ledger row: it cost nothing, its request log line records it, and so a client cannot turn malformed
- *   requests into unbounded D1 writes, nor put a raw client string in the ledger's tier column.
+ *   reservation). Every 429 has its `rejected` row (the quota trail a key sees in /v1/usage/requests),
+ *   including the isolate's repeat of an RPM refusal, which costs one D1 insert and no tokenizing. Other
+ *   refusals before admission (400, 404, 413) write no ledger row: they cost nothing, the request log
+ *   records them, and so a client cannot turn malformed requests into D1 writes, nor put a raw client
+ *   string in the ledger's tier column.
  */
 import type { Context } from "hono";
 import type { AppEnv } from "../factory";
@@ -171,7 +173,10 @@ export class Lifecycle {
    * logs the status. Returns the error.
    */
   fail(err: unknown): unknown {
-    if (!this.settled && this.admitted) {
+    // A 429 before admission is the isolate repeating the limiter's RPM refusal (billing/meter.ts): like
+    // the limiter's own refusals it leaves a `rejected` row, for a real tier name of the key's plan.
+    const rateRefusal = err instanceof ApiError && err.status === 429;
+    if (!this.settled && (this.admitted || rateRefusal)) {
       this.settled = true;
       const r = { requestId: this.requestId, model: this.model, startedAt: this.startedAt };
       this.c.executionCtx.waitUntil(afterResponse().then(() => recordRejected(this.c.env, this.account, r)));
