@@ -64,7 +64,7 @@ async function post(url: string, token: string | undefined, body: unknown, signa
     if (signal.aborted) throw err;
     throw new BackendError(timedOut ? "no response headers in time" : `fetch failed: ${err instanceof Error ? err.message : String(err)}`, true);
   } finally {
-    clearTimeout(timer);
+    if (timer !== undefined) clearTimeout(timer);
   }
   if (!res.ok) {
     signal.removeEventListener("abort", follow);

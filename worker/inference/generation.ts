@@ -229,7 +229,7 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
       r.backendFailed = true;
     }
   } finally {
-    clearTimeout(deadline);
+    if (deadline !== undefined) clearTimeout(deadline);
     opts.clientSignal.removeEventListener("abort", onClientGone);
     if (!done) opts.abortBackend();
     await open.rest.return(undefined).catch(() => {});

@@ -120,7 +120,7 @@ embeddingsRoutes.post("/embeddings", async (c) => {
           throw err;
         } finally {
           clearTimeout(deadline);
-          clearTimeout(hard);
+          if (hard !== undefined) clearTimeout(hard);
         }
       }, failures);
       // Keeps the request's I/O alive through a disconnect, so the stopped replica's count is settled.
