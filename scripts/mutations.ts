@@ -84,11 +84,11 @@ export const MUTATIONS: Mutation[] = [
     file: "worker/api/chat-relay.ts",
     edits: [
       {
-        find: "      const r = await run((t, lp) => sse.send(out.chunk(meta, { content: t }, null, undefined, wantLogprobs ? (lp ?? []) : undefined)));\n      life.settle({ ...tokens(r), status: statusOf(r) });",
-        replace: "      const r = await run((t, lp) => sse.send(out.chunk(meta, { content: t }, null, undefined, wantLogprobs ? (lp ?? []) : undefined)));\n      life.settle({ ...tokens(r), cachedTokens: 0, status: statusOf(r) });",
+        find: "      unwatch();\n      life.settle({ ...tokens(r), status: statusOf(r) });",
+        replace: "      unwatch();\n      life.settle({ ...tokens(r), cachedTokens: 0, status: statusOf(r) });",
       },
     ],
-    tests: ["test/workers/race-and-stream-billing.test.ts"],
+    tests: ["test/workers/race-and-stream-billing.test.ts", "test/node/e2e-ledger.test.ts"],
   },
   {
     id: "limiter-await-between-read-and-write",
@@ -170,7 +170,7 @@ export const MUTATIONS: Mutation[] = [
     area: "limits",
     why: "requests refused before admission write a ledger row (with the client's raw model string)",
     file: "worker/inference/lifecycle.ts",
-    edits: [{ find: "    if (!this.settled && this.admitted) {", replace: "    if (!this.settled) {" }],
+    edits: [{ find: "    if (!this.settled && (this.admitted || rateRefusal)) {", replace: "    if (!this.settled) {" }],
     tests: ["test/workers/limits-before-parsing.test.ts"],
   },
   {
