@@ -225,6 +225,18 @@ describe("sampler on a 32000-id vocabulary", () => {
     }
   });
 
+  it("top_p < 1 on flat rows (most of the vocabulary in the nucleus) and with masked (-inf) ids", () => {
+    for (let seed = 1; seed <= 3; seed++) {
+      const flat = randomRow(seed, 0.5);
+      const masked = randomRow(seed + 10, 1);
+      for (let i = 0; i < masked.length; i += 3) masked[i] = -Infinity; // a constraint's mask
+      // (An all-equal row is left out: its nucleus boundary is an exact rounding tie, 16000 × 1 vs 0.5 × 32000.)
+      for (const row of [flat, masked]) {
+        for (const top_p of [0.5, 0.9, 0.99]) expectSameDistribution(row, { temperature: 0.7, top_p, top_k: 0 });
+      }
+    }
+  });
+
   it("top_p 1 draws from the whole vocabulary with softmax probabilities", () => {
     const row = randomRow(9, 2);
     expectSameDistribution(row, { temperature: 0.7, top_p: 1, top_k: 0 });
