@@ -4,7 +4,7 @@ export interface Env {
   KEY_LIMITER: DurableObjectNamespace;
   KV: KVNamespace;
   USAGE_QUEUE: Queue;
-  /** JSON: Record<model name, TierConfig> (see worker/inference/tiers.ts). */
+  /** JSON: Record<model name, TierConfig> (see worker/serving/tiers.ts). */
   TIERS: string;
   BACKEND_TOKEN?: string;
   ADMIN_TOKEN?: string;

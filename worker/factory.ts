@@ -1,7 +1,7 @@
 /**
  * The worker's Hono environment, declared once (Hono's createFactory): bindings, and the variables
  * middleware sets. Routes and middleware are made from `factory`, so no module imports the app for its
- * types and every file's imports read top-down (app.ts -> routes -> inference/billing -> factory).
+ * types and every file's imports read top-down (app.ts -> routes -> api/serving/billing -> factory).
  */
 import { createFactory } from "hono/factory";
 import type { Account } from "./billing/types";

@@ -162,7 +162,7 @@ describe.skipIf(chromiumMissing !== null)(`key holder's console in Chromium${chr
     await page.getByLabel("Max tokens").fill("2000");
     // wrangler dev now and then drops a browser's disconnect without telling the worker (README, "Findings
     // about the Workers runtime, locally"); the worker then sees the client stop reading, and cancels once
-    // 128 KiB are unread (worker/inference/sse.ts) — well inside 2000 tokens. So one Stop must end in
+    // 128 KiB are unread (worker/api/sse.ts) — well inside 2000 tokens. So one Stop must end in
     // `cancelled` every time: no retries.
     await page.getByLabel("Message").fill("Write a very long story");
     await page.getByRole("button", { name: "Send" }).click();

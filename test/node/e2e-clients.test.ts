@@ -154,7 +154,7 @@ describe("openai SDK", () => {
   it("a client that aborts mid-stream is still metered for what was generated", async () => {
     const controller = new AbortController();
     // Long enough that the worker decides before the replica would finish on its own (see the unread
-    // bound in worker/inference/sse.ts: under wrangler dev a disconnect is sometimes only seen that way).
+    // bound in worker/api/sse.ts: under wrangler dev a disconnect is sometimes only seen that way).
     const maxTokens = 4000;
     const { data: stream, response } = await openai.chat.completions
       .create({ model: "mistral-small", messages, max_tokens: maxTokens, temperature: 0, stream: true }, { signal: controller.signal })

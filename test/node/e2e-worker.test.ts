@@ -236,7 +236,7 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
     // Events, not a time window: the backend's audit line for this request, then its ledger row. (This
     // test once waited 10 s for a metric and failed when the disconnect never reached the worker: under
     // wrangler dev a disconnect sometimes stalls the response pump silently, which the worker now
-    // notices by the unread backlog, worker/inference/sse.ts MAX_UNREAD_BYTES.)
+    // notices by the unread backlog, worker/api/sse.ts MAX_UNREAD_BYTES.)
     const line = await backendFinished((l) => l.request_id === requestId);
     expect(line.finish_reason).toBe("cancelled");
     expect(line.completion_tokens).toBeLessThan(maxTokens);

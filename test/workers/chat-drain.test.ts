@@ -1,13 +1,13 @@
 /**
- * Cancel-and-drain metering (worker/inference/generation.ts): on a stop string or a client disconnect
+ * Cancel-and-drain metering (worker/serving/generation.ts): on a stop string or a client disconnect
  * the edge cancels the replica, reads its stream to the final `done`, and bills the backend's count.
  */
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { GenerateEvent } from "../../contract/wire";
 import worker from "../../worker/index";
-import { pumpGeneration, type OpenStream } from "../../worker/inference/generation";
-import { MAX_UNREAD_BYTES } from "../../worker/inference/sse";
+import { pumpGeneration, type OpenStream } from "../../worker/serving/generation";
+import { MAX_UNREAD_BYTES } from "../../worker/api/sse";
 import { createStopMatcher } from "../../worker/tokenizer";
 import { FakeBackend, byteIds, gate } from "./chat-fake-backend";
 import { chat, newKey, sseEvents, tiersJson, usageRecord } from "./chat-harness";

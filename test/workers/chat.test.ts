@@ -1,6 +1,6 @@
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { WIRE_VERSION, WIRE_VERSION_UNSUPPORTED, type GenerateRequest } from "../../contract/wire";
-import { SAFE_PROMPT } from "../../worker/inference/chat-request";
+import { SAFE_PROMPT } from "../../worker/api/chat-request";
 import { applyChatTemplate, encode } from "../../worker/tokenizer";
 import { FakeBackend, byteIds } from "./chat-fake-backend";
 import { call, chat, newKey, sseEvents, tiersJson, usageRecord } from "./chat-harness";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BLOCK_SIZE, ReplicaRouter, routingKey } from "../../worker/inference/router";
+import { BLOCK_SIZE, ReplicaRouter, routingKey } from "../../worker/serving/router";
 
 const replicas = ["http://a.test", "http://b.test", "http://c.test", "http://d.test"];
 const prompt = (seed: number, len = 100) => [1, ...Array.from({ length: len - 1 }, (_, i) => 259 + ((seed * 7919 + i * 31) % 31000))];

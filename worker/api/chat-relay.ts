@@ -20,16 +20,16 @@ import type { AppEnv } from "../factory";
 import type { Pricing, UsageStatus } from "../billing/types";
 import { ApiError } from "../errors";
 import { createStopMatcher } from "../tokenizer";
-import * as out from "../inference/chat-response";
-import type { ChatParams } from "../inference/chat-request";
-import { cancelGenerate } from "../inference/backend";
-import type { Dispatched } from "../inference/dispatch";
-import { pumpGeneration, type OpenStream, type PumpResult } from "../inference/generation";
-import { CLIENT_CLOSED, keyRevoked, type Lifecycle } from "../inference/lifecycle";
-import type { LogprobContent } from "../inference/logprobs";
-import * as responseCache from "../inference/response-cache";
-import { replicaRouter } from "../inference/router";
-import { BodyChannel, SSE_DONE, SSE_HEADERS, STREAMED_JSON_HEADERS, SseChannel, sseFrame } from "../inference/sse";
+import * as out from "./chat-response";
+import type { ChatParams } from "./chat-request";
+import { cancelGenerate } from "../serving/backend";
+import type { Dispatched } from "../serving/dispatch";
+import { pumpGeneration, type OpenStream, type PumpResult } from "../serving/generation";
+import { CLIENT_CLOSED, keyRevoked, type Lifecycle } from "./lifecycle";
+import type { LogprobContent } from "./logprobs";
+import * as responseCache from "./response-cache";
+import { replicaRouter } from "../serving/router";
+import { BodyChannel, SSE_DONE, SSE_HEADERS, STREAMED_JSON_HEADERS, SseChannel, sseFrame } from "./sse";
 
 /** Non-streaming: how long an answer may take before its 200 and headers are committed. */
 export const COMMIT_AFTER_MS = 500;

@@ -17,7 +17,7 @@
  */
 import type { Env } from "../env";
 import { ApiError, internalError } from "../errors";
-import { modelNotFound } from "../inference/tiers";
+import { modelNotFound } from "../serving/tiers";
 import type { KeyLimiter, LimiterAdmitResult, LimiterStatus } from "./key-limiter";
 import { insertUsage, type UsageRecord } from "./ledger";
 import { costUnits, isValidPricing, reservationUnits, tokenCount } from "./money";

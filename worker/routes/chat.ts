@@ -2,7 +2,7 @@
  * POST /v1/chat/completions: validate -> tokenize (chat template) -> context check -> response cache
  * -> admit (prompt + first budget slice) -> start on a replica (prefix-aware, retries before the first
  * token) -> relay (api/chat-relay.ts: SSE or JSON, budget slices as tokens flow) -> settle once
- * (inference/lifecycle.ts).
+ * (api/lifecycle.ts).
  *
  * Decisions (see README "API"):
  *  - temperature defaults to 0.7 (Mistral); max_tokens defaults to, and is clamped to, the context left.
@@ -19,14 +19,14 @@ import { relay, replayHit } from "../api/chat-relay";
 import { assertTierAllowed } from "../billing/meter";
 import { badRequest } from "../errors";
 import { factory, type AppEnv } from "../factory";
-import * as out from "../inference/chat-response";
-import { contextExceeded, parseChatBody } from "../inference/chat-request";
-import { ClientGone, type AttemptLog } from "../inference/dispatch";
-import { startGeneration } from "../inference/generation";
-import { CLIENT_CLOSED, Lifecycle } from "../inference/lifecycle";
-import * as responseCache from "../inference/response-cache";
-import { replicaRouter, routingKey } from "../inference/router";
-import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
+import * as out from "../api/chat-response";
+import { contextExceeded, parseChatBody } from "../api/chat-request";
+import { ClientGone, type AttemptLog } from "../serving/dispatch";
+import { startGeneration } from "../serving/generation";
+import { CLIENT_CLOSED, Lifecycle } from "../api/lifecycle";
+import * as responseCache from "../api/response-cache";
+import { replicaRouter, routingKey } from "../serving/router";
+import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
 import { EOS_ID, applyChatTemplate } from "../tokenizer";
 
 export const chatRoutes = factory.createApp();

@@ -16,12 +16,12 @@ import { factory, type AppEnv } from "../factory";
 import { assertTierAllowed } from "../billing/meter";
 import { ApiError, badRequest } from "../errors";
 import { BOS_ID, VOCAB_SIZE, encode } from "../tokenizer";
-import { EmbedStopped, cancelGenerate, embed } from "../inference/backend";
+import { EmbedStopped, cancelGenerate, embed } from "../serving/backend";
 import { readBody } from "../api/body";
-import { ClientGone, dispatch, type AttemptLog } from "../inference/dispatch";
-import { CLIENT_CLOSED, Lifecycle } from "../inference/lifecycle";
-import { replicaRouter, routingKey } from "../inference/router";
-import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
+import { ClientGone, dispatch, type AttemptLog } from "../serving/dispatch";
+import { CLIENT_CLOSED, Lifecycle } from "../api/lifecycle";
+import { replicaRouter, routingKey } from "../serving/router";
+import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
 
 export const embeddingsRoutes = factory.createApp();
 

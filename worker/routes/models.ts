@@ -1,7 +1,7 @@
 /** GET /v1/models and /v1/models/:id: the tiers this caller's key may use. */
 import type { Context } from "hono";
 import { factory, type AppEnv } from "../factory";
-import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
+import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
 
 export const modelsRoutes = factory.createApp();
 

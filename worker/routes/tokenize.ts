@@ -12,8 +12,8 @@ import { factory, type AppEnv } from "../factory";
 import { assertTierAllowed, countRequest } from "../billing/meter";
 import { badRequest } from "../errors";
 import { readBody } from "../api/body";
-import { MessagesSchema, parseMessages } from "../inference/chat-request";
-import { getTiers, modelNotFound, type Tier } from "../inference/tiers";
+import { MessagesSchema, parseMessages } from "../api/chat-request";
+import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
 import { VOCAB_SIZE, applyChatTemplate, decode, encode } from "../tokenizer";
 
 export const tokenizeRoutes = factory.createApp();

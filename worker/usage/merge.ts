@@ -18,7 +18,7 @@ import { dayOf } from "../billing/ledger";
 import { limiterFor } from "../billing/meter";
 import { costUnits, isValidPricing } from "../billing/money";
 import type { Pricing } from "../billing/types";
-import { getTiers } from "../inference/tiers";
+import { getTiers } from "../serving/tiers";
 
 /** What the merge needs of a key's limiter: the stub, or the Durable Object itself when it merges. */
 export interface LimiterPort {

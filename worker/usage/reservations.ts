@@ -14,7 +14,7 @@ import { BACKEND_AUTH_HEADER, WIRE_VERSION, WIRE_VERSION_HEADER } from "../../co
 import type { RequestState, UsageRecord, UsageStatusRequest } from "../../contract/usage";
 import type { Env } from "../env";
 import type { KeyLimiter } from "../billing/key-limiter";
-import { getTiers } from "../inference/tiers";
+import { getTiers } from "../serving/tiers";
 import { mergeReports, stubPort, type LimiterPort } from "./merge";
 
 /** A reservation is asked about once it is this old (a generation normally settles well within it). */

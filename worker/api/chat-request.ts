@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { compileSchema, SchemaError } from "../../contract/json-schema";
 import { MAX_TOP_LOGPROBS, type ResponseFormat } from "../../contract/wire";
-import { parseBody } from "../api/body";
+import { parseBody } from "./body";
 import { ApiError, badRequest } from "../errors";
 import type { ChatMessage } from "../tokenizer";
 

@@ -13,7 +13,7 @@ import type { GenerateEvent, GenerateRequest, TokenLogprob } from "../../contrac
 import { EOS_ID, createDetokenizer, type StopMatcher } from "../tokenizer";
 import { BackendError, cancelGenerate, openGenerate } from "./backend";
 import { dispatch, type AttemptLog, type Dispatched } from "./dispatch";
-import { LogprobTracker, type LogprobContent } from "./logprobs";
+import { LogprobTracker, type LogprobContent } from "../api/logprobs";
 import type { ReplicaRouter } from "./router";
 
 export type EdgeFinishReason = "stop" | "length" | "error" | "cancelled";
