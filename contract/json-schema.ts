@@ -66,8 +66,21 @@ export class SchemaError extends Error {
 const ANNOTATIONS = new Set(["title", "description", "default", "examples", "$comment", "$schema"]);
 const SUPPORTED = new Set([
   ...ANNOTATIONS,
-  "type", "properties", "required", "additionalProperties", "items", "enum", "const",
-  "minItems", "maxItems", "minLength", "maxLength", "anyOf", "$defs", "definitions", "$ref",
+  "type",
+  "properties",
+  "required",
+  "additionalProperties",
+  "items",
+  "enum",
+  "const",
+  "minItems",
+  "maxItems",
+  "minLength",
+  "maxLength",
+  "anyOf",
+  "$defs",
+  "definitions",
+  "$ref",
 ]);
 const TYPES = new Set(["object", "array", "string", "number", "integer", "boolean", "null"]);
 /** Bounds the work one schema can cause (compile time, key space). */
@@ -85,7 +98,11 @@ export const FREE_OBJECT: Node = { kind: "free_object", id: -2 };
 export const ANY_ARRAY: Node = { kind: "array", id: -3, items: ANY, min: 0, max: Infinity };
 export const ANY_STRING: Node = { kind: "string", id: -4, min: 0, max: Infinity };
 export const ANY_NUMBER: Node = { kind: "number", id: -5, integer: false };
-export const ANY_SCALAR_LITERALS: Node = { kind: "literal", id: -6, values: [literal("true"), literal("false"), literal("null")] };
+export const ANY_SCALAR_LITERALS: Node = {
+  kind: "literal",
+  id: -6,
+  values: [literal("true"), literal("false"), literal("null")],
+};
 
 export const JSON_OBJECT_GRAMMAR: Grammar = { root: FREE_OBJECT };
 
@@ -112,7 +129,11 @@ class Compiler {
     if (!isObject(s)) throw new SchemaError("type", path, "a schema must be an object or a boolean");
     for (const k of Object.keys(s)) if (!SUPPORTED.has(k)) throw new SchemaError(k, path, `'${k}' is not supported`);
     if (path !== "#" && (s.$defs !== undefined || s.definitions !== undefined)) {
-      throw new SchemaError(s.$defs !== undefined ? "$defs" : "definitions", path, "definitions are only supported at the root");
+      throw new SchemaError(
+        s.$defs !== undefined ? "$defs" : "definitions",
+        path,
+        "definitions are only supported at the root",
+      );
     }
     if (s.$ref !== undefined) return this.ref(s, path);
     if (s.anyOf !== undefined) return this.anyOf(s, path);
@@ -120,7 +141,8 @@ class Compiler {
     const types: unknown[] = Array.isArray(s.type) ? s.type : [s.type ?? inferType(s)];
     if (types.length === 0) throw new SchemaError("type", path, "an empty type list accepts nothing");
     for (const t of types) {
-      if (t !== undefined && (typeof t !== "string" || !TYPES.has(t))) throw new SchemaError("type", path, `unknown type ${JSON.stringify(t)}`);
+      if (t !== undefined && (typeof t !== "string" || !TYPES.has(t)))
+        throw new SchemaError("type", path, `unknown type ${JSON.stringify(t)}`);
     }
     this.only(s, path, types as Array<string | undefined>);
     const options = types.map((t) => this.typed(s, t as string | undefined, path));
@@ -166,7 +188,8 @@ class Compiler {
     for (const [t, keys] of Object.entries(allowed)) {
       if (types.includes(t)) continue;
       for (const k of keys) {
-        if (s[k] !== undefined) throw new SchemaError(k, path, `'${k}' applies to type ${t}, not ${types.join("|") || "an untyped schema"}`);
+        if (s[k] !== undefined)
+          throw new SchemaError(k, path, `'${k}' applies to type ${t}, not ${types.join("|") || "an untyped schema"}`);
       }
     }
   }
@@ -177,7 +200,8 @@ class Compiler {
       throw new SchemaError("additionalProperties", path, "only true or false is supported, not a schema");
     }
     const req = s.required ?? [];
-    if (!Array.isArray(req) || !req.every((r) => typeof r === "string")) throw new SchemaError("required", path, "must be a list of names");
+    if (!Array.isArray(req) || !req.every((r) => typeof r === "string"))
+      throw new SchemaError("required", path, "must be a list of names");
     const props = s.properties;
     if (props === undefined && ap !== false) {
       if (req.length > 0) throw new SchemaError("required", path, "required names need properties");
@@ -201,7 +225,8 @@ class Compiler {
     const get = (k: string, dflt: number) => {
       const v = s[k];
       if (v === undefined) return dflt;
-      if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new SchemaError(k, path, "must be a non-negative integer");
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 0)
+        throw new SchemaError(k, path, "must be a non-negative integer");
       return v;
     };
     const min = get(minKey, 0);
@@ -214,16 +239,23 @@ class Compiler {
     const ref = s.$ref;
     const defsHere = path === "#" ? ["$defs", "definitions"] : [];
     for (const k of Object.keys(s)) {
-      if (k !== "$ref" && !ANNOTATIONS.has(k) && !defsHere.includes(k)) throw new SchemaError(k, path, `'${k}' beside $ref is not supported`);
+      if (k !== "$ref" && !ANNOTATIONS.has(k) && !defsHere.includes(k))
+        throw new SchemaError(k, path, `'${k}' beside $ref is not supported`);
     }
     const m = typeof ref === "string" ? /^#\/(\$defs|definitions)\/([^/]+)$/.exec(ref) : null;
-    if (!m) throw new SchemaError("$ref", path, `only local references '#/$defs/Name' are supported, not ${JSON.stringify(ref)}`);
+    if (!m)
+      throw new SchemaError(
+        "$ref",
+        path,
+        `only local references '#/$defs/Name' are supported, not ${JSON.stringify(ref)}`,
+      );
     const name = m[2]!.replaceAll("~1", "/").replaceAll("~0", "~");
     const defs = isObject(this.rootSchema) ? this.rootSchema[m[1]!] : undefined;
     if (!isObject(defs) || !(name in defs)) throw new SchemaError("$ref", path, `${ref} is not defined`);
     const done = this.refs.get(ref as string);
     if (done) return done;
-    if (this.resolving.has(ref as string)) throw new SchemaError("$ref", path, `recursive reference ${ref} is not supported`);
+    if (this.resolving.has(ref as string))
+      throw new SchemaError("$ref", path, `recursive reference ${ref} is not supported`);
     this.resolving.add(ref as string);
     const node = this.compile(defs[name], ref as string);
     this.resolving.delete(ref as string);
@@ -232,7 +264,8 @@ class Compiler {
   }
 
   private anyOf(s: SchemaObject, path: string): Node {
-    for (const k of Object.keys(s)) if (k !== "anyOf" && !ANNOTATIONS.has(k)) throw new SchemaError(k, path, `'${k}' beside anyOf is not supported`);
+    for (const k of Object.keys(s))
+      if (k !== "anyOf" && !ANNOTATIONS.has(k)) throw new SchemaError(k, path, `'${k}' beside anyOf is not supported`);
     const list = s.anyOf;
     if (!Array.isArray(list) || list.length === 0) throw new SchemaError("anyOf", path, "must be a non-empty list");
     const options = list.map((o, i) => this.compile(o, `${path}/anyOf/${i}`));
@@ -241,23 +274,27 @@ class Compiler {
 
   private literals(s: SchemaObject, path: string): Node {
     for (const k of Object.keys(s)) {
-      if (!["enum", "const", "type"].includes(k) && !ANNOTATIONS.has(k)) throw new SchemaError(k, path, `'${k}' beside enum/const is not supported`);
+      if (!["enum", "const", "type"].includes(k) && !ANNOTATIONS.has(k))
+        throw new SchemaError(k, path, `'${k}' beside enum/const is not supported`);
     }
     let values: unknown[];
     if (s.enum !== undefined) {
-      if (!Array.isArray(s.enum) || s.enum.length === 0) throw new SchemaError("enum", path, "must be a non-empty list");
+      if (!Array.isArray(s.enum) || s.enum.length === 0)
+        throw new SchemaError("enum", path, "must be a non-empty list");
       values = s.enum;
     } else values = [s.const];
     if (s.const !== undefined) values = values.filter((v) => jsonEqual(v, s.const));
     const types = s.type === undefined ? null : Array.isArray(s.type) ? s.type : [s.type];
     if (types) values = values.filter((v) => types.some((t) => hasType(v, t)));
-    if (values.length === 0) throw new SchemaError(s.enum !== undefined ? "enum" : "const", path, "no value is allowed by the other keywords");
+    if (values.length === 0)
+      throw new SchemaError(s.enum !== undefined ? "enum" : "const", path, "no value is allowed by the other keywords");
     const texts = [...new Set(values.map((v) => JSON.stringify(v as Json)))];
     return this.node({ kind: "literal", values: texts.map((t) => this.lit(t, path)) });
   }
 
   private lit(text: string, path: string): Literal {
-    if (++this.literalCount > MAX_LITERALS) throw new SchemaError("enum", path, `more than ${MAX_LITERALS} literal texts`);
+    if (++this.literalCount > MAX_LITERALS)
+      throw new SchemaError("enum", path, `more than ${MAX_LITERALS} literal texts`);
     return literal(text);
   }
 }

@@ -117,7 +117,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
   if (!values.model?.length) throw new Error("--model is required");
   if (values.port === undefined) throw new Error("--port is required (0 picks a free one)");
   const ep = values.ep ?? "cpu";
-  if (ep !== "cpu" && ep !== "webgpu" && ep !== "cuda") throw new Error(`--ep must be cpu, webgpu or cuda, got "${ep}"`);
+  if (ep !== "cpu" && ep !== "webgpu" && ep !== "cuda")
+    throw new Error(`--ep must be cpu, webgpu or cuda, got "${ep}"`);
   const runtime = values.runtime ?? "native";
   if (runtime !== "native" && runtime !== "wasm") throw new Error(`--runtime must be native or wasm, got "${runtime}"`);
   const d = DEFAULT_ENGINE_OPTIONS;
@@ -138,8 +139,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
     } catch {
       throw new Error(`--usage-url is not a URL: "${usageUrl}"`);
     }
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`--usage-url must be http(s), got "${usageUrl}"`);
-    if (usageToken === undefined) throw new Error("--usage-url needs --usage-token or env USAGE_TOKEN (the endpoint is never public)");
+    if (u.protocol !== "http:" && u.protocol !== "https:")
+      throw new Error(`--usage-url must be http(s), got "${usageUrl}"`);
+    if (usageToken === undefined)
+      throw new Error("--usage-url needs --usage-token or env USAGE_TOKEN (the endpoint is never public)");
   }
   const batch = int("usage-batch", values["usage-batch"], 100, 1);
   if (batch > MAX_USAGE_BATCH) throw new Error(`--usage-batch must be <= ${MAX_USAGE_BATCH}, got ${batch}`);

@@ -18,7 +18,17 @@ async function warm(engine: Engine): Promise<void> {
   const bos = engine.runner.manifest.bos_token_id;
   await new Promise<void>((resolve) => {
     engine.submit(
-      { model: engine.name, input_ids: [bos, 415, 2936], max_tokens: 2, temperature: 0, top_p: 1, top_k: 0, stop_token_ids: [], cache_salt: "\u0000warmup", request_id: "warmup" },
+      {
+        model: engine.name,
+        input_ids: [bos, 415, 2936],
+        max_tokens: 2,
+        temperature: 0,
+        top_p: 1,
+        top_k: 0,
+        stop_token_ids: [],
+        cache_salt: "\u0000warmup",
+        request_id: "warmup",
+      },
       (ev) => ev.type === "done" && resolve(),
     );
   });
@@ -26,7 +36,18 @@ async function warm(engine: Engine): Promise<void> {
   // The first constrained request builds the vocabulary trie (0.35-0.6 s); do it here, not in a live stream.
   await new Promise<void>((resolve) => {
     engine.submit(
-      { model: engine.name, input_ids: [bos, 415], max_tokens: 1, temperature: 0, top_p: 1, top_k: 0, stop_token_ids: [], cache_salt: "\u0000warmup", request_id: "warmup-json", response_format: { type: "json_object" } },
+      {
+        model: engine.name,
+        input_ids: [bos, 415],
+        max_tokens: 1,
+        temperature: 0,
+        top_p: 1,
+        top_k: 0,
+        stop_token_ids: [],
+        cache_salt: "\u0000warmup",
+        request_id: "warmup-json",
+        response_format: { type: "json_object" },
+      },
       (ev) => ev.type === "done" && resolve(),
     );
   });
@@ -55,7 +76,15 @@ async function main(): Promise<void> {
       : `backend: no BACKEND_TOKEN: unauthenticated, which is allowed only because ${cfg.host} is a loopback address`;
     console.error(cfg.insecure ? `\n${"!".repeat(100)}\n${banner}\n${"!".repeat(100)}\n` : banner);
   }
-  const state: ServerState = { engines: new Map(), token: cfg.token, metricsToken: cfg.metricsToken, maxBodyBytes: cfg.maxBodyBytes, ready: false, draining: false, usage: null };
+  const state: ServerState = {
+    engines: new Map(),
+    token: cfg.token,
+    metricsToken: cfg.metricsToken,
+    maxBodyBytes: cfg.maxBodyBytes,
+    ready: false,
+    draining: false,
+    usage: null,
+  };
   const app = createApp(state);
   const server = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.host });
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
@@ -96,7 +125,13 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void shutdown("SIGINT"));
 
   for (const dir of cfg.models) {
-    const runner = await loadModelRunner(path.resolve(dir), { threads: cfg.threads, ep: cfg.ep, runtime: cfg.runtime, graph: cfg.graph, batchInvariant: cfg.batchInvariant });
+    const runner = await loadModelRunner(path.resolve(dir), {
+      threads: cfg.threads,
+      ep: cfg.ep,
+      runtime: cfg.runtime,
+      graph: cfg.graph,
+      batchInvariant: cfg.batchInvariant,
+    });
     console.error(`backend: ${runner.manifest.name}: graph ${runner.graph.file}: ${runner.graph.reason}`);
     const engine = new Engine(runner, cfg.engine);
     if (state.engines.has(engine.name)) throw new Error(`two models are named '${engine.name}'`);

@@ -43,7 +43,9 @@ async function main(): Promise<void> {
   });
   if (values.json) {
     const { manifest, ...figures } = summary;
-    console.log(JSON.stringify({ name: manifest.name, ...figures, mb_per_s: summary.inputBytes / 1e6 / summary.seconds }));
+    console.log(
+      JSON.stringify({ name: manifest.name, ...figures, mb_per_s: summary.inputBytes / 1e6 / summary.seconds }),
+    );
   } else {
     console.log(formatSummary(summary));
   }

@@ -31,15 +31,30 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-export async function ensurePreset(name: string, hfRoot: string, outRoot: string, force = false): Promise<"cached" | "built"> {
+export async function ensurePreset(
+  name: string,
+  hfRoot: string,
+  outRoot: string,
+  force = false,
+): Promise<"cached" | "built"> {
   const preset = PRESETS[name];
   if (!preset) throw new Error(`unknown preset "${name}" (known: ${Object.keys(PRESETS).join(", ")})`);
-  const hash = configHash(preset.config, { seed: preset.seed, shards: preset.shards, extra: { rev: BUILDER_REVISION } });
+  const hash = configHash(preset.config, {
+    seed: preset.seed,
+    shards: preset.shards,
+    extra: { rev: BUILDER_REVISION },
+  });
   const hfDir = path.join(hfRoot, name);
   const outDir = path.join(outRoot, name);
   const manifest = await readJson<ModelManifest & { preset?: string }>(path.join(outDir, MANIFEST_FILE));
   const hfConfig = await readJson<Record<string, unknown>>(path.join(hfDir, "config.json"));
-  if (!force && manifest && manifest.name === name && hfConfig?.[HASH_FIELD] === hash && (await exists(path.join(outDir, manifest.weights_file)))) {
+  if (
+    !force &&
+    manifest &&
+    manifest.name === name &&
+    hfConfig?.[HASH_FIELD] === hash &&
+    (await exists(path.join(outDir, manifest.weights_file)))
+  ) {
     // model.json's source checksum covers config.json, which carries the preset hash.
     const ckpt = await openCheckpoint(hfDir).catch(() => undefined);
     await ckpt?.close();
@@ -52,7 +67,9 @@ export async function ensurePreset(name: string, hfRoot: string, outRoot: string
       shards: preset.shards,
       extra: { [HASH_FIELD]: hash },
     });
-    console.log(`generated ${hfDir}: ${(bytes / 1e6).toFixed(1)} MB bf16 in ${preset.shards} shard(s), ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(
+      `generated ${hfDir}: ${(bytes / 1e6).toFixed(1)} MB bf16 in ${preset.shards} shard(s), ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
   }
   const summary = await buildModel({ inDir: hfDir, outDir, name });
   console.log(formatSummary(summary));
@@ -71,14 +88,22 @@ a preset whose model.json matches its current config is skipped. Default presets
       force: { type: "boolean", default: false },
     },
   });
-  const names = values.preset ? values.preset.split(",").map((s) => s.trim()).filter(Boolean) : DEFAULT_PRESETS;
-  for (const n of names) if (!PRESETS[n]) throw new Error(`unknown preset "${n}" (known: ${Object.keys(PRESETS).join(", ")})`);
+  const names = values.preset
+    ? values.preset
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : DEFAULT_PRESETS;
+  for (const n of names)
+    if (!PRESETS[n]) throw new Error(`unknown preset "${n}" (known: ${Object.keys(PRESETS).join(", ")})`);
   const t0 = performance.now();
   for (const n of names) {
     const r = await ensurePreset(n, values.hf, values.out, values.force);
     if (r === "cached") console.log(`${n}: up to date (${path.join(values.out, n)}), nothing to do`);
   }
-  console.log(`models ready in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${names.map((n) => path.join(values.out, n)).join(", ")}`);
+  console.log(
+    `models ready in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${names.map((n) => path.join(values.out, n)).join(", ")}`,
+  );
 }
 
 const isMain = process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname);

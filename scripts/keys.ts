@@ -47,7 +47,9 @@ async function call(method: string, path: string, body?: unknown): Promise<unkno
       body: body ? JSON.stringify(body) : undefined,
     });
   } catch (err) {
-    throw new CliError(`cannot reach ${base} (${(err as Error).cause ?? (err as Error).message}). Is the worker running (npm start)? Set EDGE_URL otherwise.`);
+    throw new CliError(
+      `cannot reach ${base} (${(err as Error).cause ?? (err as Error).message}). Is the worker running (npm start)? Set EDGE_URL otherwise.`,
+    );
   }
   const text = await res.text();
   let json: unknown;
@@ -58,7 +60,12 @@ async function call(method: string, path: string, body?: unknown): Promise<unkno
   }
   if (!res.ok) {
     const e = (json as { error?: { message?: string; code?: string } }).error;
-    const hint = res.status === 401 ? " (check ADMIN_TOKEN)" : res.status === 404 && path.startsWith("/v1/admin/keys") && !path.includes("/keys/") ? " (admin API disabled: ADMIN_TOKEN unset on the worker?)" : "";
+    const hint =
+      res.status === 401
+        ? " (check ADMIN_TOKEN)"
+        : res.status === 404 && path.startsWith("/v1/admin/keys") && !path.includes("/keys/")
+          ? " (admin API disabled: ADMIN_TOKEN unset on the worker?)"
+          : "";
     throw new CliError(`HTTP ${res.status}${e?.code ? ` ${e.code}` : ""}: ${e?.message ?? text}${hint}`);
   }
   return json;
@@ -70,11 +77,21 @@ function int(name: string, v: string | undefined): number | undefined {
   return Number(v);
 }
 
-const tiersOf = (v: string | undefined) => v?.split(",").map((t) => t.trim()).filter(Boolean);
+const tiersOf = (v: string | undefined) =>
+  v
+    ?.split(",")
+    .map((t) => t.trim())
+    .filter(Boolean);
 
 function plan(values: Record<string, string | boolean | undefined>) {
   const s = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : undefined);
-  const p = { name: s("name"), tiers: tiersOf(s("tiers")), rpm: int("rpm", s("rpm")), tpm: int("tpm", s("tpm")), monthly_budget_micros: int("budget-micros", s("budget-micros")) };
+  const p = {
+    name: s("name"),
+    tiers: tiersOf(s("tiers")),
+    rpm: int("rpm", s("rpm")),
+    tpm: int("tpm", s("tpm")),
+    monthly_budget_micros: int("budget-micros", s("budget-micros")),
+  };
   return Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined));
 }
 
@@ -82,7 +99,11 @@ function table(rows: Record<string, unknown>[], cols: string[]): string {
   if (!rows.length) return "(none)";
   const cell = (v: unknown) => (Array.isArray(v) ? v.join(",") : v === null || v === undefined ? "-" : String(v));
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i])).join("  ").trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]))
+      .join("  ")
+      .trimEnd();
   return [line(cols), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join("\n");
 }
 
@@ -91,9 +112,17 @@ async function main(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     options: {
-      name: { type: "string" }, tiers: { type: "string" }, rpm: { type: "string" }, tpm: { type: "string" },
-      "budget-micros": { type: "string" }, key: { type: "string" }, "key-id": { type: "string" },
-      from: { type: "string" }, to: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" },
+      name: { type: "string" },
+      tiers: { type: "string" },
+      rpm: { type: "string" },
+      tpm: { type: "string" },
+      "budget-micros": { type: "string" },
+      key: { type: "string" },
+      "key-id": { type: "string" },
+      from: { type: "string" },
+      to: { type: "string" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
     },
   });
   const [cmd, id] = positionals;
@@ -107,13 +136,24 @@ async function main(argv: string[]): Promise<void> {
     case "create": {
       const p = plan(values);
       if (!p.name || !p.tiers) throw new CliError("create needs --name and --tiers (comma-separated model names)");
-      const r = (await call("POST", "/v1/admin/keys", { ...p, ...(values.key ? { key: values.key } : {}) })) as Record<string, unknown>;
-      print(r, () => `created ${r.id} (${r.name}): tiers ${(r.tiers as string[]).join(",")}, ${r.rpm} rpm, ${r.tpm} tpm, budget ${r.monthly_budget_micros} µ€/month\nkey: ${r.key}\nStore it now: it is not shown again.`);
+      const r = (await call("POST", "/v1/admin/keys", { ...p, ...(values.key ? { key: values.key } : {}) })) as Record<
+        string,
+        unknown
+      >;
+      print(
+        r,
+        () =>
+          `created ${r.id} (${r.name}): tiers ${(r.tiers as string[]).join(",")}, ${r.rpm} rpm, ${r.tpm} tpm, budget ${r.monthly_budget_micros} µ€/month\nkey: ${r.key}\nStore it now: it is not shown again.`,
+      );
       return;
     }
     case "list": {
       const r = (await call("GET", "/v1/admin/keys")) as { data: Record<string, unknown>[] };
-      const rows = r.data.map((k) => ({ ...k, status: k.revoked_at ? "revoked" : "active", created: new Date(k.created_at as number).toISOString().slice(0, 19) }));
+      const rows = r.data.map((k) => ({
+        ...k,
+        status: k.revoked_at ? "revoked" : "active",
+        created: new Date(k.created_at as number).toISOString().slice(0, 19),
+      }));
       print(r, () => table(rows, ["id", "name", "status", "tiers", "rpm", "tpm", "monthly_budget_micros", "created"]));
       return;
     }
@@ -125,7 +165,8 @@ async function main(argv: string[]): Promise<void> {
     case "update": {
       const path = `/v1/admin/keys/${needId()}`;
       const p = plan(values);
-      if (!Object.keys(p).length) throw new CliError("update needs at least one of --name --tiers --rpm --tpm --budget-micros");
+      if (!Object.keys(p).length)
+        throw new CliError("update needs at least one of --name --tiers --rpm --tpm --budget-micros");
       const r = await call("PATCH", path, p);
       print(r, () => `updated ${id}: ${JSON.stringify(p)}`);
       return;
@@ -141,7 +182,19 @@ async function main(argv: string[]): Promise<void> {
       if (values.from) q.set("from", values.from);
       if (values.to) q.set("to", values.to);
       const r = (await call("GET", `/v1/admin/usage${q.size ? `?${q}` : ""}`)) as { data: Record<string, unknown>[] };
-      print(r, () => table(r.data, ["date", "key_id", "tier", "requests", "rejected", "prompt_tokens", "cached_tokens", "completion_tokens", "cost_micros"]));
+      print(r, () =>
+        table(r.data, [
+          "date",
+          "key_id",
+          "tier",
+          "requests",
+          "rejected",
+          "prompt_tokens",
+          "cached_tokens",
+          "completion_tokens",
+          "cost_micros",
+        ]),
+      );
       return;
     }
     default:
@@ -151,7 +204,10 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof CliError || (err instanceof Error && "code" in err && String(err.code).startsWith("ERR_PARSE_ARGS"))) {
+  if (
+    err instanceof CliError ||
+    (err instanceof Error && "code" in err && String(err.code).startsWith("ERR_PARSE_ARGS"))
+  ) {
     console.error(`keys: ${err.message}`);
     process.exit(2);
   }

@@ -47,12 +47,20 @@ export function parseLogitsArgs(argv: string[]): LogitsArgs {
   const { values } = parseCli("logits", argv, {
     usage: USAGE,
     options: {
-      model: { type: "string" }, ids: { type: "string" }, text: { type: "string" }, "top-k": { type: "string" },
-      all: { type: "boolean" }, json: { type: "boolean" }, raw: { type: "boolean" }, threads: { type: "string" }, graph: { type: "string" },
+      model: { type: "string" },
+      ids: { type: "string" },
+      text: { type: "string" },
+      "top-k": { type: "string" },
+      all: { type: "boolean" },
+      json: { type: "boolean" },
+      raw: { type: "boolean" },
+      threads: { type: "string" },
+      graph: { type: "string" },
     },
   });
   if (!values.model) throw new UsageError("--model is required (see --help)");
-  if ((values.ids === undefined) === (values.text === undefined)) throw new UsageError("give exactly one of --ids and --text (see --help)");
+  if ((values.ids === undefined) === (values.text === undefined))
+    throw new UsageError("give exactly one of --ids and --text (see --help)");
   if (values.json && values.raw) throw new UsageError("--json and --raw exclude each other");
   let ids: number[];
   if (values.ids !== undefined) {
@@ -114,7 +122,8 @@ function topK(row: Float32Array, k: number): Top[] {
 async function main(): Promise<void> {
   const args = parseLogitsArgs(process.argv.slice(2));
   const dir = path.resolve(args.model);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`model directory ${args.model} does not exist`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new UsageError(`model directory ${args.model} does not exist`);
   if (!existsSync(path.join(dir, "model.json"))) {
     throw new UsageError(`${args.model} has no model.json (build one with npm run build-model)`);
   }
@@ -139,7 +148,9 @@ async function main(): Promise<void> {
     for (const t of tops) {
       console.log(`after position ${t.position} (id ${t.id} ${JSON.stringify(piece(t.id))}):`);
       for (const [i, x] of t.top.entries()) {
-        console.log(`  ${String(i + 1).padStart(3)}. ${String(x.id).padStart(6)}  ${JSON.stringify(x.piece).padEnd(18)} logit ${x.logit.toFixed(4).padStart(9)}  p ${x.p.toFixed(4)}`);
+        console.log(
+          `  ${String(i + 1).padStart(3)}. ${String(x.id).padStart(6)}  ${JSON.stringify(x.piece).padEnd(18)} logit ${x.logit.toFixed(4).padStart(9)}  p ${x.p.toFixed(4)}`,
+        );
       }
     }
   } finally {
@@ -147,7 +158,8 @@ async function main(): Promise<void> {
   }
 }
 
-const invokedDirectly = process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname);
+const invokedDirectly =
+  process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname);
 if (invokedDirectly) {
   main().catch((e: unknown) => {
     const msg = e instanceof Error ? e.message : String(e);

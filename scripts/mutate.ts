@@ -37,7 +37,10 @@ function run(m: Mutation): { verdict: Verdict; seconds: number } {
   const original = readFileSync(file, "utf8");
   if (m.edits.some((e) => original.split(e.find).length !== 2)) return { verdict: "stale", seconds: 0 };
   restore = () => writeFileSync(file, original);
-  writeFileSync(file, m.edits.reduce((text, e) => text.replace(e.find, e.replace), original));
+  writeFileSync(
+    file,
+    m.edits.reduce((text, e) => text.replace(e.find, e.replace), original),
+  );
   const t0 = performance.now();
   try {
     const r = spawnSync(path.join(root, "node_modules/.bin/vitest"), ["run", ...m.tests], {
@@ -60,6 +63,8 @@ for (const m of chosen) {
   console.log(line);
   rows.push(line);
 }
-console.log(["", "| mutation | area | the bug | tests run | result | time |", "|---|---|---|---|---|---|", ...rows].join("\n"));
+console.log(
+  ["", "| mutation | area | the bug | tests run | result | time |", "|---|---|---|---|---|---|", ...rows].join("\n"),
+);
 const survived = rows.filter((r) => r.includes("SURVIVED") || r.includes("stale")).length;
 process.exit(survived > 0 ? 1 : 0);

@@ -16,8 +16,14 @@ export const MUTATIONS: Mutation[] = [
     why: "equal-rank BPE merges taken rightmost-first",
     file: "worker/tokenizer/encode.ts",
     edits: [
-      { find: "const key = v.rank[merged] * RANK_SHIFT + left;", replace: "const key = v.rank[merged] * RANK_SHIFT + (RANK_SHIFT - 1 - left);" },
-      { find: "const left = top - topRank * RANK_SHIFT;", replace: "const left = RANK_SHIFT - 1 - (top - topRank * RANK_SHIFT);" },
+      {
+        find: "const key = v.rank[merged] * RANK_SHIFT + left;",
+        replace: "const key = v.rank[merged] * RANK_SHIFT + (RANK_SHIFT - 1 - left);",
+      },
+      {
+        find: "const left = top - topRank * RANK_SHIFT;",
+        replace: "const left = RANK_SHIFT - 1 - (top - topRank * RANK_SHIFT);",
+      },
     ],
     tests: ["test/node/tokenizer-pinned.test.ts", "test/node/tokenizer-unit.test.ts"],
   },
@@ -26,7 +32,9 @@ export const MUTATIONS: Mutation[] = [
     area: "billing",
     why: "cached prompt tokens billed at the full input price",
     file: "worker/billing/money.ts",
-    edits: [{ find: "BigInt(cached) * BigInt(price.cached_input) +", replace: "BigInt(cached) * BigInt(price.input) +" }],
+    edits: [
+      { find: "BigInt(cached) * BigInt(price.cached_input) +", replace: "BigInt(cached) * BigInt(price.input) +" },
+    ],
     tests: ["test/workers/billing.test.ts", "test/workers/ledger.test.ts"],
   },
   {
@@ -34,7 +42,12 @@ export const MUTATIONS: Mutation[] = [
     area: "billing",
     why: "micro-euro conversion truncates instead of rounding half up",
     file: "worker/billing/money.ts",
-    edits: [{ find: "return Number((units + UNITS_PER_MICRO / 2n) / UNITS_PER_MICRO);", replace: "return Number(units / UNITS_PER_MICRO);" }],
+    edits: [
+      {
+        find: "return Number((units + UNITS_PER_MICRO / 2n) / UNITS_PER_MICRO);",
+        replace: "return Number(units / UNITS_PER_MICRO);",
+      },
+    ],
     tests: ["test/workers/billing.test.ts"],
   },
   {
@@ -42,7 +55,12 @@ export const MUTATIONS: Mutation[] = [
     area: "graph",
     why: "fused graph keeps QMoE's own tie rule (higher expert wins)",
     file: "scripts/model-builder/moe-graph.ts",
-    edits: [{ find: "export const expertSlot = (e: number, E: number): number => E - 1 - e;", replace: "export const expertSlot = (e: number, _E: number): number => e;" }],
+    edits: [
+      {
+        find: "export const expertSlot = (e: number, E: number): number => E - 1 - e;",
+        replace: "export const expertSlot = (e: number, _E: number): number => e;",
+      },
+    ],
     tests: ["test/node/graph-correctness.test.ts"],
   },
   {
@@ -50,7 +68,12 @@ export const MUTATIONS: Mutation[] = [
     area: "graph",
     why: "sliced routing weights not renormalised over the top-k",
     file: "scripts/model-builder/moe-graph.ts",
-    edits: [{ find: 'n("Softmax", [v("top_logits")], [v("top_weights")], { axis: -1 });', replace: 'n("Sigmoid", [v("top_logits")], [v("top_weights")]);' }],
+    edits: [
+      {
+        find: 'n("Softmax", [v("top_logits")], [v("top_weights")], { axis: -1 });',
+        replace: 'n("Sigmoid", [v("top_logits")], [v("top_weights")]);',
+      },
+    ],
     tests: ["test/node/graph-correctness.test.ts"],
   },
   {
@@ -58,7 +81,13 @@ export const MUTATIONS: Mutation[] = [
     area: "engine",
     why: "a finishing sequence's slot release copies a batch-mate's KV before its new row counts",
     file: "gpu-backend/engine/engine.ts",
-    edits: [{ find: "    for (const s of ordered) this.pool.setLength(s.id, ++s.pos);\n    ordered.forEach((s, i) => this.accept(s, logits.subarray(i * V, (i + 1) * V)));", replace: "    ordered.forEach((s, i) => {\n      this.pool.setLength(s.id, ++s.pos);\n      this.accept(s, logits.subarray(i * V, (i + 1) * V));\n    });" }],
+    edits: [
+      {
+        find: "    for (const s of ordered) this.pool.setLength(s.id, ++s.pos);\n    ordered.forEach((s, i) => this.accept(s, logits.subarray(i * V, (i + 1) * V)));",
+        replace:
+          "    ordered.forEach((s, i) => {\n      this.pool.setLength(s.id, ++s.pos);\n      this.accept(s, logits.subarray(i * V, (i + 1) * V));\n    });",
+      },
+    ],
     tests: ["test/node/engine-batch-invariance.test.ts"],
   },
   {
@@ -66,7 +95,12 @@ export const MUTATIONS: Mutation[] = [
     area: "cancellation",
     why: "cancelled sequences are never reaped",
     file: "gpu-backend/engine/engine.ts",
-    edits: [{ find: "for (const s of all) if (s.cancelled) this.finish(s, \"cancelled\");", replace: "for (const s of all) if (s.cancelled && s.pos < 0) this.finish(s, \"cancelled\");" }],
+    edits: [
+      {
+        find: 'for (const s of all) if (s.cancelled) this.finish(s, "cancelled");',
+        replace: 'for (const s of all) if (s.cancelled && s.pos < 0) this.finish(s, "cancelled");',
+      },
+    ],
     tests: ["test/node/engine.test.ts"],
   },
   {
@@ -96,8 +130,14 @@ export const MUTATIONS: Mutation[] = [
     why: "an await between reading and writing the RPM/TPM buckets lets parallel admits overspend them",
     file: "worker/billing/key-limiter.ts",
     edits: [
-      { find: "  private admitNow(input: LimiterAdmitInput): LimiterAdmitResult {", replace: "  private async admitNow(input: LimiterAdmitInput): Promise<LimiterAdmitResult> {" },
-      { find: "    requests.level -= 1;", replace: "    await new Promise((r) => setTimeout(r, 1));\n    requests.level -= 1;" },
+      {
+        find: "  private admitNow(input: LimiterAdmitInput): LimiterAdmitResult {",
+        replace: "  private async admitNow(input: LimiterAdmitInput): Promise<LimiterAdmitResult> {",
+      },
+      {
+        find: "    requests.level -= 1;",
+        replace: "    await new Promise((r) => setTimeout(r, 1));\n    requests.level -= 1;",
+      },
     ],
     tests: ["test/workers/race-and-stream-billing.test.ts"],
   },
@@ -106,7 +146,9 @@ export const MUTATIONS: Mutation[] = [
     area: "auth",
     why: "keys of the wrong shape are hashed and looked up in D1",
     file: "worker/middleware/auth.ts",
-    edits: [{ find: "  if (!CUSTOM_KEY_RE.test(key)) return false;", replace: "  if (key.length > 256) return false;" }],
+    edits: [
+      { find: "  if (!CUSTOM_KEY_RE.test(key)) return false;", replace: "  if (key.length > 256) return false;" },
+    ],
     tests: ["test/workers/auth-hardening.test.ts"],
   },
   {
@@ -114,7 +156,9 @@ export const MUTATIONS: Mutation[] = [
     area: "auth",
     why: "failed authentication is never throttled",
     file: "worker/middleware/auth-throttle.ts",
-    edits: [{ find: "  if (wait > 0) throw tooManyFailures(wait);", replace: "  if (wait < 0) throw tooManyFailures(wait);" }],
+    edits: [
+      { find: "  if (wait > 0) throw tooManyFailures(wait);", replace: "  if (wait < 0) throw tooManyFailures(wait);" },
+    ],
     tests: ["test/workers/auth-hardening.test.ts"],
   },
   {
@@ -130,7 +174,12 @@ export const MUTATIONS: Mutation[] = [
     area: "auth",
     why: "unknown keys share the valid keys' cache and push them out",
     file: "worker/billing/keys.ts",
-    edits: [{ find: "    remember(misses, MISS_CACHE_MAX, keyHash, now + CACHE_TTL_MS);", replace: "    remember(cache, CACHE_MAX, keyHash, { account: null as never, expires: now + CACHE_TTL_MS });" }],
+    edits: [
+      {
+        find: "    remember(misses, MISS_CACHE_MAX, keyHash, now + CACHE_TTL_MS);",
+        replace: "    remember(cache, CACHE_MAX, keyHash, { account: null as never, expires: now + CACHE_TTL_MS });",
+      },
+    ],
     tests: ["test/workers/auth-hardening.test.ts"],
   },
   {
@@ -140,8 +189,9 @@ export const MUTATIONS: Mutation[] = [
     file: "worker/billing/keys.ts",
     edits: [
       {
-        find: "  set(\"name\", patch.name);",
-        replace: "  const cur = await getKey(db, id);\n  await new Promise((r) => setTimeout(r, 5));\n  if (cur) patch = { name: cur.name, tiers: cur.tiers, rpm: cur.rpm, tpm: cur.tpm, monthly_budget_micros: cur.monthly_budget_micros, ...patch };\n  set(\"name\", patch.name);",
+        find: '  set("name", patch.name);',
+        replace:
+          '  const cur = await getKey(db, id);\n  await new Promise((r) => setTimeout(r, 5));\n  if (cur) patch = { name: cur.name, tiers: cur.tiers, rpm: cur.rpm, tpm: cur.tpm, monthly_budget_micros: cur.monthly_budget_micros, ...patch };\n  set("name", patch.name);',
       },
     ],
     tests: ["test/workers/auth-hardening.test.ts"],
@@ -152,7 +202,10 @@ export const MUTATIONS: Mutation[] = [
     why: "request bodies are read whole, whatever their size",
     file: "worker/api/body.ts",
     edits: [
-      { find: "  if (declared !== null && !(Number(declared) <= MAX_BODY_BYTES)) throw bodyTooLarge();", replace: "  void declared;" },
+      {
+        find: "  if (declared !== null && !(Number(declared) <= MAX_BODY_BYTES)) throw bodyTooLarge();",
+        replace: "  void declared;",
+      },
       { find: "    if (size > MAX_BODY_BYTES) {", replace: "    if (size > 1e12) {" },
     ],
     tests: ["test/workers/limits-before-parsing.test.ts"],
@@ -170,7 +223,9 @@ export const MUTATIONS: Mutation[] = [
     area: "limits",
     why: "requests refused before admission write a ledger row (with the client's raw model string)",
     file: "worker/api/lifecycle.ts",
-    edits: [{ find: "    if (!this.settled && (this.admitted || rateRefusal)) {", replace: "    if (!this.settled) {" }],
+    edits: [
+      { find: "    if (!this.settled && (this.admitted || rateRefusal)) {", replace: "    if (!this.settled) {" },
+    ],
     tests: ["test/workers/limits-before-parsing.test.ts"],
   },
   {
@@ -178,7 +233,13 @@ export const MUTATIONS: Mutation[] = [
     area: "limits",
     why: "a real tier outside the plan answers 403 while an unknown one answers 404",
     file: "worker/billing/meter.ts",
-    edits: [{ find: "  if (!account.tiers.includes(model)) throw modelNotFound(model);", replace: "  if (!account.tiers.includes(model)) throw new ApiError(403, \"not allowed\", \"permission_error\", \"model_not_allowed\", \"model\");" }],
+    edits: [
+      {
+        find: "  if (!account.tiers.includes(model)) throw modelNotFound(model);",
+        replace:
+          '  if (!account.tiers.includes(model)) throw new ApiError(403, "not allowed", "permission_error", "model_not_allowed", "model");',
+      },
+    ],
     tests: ["test/workers/validation.test.ts", "test/workers/tokenize.test.ts"],
   },
   {
@@ -186,7 +247,7 @@ export const MUTATIONS: Mutation[] = [
     area: "tokenizer",
     why: "the tokenized-turn cache ignores the account salt (a cross-tenant timing oracle)",
     file: "worker/tokenizer/chat.ts",
-    edits: [{ find: "  const key = salt + \"\\u0000\" + text;", replace: "  const key = text;" }],
+    edits: [{ find: '  const key = salt + "\\u0000" + text;', replace: "  const key = text;" }],
     tests: ["test/workers/cache-isolation.test.ts"],
   },
   {
@@ -202,7 +263,12 @@ export const MUTATIONS: Mutation[] = [
     area: "embeddings",
     why: "no cap on tokens per embeddings request",
     file: "worker/routes/embeddings.ts",
-    edits: [{ find: "    if (promptTokens > MAX_EMBED_TOKENS) {", replace: "    if (promptTokens > MAX_EMBED_TOKENS * 100) {" }],
+    edits: [
+      {
+        find: "    if (promptTokens > MAX_EMBED_TOKENS) {",
+        replace: "    if (promptTokens > MAX_EMBED_TOKENS * 100) {",
+      },
+    ],
     tests: ["test/workers/embeddings-bounds.test.ts"],
   },
   {
@@ -210,7 +276,12 @@ export const MUTATIONS: Mutation[] = [
     area: "embeddings",
     why: "a slow embed times out on the header timer, is billed nothing and is retried on other replicas",
     file: "worker/serving/backend.ts",
-    edits: [{ find: "  const res = await post(`${base}/v1/embed`, token, req, signal, null);", replace: "  const res = await post(`${base}/v1/embed`, token, req, signal, 10);" }],
+    edits: [
+      {
+        find: "  const res = await post(`${base}/v1/embed`, token, req, signal, null);",
+        replace: "  const res = await post(`${base}/v1/embed`, token, req, signal, 10);",
+      },
+    ],
     tests: ["test/workers/embeddings-bounds.test.ts"],
   },
   {

@@ -32,8 +32,12 @@ function parse(argv: string[]): Args {
   const { values } = parseCli("soak", argv, {
     usage: USAGE,
     options: {
-      minutes: { type: "string" }, concurrency: { type: "string" }, faults: { type: "boolean" }, seed: { type: "string" },
-      "stop-ms": { type: "string" }, json: { type: "boolean" },
+      minutes: { type: "string" },
+      concurrency: { type: "string" },
+      faults: { type: "boolean" },
+      seed: { type: "string" },
+      "stop-ms": { type: "string" },
+      json: { type: "boolean" },
     },
   });
   const num = (flag: string, v: string | undefined, def: number, ok: (n: number) => boolean) => {
@@ -53,7 +57,8 @@ function parse(argv: string[]): Args {
 }
 
 const WORDS = "the sea lighthouse keeper storm ship night light rope harbour gull tide wave stone lamp oil".split(" ");
-const PREAMBLE = "You keep an old lighthouse on a rocky northern coast. Answer questions about the sea in short plain sentences.";
+const PREAMBLE =
+  "You keep an old lighthouse on a rocky northern coast. Answer questions about the sea in short plain sentences.";
 
 async function admin(stack: LocalStack, path: string, body?: unknown): Promise<unknown> {
   const res = await fetch(`${stack.base}${path}`, {
@@ -71,7 +76,15 @@ interface Fault {
 }
 
 /** Seeded fault times: one every 15-25 s, alternating SIGKILL and SIGSTOP, on a random replica. */
-async function runFaults(stack: LocalStack, a: Args, rnd: () => number, deadline: number, streaming: () => number, log: Fault[], t0: number): Promise<void> {
+async function runFaults(
+  stack: LocalStack,
+  a: Args,
+  rnd: () => number,
+  deadline: number,
+  streaming: () => number,
+  log: Fault[],
+  t0: number,
+): Promise<void> {
   let kill = true;
   for (let at = t0 + (8 + rnd() * 8) * 1000; at < deadline - 8000; at += (15 + rnd() * 10) * 1000) {
     await new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
@@ -83,7 +96,10 @@ async function runFaults(stack: LocalStack, a: Args, rnd: () => number, deadline
       for (let i = 0; i < 50 && streaming() < 2; i++) await new Promise((r) => setTimeout(r, 20));
       const from = stack.lines.length;
       process.kill(pid, "SIGKILL");
-      log.push({ atS: Number(s()), what: `SIGKILL backend :${port} (pid ${pid}) with ${streaming()} stream(s) running` });
+      log.push({
+        atS: Number(s()),
+        what: `SIGKILL backend :${port} (pid ${pid}) with ${streaming()} stream(s) running`,
+      });
       await stack.waitFor(new RegExp(`backend :${port} restarted \\(pid \\d+\\)`), from);
       log.push({ atS: Number(s()), what: `backend :${port} restarted by the launcher` });
     } else {
@@ -106,7 +122,9 @@ async function ledger(stack: LocalStack, ids: string[]): Promise<Map<string, Led
     for (let i = 0; i < pending.length; i += 8) {
       await Promise.all(
         pending.slice(i, i + 8).map(async (id) => {
-          const j = (await admin(stack, `/v1/admin/usage/requests?request_id=${encodeURIComponent(id)}&limit=10`)) as { data: LedgerRecord[] };
+          const j = (await admin(stack, `/v1/admin/usage/requests?request_id=${encodeURIComponent(id)}&limit=10`)) as {
+            data: LedgerRecord[];
+          };
           if (j.data.length) out.set(id, j.data);
         }),
       );
@@ -125,7 +143,11 @@ async function main(): Promise<void> {
   const stack = await startLocalStack({ replicas: 2, models: "tiny", threads: "1", timeoutMs: 300_000 });
   try {
     const key = (await admin(stack, "/v1/admin/keys", {
-      name: "soak", tiers: ["mistral-tiny"], rpm: 1_000_000, tpm: 1_000_000_000, monthly_budget_micros: 1_000_000_000_000,
+      name: "soak",
+      tiers: ["mistral-tiny"],
+      rpm: 1_000_000,
+      tpm: 1_000_000_000,
+      monthly_budget_micros: 1_000_000_000_000,
     })) as { key: string };
     const rss = () => ({
       worker_mb: groupRssMb(stack.workerPid()),
@@ -148,9 +170,16 @@ async function main(): Promise<void> {
         if (kind !== "unstreamed") streaming++;
         seen.push(
           await soakRequest({
-            base: stack.base, apiKey: key.key, kind, maxTokens: 8 + Math.floor(rnd() * 56), temperature: rnd() < 0.5 ? 0 : 0.9,
-            seed: Math.floor(rnd() * 1e6), prompt: rnd() < 0.4 ? `${PREAMBLE}\n${i}: ${words.join(" ")}` : `${i}: ${words.join(" ")}`,
-            abortAfterFrames: 2 + Math.floor(rnd() * 6), slowReadMs: 20 + Math.floor(rnd() * 80), hangMs,
+            base: stack.base,
+            apiKey: key.key,
+            kind,
+            maxTokens: 8 + Math.floor(rnd() * 56),
+            temperature: rnd() < 0.5 ? 0 : 0.9,
+            seed: Math.floor(rnd() * 1e6),
+            prompt: rnd() < 0.4 ? `${PREAMBLE}\n${i}: ${words.join(" ")}` : `${i}: ${words.join(" ")}`,
+            abortAfterFrames: 2 + Math.floor(rnd() * 6),
+            slowReadMs: 20 + Math.floor(rnd() * 80),
+            hangMs,
           }).finally(() => {
             if (kind !== "unstreamed") streaming--;
           }),
@@ -160,19 +189,28 @@ async function main(): Promise<void> {
     const faults: Array<{ atS: number; what: string }> = [];
     await Promise.all([
       ...Array.from({ length: a.concurrency }, client),
-      a.faults ? runFaults(stack, a, mulberry32(a.seed ^ 0x5eed), deadline, () => streaming, faults, t0) : Promise.resolve(),
+      a.faults
+        ? runFaults(stack, a, mulberry32(a.seed ^ 0x5eed), deadline, () => streaming, faults, t0)
+        : Promise.resolve(),
     ]);
     const runS = (Date.now() - t0) / 1000;
     const rssEnd = rss();
     // The backends' own view (their /metrics histograms; a restarted replica starts its counts over).
     const scrapes = await Promise.all(
       stack.backendPorts.map((p) =>
-        fetch(`http://127.0.0.1:${p}/metrics`, { headers: { authorization: `Bearer ${stack.metricsToken}` } }).then((r) => r.text(), () => ""),
+        fetch(`http://127.0.0.1:${p}/metrics`, { headers: { authorization: `Bearer ${stack.metricsToken}` } }).then(
+          (r) => r.text(),
+          () => "",
+        ),
       ),
     );
     const backendQ = (name: string) => {
       const b = histogramBuckets(scrapes, name);
-      return { p50: Math.round(histogramQuantile(b, 0.5) * 1e4) / 10, p99: Math.round(histogramQuantile(b, 0.99) * 1e4) / 10, n: b.at(-1)?.[1] ?? 0 };
+      return {
+        p50: Math.round(histogramQuantile(b, 0.5) * 1e4) / 10,
+        p99: Math.round(histogramQuantile(b, 0.99) * 1e4) / 10,
+        n: b.at(-1)?.[1] ?? 0,
+      };
     };
     say(`soak: ${seen.length} requests in ${runS.toFixed(0)} s; reconciling the ledger`);
     const ids = seen.flatMap((s) => (s.requestId ? [s.requestId] : []));
@@ -184,31 +222,74 @@ async function main(): Promise<void> {
     const ms = (x: number) => Math.round(x * 10) / 10;
     const hung = seen.filter((s) => s.outcome === "hung").length;
     const report = {
-      seed: a.seed, minutes: a.minutes, concurrency: a.concurrency, faults: a.faults, run_s: Math.round(runS),
-      requests: seen.length, outcomes, fault_log: faults,
+      seed: a.seed,
+      minutes: a.minutes,
+      concurrency: a.concurrency,
+      faults: a.faults,
+      run_s: Math.round(runS),
+      requests: seen.length,
+      outcomes,
+      fault_log: faults,
       ttft_ms: { p50: ms(quantile(ttft, 0.5)), p99: ms(quantile(ttft, 0.99)), n: ttft.length },
       inter_chunk_ms: { p50: ms(quantile(itl, 0.5)), p99: ms(quantile(itl, 0.99)), n: itl.length },
       backend_ttft_ms: backendQ("moe_edge_time_to_first_token_seconds"),
       backend_inter_token_ms: backendQ("moe_edge_inter_token_latency_seconds"),
       rss_mb: { start: rssStart, end: rssEnd },
-      ledger: { checked: rec.checked, by_status: rec.byStatus, lost: rec.lost.length, double_billed: rec.doubleBilled.length, under_billed: rec.underBilled.length },
+      ledger: {
+        checked: rec.checked,
+        by_status: rec.byStatus,
+        lost: rec.lost.length,
+        double_billed: rec.doubleBilled.length,
+        under_billed: rec.underBilled.length,
+      },
       hung,
       // What the clients saw go wrong besides the injected faults' expected stream errors.
-      client_errors: seen.filter((x) => x.outcome === "http_error" || x.outcome === "network_error").slice(0, 10)
-        .map((x) => `${x.kind}/${x.outcome} ${x.requestId ?? "(no request id)"} HTTP ${x.status}: ${x.detail ?? ""}`.slice(0, 300)),
-      problems: [...rec.lost.map((x) => `lost ${x}`), ...rec.doubleBilled.map((x) => `double-billed ${x}`), ...rec.underBilled.map((x) => `under-billed ${x}`)].slice(0, 20),
+      client_errors: seen
+        .filter((x) => x.outcome === "http_error" || x.outcome === "network_error")
+        .slice(0, 10)
+        .map((x) =>
+          `${x.kind}/${x.outcome} ${x.requestId ?? "(no request id)"} HTTP ${x.status}: ${x.detail ?? ""}`.slice(
+            0,
+            300,
+          ),
+        ),
+      problems: [
+        ...rec.lost.map((x) => `lost ${x}`),
+        ...rec.doubleBilled.map((x) => `double-billed ${x}`),
+        ...rec.underBilled.map((x) => `under-billed ${x}`),
+      ].slice(0, 20),
     };
     if (a.json) process.stdout.write(JSON.stringify(report) + "\n");
     else {
-      say(`outcomes: ${Object.entries(outcomes).sort().map(([k, v]) => `${k} ${v}`).join(", ")}`);
+      say(
+        `outcomes: ${Object.entries(outcomes)
+          .sort()
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")}`,
+      );
       for (const f of faults) say(`fault at ${f.atS} s: ${f.what}`);
-      say(`clients: TTFT p50 ${report.ttft_ms.p50} ms, p99 ${report.ttft_ms.p99} ms (${ttft.length} streams); inter-chunk p50 ${report.inter_chunk_ms.p50} ms, p99 ${report.inter_chunk_ms.p99} ms`);
+      say(
+        `clients: TTFT p50 ${report.ttft_ms.p50} ms, p99 ${report.ttft_ms.p99} ms (${ttft.length} streams); inter-chunk p50 ${report.inter_chunk_ms.p50} ms, p99 ${report.inter_chunk_ms.p99} ms`,
+      );
       const bt = report.backend_ttft_ms;
       const bi = report.backend_inter_token_ms;
-      say(`backends (/metrics, since each replica's last start): TTFT p50 ${bt.p50} ms, p99 ${bt.p99} ms (${bt.n}); inter-token p50 ${bi.p50} ms, p99 ${bi.p99} ms (${bi.n})`);
-      const w = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${k} ${v}`).join(" + ");
-      say(`RSS worker ${w(rssStart.worker_mb)} -> ${w(rssEnd.worker_mb)} MB; backends ${rssStart.backends_mb.join("/")} -> ${rssEnd.backends_mb.join("/")} MB`);
-      say(`ledger: ${rec.checked} request ids checked: ${Object.entries(rec.byStatus).map(([k, v]) => `${k} ${v}`).join(", ")}; lost ${rec.lost.length}, double-billed ${rec.doubleBilled.length}, under-billed ${rec.underBilled.length}, hung ${hung}`);
+      say(
+        `backends (/metrics, since each replica's last start): TTFT p50 ${bt.p50} ms, p99 ${bt.p99} ms (${bt.n}); inter-token p50 ${bi.p50} ms, p99 ${bi.p99} ms (${bi.n})`,
+      );
+      const w = (r: Record<string, number>) =>
+        Object.entries(r)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(" + ");
+      say(
+        `RSS worker ${w(rssStart.worker_mb)} -> ${w(rssEnd.worker_mb)} MB; backends ${rssStart.backends_mb.join("/")} -> ${rssEnd.backends_mb.join("/")} MB`,
+      );
+      say(
+        `ledger: ${rec.checked} request ids checked: ${Object.entries(rec.byStatus)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(
+            ", ",
+          )}; lost ${rec.lost.length}, double-billed ${rec.doubleBilled.length}, under-billed ${rec.underBilled.length}, hung ${hung}`,
+      );
       for (const p of report.problems) say(`  ${p}`);
       for (const e of report.client_errors) say(`  client: ${e}`);
     }

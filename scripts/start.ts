@@ -57,8 +57,12 @@ async function main() {
     fail((e as Error).message);
   }
   const { port, backendPorts, models } = cfg;
-  for (const [name, p] of [["PORT", port], ...backendPorts.map((b, i) => [i === 0 ? "BACKEND_PORT" : `BACKEND_PORT+${i}`, b] as const)] as const) {
-    if (!(await portIsFree(p))) fail(`port ${p} (${name}) is already in use; set ${name.replace(/\+\d+$/, "")}=<free port> and retry`);
+  for (const [name, p] of [
+    ["PORT", port],
+    ...backendPorts.map((b, i) => [i === 0 ? "BACKEND_PORT" : `BACKEND_PORT+${i}`, b] as const),
+  ] as const) {
+    if (!(await portIsFree(p)))
+      fail(`port ${p} (${name}) is already in use; set ${name.replace(/\+\d+$/, "")}=<free port> and retry`);
   }
   const secrets = loadSecrets(cfg);
   const supervisors: Supervisor[] = [];
@@ -84,10 +88,14 @@ async function main() {
   };
 
   console.log(`[1/5] dev models (${models.join(", ")})`);
-  const built = spawnSync(bin("tsx"), ["scripts/dev-models.ts", "--preset", models.join(",")], { cwd: root, stdio: "inherit" });
+  const built = spawnSync(bin("tsx"), ["scripts/dev-models.ts", "--preset", models.join(",")], {
+    cwd: root,
+    stdio: "inherit",
+  });
   if (built.status !== 0) fail("building the dev models failed (see above)");
   for (const m of models) {
-    if (!existsSync(resolve(root, "models/dev", m, "model.json"))) fail(`model models/dev/${m} is missing after the build`);
+    if (!existsSync(resolve(root, "models/dev", m, "model.json")))
+      fail(`model models/dev/${m} is missing after the build`);
   }
 
   console.log("[2/5] D1 migrations (local)");
@@ -100,30 +108,63 @@ async function main() {
 
   console.log(`[3/5] backend${backendPorts.length > 1 ? "s" : ""} on ${backendPorts.map((p) => `:${p}`).join(", ")}`);
   // USAGE_TOKEN through the environment, never argv (visible in ps): the backend delivers its usage records to the worker.
-  const backendEnv = { ...process.env, BACKEND_TOKEN: secrets.backendToken, METRICS_TOKEN: secrets.metricsToken, USAGE_TOKEN: secrets.usageToken };
+  const backendEnv = {
+    ...process.env,
+    BACKEND_TOKEN: secrets.backendToken,
+    METRICS_TOKEN: secrets.metricsToken,
+    USAGE_TOKEN: secrets.usageToken,
+  };
   const launchBackend = (bport: number) => async (onSpawn: (c: ChildProcess) => void) =>
     (
       await spawnUntilReady(
         // node --import tsx, not the tsx CLI: the child is the server itself, so its pid is the one to signal.
         process.execPath,
         [
-          "--import", "tsx", "gpu-backend/main.ts", ...models.flatMap((m) => ["--model", `models/dev/${m}`]), "--port", String(bport), "--host", "127.0.0.1",
+          "--import",
+          "tsx",
+          "gpu-backend/main.ts",
+          ...models.flatMap((m) => ["--model", `models/dev/${m}`]),
+          "--port",
+          String(bport),
+          "--host",
+          "127.0.0.1",
           // Under the state dir, so a throwaway DEV_STATE_DIR leaves nothing in the repo; the same dir on a restart, so the journal replays.
-          "--journal-dir", resolve(cfg.stateDir, "journal", String(bport)),
-          "--usage-url", `http://127.0.0.1:${port}/internal/usage`,
+          "--journal-dir",
+          resolve(cfg.stateDir, "journal", String(bport)),
+          "--usage-url",
+          `http://127.0.0.1:${port}/internal/usage`,
           ...(cfg.backendThreads ? ["--threads", cfg.backendThreads] : []),
         ],
-        { cwd: root, env: backendEnv, detached: true, ready: /^backend ready on /, timeoutMs: 180_000, label: `backend :${bport}`, onSpawn },
+        {
+          cwd: root,
+          env: backendEnv,
+          detached: true,
+          ready: /^backend ready on /,
+          timeoutMs: 180_000,
+          label: `backend :${bport}`,
+          onSpawn,
+        },
       )
     ).child;
   const backends = backendPorts.map(
-    (bport) => new Supervisor({ label: `backend :${bport}`, launch: launchBackend(bport), onChild: (c) => pipeLogs(cfg, c, "backend"), say, giveUp }),
+    (bport) =>
+      new Supervisor({
+        label: `backend :${bport}`,
+        launch: launchBackend(bport),
+        onChild: (c) => pipeLogs(cfg, c, "backend"),
+        say,
+        giveUp,
+      }),
   );
   supervisors.push(...backends);
   await Promise.all(backends.map((s) => s.start())).catch((err: Error) => abort(err.message));
   for (const [i, s] of backends.entries()) console.log(`      backend :${backendPorts[i]} ready (pid ${s.child?.pid})`);
 
-  const tiers = wranglerTiers(root, backendPorts.map((p) => `http://127.0.0.1:${p}`), models);
+  const tiers = wranglerTiers(
+    root,
+    backendPorts.map((p) => `http://127.0.0.1:${p}`),
+    models,
+  );
   if (Object.keys(tiers).length === 0) await abort(`no tier in wrangler.toml is served by MODELS=${models.join(",")}`);
   console.log(`[4/5] worker (wrangler dev, local) on :${port}: ${Object.keys(tiers).join(", ")}`);
   // Secrets go through a 0600 env file, never argv (readable by anyone in /proc/<pid>/cmdline).
@@ -131,7 +172,9 @@ async function main() {
   const envLine = (k: string, v: string) => `${k}=${JSON.stringify(v)}\n`;
   writeFileSync(
     workerVars,
-    envLine("ADMIN_TOKEN", secrets.adminToken) + envLine("BACKEND_TOKEN", secrets.backendToken) + envLine("CACHE_KEY_SECRET", secrets.cacheKeySecret ?? "") +
+    envLine("ADMIN_TOKEN", secrets.adminToken) +
+      envLine("BACKEND_TOKEN", secrets.backendToken) +
+      envLine("CACHE_KEY_SECRET", secrets.cacheKeySecret ?? "") +
       envLine("USAGE_TOKEN", secrets.usageToken),
     { mode: 0o600 },
   );
@@ -141,14 +184,31 @@ async function main() {
       spawnUntilHttpReady(
         bin("wrangler"),
         [
-          "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist,
+          "dev",
+          "--local",
+          "--ip",
+          "127.0.0.1",
+          "--port",
+          String(port),
+          "--persist-to",
+          persist,
           "--show-interactive-dev-session=false",
-          "--var", `TIERS:${JSON.stringify(tiers)}`,
-          "--env-file", workerVars,
+          "--var",
+          `TIERS:${JSON.stringify(tiers)}`,
+          "--env-file",
+          workerVars,
         ],
-        { cwd: root, env: OFFLINE_ENV, detached: true, url: `http://127.0.0.1:${port}/health`, timeoutMs: 120_000, label: `worker :${port}`, onSpawn,
+        {
+          cwd: root,
+          env: OFFLINE_ENV,
+          detached: true,
+          url: `http://127.0.0.1:${port}/health`,
+          timeoutMs: 120_000,
+          label: `worker :${port}`,
+          onSpawn,
           // Only the worker stamps request ids: never mistake another server on the port for it.
-          isOurs: (res) => res.headers.get("x-request-id")?.startsWith("req_") ?? false },
+          isOurs: (res) => res.headers.get("x-request-id")?.startsWith("req_") ?? false,
+        },
       ),
     onChild: (c) => pipeLogs(cfg, c, "worker"),
     say,
@@ -160,8 +220,11 @@ async function main() {
 
   console.log("[5/5] dev API key");
   const base = `http://127.0.0.1:${port}`;
-  await ensureDevKey(base, secrets, Object.keys(tiers)).catch((err: Error) => abort(`creating the dev key failed: ${err.message}`));
-  const chatModel = ["mistral-small", "mistral-tiny", "mistral-medium"].find((m) => m in tiers) ?? Object.keys(tiers)[0]!;
+  await ensureDevKey(base, secrets, Object.keys(tiers)).catch((err: Error) =>
+    abort(`creating the dev key failed: ${err.message}`),
+  );
+  const chatModel =
+    ["mistral-small", "mistral-tiny", "mistral-medium"].find((m) => m in tiers) ?? Object.keys(tiers)[0]!;
   printBanner(base, secrets, chatModel, backendPorts);
 }
 

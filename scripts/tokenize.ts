@@ -48,7 +48,8 @@ function handle(line: string): unknown {
     return { error: "invalid JSON" };
   }
   const parsed = Line.safeParse(json);
-  if (!parsed.success) return { error: 'expected {"text": string}, {"ids": [int]} or {"messages": [{"role", "content"}...]}' };
+  if (!parsed.success)
+    return { error: 'expected {"text": string}, {"ids": [int]} or {"messages": [{"role", "content"}...]}' };
   const d = parsed.data;
   try {
     if ("ids" in d) return { text: decode(d.ids) };
@@ -61,7 +62,8 @@ function handle(line: string): unknown {
 
 function parseIds(arg: string): number[] {
   const parts = arg.split(/[,\s]+/).filter(Boolean);
-  if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p))) throw new UsageError(`--detokenize takes comma-separated ids, got "${arg}"`);
+  if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p)))
+    throw new UsageError(`--detokenize takes comma-separated ids, got "${arg}"`);
   return parts.map(Number);
 }
 
@@ -82,9 +84,11 @@ async function main(): Promise<void> {
     }
     return;
   }
-  if (values.detokenize || values.pieces) throw new UsageError("--detokenize and --pieces need arguments; stdin lines say what they are");
+  if (values.detokenize || values.pieces)
+    throw new UsageError("--detokenize and --pieces need arguments; stdin lines say what they are");
   // Never sit silently on a terminal: someone typed `npm run tokenize` and expects output.
-  if (process.stdin.isTTY) throw new UsageError('nothing to tokenize: give "text" as an argument, or pipe JSON lines on stdin (see --help)');
+  if (process.stdin.isTTY)
+    throw new UsageError('nothing to tokenize: give "text" as an argument, or pipe JSON lines on stdin (see --help)');
   const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
   for await (const line of rl) {
     if (line.trim() === "") continue;

@@ -60,7 +60,8 @@ export function createApp() {
       return res;
     }
     const apiError = err instanceof ApiError ? err : internalError();
-    if (!(err instanceof ApiError)) console.error(JSON.stringify({ level: "error", request_id: c.get("requestId"), error: String(err) }));
+    if (!(err instanceof ApiError))
+      console.error(JSON.stringify({ level: "error", request_id: c.get("requestId"), error: String(err) }));
     const res = c.json(apiError.body(), apiError.status as 400);
     for (const [k, v] of Object.entries(apiError.headers)) res.headers.set(k, v);
     res.headers.set("x-request-id", c.get("requestId") ?? "");

@@ -43,4 +43,5 @@ export const unauthorized = (message = "Invalid or missing API key.") =>
 export const notFound = (message: string, code: string | null = "not_found") =>
   new ApiError(404, message, "not_found_error", code);
 
-export const internalError = () => new ApiError(500, "The server had an error processing your request.", "api_error", "internal_error");
+export const internalError = () =>
+  new ApiError(500, "The server had an error processing your request.", "api_error", "internal_error");

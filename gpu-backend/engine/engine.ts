@@ -109,7 +109,11 @@ export class Engine {
       opts.maxBatch,
     );
     this.prefix = new PrefixCache(opts.blockSize, opts.prefixCacheBytes);
-    this.sched = new Scheduler<Sequence>({ maxBatch: opts.maxBatch, prefillChunk: opts.prefillChunk, maxQueue: opts.maxQueue });
+    this.sched = new Scheduler<Sequence>({
+      maxBatch: opts.maxBatch,
+      prefillChunk: opts.prefillChunk,
+      maxQueue: opts.maxQueue,
+    });
     this.contextLength = this.pool.maxTokensFor(1);
   }
 
@@ -124,7 +128,14 @@ export class Engine {
   }
   /** One consistent read of queue, KV, prefix cache and counters (engine/stats.ts). */
   stats(): EngineStats {
-    return makeStats({ model: this.name, waiting: this.sched.waiting.length, running: this.sched.running, pool: this.pool, prefix: this.prefix, metrics: this.metrics });
+    return makeStats({
+      model: this.name,
+      waiting: this.sched.waiting.length,
+      running: this.sched.running,
+      pool: this.pool,
+      prefix: this.prefix,
+      metrics: this.metrics,
+    });
   }
 
   /**
@@ -135,7 +146,8 @@ export class Engine {
     if (this.draining) throw new AdmissionError("server is shutting down", 503, "shutting_down");
     const V = this.runner.manifest.vocab_size;
     const bad = params.input_ids.find((t) => t >= V);
-    if (bad !== undefined) throw new AdmissionError(`input_ids contains ${bad}, outside the vocabulary (size ${V})`, 400, "invalid_token");
+    if (bad !== undefined)
+      throw new AdmissionError(`input_ids contains ${bad}, outside the vocabulary (size ${V})`, 400, "invalid_token");
     if (params.input_ids.length >= this.contextLength) {
       throw new AdmissionError(
         `prompt of ${params.input_ids.length} tokens leaves no room in the context window of ${this.contextLength}`,
@@ -144,7 +156,11 @@ export class Engine {
       );
     }
     if (this.sched.queueFull) throw new AdmissionError("request queue is full", 429, "queue_full");
-    const constraint = constraintFor(params, this.runner.manifest, (msg, param) => new AdmissionError(msg, 400, "unsupported_response_format", param));
+    const constraint = constraintFor(
+      params,
+      this.runner.manifest,
+      (msg, param) => new AdmissionError(msg, 400, "unsupported_response_format", param),
+    );
     const reserve = Math.min(this.contextLength, params.input_ids.length + params.max_tokens);
     const seq = new Sequence(this.nextId++, params, reserve, emit, constraint);
     this.sched.enqueue(seq);
@@ -177,9 +193,14 @@ export class Engine {
     const H = this.runner.manifest.hidden_size;
     for (const ids of inputs) {
       const bad = ids.find((t) => t >= V);
-      if (bad !== undefined) throw new AdmissionError(`inputs contains ${bad}, outside the vocabulary (size ${V})`, 400, "invalid_token");
+      if (bad !== undefined)
+        throw new AdmissionError(`inputs contains ${bad}, outside the vocabulary (size ${V})`, 400, "invalid_token");
       if (ids.length > this.runner.manifest.context_length) {
-        throw new AdmissionError(`input of ${ids.length} tokens exceeds the context window`, 400, "context_length_exceeded");
+        throw new AdmissionError(
+          `input of ${ids.length} tokens exceeds the context window`,
+          400,
+          "context_length_exceeded",
+        );
       }
     }
     const out: number[][] = [];

@@ -46,7 +46,10 @@ export function parseGraphChoice(v: string | undefined): GraphChoice {
 }
 
 /** The form "auto" picks on this host; MOE_EDGE_GRAPH=fused|sliced overrides it (benchmarks, odd hosts). */
-export function autoForm(target: "cpu" | "webgpu" | "cuda" | "wasm", hasMlasQ4 = cpuHasMlasQ4Gemm()): { form: GraphForm; why: string } {
+export function autoForm(
+  target: "cpu" | "webgpu" | "cuda" | "wasm",
+  hasMlasQ4 = cpuHasMlasQ4Gemm(),
+): { form: GraphForm; why: string } {
   if (target === "webgpu" || target === "cuda") return { form: "fused", why: `${target} runs QMoE on int4 directly` };
   if (target === "wasm") return { form: "sliced", why: "the WASM runtime has no fast QMoE" };
   return hasMlasQ4
@@ -65,8 +68,15 @@ export function resolveGraph(
   if (!m.graphs) {
     // Built before the sliced form: model.onnx is the fused graph.
     if ((choice === "sliced" && isMoe) || invariant === true)
-      throw new Error(`model ${m.name} was built before the ${invariant === true ? "batch-invariant" : "sliced"} graph existed: rebuild it (npm run build-model, or npm run models -- --force)`);
-    return { form: "fused", file: "model.onnx", batchInvariant: false, reason: isMoe ? "fused (older build: no sliced graph; rebuild for the faster CPU graph)" : "dense model" };
+      throw new Error(
+        `model ${m.name} was built before the ${invariant === true ? "batch-invariant" : "sliced"} graph existed: rebuild it (npm run build-model, or npm run models -- --force)`,
+      );
+    return {
+      form: "fused",
+      file: "model.onnx",
+      batchInvariant: false,
+      reason: isMoe ? "fused (older build: no sliced graph; rebuild for the faster CPU graph)" : "dense model",
+    };
   }
   const picked = !isMoe
     ? { form: "fused" as const, why: "dense model: one graph" }
@@ -74,10 +84,19 @@ export function resolveGraph(
       ? { form: choice, why: `${choice} (asked for)` }
       : ((a) => ({ form: a.form, why: `${a.form} (auto: ${a.why})` }))(autoForm(target));
   if (wantPadded) {
-    if (picked.form === "fused" && isMoe) throw new Error("--batch-invariant needs the sliced graph (the fused QMoE graph has no padded variant)");
-    if (!m.graphs.batch_invariant) throw new Error(`model ${m.name} was built before the batch-invariant graph existed: rebuild it (npm run build-model, or npm run models -- --force)`);
+    if (picked.form === "fused" && isMoe)
+      throw new Error("--batch-invariant needs the sliced graph (the fused QMoE graph has no padded variant)");
+    if (!m.graphs.batch_invariant)
+      throw new Error(
+        `model ${m.name} was built before the batch-invariant graph existed: rebuild it (npm run build-model, or npm run models -- --force)`,
+      );
     const why = invariant === true ? "asked for" : "auto: this CPU's MLAS rounds a lone row differently";
-    return { form: picked.form, file: m.graphs.batch_invariant, batchInvariant: true, reason: `${picked.why}, batch-invariant (${why})` };
+    return {
+      form: picked.form,
+      file: m.graphs.batch_invariant,
+      batchInvariant: true,
+      reason: `${picked.why}, batch-invariant (${why})`,
+    };
   }
   const invariantAnyway = target === "cpu" && !needsRowPadding() && (picked.form === "sliced" || !isMoe);
   return { form: picked.form, file: m.graphs[picked.form], batchInvariant: invariantAnyway, reason: picked.why };

@@ -176,12 +176,21 @@ export class KvPool {
    * Writes one step's new rows: `keys[l]` / `values[l]` are [B, kvH, S, D] (present_new) for the slots
    * [firstSlot, firstSlot + B), sequence b's rows landing at pastLengths[b]..pastLengths[b]+S-1.
    */
-  appendStep(firstSlot: number, pastLengths: readonly number[], S: number, keys: Float32Array[], values: Float32Array[]): void {
+  appendStep(
+    firstSlot: number,
+    pastLengths: readonly number[],
+    S: number,
+    keys: Float32Array[],
+    values: Float32Array[],
+  ): void {
     const { kvHeads: H, headDim: D, layers } = this.geo;
     const P = this.pcap;
     const n = S * D;
     for (let l = 0; l < layers; l++) {
-      for (const [src, dst] of [[keys[l]!, this.keys[l]!], [values[l]!, this.values[l]!]] as const) {
+      for (const [src, dst] of [
+        [keys[l]!, this.keys[l]!],
+        [values[l]!, this.values[l]!],
+      ] as const) {
         for (let b = 0; b < pastLengths.length; b++) {
           for (let h = 0; h < H; h++) {
             const o = (b * H + h) * n;

@@ -80,7 +80,12 @@ export async function loadModelRunner(modelDir: string, opts: RunnerOptions = {}
   if (manifest.format !== "moe-edge-onnx") throw new Error(`${modelDir}/model.json is not a moe-edge-onnx manifest`);
   const runtime = opts.runtime ?? "native";
   const ep = opts.ep ?? "cpu";
-  const graph = resolveGraph(manifest, opts.graph ?? "auto", runtime === "wasm" ? "wasm" : ep, opts.batchInvariant ?? "auto");
+  const graph = resolveGraph(
+    manifest,
+    opts.graph ?? "auto",
+    runtime === "wasm" ? "wasm" : ep,
+    opts.batchInvariant ?? "auto",
+  );
   const modelPath = path.join(modelDir, graph.file);
   let ort: OrtModule;
   let session: InferenceSession;
@@ -105,7 +110,8 @@ export async function loadModelRunner(modelDir: string, opts: RunnerOptions = {}
     // else non-constant weights so ORT dequantizes row-wise instead of its slow prepacked fallback.
     const qmoeMode = ep === "cpu" ? (opts.qmoeWeights ?? defaultQMoeWeightMode()) : "prepacked";
     if (ep === "cpu") applyQ4GemmEnv(qmoeMode);
-    const dynamicModel = qmoeMode === "dynamic" && graph.form === "fused" ? withDynamicQMoeWeights(readFileSync(modelPath)) : null;
+    const dynamicModel =
+      qmoeMode === "dynamic" && graph.form === "fused" ? withDynamicQMoeWeights(readFileSync(modelPath)) : null;
     ort = ortNode;
     try {
       const sessionOpts: InferenceSession.SessionOptions = {
@@ -171,10 +177,18 @@ class OrtModelRunner implements ModelRunner {
   ): Record<string, OrtTensor> {
     const T = this.ort.Tensor;
     return {
-      input_ids: new T("int64", BigInt64Array.from(ids, (x) => BigInt(x)), [B, S]),
+      input_ids: new T(
+        "int64",
+        BigInt64Array.from(ids, (x) => BigInt(x)),
+        [B, S],
+      ),
       seqlens_k: new T("int32", Int32Array.from(seqlensK), [B]),
       total_sequence_length: new T("int32", Int32Array.of(Math.max(...seqlensK) + 1), []),
-      logits_indices: new T("int64", BigInt64Array.from(logitsRows, (x) => BigInt(x)), [logitsRows.length]),
+      logits_indices: new T(
+        "int64",
+        BigInt64Array.from(logitsRows, (x) => BigInt(x)),
+        [logitsRows.length],
+      ),
     };
   }
 

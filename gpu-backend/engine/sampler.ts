@@ -86,7 +86,11 @@ export function samplingDistribution(row: Float32Array, p: SamplingParams): { id
  * from the log-softmax of `row` at temperature 1. -Infinity logits (masked) are never listed. The k best
  * come from the same partial selection as top-k sampling; only those k are sorted.
  */
-export function tokenLogprob(row: Float32Array, chosen: number, k: number): { logprob: number; top: Array<{ id: number; logprob: number }> } {
+export function tokenLogprob(
+  row: Float32Array,
+  chosen: number,
+  k: number,
+): { logprob: number; top: Array<{ id: number; logprob: number }> } {
   const V = row.length;
   let max = -Infinity;
   for (let i = 0; i < V; i++) if (row[i]! > max) max = row[i]!;

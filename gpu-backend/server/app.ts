@@ -66,7 +66,11 @@ function logGenerate(requestId: string, model: string, ev: Extract<GenerateEvent
 export function createApp(state: ServerState): Hono {
   const app = new Hono();
   const inFlight = new InFlight();
-  const metrics = new BackendMetrics({ engines: () => state.engines.values(), inFlight: () => inFlight.size, usage: () => state.usage?.stats() });
+  const metrics = new BackendMetrics({
+    engines: () => state.engines.values(),
+    inFlight: () => inFlight.size,
+    usage: () => state.usage?.stats(),
+  });
 
   app.use("*", async (c, next) => {
     await next();
@@ -81,20 +85,32 @@ export function createApp(state: ServerState): Hono {
 
   const bearer = (token: () => string | undefined, what: string) => async (c: Context, next: () => Promise<void>) => {
     const t = token();
-    if (t !== undefined && !tokenOk(c.req.header("authorization"), t)) return err(c, 401, "unauthorized", `missing or invalid ${what} token`);
+    if (t !== undefined && !tokenOk(c.req.header("authorization"), t))
+      return err(c, 401, "unauthorized", `missing or invalid ${what} token`);
     await next();
   };
-  app.use("/v1/*", bearer(() => state.token, "backend"));
+  app.use(
+    "/v1/*",
+    bearer(() => state.token, "backend"),
+  );
   // The contract version the caller speaks (contract/wire.ts); absent means this one.
   app.use("/v1/*", async (c, next) => {
     const v = c.req.header(WIRE_VERSION_HEADER);
     if (v !== undefined && v.trim() !== String(WIRE_VERSION)) {
-      return err(c, 400, WIRE_VERSION_UNSUPPORTED, `wire version '${v.slice(0, 16)}' is not spoken here (this backend speaks ${WIRE_VERSION})`);
+      return err(
+        c,
+        400,
+        WIRE_VERSION_UNSUPPORTED,
+        `wire version '${v.slice(0, 16)}' is not spoken here (this backend speaks ${WIRE_VERSION})`,
+      );
     }
     await next();
   });
   // Its own token: a Prometheus scraper never holds the token that can run and cancel work.
-  app.use("/metrics", bearer(() => state.metricsToken, "metrics"));
+  app.use(
+    "/metrics",
+    bearer(() => state.metricsToken, "metrics"),
+  );
   // After auth (strangers learn nothing), before any handler reads the body.
   app.use(
     "/v1/*",
@@ -102,7 +118,9 @@ export function createApp(state: ServerState): Hono {
       maxSize: state.maxBodyBytes,
       // connection: close, because the unread rest of the body is still on the socket: it cannot be reused.
       onError: (c) =>
-        err(c, 413, "payload_too_large", `request body exceeds ${state.maxBodyBytes} bytes`, { headers: { connection: "close" } }),
+        err(c, 413, "payload_too_large", `request body exceeds ${state.maxBodyBytes} bytes`, {
+          headers: { connection: "close" },
+        }),
     }),
   );
 
@@ -122,9 +140,15 @@ export function createApp(state: ServerState): Hono {
   );
 
   const unavailable = (c: Context) =>
-    err(c, 503, state.draining ? "shutting_down" : "loading", state.draining ? "server is shutting down" : "models are loading", {
-      headers: { "retry-after": "1" },
-    });
+    err(
+      c,
+      503,
+      state.draining ? "shutting_down" : "loading",
+      state.draining ? "server is shutting down" : "models are loading",
+      {
+        headers: { "retry-after": "1" },
+      },
+    );
   /** Journals the final record, then runs `then` (which acknowledges the end to the caller). */
   const witness = (rec: UsageInput, then: () => void) => {
     const p = state.usage ? state.usage.record(rec) : Promise.reject(new Error("no usage journal"));
@@ -202,7 +226,13 @@ export function createApp(state: ServerState): Hono {
       cancel = engine.submit(params, emit);
     } catch (e) {
       if (e instanceof AdmissionError) {
-        return err(c, e.status, e.code, e.message, e.status === 400 ? { param: e.param ?? "input_ids" } : { headers: { "retry-after": "1" } });
+        return err(
+          c,
+          e.status,
+          e.code,
+          e.message,
+          e.status === 400 ? { param: e.param ?? "input_ids" } : { headers: { "retry-after": "1" } },
+        );
       }
       throw e;
     }
@@ -237,7 +267,11 @@ export function createApp(state: ServerState): Hono {
     const requests: Record<string, RequestState> = {};
     for (const id of parsed.data.request_ids) {
       const record = recent.get(id);
-      requests[id] = inFlight.has(id) ? { state: "running" } : record ? { state: "finished", record } : { state: "unknown" };
+      requests[id] = inFlight.has(id)
+        ? { state: "running" }
+        : record
+          ? { state: "finished", record }
+          : { state: "unknown" };
     }
     return c.json<UsageStatusResponse>({ since: recent.since, requests });
   });
@@ -287,7 +321,12 @@ export function createApp(state: ServerState): Hono {
       const code = e.reason === "cancelled" ? "cancelled" : "internal_error";
       return c.json<EmbedStoppedBody>(
         {
-          error: { message: `${e.message} after ${e.computedTokens} tokens`, type: status === 409 ? "invalid_request_error" : "api_error", param: null, code },
+          error: {
+            message: `${e.message} after ${e.computedTokens} tokens`,
+            type: status === 409 ? "invalid_request_error" : "api_error",
+            param: null,
+            code,
+          },
           usage: { prompt_tokens: e.computedTokens },
         },
         status,

@@ -22,7 +22,10 @@ export function err(
   opts: { headers?: Record<string, string>; param?: string | null } = {},
 ): Response {
   for (const [k, v] of Object.entries(opts.headers ?? {})) c.header(k, v);
-  return c.json<BackendErrorBody>({ error: { message, type: errorType(status), param: opts.param ?? null, code } }, status);
+  return c.json<BackendErrorBody>(
+    { error: { message, type: errorType(status), param: opts.param ?? null, code } },
+    status,
+  );
 }
 
 export function tokenOk(header: string | undefined, token: string): boolean {

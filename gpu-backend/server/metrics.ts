@@ -33,7 +33,9 @@ type Labels = Record<string, string>;
 type Rows = Array<[Labels, number]>;
 
 /** vLLM's request-latency buckets, with sub-10 ms ones added: a dev-model decode step here is ~2 ms. */
-const LATENCY = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640];
+const LATENCY = [
+  0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640,
+];
 const STEP = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const BATCH = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
@@ -58,13 +60,46 @@ export class BackendMetrics {
     const hist = <L extends string>(name: string, help: string, buckets: number[], labelNames: readonly L[]) =>
       new Histogram<L>({ name, help, buckets, labelNames, registers });
     const perModel = ["model_name"] as const;
-    this.ttft = hist("moe_edge_time_to_first_token_seconds", "Time from request arrival to its first generated token.", LATENCY, perModel);
-    this.itl = hist("moe_edge_inter_token_latency_seconds", "Time between consecutive generated tokens of one request.", LATENCY, perModel);
-    this.queue = hist("moe_edge_request_queue_time_seconds", "Time a request waited for a KV slot before its prefill began.", LATENCY, perModel);
-    this.e2e = hist("moe_edge_e2e_request_latency_seconds", "Time from request arrival to its final event.", LATENCY, perModel);
-    this.stepTime = hist("moe_edge_step_duration_seconds", "Wall time of one engine step (a prefill chunk or a batched decode).", STEP, ["model_name", "kind"] as const);
-    this.batch = hist("moe_edge_batch_size", "Sequences in one engine step (a prefill chunk is always 1).", BATCH, ["model_name", "kind"] as const);
-    this.httpRequests = new Counter({ name: "backend_http_requests_total", help: "HTTP requests by route and status.", labelNames: ["route", "status"] as const, registers });
+    this.ttft = hist(
+      "moe_edge_time_to_first_token_seconds",
+      "Time from request arrival to its first generated token.",
+      LATENCY,
+      perModel,
+    );
+    this.itl = hist(
+      "moe_edge_inter_token_latency_seconds",
+      "Time between consecutive generated tokens of one request.",
+      LATENCY,
+      perModel,
+    );
+    this.queue = hist(
+      "moe_edge_request_queue_time_seconds",
+      "Time a request waited for a KV slot before its prefill began.",
+      LATENCY,
+      perModel,
+    );
+    this.e2e = hist(
+      "moe_edge_e2e_request_latency_seconds",
+      "Time from request arrival to its final event.",
+      LATENCY,
+      perModel,
+    );
+    this.stepTime = hist(
+      "moe_edge_step_duration_seconds",
+      "Wall time of one engine step (a prefill chunk or a batched decode).",
+      STEP,
+      ["model_name", "kind"] as const,
+    );
+    this.batch = hist("moe_edge_batch_size", "Sequences in one engine step (a prefill chunk is always 1).", BATCH, [
+      "model_name",
+      "kind",
+    ] as const);
+    this.httpRequests = new Counter({
+      name: "backend_http_requests_total",
+      help: "HTTP requests by route and status.",
+      labelNames: ["route", "status"] as const,
+      registers,
+    });
     this.snapshotSeries();
   }
 
@@ -117,57 +152,194 @@ export class BackendMetrics {
   /** Counters and gauges whose values are read from the scrape's snapshot. */
   private snapshotSeries(): void {
     const registers = [this.registry];
-    const per = (f: (s: EngineStats) => number, key = "model_name"): (() => Rows) => () => this.snap.map((s) => [{ [key]: s.model }, f(s)]);
+    const per =
+      (f: (s: EngineStats) => number, key = "model_name"): (() => Rows) =>
+      () =>
+        this.snap.map((s) => [{ [key]: s.model }, f(s)]);
     const perKind = (f: (s: EngineStats, k: "prefill" | "decode") => number) => (): Rows =>
-      this.snap.flatMap((s) => (["prefill", "decode"] as const).map((k): [Labels, number] => [{ model: s.model, kind: k }, f(s, k)]));
+      this.snap.flatMap((s) =>
+        (["prefill", "decode"] as const).map((k): [Labels, number] => [{ model: s.model, kind: k }, f(s, k)]),
+      );
     // A counter set from a cumulative total: reset and re-add on every scrape (the engine owns the count).
     const series = (type: "counter" | "gauge", name: string, help: string, labelNames: string[], rows: () => Rows) => {
       if (type === "gauge") {
-        new Gauge({ name, help, labelNames, registers, collect() {
-          this.reset();
-          for (const [l, v] of rows()) this.set(l, finite(v));
-        } });
+        new Gauge({
+          name,
+          help,
+          labelNames,
+          registers,
+          collect() {
+            this.reset();
+            for (const [l, v] of rows()) this.set(l, finite(v));
+          },
+        });
       } else {
-        new Counter({ name, help, labelNames, registers, collect() {
-          this.reset();
-          for (const [l, v] of rows()) this.inc(l, finite(v));
-        } });
+        new Counter({
+          name,
+          help,
+          labelNames,
+          registers,
+          collect() {
+            this.reset();
+            for (const [l, v] of rows()) this.inc(l, finite(v));
+          },
+        });
       }
     };
     const m = ["model_name"];
-    series("counter", "moe_edge_prompt_tokens_total", "Prompt tokens of finished generations.", m, per((s) => s.counters.promptTokens));
-    series("counter", "moe_edge_prompt_tokens_cached_total", "Prompt tokens of finished generations served from the prefix cache.", m, per((s) => s.counters.cachedTokens));
-    series("counter", "moe_edge_generation_tokens_total", "Generated tokens.", m, per((s) => s.counters.completionTokens));
-    series("counter", "moe_edge_num_preemptions_total", "Sequences preempted for KV space (always 0: KV is reserved at admission).", m, per((s) => s.preemptions));
-    series("counter", "moe_edge_request_success_total", "Finished generations by finish reason.", ["model_name", "finished_reason"],
-      () => this.snap.flatMap((s) => Object.entries(s.counters.requests).map(([r, v]): [Labels, number] => [{ model_name: s.model, finished_reason: r }, v])));
-    series("counter", "moe_edge_prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.", m, per((s) => s.prefix.queriedTokens));
-    series("counter", "moe_edge_prefix_cache_hits_total", "Prompt tokens found in the prefix cache.", m, per((s) => s.prefix.hitTokens));
-    series("gauge", "moe_edge_prefix_cache_hit_rate", "Prompt tokens found in the prefix cache / prompt tokens looked up, since start.", m,
-      per((s) => (s.prefix.queriedTokens ? s.prefix.hitTokens / s.prefix.queriedTokens : 0)));
-    series("gauge", "moe_edge_num_requests_running", "Sequences holding a KV slot.", m, per((s) => s.running));
-    series("gauge", "moe_edge_num_requests_waiting", "Requests waiting for a KV slot.", m, per((s) => s.waiting));
-    series("gauge", "moe_edge_kv_cache_blocks_used", "KV blocks (of --block-size tokens) holding written rows.", m, per((s) => s.kv.blocksUsed));
-    series("gauge", "moe_edge_kv_cache_blocks_free", "KV blocks (of --block-size tokens) not holding rows.", m, per((s) => s.kv.blocksFree));
-    series("gauge", "moe_edge_kv_cache_usage_perc", "Fraction of the KV pool holding rows (0-1).", m,
-      per((s) => (s.kv.tokensCapacity ? s.kv.tokensUsed / s.kv.tokensCapacity : 0)));
+    series(
+      "counter",
+      "moe_edge_prompt_tokens_total",
+      "Prompt tokens of finished generations.",
+      m,
+      per((s) => s.counters.promptTokens),
+    );
+    series(
+      "counter",
+      "moe_edge_prompt_tokens_cached_total",
+      "Prompt tokens of finished generations served from the prefix cache.",
+      m,
+      per((s) => s.counters.cachedTokens),
+    );
+    series(
+      "counter",
+      "moe_edge_generation_tokens_total",
+      "Generated tokens.",
+      m,
+      per((s) => s.counters.completionTokens),
+    );
+    series(
+      "counter",
+      "moe_edge_num_preemptions_total",
+      "Sequences preempted for KV space (always 0: KV is reserved at admission).",
+      m,
+      per((s) => s.preemptions),
+    );
+    series(
+      "counter",
+      "moe_edge_request_success_total",
+      "Finished generations by finish reason.",
+      ["model_name", "finished_reason"],
+      () =>
+        this.snap.flatMap((s) =>
+          Object.entries(s.counters.requests).map(([r, v]): [Labels, number] => [
+            { model_name: s.model, finished_reason: r },
+            v,
+          ]),
+        ),
+    );
+    series(
+      "counter",
+      "moe_edge_prefix_cache_queries_total",
+      "Prompt tokens looked up in the prefix cache.",
+      m,
+      per((s) => s.prefix.queriedTokens),
+    );
+    series(
+      "counter",
+      "moe_edge_prefix_cache_hits_total",
+      "Prompt tokens found in the prefix cache.",
+      m,
+      per((s) => s.prefix.hitTokens),
+    );
+    series(
+      "gauge",
+      "moe_edge_prefix_cache_hit_rate",
+      "Prompt tokens found in the prefix cache / prompt tokens looked up, since start.",
+      m,
+      per((s) => (s.prefix.queriedTokens ? s.prefix.hitTokens / s.prefix.queriedTokens : 0)),
+    );
+    series(
+      "gauge",
+      "moe_edge_num_requests_running",
+      "Sequences holding a KV slot.",
+      m,
+      per((s) => s.running),
+    );
+    series(
+      "gauge",
+      "moe_edge_num_requests_waiting",
+      "Requests waiting for a KV slot.",
+      m,
+      per((s) => s.waiting),
+    );
+    series(
+      "gauge",
+      "moe_edge_kv_cache_blocks_used",
+      "KV blocks (of --block-size tokens) holding written rows.",
+      m,
+      per((s) => s.kv.blocksUsed),
+    );
+    series(
+      "gauge",
+      "moe_edge_kv_cache_blocks_free",
+      "KV blocks (of --block-size tokens) not holding rows.",
+      m,
+      per((s) => s.kv.blocksFree),
+    );
+    series(
+      "gauge",
+      "moe_edge_kv_cache_usage_perc",
+      "Fraction of the KV pool holding rows (0-1).",
+      m,
+      per((s) => (s.kv.tokensCapacity ? s.kv.tokensUsed / s.kv.tokensCapacity : 0)),
+    );
 
     // The older names (label `model`), unchanged for existing scrapers and tests.
     const legacy = (type: "counter" | "gauge", name: string, help: string, f: (s: EngineStats) => number) =>
       series(type, name, help, ["model"], per(f, "model"));
-    series("gauge", "backend_in_flight_requests", "Generate and embed requests in flight (cancellable).", [], () => [[{}, this.src.inFlight()]]);
-    series("counter", "backend_generate_requests_total", "Finished generations by finish reason.", ["model", "finish_reason"],
-      () => this.snap.flatMap((s) => Object.entries(s.counters.requests).map(([r, v]): [Labels, number] => [{ model: s.model, finish_reason: r }, v])));
-    legacy("counter", "backend_prompt_tokens_total", "Prompt tokens of finished generations.", (s) => s.counters.promptTokens);
-    legacy("counter", "backend_cached_tokens_total", "Prompt tokens served from the prefix cache.", (s) => s.counters.cachedTokens);
+    series("gauge", "backend_in_flight_requests", "Generate and embed requests in flight (cancellable).", [], () => [
+      [{}, this.src.inFlight()],
+    ]);
+    series(
+      "counter",
+      "backend_generate_requests_total",
+      "Finished generations by finish reason.",
+      ["model", "finish_reason"],
+      () =>
+        this.snap.flatMap((s) =>
+          Object.entries(s.counters.requests).map(([r, v]): [Labels, number] => [
+            { model: s.model, finish_reason: r },
+            v,
+          ]),
+        ),
+    );
+    legacy(
+      "counter",
+      "backend_prompt_tokens_total",
+      "Prompt tokens of finished generations.",
+      (s) => s.counters.promptTokens,
+    );
+    legacy(
+      "counter",
+      "backend_cached_tokens_total",
+      "Prompt tokens served from the prefix cache.",
+      (s) => s.counters.cachedTokens,
+    );
     legacy("counter", "backend_completion_tokens_total", "Generated tokens.", (s) => s.counters.completionTokens);
     legacy("gauge", "backend_queue_depth", "Requests waiting for a KV slot.", (s) => s.waiting);
     legacy("gauge", "backend_running_sequences", "Sequences holding a KV slot.", (s) => s.running);
     legacy("gauge", "backend_batch_size", "Sequences in the last step.", (s) => s.counters.lastBatch);
-    legacy("gauge", "backend_decode_batch_size_avg", "Mean decode batch size.", (s) => s.counters.decodeBatchSum / Math.max(1, s.counters.steps.decode));
-    series("counter", "backend_steps_total", "Engine steps by kind.", ["model", "kind"], perKind((s, k) => s.counters.steps[k]));
-    series("counter", "backend_step_seconds_total", "Time spent in engine steps by kind (divide by steps_total for latency).", ["model", "kind"],
-      perKind((s, k) => s.counters.stepSeconds[k]));
+    legacy(
+      "gauge",
+      "backend_decode_batch_size_avg",
+      "Mean decode batch size.",
+      (s) => s.counters.decodeBatchSum / Math.max(1, s.counters.steps.decode),
+    );
+    series(
+      "counter",
+      "backend_steps_total",
+      "Engine steps by kind.",
+      ["model", "kind"],
+      perKind((s, k) => s.counters.steps[k]),
+    );
+    series(
+      "counter",
+      "backend_step_seconds_total",
+      "Time spent in engine steps by kind (divide by steps_total for latency).",
+      ["model", "kind"],
+      perKind((s, k) => s.counters.stepSeconds[k]),
+    );
     legacy("gauge", "backend_kv_slots_used", "KV slots in use.", (s) => s.kv.slotsUsed);
     legacy("gauge", "backend_kv_tokens_used", "KV rows holding tokens.", (s) => s.kv.tokensUsed);
     legacy("gauge", "backend_kv_tokens_capacity", "KV rows the pool can hold.", (s) => s.kv.tokensCapacity);
@@ -175,14 +347,30 @@ export class BackendMetrics {
     legacy("gauge", "backend_prefix_cache_bytes", "Prefix cache bytes in use.", (s) => s.prefix.bytes);
     legacy("gauge", "backend_prefix_cache_blocks", "Prefix cache blocks.", (s) => s.prefix.entries);
     legacy("counter", "backend_prefix_cache_evictions_total", "Prefix cache LRU evictions.", (s) => s.prefix.evictions);
-    legacy("gauge", "backend_prefix_cache_hit_rate", "Prompt tokens found in the prefix cache / prompt tokens looked up.",
-      (s) => (s.prefix.queriedTokens ? s.prefix.hitTokens / s.prefix.queriedTokens : 0));
+    legacy(
+      "gauge",
+      "backend_prefix_cache_hit_rate",
+      "Prompt tokens found in the prefix cache / prompt tokens looked up.",
+      (s) => (s.prefix.queriedTokens ? s.prefix.hitTokens / s.prefix.queriedTokens : 0),
+    );
     const usage = (f: (u: UsageStats) => number) => (): Rows => {
       const u = this.src.usage();
       return u ? [[{}, f(u)]] : [];
     };
-    series("gauge", "backend_usage_pending_records", "Usage records journaled and not yet acknowledged by the worker.", [], usage((u) => u.pending));
-    series("gauge", "backend_usage_journal_segments", "Usage journal segments on disk.", [], usage((u) => u.segments));
+    series(
+      "gauge",
+      "backend_usage_pending_records",
+      "Usage records journaled and not yet acknowledged by the worker.",
+      [],
+      usage((u) => u.pending),
+    );
+    series(
+      "gauge",
+      "backend_usage_journal_segments",
+      "Usage journal segments on disk.",
+      [],
+      usage((u) => u.segments),
+    );
   }
 }
 

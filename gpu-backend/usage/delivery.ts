@@ -94,14 +94,22 @@ export class UsageDelivery extends EventEmitter<{
           await this.journal.ack(ours);
           this.emit("delivered", ours);
         }
-        if (ours.length < batch.length) throw new Error(`${batch.length - ours.length} of ${batch.length} records not acknowledged`);
+        if (ours.length < batch.length)
+          throw new Error(`${batch.length - ours.length} of ${batch.length} records not acknowledged`);
         attempt = 0;
       } catch (e) {
         if (this.stopped) break;
         attempt++;
-        const delayMs = backoffMs(attempt, this.opts.retryBaseMs, this.opts.retryMaxMs, this.opts.random ?? Math.random);
+        const delayMs = backoffMs(
+          attempt,
+          this.opts.retryBaseMs,
+          this.opts.retryMaxMs,
+          this.opts.random ?? Math.random,
+        );
         const error = (e as Error).message;
-        console.error(`usage delivery: attempt ${attempt} failed (${error}); ${this.journal.pendingCount} pending; retry in ${delayMs} ms`);
+        console.error(
+          `usage delivery: attempt ${attempt} failed (${error}); ${this.journal.pendingCount} pending; retry in ${delayMs} ms`,
+        );
         this.emit("retry", { attempt, delayMs, error });
         await this.pause(delayMs);
       }

@@ -252,7 +252,9 @@ export class Journal extends EventEmitter<{ append: [UsageRecord]; ack: [string[
     if (keep === undefined) return;
     const closed = [...this.segments.values()].filter((s) => s.closed).sort((a, b) => a.n - b.n);
     for (const seg of closed.slice(0, Math.max(0, closed.length - keep))) {
-      console.error(`usage journal: dropping ${segName(seg.n, "jsonl")} (${seg.unacked.size} undelivered records; no usage URL to deliver them)`);
+      console.error(
+        `usage journal: dropping ${segName(seg.n, "jsonl")} (${seg.unacked.size} undelivered records; no usage URL to deliver them)`,
+      );
       for (const id of seg.unacked) this.pendingById.delete(id);
       await this.remove(seg);
     }

@@ -46,7 +46,11 @@ export class UsageWitness implements UsageSink {
   static async open(o: WitnessOptions): Promise<UsageWitness> {
     const { url, token, ...rest } = o.delivery;
     const delivering = url !== undefined && token !== undefined;
-    const journal = await Journal.open({ dir: o.dir, segmentBytes: o.segmentBytes, ...(delivering ? {} : { keepSegments: o.keepSegments }) });
+    const journal = await Journal.open({
+      dir: o.dir,
+      segmentBytes: o.segmentBytes,
+      ...(delivering ? {} : { keepSegments: o.keepSegments }),
+    });
     const delivery = delivering ? new UsageDelivery(journal, { ...rest, url, token }) : null;
     delivery?.start();
     const recent = new RecentRequests(o.recentCapacity, Date.now());

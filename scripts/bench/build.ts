@@ -34,13 +34,18 @@ const hfDir = path.join(root, "models/hf/bench-build");
 const hash = configHash(config, { seed: 42, shards: 4 });
 let existing: string | undefined;
 try {
-  existing = (JSON.parse(readFileSync(path.join(hfDir, "config.json"), "utf8")) as { _moe_edge_preset?: string })._moe_edge_preset;
+  existing = (JSON.parse(readFileSync(path.join(hfDir, "config.json"), "utf8")) as { _moe_edge_preset?: string })
+    ._moe_edge_preset;
 } catch {
   existing = undefined;
 }
 if (existing !== hash) {
   const t0 = performance.now();
-  const bytes = await writeSyntheticCheckpoint(hfDir, config, { seed: 42, shards: 4, extra: { _moe_edge_preset: hash } });
+  const bytes = await writeSyntheticCheckpoint(hfDir, config, {
+    seed: 42,
+    shards: 4,
+    extra: { _moe_edge_preset: hash },
+  });
   log(`generated ${hfDir}: ${(bytes / 1e9).toFixed(2)} GB bf16 in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 } else {
   log(`reusing ${hfDir}`);
@@ -49,7 +54,10 @@ if (existing !== hash) {
 const outDir = path.join(tmpdir(), `bench-build-${process.pid}`);
 const args = [path.join(root, "scripts/build-model.ts"), "--in", hfDir, "--out", outDir, "--json"];
 if (values.threads) args.push("--threads", values.threads);
-const res = spawnSync(path.join(root, "node_modules/.bin/tsx"), args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+const res = spawnSync(path.join(root, "node_modules/.bin/tsx"), args, {
+  encoding: "utf8",
+  stdio: ["ignore", "pipe", "inherit"],
+});
 if (!values.keep) rmSync(outDir, { recursive: true, force: true });
 const last = res.stdout.trim().split("\n").pop() ?? "";
 if (res.status !== 0 || !last.startsWith("{")) {

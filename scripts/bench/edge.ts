@@ -70,7 +70,7 @@ function descendants(root: number): Set<string> {
   }
   const out = new Set<string>();
   const todo = [String(root)];
-  while (todo.length) for (const c of children.get(todo.pop()!) ?? []) if (!out.has(c)) (out.add(c), todo.push(c));
+  while (todo.length) for (const c of children.get(todo.pop()!) ?? []) if (!out.has(c)) out.add(c), todo.push(c);
   return out;
 }
 
@@ -102,10 +102,25 @@ interface Stack {
 }
 
 /** `npm start`'s stack: wrangler dev (with its inspector session) + backend. */
-async function startDevStack(port: number, backendPort: number, stateDir: string, adminToken: string, backendToken: string): Promise<Stack> {
+async function startDevStack(
+  port: number,
+  backendPort: number,
+  stateDir: string,
+  adminToken: string,
+  backendToken: string,
+): Promise<Stack> {
   const stack = await spawnUntilReady(resolve(root, "node_modules/.bin/tsx"), ["scripts/start.ts"], {
     cwd: root,
-    env: { ...process.env, PORT: String(port), BACKEND_PORT: String(backendPort), DEV_STATE_DIR: stateDir, MODELS: "tiny", ADMIN_TOKEN: adminToken, BACKEND_TOKEN: backendToken, QUIET_LOGS: "1" },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      BACKEND_PORT: String(backendPort),
+      DEV_STATE_DIR: stateDir,
+      MODELS: "tiny",
+      ADMIN_TOKEN: adminToken,
+      BACKEND_TOKEN: backendToken,
+      QUIET_LOGS: "1",
+    },
     ready: /stack ready/,
     timeoutMs: 300_000,
     label: "stack",
@@ -118,10 +133,27 @@ async function startDevStack(port: number, backendPort: number, stateDir: string
  * --no-inspector: the same worker in workerd through unstable_startWorker with no inspector session, so
  * no DevTools event per log line and per subrequest: what is left is our code plus workerd itself.
  */
-async function startBareStack(backendPort: number, stateDir: string, adminToken: string, backendToken: string): Promise<Stack> {
+async function startBareStack(
+  backendPort: number,
+  stateDir: string,
+  adminToken: string,
+  backendToken: string,
+): Promise<Stack> {
   const backend = await spawnUntilReady(
     resolve(root, "node_modules/.bin/tsx"),
-    ["gpu-backend/main.ts", "--model", "models/dev/tiny", "--port", String(backendPort), "--host", "127.0.0.1", "--token", backendToken, "--threads", process.env.BACKEND_THREADS ?? "1"],
+    [
+      "gpu-backend/main.ts",
+      "--model",
+      "models/dev/tiny",
+      "--port",
+      String(backendPort),
+      "--host",
+      "127.0.0.1",
+      "--token",
+      backendToken,
+      "--threads",
+      process.env.BACKEND_THREADS ?? "1",
+    ],
     { cwd: root, env: process.env, ready: /backend ready/, timeoutMs: 240_000, label: "backend" },
   );
   applyLocalMigrations(root, stateDir);
@@ -155,7 +187,13 @@ async function main() {
     const created = await fetch(`${base}/v1/admin/keys`, {
       method: "POST",
       headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-      body: JSON.stringify({ name: "bench", tiers: ["mistral-tiny"], rpm: 1_000_000, tpm: 1_000_000_000, monthly_budget_micros: 1_000_000_000_000 }),
+      body: JSON.stringify({
+        name: "bench",
+        tiers: ["mistral-tiny"],
+        rpm: 1_000_000,
+        tpm: 1_000_000_000,
+        monthly_budget_micros: 1_000_000_000_000,
+      }),
     });
     const { key } = (await created.json()) as { key: string };
     const messages = [{ role: "user" as const, content: "Say hello to the edge benchmark." }];
@@ -173,7 +211,12 @@ async function main() {
       const res = await fetch(`http://127.0.0.1:${backendPort}/v1/generate`, {
         method: "POST",
         headers: { authorization: `Bearer ${backendToken}`, "content-type": "application/json" },
-        body: JSON.stringify({ model: "tiny", input_ids: ids, max_tokens: 1, request_id: `bench-${randomBytes(6).toString("hex")}` }),
+        body: JSON.stringify({
+          model: "tiny",
+          input_ids: ids,
+          max_tokens: 1,
+          request_id: `bench-${randomBytes(6).toString("hex")}`,
+        }),
       });
       if (!res.ok) throw new Error(`backend answered ${res.status}`);
       await res.arrayBuffer();
@@ -192,7 +235,17 @@ async function main() {
     };
     await load(4, 20, workerHealth);
     const result: Record<string, { p50_ms: number; p99_ms: number; direct_p50_ms: number; direct_p99_ms: number }> = {};
-    const floor: Record<string, { p50_ms: number; p99_ms: number; worker_health_p50_ms: number; worker_health_p99_ms: number; backend_health_p50_ms: number; backend_health_p99_ms: number }> = {};
+    const floor: Record<
+      string,
+      {
+        p50_ms: number;
+        p99_ms: number;
+        worker_health_p50_ms: number;
+        worker_health_p99_ms: number;
+        backend_health_p50_ms: number;
+        backend_health_p99_ms: number;
+      }
+    > = {};
     let workerdMs = 0;
     let wranglerMs = 0;
     let floorCpuMs = 0;
@@ -212,7 +265,7 @@ async function main() {
       };
       const d = await load(concurrency, perLevel, direct);
       const cpu0 = cpuMs();
-    const node0 = cpuMs(isWranglerNode);
+      const node0 = cpuMs(isWranglerNode);
       const w = await load(concurrency, perLevel, viaWorker);
       workerdMs += cpuMs() - cpu0;
       wranglerMs += cpuMs(isWranglerNode) - node0;
@@ -238,11 +291,17 @@ async function main() {
     else {
       console.log(`edge cost (worker vs direct backend, max_tokens 1, tiny model; runtime: ${summary.runtime})`);
       for (const [c, r] of Object.entries(result))
-        console.log(`  ${c.padStart(2)} clients: added p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms (direct p50 ${r.direct_p50_ms.toFixed(2)} ms, p99 ${r.direct_p99_ms.toFixed(2)} ms)`);
+        console.log(
+          `  ${c.padStart(2)} clients: added p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms (direct p50 ${r.direct_p50_ms.toFixed(2)} ms, p99 ${r.direct_p99_ms.toFixed(2)} ms)`,
+        );
       for (const [c, f] of Object.entries(floor))
-        console.log(`  ${c.padStart(2)} clients: runtime floor p50 ${f.p50_ms.toFixed(2)} ms, p99 ${f.p99_ms.toFixed(2)} ms (worker /health vs backend /health)`);
+        console.log(
+          `  ${c.padStart(2)} clients: runtime floor p50 ${f.p50_ms.toFixed(2)} ms, p99 ${f.p99_ms.toFixed(2)} ms (worker /health vs backend /health)`,
+        );
       const node = summary.wrangler_node_cpu_ms_per_request;
-      console.log(`  workerd CPU per request: ${summary.workerd_cpu_ms_per_request.toFixed(2)} ms (floor: ${summary.runtime_floor_workerd_cpu_ms_per_request.toFixed(2)} ms per /health)${node === null ? "" : `; wrangler's Node process: ${node.toFixed(2)} ms`}`);
+      console.log(
+        `  workerd CPU per request: ${summary.workerd_cpu_ms_per_request.toFixed(2)} ms (floor: ${summary.runtime_floor_workerd_cpu_ms_per_request.toFixed(2)} ms per /health)${node === null ? "" : `; wrangler's Node process: ${node.toFixed(2)} ms`}`,
+      );
       console.log("  goal: p50 <= 3 ms, p99 <= 15 ms added");
     }
   } finally {

@@ -86,7 +86,11 @@ const JSON_BENCH_SCHEMA = {
       minItems: 64,
       items: {
         type: "object",
-        properties: { id: { type: "integer" }, tag: { enum: ["alpha", "beta", "gamma"] }, note: { type: "string", maxLength: 8 } },
+        properties: {
+          id: { type: "integer" },
+          tag: { enum: ["alpha", "beta", "gamma"] },
+          note: { type: "string", maxLength: 8 },
+        },
         required: ["id", "tag", "note"],
         additionalProperties: false,
       },
@@ -98,7 +102,8 @@ const JSON_BENCH_SCHEMA = {
 
 async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures> {
   const V = runner.manifest.vocab_size;
-  const prompt = (n: number, seed: number) => Array.from({ length: n }, (_, i) => ((i + 1) * 7919 + seed * 104729) % (V - 600) + 500);
+  const prompt = (n: number, seed: number) =>
+    Array.from({ length: n }, (_, i) => (((i + 1) * 7919 + seed * 104729) % (V - 600)) + 500);
   const params = (ids: number[], max_tokens: number, sampled = false, seed = 0, json = false): GenerateParams => ({
     model: runner.manifest.name,
     input_ids: ids,
@@ -113,22 +118,40 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
     ...(json ? { response_format: { type: "json_schema" as const, schema: JSON_BENCH_SCHEMA } } : {}),
   });
   const mk = (prefixMb: number) =>
-    new Engine(runner, { ...DEFAULT_ENGINE_OPTIONS, maxBatch: 8, kvBudgetBytes: 1024 * 2 ** 20, prefixCacheBytes: prefixMb * 2 ** 20, prefillChunk: 512 });
+    new Engine(runner, {
+      ...DEFAULT_ENGINE_OPTIONS,
+      maxBatch: 8,
+      kvBudgetBytes: 1024 * 2 ** 20,
+      prefixCacheBytes: prefixMb * 2 ** 20,
+      prefillChunk: 512,
+    });
   const tag = `[${runner.graph.form}${runner.graph.batchInvariant ? ", batch-invariant" : ""}]`;
   await run(mk(0), [params(prompt(16, 0), 4)]); // warm-up
 
   const decodeRun = async (n: number, sampled: boolean, json = false) => {
     const e = mk(0);
-    await run(e, Array.from({ length: n }, (_, i) => params(prompt(32, i + 1), newTokens, sampled, i, json)));
+    await run(
+      e,
+      Array.from({ length: n }, (_, i) => params(prompt(32, i + 1), newTokens, sampled, i, json)),
+    );
     const tps = e.metrics.decodeBatchSum / e.metrics.stepSeconds.decode;
-    log(`${tag} decode ${json ? "json   " : sampled ? "sampled" : "greedy "} ${n} stream(s): ${tps.toFixed(1)} tok/s (${((1000 * e.metrics.stepSeconds.decode) / e.metrics.steps.decode).toFixed(2)} ms/step)`);
+    log(
+      `${tag} decode ${json ? "json   " : sampled ? "sampled" : "greedy "} ${n} stream(s): ${tps.toFixed(1)} tok/s (${((1000 * e.metrics.stepSeconds.decode) / e.metrics.steps.decode).toFixed(2)} ms/step)`,
+    );
     return tps;
   };
   const decode: Record<string, number> = {};
   const sampled: Record<string, number> = {};
   for (const n of decodeOnly ? [1, 8] : [1, 4, 8]) decode[n] = await decodeRun(n, false);
   const base = { graph: runner.graph.form, batch_invariant: runner.graph.batchInvariant, decode_tok_s: decode };
-  if (decodeOnly) return { ...base, decode_tok_s_sampled: {}, decode_tok_s_json: {}, prefill_tok_s: {}, ttft_ms: { cold: NaN, cached: NaN } };
+  if (decodeOnly)
+    return {
+      ...base,
+      decode_tok_s_sampled: {},
+      decode_tok_s_json: {},
+      prefill_tok_s: {},
+      ttft_ms: { cold: NaN, cached: NaN },
+    };
   for (const n of [1, 8]) sampled[n] = await decodeRun(n, true);
   // Warm-up (other seeds): the vocabulary trie is built and the schema's first masks computed, once per
   // process and schema, as a server does on the first request with that schema.
@@ -148,8 +171,16 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
   const long = prompt(1024, 99);
   const [cold] = await run(e, [params(long, 1)]);
   const [cached] = await run(e, [params([...long.slice(0, 922), ...prompt(102, 100)], 1)]);
-  log(`${tag} ttft 1024 tokens: cold ${cold!.toFixed(1)} ms, 90% cached ${cached!.toFixed(1)} ms (${e.metrics.cachedTokens} tokens from cache)`);
-  return { ...base, decode_tok_s_sampled: sampled, decode_tok_s_json: json, prefill_tok_s: prefill, ttft_ms: { cold: cold!, cached: cached! } };
+  log(
+    `${tag} ttft 1024 tokens: cold ${cold!.toFixed(1)} ms, 90% cached ${cached!.toFixed(1)} ms (${e.metrics.cachedTokens} tokens from cache)`,
+  );
+  return {
+    ...base,
+    decode_tok_s_sampled: sampled,
+    decode_tok_s_json: json,
+    prefill_tok_s: prefill,
+    ttft_ms: { cold: cold!, cached: cached! },
+  };
 }
 
 const invariant = parseInvariantChoice(values["batch-invariant"]);
@@ -164,7 +195,9 @@ await primaryRunner.release();
 // Peak RSS of the measured graph alone, before the comparison loads a second session.
 const peak = process.resourceUsage().maxRSS / 1024;
 const weightsMb = statSync(path.join(dir, manifest.weights_file)).size / 2 ** 20;
-log(`peak rss ${peak.toFixed(0)} MB, weights file ${weightsMb.toFixed(0)} MB (model ${manifest.name}, threads ${threads})`);
+log(
+  `peak rss ${peak.toFixed(0)} MB, weights file ${weightsMb.toFixed(0)} MB (model ${manifest.name}, threads ${threads})`,
+);
 
 // The cost of invariance: the same form without row padding, decode only.
 let unpadded: Figures | undefined;
@@ -172,11 +205,16 @@ if (padded) {
   const r = await load(primary.graph, false);
   unpadded = await measure(r, true);
   await r.release();
-  log(`batch-invariant/plain decode: 1 stream ${(primary.decode_tok_s["1"]! / unpadded.decode_tok_s["1"]!).toFixed(2)}x, 8 streams ${(primary.decode_tok_s["8"]! / unpadded.decode_tok_s["8"]!).toFixed(2)}x`);
+  log(
+    `batch-invariant/plain decode: 1 stream ${(primary.decode_tok_s["1"]! / unpadded.decode_tok_s["1"]!).toFixed(2)}x, 8 streams ${(primary.decode_tok_s["8"]! / unpadded.decode_tok_s["8"]!).toFixed(2)}x`,
+  );
 }
 
 const other: GraphForm = primary.graph === "sliced" ? "fused" : "sliced";
-const compareWith = values.compare === "none" || manifest.num_experts === 0 || !manifest.graphs ? null : ((values.compare as GraphForm | undefined) ?? other);
+const compareWith =
+  values.compare === "none" || manifest.num_experts === 0 || !manifest.graphs
+    ? null
+    : ((values.compare as GraphForm | undefined) ?? other);
 let comparison: (Figures & { ratio: Record<string, number> }) | undefined;
 if (compareWith) {
   const r = await load(compareWith, false);
@@ -188,11 +226,17 @@ if (compareWith) {
     prefill_128: primary.prefill_tok_s["128"]! / f.prefill_tok_s["128"]!,
   };
   comparison = { ...f, ratio };
-  log(`${primary.graph}/${f.graph}: decode 1 stream ${ratio.decode_1.toFixed(2)}x, 8 streams ${ratio.decode_8.toFixed(2)}x, prefill-128 ${ratio.prefill_128.toFixed(2)}x`);
+  log(
+    `${primary.graph}/${f.graph}: decode 1 stream ${ratio.decode_1.toFixed(2)}x, 8 streams ${ratio.decode_8.toFixed(2)}x, prefill-128 ${ratio.prefill_128.toFixed(2)}x`,
+  );
 }
 const sampledRatio = primary.decode_tok_s_sampled["1"]! / primary.decode_tok_s["1"]!;
-log(`json/sampled decode: 1 stream ${(primary.decode_tok_s_json["1"]! / primary.decode_tok_s_sampled["1"]!).toFixed(2)}, 8 streams ${(primary.decode_tok_s_json["8"]! / primary.decode_tok_s_sampled["8"]!).toFixed(2)}`);
-log(`sampled/greedy decode, 1 stream: ${sampledRatio.toFixed(2)}; cached/cold ttft ${(primary.ttft_ms.cached / primary.ttft_ms.cold).toFixed(3)}`);
+log(
+  `json/sampled decode: 1 stream ${(primary.decode_tok_s_json["1"]! / primary.decode_tok_s_sampled["1"]!).toFixed(2)}, 8 streams ${(primary.decode_tok_s_json["8"]! / primary.decode_tok_s_sampled["8"]!).toFixed(2)}`,
+);
+log(
+  `sampled/greedy decode, 1 stream: ${sampledRatio.toFixed(2)}; cached/cold ttft ${(primary.ttft_ms.cached / primary.ttft_ms.cold).toFixed(3)}`,
+);
 
 const result = {
   model: manifest.name,

@@ -63,7 +63,7 @@ function syntheticCorpus(): Doc[] {
     emoji: "ok 👍🏽 done ✅ café 🦙 naïve ½ ∑ 🚀 ñ",
   };
   let seed = 42;
-  const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rand = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
   const docs: Doc[] = [];
   for (const [cat, text] of Object.entries(langs)) {
     const words = text.split(" ");
@@ -103,7 +103,10 @@ for (const cat of [...new Set(docs.map((d) => d.cat))]) {
   let ms = Infinity;
   for (let r = 0; r < 2; r++) {
     clearEncodeCache();
-    ms = Math.min(ms, time(() => sel.forEach((d) => encodeText(d.text))));
+    ms = Math.min(
+      ms,
+      time(() => sel.forEach((d) => encodeText(d.text))),
+    );
   }
   perCategory[cat] = { docs: sel.length, bytes, mb_per_s: round(mbps(bytes, ms)) };
 }
@@ -117,7 +120,10 @@ function linearity(name: string, base: string): { name: string; ms_100k: number;
     let best = Infinity;
     for (let r = 0; r < 2; r++) {
       clearEncodeCache();
-      best = Math.min(best, time(() => encodeText(text)));
+      best = Math.min(
+        best,
+        time(() => encodeText(text)),
+      );
     }
     return best;
   };
@@ -144,7 +150,8 @@ for (let i = 0, used = 0; used < 100_000 && i < docs.length; i++) {
   conversation.push({ role: i % 2 === 0 ? "user" : "assistant", content });
   used += content.length;
 }
-if (conversation[conversation.length - 1].role === "assistant") conversation.push({ role: "user", content: "Summarize." });
+if (conversation[conversation.length - 1].role === "assistant")
+  conversation.push({ role: "user", content: "Summarize." });
 const chatChars = conversation.reduce((a, m) => a + m.content.length, 0);
 clearEncodeCache();
 const chatColdMs = time(() => applyChatTemplate(conversation));
@@ -170,7 +177,12 @@ const result = {
   mb_per_s_first_pass: round(mbps(totalBytes, firstPassMs)),
   per_category_cold: perCategory,
   one_million_chars_ms: lin[0].ms_1m,
-  chat_prompt: { chars: chatChars, turns: conversation.length, cold_ms: round(chatColdMs, 1), repeated_ms: round(chatRepeatMs, 1) },
+  chat_prompt: {
+    chars: chatChars,
+    turns: conversation.length,
+    cold_ms: round(chatColdMs, 1),
+    repeated_ms: round(chatRepeatMs, 1),
+  },
   linearity: lin,
   vocab_init_ms: round(vocabInitMs, 1),
   vocab_module_bytes: vocabBytes,
@@ -186,11 +198,15 @@ if (asJson) {
     `throughput: ${result.mb_per_s} MB/s cold cache, ${result.mb_per_s_warm_cache} MB/s warm cache, ` +
       `${result.mb_per_s_first_pass} MB/s first pass of a fresh process (JIT warm-up)`,
   );
-  for (const [cat, c] of Object.entries(perCategory)) console.log(`  ${cat.padEnd(14)} ${String(c.mb_per_s).padStart(6)} MB/s  (${c.docs} docs)`);
+  for (const [cat, c] of Object.entries(perCategory))
+    console.log(`  ${cat.padEnd(14)} ${String(c.mb_per_s).padStart(6)} MB/s  (${c.docs} docs)`);
   console.log("linearity (cold cache):");
-  for (const l of lin) console.log(`  ${l.name.padEnd(36)} 100k: ${l.ms_100k} ms   1M: ${l.ms_1m} ms   ratio ${l.ratio}`);
+  for (const l of lin)
+    console.log(`  ${l.name.padEnd(36)} 100k: ${l.ms_100k} ms   1M: ${l.ms_1m} ms   ratio ${l.ratio}`);
   const c = result.chat_prompt;
-  console.log(`chat prompt (${c.turns} turns, ${c.chars} chars): ${c.cold_ms} ms cold, ${c.repeated_ms} ms when resent`);
+  console.log(
+    `chat prompt (${c.turns} turns, ${c.chars} chars): ${c.cold_ms} ms cold, ${c.repeated_ms} ms when resent`,
+  );
   console.log(`vocab init: ${result.vocab_init_ms} ms; vocab module: ${vocabBytes} bytes (${vocabGzip} gzipped)`);
   if (reference) console.log(`mistral-tokenizer-js: ${reference.mb_per_s} MB/s`);
 }

@@ -35,7 +35,9 @@ const CFG: SyntheticConfig = {
   vocab: 32000,
   slidingWindow: null,
 };
-const PROMPT = [1, 415, 2936, 9060, 285, 1142, 10575, 754, 272, 17898, 3914, 28723, 13, 1014, 5565, 349, 5344, 304, 6625, 28723];
+const PROMPT = [
+  1, 415, 2936, 9060, 285, 1142, 10575, 754, 272, 17898, 3914, 28723, 13, 1014, 5565, 349, 5344, 304, 6625, 28723,
+];
 const TIMED_RUNS = 5;
 /** Intra-op threads for both EPs (ops the WebGPU EP does not take run on CPU threads too). */
 const THREADS = Number(process.env.WGC_THREADS ?? 2);
@@ -74,7 +76,10 @@ async function logPlacement(modelDir: string, ep: "cpu" | "webgpu"): Promise<voi
   log(`--- ${ep}: placement probe done`);
 }
 
-async function runEp(modelDir: string, ep: "cpu" | "webgpu"): Promise<{ logits: Float32Array; ms: number[]; loadMs: number } | null> {
+async function runEp(
+  modelDir: string,
+  ep: "cpu" | "webgpu",
+): Promise<{ logits: Float32Array; ms: number[]; loadMs: number } | null> {
   log(`--- ${ep}: creating session`);
   const t0 = performance.now();
   let runner: ModelRunner;
@@ -120,7 +125,9 @@ function compare(a: Float32Array, b: Float32Array, S: number, V: number): void {
     const rel = maxErr / maxRef;
     worst = Math.max(worst, rel);
     if (ia === ib) argmaxSame++;
-    log(`pos ${String(s).padStart(2)}: max|err|/max|logit| = ${rel.toExponential(2)} (max|err| ${maxErr.toExponential(2)}, argmax cpu ${ia} webgpu ${ib})`);
+    log(
+      `pos ${String(s).padStart(2)}: max|err|/max|logit| = ${rel.toExponential(2)} (max|err| ${maxErr.toExponential(2)}, argmax cpu ${ia} webgpu ${ib})`,
+    );
   }
   log(`worst max|err|/max|logit| = ${worst.toExponential(2)}; argmax agrees at ${argmaxSame}/${S} positions`);
 }

@@ -33,10 +33,17 @@ export function parseCli<const O extends Options, const P extends boolean = fals
     process.exit(0);
   }
   try {
-    return parseArgs({ args: argv, options: spec.options, strict: true, allowPositionals: (spec.positionals ?? false) as P });
+    return parseArgs({
+      args: argv,
+      options: spec.options,
+      strict: true,
+      allowPositionals: (spec.positionals ?? false) as P,
+    });
   } catch (e) {
     // Node's message is one line plus advice ("To specify a positional argument..."); keep the line.
-    process.stderr.write(`${prog}: ${(e as Error).message.split("\n")[0]!.replace(/\. To specify.*$/, "")} (see --help)\n`);
+    process.stderr.write(
+      `${prog}: ${(e as Error).message.split("\n")[0]!.replace(/\. To specify.*$/, "")} (see --help)\n`,
+    );
     process.exit(2);
   }
 }

@@ -38,11 +38,19 @@ export function parseLaunchConfig(root: string, argv: string[], env: NodeJS.Proc
   const first = envPort(env, "BACKEND_PORT", 8788);
   const replicas = envInt(env, "BACKEND_REPLICAS", 1, 1, 16);
   const backendPorts = Array.from({ length: replicas }, (_, i) => first + i);
-  if (backendPorts.at(-1)! > 65535) throw new Error(`BACKEND_PORT=${first} with BACKEND_REPLICAS=${replicas} runs past port 65535`);
+  if (backendPorts.at(-1)! > 65535)
+    throw new Error(`BACKEND_PORT=${first} with BACKEND_REPLICAS=${replicas} runs past port 65535`);
   if (backendPorts.includes(port)) {
-    throw new Error(replicas === 1 ? `PORT and BACKEND_PORT are both ${port}; pick two different ports` : `PORT ${port} is one of the backend ports ${first}-${backendPorts.at(-1)}`);
+    throw new Error(
+      replicas === 1
+        ? `PORT and BACKEND_PORT are both ${port}; pick two different ports`
+        : `PORT ${port} is one of the backend ports ${first}-${backendPorts.at(-1)}`,
+    );
   }
-  const models = (env.MODELS ?? "tiny,small,medium").split(",").map((m) => m.trim()).filter(Boolean);
+  const models = (env.MODELS ?? "tiny,small,medium")
+    .split(",")
+    .map((m) => m.trim())
+    .filter(Boolean);
   if (models.length === 0) throw new Error("MODELS is empty");
   return {
     root,
@@ -68,7 +76,8 @@ function envInt(env: NodeJS.ProcessEnv, name: string, fallback: number, min: num
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name}=${raw} must be an integer from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`${name}=${raw} must be an integer from ${min} to ${max}`);
   return n;
 }
 

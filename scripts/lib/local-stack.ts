@@ -25,23 +25,41 @@ export interface LocalStack {
 
 const root = resolve(import.meta.dirname, "../..");
 
-export async function startLocalStack(o: { replicas: number; models: string; threads: string; timeoutMs: number }): Promise<LocalStack> {
+export async function startLocalStack(o: {
+  replicas: number;
+  models: string;
+  threads: string;
+  timeoutMs: number;
+}): Promise<LocalStack> {
   // Replicas take BACKEND_PORT + i: look for a free port whose next ones are free too.
   let port = 0;
   let first = 0;
   for (let tries = 0; ; tries++) {
     [port, first] = (await freePorts(2)) as [number, number];
     const rest = Array.from({ length: o.replicas - 1 }, (_, i) => first + 1 + i);
-    if (!rest.includes(port) && rest.every((p) => p <= 65535) && (await Promise.all(rest.map((p) => portIsFree(p)))).every(Boolean)) break;
+    if (
+      !rest.includes(port) &&
+      rest.every((p) => p <= 65535) &&
+      (await Promise.all(rest.map((p) => portIsFree(p)))).every(Boolean)
+    )
+      break;
     if (tries > 20) throw new Error(`no run of ${o.replicas} free ports found`);
   }
   const stateDir = mkdtempSync(join(tmpdir(), "moe-edge-soak-"));
   // node --import tsx: the child is the launcher itself, so SIGTERM reaches its shutdown handler.
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
     cwd: root,
-    env: { ...process.env, PORT: String(port), BACKEND_PORT: String(first), BACKEND_REPLICAS: String(o.replicas), DEV_STATE_DIR: stateDir, MODELS: o.models, BACKEND_THREADS: o.threads,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      BACKEND_PORT: String(first),
+      BACKEND_REPLICAS: String(o.replicas),
+      DEV_STATE_DIR: stateDir,
+      MODELS: o.models,
+      BACKEND_THREADS: o.threads,
       // The backends' audit lines are read back from the launcher's output.
-      QUIET_LOGS: "0" },
+      QUIET_LOGS: "0",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: string[] = [];
@@ -71,7 +89,9 @@ export async function startLocalStack(o: { replicas: number; models: string; thr
     rmSync(stateDir, { recursive: true, force: true });
   };
   const exited = new Promise<never>((_, reject) =>
-    child.once("exit", (code) => reject(new Error(`npm start exited (${code}) before the stack was ready:\n${lines.slice(-15).join("\n")}`))),
+    child.once("exit", (code) =>
+      reject(new Error(`npm start exited (${code}) before the stack was ready:\n${lines.slice(-15).join("\n")}`)),
+    ),
   );
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -86,7 +106,10 @@ export async function startLocalStack(o: { replicas: number; models: string; thr
     clearTimeout(timer);
   }
   exited.catch(() => undefined);
-  const secrets = JSON.parse(readFileSync(join(stateDir, "secrets.json"), "utf8")) as { adminToken: string; metricsToken: string };
+  const secrets = JSON.parse(readFileSync(join(stateDir, "secrets.json"), "utf8")) as {
+    adminToken: string;
+    metricsToken: string;
+  };
   const backendPorts = Array.from({ length: o.replicas }, (_, i) => first + i);
   /** The pid in the last "ready (pid N)" or "restarted (pid N)" line about `label`. */
   const lastPid = (label: string) => {

@@ -24,7 +24,11 @@ export interface TomlTier {
  * The TIERS var of wrangler.toml with every tier's backends set to `backendUrl` (one or several replicas); with `models`, only the tiers
  * whose backend_model is one of them (a tier whose model is not loaded would only fail at request time).
  */
-export function wranglerTiers(root: string, backendUrl: string | string[], models?: string[]): Record<string, TomlTier> {
+export function wranglerTiers(
+  root: string,
+  backendUrl: string | string[],
+  models?: string[],
+): Record<string, TomlTier> {
   const toml = readFileSync(resolve(root, "wrangler.toml"), "utf8");
   const match = /TIERS\s*=\s*'''([\s\S]*?)'''/.exec(toml);
   if (!match) throw new Error("wrangler.toml has no TIERS var");
@@ -36,11 +40,15 @@ export function wranglerTiers(root: string, backendUrl: string | string[], model
 
 /** `wrangler d1 migrations apply DB --local` into `persistDir`; throws with wrangler's output on failure. */
 export function applyLocalMigrations(root: string, persistDir: string): void {
-  const r = spawnSync(resolve(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], {
-    cwd: root,
-    env: { ...OFFLINE_ENV, CI: "1" },
-    encoding: "utf8",
-  });
+  const r = spawnSync(
+    resolve(root, "node_modules/.bin/wrangler"),
+    ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir],
+    {
+      cwd: root,
+      env: { ...OFFLINE_ENV, CI: "1" },
+      encoding: "utf8",
+    },
+  );
   if (r.status !== 0) throw new Error(`applying D1 migrations failed:\n${r.stdout}${r.stderr}`);
 }
 
@@ -68,7 +76,14 @@ export async function startLocalWorker(o: {
       // In-process bindings, never argv; a fresh response-cache HMAC key per run.
       CACHE_KEY_SECRET: { type: "secret_text", value: crypto.randomUUID() + crypto.randomUUID() },
     },
-    dev: { persist: o.persistDir, server: { hostname: "127.0.0.1", port: 0 }, inspector: false, watch: false, remote: false, logLevel: "warn" },
+    dev: {
+      persist: o.persistDir,
+      server: { hostname: "127.0.0.1", port: 0 },
+      inspector: false,
+      watch: false,
+      remote: false,
+      logLevel: "warn",
+    },
   });
   await worker.ready;
   return { url: (await worker.url).origin, dispose: () => worker.dispose() };

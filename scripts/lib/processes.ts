@@ -23,7 +23,13 @@ function abandon(child: ChildProcess, detached: boolean | undefined): void {
 export function spawnUntilReady(
   cmd: string,
   args: string[],
-  opts: SpawnOptions & { ready: RegExp; timeoutMs: number; label: string; echo?: (line: string) => void; onSpawn?: (child: ChildProcess) => void },
+  opts: SpawnOptions & {
+    ready: RegExp;
+    timeoutMs: number;
+    label: string;
+    echo?: (line: string) => void;
+    onSpawn?: (child: ChildProcess) => void;
+  },
 ): Promise<Started> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
@@ -127,7 +133,13 @@ export function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> 
 export async function spawnUntilHttpReady(
   cmd: string,
   args: string[],
-  opts: SpawnOptions & { url: string; timeoutMs: number; label: string; isOurs?: (res: Response) => boolean; onSpawn?: (child: ChildProcess) => void },
+  opts: SpawnOptions & {
+    url: string;
+    timeoutMs: number;
+    label: string;
+    isOurs?: (res: Response) => boolean;
+    onSpawn?: (child: ChildProcess) => void;
+  },
 ): Promise<ChildProcess> {
   const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
   opts.onSpawn?.(child);
@@ -142,7 +154,9 @@ export async function spawnUntilHttpReady(
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
       abandon(child, opts.detached);
-      throw new Error(`${opts.label} exited (${child.signalCode ?? child.exitCode}) before it was ready:\n${tail.join("\n")}`);
+      throw new Error(
+        `${opts.label} exited (${child.signalCode ?? child.exitCode}) before it was ready:\n${tail.join("\n")}`,
+      );
     }
     const ok = await fetch(opts.url, { signal: AbortSignal.timeout(2000) }).then(
       (r) => r.ok && (opts.isOurs?.(r) ?? true),

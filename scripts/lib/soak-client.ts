@@ -142,6 +142,7 @@ async function run(r: SoakRequest, ac: AbortController, seen: Seen, t0: number):
     }
     if (r.kind === "slow") await new Promise((res) => setTimeout(res, r.slowReadMs));
   }
-  seen.outcome = errored || seen.finishReason === "error" ? "stream_error" : seen.finishReason ? "completed" : "network_error";
+  seen.outcome =
+    errored || seen.finishReason === "error" ? "stream_error" : seen.finishReason ? "completed" : "network_error";
   if (seen.outcome === "network_error") seen.detail = "the stream ended without a finish_reason";
 }

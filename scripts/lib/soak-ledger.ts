@@ -53,7 +53,11 @@ export function auditLines(lines: readonly string[]): Map<string, AuditLine[]> {
   return out;
 }
 
-export function reconcile(seen: readonly Seen[], records: Map<string, LedgerRecord[]>, audit: Map<string, AuditLine[]>): Reconciliation {
+export function reconcile(
+  seen: readonly Seen[],
+  records: Map<string, LedgerRecord[]>,
+  audit: Map<string, AuditLine[]>,
+): Reconciliation {
   const r: Reconciliation = { checked: 0, lost: [], doubleBilled: [], underBilled: [], byStatus: {} };
   for (const s of seen) {
     if (!s.requestId) continue; // never reached the worker: nothing to bill

@@ -95,7 +95,9 @@ export class Supervisor {
       const upMs = Date.now() - startedAt;
       if (upMs >= this.backoff.resetAfterMs) this.attempt = 0;
       const delay = this.delay();
-      this.o.say(`${this.o.label} exited (${signal ?? `code ${code}`}) after ${(upMs / 1000).toFixed(1)} s; restarting in ${(delay / 1000).toFixed(1)} s`);
+      this.o.say(
+        `${this.o.label} exited (${signal ?? `code ${code}`}) after ${(upMs / 1000).toFixed(1)} s; restarting in ${(delay / 1000).toFixed(1)} s`,
+      );
       this.schedule(delay, 0);
     });
     return child;

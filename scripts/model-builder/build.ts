@@ -51,7 +51,9 @@ async function prepareOutDir(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
     await access(dir, constants.W_OK);
   } catch (e) {
-    throw new CheckpointError(`output directory ${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    throw new CheckpointError(
+      `output directory ${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+    );
   }
 }
 
@@ -149,11 +151,17 @@ export async function buildModel(opts: BuildModelOptions): Promise<BuildSummary>
         if (!used.has(d.name)) continue;
         // Inline constants are per graph; external ones must sit where the fused layout put them.
         const at = d.inline ? undefined : placed.get(d.name);
-        if (!d.inline && at?.byteLength !== d.byteLength) throw new Error(`initializer ${d.name} is not in the shared weight layout`);
+        if (!d.inline && at?.byteLength !== d.byteLength)
+          throw new Error(`initializer ${d.name} is not in the shared weight layout`);
         initializers.push(
           d.inline
             ? { name: d.name, dataType: d.dataType, dims: d.dims, raw: d.inline }
-            : { name: d.name, dataType: d.dataType, dims: d.dims, external: { location: WEIGHTS_FILE, offset: at!.offset, length: d.byteLength } },
+            : {
+                name: d.name,
+                dataType: d.dataType,
+                dims: d.dims,
+                external: { location: WEIGHTS_FILE, offset: at!.offset, length: d.byteLength },
+              },
         );
       }
       for (const v of p.views) {

@@ -58,7 +58,6 @@ export interface GraphPlan {
 
 const MS = "com.microsoft";
 
-
 function i64(values: number[]): Uint8Array {
   return new Uint8Array(BigInt64Array.from(values.map((v) => BigInt(v))).buffer);
 }
@@ -113,7 +112,13 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused", padRows = fa
     return { weight, scales };
   };
   /** MatMulNBits over the concatenated rows of `sources` (each a [rows_i, K] HF Linear weight). */
-  const matmulNBits = (name: string, x: string, out: string, K: number, sources: { tensor: string; rows: number }[]): void => {
+  const matmulNBits = (
+    name: string,
+    x: string,
+    out: string,
+    K: number,
+    sources: { tensor: string; rows: number }[],
+  ): void => {
     const N = sources.reduce((a, b) => a + b.rows, 0);
     let row = 0;
     const groups = sources.map((src) => {
@@ -132,7 +137,11 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused", padRows = fa
     node("Concat", [flat, padBlock(rows, K)], [`${name}.x_padded`], { axis: 0 });
     node("MatMulNBits", [`${name}.x_padded`, w.weight, w.scales], [`${name}.y_padded`], attrs, MS);
     const y = flat === x ? out : `${name}.y2d`;
-    node("Slice", [`${name}.y_padded`, constI64("i64_0_1d", [0]), rowCount(rows).count, constI64("i64_0_1d", [0])], [y]);
+    node(
+      "Slice",
+      [`${name}.y_padded`, constI64("i64_0_1d", [0]), rowCount(rows).count, constI64("i64_0_1d", [0])],
+      [y],
+    );
     if (y !== out) node("Reshape", [y, bsShape(N)], [out]);
   };
   /** Tensors already [rows, K] (no [B, S] to restore). */
@@ -158,14 +167,16 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused", padRows = fa
     const name = `${rows}_pad_block_${K}`;
     if (nodes.some((n) => n.outputs[0] === name)) return name;
     const zero = `zero_row_${K}`;
-    if (!nodes.some((n) => n.outputs[0] === zero)) node("ConstantOfShape", [constI64(`zero_row_shape_${K}`, [1, K])], [zero]);
+    if (!nodes.some((n) => n.outputs[0] === zero))
+      node("ConstantOfShape", [constI64(`zero_row_shape_${K}`, [1, K])], [zero]);
     node("Slice", [zero, constI64("i64_0_1d", [0]), rowCount(rows).pad, constI64("i64_0_1d", [0])], [name]);
     return name;
   };
   /** [B, S, N] from input_ids' [B, S]. */
   const bsShape = (N: number): string => {
     const name = `bs_shape_${N}`;
-    if (!nodes.some((n) => n.outputs[0] === name)) node("Concat", ["ids_shape", constI64(`dim_${N}`, [N])], [name], { axis: 0 });
+    if (!nodes.some((n) => n.outputs[0] === name))
+      node("Concat", ["ids_shape", constI64(`dim_${N}`, [N])], [name], { axis: 0 });
     return name;
   };
 
@@ -267,7 +278,10 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused", padRows = fa
         `${L}.moe_fc1`,
         E * 2 * I,
         H,
-        Array.from({ length: E }, (_, e) => ({ sources: [ex(e, "w1"), ex(e, "w3")], outRow: expertSlot(e, E) * 2 * I })),
+        Array.from({ length: E }, (_, e) => ({
+          sources: [ex(e, "w1"), ex(e, "w3")],
+          outRow: expertSlot(e, E) * 2 * I,
+        })),
         [E, 2 * I, H / 2],
         [E, 2 * I, H / bs],
       );
@@ -279,7 +293,21 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused", padRows = fa
         [E, H, I / 2],
         [E, H, I / bs],
       );
-      const layer = { L, x: h2, xShape: "hidden_shape", router: gate, out: mlpOut, H, I, E, topK: s.topK, blockSize: bs, accuracyLevel: s.accuracyLevel, fc1, fc2 };
+      const layer = {
+        L,
+        x: h2,
+        xShape: "hidden_shape",
+        router: gate,
+        out: mlpOut,
+        H,
+        I,
+        E,
+        topK: s.topK,
+        blockSize: bs,
+        accuracyLevel: s.accuracyLevel,
+        fc1,
+        fc2,
+      };
       if (form === "fused") fusedMoe(ops, layer);
       else slicedMoe(ops, layer, padRows);
     } else {

@@ -64,16 +64,25 @@ export const expertSlot = (e: number, E: number): number => E - 1 - e;
 export function fusedMoe(g: GraphOps, m: MoeLayer): void {
   g.node("MatMul", [m.x, m.router], [`${m.L}.router_logits3d`]);
   g.node("Reshape", [`${m.L}.router_logits3d`, g.constI64("moe_router_shape", [-1, m.E])], [`${m.L}.router_logits`]);
-  const reversed = g.constI64("moe_expert_reverse", Array.from({ length: m.E }, (_, i) => m.E - 1 - i));
+  const reversed = g.constI64(
+    "moe_expert_reverse",
+    Array.from({ length: m.E }, (_, i) => m.E - 1 - i),
+  );
   g.node("Gather", [`${m.L}.router_logits`, reversed], [`${m.L}.router_logits_slots`], { axis: 1 });
-  g.node("QMoE", [m.x, `${m.L}.router_logits_slots`, m.fc1.weight, m.fc1.scales, "", m.fc2.weight, m.fc2.scales], [m.out], {
-    k: m.topK,
-    activation_type: "swiglu",
-    normalize_routing_weights: 1,
-    swiglu_fusion: 1,
-    expert_weight_bits: 4,
-    block_size: m.blockSize,
-  }, MS);
+  g.node(
+    "QMoE",
+    [m.x, `${m.L}.router_logits_slots`, m.fc1.weight, m.fc1.scales, "", m.fc2.weight, m.fc2.scales],
+    [m.out],
+    {
+      k: m.topK,
+      activation_type: "swiglu",
+      normalize_routing_weights: 1,
+      swiglu_fusion: 1,
+      expert_weight_bits: 4,
+      block_size: m.blockSize,
+    },
+    MS,
+  );
 }
 
 /**
@@ -90,12 +99,19 @@ export function slicedMoe(g: GraphOps, m: MoeLayer, padRows = false): void {
   n("Reshape", [m.x, c("moe_rows_h", [-1, H])], [v("x2d")]);
   n("MatMul", [v("x2d"), m.router], [v("router_logits")]);
   // Routing: top-k logits (lower index on ties), softmax over those k = Mixtral's renormalised weights.
-  n("TopK", [v("router_logits"), c("moe_k", [k])], [v("top_logits"), v("top_experts")], { axis: -1, largest: 1, sorted: 1 });
+  n("TopK", [v("router_logits"), c("moe_k", [k])], [v("top_logits"), v("top_experts")], {
+    axis: -1,
+    largest: 1,
+    sorted: 1,
+  });
   n("Softmax", [v("top_logits")], [v("top_weights")], { axis: -1 });
   n("Reshape", [v("top_experts"), c("moe_flat", [-1])], [v("pair_expert")]);
   // Weights as a column [T*k, 1]: gathered by sort order they scale each expert output row.
   n("Reshape", [v("top_weights"), c("moe_col", [-1, 1])], [v("pair_weight")]);
-  const expertIds = c("moe_expert_ids", Array.from({ length: E }, (_, e) => e));
+  const expertIds = c(
+    "moe_expert_ids",
+    Array.from({ length: E }, (_, e) => e),
+  );
   /** Rows per expert of a list of pair experts (one-hot, summed). */
   const countsOf = (pairs: string, out: string) => {
     n("Unsqueeze", [pairs, c("moe_axis1", [1])], [`${out}.col`]);
@@ -143,19 +159,55 @@ export function slicedMoe(g: GraphOps, m: MoeLayer, padRows = false): void {
   // Rows per expert, for Split (an expert with no rows gets an empty slice; MatMulNBits skips it).
   countsOf(pairExperts, v("counts"));
 
-  const mm = (x: string, out: string, K: number, N: number, w: { weight: string; scales: string }, e: number, kind: string) => {
+  const mm = (
+    x: string,
+    out: string,
+    K: number,
+    N: number,
+    w: { weight: string; scales: string },
+    e: number,
+    kind: string,
+  ) => {
     const slot = expertSlot(e, E);
     const wBytes = (N * K) / 2;
     const sBytes = (N * K * 4) / bs;
-    const weight = g.view({ name: `${L}.expert${e}.${kind}.q4`, of: w.weight, byteOffset: slot * wBytes, byteLength: wBytes, dims: [N, K / bs, bs / 2] });
-    const scales = g.view({ name: `${L}.expert${e}.${kind}.scales`, of: w.scales, byteOffset: slot * sBytes, byteLength: sBytes, dims: [N, K / bs] });
-    n("MatMulNBits", [x, weight, scales], [out], { K, N, bits: 4, block_size: bs, accuracy_level: m.accuracyLevel }, MS);
+    const weight = g.view({
+      name: `${L}.expert${e}.${kind}.q4`,
+      of: w.weight,
+      byteOffset: slot * wBytes,
+      byteLength: wBytes,
+      dims: [N, K / bs, bs / 2],
+    });
+    const scales = g.view({
+      name: `${L}.expert${e}.${kind}.scales`,
+      of: w.scales,
+      byteOffset: slot * sBytes,
+      byteLength: sBytes,
+      dims: [N, K / bs],
+    });
+    n(
+      "MatMulNBits",
+      [x, weight, scales],
+      [out],
+      { K, N, bits: 4, block_size: bs, accuracy_level: m.accuracyLevel },
+      MS,
+    );
   };
   const experts = Array.from({ length: E }, (_, e) => e);
 
-  n("Split", [v("rows"), v("counts")], experts.map((e) => v(`x${e}`)), { axis: 0 });
+  n(
+    "Split",
+    [v("rows"), v("counts")],
+    experts.map((e) => v(`x${e}`)),
+    { axis: 0 },
+  );
   for (const e of experts) mm(v(`x${e}`), v(`gate_up${e}`), H, 2 * I, m.fc1, e, "fc1");
-  n("Concat", experts.map((e) => v(`gate_up${e}`)), [v("gate_up")], { axis: 0 });
+  n(
+    "Concat",
+    experts.map((e) => v(`gate_up${e}`)),
+    [v("gate_up")],
+    { axis: 0 },
+  );
   // fc1 rows are interleaved (2j gate, 2j+1 up), so its output columns pair up: [R, I, 2].
   n("Reshape", [v("gate_up"), c("moe_pairs_shape", [0, I, 2])], [v("gate_up_pairs")]);
   n("Split", [v("gate_up_pairs"), c("moe_one_one", [1, 1])], [v("gate"), v("up")], { axis: 2 });
@@ -163,9 +215,19 @@ export function slicedMoe(g: GraphOps, m: MoeLayer, padRows = false): void {
   n("Mul", [v("gate"), v("gate_sig")], [v("gate_silu")]);
   n("Mul", [v("gate_silu"), v("up")], [v("act_pairs")]);
   n("Reshape", [v("act_pairs"), c("moe_rows_i", [0, I])], [v("act")]);
-  n("Split", [v("act"), v("counts")], experts.map((e) => v(`act${e}`)), { axis: 0 });
+  n(
+    "Split",
+    [v("act"), v("counts")],
+    experts.map((e) => v(`act${e}`)),
+    { axis: 0 },
+  );
   for (const e of experts) mm(v(`act${e}`), v(`down${e}`), I, H, m.fc2, e, "fc2");
-  n("Concat", experts.map((e) => v(`down${e}`)), [v("down")], { axis: 0 });
+  n(
+    "Concat",
+    experts.map((e) => v(`down${e}`)),
+    [v("down")],
+    { axis: 0 },
+  );
   n("Mul", [v("down"), v("row_weight")], [v("weighted")]);
   // Each token's k rows summed back onto it (pad rows onto row T, then dropped).
   n("Shape", [rowsFrom], [v("x2d_shape")]);

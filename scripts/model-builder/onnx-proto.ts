@@ -185,8 +185,7 @@ function writeValueInfo(w: Writer, v: ValueInfoDef): void {
     type.message(1, (tt) => {
       tt.int(1, v.elemType);
       tt.message(2, (shape) => {
-        for (const d of v.shape)
-          shape.message(1, (dim) => (typeof d === "number" ? dim.int(1, d) : dim.string(2, d)));
+        for (const d of v.shape) shape.message(1, (dim) => (typeof d === "number" ? dim.int(1, d) : dim.string(2, d)));
       });
     }),
   );

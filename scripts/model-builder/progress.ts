@@ -15,7 +15,12 @@ function fmtBytes(n: number): string {
   return n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / MB).toFixed(1)} MB`;
 }
 
-export function createProgress(total: number, label: string, stream: NodeJS.WriteStream = process.stderr, quiet = false): Progress {
+export function createProgress(
+  total: number,
+  label: string,
+  stream: NodeJS.WriteStream = process.stderr,
+  quiet = false,
+): Progress {
   const t0 = performance.now();
   let done = 0;
   if (quiet) return { add: (n) => void (done += n), stop: () => {} };
@@ -59,7 +64,9 @@ export function createProgress(total: number, label: string, stream: NodeJS.Writ
         const s = (now - t0) / 1000;
         const rate = done / MB / Math.max(1e-3, s);
         const eta = rate > 0 ? (total - done) / MB / rate : 0;
-        stream.write(`${label}: ${pct.toFixed(0)}% ${fmtBytes(done)} / ${fmtBytes(total)}, ${rate.toFixed(0)} MB/s, ETA ${eta.toFixed(0)} s\n`);
+        stream.write(
+          `${label}: ${pct.toFixed(0)}% ${fmtBytes(done)} / ${fmtBytes(total)}, ${rate.toFixed(0)} MB/s, ETA ${eta.toFixed(0)} s\n`,
+        );
         while (nextPct <= pct) nextPct += 10;
         lastLine = now;
       }

@@ -59,7 +59,10 @@ export function toF32Into(bytes, dtype, dst) {
     else new Uint8Array(dst.buffer, dst.byteOffset, n * 4).set(bytes);
     return dst.subarray(0, n);
   }
-  const src = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice().buffer);
+  const src =
+    bytes.byteOffset % 2 === 0
+      ? new Uint16Array(bytes.buffer, bytes.byteOffset, n)
+      : new Uint16Array(bytes.slice().buffer);
   if (dtype === "BF16") {
     const u32 = new Uint32Array(dst.buffer, dst.byteOffset, n);
     for (let i = 0; i < n; i++) u32[i] = src[i] << 16;

@@ -66,7 +66,9 @@ export class QuantPool {
     this.load.set(w, this.load.get(w)! + 1);
     const id = this.nextId++;
     // Each raw must own its whole ArrayBuffer to be transferable.
-    const buffers = raws.map((r) => (r.byteOffset === 0 && r.byteLength === r.buffer.byteLength ? r.buffer : r.slice().buffer));
+    const buffers = raws.map((r) =>
+      r.byteOffset === 0 && r.byteLength === r.buffer.byteLength ? r.buffer : r.slice().buffer,
+    );
     return new Promise<ChunkResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, worker: w });
       w.postMessage({ id, raws: buffers, dtypes, cnt, K, bs }, buffers as ArrayBuffer[]);

@@ -8,7 +8,14 @@
 export { quantizeRow, quantizeChunk } from "./quant-kernel.mjs";
 
 /** Dequantizes one row (for tests and reference code): w = (q - 8) * scale. */
-export function dequantizeRow(q: Uint8Array, qOff: number, scales: Float32Array, sOff: number, K: number, bs: number): Float32Array {
+export function dequantizeRow(
+  q: Uint8Array,
+  qOff: number,
+  scales: Float32Array,
+  sOff: number,
+  K: number,
+  bs: number,
+): Float32Array {
   const out = new Float32Array(K);
   for (let i = 0; i < K; i += 2) {
     const byte = q[qOff + i / 2];

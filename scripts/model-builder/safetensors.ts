@@ -186,7 +186,9 @@ async function readShardHeader(
       if (name === "__metadata__") continue;
       const t = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
       if (t.dtype !== "BF16" && t.dtype !== "F16" && t.dtype !== "F32") {
-        throw new CheckpointError(`${base}: tensor ${name} has unsupported dtype ${String(t.dtype)} (need BF16, F16 or F32)`);
+        throw new CheckpointError(
+          `${base}: tensor ${name} has unsupported dtype ${String(t.dtype)} (need BF16, F16 or F32)`,
+        );
       }
       const shape = t.shape;
       const offs = t.data_offsets;
@@ -199,13 +201,24 @@ async function readShardHeader(
       const [s, e] = offs as [number, number];
       const count = (shape as number[]).reduce((a, b) => a * b, 1);
       if (e - s !== count * DTYPE_BYTES[t.dtype]) {
-        throw new CheckpointError(`${base}: tensor ${name} byte length ${e - s} does not match shape [${shape.join(", ")}] ${t.dtype}`);
+        throw new CheckpointError(
+          `${base}: tensor ${name} byte length ${e - s} does not match shape [${shape.join(", ")}] ${t.dtype}`,
+        );
       }
       if (e > dataBytes) {
-        throw new CheckpointError(`${base}: truncated safetensors file (tensor ${name} ends at ${e}, data has ${dataBytes} bytes)`);
+        throw new CheckpointError(
+          `${base}: truncated safetensors file (tensor ${name} ends at ${e}, data has ${dataBytes} bytes)`,
+        );
       }
       if (into.has(name)) throw new CheckpointError(`${base}: tensor ${name} appears in more than one shard`);
-      into.set(name, { name, dtype: t.dtype, shape: shape as number[], file, offset: dataStart + s, byteLength: e - s });
+      into.set(name, {
+        name,
+        dtype: t.dtype,
+        shape: shape as number[],
+        file,
+        offset: dataStart + s,
+        byteLength: e - s,
+      });
     }
     return { json, dataBytes };
   } finally {
@@ -225,7 +238,8 @@ export function toF32(bytes: Uint8Array, dtype: DType, out?: Float32Array): Floa
 export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   if (!(await exists(dir))) throw new CheckpointError(`input directory ${dir} does not exist`);
   const cfgFile = path.join(dir, "config.json");
-  if (!(await exists(cfgFile))) throw new CheckpointError(`${dir} has no config.json (expected a Hugging Face checkpoint directory)`);
+  if (!(await exists(cfgFile)))
+    throw new CheckpointError(`${dir} has no config.json (expected a Hugging Face checkpoint directory)`);
   const cfg = await readJson(cfgFile, "config");
   const config = parseConfig(cfg.value, "config.json");
 

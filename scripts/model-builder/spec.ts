@@ -46,12 +46,14 @@ export function deriveSpec(cfg: HfConfig, opts: BuildOptions): ModelSpec {
   }
   const moe = arch === "MixtralForCausalLM";
   const bs = opts.blockSize;
-  if (!BLOCK_SIZES.includes(bs)) throw new CheckpointError(`--block-size must be one of ${BLOCK_SIZES.join(", ")}, got ${bs}`);
+  if (!BLOCK_SIZES.includes(bs))
+    throw new CheckpointError(`--block-size must be one of ${BLOCK_SIZES.join(", ")}, got ${bs}`);
   if (!Number.isInteger(opts.accuracyLevel) || opts.accuracyLevel < 0 || opts.accuracyLevel > 4) {
     throw new CheckpointError(`--accuracy-level must be 0..4, got ${opts.accuracyLevel}`);
   }
   const pos = (v: number | undefined, what: string): number => {
-    if (v === undefined || !Number.isInteger(v) || v <= 0) throw new CheckpointError(`config.json: ${what} must be a positive integer`);
+    if (v === undefined || !Number.isInteger(v) || v <= 0)
+      throw new CheckpointError(`config.json: ${what} must be a positive integer`);
     return v;
   };
   const hidden = pos(cfg.hidden_size, "hidden_size");
@@ -61,13 +63,19 @@ export function deriveSpec(cfg: HfConfig, opts: BuildOptions): ModelSpec {
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
     throw new CheckpointError(`config.json: head_dim ${headDim} must be an even integer`);
   }
-  if (heads % kvHeads !== 0) throw new CheckpointError(`config.json: num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
+  if (heads % kvHeads !== 0)
+    throw new CheckpointError(
+      `config.json: num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`,
+    );
   const inter = pos(cfg.intermediate_size, "intermediate_size");
   const experts = moe ? pos(cfg.num_local_experts, "num_local_experts") : 0;
   const topK = moe ? pos(cfg.num_experts_per_tok, "num_experts_per_tok") : 0;
-  if (moe && topK > experts) throw new CheckpointError(`config.json: num_experts_per_tok ${topK} > num_local_experts ${experts}`);
+  if (moe && topK > experts)
+    throw new CheckpointError(`config.json: num_experts_per_tok ${topK} > num_local_experts ${experts}`);
   if (moe && hidden === inter) {
-    throw new CheckpointError(`hidden_size equal to intermediate_size is ambiguous for ORT's QMoE shape check; unsupported`);
+    throw new CheckpointError(
+      `hidden_size equal to intermediate_size is ambiguous for ORT's QMoE shape check; unsupported`,
+    );
   }
   for (const [what, k] of [
     ["hidden_size", hidden],
@@ -79,9 +87,12 @@ export function deriveSpec(cfg: HfConfig, opts: BuildOptions): ModelSpec {
   const maxPos = pos(cfg.max_position_embeddings, "max_position_embeddings");
   let context = maxPos;
   if (opts.contextLength !== undefined) {
-    if (!Number.isInteger(opts.contextLength) || opts.contextLength <= 0) throw new CheckpointError(`--context-length must be a positive integer`);
+    if (!Number.isInteger(opts.contextLength) || opts.contextLength <= 0)
+      throw new CheckpointError(`--context-length must be a positive integer`);
     if (opts.contextLength > maxPos) {
-      throw new CheckpointError(`--context-length ${opts.contextLength} exceeds the model's max_position_embeddings ${maxPos}`);
+      throw new CheckpointError(
+        `--context-length ${opts.contextLength} exceeds the model's max_position_embeddings ${maxPos}`,
+      );
     }
     context = opts.contextLength;
   }
@@ -146,7 +157,9 @@ export function checkTensors(ckpt: Checkpoint, s: ModelSpec): void {
   const want = expectedTensors(s);
   const missing = [...want.keys()].filter((n) => !ckpt.tensors.has(n));
   if (missing.length) {
-    throw new CheckpointError(`checkpoint is missing ${missing.length} tensor(s): ${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", ..." : ""}`);
+    throw new CheckpointError(
+      `checkpoint is missing ${missing.length} tensor(s): ${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", ..." : ""}`,
+    );
   }
   const extra = [...ckpt.tensors.keys()].filter((n) => !want.has(n) && !n.endsWith("rotary_emb.inv_freq"));
   // A tied checkpoint may still ship lm_head.weight; it is then used as-is.
@@ -154,12 +167,16 @@ export function checkTensors(ckpt: Checkpoint, s: ModelSpec): void {
     s.tiedLmHead = false;
     want.set("lm_head.weight", [s.vocab, s.hidden]);
   } else if (extra.length) {
-    throw new CheckpointError(`checkpoint has ${extra.length} unexpected tensor(s) for ${s.architecture}: ${extra.slice(0, 3).join(", ")}${extra.length > 3 ? ", ..." : ""}`);
+    throw new CheckpointError(
+      `checkpoint has ${extra.length} unexpected tensor(s) for ${s.architecture}: ${extra.slice(0, 3).join(", ")}${extra.length > 3 ? ", ..." : ""}`,
+    );
   }
   for (const [name, shape] of want) {
     const t = ckpt.tensors.get(name)!;
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new CheckpointError(`tensor ${name} has shape [${t.shape.join(", ")}], expected [${shape.join(", ")}] from config.json`);
+      throw new CheckpointError(
+        `tensor ${name} has shape [${t.shape.join(", ")}], expected [${shape.join(", ")}] from config.json`,
+      );
     }
   }
 }

@@ -75,7 +75,10 @@ function floatToHalf(x: number): number {
 }
 
 export function configHash(cfg: HfConfig, opts: SyntheticOptions): string {
-  return createHash("sha256").update(JSON.stringify({ cfg, seed: opts.seed, shards: opts.shards, extra: opts.extra ?? {} })).digest("hex").slice(0, 16);
+  return createHash("sha256")
+    .update(JSON.stringify({ cfg, seed: opts.seed, shards: opts.shards, extra: opts.extra ?? {} }))
+    .digest("hex")
+    .slice(0, 16);
 }
 
 /** Writes the checkpoint; returns its tensor data size in bytes. */
@@ -107,7 +110,9 @@ export async function writeSyntheticCheckpoint(dir: string, cfg: HfConfig, opts:
   groups.push(cur);
 
   const files = groups.map((_, i) =>
-    groups.length === 1 ? "model.safetensors" : `model-${String(i + 1).padStart(5, "0")}-of-${String(groups.length).padStart(5, "0")}.safetensors`,
+    groups.length === 1
+      ? "model.safetensors"
+      : `model-${String(i + 1).padStart(5, "0")}-of-${String(groups.length).padStart(5, "0")}.safetensors`,
   );
   const weightMap: Record<string, string> = {};
   const buf = new Uint16Array(CHUNK);
@@ -160,6 +165,13 @@ export async function writeSyntheticCheckpoint(dir: string, cfg: HfConfig, opts:
       JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2),
     );
   }
-  await writeFile(path.join(dir, "config.json"), JSON.stringify({ ...cfg, torch_dtype: { BF16: "bfloat16", F16: "float16", F32: "float32" }[dtype], ...(opts.extra ?? {}) }, null, 2));
+  await writeFile(
+    path.join(dir, "config.json"),
+    JSON.stringify(
+      { ...cfg, torch_dtype: { BF16: "bfloat16", F16: "float16", F32: "float32" }[dtype], ...(opts.extra ?? {}) },
+      null,
+      2,
+    ),
+  );
   return total;
 }

@@ -88,7 +88,13 @@ export class WeightWriter {
   }
 
   /** Reads rows [r0, r0+n) of a 2D (or 1D) tensor as float32 into `into`. */
-  private async readRowsF32(tensor: string, cols: number, r0: number, n: number, into: Float32Array): Promise<Float32Array> {
+  private async readRowsF32(
+    tensor: string,
+    cols: number,
+    r0: number,
+    n: number,
+    into: Float32Array,
+  ): Promise<Float32Array> {
     const t = this.ckpt.tensors.get(tensor)!;
     const eb = dtypeBytes(t.dtype);
     const len = n * cols * eb;

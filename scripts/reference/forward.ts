@@ -57,7 +57,8 @@ export async function referenceForward(
   const V = cfg.vocab_size;
   const S = ids.length;
   const eps = cfg.rms_norm_eps;
-  for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`reference: token id ${id} out of range [0, ${V})`);
+  for (const id of ids)
+    if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`reference: token id ${id} out of range [0, ${V})`);
 
   const weight = async (name: string, shape: number[], readAs = name): Promise<Float32Array> => {
     const w = await source(readAs);
@@ -111,7 +112,13 @@ export async function referenceForward(
 type WeightFn = (name: string, shape: number[]) => Promise<Float32Array>;
 
 /** Mixtral sparse MoE: route each token to its top-k experts, sum w·expert(x) with expert(x) = w2(silu(w1 x) ⊙ w3 x). */
-async function moeBlock(cfg: ReferenceConfig, p: string, y: Float32Array, S: number, weight: WeightFn): Promise<Float32Array> {
+async function moeBlock(
+  cfg: ReferenceConfig,
+  p: string,
+  y: Float32Array,
+  S: number,
+  weight: WeightFn,
+): Promise<Float32Array> {
   const H = cfg.hidden_size;
   const I = cfg.intermediate_size;
   const E = cfg.num_local_experts ?? 0;

@@ -50,7 +50,13 @@ export function ropeInvFreq(headDim: number, theta: number): Float64Array {
  * Rotates one head vector in place at `position` with Hugging Face's rotate_half convention
  * (non-interleaved: element i pairs with element i + d/2).
  */
-export function applyRope(v: Float32Array, offset: number, headDim: number, position: number, invFreq: Float64Array): void {
+export function applyRope(
+  v: Float32Array,
+  offset: number,
+  headDim: number,
+  position: number,
+  invFreq: Float64Array,
+): void {
   const half = headDim / 2;
   for (let i = 0; i < half; i++) {
     const a = position * invFreq[i];

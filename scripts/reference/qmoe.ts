@@ -34,7 +34,13 @@ export function randomQuantMatrix(rows: number, cols: number, bs: number, rand: 
 }
 
 /** Float64 Mixtral MoE on the dequantized weights: softmax → top-k → renormalise, silu(gate)·up, fc2. */
-export function qmoeReference(d: QMoEDims, x: Float32Array, logits: Float32Array, fc1: QuantMatrix, fc2: QuantMatrix): Float64Array {
+export function qmoeReference(
+  d: QMoEDims,
+  x: Float32Array,
+  logits: Float32Array,
+  fc1: QuantMatrix,
+  fc2: QuantMatrix,
+): Float64Array {
   const { hidden: H, inter: I, experts: E, topK: K, blockSize: BS } = d;
   const M = x.length / H;
   const out = new Float64Array(M * H);
@@ -71,7 +77,12 @@ export interface QMoEModelOptions {
 }
 
 /** The ONNX model (inputs x [m, H], logits [m, E]; output y [m, H]) and its external data, if any. */
-export function qmoeModel(d: QMoEDims, fc1: QuantMatrix, fc2: QuantMatrix, o: QMoEModelOptions = {}): { proto: Uint8Array; data?: Buffer } {
+export function qmoeModel(
+  d: QMoEDims,
+  fc1: QuantMatrix,
+  fc2: QuantMatrix,
+  o: QMoEModelOptions = {},
+): { proto: Uint8Array; data?: Buffer } {
   const { hidden: H, inter: I, experts: E, blockSize: BS } = d;
   const u8 = (f: Float32Array) => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
   const weights = [
@@ -83,11 +94,23 @@ export function qmoeModel(d: QMoEDims, fc1: QuantMatrix, fc2: QuantMatrix, o: QM
   let offset = 0;
   const initializers: TensorDef[] = weights.map((w) => {
     if (!o.externalFile) return { name: w.name, dataType: w.dataType, dims: w.dims, raw: w.bytes };
-    const t = { name: w.name, dataType: w.dataType, dims: w.dims, external: { location: o.externalFile, offset, length: w.bytes.length } };
+    const t = {
+      name: w.name,
+      dataType: w.dataType,
+      dims: w.dims,
+      external: { location: o.externalFile, offset, length: w.bytes.length },
+    };
     offset += w.bytes.length;
     return t;
   });
-  const attrs: NodeDef["attrs"] = { k: d.topK, activation_type: "swiglu", normalize_routing_weights: 1, swiglu_fusion: 1, expert_weight_bits: 4, block_size: BS };
+  const attrs: NodeDef["attrs"] = {
+    k: d.topK,
+    activation_type: "swiglu",
+    normalize_routing_weights: 1,
+    swiglu_fusion: 1,
+    expert_weight_bits: 4,
+    block_size: BS,
+  };
   if (o.accuracyLevel !== undefined) attrs.accuracy_level = o.accuracyLevel;
   const proto = encodeModel({
     irVersion: GRAPH_IR_VERSION,
@@ -96,7 +119,16 @@ export function qmoeModel(d: QMoEDims, fc1: QuantMatrix, fc2: QuantMatrix, o: QM
     producerVersion: "0",
     graph: {
       name: "qmoe",
-      nodes: [{ op: "QMoE", domain: "com.microsoft", name: "qmoe", inputs: ["x", "logits", "fc1_w", "fc1_s", "", "fc2_w", "fc2_s"], outputs: ["y"], attrs }],
+      nodes: [
+        {
+          op: "QMoE",
+          domain: "com.microsoft",
+          name: "qmoe",
+          inputs: ["x", "logits", "fc1_w", "fc1_s", "", "fc2_w", "fc2_s"],
+          outputs: ["y"],
+          attrs,
+        },
+      ],
       initializers,
       inputs: [
         { name: "x", elemType: DataType.FLOAT, shape: ["m", H] },

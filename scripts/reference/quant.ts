@@ -50,5 +50,6 @@ export type WeightTransform = (name: string, w: Float32Array, shape: readonly nu
 
 /** weightTransform that replaces every int4-stored weight by its dequantized int4 copy. */
 export function int4WeightTransform(blockSize = 32): WeightTransform {
-  return (name, w, shape) => (isInt4Weight(name) && shape.length === 2 ? quantDequantInt4(w, shape[0], shape[1], blockSize) : w);
+  return (name, w, shape) =>
+    isInt4Weight(name) && shape.length === 2 ? quantDequantInt4(w, shape[0], shape[1], blockSize) : w;
 }

@@ -101,7 +101,11 @@ function tensorPlan(c: SyntheticConfig): [string, number[], number, number][] {
         plan.push([`${q}.w1.weight`, ...lin(I, H)], [`${q}.w2.weight`, ...lin(H, I)], [`${q}.w3.weight`, ...lin(I, H)]);
       }
     } else {
-      plan.push([`${p}.mlp.gate_proj.weight`, ...lin(I, H)], [`${p}.mlp.up_proj.weight`, ...lin(I, H)], [`${p}.mlp.down_proj.weight`, ...lin(H, I)]);
+      plan.push(
+        [`${p}.mlp.gate_proj.weight`, ...lin(I, H)],
+        [`${p}.mlp.up_proj.weight`, ...lin(I, H)],
+        [`${p}.mlp.down_proj.weight`, ...lin(H, I)],
+      );
     }
   }
   plan.push(["model.norm.weight", [H], 0.1, 1]);
@@ -122,7 +126,12 @@ export async function writeSyntheticCheckpoint(
   let offset = 0;
   const tied = c.tiedRouterExperts ?? [];
   for (const [name, shape, std, mean] of tensorPlan(c)) {
-    const values = gaussian(shape.reduce((a, b) => a * b, 1), std, mean, next);
+    const values = gaussian(
+      shape.reduce((a, b) => a * b, 1),
+      std,
+      mean,
+      next,
+    );
     if (tied.length > 1 && name.endsWith("block_sparse_moe.gate.weight")) {
       const H = shape[1]!;
       const first = values.slice(tied[0]! * H, (tied[0]! + 1) * H);

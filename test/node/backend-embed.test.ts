@@ -25,7 +25,16 @@ afterAll(async () => {
 });
 
 const gen = (over: Partial<GenerateParams> = {}): GenerateParams => ({
-  model: "tiny", input_ids: ids(12), max_tokens: 100_000, temperature: 0, top_p: 1, top_k: 0, stop_token_ids: [], cache_salt: "", request_id: "g", ...over,
+  model: "tiny",
+  input_ids: ids(12),
+  max_tokens: 100_000,
+  temperature: 0,
+  top_p: 1,
+  top_k: 0,
+  stop_token_ids: [],
+  cache_salt: "",
+  request_id: "g",
+  ...over,
 });
 
 describe("engine embeddings", () => {
@@ -103,7 +112,10 @@ describe("backend /v1/embed cancel", () => {
   beforeAll(async () => {
     r = await startReceiver(USAGE_TOKEN);
     const dir = await tmpJournal();
-    b = await spawnBackend(["--model", devModel("tiny"), "--journal-dir", dir, "--usage-url", r.url, "--usage-retry-base-ms", "5"], { env: { USAGE_TOKEN } });
+    b = await spawnBackend(
+      ["--model", devModel("tiny"), "--journal-dir", dir, "--usage-url", r.url, "--usage-retry-base-ms", "5"],
+      { env: { USAGE_TOKEN } },
+    );
     await b.ready;
   });
   afterAll(async () => {
@@ -118,7 +130,10 @@ describe("backend /v1/embed cancel", () => {
   it("POST /v1/cancel stops it: 409 with the tokens computed, and one usage record with the same count", async () => {
     const res = post(`${b.url}/v1/embed`, { model: "tiny", inputs, request_id: "req_emb_c", key_id: "key_e" });
     // Each cancel call is answered; it is true once the embed is registered (it cannot be over by then).
-    while (!((await (await post(`${b.url}/v1/cancel`, { request_id: "req_emb_c" })).json()) as { cancelled: boolean }).cancelled);
+    while (
+      !((await (await post(`${b.url}/v1/cancel`, { request_id: "req_emb_c" })).json()) as { cancelled: boolean })
+        .cancelled
+    );
     const answer = await res;
     expect(answer.status).toBe(409);
     const body = (await answer.json()) as EmbedStoppedBody;
@@ -126,13 +141,23 @@ describe("backend /v1/embed cancel", () => {
     expect(body.usage.prompt_tokens % 2000).toBe(0);
     expect(body.usage.prompt_tokens).toBeLessThan(total);
     expect(await recordOf("req_emb_c")).toEqual([
-      expect.objectContaining({ kind: "embed", finish_reason: "cancelled", prompt_tokens: body.usage.prompt_tokens, key_id: "key_e" }),
+      expect.objectContaining({
+        kind: "embed",
+        finish_reason: "cancelled",
+        prompt_tokens: body.usage.prompt_tokens,
+        key_id: "key_e",
+      }),
     ]);
   });
 
   it("a client disconnect stops it too, and the record says what was computed", async () => {
     const ac = new AbortController();
-    const res = post(`${b.url}/v1/embed`, { model: "tiny", inputs, request_id: "req_emb_d" }, undefined, ac.signal).catch(() => null);
+    const res = post(
+      `${b.url}/v1/embed`,
+      { model: "tiny", inputs, request_id: "req_emb_d" },
+      undefined,
+      ac.signal,
+    ).catch(() => null);
     while ((await metric(b, "backend_in_flight_requests")) < 1);
     ac.abort();
     expect(await res).toBeNull();

@@ -53,7 +53,9 @@ describe("backend /metrics", () => {
   it("needs METRICS_TOKEN, not the backend token (and the backend token still guards /v1)", async () => {
     expect((await fetch(`${b.url}/metrics`)).status).toBe(401);
     expect((await fetch(`${b.url}/metrics`, { headers: auth })).status).toBe(401);
-    expect((await fetch(`${b.url}/v1/models`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).status).toBe(401);
+    expect((await fetch(`${b.url}/v1/models`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).status).toBe(
+      401,
+    );
     await scrape();
   });
 
@@ -71,11 +73,23 @@ describe("backend /metrics", () => {
     ];
     // A long generation that is decoding (its first token is out) while three more join it: their decode
     // steps batch with it, whatever the timing. Then POST /v1/cancel ends it and its stream is read out.
-    const hold = await post(`${b.url}/v1/generate`, { model: "tiny", request_id: "hold", temperature: 0, input_ids: ids(30, 5), max_tokens: 3000 });
+    const hold = await post(`${b.url}/v1/generate`, {
+      model: "tiny",
+      request_id: "hold",
+      temperature: 0,
+      input_ids: ids(30, 5),
+      max_tokens: 3000,
+    });
     const reader = hold.body!.pipeThrough(new TextDecoderStream()).getReader();
     let held = (await reader.read()).value ?? "";
-    runs.push(...(await Promise.all([1, 2, 3].map((s) => generate({ input_ids: ids(20, 10 + s), max_tokens: 12, request_id: `m${s}` })))));
-    expect((await (await post(`${b.url}/v1/cancel`, { request_id: "hold" })).json()) as unknown).toEqual({ cancelled: true });
+    runs.push(
+      ...(await Promise.all(
+        [1, 2, 3].map((s) => generate({ input_ids: ids(20, 10 + s), max_tokens: 12, request_id: `m${s}` })),
+      )),
+    );
+    expect((await (await post(`${b.url}/v1/cancel`, { request_id: "hold" })).json()) as unknown).toEqual({
+      cancelled: true,
+    });
     for (let r = await reader.read(); !r.done; r = await reader.read()) held += r.value;
     const holdEvents = held.trim().split("\n").map(parseGenerateEvent);
     const holdDone = holdEvents.at(-1)!;
@@ -106,14 +120,22 @@ describe("backend /metrics", () => {
     expect(decodeSteps).toBe(v(m, 'backend_steps_total{model="tiny",kind="decode"}'));
     expect(v(m, `moe_edge_step_duration_seconds_sum{${model},kind="decode"}`)).toBeGreaterThan(0);
     // Each generated token after the first came out of one decode step; the sum of batch sizes counts them.
-    expect(v(m, `moe_edge_batch_size_sum{${model},kind="decode"}`)).toBe(tokens - withTokens + runs.filter((r) => r.done.finish_reason === "stop" && r.tokens > 0).length);
-    expect(v(m, `moe_edge_batch_size_count{${model},kind="decode"}`)).toBeLessThan(v(m, `moe_edge_batch_size_sum{${model},kind="decode"}`));
+    expect(v(m, `moe_edge_batch_size_sum{${model},kind="decode"}`)).toBe(
+      tokens - withTokens + runs.filter((r) => r.done.finish_reason === "stop" && r.tokens > 0).length,
+    );
+    expect(v(m, `moe_edge_batch_size_count{${model},kind="decode"}`)).toBeLessThan(
+      v(m, `moe_edge_batch_size_sum{${model},kind="decode"}`),
+    );
     expect(v(m, `moe_edge_batch_size_bucket{le="1",${model},kind="decode"}`)).toBeLessThan(decodeSteps);
 
-    expect(v(m, `moe_edge_request_success_total{${model},finished_reason="length"}`)).toBe(runs.filter((r) => r.done.finish_reason === "length").length);
+    expect(v(m, `moe_edge_request_success_total{${model},finished_reason="length"}`)).toBe(
+      runs.filter((r) => r.done.finish_reason === "length").length,
+    );
     expect(v(m, `moe_edge_request_success_total{${model},finished_reason="cancelled"}`)).toBe(1);
     expect(v(m, `moe_edge_num_preemptions_total{${model}}`)).toBe(0);
-    expect(v(m, `moe_edge_prefix_cache_hits_total{${model}}`) - v(before, `moe_edge_prefix_cache_hits_total{${model}}`)).toBe(32);
+    expect(
+      v(m, `moe_edge_prefix_cache_hits_total{${model}}`) - v(before, `moe_edge_prefix_cache_hits_total{${model}}`),
+    ).toBe(32);
     expect(v(m, `moe_edge_prefix_cache_hit_rate{${model}}`)).toBeGreaterThan(0);
     // Idle again: nothing holds KV, every block is free.
     expect(v(m, `moe_edge_num_requests_running{${model}}`)).toBe(0);
@@ -123,7 +145,12 @@ describe("backend /metrics", () => {
   });
 
   it("KV blocks in use show while a generation holds its slot", async () => {
-    const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(40, 9), max_tokens: 3000, request_id: "hold" });
+    const res = await post(`${b.url}/v1/generate`, {
+      model: "tiny",
+      input_ids: ids(40, 9),
+      max_tokens: 3000,
+      request_id: "hold",
+    });
     const reader = res.body!.getReader();
     await reader.read(); // the first token: prompt rows are in the pool
     const m = await scrape();

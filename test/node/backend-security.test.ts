@@ -19,7 +19,9 @@ describe("backend auth at startup", () => {
   });
 
   it("--insecure starts without a token and prints a loud warning; serves unauthenticated", async () => {
-    const b = await spawnBackend(["--model", devModel("tiny"), "--host", "0.0.0.0", "--insecure"], { env: { BACKEND_TOKEN: undefined } });
+    const b = await spawnBackend(["--model", devModel("tiny"), "--host", "0.0.0.0", "--insecure"], {
+      env: { BACKEND_TOKEN: undefined },
+    });
     try {
       expect(b.stderr()).toMatch(/WARNING: --insecure: the backend serves 0\.0\.0\.0 WITHOUT AUTHENTICATION/);
       const port = new URL(b.url).port;
@@ -40,8 +42,10 @@ describe("backend auth at startup", () => {
   });
 
   it("isLoopback: 127/8, ::1, localhost only", () => {
-    for (const h of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "::ffff:127.0.0.1"]) expect(isLoopback(h), h).toBe(true);
-    for (const h of ["0.0.0.0", "::", "10.0.0.1", "192.168.1.2", "example.com", "128.0.0.1", "localhost.evil"]) expect(isLoopback(h), h).toBe(false);
+    for (const h of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "::ffff:127.0.0.1"])
+      expect(isLoopback(h), h).toBe(true);
+    for (const h of ["0.0.0.0", "::", "10.0.0.1", "192.168.1.2", "example.com", "128.0.0.1", "localhost.evil"])
+      expect(isLoopback(h), h).toBe(false);
   });
 });
 
@@ -64,11 +68,17 @@ describe("backend request ids and body cap", () => {
     return body.error;
   };
   const busy = async () =>
-    (await metric(b, 'backend_queue_depth{model="tiny"}')) + (await metric(b, 'backend_running_sequences{model="tiny"}'));
+    (await metric(b, 'backend_queue_depth{model="tiny"}')) +
+    (await metric(b, 'backend_running_sequences{model="tiny"}'));
 
   it("a request_id outside [A-Za-z0-9_-]{1,128} is a 400 naming request_id, and no generation starts", async () => {
     for (const id of ["a\r\nx-injected: 1", "a b", "é", "x".repeat(129), "", "../etc"]) {
-      const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(8), max_tokens: 3000, request_id: id });
+      const res = await post(`${b.url}/v1/generate`, {
+        model: "tiny",
+        input_ids: ids(8),
+        max_tokens: 3000,
+        request_id: id,
+      });
       const e = await expectOpenAiError(res, 400, "request_id");
       expect(e.type).toBe("invalid_request_error");
       expect(await busy(), JSON.stringify(id)).toBe(0);
@@ -82,7 +92,12 @@ describe("backend request ids and body cap", () => {
 
   it("accepts the edge's ids (req_<hex>, 128 characters of the alphabet)", async () => {
     for (const id of ["req_0123abcdef", `${"A-z_9".repeat(25)}abc`]) {
-      const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(4), max_tokens: 1, request_id: id });
+      const res = await post(`${b.url}/v1/generate`, {
+        model: "tiny",
+        input_ids: ids(4),
+        max_tokens: 1,
+        request_id: id,
+      });
       expect(res.status).toBe(200);
       expect(res.headers.get("x-request-id")).toBe(id);
       await res.text();
@@ -108,7 +123,12 @@ describe("backend request ids and body cap", () => {
     } as RequestInit);
     await expectOpenAiError(res, 413, null);
     // A body under the cap still works.
-    const ok = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(4), max_tokens: 1, request_id: "small" });
+    const ok = await post(`${b.url}/v1/generate`, {
+      model: "tiny",
+      input_ids: ids(4),
+      max_tokens: 1,
+      request_id: "small",
+    });
     expect(ok.status).toBe(200);
     await ok.text();
   });

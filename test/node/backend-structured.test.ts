@@ -14,7 +14,14 @@ describe("backend: response_format and logprobs", () => {
     b?.proc.kill("SIGKILL");
   });
 
-  const base = { model: "tiny", request_id: "s", input_ids: [1, 733, 16289, 28793], max_tokens: 40, temperature: 1, seed: 4 };
+  const base = {
+    model: "tiny",
+    request_id: "s",
+    input_ids: [1, 733, 16289, 28793],
+    max_tokens: 40,
+    temperature: 1,
+    seed: 4,
+  };
   const bad = async (body: Record<string, unknown>) => {
     const res = await post(`${b.url}/v1/generate`, { ...base, ...body });
     expect(res.status).toBe(400);
@@ -45,7 +52,10 @@ describe("backend: response_format and logprobs", () => {
   it("a constrained stream with logprobs: one logprob per id, and a stop is a parseable document", async () => {
     const res = await post(`${b.url}/v1/generate`, {
       ...base,
-      response_format: { type: "json_schema", schema: { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"] } },
+      response_format: {
+        type: "json_schema",
+        schema: { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"] },
+      },
       logprobs: true,
       top_logprobs: 3,
     });

@@ -28,12 +28,23 @@ const USAGE_TOKEN = "usage-token-e2e";
 async function journalRecords(dir: string, skip: string[] = []): Promise<UsageRecord[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith(".jsonl") && !skip.includes(f)).sort();
   const out: UsageRecord[] = [];
-  for (const f of files) for (const l of (await readFile(path.join(dir, f), "utf8")).split("\n")) if (l) out.push(JSON.parse(l) as UsageRecord);
+  for (const f of files)
+    for (const l of (await readFile(path.join(dir, f), "utf8")).split("\n"))
+      if (l) out.push(JSON.parse(l) as UsageRecord);
   return out;
 }
 
 const backendArgs = (dir: string, r: Receiver) => [
-  "--model", devModel("tiny"), "--journal-dir", dir, "--usage-url", r.url, "--usage-retry-base-ms", "5", "--usage-retry-max-ms", "20",
+  "--model",
+  devModel("tiny"),
+  "--journal-dir",
+  dir,
+  "--usage-url",
+  r.url,
+  "--usage-retry-base-ms",
+  "5",
+  "--usage-retry-max-ms",
+  "20",
 ];
 
 /** Reads a generate stream until `n` token events arrived; returns the reader to go on with. */
@@ -65,7 +76,13 @@ describe("backend usage witness", () => {
 
   it("the record is in the journal before the done line arrives, then delivered with the worker's key id and tier", async () => {
     const res = await post(`${b.url}/v1/generate`, {
-      model: "tiny", input_ids: ids(20), max_tokens: 4, request_id: "req_w1", key_id: "key_abc", tier: "mistral-tiny", cache_salt: "s",
+      model: "tiny",
+      input_ids: ids(20),
+      max_tokens: 4,
+      request_id: "req_w1",
+      key_id: "key_abc",
+      tier: "mistral-tiny",
+      cache_salt: "s",
     });
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
     let text = "";
@@ -78,7 +95,12 @@ describe("backend usage witness", () => {
     const onDisk = (await journalRecords(dir)).find((x) => x.request_id === "req_w1");
     const done = text.trim().split("\n").map(parseGenerateEvent).pop() as Extract<GenerateEvent, { type: "done" }>;
     expect(onDisk).toMatchObject({
-      kind: "generate", key_id: "key_abc", tier: "mistral-tiny", model: "tiny", finish_reason: done.finish_reason, ...done.usage,
+      kind: "generate",
+      key_id: "key_abc",
+      tier: "mistral-tiny",
+      model: "tiny",
+      finish_reason: done.finish_reason,
+      ...done.usage,
     });
     expect(onDisk!.ended_at).toBeGreaterThanOrEqual(onDisk!.started_at);
     await r.until(() => r.received.some((x) => x.request_id === "req_w1"));
@@ -87,7 +109,12 @@ describe("backend usage witness", () => {
   });
 
   it("cancelled and disconnected generations and embeddings each leave exactly one record", async () => {
-    const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(12, 2), max_tokens: 3000, request_id: "req_c1" });
+    const res = await post(`${b.url}/v1/generate`, {
+      model: "tiny",
+      input_ids: ids(12, 2),
+      max_tokens: 3000,
+      request_id: "req_c1",
+    });
     const s = await readTokens(res, 2);
     await post(`${b.url}/v1/cancel`, { request_id: "req_c1" });
     for (;;) {
@@ -99,25 +126,55 @@ describe("backend usage witness", () => {
     const streamed = events.filter((e) => e.type === "tokens").length;
 
     const ac = new AbortController();
-    const res2 = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(12, 3), max_tokens: 3000, request_id: "req_d1" }, undefined, ac.signal);
+    const res2 = await post(
+      `${b.url}/v1/generate`,
+      { model: "tiny", input_ids: ids(12, 3), max_tokens: 3000, request_id: "req_d1" },
+      undefined,
+      ac.signal,
+    );
     await readTokens(res2, 1);
     ac.abort();
 
-    const emb = await post(`${b.url}/v1/embed`, { model: "tiny", inputs: [ids(5), ids(7, 2)], request_id: "req_e1", key_id: "key_e" });
+    const emb = await post(`${b.url}/v1/embed`, {
+      model: "tiny",
+      inputs: [ids(5), ids(7, 2)],
+      request_id: "req_e1",
+      key_id: "key_e",
+    });
     expect(emb.status).toBe(200);
     await emb.json();
 
     await r.until(() => ["req_c1", "req_d1", "req_e1"].every((id) => r.received.some((x) => x.request_id === id)));
     const byId = (id: string) => r.received.filter((x) => x.request_id === id);
-    expect(byId("req_c1")).toEqual([expect.objectContaining({ finish_reason: "cancelled", completion_tokens: streamed, prompt_tokens: 12, key_id: null })]);
+    expect(byId("req_c1")).toEqual([
+      expect.objectContaining({
+        finish_reason: "cancelled",
+        completion_tokens: streamed,
+        prompt_tokens: 12,
+        key_id: null,
+      }),
+    ]);
     expect(byId("req_d1")).toEqual([expect.objectContaining({ finish_reason: "cancelled", prompt_tokens: 12 })]);
-    expect(byId("req_e1")).toEqual([expect.objectContaining({ kind: "embed", finish_reason: "stop", prompt_tokens: 12, completion_tokens: 0, key_id: "key_e" })]);
+    expect(byId("req_e1")).toEqual([
+      expect.objectContaining({
+        kind: "embed",
+        finish_reason: "stop",
+        prompt_tokens: 12,
+        completion_tokens: 0,
+        key_id: "key_e",
+      }),
+    ]);
     expect(Number.isInteger(await metric(b, "backend_usage_journal_segments"))).toBe(true);
   });
 
   it("POST /v1/usage/status: running, finished (with its record) or unknown, and since", async () => {
     const t0 = Date.now();
-    const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(10, 7), max_tokens: 3000, request_id: "req_s1" });
+    const res = await post(`${b.url}/v1/generate`, {
+      model: "tiny",
+      input_ids: ids(10, 7),
+      max_tokens: 3000,
+      request_id: "req_s1",
+    });
     const s = await readTokens(res, 1);
     const status = async (request_ids: string[]) => {
       const r2 = await post(`${b.url}/v1/usage/status`, { request_ids });
@@ -127,21 +184,27 @@ describe("backend usage witness", () => {
     const st = await status(["req_s1", "req_w1", "req_never"]);
     expect(st.since).toBeLessThanOrEqual(t0);
     expect(st.requests.req_s1).toEqual({ state: "running" });
-    expect(st.requests.req_w1).toEqual({ state: "finished", record: r.received.find((x) => x.request_id === "req_w1") });
+    expect(st.requests.req_w1).toEqual({
+      state: "finished",
+      record: r.received.find((x) => x.request_id === "req_w1"),
+    });
     expect(st.requests.req_never).toEqual({ state: "unknown" });
     await post(`${b.url}/v1/cancel`, { request_id: "req_s1" });
     while (!(await s.reader.read()).done);
     // Finished the moment the done line is out (the record is known before its fsync even started).
-    expect((await status(["req_s1"])).requests.req_s1).toMatchObject({ state: "finished", record: { finish_reason: "cancelled" } });
+    expect((await status(["req_s1"])).requests.req_s1).toMatchObject({
+      state: "finished",
+      record: { finish_reason: "cancelled" },
+    });
     expect((await post(`${b.url}/v1/usage/status`, { request_ids: [] })).status).toBe(400);
     expect((await post(`${b.url}/v1/usage/status`, { request_ids: ["a b"] })).status).toBe(400);
     expect((await post(`${b.url}/v1/usage/status`, { request_ids: ["x"] }, {})).status).toBe(401);
   });
 
   it("refuses --usage-url without a usage token", async () => {
-    await expect(spawnBackend(["--model", devModel("tiny"), "--usage-url", r.url], { env: { USAGE_TOKEN: undefined } })).rejects.toThrow(
-      /--usage-url needs --usage-token or env USAGE_TOKEN/,
-    );
+    await expect(
+      spawnBackend(["--model", devModel("tiny"), "--usage-url", r.url], { env: { USAGE_TOKEN: undefined } }),
+    ).rejects.toThrow(/--usage-url needs --usage-token or env USAGE_TOKEN/);
   });
 });
 
@@ -153,11 +216,24 @@ describe("backend usage witness across kill -9", () => {
     let b: Backend | undefined;
     try {
       await a.ready;
-      const finished = await readEvents(await post(`${a.url}/v1/generate`, { model: "tiny", input_ids: ids(9, 4), max_tokens: 3, request_id: "req_k1", key_id: "key_k" }));
+      const finished = await readEvents(
+        await post(`${a.url}/v1/generate`, {
+          model: "tiny",
+          input_ids: ids(9, 4),
+          max_tokens: 3,
+          request_id: "req_k1",
+          key_id: "key_k",
+        }),
+      );
       const done = finished.pop() as Extract<GenerateEvent, { type: "done" }>;
       await r.until(() => r.offered.some((x) => x.request_id === "req_k1")); // offered, refused (500)
       const sentK2 = Date.now();
-      const mid = await post(`${a.url}/v1/generate`, { model: "tiny", input_ids: ids(9, 5), max_tokens: 3000, request_id: "req_k2" });
+      const mid = await post(`${a.url}/v1/generate`, {
+        model: "tiny",
+        input_ids: ids(9, 5),
+        max_tokens: 3000,
+        request_id: "req_k2",
+      });
       await readTokens(mid, 2);
       a.proc.kill("SIGKILL");
       expect(await a.exited).toBe("SIGKILL");
@@ -168,7 +244,14 @@ describe("backend usage witness across kill -9", () => {
       await b.waitFor(/usage journal .*: 1 record\(s\) pending; delivering/);
       await r.until(() => r.received.length >= 1);
       await b.ready;
-      await readEvents(await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(9, 6), max_tokens: 2, request_id: "req_k3" }));
+      await readEvents(
+        await post(`${b.url}/v1/generate`, {
+          model: "tiny",
+          input_ids: ids(9, 6),
+          max_tokens: 2,
+          request_id: "req_k3",
+        }),
+      );
       await r.until(() => r.received.some((x) => x.request_id === "req_k3"));
       expect(r.received.map((x) => x.request_id)).toEqual(["req_k1", "req_k3"]);
       expect(r.received[0]).toMatchObject({ key_id: "key_k", ...done.usage, finish_reason: done.finish_reason });
@@ -176,7 +259,9 @@ describe("backend usage witness across kill -9", () => {
       expect(r.offered.some((x) => x.request_id === "req_k2")).toBe(false);
       // The restarted backend still knows req_k1 (replayed); for req_k2 it says unknown, with a `since`
       // after req_k2 was sent, so the worker knows that "unknown" proves nothing there.
-      const st = (await (await post(`${b.url}/v1/usage/status`, { request_ids: ["req_k1", "req_k2"] })).json()) as UsageStatusResponse;
+      const st = (await (
+        await post(`${b.url}/v1/usage/status`, { request_ids: ["req_k1", "req_k2"] })
+      ).json()) as UsageStatusResponse;
       expect(st.requests.req_k1).toMatchObject({ state: "finished", record: { request_id: "req_k1" } });
       expect(st.requests.req_k2).toEqual({ state: "unknown" });
       expect(st.since).toBeGreaterThan(sentK2);
@@ -196,11 +281,20 @@ describe("backend usage witness when the journal cannot be written", () => {
       await b.ready;
       // The journal's first segment is created on the first record: make it /dev/full (ENOSPC).
       await symlink("/dev/full", path.join(dir, "seg-00000001.jsonl"));
-      const events = await readEvents(await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(6), max_tokens: 2, request_id: "req_full" }));
+      const events = await readEvents(
+        await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(6), max_tokens: 2, request_id: "req_full" }),
+      );
       expect(events.at(-1)).toMatchObject({ type: "done" });
       await b.waitFor(/usage journal write failed for req_full: .*ENOSPC/);
       // The next record goes to a fresh segment and is written normally.
-      await readEvents(await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(6), max_tokens: 2, request_id: "req_after" }));
+      await readEvents(
+        await post(`${b.url}/v1/generate`, {
+          model: "tiny",
+          input_ids: ids(6),
+          max_tokens: 2,
+          request_id: "req_after",
+        }),
+      );
       expect((await journalRecords(dir, ["seg-00000001.jsonl"])).map((x) => x.request_id)).toEqual(["req_after"]);
     } finally {
       b.proc.kill("SIGKILL");

@@ -1,9 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseGenerateEvent, type BackendErrorBody, type EmbedResponse, type GenerateEvent, type ModelsResponse } from "../../contract/wire";
+import {
+  parseGenerateEvent,
+  type BackendErrorBody,
+  type EmbedResponse,
+  type GenerateEvent,
+  type ModelsResponse,
+} from "../../contract/wire";
 import { devModel } from "./engine-helpers";
 import { auth, ids, metric, post, spawnBackend, type Backend } from "./helpers/backend";
 
-async function generate(b: Backend, body: Record<string, unknown>): Promise<{ tokens: number[]; done: Extract<GenerateEvent, { type: "done" }> }> {
+async function generate(
+  b: Backend,
+  body: Record<string, unknown>,
+): Promise<{ tokens: number[]; done: Extract<GenerateEvent, { type: "done" }> }> {
   const res = await post(`${b.url}/v1/generate`, { model: "tiny", request_id: "r", ...body });
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toContain("application/x-ndjson");
@@ -32,8 +41,13 @@ describe("backend HTTP", () => {
   });
 
   it("requires the bearer token", async () => {
-    expect((await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: [1], max_tokens: 1, request_id: "x" }, {})).status).toBe(401);
-    expect((await post(`${b.url}/v1/embed`, { model: "tiny", inputs: [[1]] }, { authorization: "Bearer nope" })).status).toBe(401);
+    expect(
+      (await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: [1], max_tokens: 1, request_id: "x" }, {}))
+        .status,
+    ).toBe(401);
+    expect(
+      (await post(`${b.url}/v1/embed`, { model: "tiny", inputs: [[1]] }, { authorization: "Bearer nope" })).status,
+    ).toBe(401);
     // /metrics has its own METRICS_TOKEN (backend-metrics.test.ts); unset, it is open as vLLM's is.
     expect((await fetch(`${b.url}/metrics`)).status).toBe(200);
     const models = (await (await fetch(`${b.url}/v1/models`, { headers: auth })).json()) as ModelsResponse;
@@ -70,13 +84,16 @@ describe("backend HTTP", () => {
     const prompt = ids(80, 2);
     const first = await generate(b, { input_ids: prompt, max_tokens: 6 });
     expect(first.tokens).toHaveLength(6);
-    expect(first.done).toMatchObject({ finish_reason: "length", usage: { prompt_tokens: 80, cached_tokens: 0, completion_tokens: 6 } });
+    expect(first.done).toMatchObject({
+      finish_reason: "length",
+      usage: { prompt_tokens: 80, cached_tokens: 0, completion_tokens: 6 },
+    });
     const again = await generate(b, { input_ids: prompt, max_tokens: 6 });
     expect(again.done.usage.cached_tokens).toBe(64);
     expect(again.tokens).toEqual(first.tokens);
     const salted = await generate(b, { input_ids: prompt, max_tokens: 6, cache_salt: "other-tenant" });
     expect(salted.done.usage.cached_tokens).toBe(0);
-    expect(await metric(b, "backend_prefix_cache_hit_rate{model=\"tiny\"}")).toBeGreaterThan(0);
+    expect(await metric(b, 'backend_prefix_cache_hit_rate{model="tiny"}')).toBeGreaterThan(0);
   });
 
   it("embeddings: one L2-normalised vector per input", async () => {
@@ -91,19 +108,24 @@ describe("backend HTTP", () => {
 
   it("client disconnect cancels the sequence and frees its KV slot", async () => {
     const ac = new AbortController();
-    const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(30, 4), max_tokens: 3000, request_id: "c" }, auth, ac.signal);
+    const res = await post(
+      `${b.url}/v1/generate`,
+      { model: "tiny", input_ids: ids(30, 4), max_tokens: 3000, request_id: "c" },
+      auth,
+      ac.signal,
+    );
     const reader = res.body!.getReader();
     await reader.read();
-    expect(await metric(b, "backend_running_sequences{model=\"tiny\"}")).toBe(1);
+    expect(await metric(b, 'backend_running_sequences{model="tiny"}')).toBe(1);
     ac.abort();
     let running = 1;
     for (let i = 0; i < 50 && running !== 0; i++) {
       await new Promise((r) => setTimeout(r, 20));
-      running = await metric(b, "backend_running_sequences{model=\"tiny\"}");
+      running = await metric(b, 'backend_running_sequences{model="tiny"}');
     }
     expect(running).toBe(0);
-    expect(await metric(b, "backend_kv_slots_used{model=\"tiny\"}")).toBe(0);
-    expect(await metric(b, "backend_generate_requests_total{model=\"tiny\",finish_reason=\"cancelled\"}")).toBe(1);
+    expect(await metric(b, 'backend_kv_slots_used{model="tiny"}')).toBe(0);
+    expect(await metric(b, 'backend_generate_requests_total{model="tiny",finish_reason="cancelled"}')).toBe(1);
   });
 });
 
@@ -126,10 +148,16 @@ describe("backend cancel (POST /v1/cancel) and the per-request audit line", () =
   afterAll(() => {
     b?.proc.kill("SIGKILL");
   });
-  const cancel = (request_id: string, headers: Record<string, string> = auth) => post(`${b.url}/v1/cancel`, { request_id }, headers);
+  const cancel = (request_id: string, headers: Record<string, string> = auth) =>
+    post(`${b.url}/v1/cancel`, { request_id }, headers);
 
   it("cancel mid-generation: the open stream still ends with done/cancelled and usage = the ids streamed", async () => {
-    const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(20, 5), max_tokens: 3000, request_id: "cancel-me" });
+    const res = await post(`${b.url}/v1/generate`, {
+      model: "tiny",
+      input_ids: ids(20, 5),
+      max_tokens: 3000,
+      request_id: "cancel-me",
+    });
     expect(res.status).toBe(200);
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
     let text = "";
@@ -157,9 +185,26 @@ describe("backend cancel (POST /v1/cancel) and the per-request audit line", () =
     // Finished: the id is no longer in flight.
     expect(await (await cancel("cancel-me")).json()).toEqual({ cancelled: false });
     const [line] = auditLines(b, "cancel-me");
-    expect(line).toMatchObject({ event: "generate", model: "tiny", prompt_tokens: 20, completion_tokens: streamed.length, finish_reason: "cancelled" });
+    expect(line).toMatchObject({
+      event: "generate",
+      model: "tiny",
+      prompt_tokens: 20,
+      completion_tokens: streamed.length,
+      finish_reason: "cancelled",
+    });
     expect(Object.keys(line!).sort()).toEqual(
-      ["event", "request_id", "model", "prompt_tokens", "cached_tokens", "completion_tokens", "finish_reason", "queue_ms", "prefill_ms", "decode_ms"].sort(),
+      [
+        "event",
+        "request_id",
+        "model",
+        "prompt_tokens",
+        "cached_tokens",
+        "completion_tokens",
+        "finish_reason",
+        "queue_ms",
+        "prefill_ms",
+        "decode_ms",
+      ].sort(),
     );
   });
 
@@ -174,10 +219,21 @@ describe("backend cancel (POST /v1/cancel) and the per-request audit line", () =
   it("every finished generate request prints exactly one audit line, disconnects included", async () => {
     const { tokens, done } = await generate(b, { input_ids: ids(12, 6), max_tokens: 5, request_id: "audit-1" });
     const lines = auditLines(b, "audit-1");
-    expect(lines).toEqual([expect.objectContaining({ prompt_tokens: 12, completion_tokens: tokens.length, finish_reason: done.finish_reason })]);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        prompt_tokens: 12,
+        completion_tokens: tokens.length,
+        finish_reason: done.finish_reason,
+      }),
+    ]);
 
     const ac = new AbortController();
-    const res = await post(`${b.url}/v1/generate`, { model: "tiny", input_ids: ids(12, 7), max_tokens: 3000, request_id: "audit-2" }, auth, ac.signal);
+    const res = await post(
+      `${b.url}/v1/generate`,
+      { model: "tiny", input_ids: ids(12, 7), max_tokens: 3000, request_id: "audit-2" },
+      auth,
+      ac.signal,
+    );
     await res.body!.getReader().read();
     ac.abort();
     for (let i = 0; i < 100 && auditLines(b, "audit-2").length === 0; i++) await new Promise((r) => setTimeout(r, 20));
@@ -188,7 +244,16 @@ describe("backend cancel (POST /v1/cancel) and the per-request audit line", () =
 
 describe("backend limits and shutdown", () => {
   it("queue full -> 429 with Retry-After; SIGTERM drains (503) and exits 0", async () => {
-    const b = await spawnBackend(["--model", devModel("tiny"), "--max-batch", "1", "--max-queue", "1", "--grace-ms", "300"]);
+    const b = await spawnBackend([
+      "--model",
+      devModel("tiny"),
+      "--max-batch",
+      "1",
+      "--max-queue",
+      "1",
+      "--grace-ms",
+      "300",
+    ]);
     await b.ready;
     const long = { model: "tiny", input_ids: ids(10), max_tokens: 3000, request_id: "l" };
     const r1 = await post(`${b.url}/v1/generate`, long);
@@ -203,8 +268,14 @@ describe("backend limits and shutdown", () => {
     await new Promise((r) => setTimeout(r, 50));
     expect((await fetch(`${b.url}/health`).catch(() => ({ status: 503 }))).status).toBe(503);
     const [t1, t2] = await Promise.all([r1.text(), r2.text()]);
-    expect(parseGenerateEvent(t1.trim().split("\n").pop()!)).toMatchObject({ type: "done", finish_reason: "cancelled" });
-    expect(parseGenerateEvent(t2.trim().split("\n").pop()!)).toMatchObject({ type: "done", finish_reason: "cancelled" });
+    expect(parseGenerateEvent(t1.trim().split("\n").pop()!)).toMatchObject({
+      type: "done",
+      finish_reason: "cancelled",
+    });
+    expect(parseGenerateEvent(t2.trim().split("\n").pop()!)).toMatchObject({
+      type: "done",
+      finish_reason: "cancelled",
+    });
     expect(await exited).toBe(0);
   });
 });

@@ -11,16 +11,23 @@ import { CLIENT_DIR, consoleAssetsModule, GENERATED } from "../../scripts/lib/co
 
 const root = resolve(import.meta.dirname, "../..");
 const sources = (dir: string): string[] =>
-  readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : []));
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : [],
+  );
 
 describe("console bundle", () => {
   it("assets.generated.ts is up to date with worker/console/client (else: npm run build:console)", async () => {
     const fresh = await consoleAssetsModule();
-    expect(readFileSync(GENERATED, "utf8") === fresh, "worker/console/assets.generated.ts is stale: run npm run build:console").toBe(true);
+    expect(
+      readFileSync(GENERATED, "utf8") === fresh,
+      "worker/console/assets.generated.ts is stale: run npm run build:console",
+    ).toBe(true);
   });
 
   it("the client typechecks (strict, DOM types)", () => {
-    const r = spawnSync(resolve(root, "node_modules/.bin/tsc"), ["--noEmit", "-p", join(CLIENT_DIR, "tsconfig.json")], { encoding: "utf8" });
+    const r = spawnSync(resolve(root, "node_modules/.bin/tsc"), ["--noEmit", "-p", join(CLIENT_DIR, "tsconfig.json")], {
+      encoding: "utf8",
+    });
     expect(r.stdout + r.stderr).toBe("");
     expect(r.status).toBe(0);
   });
@@ -28,7 +35,9 @@ describe("console bundle", () => {
   it("no client source writes HTML: text nodes only", () => {
     for (const file of sources(CLIENT_DIR)) {
       const code = readFileSync(file, "utf8");
-      expect(code, file).not.toMatch(/\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write|\beval\(|new Function\(/);
+      expect(code, file).not.toMatch(
+        /\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write|\beval\(|new Function\(/,
+      );
     }
   });
 });

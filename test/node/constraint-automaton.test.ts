@@ -23,7 +23,12 @@ const prefixesLive = (g: Grammar, text: string) => {
   for (let i = 1; i <= b.length; i++) if (!advance(initialState(g), b.subarray(0, i))) return false;
   return true;
 };
-const manifest = { name: "tiny", tokenizer: { kind: "mistral-v1-sentencepiece", vocab_size: 32000 }, vocab_size: 32000, eos_token_id: 2 } as ModelManifest;
+const manifest = {
+  name: "tiny",
+  tokenizer: { kind: "mistral-v1-sentencepiece", vocab_size: 32000 },
+  vocab_size: 32000,
+  eos_token_id: 2,
+} as ModelManifest;
 
 describe("JSON automaton (json_object)", () => {
   const g = JSON_OBJECT_GRAMMAR;
@@ -56,14 +61,55 @@ describe("JSON automaton (json_object)", () => {
   });
 
   const invalid = [
-    "", "[]", '"x"', "1", "null", "{", '{"a":1', "{,}", '{"a":1,}', '{"a":[1,]}', "{a:1}", "{'a':1}", '{"a":01}', '{"a":1.}',
-    '{"a":.5}', '{"a":1e}', '{"a":1e+}', '{"a":-}', '{"a":+1}', '{"a":NaN}', '{"a":Infinity}', '{"a":tru}', '{"a":True}',
-    '{"a":"\\x41"}', '{"a":"\\u12"}', '{"a":"\\u12G4"}', '{"s":"\\udc00"}', '{"s":"\\ud800"}', '{"s":"\\ud800x"}',
-    '{"s":"\\ud800\\u0041"}', '{"a":"tab\there"}', '{"a":"nl\nhere"}', "{}x", "{} ", "{}{}", '{"a":1}\n',
+    "",
+    "[]",
+    '"x"',
+    "1",
+    "null",
+    "{",
+    '{"a":1',
+    "{,}",
+    '{"a":1,}',
+    '{"a":[1,]}',
+    "{a:1}",
+    "{'a':1}",
+    '{"a":01}',
+    '{"a":1.}',
+    '{"a":.5}',
+    '{"a":1e}',
+    '{"a":1e+}',
+    '{"a":-}',
+    '{"a":+1}',
+    '{"a":NaN}',
+    '{"a":Infinity}',
+    '{"a":tru}',
+    '{"a":True}',
+    '{"a":"\\x41"}',
+    '{"a":"\\u12"}',
+    '{"a":"\\u12G4"}',
+    '{"s":"\\udc00"}',
+    '{"s":"\\ud800"}',
+    '{"s":"\\ud800x"}',
+    '{"s":"\\ud800\\u0041"}',
+    '{"a":"tab\there"}',
+    '{"a":"nl\nhere"}',
+    "{}x",
+    "{} ",
+    "{}{}",
+    '{"a":1}\n',
     // The whitespace policy: one space after ':' or ',' and at the start, nowhere else.
-    "  {}", "{ }", '{"a" :1}', '{"a":  1}', '{"a":1 }', '{\n"a":1}', '{"a":[1 ,2]}', '{"a":\t1}',
+    "  {}",
+    "{ }",
+    '{"a" :1}',
+    '{"a":  1}',
+    '{"a":1 }',
+    '{\n"a":1}',
+    '{"a":[1 ,2]}',
+    '{"a":\t1}',
     // Numbers stay finite and exact: at most 15 integer and 15 fraction digits, 2 exponent digits.
-    '{"a":1234567890123456}', '{"a":1e100}', '{"a":0.1234567890123456}',
+    '{"a":1234567890123456}',
+    '{"a":1e100}',
+    '{"a":0.1234567890123456}',
   ];
   it.each(invalid)("refuses %j", (t) => expect(accepts(g, t)).toBe(false));
 
@@ -81,7 +127,17 @@ describe("JSON automaton (json_object)", () => {
     const wrap = (...bytes: number[]) => Uint8Array.from([...enc.encode('{"s":"'), ...bytes, ...enc.encode('"}')]);
     expect(accepts(g, wrap(0xc3, 0xa9))).toBe(true);
     expect(accepts(g, wrap(0xf0, 0x9f, 0x98, 0x80))).toBe(true);
-    for (const bad of [[0xc0, 0x80], [0xc1, 0xbf], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xf5, 0x80, 0x80, 0x80], [0x80], [0xc3], [0xe2, 0x82]]) {
+    for (const bad of [
+      [0xc0, 0x80],
+      [0xc1, 0xbf],
+      [0xe0, 0x80, 0x80],
+      [0xed, 0xa0, 0x80],
+      [0xf4, 0x90, 0x80, 0x80],
+      [0xf5, 0x80, 0x80, 0x80],
+      [0x80],
+      [0xc3],
+      [0xe2, 0x82],
+    ]) {
       expect(accepts(g, wrap(...bad)), JSON.stringify(bad)).toBe(false);
     }
   });
@@ -104,12 +160,17 @@ describe("schema grammars", () => {
     expect(accepts(nested, ok)).toBe(true);
     expect(accepts(nested, '{"id":"","tags":["red"],"owner":{"first":"A","role":"admin"}}')).toBe(false); // minLength 1
     expect(accepts(nested, '{"id":"x","tags":[],"owner":{"first":"A","role":"admin"}}')).toBe(false); // minItems 1
-    expect(accepts(nested, '{"id":"x","tags":["red","red","red","red"],"owner":{"first":"A","role":"admin"}}')).toBe(false);
+    expect(accepts(nested, '{"id":"x","tags":["red","red","red","red"],"owner":{"first":"A","role":"admin"}}')).toBe(
+      false,
+    );
     expect(accepts(nested, '{"id":"x","tags":["pink"],"owner":{"first":"A","role":"admin"}}')).toBe(false);
     expect(accepts(nested, '{"id":"x","tags":["red"],"owner":{"first":"A","role":"user"}}')).toBe(false);
-    expect(accepts(nested, '{"id":"x","tags":["red"],"owner":{"first":"A","role":"admin","note":"abcde"}}')).toBe(false);
+    expect(accepts(nested, '{"id":"x","tags":["red"],"owner":{"first":"A","role":"admin","note":"abcde"}}')).toBe(
+      false,
+    );
     const any = compileSchema(TEST_SCHEMAS.anyOf);
-    for (const t of ['{"result":{"ok":true,"value":1}}', '{"result":{"ok":false,"error":"e"}}', '{"result":null}']) expect(accepts(any, t)).toBe(true);
+    for (const t of ['{"result":{"ok":true,"value":1}}', '{"result":{"ok":false,"error":"e"}}', '{"result":null}'])
+      expect(accepts(any, t)).toBe(true);
     expect(accepts(any, '{"result":{"ok":true,"error":"e"}}')).toBe(false);
     expect(accepts(compileSchema({ type: "array", items: { type: "integer" } }), "[1,-2, 3]")).toBe(true);
     expect(accepts(compileSchema({ type: "number" }), "12")).toBe(true); // a number at the top ends at end of input
@@ -119,7 +180,10 @@ describe("schema grammars", () => {
 
   it("follows at most MAX_CONFIGS overlapping anyOf options, and what it generates still validates", () => {
     const options = Array.from({ length: 100 }, (_, i) => ({
-      type: "object", properties: { a: { type: "integer" }, [`k${i}`]: { const: i } }, required: ["a", `k${i}`], additionalProperties: false,
+      type: "object",
+      properties: { a: { type: "integer" }, [`k${i}`]: { const: i } },
+      required: ["a", `k${i}`],
+      additionalProperties: false,
     }));
     const schema = { anyOf: options };
     const g = compileSchema(schema);
@@ -177,8 +241,12 @@ describe("schema grammars", () => {
 
   it("compileResponseFormat caches by schema text and reports errors against response_format.schema", () => {
     const a = compileResponseFormat({ type: "json_schema", schema: TEST_SCHEMAS.flat }, manifest);
-    expect(compileResponseFormat({ type: "json_schema", schema: structuredClone(TEST_SCHEMAS.flat) }, manifest)).toBe(a);
-    expect(() => compileResponseFormat({ type: "json_schema", schema: { type: "string", pattern: "x" } }, manifest)).toThrow(ConstraintError);
+    expect(compileResponseFormat({ type: "json_schema", schema: structuredClone(TEST_SCHEMAS.flat) }, manifest)).toBe(
+      a,
+    );
+    expect(() =>
+      compileResponseFormat({ type: "json_schema", schema: { type: "string", pattern: "x" } }, manifest),
+    ).toThrow(ConstraintError);
     try {
       compileResponseFormat({ type: "json_schema", schema: { type: "string", pattern: "x" } }, manifest);
     } catch (e) {
@@ -223,7 +291,10 @@ describe("token masks", () => {
         const b = bytesOf(id);
         const ok = b.length > 0 && advance(state, b) !== null;
         const bit = (m.bits[id >>> 5]! & (1 << (id & 31))) !== 0;
-        if (id !== vocab.eos && ok !== bit) throw new Error(`${prefix}: token ${id} ${JSON.stringify(new TextDecoder().decode(b))} brute ${ok} mask ${bit}`);
+        if (id !== vocab.eos && ok !== bit)
+          throw new Error(
+            `${prefix}: token ${id} ${JSON.stringify(new TextDecoder().decode(b))} brute ${ok} mask ${bit}`,
+          );
         if (ok) allowed++;
       }
       expect(m.allowed, prefix).toBe(allowed + (state.some(accepting) ? 1 : 0));
@@ -261,7 +332,11 @@ describe("token masks", () => {
     const rng = createRng(7);
     const formats = [
       { name: "json_object", rf: { type: "json_object" as const }, schema: { type: "object" } },
-      ...Object.entries(TEST_SCHEMAS).map(([name, schema]) => ({ name, rf: { type: "json_schema" as const, schema }, schema })),
+      ...Object.entries(TEST_SCHEMAS).map(([name, schema]) => ({
+        name,
+        rf: { type: "json_schema" as const, schema },
+        schema,
+      })),
     ];
     const row = new Float32Array(vocab.size);
     const lengths = Array.from({ length: vocab.size }, (_, j) => bytesOf(j).length);

@@ -6,6 +6,8 @@ describe("wire contract", () => {
     const ok = GenerateRequestSchema.parse({ model: "tiny", input_ids: [1, 2], max_tokens: 4, request_id: "r1" });
     expect(ok.temperature).toBe(0);
     expect(ok.stop_token_ids).toEqual([]);
-    expect(GenerateRequestSchema.safeParse({ model: "tiny", input_ids: [-1], max_tokens: 4, request_id: "r" }).success).toBe(false);
+    expect(
+      GenerateRequestSchema.safeParse({ model: "tiny", input_ids: [-1], max_tokens: 4, request_id: "r" }).success,
+    ).toBe(false);
   });
 });

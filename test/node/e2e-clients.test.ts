@@ -35,7 +35,12 @@ afterAll(async () => {
 
 describe("openai SDK", () => {
   it("chat, non-streaming", async () => {
-    const r = await openai.chat.completions.create({ model: "mistral-small", messages, max_tokens: 12, temperature: 0 });
+    const r = await openai.chat.completions.create({
+      model: "mistral-small",
+      messages,
+      max_tokens: 12,
+      temperature: 0,
+    });
     expect(r.choices[0].message.role).toBe("assistant");
     expect(typeof r.choices[0].message.content).toBe("string");
     expect(["stop", "length"]).toContain(r.choices[0].finish_reason);
@@ -99,7 +104,11 @@ describe("openai SDK", () => {
   });
 
   it("a bad key gets a 401 AuthenticationError that never echoes the key", async () => {
-    const bad = new OpenAI({ baseURL: `${stack.base}/v1`, apiKey: "sk-not-a-real-key-0123456789abcdef", maxRetries: 0 });
+    const bad = new OpenAI({
+      baseURL: `${stack.base}/v1`,
+      apiKey: "sk-not-a-real-key-0123456789abcdef",
+      maxRetries: 0,
+    });
     const err = await bad.chat.completions.create({ model: "mistral-tiny", messages }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
     expect(JSON.stringify((err as InstanceType<typeof OpenAI.APIError>).error)).not.toContain("0123456789abcdef");
@@ -108,16 +117,28 @@ describe("openai SDK", () => {
   it("a rate-limited key gets 429 with Retry-After, and the SDK's retry honours it", async () => {
     const created = await stack.admin("/v1/admin/keys", {
       method: "POST",
-      body: JSON.stringify({ name: "limited", tiers: ["mistral-tiny"], rpm: 20, tpm: 100_000, monthly_budget_micros: 1_000_000 }),
+      body: JSON.stringify({
+        name: "limited",
+        tiers: ["mistral-tiny"],
+        rpm: 20,
+        tpm: 100_000,
+        monthly_budget_micros: 1_000_000,
+      }),
     });
     expect(created.status).toBeLessThan(300);
     const { key } = (await created.json()) as { key: string };
     const limited = new OpenAI({ baseURL: `${stack.base}/v1`, apiKey: key, maxRetries: 0 });
     // rpm 20: a burst of 20, then one request every 3 s.
     for (let i = 0; i < 20; i += 5) {
-      await Promise.all(Array.from({ length: 5 }, () => limited.chat.completions.create({ model: "mistral-tiny", messages, max_tokens: 1 })));
+      await Promise.all(
+        Array.from({ length: 5 }, () =>
+          limited.chat.completions.create({ model: "mistral-tiny", messages, max_tokens: 1 }),
+        ),
+      );
     }
-    const err = await limited.chat.completions.create({ model: "mistral-tiny", messages, max_tokens: 2 }).catch((e: unknown) => e);
+    const err = await limited.chat.completions
+      .create({ model: "mistral-tiny", messages, max_tokens: 2 })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     const headers = (err as InstanceType<typeof OpenAI.APIError>).headers;
     const retryAfter = Number(headers?.get("retry-after"));
@@ -157,7 +178,10 @@ describe("openai SDK", () => {
     // bound in worker/api/sse.ts: under wrangler dev a disconnect is sometimes only seen that way).
     const maxTokens = 4000;
     const { data: stream, response } = await openai.chat.completions
-      .create({ model: "mistral-small", messages, max_tokens: maxTokens, temperature: 0, stream: true }, { signal: controller.signal })
+      .create(
+        { model: "mistral-small", messages, max_tokens: maxTokens, temperature: 0, stream: true },
+        { signal: controller.signal },
+      )
       .withResponse();
     const requestId = response.headers.get("x-request-id") ?? "";
     expect(requestId).toMatch(/^req_/);
@@ -222,9 +246,16 @@ describe("what npm start prints, and the keys CLI beside it", () => {
     const start = stack.logs.findIndex((l) => l.startsWith("node --input-type=module -e '"));
     expect(start).toBeGreaterThanOrEqual(0);
     const end = stack.logs.findIndex((l, i) => i > start && l.endsWith("'"));
-    const code = stack.logs.slice(start + 1, end + 1).join("\n").replace(/'$/, "");
+    const code = stack.logs
+      .slice(start + 1, end + 1)
+      .join("\n")
+      .replace(/'$/, "");
     expect(code).toContain("max_tokens: 64");
-    const run = spawnSync(process.execPath, ["--input-type=module", "-e", code], { cwd: root, encoding: "utf8", timeout: 60_000 });
+    const run = spawnSync(process.execPath, ["--input-type=module", "-e", code], {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/completion_tokens: \d+/);
   });
@@ -232,7 +263,12 @@ describe("what npm start prints, and the keys CLI beside it", () => {
   it("`npm run keys` finds the worker on PORT when EDGE_URL is unset", () => {
     const env: NodeJS.ProcessEnv = { ...process.env, PORT: new URL(stack.base).port, ADMIN_TOKEN: stack.adminToken };
     delete env.EDGE_URL;
-    const r = spawnSync(resolve(root, "node_modules/.bin/tsx"), ["scripts/keys.ts", "list", "--json"], { cwd: root, env, encoding: "utf8", timeout: 60_000 });
+    const r = spawnSync(resolve(root, "node_modules/.bin/tsx"), ["scripts/keys.ts", "list", "--json"], {
+      cwd: root,
+      env,
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     expect(r.status, r.stderr).toBe(0);
     const listed = JSON.parse(r.stdout) as { data: Array<{ name: string }> };
     expect(listed.data.length).toBeGreaterThan(0);

@@ -129,7 +129,10 @@ async function sendOnce(stack: Stack, plan: Plan): Promise<Omit<Outcome, "ms">> 
     if (done) break;
     text += value;
   }
-  const chunks = text.split("\n\n").filter((f) => f.startsWith("data: ") && f !== "data: [DONE]").map((f) => JSON.parse(f.slice(6)) as Json);
+  const chunks = text
+    .split("\n\n")
+    .filter((f) => f.startsWith("data: ") && f !== "data: [DONE]")
+    .map((f) => JSON.parse(f.slice(6)) as Json);
   const fin = chunks.find((c) => c.choices?.[0]?.finish_reason);
   if (!fin || fin.choices[0].finish_reason === "error") return { ...base, kind: "error", usage: fin?.usage };
   return { ...base, kind: "completed", usage: fin.usage, finishReason: fin.choices[0].finish_reason };
@@ -180,7 +183,13 @@ describe("ledger = backend audit trail, request by request (real stack)", () => 
     const mk = async (name: string, rpm: number) => {
       const res = await stack.admin("/v1/admin/keys", {
         method: "POST",
-        body: JSON.stringify({ name, tiers: ["mistral-tiny", "mistral-small"], rpm, tpm: 10_000_000, monthly_budget_micros: 1_000_000_000 }),
+        body: JSON.stringify({
+          name,
+          tiers: ["mistral-tiny", "mistral-small"],
+          rpm,
+          tpm: 10_000_000,
+          monthly_budget_micros: 1_000_000_000,
+        }),
       });
       const j = (await res.json()) as Json;
       keyIds.set(j.key, j.id);
@@ -214,7 +223,10 @@ describe("ledger = backend audit trail, request by request (real stack)", () => 
   });
 
   it("every request: one ledger record, equal to the backend's count and to what the client was told", async () => {
-    expect(outcomes.filter((o) => o.kind === "error"), "no request may fail").toEqual([]);
+    expect(
+      outcomes.filter((o) => o.kind === "error"),
+      "no request may fail",
+    ).toEqual([]);
     expect(outcomes.filter((o) => o.kind === "rejected").length).toBeGreaterThan(0);
     expect(outcomes.filter((o) => o.kind === "disconnected").length).toBeGreaterThan(10);
     expect(new Set(outcomes.map((o) => o.requestId)).size).toBe(outcomes.length);
@@ -251,7 +263,13 @@ describe("ledger = backend audit trail, request by request (real stack)", () => 
       const rec = recs[0]!;
       const lines = audit.get(o.requestId) ?? [];
       if (o.kind === "rejected") {
-        if (rec.status !== "rejected" || rec.prompt_tokens || rec.cached_tokens || rec.completion_tokens || rec.cost_units !== "0")
+        if (
+          rec.status !== "rejected" ||
+          rec.prompt_tokens ||
+          rec.cached_tokens ||
+          rec.completion_tokens ||
+          rec.cost_units !== "0"
+        )
           mismatches.push(`${where}: rejected but ledger ${JSON.stringify(rec)}`);
         if (lines.length) mismatches.push(`${where}: rejected but the backend generated it`);
         continue;
@@ -265,13 +283,22 @@ describe("ledger = backend audit trail, request by request (real stack)", () => 
       if (!want.includes(rec.status)) mismatches.push(`${where}: ledger status ${rec.status}`);
       for (const f of ["prompt_tokens", "cached_tokens", "completion_tokens"])
         if (rec[f] !== b[f]) mismatches.push(`${where}: ${f} ledger ${rec[f]} != backend ${b[f]} (${b.finish_reason})`);
-      const cost = costUnits(prices[o.plan.model]!, { promptTokens: rec.prompt_tokens, cachedTokens: rec.cached_tokens, completionTokens: rec.completion_tokens });
+      const cost = costUnits(prices[o.plan.model]!, {
+        promptTokens: rec.prompt_tokens,
+        cachedTokens: rec.cached_tokens,
+        completionTokens: rec.completion_tokens,
+      });
       if (rec.cost_units !== cost.toString()) mismatches.push(`${where}: cost ${rec.cost_units} != ${cost}`);
       if (o.kind === "completed") {
         const u = o.usage!;
-        if (u.completion_tokens !== rec.completion_tokens || u.prompt_tokens !== rec.prompt_tokens || u.prompt_tokens_details?.cached_tokens !== rec.cached_tokens)
+        if (
+          u.completion_tokens !== rec.completion_tokens ||
+          u.prompt_tokens !== rec.prompt_tokens ||
+          u.prompt_tokens_details?.cached_tokens !== rec.cached_tokens
+        )
           mismatches.push(`${where}: client usage ${JSON.stringify(u)} != ledger ${JSON.stringify(rec)}`);
-        if (u.completion_tokens > o.plan.maxTokens) mismatches.push(`${where}: ${u.completion_tokens} > max_tokens ${o.plan.maxTokens}`);
+        if (u.completion_tokens > o.plan.maxTokens)
+          mismatches.push(`${where}: ${u.completion_tokens} > max_tokens ${o.plan.maxTokens}`);
       }
       if (b.finish_reason === "cancelled") drainedExtra++;
     }
@@ -279,15 +306,39 @@ describe("ledger = backend audit trail, request by request (real stack)", () => 
     const lines = [...audit.values()].flat();
     for (const m of ["tiny", "small"]) {
       const ls = lines.filter((l) => l.model === m);
-      const perTok = ls.filter((l) => l.completion_tokens > 1).map((l) => Math.round(l.decode_ms / (l.completion_tokens - 1)));
-      console.log(`e2e-ledger: backend ${m}: ${ls.length} generations, queue_ms p50 ${pct(ls.map((l) => l.queue_ms), 0.5)}, prefill_ms p50 ${pct(ls.map((l) => l.prefill_ms), 0.5)}, decode ms/token p50 ${pct(perTok, 0.5)} p90 ${pct(perTok, 0.9)}`);
+      const perTok = ls
+        .filter((l) => l.completion_tokens > 1)
+        .map((l) => Math.round(l.decode_ms / (l.completion_tokens - 1)));
+      console.log(
+        `e2e-ledger: backend ${m}: ${ls.length} generations, queue_ms p50 ${pct(
+          ls.map((l) => l.queue_ms),
+          0.5,
+        )}, prefill_ms p50 ${pct(
+          ls.map((l) => l.prefill_ms),
+          0.5,
+        )}, decode ms/token p50 ${pct(perTok, 0.5)} p90 ${pct(perTok, 0.9)}`,
+      );
     }
-    console.log(`e2e-ledger: client latency p50 ${pct(outcomes.map((o) => o.ms), 0.5)} ms p90 ${pct(outcomes.map((o) => o.ms), 0.9)} ms`);
-    console.log(`e2e-ledger: ${ledger.length} records checked; ${drainedExtra} generations ended by a cancel (stop string or disconnect) and were drained`);
+    console.log(
+      `e2e-ledger: client latency p50 ${pct(
+        outcomes.map((o) => o.ms),
+        0.5,
+      )} ms p90 ${pct(
+        outcomes.map((o) => o.ms),
+        0.9,
+      )} ms`,
+    );
+    console.log(
+      `e2e-ledger: ${ledger.length} records checked; ${drainedExtra} generations ended by a cancel (stop string or disconnect) and were drained`,
+    );
     expect(mismatches).toEqual([]);
     // The prefix cache was really exercised, on both paths: a discount that streams dropped would show above.
-    const cachedServed = outcomes.filter((o) => o.kind === "completed" && (o.usage?.prompt_tokens_details?.cached_tokens ?? 0) > 0);
-    console.log(`e2e-ledger: ${cachedServed.length} completed requests with cached prompt tokens (${cachedServed.filter((o) => o.plan.stream).length} streamed)`);
+    const cachedServed = outcomes.filter(
+      (o) => o.kind === "completed" && (o.usage?.prompt_tokens_details?.cached_tokens ?? 0) > 0,
+    );
+    console.log(
+      `e2e-ledger: ${cachedServed.length} completed requests with cached prompt tokens (${cachedServed.filter((o) => o.plan.stream).length} streamed)`,
+    );
     expect(cachedServed.filter((o) => o.plan.stream).length).toBeGreaterThan(0);
     expect(cachedServed.filter((o) => !o.plan.stream).length).toBeGreaterThan(0);
 
@@ -298,11 +349,23 @@ describe("ledger = backend audit trail, request by request (real stack)", () => 
       const rows = ((await res.json()) as { data: Json[] }).data;
       const sum = (xs: Json[], f: string) => xs.reduce((a, x) => a + x[f], 0);
       const billable = mine.filter((r) => r.status !== "rejected");
-      expect({ key: id, requests: sum(rows, "requests"), prompt: sum(rows, "prompt_tokens"), cached: sum(rows, "cached_tokens"), completion: sum(rows, "completion_tokens") }).toEqual({
-        key: id, requests: billable.length, prompt: sum(mine, "prompt_tokens"), cached: sum(mine, "cached_tokens"), completion: sum(mine, "completion_tokens"),
+      expect({
+        key: id,
+        requests: sum(rows, "requests"),
+        prompt: sum(rows, "prompt_tokens"),
+        cached: sum(rows, "cached_tokens"),
+        completion: sum(rows, "completion_tokens"),
+      }).toEqual({
+        key: id,
+        requests: billable.length,
+        prompt: sum(mine, "prompt_tokens"),
+        cached: sum(mine, "cached_tokens"),
+        completion: sum(mine, "completion_tokens"),
       });
       const admin = ((await (await stack.admin(`/v1/admin/usage?key_id=${id}`)).json()) as { data: Json[] }).data;
-      expect(admin.reduce((a, r) => a + BigInt(r.cost_units), 0n)).toBe(mine.reduce((a, r) => a + BigInt(r.cost_units), 0n));
+      expect(admin.reduce((a, r) => a + BigInt(r.cost_units), 0n)).toBe(
+        mine.reduce((a, r) => a + BigInt(r.cost_units), 0n),
+      );
     }
   });
 });

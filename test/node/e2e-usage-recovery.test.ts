@@ -16,7 +16,12 @@ import { freePorts, spawnUntilReady, stopProcess } from "../../scripts/lib/proce
 const root = resolve(import.meta.dirname, "../..");
 
 interface LedgerRow {
-  request_id: string; status: string; prompt_tokens: number; cached_tokens: number; completion_tokens: number; cost_units: string;
+  request_id: string;
+  status: string;
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+  cost_units: string;
 }
 
 /** Re-checks `probe` (itself one HTTP round trip, which paces the loop) until it yields, up to `limitMs`. */
@@ -42,12 +47,15 @@ describe("a worker killed between admit and settle (npm start)", () => {
     lines.push(line);
     for (const w of [...waiters]) {
       const m = line.match(w.re);
-      if (m && lines.length - 1 >= w.from) (waiters.splice(waiters.indexOf(w), 1), w.done(m));
+      if (m && lines.length - 1 >= w.from) waiters.splice(waiters.indexOf(w), 1), w.done(m);
     }
   };
   const waitLine = (re: RegExp, from = 0) =>
     new Promise<RegExpMatchArray>((done) => {
-      const m = lines.slice(from).map((l) => l.match(re)).find(Boolean);
+      const m = lines
+        .slice(from)
+        .map((l) => l.match(re))
+        .find(Boolean);
       if (m) done(m);
       else waiters.push({ re, from, done });
     });
@@ -55,7 +63,10 @@ describe("a worker killed between admit and settle (npm start)", () => {
   /** The pid of the newest start of `what` ("worker" or "backend"), from the launcher's lines. */
   const pidOf = (what: string, p: number) => {
     const re = new RegExp(`${what} :${p} (?:ready|restarted) \\(pid (\\d+)\\)`);
-    const m = lines.map((l) => l.match(re)).filter(Boolean).at(-1);
+    const m = lines
+      .map((l) => l.match(re))
+      .filter(Boolean)
+      .at(-1);
     return Number(m![1]);
   };
 
@@ -64,7 +75,15 @@ describe("a worker killed between admit and settle (npm start)", () => {
     state = mkdtempSync(join(tmpdir(), "moe-edge-recovery-"));
     ({ child: launcher } = await spawnUntilReady(resolve(root, "node_modules/.bin/tsx"), ["scripts/start.ts"], {
       cwd: root,
-      env: { ...process.env, PORT: String(port!), BACKEND_PORT: String(backendPort!), DEV_STATE_DIR: state, MODELS: "tiny", BACKEND_THREADS: "1", QUIET_LOGS: "1" },
+      env: {
+        ...process.env,
+        PORT: String(port!),
+        BACKEND_PORT: String(backendPort!),
+        DEV_STATE_DIR: state,
+        MODELS: "tiny",
+        BACKEND_THREADS: "1",
+        QUIET_LOGS: "1",
+      },
       ready: /stack ready/,
       timeoutMs: 240_000,
       label: "npm start",
@@ -79,7 +98,9 @@ describe("a worker killed between admit and settle (npm start)", () => {
   });
 
   const ledger = async (requestId: string): Promise<LedgerRow[]> => {
-    const res = await fetch(`http://127.0.0.1:${port}/v1/admin/usage/requests?request_id=${requestId}`, { headers: { authorization: `Bearer ${secrets.adminToken}` } });
+    const res = await fetch(`http://127.0.0.1:${port}/v1/admin/usage/requests?request_id=${requestId}`, {
+      headers: { authorization: `Bearer ${secrets.adminToken}` },
+    });
     if (!res.ok) return [];
     return ((await res.json()) as { data: LedgerRow[] }).data;
   };
@@ -89,13 +110,20 @@ describe("a worker killed between admit and settle (npm start)", () => {
     const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${secrets.apiKey}`, "content-type": "application/json" },
-      body: JSON.stringify({ model: "mistral-tiny", messages: [{ role: "user", content: "Tell me a long story." }], max_tokens: 3000, stream: true, temperature: 0 }),
+      body: JSON.stringify({
+        model: "mistral-tiny",
+        messages: [{ role: "user", content: "Tell me a long story." }],
+        max_tokens: 3000,
+        stream: true,
+        temperature: 0,
+      }),
     });
     expect(res.status).toBe(200);
     const requestId = res.headers.get("x-request-id")!;
     const reader = res.body!.getReader();
     let seen = "";
-    while (!seen.includes('"content"')) seen += new TextDecoder().decode((await reader.read()).value ?? new Uint8Array());
+    while (!seen.includes('"content"'))
+      seen += new TextDecoder().decode((await reader.read()).value ?? new Uint8Array());
     return { requestId, reader };
   };
   const backendStatus = async (requestId: string) => {
@@ -114,9 +142,15 @@ describe("a worker killed between admit and settle (npm start)", () => {
     }, 90_000);
     expect(rows).toHaveLength(1);
     const tiny = { input: 140_000n, cached_input: 14_000n, output: 420_000n };
-    const want = BigInt(record.prompt_tokens - record.cached_tokens) * tiny.input + BigInt(record.cached_tokens) * tiny.cached_input + BigInt(record.completion_tokens) * tiny.output;
+    const want =
+      BigInt(record.prompt_tokens - record.cached_tokens) * tiny.input +
+      BigInt(record.cached_tokens) * tiny.cached_input +
+      BigInt(record.completion_tokens) * tiny.output;
     expect(rows[0]).toMatchObject({
-      status: "recovered", prompt_tokens: record.prompt_tokens, cached_tokens: record.cached_tokens, completion_tokens: record.completion_tokens,
+      status: "recovered",
+      prompt_tokens: record.prompt_tokens,
+      cached_tokens: record.cached_tokens,
+      completion_tokens: record.completion_tokens,
       cost_units: want.toString(),
     });
     expect(record.completion_tokens).toBeGreaterThan(0);
@@ -137,7 +171,9 @@ describe("a worker killed between admit and settle (npm start)", () => {
     const want = await oneRecoveredRow(requestId, record);
 
     // The key's budget counts it, once, and holds no reservation for it.
-    const key = await fetch(`http://127.0.0.1:${port}/v1/key`, { headers: { authorization: `Bearer ${secrets.apiKey}` } });
+    const key = await fetch(`http://127.0.0.1:${port}/v1/key`, {
+      headers: { authorization: `Bearer ${secrets.apiKey}` },
+    });
     const k = (await key.json()) as { spent_micros: number; reserved_micros: number };
     expect(k.reserved_micros).toBe(0);
     expect(k.spent_micros).toBe(Number((want + 500_000n) / 1_000_000n));
@@ -161,7 +197,9 @@ describe("a worker killed between admit and settle (npm start)", () => {
     await until(async () => {
       const dir = join(state, "journal", String(backendPort));
       const files = readdirSync(dir);
-      const holding = files.filter((f) => f.endsWith(".jsonl") && readFileSync(join(dir, f), "utf8").includes(record.id));
+      const holding = files.filter(
+        (f) => f.endsWith(".jsonl") && readFileSync(join(dir, f), "utf8").includes(record.id),
+      );
       const acked = (seg: string) => {
         const acks = join(dir, seg.replace(/\.jsonl$/, ".acks"));
         return files.includes(seg.replace(/\.jsonl$/, ".acks")) && readFileSync(acks, "utf8").includes(record.id);

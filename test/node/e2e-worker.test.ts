@@ -76,21 +76,33 @@ async function newKeyRow(name: string, monthlyBudgetMicros = 1_000_000_000): Pro
   const res = await fetch(`${base}/v1/admin/keys`, {
     method: "POST",
     headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-    body: JSON.stringify({ name, tiers: ["mistral-tiny", "mistral-small", "mistral-embed"], rpm: 10_000, tpm: 10_000_000, monthly_budget_micros: monthlyBudgetMicros }),
+    body: JSON.stringify({
+      name,
+      tiers: ["mistral-tiny", "mistral-small", "mistral-embed"],
+      rpm: 10_000,
+      tpm: 10_000_000,
+      monthly_budget_micros: monthlyBudgetMicros,
+    }),
   });
   expect(res.status, await res.clone().text()).toBeLessThan(300);
   return (await res.json()) as { id: string; key: string };
 }
 
 async function requestRecords(keyId: string): Promise<Json[]> {
-  const res = await fetch(`${base}/v1/admin/usage/requests?key_id=${keyId}`, { headers: { authorization: `Bearer ${adminToken}` } });
+  const res = await fetch(`${base}/v1/admin/usage/requests?key_id=${keyId}`, {
+    headers: { authorization: `Bearer ${adminToken}` },
+  });
   return ((await res.json()) as { data: Json[] }).data;
 }
 
 /** Reads an SSE response to the end; returns its data payloads. */
 async function readSse(res: Response): Promise<(Json | "[DONE]")[]> {
   const text = await res.text();
-  return text.split("\n\n").filter((f) => f.startsWith("data: ")).map((f) => f.slice(6)).map((d) => (d === "[DONE]" ? "[DONE]" : JSON.parse(d)));
+  return text
+    .split("\n\n")
+    .filter((f) => f.startsWith("data: "))
+    .map((f) => f.slice(6))
+    .map((d) => (d === "[DONE]" ? "[DONE]" : JSON.parse(d)));
 }
 
 async function usage(key: string): Promise<Json[]> {
@@ -99,7 +111,9 @@ async function usage(key: string): Promise<Json[]> {
 }
 
 async function backendMetric(name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`${backendUrl}/metrics`, { headers: { authorization: `Bearer ${backendToken}` } })).text();
+  const text = await (
+    await fetch(`${backendUrl}/metrics`, { headers: { authorization: `Bearer ${backendToken}` } })
+  ).text();
   const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
   return line ? Number(line.split(" ").at(-1)) : 0;
 }
@@ -110,7 +124,19 @@ beforeAll(async () => {
   backendUrl = `http://127.0.0.1:${backendPort}`;
   const started = await spawnUntilReady(
     resolve(root, "node_modules/.bin/tsx"),
-    ["gpu-backend/main.ts", "--model", "models/dev/tiny", "--model", "models/dev/small", "--port", String(backendPort), "--token", backendToken, "--threads", "1"],
+    [
+      "gpu-backend/main.ts",
+      "--model",
+      "models/dev/tiny",
+      "--model",
+      "models/dev/small",
+      "--port",
+      String(backendPort),
+      "--token",
+      backendToken,
+      "--threads",
+      "1",
+    ],
     { cwd: root, env: process.env, ready: /backend ready/, timeoutMs: 240_000, label: "backend" },
   );
   backend = started.child;
@@ -127,9 +153,25 @@ beforeAll(async () => {
   applyLocalMigrations(root, stateDir);
 
   const tiers = {
-    "mistral-tiny": { backends: [backendUrl], backend_model: "tiny", context_window: 4096, price: { input: 140000, cached_input: 14000, output: 420000 } },
-    "mistral-small": { backends: [backendUrl], backend_model: "small", context_window: 4096, price: { input: 600000, cached_input: 60000, output: 1800000 } },
-    "mistral-embed": { backends: [backendUrl], backend_model: "small", context_window: 4096, kind: "embedding", price: { input: 100000, cached_input: 100000, output: 0 } },
+    "mistral-tiny": {
+      backends: [backendUrl],
+      backend_model: "tiny",
+      context_window: 4096,
+      price: { input: 140000, cached_input: 14000, output: 420000 },
+    },
+    "mistral-small": {
+      backends: [backendUrl],
+      backend_model: "small",
+      context_window: 4096,
+      price: { input: 600000, cached_input: 60000, output: 1800000 },
+    },
+    "mistral-embed": {
+      backends: [backendUrl],
+      backend_model: "small",
+      context_window: 4096,
+      kind: "embedding",
+      price: { input: 100000, cached_input: 100000, output: 0 },
+    },
   };
   worker = await startLocalWorker({ root, persistDir: stateDir, tiers, backendToken, adminToken });
   base = worker.url;
@@ -167,7 +209,14 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
   });
 
   it("chat, streaming: the same greedy text as non-streaming, usage on the last chunk, [DONE]", async () => {
-    const res = await post("/v1/chat/completions", { model: "mistral-tiny", messages, temperature: 0, max_tokens: 24, stream: true, stream_options: { include_usage: true } });
+    const res = await post("/v1/chat/completions", {
+      model: "mistral-tiny",
+      messages,
+      temperature: 0,
+      max_tokens: 24,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     expect(res.headers.get("content-type")).toContain("text/event-stream");
     const events = await readSse(res);
     expect(events.at(-1)).toBe("[DONE]");
@@ -191,7 +240,14 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
     const stop = greedyText.slice(4, 7);
     const expected = greedyText.slice(0, greedyText.indexOf(stop));
     for (const stream of [false, true]) {
-      const res = await post("/v1/chat/completions", { model: "mistral-tiny", messages, temperature: 0, max_tokens: 24, stop: [stop], stream });
+      const res = await post("/v1/chat/completions", {
+        model: "mistral-tiny",
+        messages,
+        temperature: 0,
+        max_tokens: 24,
+        stop: [stop],
+        stream,
+      });
       if (!stream) {
         const j = (await res.json()) as Json;
         expect(j.choices[0]).toMatchObject({ finish_reason: "stop", message: { content: expected } });
@@ -211,7 +267,9 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
     expect(j.usage.prompt_tokens).toBe(2 + encode("Hello world").length + encode("Bonjour").length);
     const v: number[] = j.data[0].embedding;
     expect(Math.hypot(...v)).toBeCloseTo(1, 3);
-    const b = (await (await post("/v1/embeddings", { model: "mistral-embed", input: "Hello world", encoding_format: "base64" })).json()) as Json;
+    const b = (await (
+      await post("/v1/embeddings", { model: "mistral-embed", input: "Hello world", encoding_format: "base64" })
+    ).json()) as Json;
     const floats = new Float32Array(new Uint8Array(Buffer.from(b.data[0].embedding, "base64")).buffer);
     expect([...floats]).toEqual([...new Float32Array(v)]);
   });
@@ -220,7 +278,12 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
     const key = await newKey("e2e-disconnect");
     const maxTokens = 4000;
     const ac = new AbortController();
-    const res = await post("/v1/chat/completions", { model: "mistral-small", messages, temperature: 0, max_tokens: maxTokens, stream: true }, { signal: ac.signal }, key);
+    const res = await post(
+      "/v1/chat/completions",
+      { model: "mistral-small", messages, temperature: 0, max_tokens: maxTokens, stream: true },
+      { signal: ac.signal },
+      key,
+    );
     const requestId = res.headers.get("x-request-id")!;
     const reader = res.body!.getReader();
     let received = "";
@@ -240,9 +303,16 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
     const line = await backendFinished((l) => l.request_id === requestId);
     expect(line.finish_reason).toBe("cancelled");
     expect(line.completion_tokens).toBeLessThan(maxTokens);
-    const rows = await until(() => usage(key), (r) => r.length > 0);
+    const rows = await until(
+      () => usage(key),
+      (r) => r.length > 0,
+    );
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ tier: "mistral-small", requests: 1, prompt_tokens: applyChatTemplate(messages).length });
+    expect(rows[0]).toMatchObject({
+      tier: "mistral-small",
+      requests: 1,
+      prompt_tokens: applyChatTemplate(messages).length,
+    });
     expect(rows[0].completion_tokens).toBe(line.completion_tokens);
     expect(rows[0].completion_tokens).toBeGreaterThanOrEqual(contentChunks);
   });
@@ -252,13 +322,28 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
     let prompt = 0;
     let completion = 0;
     for (const stream of [false, true, false]) {
-      const res = await post("/v1/chat/completions", { model: "mistral-tiny", messages, max_tokens: 6, stream, stream_options: { include_usage: true } }, {}, key);
+      const res = await post(
+        "/v1/chat/completions",
+        { model: "mistral-tiny", messages, max_tokens: 6, stream, stream_options: { include_usage: true } },
+        {},
+        key,
+      );
       const u = stream ? ((await readSse(res)).at(-2) as Json).usage : ((await res.json()) as Json).usage;
       prompt += u.prompt_tokens;
       completion += u.completion_tokens;
     }
-    const rows = await until(() => usage(key), (r) => r[0]?.requests === 3);
-    expect(rows).toEqual([expect.objectContaining({ tier: "mistral-tiny", requests: 3, prompt_tokens: prompt, completion_tokens: completion })]);
+    const rows = await until(
+      () => usage(key),
+      (r) => r[0]?.requests === 3,
+    );
+    expect(rows).toEqual([
+      expect.objectContaining({
+        tier: "mistral-tiny",
+        requests: 3,
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+      }),
+    ]);
   });
 
   it("a non-streaming openai SDK call aborted mid-generation: the replica is cancelled, drained and billed `cancelled`", async () => {
@@ -269,8 +354,14 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
     const linesBefore = generated.length;
     const ac = new AbortController();
     const maxTokens = 4000;
-    const call = client.chat.completions.create({ model: "mistral-small", messages, temperature: 0, max_tokens: maxTokens }, { signal: ac.signal });
-    const outcome = call.then(() => "answered", (e: unknown) => (e instanceof OpenAI.APIUserAbortError ? "aborted" : String(e)));
+    const call = client.chat.completions.create(
+      { model: "mistral-small", messages, temperature: 0, max_tokens: maxTokens },
+      { signal: ac.signal },
+    );
+    const outcome = call.then(
+      () => "answered",
+      (e: unknown) => (e instanceof OpenAI.APIUserAbortError ? "aborted" : String(e)),
+    );
     // The event: the backend is decoding this request (a few steps past the first token).
     await until(decodeSteps, (n) => n >= stepsBefore + 3);
     ac.abort();
@@ -281,16 +372,32 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
     expect(line.finish_reason).toBe("cancelled");
     expect(line.completion_tokens).toBeGreaterThanOrEqual(3);
     expect(line.completion_tokens).toBeLessThan(maxTokens);
-    const [row] = await until(() => requestRecords(keyId), (r) => r.length > 0);
-    expect(row).toMatchObject({ request_id: line.request_id, status: "cancelled", completion_tokens: line.completion_tokens });
+    const [row] = await until(
+      () => requestRecords(keyId),
+      (r) => r.length > 0,
+    );
+    expect(row).toMatchObject({
+      request_id: line.request_id,
+      status: "cancelled",
+      completion_tokens: line.completion_tokens,
+    });
   });
 
   it("the backend refuses a wire version it does not speak, before any work (the edge sends its own on every call)", async () => {
     const gen = (wire?: string) =>
       fetch(`${backendUrl}/v1/generate`, {
         method: "POST",
-        headers: { authorization: `Bearer ${backendToken}`, "content-type": "application/json", ...(wire ? { "x-moe-wire-version": wire } : {}) },
-        body: JSON.stringify({ model: "tiny", input_ids: [1, 733], max_tokens: 1, request_id: `wire-${wire ?? "none"}` }),
+        headers: {
+          authorization: `Bearer ${backendToken}`,
+          "content-type": "application/json",
+          ...(wire ? { "x-moe-wire-version": wire } : {}),
+        },
+        body: JSON.stringify({
+          model: "tiny",
+          input_ids: [1, 733],
+          max_tokens: 1,
+          request_id: `wire-${wire ?? "none"}`,
+        }),
       });
     const refused = await gen("999");
     expect(refused.status).toBe(400);
@@ -318,7 +425,8 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
     expect(j.usage.cost_micros).toBe(Number((units + 999_999n) / 1_000_000n));
     // Settled after the response: wait until the key's limiter holds no reservation and shows the spend.
     const me = await until(
-      async () => (await (await fetch(`${base}/v1/key`, { headers: { authorization: `Bearer ${key}` } })).json()) as Json,
+      async () =>
+        (await (await fetch(`${base}/v1/key`, { headers: { authorization: `Bearer ${key}` } })).json()) as Json,
       (k) => k.reserved_micros === 0 && k.spent_micros > 0,
     );
     expect(me).toMatchObject({ object: "key", monthly_budget_micros: 1000, reserved_micros: 0 });

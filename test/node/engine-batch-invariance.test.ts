@@ -25,9 +25,22 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 async function perfShaped(): Promise<string> {
   const hf = path.join(work, "hf");
   const out = path.join(work, "perf2");
-  await writeSyntheticCheckpoint(hf, {
-    architecture: "MixtralForCausalLM", hidden: 1024, intermediate: 3584, layers: 2, heads: 16, kvHeads: 4, experts: 8, topK: 2, vocab: 32000, slidingWindow: null,
-  }, { seed: 11 });
+  await writeSyntheticCheckpoint(
+    hf,
+    {
+      architecture: "MixtralForCausalLM",
+      hidden: 1024,
+      intermediate: 3584,
+      layers: 2,
+      heads: 16,
+      kvHeads: 4,
+      experts: 8,
+      topK: 2,
+      vocab: 32000,
+      slidingWindow: null,
+    },
+    { seed: 11 },
+  );
   await buildModel({ inDir: hf, outDir: out, quiet: true });
   return out;
 }
@@ -42,10 +55,15 @@ async function soloVersusConcurrent(
   expect(runner.graph.batchInvariant, runner.graph.reason).toBe(true);
   try {
     const V = runner.manifest.vocab_size;
-    const engine = new Engine(runner, { ...DEFAULT_ENGINE_OPTIONS, maxBatch: 8, kvBudgetBytes: 256 * 2 ** 20, prefixCacheBytes: 0 });
+    const engine = new Engine(runner, {
+      ...DEFAULT_ENGINE_OPTIONS,
+      maxBatch: 8,
+      kvBudgetBytes: 256 * 2 ** 20,
+      prefixCacheBytes: 0,
+    });
     const request = (i: number): GenerateParams => ({
       model: runner.manifest.name,
-      input_ids: Array.from({ length: 6 + 5 * i }, (_, j) => ((j + 1) * 7919 + (i + 1) * 104729) % (V - 600) + 500),
+      input_ids: Array.from({ length: 6 + 5 * i }, (_, j) => (((j + 1) * 7919 + (i + 1) * 104729) % (V - 600)) + 500),
       max_tokens: maxTokens - 2 * (i % 3),
       temperature: i % 2 === 0 ? 0 : 0.8,
       top_p: i % 4 === 1 ? 0.9 : 1,

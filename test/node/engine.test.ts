@@ -13,10 +13,22 @@ beforeAll(async () => {
   runner = await loadModelRunner(devModel("tiny"), { threads: 1, spin: false });
 });
 
-const prompt = (n: number, seed: number) => Array.from({ length: n }, (_, i) => ((i + 1) * 7919 + seed * 104729) % 31000 + 500);
+const prompt = (n: number, seed: number) =>
+  Array.from({ length: n }, (_, i) => (((i + 1) * 7919 + seed * 104729) % 31000) + 500);
 
 function params(ids: number[], extra: Partial<GenerateParams> = {}): GenerateParams {
-  return { model: "tiny", input_ids: ids, max_tokens: 8, temperature: 0, top_p: 1, top_k: 0, stop_token_ids: [], cache_salt: "", request_id: "t", ...extra };
+  return {
+    model: "tiny",
+    input_ids: ids,
+    max_tokens: 8,
+    temperature: 0,
+    top_p: 1,
+    top_k: 0,
+    stop_token_ids: [],
+    cache_salt: "",
+    request_id: "t",
+    ...extra,
+  };
 }
 
 interface Result {
@@ -32,7 +44,8 @@ function generate(engine: Engine, p: GenerateParams): { result: Promise<Result>;
   return { result, cancel };
 }
 
-const newEngine = (o: Partial<EngineOptions> = {}) => new Engine(runner, { ...DEFAULT_ENGINE_OPTIONS, kvBudgetBytes: 64 * 2 ** 20, ...o });
+const newEngine = (o: Partial<EngineOptions> = {}) =>
+  new Engine(runner, { ...DEFAULT_ENGINE_OPTIONS, kvBudgetBytes: 64 * 2 ** 20, ...o });
 
 function relDiff(a: Float32Array, b: Float32Array): number {
   let num = 0;
@@ -49,13 +62,34 @@ describe("model runner", () => {
     const m = runner.manifest;
     const ids = prompt(40, 1);
     const all = await runner.forwardAll([...ids, 999]);
-    const pool = new KvPool({ layers: m.num_layers, kvHeads: m.num_kv_heads, headDim: m.head_dim, maxSeq: m.context_length }, 16 * 2 ** 20, 2);
+    const pool = new KvPool(
+      { layers: m.num_layers, kvHeads: m.num_kv_heads, headDim: m.head_dim, maxSeq: m.context_length },
+      16 * 2 ** 20,
+      2,
+    );
     pool.admit(1, 64);
-    for (const [a, b] of [[0, 17], [17, 40]] as const) {
-      await runner.step(pool, { ids: ids.slice(a, b), batch: 1, seqLen: b - a, pastLengths: [a], firstSlot: 0, logitsRows: [b - a - 1] });
+    for (const [a, b] of [
+      [0, 17],
+      [17, 40],
+    ] as const) {
+      await runner.step(pool, {
+        ids: ids.slice(a, b),
+        batch: 1,
+        seqLen: b - a,
+        pastLengths: [a],
+        firstSlot: 0,
+        logitsRows: [b - a - 1],
+      });
       pool.setLength(1, b);
     }
-    const lg = await runner.step(pool, { ids: [999], batch: 1, seqLen: 1, pastLengths: [40], firstSlot: 0, logitsRows: [0] });
+    const lg = await runner.step(pool, {
+      ids: [999],
+      batch: 1,
+      seqLen: 1,
+      pastLengths: [40],
+      firstSlot: 0,
+      logitsRows: [0],
+    });
     const V = m.vocab_size;
     expect(relDiff(lg, all.logits.subarray(40 * V, 41 * V))).toBeLessThan(1e-4);
   });
@@ -68,16 +102,30 @@ describe("model runner", () => {
     const batchPool = new KvPool(geo, 32 * 2 ** 20, 3);
     for (const [i, p] of prompts.entries()) {
       batchPool.admit(i, 128);
-      await runner.step(batchPool, { ids: p, batch: 1, seqLen: p.length, pastLengths: [0], firstSlot: i, logitsRows: [p.length - 1] });
+      await runner.step(batchPool, {
+        ids: p,
+        batch: 1,
+        seqLen: p.length,
+        pastLengths: [0],
+        firstSlot: i,
+        logitsRows: [p.length - 1],
+      });
       batchPool.setLength(i, p.length);
     }
     const next = [11, 22, 33];
     const batched = await runner.step(batchPool, {
-      ids: next, batch: 3, seqLen: 1, pastLengths: prompts.map((p) => p.length), firstSlot: 0, logitsRows: [0, 1, 2],
+      ids: next,
+      batch: 3,
+      seqLen: 1,
+      pastLengths: prompts.map((p) => p.length),
+      firstSlot: 0,
+      logitsRows: [0, 1, 2],
     });
     for (const [i, p] of prompts.entries()) {
       const alone = await runner.forwardAll([...p, next[i]!]);
-      expect(relDiff(batched.subarray(i * V, (i + 1) * V), alone.logits.subarray(p.length * V, (p.length + 1) * V))).toBeLessThan(1e-4);
+      expect(
+        relDiff(batched.subarray(i * V, (i + 1) * V), alone.logits.subarray(p.length * V, (p.length + 1) * V)),
+      ).toBeLessThan(1e-4);
     }
   });
 });
@@ -86,7 +134,8 @@ describe("engine", () => {
   it("greedy tokens are identical alone and in a continuous batch of 3 with different prompt lengths", async () => {
     const prompts = [prompt(3, 5), prompt(40, 6), prompt(300, 7)];
     const alone: number[][] = [];
-    for (const p of prompts) alone.push((await generate(newEngine({ prefixCacheBytes: 0 }), params(p, { max_tokens: 12 })).result).tokens);
+    for (const p of prompts)
+      alone.push((await generate(newEngine({ prefixCacheBytes: 0 }), params(p, { max_tokens: 12 })).result).tokens);
     const engine = newEngine({ prefixCacheBytes: 0, prefillChunk: 64 });
     let maxBatch = 0;
     engine.onStep = (kind, b) => {
@@ -153,7 +202,8 @@ describe("engine", () => {
     expect(engine.pool.batchSize).toBe(0);
     expect(engine.runningCount).toBe(0);
 
-    const sampled = (seed: number) => generate(engine, params(ids, { temperature: 0.9, top_p: 0.9, top_k: 50, seed, max_tokens: 10 })).result;
+    const sampled = (seed: number) =>
+      generate(engine, params(ids, { temperature: 0.9, top_p: 0.9, top_k: 50, seed, max_tokens: 10 })).result;
     const [s1, s2, s3] = await Promise.all([sampled(7), sampled(7), sampled(8)]);
     expect(s1.tokens).toEqual(s2.tokens);
     expect(s3.tokens).not.toEqual(s1.tokens);

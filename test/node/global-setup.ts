@@ -7,9 +7,13 @@ import { resolve } from "node:path";
 
 export default function setup() {
   const root = resolve(import.meta.dirname, "../..");
-  const r = spawnSync(resolve(root, "node_modules/.bin/tsx"), ["scripts/dev-models.ts", "--preset", "tiny,small,medium"], {
-    cwd: root,
-    stdio: "inherit",
-  });
+  const r = spawnSync(
+    resolve(root, "node_modules/.bin/tsx"),
+    ["scripts/dev-models.ts", "--preset", "tiny,small,medium"],
+    {
+      cwd: root,
+      stdio: "inherit",
+    },
+  );
   if (r.status !== 0) throw new Error("building the dev models failed (npm run models)");
 }

@@ -8,9 +8,17 @@ const moe = {
   num_experts: 8,
   graphs: { fused: "model.onnx", sliced: "model.sliced.onnx", batch_invariant: "model.batch-invariant.onnx" },
 } as unknown as ModelManifest;
-const noPadded = { name: "p", num_experts: 8, graphs: { fused: "model.onnx", sliced: "model.sliced.onnx" } } as unknown as ModelManifest;
+const noPadded = {
+  name: "p",
+  num_experts: 8,
+  graphs: { fused: "model.onnx", sliced: "model.sliced.onnx" },
+} as unknown as ModelManifest;
 const old = { name: "old", num_experts: 8 } as unknown as ModelManifest;
-const dense = { name: "d", num_experts: 0, graphs: { fused: "model.onnx", sliced: "model.onnx" } } as unknown as ModelManifest;
+const dense = {
+  name: "d",
+  num_experts: 0,
+  graphs: { fused: "model.onnx", sliced: "model.onnx" },
+} as unknown as ModelManifest;
 
 describe("graph choice", () => {
   it("auto: fused on GPU EPs, sliced on CPU (with or without AVX-512) and on WASM", () => {
@@ -36,13 +44,21 @@ describe("graph choice", () => {
   it("batch invariance: the row-padded graph where MLAS has a lone-row kernel (no AVX-512), or when asked", () => {
     expect(needsRowPadding(false)).toBe(true);
     expect(needsRowPadding(true)).toBe(false);
-    expect(resolveGraph(moe, "auto", "cpu", true)).toMatchObject({ form: "sliced", file: "model.batch-invariant.onnx", batchInvariant: true });
+    expect(resolveGraph(moe, "auto", "cpu", true)).toMatchObject({
+      form: "sliced",
+      file: "model.batch-invariant.onnx",
+      batchInvariant: true,
+    });
     expect(resolveGraph(moe, "auto", "cpu", false)).toMatchObject({ file: "model.sliced.onnx" });
     expect(resolveGraph(moe, "auto", "webgpu", "auto")).toMatchObject({ file: "model.onnx", batchInvariant: false });
-    expect(resolveGraph(moe, "auto", "cpu", "auto").file).toBe(needsRowPadding() ? "model.batch-invariant.onnx" : "model.sliced.onnx");
+    expect(resolveGraph(moe, "auto", "cpu", "auto").file).toBe(
+      needsRowPadding() ? "model.batch-invariant.onnx" : "model.sliced.onnx",
+    );
     expect(resolveGraph(moe, "auto", "cpu", "auto").batchInvariant).toBe(true);
     expect(() => resolveGraph(moe, "fused", "cpu", true)).toThrow(/needs the sliced graph/);
-    expect(() => resolveGraph(noPadded, "auto", "cpu", true)).toThrow(/before the batch-invariant graph existed: rebuild it/);
+    expect(() => resolveGraph(noPadded, "auto", "cpu", true)).toThrow(
+      /before the batch-invariant graph existed: rebuild it/,
+    );
   });
 
   it("bad --graph values are refused by name", () => {

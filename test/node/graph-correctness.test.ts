@@ -39,26 +39,70 @@ const CASES: Case[] = [
   {
     // 6 experts, top-2, intermediate 352 (11 x 32), GQA 6:2 (ratio 3), head_dim 16, window 8 < prompt.
     name: "mixtral-e6-i352-gqa6x2-w8",
-    cfg: { architecture: "MixtralForCausalLM", hidden: 96, intermediate: 352, layers: 2, heads: 6, kvHeads: 2, experts: 6, topK: 2, vocab: 32000, slidingWindow: 8 },
+    cfg: {
+      architecture: "MixtralForCausalLM",
+      hidden: 96,
+      intermediate: 352,
+      layers: 2,
+      heads: 6,
+      kvHeads: 2,
+      experts: 6,
+      topK: 2,
+      vocab: 32000,
+      slidingWindow: 8,
+    },
     ids: PROMPT,
   },
   {
     // 4 experts, top-3, no window (as Mixtral-8x7B ships), GQA 8:1, lm_head tied to the embeddings.
     name: "mixtral-e4-top3-i160-gqa8x1-tied",
-    cfg: { architecture: "MixtralForCausalLM", hidden: 128, intermediate: 160, layers: 2, heads: 8, kvHeads: 1, experts: 4, topK: 3, vocab: 32000, slidingWindow: null, tieEmbeddings: true },
+    cfg: {
+      architecture: "MixtralForCausalLM",
+      hidden: 128,
+      intermediate: 160,
+      layers: 2,
+      heads: 8,
+      kvHeads: 1,
+      experts: 4,
+      topK: 3,
+      vocab: 32000,
+      slidingWindow: null,
+      tieEmbeddings: true,
+    },
     ids: PROMPT,
   },
   {
     // Experts 1, 2 and 3 share one router row: their logits tie exactly at every position, so the tie rule
     // (lower index wins) decides routing wherever they meet the top-2 boundary.
     name: "mixtral-e4-tied-router",
-    cfg: { architecture: "MixtralForCausalLM", hidden: 128, intermediate: 192, layers: 2, heads: 4, kvHeads: 2, experts: 4, topK: 2, vocab: 32000, slidingWindow: null, tiedRouterExperts: [1, 2, 3] },
+    cfg: {
+      architecture: "MixtralForCausalLM",
+      hidden: 128,
+      intermediate: 192,
+      layers: 2,
+      heads: 4,
+      kvHeads: 2,
+      experts: 4,
+      topK: 2,
+      vocab: 32000,
+      slidingWindow: null,
+      tiedRouterExperts: [1, 2, 3],
+    },
     ids: PROMPT,
   },
   {
     // Dense Mistral: intermediate 704 (22 x 32), GQA 8:1, window 8 < prompt.
     name: "mistral-i704-gqa8x1-w8",
-    cfg: { architecture: "MistralForCausalLM", hidden: 128, intermediate: 704, layers: 2, heads: 8, kvHeads: 1, vocab: 32000, slidingWindow: 8 },
+    cfg: {
+      architecture: "MistralForCausalLM",
+      hidden: 128,
+      intermediate: 704,
+      layers: 2,
+      heads: 8,
+      kvHeads: 1,
+      vocab: 32000,
+      slidingWindow: 8,
+    },
     ids: PROMPT,
   },
 ];
@@ -72,7 +116,12 @@ interface GraphOut {
 async function graphForward(
   dir: string,
   ids: number[],
-  opts: { graph: GraphForm; batchInvariant?: boolean; qmoeWeights?: QMoeWeightMode; env?: Record<string, string | undefined> },
+  opts: {
+    graph: GraphForm;
+    batchInvariant?: boolean;
+    qmoeWeights?: QMoeWeightMode;
+    env?: Record<string, string | undefined>;
+  },
 ): Promise<GraphOut> {
   // QMoE reads ORT_USE_MLAS_Q4_GEMM_MOE in its kernel constructor, i.e. at session creation.
   const env = opts.env ?? {};
@@ -85,7 +134,12 @@ async function graphForward(
   };
   apply(env);
   try {
-    const runner = await loadModelRunner(dir, { threads: THREADS, graph: opts.graph, batchInvariant: opts.batchInvariant ?? false, qmoeWeights: opts.qmoeWeights });
+    const runner = await loadModelRunner(dir, {
+      threads: THREADS,
+      graph: opts.graph,
+      batchInvariant: opts.batchInvariant ?? false,
+      qmoeWeights: opts.qmoeWeights,
+    });
     try {
       return await runner.forwardAll(ids);
     } finally {
@@ -110,7 +164,13 @@ function compare(got: Float32Array, ref: Float32Array, S: number, V: number): Co
   let minCos = 1;
   let agree = 0;
   for (let s = 0; s < S; s++) {
-    let maxErr = 0, maxRef = 0, dot = 0, na = 0, nb = 0, ag = 0, ar = 0;
+    let maxErr = 0,
+      maxRef = 0,
+      dot = 0,
+      na = 0,
+      nb = 0,
+      ag = 0,
+      ar = 0;
     for (let v = 0; v < V; v++) {
       const a = got[s * V + v];
       const b = ref[s * V + v];
@@ -190,8 +250,16 @@ for (const tc of CASES) {
     it.skipIf(!isMoe || !hasMlasQ4)(
       `fused graph on MLAS's int4 MoE GEMM (${FAST_ENV}=1, prepacked) is exact and engaged (GATE; needs AVX-512, ${hasMlasQ4 ? "present" : "absent on this CPU: skipped"})`,
       async () => {
-        const fast = await graphForward(acc0, tc.ids, { graph: "fused", qmoeWeights: "prepacked", env: { [FAST_ENV]: "1" } });
-        const slow = await graphForward(acc0, tc.ids, { graph: "fused", qmoeWeights: "dynamic", env: { [FAST_ENV]: "0" } });
+        const fast = await graphForward(acc0, tc.ids, {
+          graph: "fused",
+          qmoeWeights: "prepacked",
+          env: { [FAST_ENV]: "1" },
+        });
+        const slow = await graphForward(acc0, tc.ids, {
+          graph: "fused",
+          qmoeWeights: "dynamic",
+          env: { [FAST_ENV]: "0" },
+        });
         const c = compare(fast.logits, refQ.logits, S, V);
         let diff = 0;
         for (let i = 0; i < slow.logits.length; i++) diff = Math.max(diff, Math.abs(slow.logits[i] - fast.logits[i]));
@@ -219,14 +287,26 @@ for (const tc of CASES) {
       try {
         const src = (n: string) => ckpt.readF32(n);
         const wq = { weightTransform: int4WeightTransform(32) };
-        const theta = await referenceForward({ ...ckpt.config, rope_theta: ckpt.config.rope_theta / 100 }, src, tc.ids, wq);
+        const theta = await referenceForward(
+          { ...ckpt.config, rope_theta: ckpt.config.rope_theta / 100 },
+          src,
+          tc.ids,
+          wq,
+        );
         const ct = compare(theta.logits, refQ.logits, S, V);
         console.log(`[${tc.name}] reference with rope_theta/100 vs correct: ${ct.worstRel.toExponential(2)}`);
         expect(ct.worstRel).toBeGreaterThan(10 * TOL);
         if (tc.cfg.slidingWindow === null) return ctx.skip();
-        const w1 = await referenceForward({ ...ckpt.config, sliding_window: tc.cfg.slidingWindow + 1 }, src, tc.ids, wq);
+        const w1 = await referenceForward(
+          { ...ckpt.config, sliding_window: tc.cfg.slidingWindow + 1 },
+          src,
+          tc.ids,
+          wq,
+        );
         const cw = compare(w1.logits, refQ.logits, S, V);
-        console.log(`[${tc.name}] reference with window W+1 vs W: ${cw.worstRel.toExponential(2)} (first differing position ${tc.cfg.slidingWindow + 1})`);
+        console.log(
+          `[${tc.name}] reference with window W+1 vs W: ${cw.worstRel.toExponential(2)} (first differing position ${tc.cfg.slidingWindow + 1})`,
+        );
         expect(cw.worstRel).toBeGreaterThan(10 * TOL);
       } finally {
         await ckpt.close();
@@ -238,7 +318,9 @@ for (const tc of CASES) {
       const g = await runner.forwardAll(tc.ids).finally(() => runner.release());
       const c = compare(g.logits, refQ.logits, S, V);
       // Near-tied routing can flip under int8 activations: reported as top-1 disagreements, not hidden.
-      console.log(`[${tc.name}] acc4 ${runner.graph.form} vs int4 reference: ${fmt(c)}; top-1 flips at ${Math.round((1 - c.top1Agree) * S)} of ${S} positions`);
+      console.log(
+        `[${tc.name}] acc4 ${runner.graph.form} vs int4 reference: ${fmt(c)}; top-1 flips at ${Math.round((1 - c.top1Agree) * S)} of ${S} positions`,
+      );
       // int8 activations can flip a near-tied router choice at a position: loose bound only.
       expect(c.minCos).toBeGreaterThan(0.8);
     });
@@ -264,7 +346,11 @@ describe("npm run logits (spawned)", () => {
   });
 
   const logitsCli = (...args: string[]) =>
-    spawnSync(process.execPath, ["--import", "tsx", "scripts/logits.ts", ...args], { cwd: repoRoot, encoding: "utf8", maxBuffer: 1 << 28 });
+    spawnSync(process.execPath, ["--import", "tsx", "scripts/logits.ts", ...args], {
+      cwd: repoRoot,
+      encoding: "utf8",
+      maxBuffer: 1 << 28,
+    });
 
   it("--raw prints {logits: [[V floats]]}: the last row, or every row with --all", async () => {
     const r = logitsCli("--model", model, "--ids", tc.ids.join(","), "--all", "--raw", "--threads", "2");
@@ -275,7 +361,9 @@ describe("npm run logits (spawned)", () => {
       expect(row).toHaveLength(tc.cfg.vocab);
       expect(row.every((x) => typeof x === "number" && Number.isFinite(x))).toBe(true);
     }
-    const last = JSON.parse(logitsCli("--model", model, "--ids", tc.ids.join(","), "--raw").stdout) as { logits: number[][] };
+    const last = JSON.parse(logitsCli("--model", model, "--ids", tc.ids.join(","), "--raw").stdout) as {
+      logits: number[][];
+    };
     expect(last.logits).toHaveLength(1);
     expect(last.logits[0]).toEqual(all.logits[tc.ids.length - 1]);
   });

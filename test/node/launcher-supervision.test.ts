@@ -55,7 +55,15 @@ describe("npm start supervision", () => {
     state = mkdtempSync(join(tmpdir(), "moe-edge-supervise-"));
     ({ child: launcher } = await spawnUntilReady(resolve(root, "node_modules/.bin/tsx"), ["scripts/start.ts"], {
       cwd: root,
-      env: { ...process.env, PORT: String(port!), BACKEND_PORT: String(backendPort!), DEV_STATE_DIR: state, MODELS: "tiny", BACKEND_THREADS: "1", QUIET_LOGS: "1" },
+      env: {
+        ...process.env,
+        PORT: String(port!),
+        BACKEND_PORT: String(backendPort!),
+        DEV_STATE_DIR: state,
+        MODELS: "tiny",
+        BACKEND_THREADS: "1",
+        QUIET_LOGS: "1",
+      },
       ready: /stack ready/,
       timeoutMs: 240_000,
       label: "npm start",
@@ -73,7 +81,12 @@ describe("npm start supervision", () => {
     const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
-      body: JSON.stringify({ model: "mistral-tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 3, temperature: 0 }),
+      body: JSON.stringify({
+        model: "mistral-tiny",
+        messages: [{ role: "user", content: "hi" }],
+        max_tokens: 3,
+        temperature: 0,
+      }),
     });
     expect(res.status).toBe(200);
     return (await res.json()) as { usage: { completion_tokens: number } };
@@ -90,7 +103,10 @@ describe("npm start supervision", () => {
     const from = log.lines.length;
     const pid = Number((await log.waitFor(new RegExp(`backend :${backendPort} ready \\(pid (\\d+)\\)`)))[1]);
     process.kill(pid, "SIGKILL");
-    const exited = await log.waitFor(new RegExp(`npm start: backend :${backendPort} exited \\(SIGKILL\\) after [\\d.]+ s; restarting in [\\d.]+ s`), from);
+    const exited = await log.waitFor(
+      new RegExp(`npm start: backend :${backendPort} exited \\(SIGKILL\\) after [\\d.]+ s; restarting in [\\d.]+ s`),
+      from,
+    );
     expect(exited[0]).not.toContain("\n");
     const back = await log.waitFor(new RegExp(`npm start: backend :${backendPort} restarted \\(pid (\\d+)\\)`), from);
     expect(Number(back[1])).not.toBe(pid);

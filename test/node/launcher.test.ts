@@ -13,9 +13,16 @@ const tsx = resolve(root, "node_modules/.bin/tsx");
 describe("npm start launcher", () => {
   it("a busy port is a one-line error and exit 1, not a hang", async () => {
     const blocker = createServer();
-    const port = await new Promise<number>((r) => blocker.listen(0, "127.0.0.1", () => r((blocker.address() as { port: number }).port)));
+    const port = await new Promise<number>((r) =>
+      blocker.listen(0, "127.0.0.1", () => r((blocker.address() as { port: number }).port)),
+    );
     try {
-      const res = spawnSync(tsx, ["scripts/start.ts"], { cwd: root, env: { ...process.env, PORT: String(port) }, encoding: "utf8", timeout: 60_000 });
+      const res = spawnSync(tsx, ["scripts/start.ts"], {
+        cwd: root,
+        env: { ...process.env, PORT: String(port) },
+        encoding: "utf8",
+        timeout: 60_000,
+      });
       expect(res.status).toBe(1);
       expect(res.stderr).toMatch(new RegExp(`port ${port} \\(PORT\\) is already in use`));
       expect(res.stderr).not.toMatch(/\n\s+at /); // no stack trace
@@ -25,13 +32,23 @@ describe("npm start launcher", () => {
   });
 
   it("a bad port setting is a clear error", () => {
-    const res = spawnSync(tsx, ["scripts/start.ts"], { cwd: root, env: { ...process.env, BACKEND_PORT: "nope" }, encoding: "utf8", timeout: 60_000 });
+    const res = spawnSync(tsx, ["scripts/start.ts"], {
+      cwd: root,
+      env: { ...process.env, BACKEND_PORT: "nope" },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     expect(res.status).toBe(1);
     expect(res.stderr).toMatch(/BACKEND_PORT=nope is not a valid port/);
   });
 
   it("the same port for the worker and the backend is refused up front", () => {
-    const res = spawnSync(tsx, ["scripts/start.ts"], { cwd: root, env: { ...process.env, PORT: "18999", BACKEND_PORT: "18999" }, encoding: "utf8", timeout: 60_000 });
+    const res = spawnSync(tsx, ["scripts/start.ts"], {
+      cwd: root,
+      env: { ...process.env, PORT: "18999", BACKEND_PORT: "18999" },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     expect(res.status).toBe(1);
     expect(res.stderr).toMatch(/PORT and BACKEND_PORT are both 18999/);
   });
@@ -49,7 +66,15 @@ describe("npm start launcher", () => {
     try {
       const { child } = await spawnUntilReady(tsx, ["scripts/start.ts"], {
         cwd: root,
-        env: { ...process.env, PORT: String(port), BACKEND_PORT: String(backendPort), DEV_STATE_DIR: state, MODELS: "tiny", BACKEND_THREADS: "1", QUIET_LOGS: "1" },
+        env: {
+          ...process.env,
+          PORT: String(port),
+          BACKEND_PORT: String(backendPort),
+          DEV_STATE_DIR: state,
+          MODELS: "tiny",
+          BACKEND_THREADS: "1",
+          QUIET_LOGS: "1",
+        },
         ready: /stack ready/,
         timeoutMs: 240_000,
         label: "npm start",
@@ -58,12 +83,15 @@ describe("npm start launcher", () => {
       expect(await portIsFree(backendPort)).toBe(false);
       // Only the tiers whose model is served are configured (MODELS=tiny): no tier that would fail later.
       const { apiKey } = JSON.parse(readFileSync(join(state, "secrets.json"), "utf8")) as { apiKey: string };
-      const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } })).json()) as { data: { id: string }[] };
+      const models = (await (
+        await fetch(`http://127.0.0.1:${port}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } })
+      ).json()) as { data: { id: string }[] };
       expect(models.data.map((m) => m.id)).toEqual(["mistral-tiny"]);
       const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
       child.kill("SIGINT");
       expect(await exited).toBe(0);
-      for (let i = 0; i < 40 && !((await portIsFree(port)) && (await portIsFree(backendPort))); i++) await new Promise((r) => setTimeout(r, 250));
+      for (let i = 0; i < 40 && !((await portIsFree(port)) && (await portIsFree(backendPort))); i++)
+        await new Promise((r) => setTimeout(r, 250));
       expect(await portIsFree(port)).toBe(true);
       expect(await portIsFree(backendPort)).toBe(true);
     } finally {

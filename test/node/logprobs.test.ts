@@ -31,7 +31,9 @@ describe("tokenLogprob", () => {
     r[7] = 29;
     const { top } = tokenLogprob(r, 7, 20);
     expect(top.slice(0, 3).map((t) => t.id)).toEqual([50, 100, 7]);
-    const sorted = Array.from(r.keys()).sort((a, b) => r[b]! - r[a]! || a - b).slice(0, 20);
+    const sorted = Array.from(r.keys())
+      .sort((a, b) => r[b]! - r[a]! || a - b)
+      .slice(0, 20);
     expect(top.map((t) => t.id)).toEqual(sorted);
     for (let i = 1; i < top.length; i++) expect(top[i]!.logprob).toBeLessThanOrEqual(top[i - 1]!.logprob);
     expect(top.every((t) => t.logprob <= 0)).toBe(true);

@@ -4,7 +4,17 @@
  * (an independent protobuf decoder), and every bad-input error is checked.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, truncateSync, openSync, writeSync, closeSync } from "node:fs";
+import {
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  truncateSync,
+  openSync,
+  writeSync,
+  closeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
@@ -40,7 +50,12 @@ const moeCfg: HfConfig = {
   num_experts_per_tok: 2,
   sliding_window: null,
 };
-const denseCfg: HfConfig = { ...common, architectures: ["MistralForCausalLM"], intermediate_size: 128, sliding_window: 64 };
+const denseCfg: HfConfig = {
+  ...common,
+  architectures: ["MistralForCausalLM"],
+  intermediate_size: 128,
+  sliding_window: 64,
+};
 
 let tmp: string;
 beforeAll(() => {
@@ -50,7 +65,11 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function ckpt(name: string, cfg: HfConfig, opts: Partial<Parameters<typeof writeSyntheticCheckpoint>[2]> = {}): Promise<string> {
+async function ckpt(
+  name: string,
+  cfg: HfConfig,
+  opts: Partial<Parameters<typeof writeSyntheticCheckpoint>[2]> = {},
+): Promise<string> {
   const dir = path.join(tmp, "hf", name);
   await writeSyntheticCheckpoint(dir, cfg, { seed: 7, shards: 1, ...opts });
   return dir;
@@ -111,14 +130,17 @@ describe("quantizer", () => {
     expect(q[2] >> 4).toBe(0); // byte 2 = elements 4 (low), 5 (high); element 5 -> q 0 = -8
     expect(q[4] >> 4).toBe(15); // element 9 -> +7 (clamped)
     const back = dequantizeRow(q, 0, scales, 0, K, 32);
-    for (let i = 0; i < 32; i++) if (i !== 9) expect(Math.abs(back[i] - src[i])).toBeLessThanOrEqual(scales[0] / 2 + 1e-9);
+    for (let i = 0; i < 32; i++)
+      if (i !== 9) expect(Math.abs(back[i] - src[i])).toBeLessThanOrEqual(scales[0] / 2 + 1e-9);
     expect(scales[1]).toBe(0);
     expect([...q.subarray(16)]).toEqual(new Array(16).fill(0x88));
     expect([...back.subarray(32)].every((v) => v === 0)).toBe(true);
   });
 
   it("packs low nibble first and uses round-half-up", () => {
-    const src = Float32Array.from({ length: 32 }, (_, i) => (i === 0 ? -8 : i === 1 ? 1 : i === 2 ? 2.5 : i === 3 ? -2.5 : 0));
+    const src = Float32Array.from({ length: 32 }, (_, i) =>
+      i === 0 ? -8 : i === 1 ? 1 : i === 2 ? 2.5 : i === 3 ? -2.5 : 0,
+    );
     const q = new Uint8Array(16);
     const s = new Float32Array(1);
     quantizeRow(src, 0, 32, 32, q, 0, s, 0);
@@ -136,7 +158,13 @@ describe("model builder", () => {
     moeDir = path.join(tmp, "out", "moe");
     denseDir = path.join(tmp, "out", "dense");
     await buildModel({ inDir: await ckpt("moe", moeCfg), outDir: moeDir, name: "moe-test", quiet: true, threads: 2 });
-    await buildModel({ inDir: await ckpt("dense", denseCfg, { shards: 3 }), outDir: denseDir, quiet: true, contextLength: 128, threads: 2 });
+    await buildModel({
+      inDir: await ckpt("dense", denseCfg, { shards: 3 }),
+      outDir: denseDir,
+      quiet: true,
+      contextLength: 128,
+      threads: 2,
+    });
   });
 
   it("MoE graph: one QMoE per layer, MatMulNBits projections, GQA, external weights", () => {
@@ -149,8 +177,17 @@ describe("model builder", () => {
     expect(ops.SimplifiedLayerNormalization).toBe(1);
     expect(ops.SkipSimplifiedLayerNormalization).toBe(2 * 2);
     const qmoe = m.graph!.node!.find((n) => n.opType === "QMoE")!;
-    const attr = Object.fromEntries(qmoe.attribute!.map((a) => [a.name, a.s?.length ? Buffer.from(a.s).toString() : Number(a.i)]));
-    expect(attr).toMatchObject({ k: 2, activation_type: "swiglu", normalize_routing_weights: 1, swiglu_fusion: 1, expert_weight_bits: 4, block_size: 32 });
+    const attr = Object.fromEntries(
+      qmoe.attribute!.map((a) => [a.name, a.s?.length ? Buffer.from(a.s).toString() : Number(a.i)]),
+    );
+    expect(attr).toMatchObject({
+      k: 2,
+      activation_type: "swiglu",
+      normalize_routing_weights: 1,
+      swiglu_fusion: 1,
+      expert_weight_bits: 4,
+      block_size: 32,
+    });
     const fc1 = m.graph!.initializer!.find((t) => t.name === qmoe.input![2])!;
     expect(fc1.dims!.map(Number)).toEqual([4, 2 * 96, 64 / 2]);
     expect(fc1.dataLocation).toBe(onnx.TensorProto.DataLocation.EXTERNAL);
@@ -185,7 +222,13 @@ describe("model builder", () => {
     expect(man.io.outputs).not.toContain("present.1.value");
     expect(man.source.checksum).toMatch(/^[0-9a-f]{64}$/);
     const dense = JSON.parse(readFileSync(path.join(denseDir, "model.json"), "utf8")) as ModelManifest;
-    expect(dense).toMatchObject({ architecture: "MistralForCausalLM", num_experts: 0, sliding_window: 64, context_length: 128, name: "dense" });
+    expect(dense).toMatchObject({
+      architecture: "MistralForCausalLM",
+      num_experts: 0,
+      sliding_window: 64,
+      context_length: 128,
+      name: "dense",
+    });
   });
 
   it("dense graph: MatMulNBits MLP, no QMoE, GQA with the sliding window", () => {
@@ -199,7 +242,11 @@ describe("model builder", () => {
 
   it("sliced MoE graph: per-expert MatMulNBits whose weights are byte ranges of the fused graph's, no QMoE", () => {
     const man = JSON.parse(readFileSync(path.join(moeDir, "model.json"), "utf8")) as ModelManifest;
-    expect(man.graphs).toEqual({ fused: "model.onnx", sliced: "model.sliced.onnx", batch_invariant: "model.batch-invariant.onnx" });
+    expect(man.graphs).toEqual({
+      fused: "model.onnx",
+      sliced: "model.sliced.onnx",
+      batch_invariant: "model.batch-invariant.onnx",
+    });
     const fused = decode(moeDir);
     const sliced = decode(moeDir, "model.sliced.onnx");
     const ops = countOps(sliced);
@@ -211,14 +258,20 @@ describe("model builder", () => {
     const fc1 = fusedInits.get(fused.graph!.node!.find((n) => n.opType === "QMoE")!.input![2]!)!;
     const range = external(fc1);
     const dataBytes = statSync(path.join(moeDir, "model.onnx.data")).size;
-    const fusedRanges = fused.graph!.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL).map(external);
-    const inside = (e: { offset: number; length: number }, r: { offset: number; length: number }) => e.offset >= r.offset && e.offset + e.length <= r.offset + r.length;
+    const fusedRanges = fused
+      .graph!.initializer!.filter((t) => t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL)
+      .map(external);
+    const inside = (e: { offset: number; length: number }, r: { offset: number; length: number }) =>
+      e.offset >= r.offset && e.offset + e.length <= r.offset + r.length;
     let inFc1 = 0;
     for (const t of sliced.graph!.initializer!) {
       if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
       const e = external(t);
       expect(e.offset + e.length).toBeLessThanOrEqual(dataBytes);
-      expect(fusedRanges.some((r) => inside(e, r)), `${t.name} lies inside a fused initializer`).toBe(true);
+      expect(
+        fusedRanges.some((r) => inside(e, r)),
+        `${t.name} lies inside a fused initializer`,
+      ).toBe(true);
       if (inside(e, range)) inFc1++;
     }
     // Layer 0's four experts' fc1 weights and scales live inside the fused fc1 weight tensor (weights only).
@@ -233,7 +286,9 @@ describe("model builder", () => {
     expect(d.every(Number.isFinite)).toBe(true);
     // accuracy_level 4: the sliced experts see int8 activations, the fused QMoE fp32 (graph-correctness gates acc 0).
     const b = await runPrompt(moeDir, ids, "model.sliced.onnx");
-    let dot = 0, na = 0, nb = 0;
+    let dot = 0,
+      na = 0,
+      nb = 0;
     for (let i = 0; i < a.length; i++) {
       dot += a[i] * b[i];
       na += a[i] * a[i];
@@ -242,31 +297,38 @@ describe("model builder", () => {
     expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.99);
   });
 
-  it.skipIf(!cpuHasMlasQ4Gemm())("MLAS int4 MoE GEMM (ORT_USE_MLAS_Q4_GEMM_MOE=1) agrees with the default QMoE path (needs AVX-512)", async () => {
-    const ids = [1, 100, 200];
-    const a = await runPrompt(moeDir, ids);
-    process.env.ORT_USE_MLAS_Q4_GEMM_MOE = "1";
-    try {
-      const b = await runPrompt(moeDir, ids);
-      let maxAbs = 0;
-      for (const v of a) maxAbs = Math.max(maxAbs, Math.abs(v));
-      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1e-4 * maxAbs + 1e-6);
-    } finally {
-      delete process.env.ORT_USE_MLAS_Q4_GEMM_MOE;
-    }
-  });
+  it.skipIf(!cpuHasMlasQ4Gemm())(
+    "MLAS int4 MoE GEMM (ORT_USE_MLAS_Q4_GEMM_MOE=1) agrees with the default QMoE path (needs AVX-512)",
+    async () => {
+      const ids = [1, 100, 200];
+      const a = await runPrompt(moeDir, ids);
+      process.env.ORT_USE_MLAS_Q4_GEMM_MOE = "1";
+      try {
+        const b = await runPrompt(moeDir, ids);
+        let maxAbs = 0;
+        for (const v of a) maxAbs = Math.max(maxAbs, Math.abs(v));
+        for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThanOrEqual(1e-4 * maxAbs + 1e-6);
+      } finally {
+        delete process.env.ORT_USE_MLAS_Q4_GEMM_MOE;
+      }
+    },
+  );
 
   it("sharded and single-file checkpoints, worker pool and inline quantizer give identical output", async () => {
     const single = path.join(tmp, "out", "dense-single");
     const inDir = await ckpt("dense-single", denseCfg, { shards: 1 });
     await buildModel({ inDir, outDir: single, quiet: true, contextLength: 128, name: "dense", threads: 0 });
-    expect(readFileSync(path.join(single, "model.onnx.data")).equals(readFileSync(path.join(denseDir, "model.onnx.data")))).toBe(true);
+    expect(
+      readFileSync(path.join(single, "model.onnx.data")).equals(readFileSync(path.join(denseDir, "model.onnx.data"))),
+    ).toBe(true);
   });
 
   it("f32 and f16 checkpoints: f32 holding the same weights gives identical output, f16 builds and runs", async () => {
     const f32 = path.join(tmp, "out", "moe-f32");
     await buildModel({ inDir: await ckpt("moe-f32", moeCfg, { dtype: "F32" }), outDir: f32, quiet: true, threads: 0 });
-    expect(readFileSync(path.join(f32, "model.onnx.data")).equals(readFileSync(path.join(moeDir, "model.onnx.data")))).toBe(true);
+    expect(
+      readFileSync(path.join(f32, "model.onnx.data")).equals(readFileSync(path.join(moeDir, "model.onnx.data"))),
+    ).toBe(true);
     expect(JSON.parse(readFileSync(path.join(f32, "model.json"), "utf8")).source.dtype).toBe("f32");
     const f16 = path.join(tmp, "out", "moe-f16");
     await buildModel({ inDir: await ckpt("moe-f16", moeCfg, { dtype: "F16" }), outDir: f16, quiet: true, threads: 0 });
@@ -288,7 +350,13 @@ describe("dev models", () => {
     const out = path.join(tmp, "dev-out");
     expect(await ensurePreset("tiny", hf, out)).toBe("built");
     const man = JSON.parse(readFileSync(path.join(out, "tiny", "model.json"), "utf8")) as ModelManifest;
-    expect(man).toMatchObject({ name: "tiny", architecture: "MistralForCausalLM", vocab_size: 32000, context_length: 4096, rope_theta: 1e6 });
+    expect(man).toMatchObject({
+      name: "tiny",
+      architecture: "MistralForCausalLM",
+      vocab_size: 32000,
+      context_length: 4096,
+      rope_theta: 1e6,
+    });
     expect(man.sliding_window).toBeGreaterThan(0);
     expect(await ensurePreset("tiny", hf, out)).toBe("cached");
   });
@@ -315,12 +383,17 @@ describe("model builder errors", () => {
   });
 
   it("missing, extra and misshapen tensors", async () => {
-    const missing = await ckpt("missing", moeCfg, { mutate: (t) => t.filter((x) => x.name !== "model.layers.1.block_sparse_moe.experts.3.w2.weight") });
+    const missing = await ckpt("missing", moeCfg, {
+      mutate: (t) => t.filter((x) => x.name !== "model.layers.1.block_sparse_moe.experts.3.w2.weight"),
+    });
     await rejects(build(missing), /missing 1 tensor\(s\): model\.layers\.1\.block_sparse_moe\.experts\.3\.w2\.weight/);
-    const extra = await ckpt("extra", moeCfg, { mutate: (t) => [...t, { name: "model.layers.0.bogus.weight", shape: [4] }] });
+    const extra = await ckpt("extra", moeCfg, {
+      mutate: (t) => [...t, { name: "model.layers.0.bogus.weight", shape: [4] }],
+    });
     await rejects(build(extra), /unexpected tensor\(s\).*model\.layers\.0\.bogus\.weight/);
     const shape = await ckpt("shape", moeCfg, {
-      mutate: (t) => t.map((x) => (x.name === "model.layers.0.self_attn.k_proj.weight" ? { ...x, shape: [64, 64] } : x)),
+      mutate: (t) =>
+        t.map((x) => (x.name === "model.layers.0.self_attn.k_proj.weight" ? { ...x, shape: [64, 64] } : x)),
     });
     await rejects(build(shape), /k_proj\.weight has shape \[64, 64\], expected \[32, 64\]/);
   });
@@ -367,7 +440,9 @@ describe("model builder errors", () => {
     expect(noIn.status).toBe(1);
     expect(noIn.stderr.trim().split("\n")).toHaveLength(1);
     expect(noIn.stderr).toMatch(/--in is required/);
-    const bad = spawnSync(tsx, [cli, "--in", path.join(tmp, "nope"), "--out", path.join(tmp, "x")], { encoding: "utf8" });
+    const bad = spawnSync(tsx, [cli, "--in", path.join(tmp, "nope"), "--out", path.join(tmp, "x")], {
+      encoding: "utf8",
+    });
     expect(bad.status).toBe(1);
     expect(bad.stderr.trim()).toMatch(/^build-model: error: input directory .* does not exist$/);
     expect(bad.stderr).not.toMatch(/\n\s+at /);

@@ -71,7 +71,10 @@ describe("QMoE weight modes", () => {
     await constant.release();
     const patched = withDynamicQMoeWeights(readFileSync(modelPath));
     expect(patched).not.toBeNull();
-    const dynamic = await ort.InferenceSession.create(patched!, opts({ model_external_initializers_file_folder_path: dir }));
+    const dynamic = await ort.InferenceSession.create(
+      patched!,
+      opts({ model_external_initializers_file_folder_path: dir }),
+    );
     const yDyn = (await dynamic.run(feeds())).y.data as Float32Array;
     await dynamic.release();
 

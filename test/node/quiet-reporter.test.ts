@@ -22,8 +22,15 @@ it("fails", () => { console.log('{"level":"info","msg":"request","request_id":"r
 );
 
 function vitest(reporter: string): string {
-  writeFileSync(join(dir, "vitest.config.mjs"), `export default { test: { include: ["fixture.test.ts"], reporters: [${JSON.stringify(reporter)}] } };`);
-  const r = spawnSync(resolve(root, "node_modules/.bin/vitest"), ["run", "--root", dir, "--config", join(dir, "vitest.config.mjs")], { cwd: dir, encoding: "utf8", timeout: 120_000 });
+  writeFileSync(
+    join(dir, "vitest.config.mjs"),
+    `export default { test: { include: ["fixture.test.ts"], reporters: [${JSON.stringify(reporter)}] } };`,
+  );
+  const r = spawnSync(
+    resolve(root, "node_modules/.bin/vitest"),
+    ["run", "--root", dir, "--config", join(dir, "vitest.config.mjs")],
+    { cwd: dir, encoding: "utf8", timeout: 120_000 },
+  );
   expect(r.status).toBe(1); // the fixture's failing test
   return r.stdout + r.stderr;
 }

@@ -16,14 +16,22 @@ const D = 8;
 function valueInfo(name: string, elemType: number, dims: (number | string)[]): onnxProto.onnx.IValueInfoProto {
   return {
     name,
-    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) } } },
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
   };
 }
 
 async function gqaSession(window: number, s: number): Promise<ort.InferenceSession> {
   const model = onnx.ModelProto.create({
     irVersion: 8,
-    opsetImport: [{ domain: "", version: 17 }, { domain: "com.microsoft", version: 1 }],
+    opsetImport: [
+      { domain: "", version: 17 },
+      { domain: "com.microsoft", version: 1 },
+    ],
     graph: {
       name: "gqa",
       node: [

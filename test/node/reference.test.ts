@@ -18,7 +18,10 @@ describe("reference math (hand-computed)", () => {
     applyRope(v, 0, 4, 0, inv);
     expect([...v]).toEqual([1, 2, 3, 4]);
     applyRope(v, 0, 4, 1, inv);
-    const c1 = Math.cos(1), s1 = Math.sin(1), c2 = Math.cos(0.01), s2 = Math.sin(0.01);
+    const c1 = Math.cos(1),
+      s1 = Math.sin(1),
+      c2 = Math.cos(0.01),
+      s2 = Math.sin(0.01);
     expect(v[0]).toBeCloseTo(1 * c1 - 3 * s1, 6);
     expect(v[2]).toBeCloseTo(3 * c1 + 1 * s1, 6);
     expect(v[1]).toBeCloseTo(2 * c2 - 4 * s2, 6);
@@ -40,7 +43,10 @@ describe("reference math (hand-computed)", () => {
   });
 
   it("attention: uniform scores average the visible values; GQA maps head h to kv head h / (nH/nKV)", () => {
-    const S = 6, nH = 4, nKV = 2, D = 2;
+    const S = 6,
+      nH = 4,
+      nKV = 2,
+      D = 2;
     const q = new Float32Array(S * nH * D); // zero queries -> uniform softmax over visible keys
     const k = new Float32Array(S * nKV * D);
     const v = new Float32Array(S * nKV * D);
@@ -56,7 +62,7 @@ describe("reference math (hand-computed)", () => {
     expect(at(5, 3)).toBeCloseTo(104, 4);
     expect(at(1, 0)).toBeCloseTo(0.5, 6); // mean(0,1)
     const full = attention(q, k, v, S, nH, nKV, D, null);
-    expect(full[(5 * nH) * D]).toBeCloseTo(2.5, 6);
+    expect(full[5 * nH * D]).toBeCloseTo(2.5, 6);
   });
 
   it("int4: scale = w_at_absmax / -8, q = clamp(round(w/scale), -8, 7), per 32-block along the row", () => {
@@ -84,12 +90,14 @@ describe("reference math (hand-computed)", () => {
       "model.layers.0.block_sparse_moe.experts.5.w2.weight",
       "model.layers.0.mlp.down_proj.weight",
       "lm_head.weight",
-    ]) expect(isInt4Weight(n), n).toBe(true);
+    ])
+      expect(isInt4Weight(n), n).toBe(true);
     for (const n of [
       "model.embed_tokens.weight",
       "model.norm.weight",
       "model.layers.0.input_layernorm.weight",
       "model.layers.0.block_sparse_moe.gate.weight",
-    ]) expect(isInt4Weight(n), n).toBe(false);
+    ])
+      expect(isInt4Weight(n), n).toBe(false);
   });
 });

@@ -18,24 +18,32 @@ interface Report {
   problems: string[];
 }
 
-it.skipIf(process.env.SOAK !== "1")("60 s of load with faults: nothing lost, nothing billed twice, no hang", async () => {
-  const child = spawn(process.execPath, ["--import", "tsx", "scripts/soak.ts", "--minutes", "1", "--concurrency", "4", "--faults", "--json"], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((r) => child.on("close", r));
-  const report = JSON.parse(out.trim().split("\n").at(-1)!) as Report;
-  console.log(`soak: ${JSON.stringify(report)}`);
-  expect(code, err.slice(-2000)).toBe(0);
-  expect(report.ledger.lost, report.problems.join("\n")).toBe(0);
-  expect(report.ledger.double_billed, report.problems.join("\n")).toBe(0);
-  expect(report.hung).toBe(0);
-  expect(report.requests).toBeGreaterThan(50);
-  expect(report.ledger.checked).toBe(report.requests);
-  expect(report.fault_log.some((f) => /restarted by the launcher/.test(f.what))).toBe(true);
-  expect(report.fault_log.some((f) => /SIGCONT/.test(f.what))).toBe(true);
-}, 400_000);
+it.skipIf(process.env.SOAK !== "1")(
+  "60 s of load with faults: nothing lost, nothing billed twice, no hang",
+  async () => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "scripts/soak.ts", "--minutes", "1", "--concurrency", "4", "--faults", "--json"],
+      {
+        cwd: root,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on("close", r));
+    const report = JSON.parse(out.trim().split("\n").at(-1)!) as Report;
+    console.log(`soak: ${JSON.stringify(report)}`);
+    expect(code, err.slice(-2000)).toBe(0);
+    expect(report.ledger.lost, report.problems.join("\n")).toBe(0);
+    expect(report.ledger.double_billed, report.problems.join("\n")).toBe(0);
+    expect(report.hung).toBe(0);
+    expect(report.requests).toBeGreaterThan(50);
+    expect(report.ledger.checked).toBe(report.requests);
+    expect(report.fault_log.some((f) => /restarted by the launcher/.test(f.what))).toBe(true);
+    expect(report.fault_log.some((f) => /SIGCONT/.test(f.what))).toBe(true);
+  },
+  400_000,
+);

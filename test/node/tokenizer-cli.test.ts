@@ -15,13 +15,22 @@ it("tokenizes text and chat lines, reports bad lines and keeps going", () => {
     JSON.stringify({ text: 5 }),
     JSON.stringify({ text: "<s>" }),
   ].join("\n");
-  const res = spawnSync(resolve(root, "node_modules/.bin/tsx"), ["scripts/tokenize.ts"], { cwd: root, input, encoding: "utf8" });
+  const res = spawnSync(resolve(root, "node_modules/.bin/tsx"), ["scripts/tokenize.ts"], {
+    cwd: root,
+    input,
+    encoding: "utf8",
+  });
   expect(res.status).toBe(0);
-  const out = res.stdout.trim().split("\n").map((l) => JSON.parse(l) as { ids?: number[]; error?: string });
+  const out = res.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { ids?: number[]; error?: string });
   expect(out).toHaveLength(6);
   expect(out[0]).toEqual({ ids: [22557, 1526] });
   expect(out[1].error).toMatch(/invalid JSON/);
-  expect(out[2]).toEqual({ ids: [1, 733, 16289, 28793, 1824, 349, 272, 5565, 302, 4843, 28804, 733, 28748, 16289, 28793] });
+  expect(out[2]).toEqual({
+    ids: [1, 733, 16289, 28793, 1824, 349, 272, 5565, 302, 4843, 28804, 733, 28748, 16289, 28793],
+  });
   expect(out[3].error).toMatch(/start with a user message/);
   expect(out[4].error).toMatch(/expected/);
   expect(out[5]).toEqual({ ids: [523, 28713, 28767] });

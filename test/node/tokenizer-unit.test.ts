@@ -34,7 +34,13 @@ function rejects(messages: ChatMessage[], pattern: RegExp): void {
 describe("chat template v1", () => {
   it("is BOS + [INST] turns + assistant turns closed by EOS, concatenated as ids", () => {
     const ids = applyChatTemplate([user("U1"), assistant("A1"), user("U2")]);
-    expect(ids).toEqual([BOS_ID, ...encode("[INST] U1 [/INST]"), ...encode("A1"), EOS_ID, ...encode("[INST] U2 [/INST]")]);
+    expect(ids).toEqual([
+      BOS_ID,
+      ...encode("[INST] U1 [/INST]"),
+      ...encode("A1"),
+      EOS_ID,
+      ...encode("[INST] U2 [/INST]"),
+    ]);
   });
 
   it("puts all system messages, joined by blank lines, before the first user turn", () => {
@@ -57,7 +63,13 @@ describe("chat template v1", () => {
   it("gives the same ids when long turns come from the turn cache", () => {
     const long = "A fairly long user turn, repeated on every request of the conversation. ".repeat(20);
     const msgs = [user(long), assistant(long + "!"), user("next")];
-    const want = [BOS_ID, ...encode(`[INST] ${long} [/INST]`), ...encode(long + "!"), EOS_ID, ...encode("[INST] next [/INST]")];
+    const want = [
+      BOS_ID,
+      ...encode(`[INST] ${long} [/INST]`),
+      ...encode(long + "!"),
+      EOS_ID,
+      ...encode("[INST] next [/INST]"),
+    ];
     expect(applyChatTemplate(msgs)).toEqual(want);
     const again = applyChatTemplate(msgs);
     expect(again).toEqual(want);

@@ -108,9 +108,12 @@ describe.skipIf(!haveModel)("tokenizer.model facts", () => {
     }
     expect(bad).toEqual([]);
     // Runs of 1..14 and 16 spaces (there is no 15).
-    expect(model.pieces.filter((p) => isSpaceRun(p.piece)).map((p) => p.piece.length).sort((a, b) => a - b)).toEqual(
-      [...Array.from({ length: 14 }, (_, i) => i + 1), 16],
-    );
+    expect(
+      model.pieces
+        .filter((p) => isSpaceRun(p.piece))
+        .map((p) => p.piece.length)
+        .sort((a, b) => a - b),
+    ).toEqual([...Array.from({ length: 14 }, (_, i) => i + 1), 16]);
   });
 
   it("normalizer and trainer settings are the ones the encoder implements", () => {
@@ -146,9 +149,30 @@ describe("vocabulary invariants behind the fast path", () => {
   });
 
   it("agrees with mistral-tokenizer-js on random tricky strings", () => {
-    const alphabet = [..."aeinrst", " ", " ", "  ", "\n", "▁", "é", "ß", "中", "文", "🦙", "👍🏽", "\t", "<s>", "[INST]", "ing", "the", "##", "0", "12"];
+    const alphabet = [
+      ..."aeinrst",
+      " ",
+      " ",
+      "  ",
+      "\n",
+      "▁",
+      "é",
+      "ß",
+      "中",
+      "文",
+      "🦙",
+      "👍🏽",
+      "\t",
+      "<s>",
+      "[INST]",
+      "ing",
+      "the",
+      "##",
+      "0",
+      "12",
+    ];
     let seed = 1234;
-    const rand = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+    const rand = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
     for (let t = 0; t < 400; t++) {
       let s = "";
       const len = 1 + rand(60);
@@ -160,7 +184,9 @@ describe("vocabulary invariants behind the fast path", () => {
 
 describe.skipIf(!haveJson)("tokenizer.json", () => {
   const json = haveJson
-    ? (JSON.parse(readFileSync(resolve(dir, "tokenizer.json"), "utf8")) as { model: { vocab: Record<string, number>; merges: string[] } })
+    ? (JSON.parse(readFileSync(resolve(dir, "tokenizer.json"), "utf8")) as {
+        model: { vocab: Record<string, number>; merges: string[] };
+      })
     : { model: { vocab: {}, merges: [] } };
   const v = getVocab();
 

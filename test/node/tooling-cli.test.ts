@@ -20,7 +20,10 @@ interface Run {
 /** `node --import tsx <script> ...args` (the child is the script itself), asynchronously. */
 function run(script: string, args: string[], input?: string): Promise<Run> {
   return new Promise((res) => {
-    const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { cwd: root, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
+      cwd: root,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -51,41 +54,72 @@ const SCRIPTS: Array<[string, string]> = [
 
 describe("every script", () => {
   it("is the one package.json runs", () => {
-    const scripts = (JSON.parse(readFileSync(resolve(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts;
+    const scripts = (
+      JSON.parse(readFileSync(resolve(root, "package.json"), "utf8")) as { scripts: Record<string, string> }
+    ).scripts;
     for (const [name, file] of SCRIPTS) expect(scripts[name], name).toContain(file);
   });
 
   // Two at a time: each is a Node start with tsx on a shared 2-core machine.
   const pairs = Array.from({ length: Math.ceil(SCRIPTS.length / 2) }, (_, i) => SCRIPTS.slice(2 * i, 2 * i + 2));
-  it.each(pairs.map((p) => [p.map(([n]) => n).join(", "), p] as const))("%s: --help is usage and exit 0; an unknown flag is one line and exit 2", async (_, pair) => {
-    await Promise.all(
-      pair.map(async ([name, file]) => {
-        const help = await run(file, ["--help"]);
-        expect(help.status, `${name} --help: ${help.stderr}`).toBe(0);
-        expect(help.stdout, name).toMatch(/^usage: /);
-        const bad = await run(file, ["--no-such-flag"]);
-        expect(bad.status, `${name} --no-such-flag`).toBe(2);
-        expect(bad.stdout, name).toBe("");
-        const lines = bad.stderr.trim().split("\n");
-        expect(lines, name).toHaveLength(1);
-        expect(lines[0], name).toMatch(/Unknown option '--no-such-flag'/);
-      }),
-    );
-  });
+  it.each(pairs.map((p) => [p.map(([n]) => n).join(", "), p] as const))(
+    "%s: --help is usage and exit 0; an unknown flag is one line and exit 2",
+    async (_, pair) => {
+      await Promise.all(
+        pair.map(async ([name, file]) => {
+          const help = await run(file, ["--help"]);
+          expect(help.status, `${name} --help: ${help.stderr}`).toBe(0);
+          expect(help.stdout, name).toMatch(/^usage: /);
+          const bad = await run(file, ["--no-such-flag"]);
+          expect(bad.status, `${name} --no-such-flag`).toBe(2);
+          expect(bad.stdout, name).toBe("");
+          const lines = bad.stderr.trim().split("\n");
+          expect(lines, name).toHaveLength(1);
+          expect(lines[0], name).toMatch(/Unknown option '--no-such-flag'/);
+        }),
+      );
+    },
+  );
 });
 
 describe("npm run logits", () => {
   it("prints the top-k next tokens with their text, or the same as JSON", async () => {
     const model = devModel("tiny");
-    const table = await run("scripts/logits.ts", ["--model", model, "--text", "The quick brown", "--top-k", "3", "--threads", "1"]);
+    const table = await run("scripts/logits.ts", [
+      "--model",
+      model,
+      "--text",
+      "The quick brown",
+      "--top-k",
+      "3",
+      "--threads",
+      "1",
+    ]);
     expect(table.status, table.stderr).toBe(0);
     const lines = table.stdout.trim().split("\n");
     expect(lines[0]).toMatch(/^after position 3 \(id \d+ "▁brown"\):$/);
     expect(lines.slice(1)).toHaveLength(3);
     for (const l of lines.slice(1)) expect(l).toMatch(/^\s+\d\.\s+\d+\s+".*"\s+logit\s+-?\d+\.\d{4}\s+p \d\.\d{4}$/);
-    const json = await run("scripts/logits.ts", ["--model", model, "--ids", "1,415,2936", "--top-k", "2", "--all", "--json", "--threads", "1"]);
+    const json = await run("scripts/logits.ts", [
+      "--model",
+      model,
+      "--ids",
+      "1,415,2936",
+      "--top-k",
+      "2",
+      "--all",
+      "--json",
+      "--threads",
+      "1",
+    ]);
     expect(json.status, json.stderr).toBe(0);
-    const out = JSON.parse(json.stdout) as { positions: Array<{ position: number; id: number; top: Array<{ id: number; piece: string; logit: number; p: number }> }> };
+    const out = JSON.parse(json.stdout) as {
+      positions: Array<{
+        position: number;
+        id: number;
+        top: Array<{ id: number; piece: string; logit: number; p: number }>;
+      }>;
+    };
     expect(out.positions.map((p) => p.id)).toEqual([1, 415, 2936]);
     for (const p of out.positions) {
       expect(p.top).toHaveLength(2);
@@ -103,20 +137,39 @@ describe("npm run tokenize", () => {
     expect(JSON.parse(text.stdout)).toEqual({ ids: [22557, 1526], pieces: ["▁Hello", "▁world"] });
     const back = await run("scripts/tokenize.ts", ["--detokenize", "22557,1526"]);
     expect(JSON.parse(back.stdout)).toEqual({ text: "Hello world" });
-    const lines = await run("scripts/tokenize.ts", [], `${JSON.stringify({ text: "Hello world" })}\n${JSON.stringify({ ids: [22557, 1526] })}\n`);
-    expect(lines.stdout.trim().split("\n").map((l) => JSON.parse(l) as unknown)).toEqual([{ ids: [22557, 1526] }, { text: "Hello world" }]);
+    const lines = await run(
+      "scripts/tokenize.ts",
+      [],
+      `${JSON.stringify({ text: "Hello world" })}\n${JSON.stringify({ ids: [22557, 1526] })}\n`,
+    );
+    expect(
+      lines.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as unknown),
+    ).toEqual([{ ids: [22557, 1526] }, { text: "Hello world" }]);
     const bad = await run("scripts/tokenize.ts", ["--detokenize", "1,x"]);
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim()).toBe('tokenize: --detokenize takes comma-separated ids, got "1,x"');
   });
 
   // util-linux's `script` gives the child a pseudo-terminal on stdin, as a user's shell would.
-  it.skipIf(!existsSync("/usr/bin/script"))("with no argument on a terminal, says what it expects instead of waiting", () => {
-    const cmd = `${JSON.stringify(process.execPath)} --import tsx scripts/tokenize.ts`;
-    const r = spawnSync("/usr/bin/script", ["-qec", cmd, "/dev/null"], { cwd: root, encoding: "utf8", input: "", timeout: 60_000 });
-    expect(r.status).toBe(2);
-    expect(r.stdout).toMatch(/tokenize: nothing to tokenize: give "text" as an argument, or pipe JSON lines on stdin/);
-  });
+  it.skipIf(!existsSync("/usr/bin/script"))(
+    "with no argument on a terminal, says what it expects instead of waiting",
+    () => {
+      const cmd = `${JSON.stringify(process.execPath)} --import tsx scripts/tokenize.ts`;
+      const r = spawnSync("/usr/bin/script", ["-qec", cmd, "/dev/null"], {
+        cwd: root,
+        encoding: "utf8",
+        input: "",
+        timeout: 60_000,
+      });
+      expect(r.status).toBe(2);
+      expect(r.stdout).toMatch(
+        /tokenize: nothing to tokenize: give "text" as an argument, or pipe JSON lines on stdin/,
+      );
+    },
+  );
 });
 
 describe("npm configuration", () => {
@@ -125,7 +178,9 @@ describe("npm configuration", () => {
     expect(r.status).toBe(0);
     expect(r.stderr).not.toMatch(/Unknown project config|npm warn/);
     expect(readFileSync(resolve(root, ".npmrc"), "utf8")).not.toMatch(/^onnxruntime-node-install/m);
-    const pkg = JSON.parse(readFileSync(resolve(root, "package.json"), "utf8")) as { allowScripts?: Record<string, boolean> };
+    const pkg = JSON.parse(readFileSync(resolve(root, "package.json"), "utf8")) as {
+      allowScripts?: Record<string, boolean>;
+    };
     expect(pkg.allowScripts?.["onnxruntime-node"]).toBe(false);
   });
 });

@@ -58,7 +58,11 @@ async function receiver(failNext = 0): Promise<Receiver> {
   cleanup.push(r.close);
   return r;
 }
-function deliver(j: Journal, url: string, o: Partial<ConstructorParameters<typeof UsageDelivery>[1]> = {}): UsageDelivery {
+function deliver(
+  j: Journal,
+  url: string,
+  o: Partial<ConstructorParameters<typeof UsageDelivery>[1]> = {},
+): UsageDelivery {
   const d = new UsageDelivery(j, { url, token: TOKEN, batch: 100, retryBaseMs: 1, retryMaxMs: 4, ...o });
   d.start();
   cleanup.push(() => d.stop());
@@ -87,7 +91,9 @@ describe("usage journal", () => {
     expect(j.segmentNumbers().length).toBeGreaterThan(1);
     const segs = j.segmentNumbers();
     // Ack everything in the first segment, plus one record of a later one.
-    const firstSeg = (await lines(path.join(dir, `seg-${String(segs[0]).padStart(8, "0")}.jsonl`))).map((l) => (JSON.parse(l) as UsageRecord).id);
+    const firstSeg = (await lines(path.join(dir, `seg-${String(segs[0]).padStart(8, "0")}.jsonl`))).map(
+      (l) => (JSON.parse(l) as UsageRecord).id,
+    );
     const extra = recs.at(-1)!.id;
     await j.ack([...firstSeg, extra, "unknown-id"]);
     expect(j.segmentNumbers()).not.toContain(segs[0]);
@@ -107,7 +113,10 @@ describe("usage journal", () => {
     const dir = await tmp();
     const a = rec();
     const b = rec();
-    await writeFile(path.join(dir, "seg-00000003.jsonl"), `${JSON.stringify(a)}\n${JSON.stringify(a)}\n${JSON.stringify(b)}\n{"id":"torn","req`);
+    await writeFile(
+      path.join(dir, "seg-00000003.jsonl"),
+      `${JSON.stringify(a)}\n${JSON.stringify(a)}\n${JSON.stringify(b)}\n{"id":"torn","req`,
+    );
     const j = await Journal.open({ dir, segmentBytes: 1 << 20 });
     expect(j.pending().map((r) => r.id)).toEqual([a.id, b.id]);
     await j.ack([a.id, b.id]);
@@ -218,7 +227,12 @@ describe("usage delivery", () => {
     let posted!: () => void;
     const hung = new Promise<void>((r) => (posted = r));
     const d = new UsageDelivery(j, {
-      url: "http://127.0.0.1:9/never", token: TOKEN, batch: 10, retryBaseMs: 1, retryMaxMs: 2, timeoutMs: 600_000,
+      url: "http://127.0.0.1:9/never",
+      token: TOKEN,
+      batch: 10,
+      retryBaseMs: 1,
+      retryMaxMs: 2,
+      timeoutMs: 600_000,
       fetch: (_url, init) =>
         new Promise<Response>((_, reject) => {
           posted();

@@ -6,7 +6,10 @@ const BASE = "https://edge.test";
 const ADMIN = { authorization: "Bearer test-admin-token-0123456789abcdef", "content-type": "application/json" };
 
 function admin(path: string, init: RequestInit = {}) {
-  return SELF.fetch(`${BASE}${path}`, { ...init, headers: { ...ADMIN, ...(init.headers as Record<string, string> | undefined) } });
+  return SELF.fetch(`${BASE}${path}`, {
+    ...init,
+    headers: { ...ADMIN, ...(init.headers as Record<string, string> | undefined) },
+  });
 }
 
 interface ErrorBody {
@@ -15,7 +18,12 @@ interface ErrorBody {
 
 describe("admin auth", () => {
   it("401 without or with a wrong token, in the error shape, never echoing the token", async () => {
-    for (const headers of <Record<string, string>[]>[{}, { authorization: "Bearer nope" }, { authorization: "test-admin-token-0123456789abcdef" }, { authorization: "Bearer test-admin-token-0123456789abcdefX" }]) {
+    for (const headers of <Record<string, string>[]>[
+      {},
+      { authorization: "Bearer nope" },
+      { authorization: "test-admin-token-0123456789abcdef" },
+      { authorization: "Bearer test-admin-token-0123456789abcdefX" },
+    ]) {
       const res = await SELF.fetch(`${BASE}/v1/admin/keys`, { headers });
       expect(res.status).toBe(401);
       const text = await res.text();
@@ -26,7 +34,9 @@ describe("admin auth", () => {
   });
 
   it("API keys are not admin tokens", async () => {
-    const created = (await (await admin("/v1/admin/keys", { method: "POST", body: JSON.stringify({ name: "a", tiers: ["mistral-tiny"] }) })).json()) as { key: string };
+    const created = (await (
+      await admin("/v1/admin/keys", { method: "POST", body: JSON.stringify({ name: "a", tiers: ["mistral-tiny"] }) })
+    ).json()) as { key: string };
     const res = await SELF.fetch(`${BASE}/v1/admin/keys`, { headers: { authorization: `Bearer ${created.key}` } });
     expect(res.status).toBe(401);
   });
@@ -34,7 +44,11 @@ describe("admin auth", () => {
   it("with ADMIN_TOKEN unset the admin API does not exist (404)", async () => {
     const app = createApp();
     const ctx = { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext;
-    const res = await app.fetch(new Request(`${BASE}/v1/admin/keys`, { headers: ADMIN }), { ...env, ADMIN_TOKEN: undefined }, ctx);
+    const res = await app.fetch(
+      new Request(`${BASE}/v1/admin/keys`, { headers: ADMIN }),
+      { ...env, ADMIN_TOKEN: undefined },
+      ctx,
+    );
     expect(res.status).toBe(404);
     expect(((await res.json()) as ErrorBody).error.type).toBe("not_found_error");
   });
@@ -42,10 +56,21 @@ describe("admin auth", () => {
 
 describe("admin keys API", () => {
   it("creates with defaults, rejects bad input with 400 and a param", async () => {
-    const res = await admin("/v1/admin/keys", { method: "POST", body: JSON.stringify({ name: "defaults", tiers: ["mistral-tiny", "mistral-tiny"] }) });
+    const res = await admin("/v1/admin/keys", {
+      method: "POST",
+      body: JSON.stringify({ name: "defaults", tiers: ["mistral-tiny", "mistral-tiny"] }),
+    });
     expect(res.status).toBe(201);
     const body = (await res.json()) as Record<string, unknown>;
-    expect(body).toMatchObject({ object: "api_key", name: "defaults", tiers: ["mistral-tiny"], rpm: 60, tpm: 100000, monthly_budget_micros: 10000000, revoked_at: null });
+    expect(body).toMatchObject({
+      object: "api_key",
+      name: "defaults",
+      tiers: ["mistral-tiny"],
+      rpm: 60,
+      tpm: 100000,
+      monthly_budget_micros: 10000000,
+      revoked_at: null,
+    });
     expect(body.id).toMatch(/^key_[0-9a-f]{24}$/);
     expect(body.key).toMatch(/^sk-[0-9a-f]{64}$/);
 
@@ -73,10 +98,16 @@ describe("admin keys API", () => {
 
   it("caller-chosen key: usable, and a second create of the same key is 409 key_exists naming the id", async () => {
     const key = `sk-dev-${"ab".repeat(24)}`;
-    const first = await admin("/v1/admin/keys", { method: "POST", body: JSON.stringify({ name: "dev", tiers: ["mistral-tiny"], key }) });
+    const first = await admin("/v1/admin/keys", {
+      method: "POST",
+      body: JSON.stringify({ name: "dev", tiers: ["mistral-tiny"], key }),
+    });
     expect(first.status).toBe(201);
     const { id } = (await first.json()) as { id: string };
-    const again = await admin("/v1/admin/keys", { method: "POST", body: JSON.stringify({ name: "dev", tiers: ["mistral-tiny"], key }) });
+    const again = await admin("/v1/admin/keys", {
+      method: "POST",
+      body: JSON.stringify({ name: "dev", tiers: ["mistral-tiny"], key }),
+    });
     expect(again.status).toBe(409);
     const text = await again.text();
     expect((JSON.parse(text) as ErrorBody).error.code).toBe("key_exists");
@@ -87,12 +118,19 @@ describe("admin keys API", () => {
   });
 
   it("get, patch, delete; unknown ids are 404", async () => {
-    const { id } = (await (await admin("/v1/admin/keys", { method: "POST", body: JSON.stringify({ name: "p", tiers: ["mistral-tiny"] }) })).json()) as { id: string };
-    const patched = await admin(`/v1/admin/keys/${id}`, { method: "PATCH", body: JSON.stringify({ rpm: 5, tiers: ["mistral-small"] }) });
+    const { id } = (await (
+      await admin("/v1/admin/keys", { method: "POST", body: JSON.stringify({ name: "p", tiers: ["mistral-tiny"] }) })
+    ).json()) as { id: string };
+    const patched = await admin(`/v1/admin/keys/${id}`, {
+      method: "PATCH",
+      body: JSON.stringify({ rpm: 5, tiers: ["mistral-small"] }),
+    });
     expect(patched.status).toBe(200);
     expect(await patched.json()).toMatchObject({ id, rpm: 5, tiers: ["mistral-small"], tpm: 100000, name: "p" });
     expect(await (await admin(`/v1/admin/keys/${id}`)).json()).toMatchObject({ id, rpm: 5 });
-    expect((await admin(`/v1/admin/keys/${id}`, { method: "PATCH", body: JSON.stringify({ tiers: ["nope"] }) })).status).toBe(400);
+    expect(
+      (await admin(`/v1/admin/keys/${id}`, { method: "PATCH", body: JSON.stringify({ tiers: ["nope"] }) })).status,
+    ).toBe(400);
 
     const del = await admin(`/v1/admin/keys/${id}`, { method: "DELETE" });
     expect(del.status).toBe(200);

@@ -13,13 +13,24 @@ const ADMIN = { authorization: "Bearer test-admin-token-0123456789abcdef", "cont
 const ctx = { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext;
 
 async function createKey() {
-  const res = await SELF.fetch(`${BASE}/v1/admin/keys`, { method: "POST", headers: ADMIN, body: JSON.stringify({ name: "k", tiers: ["mistral-tiny"] }) });
+  const res = await SELF.fetch(`${BASE}/v1/admin/keys`, {
+    method: "POST",
+    headers: ADMIN,
+    body: JSON.stringify({ name: "k", tiers: ["mistral-tiny"] }),
+  });
   expect(res.status).toBe(201);
   return (await res.json()) as { id: string; key: string };
 }
 
 /** A D1 stand-in that fails the test if anything reaches it. */
-const noDb = new Proxy({}, { get: () => () => { throw new Error("D1 must not be touched"); } }) as unknown as D1Database;
+const noDb = new Proxy(
+  {},
+  {
+    get: () => () => {
+      throw new Error("D1 must not be touched");
+    },
+  },
+) as unknown as D1Database;
 
 describe("admin PATCH", () => {
   it("parallel PATCHes of different fields all land; each response is the row as stored", async () => {
@@ -28,12 +39,19 @@ describe("admin PATCH", () => {
       const patches = [{ rpm: 777 }, { tpm: 88888 }, { monthly_budget_micros: 99999 }, { name: "renamed" }];
       const rows = await Promise.all(
         patches.map(async (p) => {
-          const res = await SELF.fetch(`${BASE}/v1/admin/keys/${id}`, { method: "PATCH", headers: ADMIN, body: JSON.stringify(p) });
+          const res = await SELF.fetch(`${BASE}/v1/admin/keys/${id}`, {
+            method: "PATCH",
+            headers: ADMIN,
+            body: JSON.stringify(p),
+          });
           expect(res.status).toBe(200);
           return (await res.json()) as Record<string, unknown>;
         }),
       );
-      const stored = (await (await SELF.fetch(`${BASE}/v1/admin/keys/${id}`, { headers: ADMIN })).json()) as Record<string, unknown>;
+      const stored = (await (await SELF.fetch(`${BASE}/v1/admin/keys/${id}`, { headers: ADMIN })).json()) as Record<
+        string,
+        unknown
+      >;
       expect(stored).toMatchObject({ rpm: 777, tpm: 88888, monthly_budget_micros: 99999, name: "renamed" });
       // Each answer shows its own field as stored (later writers' fields may or may not be in it yet).
       patches.forEach((p, i) => expect(rows[i]).toMatchObject(p));
@@ -41,7 +59,11 @@ describe("admin PATCH", () => {
   });
 
   it("PATCH of an unknown id is 404", async () => {
-    const res = await SELF.fetch(`${BASE}/v1/admin/keys/key_nope`, { method: "PATCH", headers: ADMIN, body: JSON.stringify({ rpm: 5 }) });
+    const res = await SELF.fetch(`${BASE}/v1/admin/keys/key_nope`, {
+      method: "PATCH",
+      headers: ADMIN,
+      body: JSON.stringify({ rpm: 5 }),
+    });
     expect(res.status).toBe(404);
   });
 });
@@ -51,11 +73,19 @@ describe("admin token strength", () => {
     const app = createApp();
     const short = "x".repeat(31);
     for (const path of ["/v1/admin/keys", "/console/admin"]) {
-      const res = await app.fetch(new Request(`${BASE}${path}`, { headers: { authorization: `Bearer ${short}` } }), { ...env, ADMIN_TOKEN: short }, ctx);
+      const res = await app.fetch(
+        new Request(`${BASE}${path}`, { headers: { authorization: `Bearer ${short}` } }),
+        { ...env, ADMIN_TOKEN: short },
+        ctx,
+      );
       expect(res.status, path).toBe(404);
     }
     const ok = "y".repeat(32);
-    const res = await app.fetch(new Request(`${BASE}/v1/admin/keys`, { headers: { authorization: `Bearer ${ok}` } }), { ...env, ADMIN_TOKEN: ok }, ctx);
+    const res = await app.fetch(
+      new Request(`${BASE}/v1/admin/keys`, { headers: { authorization: `Bearer ${ok}` } }),
+      { ...env, ADMIN_TOKEN: ok },
+      ctx,
+    );
     expect(res.status).toBe(200);
   });
 });
@@ -79,7 +109,9 @@ describe("failed-auth throttle", () => {
     const { key } = await createKey();
     let first429 = -1;
     for (let i = 0; i < 80 && first429 < 0; i++) {
-      const res = await SELF.fetch(`${BASE}/v1/usage`, { headers: { ...ip, authorization: `Bearer sk-${"0".repeat(64)}` } });
+      const res = await SELF.fetch(`${BASE}/v1/usage`, {
+        headers: { ...ip, authorization: `Bearer sk-${"0".repeat(64)}` },
+      });
       if (res.status === 429) first429 = i;
       else expect(res.status).toBe(401);
     }
@@ -90,15 +122,33 @@ describe("failed-auth throttle", () => {
     expect(body.error).toMatchObject({ type: "rate_limit_error", code: "auth_throttled" });
     expect(Number(blocked.headers.get("retry-after"))).toBeGreaterThan(0);
     // The same key from another client is fine.
-    expect((await SELF.fetch(`${BASE}/v1/usage`, { headers: { "cf-connecting-ip": "198.51.100.8", authorization: `Bearer ${key}` } })).status).toBe(200);
+    expect(
+      (
+        await SELF.fetch(`${BASE}/v1/usage`, {
+          headers: { "cf-connecting-ip": "198.51.100.8", authorization: `Bearer ${key}` },
+        })
+      ).status,
+    ).toBe(200);
   });
 });
 
 describe("malformed keys", () => {
   it("wrong prefix, length or charset are refused with 401 without touching D1", async () => {
     const app = createApp();
-    for (const k of ["short", "sk-" + "g".repeat(64) + "!", "x".repeat(31), "sk-" + "0".repeat(63) + ".", "sk-" + "0".repeat(300)]) {
-      const res = await app.fetch(new Request(`${BASE}/v1/usage`, { headers: { authorization: `Bearer ${k}`, "cf-connecting-ip": "203.0.113.9" } }), { ...env, DB: noDb }, ctx);
+    for (const k of [
+      "short",
+      "sk-" + "g".repeat(64) + "!",
+      "x".repeat(31),
+      "sk-" + "0".repeat(63) + ".",
+      "sk-" + "0".repeat(300),
+    ]) {
+      const res = await app.fetch(
+        new Request(`${BASE}/v1/usage`, {
+          headers: { authorization: `Bearer ${k}`, "cf-connecting-ip": "203.0.113.9" },
+        }),
+        { ...env, DB: noDb },
+        ctx,
+      );
       expect(res.status, k.slice(0, 10)).toBe(401);
     }
   });

@@ -36,7 +36,9 @@ describe("pricing arithmetic (exact integers, units of 1e-12 EUR)", () => {
     expect(u).toBe(400n * 140_000n + 600n * 14_000n + 10n * 420_000n);
     expect(TINY.cached_input * 10).toBe(TINY.input);
     // All cached costs exactly 10% of all uncached.
-    expect(costUnits(TINY, { promptTokens: 777, cachedTokens: 777, completionTokens: 0 }) * 10n).toBe(costUnits(TINY, { promptTokens: 777, cachedTokens: 0, completionTokens: 0 }));
+    expect(costUnits(TINY, { promptTokens: 777, cachedTokens: 777, completionTokens: 0 }) * 10n).toBe(
+      costUnits(TINY, { promptTokens: 777, cachedTokens: 0, completionTokens: 0 }),
+    );
     // cached > prompt is clamped, not double-billed.
     expect(costUnits(TINY, { promptTokens: 5, cachedTokens: 9, completionTokens: 0 })).toBe(5n * 14_000n);
   });
@@ -59,7 +61,13 @@ describe("monthly budget under concurrency", () => {
     const account = await newAccount({ rpm: 1000, tpm: 1_000_000, monthly_budget_micros: 3500 });
     const results = await Promise.allSettled(
       Array.from({ length: 40 }, (_, i) =>
-        admit(env, account, { requestId: `bud-${i}`, model: "mistral-medium", pricing: MEDIUM, promptTokens: 100, maxCompletionTokens: 100 }),
+        admit(env, account, {
+          requestId: `bud-${i}`,
+          model: "mistral-medium",
+          pricing: MEDIUM,
+          promptTokens: 100,
+          maxCompletionTokens: 100,
+        }),
       ),
     );
     const admitted = results.filter((r) => r.status === "fulfilled");
@@ -76,8 +84,15 @@ describe("monthly budget under concurrency", () => {
     await Promise.all(
       admitted.map((r) =>
         settle(env, account, {
-          requestId: (r as PromiseFulfilledResult<{ requestId: string }>).value.requestId, model: "mistral-medium", pricing: MEDIUM,
-          promptTokens: 100, cachedTokens: 0, completionTokens: 100, status: "ok", startedAt: Date.now(), endedAt: Date.now(),
+          requestId: (r as PromiseFulfilledResult<{ requestId: string }>).value.requestId,
+          model: "mistral-medium",
+          pricing: MEDIUM,
+          promptTokens: 100,
+          cachedTokens: 0,
+          completionTokens: 100,
+          status: "ok",
+          startedAt: Date.now(),
+          endedAt: Date.now(),
         }),
       ),
     );
@@ -87,20 +102,45 @@ describe("monthly budget under concurrency", () => {
     expect(status.reservations).toBe(0);
 
     // 500 µ€ left: a request reserving 1000 is refused outright (no Retry-After: waiting won't help)...
-    const e = await admit(env, account, { requestId: "bud-x", model: "mistral-medium", pricing: MEDIUM, promptTokens: 100, maxCompletionTokens: 100 }).catch((x: ApiError) => x);
+    const e = await admit(env, account, {
+      requestId: "bud-x",
+      model: "mistral-medium",
+      pricing: MEDIUM,
+      promptTokens: 100,
+      maxCompletionTokens: 100,
+    }).catch((x: ApiError) => x);
     expect((e as ApiError).type).toBe("insufficient_quota");
     expect((e as ApiError).headers["retry-after"]).toBeUndefined();
     // ...while a smaller one still fits.
-    await expect(admit(env, account, { requestId: "bud-y", model: "mistral-medium", pricing: MEDIUM, promptTokens: 10, maxCompletionTokens: 10 })).resolves.toMatchObject({ requestId: "bud-y" });
+    await expect(
+      admit(env, account, {
+        requestId: "bud-y",
+        model: "mistral-medium",
+        pricing: MEDIUM,
+        promptTokens: 10,
+        maxCompletionTokens: 10,
+      }),
+    ).resolves.toMatchObject({ requestId: "bud-y" });
   });
 
   it("a settle below the reservation releases the difference for later requests", async () => {
     const account = await newAccount({ rpm: 1000, tpm: 1_000_000, monthly_budget_micros: 1500 });
     const req = { model: "mistral-medium", pricing: MEDIUM, promptTokens: 100, maxCompletionTokens: 100 };
     await admit(env, account, { ...req, requestId: "rel-1" });
-    await expect(admit(env, account, { ...req, requestId: "rel-2" })).rejects.toMatchObject({ status: 429, type: "insufficient_quota" });
+    await expect(admit(env, account, { ...req, requestId: "rel-2" })).rejects.toMatchObject({
+      status: 429,
+      type: "insufficient_quota",
+    });
     // rel-1 turns out cheap: 100 prompt tokens, 0 completion = 250 µ€.
-    await settle(env, account, { ...req, requestId: "rel-1", cachedTokens: 0, completionTokens: 0, status: "ok", startedAt: Date.now(), endedAt: Date.now() });
+    await settle(env, account, {
+      ...req,
+      requestId: "rel-1",
+      cachedTokens: 0,
+      completionTokens: 0,
+      status: "ok",
+      startedAt: Date.now(),
+      endedAt: Date.now(),
+    });
     await expect(admit(env, account, { ...req, requestId: "rel-3" })).resolves.toBeTruthy();
   });
 });

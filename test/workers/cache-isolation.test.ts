@@ -47,14 +47,26 @@ describe("response-cache key", () => {
     const again = await chat(key, body, ttl);
     await again.text();
     expect(again.res.headers.get("x-cache")).toBe("HIT");
-    const swapped = tiersJson({ "mistral-tiny": { backends: ["http://r1.test"], backend_model: "tiny-v2", context_window: 256, price: PRICE } });
+    const swapped = tiersJson({
+      "mistral-tiny": { backends: ["http://r1.test"], backend_model: "tiny-v2", context_window: 256, price: PRICE },
+    });
     const r = await chat(key, body, { ...ttl, tiers: swapped });
     expect(r.res.headers.get("x-cache")).toBe("MISS");
     await r.text();
   });
 
   it("is an HMAC under the secret: another secret gives another URL, and without a secret nothing is cached", async () => {
-    const input = { keyId: "key_1", model: "mistral-tiny", backendModel: "tiny", promptIds: [1, 2, 3], temperature: 0, topP: 1, seed: undefined, stop: [], maxTokens: 5 };
+    const input = {
+      keyId: "key_1",
+      model: "mistral-tiny",
+      backendModel: "tiny",
+      promptIds: [1, 2, 3],
+      temperature: 0,
+      topP: 1,
+      seed: undefined,
+      stop: [],
+      maxTokens: 5,
+    };
     const a = (await cacheKey(input, "a".repeat(32))).url;
     expect((await cacheKey(input, "a".repeat(32))).url).toBe(a);
     expect((await cacheKey(input, "b".repeat(32))).url).not.toBe(a);

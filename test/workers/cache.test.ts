@@ -40,7 +40,13 @@ describe("response cache (x-cache-ttl)", () => {
     // A hit reports (and bills) the cached prompt only.
     // cost_micros: p × 14000 units, rounded up to whole micro-euros (1e6 units each).
     const costMicros = Math.ceil((p * 14000) / 1e6);
-    expect(second.usage).toEqual({ prompt_tokens: p, completion_tokens: 0, total_tokens: p, prompt_tokens_details: { cached_tokens: p }, cost_micros: costMicros });
+    expect(second.usage).toEqual({
+      prompt_tokens: p,
+      completion_tokens: 0,
+      total_tokens: p,
+      prompt_tokens_details: { cached_tokens: p },
+      cost_micros: costMicros,
+    });
     const rec = await usageRecord(hit.res.headers.get("x-request-id")!);
     expect(rec).toMatchObject({ status: "cache_hit", prompt_tokens: p, cached_tokens: p, completion_tokens: 0 });
     // p cached tokens at 14000 micro-EUR per million = p * 14000 * 1e6 / 1e6 units of 1e-12 EUR.
@@ -56,7 +62,12 @@ describe("response cache (x-cache-ttl)", () => {
     expect(generateCalls()).toBe(1);
     expect(events.at(-1)).toBe("[DONE]");
     expect(events[0].choices[0].delta).toEqual({ role: "assistant", content: "" });
-    expect(events.slice(0, -2).map((e) => e.choices[0].delta.content).join("")).toBe(backend.defaultText);
+    expect(
+      events
+        .slice(0, -2)
+        .map((e) => e.choices[0].delta.content)
+        .join(""),
+    ).toBe(backend.defaultText);
     expect(events.at(-3).choices[0].finish_reason).toBe("stop");
     expect(events.at(-2).choices).toEqual([]);
   });

@@ -39,14 +39,20 @@ async function disconnectable(body: Record<string, unknown>, signal: AbortSignal
 
 describe("streamed chat", () => {
   it("a stop string: the final chunk's usage is the backend's count after the drain", async () => {
-    for (const h of hosts) backend.set(h, { kind: "ok", text: "abc<END>def ghi jkl".repeat(10), chunk: 1, lag: 4, delayMs: 2 });
+    for (const h of hosts)
+      backend.set(h, { kind: "ok", text: "abc<END>def ghi jkl".repeat(10), chunk: 1, lag: 4, delayMs: 2 });
     const r = await chat(key, { stream: true, stop: "<END>", stream_options: { include_usage: true } });
     const events = sseEvents(await r.text()) as any[];
     const id = r.res.headers.get("x-request-id")!;
     const truth = backend.finished.get(id)!;
     expect(truth).toMatchObject({ finish: "cancelled" });
     expect(truth.completion).toBeGreaterThanOrEqual("abc<END>".length + 4);
-    expect(events.slice(0, -3).map((c) => c.choices[0].delta.content).join("")).toBe("abc");
+    expect(
+      events
+        .slice(0, -3)
+        .map((c) => c.choices[0].delta.content)
+        .join(""),
+    ).toBe("abc");
     expect(events.at(-3).choices[0].finish_reason).toBe("stop");
     expect(events.at(-2).usage.completion_tokens).toBe(truth.completion);
     expect(events.at(-1)).toBe("[DONE]");
@@ -106,7 +112,10 @@ describe("a client that stops reading", () => {
     const g = gate(2500);
     void backend.nextCancel().then(g.release);
     for (const h of hosts) backend.set(h, { kind: "ok", text: "r".repeat(3000), chunk: 1, lag: 2, gate: g });
-    const { res, settled } = await disconnectable({ stream: true, model: "mistral-small" }, new AbortController().signal);
+    const { res, settled } = await disconnectable(
+      { stream: true, model: "mistral-small" },
+      new AbortController().signal,
+    );
     const r = await res;
     const id = r.headers.get("x-request-id")!;
     await settled();
@@ -170,7 +179,10 @@ describe("non-streamed chat", () => {
     const j = JSON.parse(text);
     expect(j.choices[0]).toMatchObject({ message: { content: "z".repeat(40) }, finish_reason: "stop" });
     expect(j.usage).toMatchObject({ completion_tokens: 40 });
-    expect(await usageRecord(r.res.headers.get("x-request-id")!)).toMatchObject({ status: "ok", completion_tokens: 40 });
+    expect(await usageRecord(r.res.headers.get("x-request-id")!)).toMatchObject({
+      status: "ok",
+      completion_tokens: 40,
+    });
   });
 
   it("a committed answer whose backend then fails: a 200 with the text so far and finish_reason error, billed as delivered", async () => {
@@ -182,7 +194,10 @@ describe("non-streamed chat", () => {
     const j = JSON.parse(await r.text());
     expect(j.choices[0]).toMatchObject({ message: { content: "partial" }, finish_reason: "error" });
     expect(j.usage.completion_tokens).toBe(7);
-    expect(await usageRecord(r.res.headers.get("x-request-id")!)).toMatchObject({ status: "error", completion_tokens: 7 });
+    expect(await usageRecord(r.res.headers.get("x-request-id")!)).toMatchObject({
+      status: "error",
+      completion_tokens: 7,
+    });
   });
 
   it("a committed answer whose client leaves: the replica is cancelled, drained and billed `cancelled`", async () => {
@@ -215,7 +230,10 @@ describe("non-streamed chat", () => {
 
 // pumpGeneration with a scripted stream: the drain's deadline and fallbacks.
 const done = (finish: "stop" | "length" | "cancelled", completion: number): GenerateEvent => ({
-  type: "done", finish_reason: finish, usage: { prompt_tokens: 5, cached_tokens: 0, completion_tokens: completion }, timings: { queue_ms: 0, prefill_ms: 0, decode_ms: 0 },
+  type: "done",
+  finish_reason: finish,
+  usage: { prompt_tokens: 5, cached_tokens: 0, completion_tokens: completion },
+  timings: { queue_ms: 0, prefill_ms: 0, decode_ms: 0 },
 });
 
 /** Yields `events`; then, if `hang`, waits until `abort` fires and throws like a broken fetch. */
@@ -223,7 +241,9 @@ function stream(events: GenerateEvent[], hang?: AbortSignal): OpenStream {
   async function* rest(): AsyncGenerator<GenerateEvent> {
     for (const ev of events.slice(1)) yield ev;
     if (hang) {
-      await new Promise<void>((resolve) => (hang.aborted ? resolve() : hang.addEventListener("abort", () => resolve())));
+      await new Promise<void>((resolve) =>
+        hang.aborted ? resolve() : hang.addEventListener("abort", () => resolve()),
+      );
       throw new Error("aborted");
     }
   }
@@ -249,7 +269,13 @@ describe("pumpGeneration drain", () => {
     let cancels = 0;
     const t0 = Date.now();
     const r = await pumpGeneration(
-      stream([{ type: "tokens", ids: byteIds("aSTOP") }, { type: "tokens", ids: byteIds("bc") }], backendAbort.signal),
+      stream(
+        [
+          { type: "tokens", ids: byteIds("aSTOP") },
+          { type: "tokens", ids: byteIds("bc") },
+        ],
+        backendAbort.signal,
+      ),
       opts({ cancelBackend: async () => ++cancels, abortBackend: () => backendAbort.abort(), drainMs: 50 }),
     );
     expect(Date.now() - t0).toBeGreaterThanOrEqual(45);
@@ -273,10 +299,13 @@ describe("pumpGeneration drain", () => {
       yield { type: "tokens", ids: byteIds("zz") };
       yield done("cancelled", 5);
     }
-    const pending = pumpGeneration({ first: { type: "tokens", ids: byteIds("abc") }, rest: rest() }, opts({
-      clientSignal: client.signal,
-      cancelBackend: async () => release(),
-    }));
+    const pending = pumpGeneration(
+      { first: { type: "tokens", ids: byteIds("abc") }, rest: rest() },
+      opts({
+        clientSignal: client.signal,
+        cancelBackend: async () => release(),
+      }),
+    );
     client.abort();
     expect(await pending).toMatchObject({ finishReason: "cancelled", completionTokens: 5 });
   });

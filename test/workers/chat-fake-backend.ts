@@ -79,9 +79,20 @@ export class FakeBackend {
       const b = this.behaviours.get(url.host) ?? { kind: "ok" };
       if (b.kind === "down") throw new TypeError("fetch failed: connection refused");
       const body = (await req.json()) as GenerateRequest;
-      this.seen.push({ host: url.host, path: url.pathname, auth: req.headers.get("authorization"), wire: req.headers.get("x-moe-wire-version"), body });
-      if (b.kind === "status") return Response.json({ error: { message: "nope", type: "invalid_request_error", param: null, code: b.code ?? "x" } }, { status: b.status });
-      if (url.pathname === "/v1/embed" && b.kind === "embed-held") return this.embedHeld(body as unknown as EmbedRequest, b.computed, req.signal);
+      this.seen.push({
+        host: url.host,
+        path: url.pathname,
+        auth: req.headers.get("authorization"),
+        wire: req.headers.get("x-moe-wire-version"),
+        body,
+      });
+      if (b.kind === "status")
+        return Response.json(
+          { error: { message: "nope", type: "invalid_request_error", param: null, code: b.code ?? "x" } },
+          { status: b.status },
+        );
+      if (url.pathname === "/v1/embed" && b.kind === "embed-held")
+        return this.embedHeld(body as unknown as EmbedRequest, b.computed, req.signal);
       if (url.pathname === "/v1/embed") return this.embed(body as unknown as EmbedRequest);
       if (url.pathname === "/v1/cancel") {
         const id = (body as unknown as CancelRequest).request_id;
@@ -104,14 +115,26 @@ export class FakeBackend {
       this.inFlight.set(id, () => {
         this.inFlight.delete(id);
         this.finished.set(id, { finish: "cancelled", completion: computed });
-        resolve(Response.json({ error: { message: "cancelled", type: "invalid_request_error", param: null, code: "cancelled" }, usage: { prompt_tokens: computed } }, { status: 409 }));
+        resolve(
+          Response.json(
+            {
+              error: { message: "cancelled", type: "invalid_request_error", param: null, code: "cancelled" },
+              usage: { prompt_tokens: computed },
+            },
+            { status: 409 },
+          ),
+        );
       });
     });
   }
 
   private embed(body: EmbedRequest): Response {
     const data = body.inputs.map((ids) => [ids.length / 10, 0.5, -0.25, 1 / 3]);
-    return Response.json({ model: body.model, data, usage: { prompt_tokens: body.inputs.reduce((n, i) => n + i.length, 0) } });
+    return Response.json({
+      model: body.model,
+      data,
+      usage: { prompt_tokens: body.inputs.reduce((n, i) => n + i.length, 0) },
+    });
   }
 
   private generate(b: Behaviour, req: GenerateRequest, signal: AbortSignal): Response {

@@ -10,17 +10,36 @@ export const PRICE = { input: 140000, cached_input: 14000, output: 420000 };
 
 export function tiersJson(overrides: Record<string, unknown> = {}): string {
   return JSON.stringify({
-    "mistral-tiny": { backends: ["http://r1.test", "http://r2.test", "http://r3.test"], backend_model: "tiny", context_window: 256, price: PRICE },
+    "mistral-tiny": {
+      backends: ["http://r1.test", "http://r2.test", "http://r3.test"],
+      backend_model: "tiny",
+      context_window: 256,
+      price: PRICE,
+    },
     "mistral-small": { backends: ["http://r1.test"], backend_model: "small", context_window: 4096, price: PRICE },
-    "mistral-embed": { backends: ["http://e1.test"], backend_model: "small", context_window: 64, kind: "embedding", price: { input: 100000, cached_input: 100000, output: 0 } },
+    "mistral-embed": {
+      backends: ["http://e1.test"],
+      backend_model: "small",
+      context_window: 64,
+      kind: "embedding",
+      price: { input: 100000, cached_input: 100000, output: 0 },
+    },
     ...overrides,
   });
 }
 
 let n = 0;
-export async function newKey(tiers = ["mistral-tiny", "mistral-small", "mistral-embed"]): Promise<{ key: string; id: string }> {
+export async function newKey(
+  tiers = ["mistral-tiny", "mistral-small", "mistral-embed"],
+): Promise<{ key: string; id: string }> {
   const key = `sk-test-${Date.now()}-${n++}-${"x".repeat(24)}`;
-  const row = await createKey(env.DB, key, { name: "t", tiers, rpm: 10_000, tpm: 10_000_000, monthly_budget_micros: 1_000_000_000 });
+  const row = await createKey(env.DB, key, {
+    name: "t",
+    tiers,
+    rpm: 10_000,
+    tpm: 10_000_000,
+    monthly_budget_micros: 1_000_000_000,
+  });
   return { key, id: row.id };
 }
 
@@ -44,7 +63,12 @@ export async function call(path: string, init: RequestInit & { key?: string; tie
 }
 
 export const chat = (key: string, body: Record<string, unknown>, extra: RequestInit & { tiers?: string } = {}) =>
-  call("/v1/chat/completions", { method: "POST", key, body: JSON.stringify({ model: "mistral-tiny", messages: [{ role: "user", content: "Hi there" }], ...body }), ...extra });
+  call("/v1/chat/completions", {
+    method: "POST",
+    key,
+    body: JSON.stringify({ model: "mistral-tiny", messages: [{ role: "user", content: "Hi there" }], ...body }),
+    ...extra,
+  });
 
 /** Parses an SSE body into its data payloads ("[DONE]" kept as a string). */
 export function sseEvents(text: string): unknown[] {
@@ -56,5 +80,7 @@ export function sseEvents(text: string): unknown[] {
 }
 
 export async function usageRecord(requestId: string) {
-  return env.DB.prepare("SELECT * FROM usage_records WHERE request_id = ?").bind(requestId).first<Record<string, any>>();
+  return env.DB.prepare("SELECT * FROM usage_records WHERE request_id = ?")
+    .bind(requestId)
+    .first<Record<string, any>>();
 }

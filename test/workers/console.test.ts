@@ -35,7 +35,14 @@ describe("console pages", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/html/);
     const csp = res.headers.get("content-security-policy") ?? "";
-    for (const d of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "require-trusted-types-for 'script'"]) expect(csp).toContain(d);
+    for (const d of [
+      "default-src 'none'",
+      "script-src 'self'",
+      "style-src 'self'",
+      "frame-ancestors 'none'",
+      "require-trusted-types-for 'script'",
+    ])
+      expect(csp).toContain(d);
     expect(csp).not.toContain("unsafe-inline");
     expect(csp).not.toContain("unsafe-eval");
     expect(res.headers.get("x-frame-options")).toBe("DENY");
@@ -81,24 +88,46 @@ describe("GET /v1/key", () => {
     const k = await newKey("<img src=x onerror=alert(1)>");
     const start = Date.now();
     await settle(env, k.account, {
-      requestId: `con-${crypto.randomUUID()}`, model: "mistral-tiny", pricing: TINY, promptTokens: 1000, cachedTokens: 0, completionTokens: 2000,
-      status: "ok", startedAt: start, endedAt: start,
+      requestId: `con-${crypto.randomUUID()}`,
+      model: "mistral-tiny",
+      pricing: TINY,
+      promptTokens: 1000,
+      cachedTokens: 0,
+      completionTokens: 2000,
+      status: "ok",
+      startedAt: start,
+      endedAt: start,
     });
     const res = await SELF.fetch(`${BASE}/v1/key`, { headers: bearer(k.key) });
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, unknown>;
     // 1000 x 0.14 + 2000 x 0.42 = 980 micro-euros
     expect(body).toEqual({
-      object: "key", id: k.id, name: "<img src=x onerror=alert(1)>", tiers: ["mistral-tiny"], rpm: 100, tpm: 100_000,
-      monthly_budget_micros: 5_000_000, spent_micros: 980, reserved_micros: 0, remaining_micros: 5_000_000 - 980,
-      period_start: budgetPeriod(start).start, period_end: budgetPeriod(start).end,
+      object: "key",
+      id: k.id,
+      name: "<img src=x onerror=alert(1)>",
+      tiers: ["mistral-tiny"],
+      rpm: 100,
+      tpm: 100_000,
+      monthly_budget_micros: 5_000_000,
+      spent_micros: 980,
+      reserved_micros: 0,
+      remaining_micros: 5_000_000 - 980,
+      period_start: budgetPeriod(start).start,
+      period_end: budgetPeriod(start).end,
     });
     expect(JSON.stringify(body)).not.toContain(k.key);
   });
 
   it("the budget period is the UTC calendar month; it resets on the 1st", () => {
-    expect(budgetPeriod(Date.UTC(2026, 11, 31, 23, 59))).toEqual({ start: "2026-12-01T00:00:00.000Z", end: "2027-01-01T00:00:00.000Z" });
-    expect(budgetPeriod(Date.UTC(2026, 1, 1))).toEqual({ start: "2026-02-01T00:00:00.000Z", end: "2026-03-01T00:00:00.000Z" });
+    expect(budgetPeriod(Date.UTC(2026, 11, 31, 23, 59))).toEqual({
+      start: "2026-12-01T00:00:00.000Z",
+      end: "2027-01-01T00:00:00.000Z",
+    });
+    expect(budgetPeriod(Date.UTC(2026, 1, 1))).toEqual({
+      start: "2026-02-01T00:00:00.000Z",
+      end: "2026-03-01T00:00:00.000Z",
+    });
   });
 });
 
@@ -108,15 +137,31 @@ describe("GET /v1/usage/requests (caller-scoped)", () => {
     const b = await newKey("b");
     const now = Date.now();
     const ids: string[] = [];
-    for (const [k, n] of [[a, 3], [b, 2]] as const)
+    for (const [k, n] of [
+      [a, 3],
+      [b, 2],
+    ] as const)
       for (let i = 0; i < n; i++) {
         const requestId = `con-${k.id}-${i}`;
         ids.push(requestId);
-        await settle(env, k.account, { requestId, model: "mistral-tiny", pricing: TINY, promptTokens: 3, cachedTokens: 0, completionTokens: i, status: i === 0 ? "cancelled" : "ok", startedAt: now + i, endedAt: now + i });
+        await settle(env, k.account, {
+          requestId,
+          model: "mistral-tiny",
+          pricing: TINY,
+          promptTokens: 3,
+          cachedTokens: 0,
+          completionTokens: i,
+          status: i === 0 ? "cancelled" : "ok",
+          startedAt: now + i,
+          endedAt: now + i,
+        });
       }
     const get = async (key: string, q = "") => {
       const res = await SELF.fetch(`${BASE}/v1/usage/requests${q}`, { headers: bearer(key) });
-      return { status: res.status, body: (await res.json()) as { data: { request_id: string; key_id: string; status: string }[] } };
+      return {
+        status: res.status,
+        body: (await res.json()) as { data: { request_id: string; key_id: string; status: string }[] },
+      };
     };
     const mine = await get(a.key, `?key_id=${b.id}`);
     expect(mine.status).toBe(200);

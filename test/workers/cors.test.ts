@@ -10,7 +10,11 @@ const fetchWith = (origins: string | undefined, req: Request) => app.fetch(req, 
 const preflight = (origin: string, path = "/v1/chat/completions") =>
   new Request(`https://edge.test${path}`, {
     method: "OPTIONS",
-    headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" },
+    headers: {
+      origin,
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "authorization, content-type",
+    },
   });
 
 describe("CORS", () => {
@@ -37,11 +41,19 @@ describe("CORS", () => {
   it("actual requests carry the headers, errors included, so a browser can read the 401 or the answer", async () => {
     const origins = "https://app.example.com";
     const { key } = await newKey();
-    const good = await fetchWith(origins, new Request("https://edge.test/v1/models", { headers: { origin: origins, authorization: `Bearer ${key}` } }));
+    const good = await fetchWith(
+      origins,
+      new Request("https://edge.test/v1/models", { headers: { origin: origins, authorization: `Bearer ${key}` } }),
+    );
     expect(good.status).toBe(200);
     expect(good.headers.get("access-control-allow-origin")).toBe(origins);
     expect(good.headers.get("access-control-expose-headers")).toContain("x-request-id");
-    const bad = await fetchWith(origins, new Request("https://edge.test/v1/models", { headers: { origin: origins, authorization: "Bearer nope", "cf-connecting-ip": "192.0.2.55" } }));
+    const bad = await fetchWith(
+      origins,
+      new Request("https://edge.test/v1/models", {
+        headers: { origin: origins, authorization: "Bearer nope", "cf-connecting-ip": "192.0.2.55" },
+      }),
+    );
     expect(bad.status).toBe(401);
     expect(bad.headers.get("access-control-allow-origin")).toBe(origins);
   });

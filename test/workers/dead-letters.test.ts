@@ -10,15 +10,25 @@ import type { UsageMessage } from "../../worker/billing/meter";
 import { newKey } from "./chat-harness";
 
 const ADMIN = { authorization: "Bearer test-admin-token-0123456789abcdef" };
-const admin = (path: string, method = "GET") => SELF.fetch(`https://edge.test/v1/admin${path}`, { method, headers: ADMIN });
-const rowsFor = async (id: string) => (await env.DB.prepare("SELECT * FROM usage_records WHERE request_id = ?").bind(id).all()).results;
+const admin = (path: string, method = "GET") =>
+  SELF.fetch(`https://edge.test/v1/admin${path}`, { method, headers: ADMIN });
+const rowsFor = async (id: string) =>
+  (await env.DB.prepare("SELECT * FROM usage_records WHERE request_id = ?").bind(id).all()).results;
 
 describe("usage dead-letter queue", () => {
   it("the DLQ consumer parks records in KV; replay writes each once into D1 and empties the DLQ; replaying again is a no-op", async () => {
     const { id: keyId } = await newKey();
     const record = (requestId: string): UsageRecord => ({
-      requestId, keyId, model: "mistral-small", promptTokens: 5, cachedTokens: 0, completionTokens: 5,
-      costUnits: String(5 * 600_000 + 5 * 1_800_000), status: "ok", startedAt: Date.now(), endedAt: Date.now(),
+      requestId,
+      keyId,
+      model: "mistral-small",
+      promptTokens: 5,
+      cachedTokens: 0,
+      completionTokens: 5,
+      costUnits: String(5 * 600_000 + 5 * 1_800_000),
+      status: "ok",
+      startedAt: Date.now(),
+      endedAt: Date.now(),
     });
     const ids = [`dlq-${crypto.randomUUID()}`, `dlq-${crypto.randomUUID()}`];
     const msgs: UsageMessage[] = ids.map((id) => ({ v: 1, record: record(id), ledger: true, limiter: false }));
@@ -37,14 +47,26 @@ describe("usage dead-letter queue", () => {
 
     expect(((await (await admin("/usage/dead-letters")).json()) as { count: number }).count).toBeGreaterThanOrEqual(3);
     let last = { replayed: 0, failed: 0, remaining: 1 };
-    for (let i = 0; i < 10 && last.remaining > 0; i++) last = (await (await admin("/usage/dead-letters/replay?limit=2", "POST")).json()) as typeof last;
+    for (let i = 0; i < 10 && last.remaining > 0; i++)
+      last = (await (await admin("/usage/dead-letters/replay?limit=2", "POST")).json()) as typeof last;
     expect(last).toMatchObject({ failed: 0, remaining: 0 });
-    for (const id of ids) expect(await rowsFor(id)).toMatchObject([{ status: "ok", prompt_tokens: 5, completion_tokens: 5 }]);
-    expect(await (await admin("/usage/dead-letters/replay", "POST")).json()).toMatchObject({ replayed: 0, remaining: 0 });
+    for (const id of ids)
+      expect(await rowsFor(id)).toMatchObject([{ status: "ok", prompt_tokens: 5, completion_tokens: 5 }]);
+    expect(await (await admin("/usage/dead-letters/replay", "POST")).json()).toMatchObject({
+      replayed: 0,
+      remaining: 0,
+    });
     for (const id of ids) expect(await rowsFor(id)).toHaveLength(1);
   });
 
   it("replay needs the admin token", async () => {
-    expect((await SELF.fetch("https://edge.test/v1/admin/usage/dead-letters/replay", { method: "POST", headers: { "cf-connecting-ip": "192.0.2.77" } })).status).toBe(401);
+    expect(
+      (
+        await SELF.fetch("https://edge.test/v1/admin/usage/dead-letters/replay", {
+          method: "POST",
+          headers: { "cf-connecting-ip": "192.0.2.77" },
+        })
+      ).status,
+    ).toBe(401);
   });
 });

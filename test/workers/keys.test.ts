@@ -8,7 +8,11 @@ const BASE = "https://edge.test";
 const ADMIN = { authorization: "Bearer test-admin-token-0123456789abcdef", "content-type": "application/json" };
 
 async function createKey(plan: Record<string, unknown> = {}) {
-  const res = await SELF.fetch(`${BASE}/v1/admin/keys`, { method: "POST", headers: ADMIN, body: JSON.stringify({ name: "k", tiers: ["mistral-tiny"], ...plan }) });
+  const res = await SELF.fetch(`${BASE}/v1/admin/keys`, {
+    method: "POST",
+    headers: ADMIN,
+    body: JSON.stringify({ name: "k", tiers: ["mistral-tiny"], ...plan }),
+  });
   expect(res.status).toBe(201);
   return (await res.json()) as { id: string; key: string };
 }
@@ -17,7 +21,8 @@ const usage = (headers: Record<string, string>) => SELF.fetch(`${BASE}/v1/usage`
 
 /** The key and every prefix of it of 4+ characters (incl. the "sk-" form) must be absent. */
 function expectNoKeyMaterial(text: string, key: string) {
-  for (let n = 4; n <= key.length; n++) expect(text.includes(key.slice(0, n)), `prefix of length ${n} leaked`).toBe(false);
+  for (let n = 4; n <= key.length; n++)
+    expect(text.includes(key.slice(0, n)), `prefix of length ${n} leaked`).toBe(false);
   expect(text.includes(key.slice(3, 11))).toBe(false);
 }
 
@@ -27,7 +32,10 @@ describe("API keys", () => {
     expect(key).toMatch(/^sk-[0-9a-f]{64}$/);
 
     const row = await env.DB.prepare("SELECT * FROM api_keys WHERE id = ?").bind(id).first<Record<string, unknown>>();
-    const digest = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key))), (b) => b.toString(16).padStart(2, "0")).join("");
+    const digest = Array.from(
+      new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key))),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
     expect(row?.key_hash).toBe(digest);
     const dump = JSON.stringify(await env.DB.prepare("SELECT * FROM api_keys").all());
     expectNoKeyMaterial(dump, key);
@@ -110,9 +118,17 @@ describe("API keys", () => {
     }
     expect(err).toBeInstanceOf(ApiError);
     expect((err as ApiError).status).toBe(404);
-    expect((err as ApiError).body().error).toMatchObject({ type: "not_found_error", code: "model_not_found", param: "model" });
+    expect((err as ApiError).body().error).toMatchObject({
+      type: "not_found_error",
+      code: "model_not_found",
+      param: "model",
+    });
 
-    await SELF.fetch(`${BASE}/v1/admin/keys/${id}`, { method: "PATCH", headers: ADMIN, body: JSON.stringify({ tiers: ["mistral-medium"], rpm: 7 }) });
+    await SELF.fetch(`${BASE}/v1/admin/keys/${id}`, {
+      method: "PATCH",
+      headers: ADMIN,
+      body: JSON.stringify({ tiers: ["mistral-medium"], rpm: 7 }),
+    });
     const after = (await lookupAccount(env.DB, key))!;
     expect(after.tiers).toEqual(["mistral-medium"]);
     expect(after.rpm).toBe(7);

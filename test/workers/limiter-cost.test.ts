@@ -17,7 +17,13 @@ async function newAccount(): Promise<Account> {
   const res = await SELF.fetch("https://edge.test/v1/admin/keys", {
     method: "POST",
     headers: { authorization: "Bearer test-admin-token-0123456789abcdef", "content-type": "application/json" },
-    body: JSON.stringify({ name: "c", tiers: ["mistral-tiny"], rpm: 1000, tpm: 1_000_000, monthly_budget_micros: 1_000_000_000 }),
+    body: JSON.stringify({
+      name: "c",
+      tiers: ["mistral-tiny"],
+      rpm: 1000,
+      tpm: 1_000_000,
+      monthly_budget_micros: 1_000_000_000,
+    }),
   });
   const { key } = (await res.json()) as { key: string };
   return (await lookupAccount(env.DB, key))!;
@@ -28,21 +34,47 @@ const limiterRows = (account: Account) =>
     state.storage.sql.exec<{ request_id: string; state: string }>("SELECT request_id, state FROM requests").toArray(),
   );
 const ledgerStatus = async (requestId: string) =>
-  (await env.DB.prepare("SELECT status FROM usage_records WHERE request_id = ?").bind(requestId).first<{ status: string }>())?.status;
+  (
+    await env.DB.prepare("SELECT status FROM usage_records WHERE request_id = ?")
+      .bind(requestId)
+      .first<{ status: string }>()
+  )?.status;
 
 describe("KeyLimiter id table", () => {
   it("the alarm forgets settled ids older than 48 h (through the state index) and keeps recent ones", async () => {
     const account = await newAccount();
     const ids = [rid(), rid(), rid()];
     for (const requestId of ids) {
-      await admit(env, account, { requestId, model: "mistral-tiny", pricing: TINY, promptTokens: 2, maxCompletionTokens: 2 });
-      await settle(env, account, { requestId, model: "mistral-tiny", pricing: TINY, promptTokens: 2, cachedTokens: 0, completionTokens: 1, status: "ok", startedAt: Date.now(), endedAt: Date.now() });
+      await admit(env, account, {
+        requestId,
+        model: "mistral-tiny",
+        pricing: TINY,
+        promptTokens: 2,
+        maxCompletionTokens: 2,
+      });
+      await settle(env, account, {
+        requestId,
+        model: "mistral-tiny",
+        pricing: TINY,
+        promptTokens: 2,
+        cachedTokens: 0,
+        completionTokens: 1,
+        status: "ok",
+        startedAt: Date.now(),
+        endedAt: Date.now(),
+      });
     }
     const stub = limiterFor(env, account.keyId);
     const plan = await runInDurableObject(stub, (_o: unknown, state: DurableObjectState) => {
-      state.storage.sql.exec("UPDATE requests SET created_ms = created_ms - ? WHERE request_id != ?", RETAIN_MS + 60_000, ids[2]);
+      state.storage.sql.exec(
+        "UPDATE requests SET created_ms = created_ms - ? WHERE request_id != ?",
+        RETAIN_MS + 60_000,
+        ids[2],
+      );
       return state.storage.sql
-        .exec<{ detail: string }>("EXPLAIN QUERY PLAN DELETE FROM requests WHERE state IN ('settled', 'expired') AND created_ms < 0")
+        .exec<{ detail: string }>(
+          "EXPLAIN QUERY PLAN DELETE FROM requests WHERE state IN ('settled', 'expired') AND created_ms < 0",
+        )
         .toArray()
         .map((r) => r.detail)
         .join(" ");
@@ -66,12 +98,22 @@ describe("rejected records", () => {
     const account = await newAccount();
     const requestId = rid();
     const before = admittedTracked();
-    await admit(env, account, { requestId, model: "mistral-tiny", pricing: TINY, promptTokens: 5, maxCompletionTokens: 50 });
+    await admit(env, account, {
+      requestId,
+      model: "mistral-tiny",
+      pricing: TINY,
+      promptTokens: 5,
+      maxCompletionTokens: 50,
+    });
     expect(admittedTracked()).toBe(before + 1);
     expect((await limiterFor(env, account.keyId).status()).reservations).toBe(1);
     await recordRejected(env, account, { requestId, model: "mistral-tiny" });
     expect(admittedTracked()).toBe(before);
-    expect(await limiterFor(env, account.keyId).status()).toMatchObject({ reservations: 0, reservedUnits: "0", spentUnits: "0" });
+    expect(await limiterFor(env, account.keyId).status()).toMatchObject({
+      reservations: 0,
+      reservedUnits: "0",
+      spentUnits: "0",
+    });
     expect(await limiterRows(account)).toEqual([{ request_id: requestId, state: "settled" }]);
     expect(await ledgerStatus(requestId)).toBe("rejected");
   });

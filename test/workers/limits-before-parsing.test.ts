@@ -12,7 +12,13 @@ import { call, usageRecord } from "./chat-harness";
 let n = 0;
 async function keyWith(rpm: number): Promise<string> {
   const key = `sk-lbp-${Date.now()}-${n++}-${"x".repeat(24)}`;
-  await createKey(env.DB, key, { name: "lbp", tiers: ["mistral-tiny"], rpm, tpm: 1_000_000, monthly_budget_micros: 1_000_000_000 });
+  await createKey(env.DB, key, {
+    name: "lbp",
+    tiers: ["mistral-tiny"],
+    rpm,
+    tpm: 1_000_000,
+    monthly_budget_micros: 1_000_000_000,
+  });
   return key;
 }
 
@@ -21,7 +27,10 @@ const rid = (r: Response) => r.headers.get("x-request-id") ?? "";
 describe("body cap", () => {
   it("a declared Content-Length over the cap is a 413 in the error shape, before the body is read", async () => {
     const key = await keyWith(100);
-    const big = JSON.stringify({ model: "mistral-tiny", messages: [{ role: "user", content: "a".repeat(MAX_BODY_BYTES) }] });
+    const big = JSON.stringify({
+      model: "mistral-tiny",
+      messages: [{ role: "user", content: "a".repeat(MAX_BODY_BYTES) }],
+    });
     for (const path of ["/v1/chat/completions", "/v1/embeddings", "/v1/tokenize"]) {
       const r = await call(path, { method: "POST", key, body: big });
       expect(r.res.status, path).toBe(413);
@@ -49,13 +58,18 @@ describe("body cap", () => {
 describe("RPM before tokenizing", () => {
   it("once the limiter refused a key's tier, a body that would fail tokenizing gets the 429, not a 400, and no ledger row", async () => {
     const key = await keyWith(1);
-    const tok = () => call("/v1/tokenize", { method: "POST", key, body: JSON.stringify({ model: "mistral-tiny", prompt: "hi" }) });
+    const tok = () =>
+      call("/v1/tokenize", { method: "POST", key, body: JSON.stringify({ model: "mistral-tiny", prompt: "hi" }) });
     expect((await tok()).res.status).toBe(200);
     expect((await tok()).res.status).toBe(429); // the key's limiter refuses: remembered in this isolate
     // A conversation that starts with an assistant turn is refused by the chat template, i.e. only once
     // tokenizing has started.
     const messages = [{ role: "assistant", content: "x".repeat(200_000) }];
-    const r = await call("/v1/chat/completions", { method: "POST", key, body: JSON.stringify({ model: "mistral-tiny", messages }) });
+    const r = await call("/v1/chat/completions", {
+      method: "POST",
+      key,
+      body: JSON.stringify({ model: "mistral-tiny", messages }),
+    });
     expect(r.res.status).toBe(429);
     expect((await r.json()).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
     expect(Number(r.res.headers.get("retry-after"))).toBeGreaterThan(0);
@@ -68,11 +82,17 @@ describe("refused before admission", () => {
   it("a 404 for a client-chosen model string writes no ledger row (nothing raw in the tier column)", async () => {
     const key = await keyWith(100);
     const model = "<img src=x onerror=alert(1)>";
-    const r = await call("/v1/chat/completions", { method: "POST", key, body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }) });
+    const r = await call("/v1/chat/completions", {
+      method: "POST",
+      key,
+      body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] }),
+    });
     expect(r.res.status).toBe(404);
     await r.text();
     expect(await usageRecord(rid(r.res))).toBeNull();
-    const raw = await env.DB.prepare("SELECT COUNT(*) AS n FROM usage_records WHERE model = ?").bind(model).first<{ n: number }>();
+    const raw = await env.DB.prepare("SELECT COUNT(*) AS n FROM usage_records WHERE model = ?")
+      .bind(model)
+      .first<{ n: number }>();
     expect(raw?.n).toBe(0);
   });
 });

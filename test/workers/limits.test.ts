@@ -16,16 +16,30 @@ async function newAccount(plan: Record<string, unknown>): Promise<Account> {
   const res = await SELF.fetch("https://edge.test/v1/admin/keys", {
     method: "POST",
     headers: { authorization: "Bearer test-admin-token-0123456789abcdef", "content-type": "application/json" },
-    body: JSON.stringify({ name: "l", tiers: ["mistral-tiny", "mistral-small"], monthly_budget_micros: 1_000_000_000, ...plan }),
+    body: JSON.stringify({
+      name: "l",
+      tiers: ["mistral-tiny", "mistral-small"],
+      monthly_budget_micros: 1_000_000_000,
+      ...plan,
+    }),
   });
   const { key } = (await res.json()) as { key: string };
   return (await lookupAccount(env.DB, key))!;
 }
 
-const tiny = (promptTokens: number, maxCompletionTokens: number, model = "mistral-tiny") => ({ requestId: rid(), model, pricing: TINY, promptTokens, maxCompletionTokens });
+const tiny = (promptTokens: number, maxCompletionTokens: number, model = "mistral-tiny") => ({
+  requestId: rid(),
+  model,
+  pricing: TINY,
+  promptTokens,
+  maxCompletionTokens,
+});
 
 async function refusal(p: Promise<unknown>): Promise<ApiError> {
-  const e = await p.then(() => null, (x: unknown) => x);
+  const e = await p.then(
+    () => null,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(ApiError);
   return e as ApiError;
 }
@@ -75,7 +89,9 @@ describe("requests per minute", () => {
     expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
     expect(res.headers.get("retry-after-ms")).toMatch(/^\d+$/);
     expect(res.headers.get("x-ratelimit-remaining-requests")).toBe("0");
-    expect(await res.json()).toEqual({ error: { message: e.message, type: "rate_limit_error", param: null, code: "rate_limit_exceeded" } });
+    expect(await res.json()).toEqual({
+      error: { message: e.message, type: "rate_limit_error", param: null, code: "rate_limit_exceeded" },
+    });
   });
 });
 
@@ -94,7 +110,14 @@ describe("tokens per minute", () => {
     expect(e.headers["x-ratelimit-remaining-tokens"]).toBe("400");
 
     // The first request used only 100 + 50: 450 tokens come back.
-    await settle(env, account, { ...a, cachedTokens: 0, completionTokens: 50, status: "ok", startedAt: Date.now(), endedAt: Date.now() });
+    await settle(env, account, {
+      ...a,
+      cachedTokens: 0,
+      completionTokens: 50,
+      status: "ok",
+      startedAt: Date.now(),
+      endedAt: Date.now(),
+    });
     const ok = await admit(env, account, tiny(100, 500));
     expect(ok.headers["x-ratelimit-remaining-tokens"]).toBe("250");
   });
@@ -148,7 +171,14 @@ describe("reservations that are never settled", () => {
     expect(await stub.status()).toMatchObject({ reservations: 1, reservedUnits: "560000", spentUnits: "0" });
 
     // The lost request's settle finally arrives: charged once, however often it is repeated.
-    const late = { ...a, cachedTokens: 0, completionTokens: 1, status: "ok" as const, startedAt: Date.now(), endedAt: Date.now() };
+    const late = {
+      ...a,
+      cachedTokens: 0,
+      completionTokens: 1,
+      status: "ok" as const,
+      startedAt: Date.now(),
+      endedAt: Date.now(),
+    };
     await settle(env, account, late);
     await settle(env, account, late);
     expect(await stub.status()).toMatchObject({ reservations: 0, spentUnits: "560000" });

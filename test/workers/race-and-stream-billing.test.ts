@@ -17,14 +17,26 @@ import { PRICE, chat, newKey, sseEvents, usageRecord } from "./chat-harness";
 let n = 0;
 async function account(rpm: number, tpm: number): Promise<Account> {
   const key = `sk-race-${Date.now()}-${n++}-${"r".repeat(24)}`;
-  await createKey(env.DB, key, { name: "race", tiers: ["mistral-tiny"], rpm, tpm, monthly_budget_micros: 1_000_000_000 });
+  await createKey(env.DB, key, {
+    name: "race",
+    tiers: ["mistral-tiny"],
+    rpm,
+    tpm,
+    monthly_budget_micros: 1_000_000_000,
+  });
   return (await lookupAccount(env.DB, key))!;
 }
 
 const admitMany = (a: Account, count: number, promptTokens: number, maxTokens: number) =>
   Promise.allSettled(
     Array.from({ length: count }, (_, i) =>
-      admit(env, a, { requestId: `race-${n}-${i}-${crypto.randomUUID()}`, model: "mistral-tiny", pricing: PRICE, promptTokens, maxCompletionTokens: maxTokens }),
+      admit(env, a, {
+        requestId: `race-${n}-${i}-${crypto.randomUUID()}`,
+        model: "mistral-tiny",
+        pricing: PRICE,
+        promptTokens,
+        maxCompletionTokens: maxTokens,
+      }),
     ),
   );
 const admitted = (rs: PromiseSettledResult<unknown>[]) => rs.filter((r) => r.status === "fulfilled").length;
@@ -33,7 +45,8 @@ describe("parallel admits against small RPM/TPM budgets", () => {
   it("RPM 5: 20 concurrent admits, exactly 5 admitted", async () => {
     const rs = await admitMany(await account(5, 1_000_000), 20, 1, 1);
     expect(admitted(rs)).toBe(5);
-    for (const r of rs) if (r.status === "rejected") expect(r.reason).toMatchObject({ status: 429, code: "rate_limit_exceeded" });
+    for (const r of rs)
+      if (r.status === "rejected") expect(r.reason).toMatchObject({ status: 429, code: "rate_limit_exceeded" });
   });
 
   it("TPM 1000: 20 concurrent admits of 100 tokens each, exactly 10 admitted", async () => {
@@ -59,13 +72,27 @@ describe("streamed answers with cached prompt tokens", () => {
     const messages = [{ role: "user" as const, content: "Hi there, a prompt of some length" }];
     const r = await chat(key, { messages, stream: true, stream_options: { include_usage: true } });
     const events = sseEvents(await r.text());
-    const last = events.filter((e): e is { usage: Record<string, any> } => typeof e === "object" && e !== null && "usage" in e && (e as { usage: unknown }).usage !== null).at(-1)!;
+    const last = events
+      .filter(
+        (e): e is { usage: Record<string, any> } =>
+          typeof e === "object" && e !== null && "usage" in e && (e as { usage: unknown }).usage !== null,
+      )
+      .at(-1)!;
     const prompt = applyChatTemplate(messages).length;
     const completion = byteIds(backend.defaultText).length;
-    expect(last.usage).toMatchObject({ prompt_tokens: prompt, completion_tokens: completion, prompt_tokens_details: { cached_tokens: cached } });
+    expect(last.usage).toMatchObject({
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      prompt_tokens_details: { cached_tokens: cached },
+    });
     const units = (prompt - cached) * PRICE.input + cached * PRICE.cached_input + completion * PRICE.output;
     const rec = await usageRecord(r.res.headers.get("x-request-id")!);
-    expect(rec).toMatchObject({ status: "ok", prompt_tokens: prompt, cached_tokens: cached, completion_tokens: completion });
+    expect(rec).toMatchObject({
+      status: "ok",
+      prompt_tokens: prompt,
+      cached_tokens: cached,
+      completion_tokens: completion,
+    });
     expect(BigInt(rec!.cost_units)).toBe(BigInt(units));
     expect(last.usage.cost_micros).toBe(Math.ceil(units / 1_000_000));
   });

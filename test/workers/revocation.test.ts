@@ -22,7 +22,8 @@ describe("revocation of a key with a stream in flight", () => {
     const { key, id: keyId } = await newKey();
     // The replica holds after 6 tokens until it is cancelled: only the revocation can end this answer.
     const g = gate(6);
-    for (const h of ["r1.test", "r2.test", "r3.test"]) backend.set(h, { kind: "ok", text: "z".repeat(200), chunk: 2, lag: 2, gate: g });
+    for (const h of ["r1.test", "r2.test", "r3.test"])
+      backend.set(h, { kind: "ok", text: "z".repeat(200), chunk: 2, lag: 2, gate: g });
     void backend.nextCancel().then(g.release);
     const r = await chat(key, { stream: true });
     expect(r.res.status).toBe(200);

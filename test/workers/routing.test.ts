@@ -2,7 +2,10 @@ import { describe, expect, it } from "vitest";
 import { BLOCK_SIZE, ReplicaRouter, routingKey } from "../../worker/serving/router";
 
 const replicas = ["http://a.test", "http://b.test", "http://c.test", "http://d.test"];
-const prompt = (seed: number, len = 100) => [1, ...Array.from({ length: len - 1 }, (_, i) => 259 + ((seed * 7919 + i * 31) % 31000))];
+const prompt = (seed: number, len = 100) => [
+  1,
+  ...Array.from({ length: len - 1 }, (_, i) => 259 + ((seed * 7919 + i * 31) % 31000)),
+];
 
 describe("prefix-aware routing", () => {
   it("requests sharing a prefix go to the same replica (the continuation does not matter)", () => {
@@ -46,7 +49,10 @@ describe("prefix-aware routing", () => {
       const key = routingKey(prompt(i), "s");
       const all = r.rank(replicas, key);
       expect([...all].sort()).toEqual([...replicas].sort());
-      const without = r.rank(replicas.filter((u) => u !== "http://d.test"), key);
+      const without = r.rank(
+        replicas.filter((u) => u !== "http://d.test"),
+        key,
+      );
       if (all[0] !== "http://d.test") expect(without[0]).toBe(all[0]);
       else moved++;
     }

@@ -23,7 +23,13 @@ beforeEach(() => {
 let n = 0;
 async function keyWithBudget(micros: number) {
   const key = `sk-slices-${Date.now()}-${n++}-${"y".repeat(24)}`;
-  const row = await createKey(env.DB, key, { name: "s", tiers: ["mistral-tiny", "mistral-small"], rpm: 10_000, tpm: 10_000_000, monthly_budget_micros: micros });
+  const row = await createKey(env.DB, key, {
+    name: "s",
+    tiers: ["mistral-tiny", "mistral-small"],
+    rpm: 10_000,
+    tpm: 10_000_000,
+    monthly_budget_micros: micros,
+  });
   return { key, id: row.id, account: (await lookupAccount(env.DB, key))! };
 }
 
@@ -61,7 +67,9 @@ describe("sliced budget reservations", () => {
     expect(await usageRecord(id)).toMatchObject({ status: "ok", completion_tokens: truth.completion });
     const status = await limiterFor(env, account.keyId).status();
     expect(status.reservations).toBe(0);
-    expect(BigInt(status.spentUnits)).toBe(BigInt(promptTokens) * BigInt(PRICE.input) + BigInt(truth.completion) * BigInt(PRICE.output));
+    expect(BigInt(status.spentUnits)).toBe(
+      BigInt(promptTokens) * BigInt(PRICE.input) + BigInt(truth.completion) * BigInt(PRICE.output),
+    );
     expect(BigInt(status.spentUnits)).toBeLessThanOrEqual(microsToUnits(budgetMicros) + SLICE_UNITS);
     // What was delivered is what a slice boundary allowed: the text stops inside the reservation.
     expect(j.choices[0].message.content.length).toBeLessThanOrEqual(truth.completion);
@@ -101,7 +109,14 @@ describe("KeyLimiter.extend", () => {
     const { account } = await keyWithBudget(100); // 100 µ€ = 1e8 units
     const stub = limiterFor(env, account.keyId);
     const pricing = PRICE;
-    await admit(env, account, { requestId: "ext-1", model: "mistral-small", pricing, promptTokens: 10, maxCompletionTokens: 1000, budgetCompletionTokens: 64 });
+    await admit(env, account, {
+      requestId: "ext-1",
+      model: "mistral-small",
+      pricing,
+      promptTokens: 10,
+      maxCompletionTokens: 1000,
+      budgetCompletionTokens: 64,
+    });
     const reservedAtAdmit = reservationUnits(pricing, 10, 64);
     expect(BigInt((await stub.status()).reservedUnits)).toBe(reservedAtAdmit);
     // 1e8 units of budget, 1.4e6 + 64 × 4.2e5 = 28.28e6 reserved: two more slices fit (26.88e6 each), a third does not.
@@ -110,7 +125,15 @@ describe("KeyLimiter.extend", () => {
     expect(await stub.extend({ requestId: "ext-1", budgetMicros: 100, units: SLICE_UNITS.toString() })).toBe(false);
     expect(BigInt((await stub.status()).reservedUnits)).toBe(reservedAtAdmit + 2n * SLICE_UNITS);
     await settle(env, account, {
-      requestId: "ext-1", model: "mistral-small", pricing, promptTokens: 10, cachedTokens: 0, completionTokens: 5, status: "ok", startedAt: Date.now(), endedAt: Date.now(),
+      requestId: "ext-1",
+      model: "mistral-small",
+      pricing,
+      promptTokens: 10,
+      cachedTokens: 0,
+      completionTokens: 5,
+      status: "ok",
+      startedAt: Date.now(),
+      endedAt: Date.now(),
     });
     expect(await stub.extend({ requestId: "ext-1", budgetMicros: 100, units: "1" })).toBe(false);
     expect(await stub.extend({ requestId: "never-admitted", budgetMicros: 100, units: "1" })).toBe(false);
@@ -119,15 +142,32 @@ describe("KeyLimiter.extend", () => {
   it("measures the top-up round trip (README 'Budget slices'): printed, not asserted", async () => {
     const { account } = await keyWithBudget(1_000_000_000);
     const stub = limiterFor(env, account.keyId);
-    await admit(env, account, { requestId: "ext-m", model: "mistral-small", pricing: PRICE, promptTokens: 10, maxCompletionTokens: 100_000, budgetCompletionTokens: 64 });
+    await admit(env, account, {
+      requestId: "ext-m",
+      model: "mistral-small",
+      pricing: PRICE,
+      promptTokens: 10,
+      maxCompletionTokens: 100_000,
+      budgetCompletionTokens: 64,
+    });
     const times: number[] = [];
     for (let i = 0; i < 200; i++) {
       const t0 = performance.now();
-      expect(await stub.extend({ requestId: "ext-m", budgetMicros: 1_000_000_000, units: SLICE_UNITS.toString() })).toBe(true);
+      expect(
+        await stub.extend({ requestId: "ext-m", budgetMicros: 1_000_000_000, units: SLICE_UNITS.toString() }),
+      ).toBe(true);
       times.push(performance.now() - t0);
     }
     times.sort((a, b) => a - b);
-    console.log(JSON.stringify({ measure: "KeyLimiter.extend round trip (ms)", n: times.length, p50: times[100], p99: times[197], max: times[199] }));
+    console.log(
+      JSON.stringify({
+        measure: "KeyLimiter.extend round trip (ms)",
+        n: times.length,
+        p50: times[100],
+        p99: times[197],
+        max: times[199],
+      }),
+    );
   });
 });
 

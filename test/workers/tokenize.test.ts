@@ -24,13 +24,24 @@ describe("POST /v1/tokenize", () => {
 
   it("messages: the chat template's ids, BOS included, exactly what chat sends", async () => {
     const r = await post("/v1/tokenize", { model: "mistral-small", messages: [{ role: "user", content: "Hi" }] });
-    expect(await r.json()).toEqual({ count: 9, max_model_len: 4096, tokens: [1, 733, 16289, 28793, 15359, 733, 28748, 16289, 28793] });
+    expect(await r.json()).toEqual({
+      count: 9,
+      max_model_len: 4096,
+      tokens: [1, 733, 16289, 28793, 15359, 733, 28748, 16289, 28793],
+    });
     // The template's own rules apply: an empty earlier answer is its EOS alone.
     const multi = await post("/v1/tokenize", {
       model: "mistral-small",
-      messages: [{ role: "user", content: "Hi" }, { role: "assistant", content: "" }, { role: "user", content: "Again?" }],
+      messages: [
+        { role: "user", content: "Hi" },
+        { role: "assistant", content: "" },
+        { role: "user", content: "Again?" },
+      ],
     });
-    expect((await multi.json()).tokens).toEqual([1, 733, 16289, 28793, 15359, 733, 28748, 16289, 28793, 2, 733, 16289, 28793, 9706, 28804, 733, 28748, 16289, 28793]);
+    expect((await multi.json()).tokens).toEqual([
+      1, 733, 16289, 28793, 15359, 733, 28748, 16289, 28793, 2, 733, 16289, 28793, 9706, 28804, 733, 28748, 16289,
+      28793,
+    ]);
   });
 
   it("bad input is a 400 in the OpenAI shape naming the field", async () => {
@@ -67,7 +78,10 @@ describe("POST /v1/detokenize", () => {
 
 describe("access and metering", () => {
   it("needs a key (401), a known model and one the plan allows (404 either way)", async () => {
-    const anon = await call("/v1/tokenize", { method: "POST", body: JSON.stringify({ model: "mistral-tiny", prompt: "x" }) });
+    const anon = await call("/v1/tokenize", {
+      method: "POST",
+      body: JSON.stringify({ model: "mistral-tiny", prompt: "x" }),
+    });
     expect(anon.res.status).toBe(401);
     expect((await post("/v1/tokenize", { model: "mistral-huge", prompt: "x" })).res.status).toBe(404);
     const r = await post("/v1/detokenize", { model: "mistral-embed", tokens: [1] });
@@ -77,7 +91,13 @@ describe("access and metering", () => {
 
   it("counts toward RPM (429 with Retry-After once spent) and leaves no ledger record", async () => {
     const k = `sk-tok-${Date.now()}-${"z".repeat(24)}`;
-    const row = await createKey(env.DB, k, { name: "t", tiers: ["mistral-tiny"], rpm: 2, tpm: 1000, monthly_budget_micros: 0 });
+    const row = await createKey(env.DB, k, {
+      name: "t",
+      tiers: ["mistral-tiny"],
+      rpm: 2,
+      tpm: 1000,
+      monthly_budget_micros: 0,
+    });
     const first = await post("/v1/tokenize", { model: "mistral-tiny", prompt: "one" }, k);
     expect(first.res.status).toBe(200);
     expect(first.res.headers.get("x-ratelimit-remaining-requests")).toBe("1");
@@ -87,7 +107,9 @@ describe("access and metering", () => {
     expect((await third.json()).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
     expect(Number(third.res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     // Unmetered: a zero budget does not matter, and nothing reaches the ledger.
-    const rows = await env.DB.prepare("SELECT COUNT(*) AS n FROM usage_records WHERE key_id = ?").bind(row.id).first<{ n: number }>();
+    const rows = await env.DB.prepare("SELECT COUNT(*) AS n FROM usage_records WHERE key_id = ?")
+      .bind(row.id)
+      .first<{ n: number }>();
     expect(rows!.n).toBe(0);
   });
 });

@@ -26,13 +26,23 @@ describe("tokenizer in workerd", () => {
 
   it("renders an empty assistant turn as just EOS after the preceding [/INST] (exact ids)", () => {
     // [BOS] "[INST] Hi [/INST]" [EOS] "[INST] Again? [/INST]"
-    expect(applyChatTemplate([{ role: "user", content: "Hi" }, { role: "assistant", content: "" }, { role: "user", content: "Again?" }])).toEqual([
-      1, 733, 16289, 28793, 15359, 733, 28748, 16289, 28793, 2, 733, 16289, 28793, 9706, 28804, 733, 28748, 16289, 28793,
+    expect(
+      applyChatTemplate([
+        { role: "user", content: "Hi" },
+        { role: "assistant", content: "" },
+        { role: "user", content: "Again?" },
+      ]),
+    ).toEqual([
+      1, 733, 16289, 28793, 15359, 733, 28748, 16289, 28793, 2, 733, 16289, 28793, 9706, 28804, 733, 28748, 16289,
+      28793,
     ]);
     // An empty prefix continues from nothing: the prompt is the user turn alone.
-    expect(applyChatTemplate([{ role: "user", content: "Hi" }, { role: "assistant", content: "", prefix: true }])).toEqual([
-      1, 733, 16289, 28793, 15359, 733, 28748, 16289, 28793,
-    ]);
+    expect(
+      applyChatTemplate([
+        { role: "user", content: "Hi" },
+        { role: "assistant", content: "", prefix: true },
+      ]),
+    ).toEqual([1, 733, 16289, 28793, 15359, 733, 28748, 16289, 28793]);
   });
 
   it("treats control strings typed by a user as text", () => {

@@ -45,14 +45,26 @@ describe("randomized interleaving of settles and reports", () => {
     const res = await SELF.fetch("https://edge.test/v1/admin/keys", {
       method: "POST",
       headers: { authorization: "Bearer test-admin-token-0123456789abcdef", "content-type": "application/json" },
-      body: JSON.stringify({ name: "rand", tiers: ["mistral-tiny"], rpm: 100_000, tpm: 10_000_000, monthly_budget_micros: 1_000_000_000 }),
+      body: JSON.stringify({
+        name: "rand",
+        tiers: ["mistral-tiny"],
+        rpm: 100_000,
+        tpm: 10_000_000,
+        monthly_budget_micros: 1_000_000_000,
+      }),
     });
     const account: Account = (await lookupAccount(env.DB, ((await res.json()) as { key: string }).key))!;
 
     const plans: Plan[] = [];
     for (let i = 0; i < REQUESTS; i++) {
       const id = `req_rand${SEED}x${i}`;
-      await admit(env, account, { requestId: id, model: "mistral-tiny", pricing: TINY, promptTokens: 10, maxCompletionTokens: 100 });
+      await admit(env, account, {
+        requestId: id,
+        model: "mistral-tiny",
+        pricing: TINY,
+        promptTokens: 10,
+        maxCompletionTokens: 100,
+      });
       const seen = int(40);
       const w = rand() < 0.3 ? null : { completion: seen, cached: rand() < 0.5 ? 0 : int(10) };
       const generated = seen + (rand() < 0.3 ? int(20) : 0);
@@ -63,7 +75,9 @@ describe("randomized interleaving of settles and reports", () => {
     let recordId = 0;
     for (const p of plans) {
       if (p.w) for (let k = 1 + (rand() < 0.2 ? 1 : 0); k > 0; k--) ops.push({ kind: "W", plan: p });
-      if (p.b) for (let k = 1 + (rand() < 0.3 ? 1 : 0) + (rand() < 0.1 ? 1 : 0); k > 0; k--) ops.push({ kind: "B", plan: p, dup: ++recordId });
+      if (p.b)
+        for (let k = 1 + (rand() < 0.3 ? 1 : 0) + (rand() < 0.1 ? 1 : 0); k > 0; k--)
+          ops.push({ kind: "B", plan: p, dup: ++recordId });
     }
     for (let i = ops.length - 1; i > 0; i--) {
       const j = int(i + 1);
@@ -72,9 +86,19 @@ describe("randomized interleaving of settles and reports", () => {
 
     const now = Date.now();
     const report = (op: Extract<Op, { kind: "B" }>): Report => ({
-      id: `r${op.dup}`, request_id: op.plan.id, kind: "generate", key_id: account.keyId, tier: "mistral-tiny", model: "tiny",
-      prompt_tokens: 10, cached_tokens: op.plan.b!.cached, completion_tokens: op.plan.b!.completion, finish_reason: "cancelled",
-      started_at: now, ended_at: now, backend: "rand:1",
+      id: `r${op.dup}`,
+      request_id: op.plan.id,
+      kind: "generate",
+      key_id: account.keyId,
+      tier: "mistral-tiny",
+      model: "tiny",
+      prompt_tokens: 10,
+      cached_tokens: op.plan.b!.cached,
+      completion_tokens: op.plan.b!.completion,
+      finish_reason: "cancelled",
+      started_at: now,
+      ended_at: now,
+      backend: "rand:1",
     });
     const run = async (unit: Op | Op[]) => {
       const op = !Array.isArray(unit) && unit.kind === "B" ? [unit] : unit;
@@ -90,8 +114,15 @@ describe("randomized interleaving of settles and reports", () => {
       }
       const w = (op as Extract<Op, { kind: "W" }>).plan;
       await settle(env, account, {
-        requestId: w.id, model: "mistral-tiny", pricing: TINY, promptTokens: 10, cachedTokens: w.w!.cached, completionTokens: w.w!.completion,
-        status: "cancelled", startedAt: now, endedAt: now,
+        requestId: w.id,
+        model: "mistral-tiny",
+        pricing: TINY,
+        promptTokens: 10,
+        cachedTokens: w.w!.cached,
+        completionTokens: w.w!.completion,
+        status: "cancelled",
+        startedAt: now,
+        endedAt: now,
       });
     };
 
@@ -102,7 +133,8 @@ describe("randomized interleaving of settles and reports", () => {
       if (!wiped && at >= wipeAt) {
         // The limiter loses its storage mid-run: it must rebuild from the ledger and still bill once.
         await runInDurableObject(limiterFor(env, account.keyId), (_o: unknown, state: DurableObjectState) => {
-          for (const t of ["requests", "spend", "periods", "buckets", "meta"]) state.storage.sql.exec(`DELETE FROM ${t}`);
+          for (const t of ["requests", "spend", "periods", "buckets", "meta"])
+            state.storage.sql.exec(`DELETE FROM ${t}`);
         });
         wiped = true;
       }
@@ -110,14 +142,17 @@ describe("randomized interleaving of settles and reports", () => {
       const group = ops.slice(at, at + 1 + int(8));
       at += group.length;
       const reports = group.filter((o) => o.kind === "B");
-      const batched = rand() < 0.5 && reports.length > 1 && new Set(reports.map((o) => o.plan.id)).size === reports.length;
+      const batched =
+        rand() < 0.5 && reports.length > 1 && new Set(reports.map((o) => o.plan.id)).size === reports.length;
       const units: Array<Op | Op[]> = batched ? [...group.filter((o) => o.kind === "W"), reports] : group;
       await Promise.all(units.map(run));
     }
 
     const { results } = await env.DB.prepare(
       "SELECT request_id, status, completion_tokens, cached_tokens, CAST(cost_units AS TEXT) AS cost FROM usage_records WHERE key_id = ?",
-    ).bind(account.keyId).all<{ request_id: string; status: string; completion_tokens: number; cached_tokens: number; cost: string }>();
+    )
+      .bind(account.keyId)
+      .all<{ request_id: string; status: string; completion_tokens: number; cached_tokens: number; cost: string }>();
     const byId = new Map(results.map((r) => [r.request_id, r]));
     expect(results).toHaveLength(REQUESTS);
     let total = 0n;
@@ -126,7 +161,11 @@ describe("randomized interleaving of settles and reports", () => {
       const c = (t: { completion: number; cached: number } | null) =>
         t ? costUnits(TINY, { promptTokens: 10, cachedTokens: t.cached, completionTokens: t.completion }) : -1n;
       const want = c(p.w) >= c(p.b) ? c(p.w) : c(p.b);
-      expect({ id: p.id, cost: row.cost, status: row.status }).toEqual({ id: p.id, cost: want.toString(), status: p.w ? "cancelled" : "recovered" });
+      expect({ id: p.id, cost: row.cost, status: row.status }).toEqual({
+        id: p.id,
+        cost: want.toString(),
+        status: p.w ? "cancelled" : "recovered",
+      });
       total += want;
     }
     const status = await limiterFor(env, account.keyId).status(account.keyId);

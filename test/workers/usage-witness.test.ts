@@ -27,7 +27,13 @@ async function newAccount(budgetMicros = 1_000_000_000): Promise<Account> {
   const res = await SELF.fetch(`${BASE}/v1/admin/keys`, {
     method: "POST",
     headers: { authorization: "Bearer test-admin-token-0123456789abcdef", "content-type": "application/json" },
-    body: JSON.stringify({ name: "w", tiers: ["mistral-tiny"], rpm: 1000, tpm: 1_000_000, monthly_budget_micros: budgetMicros }),
+    body: JSON.stringify({
+      name: "w",
+      tiers: ["mistral-tiny"],
+      rpm: 1000,
+      tpm: 1_000_000,
+      monthly_budget_micros: budgetMicros,
+    }),
   });
   const { key } = (await res.json()) as { key: string };
   return (await lookupAccount(env.DB, key))!;
@@ -37,8 +43,20 @@ let n = 0;
 function report(account: Account, requestId: string, over: Partial<Report> = {}): Report {
   const now = Date.now();
   return {
-    id: `rec-${++n}`, request_id: requestId, kind: "generate", key_id: account.keyId, tier: "mistral-tiny", model: "tiny",
-    prompt_tokens: 10, cached_tokens: 0, completion_tokens: 5, finish_reason: "stop", started_at: now, ended_at: now, backend: "test:1", ...over,
+    id: `rec-${++n}`,
+    request_id: requestId,
+    kind: "generate",
+    key_id: account.keyId,
+    tier: "mistral-tiny",
+    model: "tiny",
+    prompt_tokens: 10,
+    cached_tokens: 0,
+    completion_tokens: 5,
+    finish_reason: "stop",
+    started_at: now,
+    ended_at: now,
+    backend: "test:1",
+    ...over,
   };
 }
 
@@ -51,18 +69,42 @@ async function admitted(account: Account, pricing = TINY, maxCompletionTokens = 
   return requestId;
 }
 
-const workerSettle = (requestId: string, completionTokens: number, status: UsageStatus = "ok", pricing = TINY): SettleRequest => ({
-  requestId, model: "mistral-tiny", pricing, promptTokens: 10, cachedTokens: 0, completionTokens, status, startedAt: Date.now(), endedAt: Date.now(),
+const workerSettle = (
+  requestId: string,
+  completionTokens: number,
+  status: UsageStatus = "ok",
+  pricing = TINY,
+): SettleRequest => ({
+  requestId,
+  model: "mistral-tiny",
+  pricing,
+  promptTokens: 10,
+  cachedTokens: 0,
+  completionTokens,
+  status,
+  startedAt: Date.now(),
+  endedAt: Date.now(),
 });
 
 interface Row {
-  status: string; prompt_tokens: number; completion_tokens: number; cost: string; reconciled: string; backend_reported_at: number | null;
+  status: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost: string;
+  reconciled: string;
+  backend_reported_at: number | null;
 }
 const rows = async (requestId: string) =>
-  (await env.DB.prepare("SELECT *, CAST(cost_units AS TEXT) AS cost, CAST(reconciled_units AS TEXT) AS reconciled FROM usage_records WHERE request_id = ?")
-    .bind(requestId).all<Row>()).results;
+  (
+    await env.DB.prepare(
+      "SELECT *, CAST(cost_units AS TEXT) AS cost, CAST(reconciled_units AS TEXT) AS reconciled FROM usage_records WHERE request_id = ?",
+    )
+      .bind(requestId)
+      .all<Row>()
+  ).results;
 const status = (account: Account) => limiterFor(env, account.keyId).status(account.keyId);
-const cost = (p: Pricing, completion: number) => costUnits(p, { promptTokens: 10, cachedTokens: 0, completionTokens: completion }).toString();
+const cost = (p: Pricing, completion: number) =>
+  costUnits(p, { promptTokens: 10, cachedTokens: 0, completionTokens: completion }).toString();
 
 describe("POST /internal/usage: never public", () => {
   it("is a 404 while USAGE_TOKEN is unset", async () => {
@@ -76,9 +118,18 @@ describe("POST /internal/usage: never public", () => {
   it("401 without its token, with a wrong one, or with an API key or BACKEND_TOKEN", async () => {
     const account = await newAccount();
     const body = { records: [report(account, "req_x")] };
-    const attempts: Array<Record<string, string>> = [{}, { authorization: "Bearer nope" }, { authorization: "Bearer test-backend-token" }, { authorization: "Basic dGVzdA==" }];
+    const attempts: Array<Record<string, string>> = [
+      {},
+      { authorization: "Bearer nope" },
+      { authorization: "Bearer test-backend-token" },
+      { authorization: "Basic dGVzdA==" },
+    ];
     for (const headers of attempts) {
-      const res = await SELF.fetch(`${BASE}/internal/usage`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(body) });
+      const res = await SELF.fetch(`${BASE}/internal/usage`, {
+        method: "POST",
+        headers: { ...headers, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
       expect(res.status).toBe(401);
       const e = ((await res.json()) as ErrorBody).error;
       expect(e.type).toBe("authentication_error");
@@ -88,9 +139,17 @@ describe("POST /internal/usage: never public", () => {
 
   it("400 in the OpenAI shape for a body that is not a UsageBatch; nothing is written", async () => {
     const account = await newAccount();
-    const bad = [{ records: [] }, { records: [{ ...report(account, "req_bad"), prompt_tokens: -1 }] }, { records: [{ ...report(account, "req bad") }] }];
+    const bad = [
+      { records: [] },
+      { records: [{ ...report(account, "req_bad"), prompt_tokens: -1 }] },
+      { records: [{ ...report(account, "req bad") }] },
+    ];
     for (const b of bad) {
-      const res = await SELF.fetch(`${BASE}/internal/usage`, { method: "POST", headers: USAGE, body: JSON.stringify(b) });
+      const res = await SELF.fetch(`${BASE}/internal/usage`, {
+        method: "POST",
+        headers: USAGE,
+        body: JSON.stringify(b),
+      });
       expect(res.status).toBe(400);
       expect(((await res.json()) as ErrorBody).error.type).toBe("invalid_request_error");
     }
@@ -110,7 +169,9 @@ describe("a request whose worker never settled", () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ acked: [rec.id] });
     const want = costUnits(OLD_PRICE, { promptTokens: 10, cachedTokens: 4, completionTokens: 7 }).toString();
-    expect(await rows(id)).toMatchObject([{ status: "recovered", prompt_tokens: 10, completion_tokens: 7, cost: want, reconciled: "0" }]);
+    expect(await rows(id)).toMatchObject([
+      { status: "recovered", prompt_tokens: 10, completion_tokens: 7, cost: want, reconciled: "0" },
+    ]);
     expect(await status(account)).toMatchObject({ reservations: 0, spentUnits: want });
     // Replays (the backend lost its ack) are acknowledged again and change nothing.
     for (const again of [[rec], [rec, { ...rec, id: "other-record-same-request" }]]) {
@@ -126,7 +187,13 @@ describe("a request whose worker never settled", () => {
     const id = await admitted(account, TINY, 4); // reserves 10·0.14 + 4·0.42 = 3.08 µ€
     await deliver([report(account, id, { completion_tokens: 6 })]); // 10·0.14 + 6·0.42 = 3.92 µ€ (the backend's count wins)
     expect((await status(account)).spentUnits).toBe("3920000");
-    const e = await admit(env, account, { requestId: "req_next", model: "mistral-tiny", pricing: TINY, promptTokens: 1, maxCompletionTokens: 1 }).then(
+    const e = await admit(env, account, {
+      requestId: "req_next",
+      model: "mistral-tiny",
+      pricing: TINY,
+      promptTokens: 1,
+      maxCompletionTokens: 1,
+    }).then(
       () => null,
       (x: { type?: string }) => x,
     );
@@ -144,7 +211,11 @@ describe("a request whose worker never settled", () => {
 describe("the two writes of one request, in every order", () => {
   // W = the worker's settle, B = the backend's report. The row and the budget end the same whatever the order.
   const orders = ["WB", "BW", "WBWB", "BWBW", "BBW", "WWB", "W||B"];
-  for (const [label, workerCount, backendCount] of [["equal counts", 5, 5], ["backend counted more", 5, 9], ["backend counted less", 5, 3]] as const) {
+  for (const [label, workerCount, backendCount] of [
+    ["equal counts", 5, 5],
+    ["backend counted more", 5, 9],
+    ["backend counted less", 5, 3],
+  ] as const) {
     it(`${label}: ${orders.join(", ")} all end in one row, billed once`, async () => {
       const account = await newAccount();
       const finals: string[] = [];
@@ -152,13 +223,16 @@ describe("the two writes of one request, in every order", () => {
       for (const order of orders) {
         const id = await admitted(account);
         const w = () => settle(env, account, workerSettle(id, workerCount, "cancelled"));
-        const b = () => deliver([report(account, id, { completion_tokens: backendCount })]).then((r) => expect(r.status).toBe(200));
+        const b = () =>
+          deliver([report(account, id, { completion_tokens: backendCount })]).then((r) => expect(r.status).toBe(200));
         if (order === "W||B") await Promise.all([w(), b(), w(), b()]);
         else for (const step of order) await (step === "W" ? w() : b());
         const [row] = await rows(id);
         const billed = Math.max(workerCount, backendCount);
         expect(row).toMatchObject({
-          status: "cancelled", completion_tokens: billed, cost: cost(TINY, billed),
+          status: "cancelled",
+          completion_tokens: billed,
+          cost: cost(TINY, billed),
           reconciled: (BigInt(cost(TINY, billed)) - BigInt(cost(TINY, workerCount))).toString(),
         });
         expect(row.backend_reported_at).not.toBeNull();
@@ -184,8 +258,16 @@ describe("the limiter rebuilds from D1", () => {
     await runInDurableObject(stub, (_o: unknown, state: DurableObjectState) => {
       for (const t of ["requests", "spend", "periods", "buckets", "meta"]) state.storage.sql.exec(`DELETE FROM ${t}`);
     });
-    const refused = await admit(env, account, { requestId: "req_after_loss", model: "mistral-tiny", pricing: TINY, promptTokens: 10, maxCompletionTokens: 10 })
-      .then(() => null, (x: { type?: string }) => x);
+    const refused = await admit(env, account, {
+      requestId: "req_after_loss",
+      model: "mistral-tiny",
+      pricing: TINY,
+      promptTokens: 10,
+      maxCompletionTokens: 10,
+    }).then(
+      () => null,
+      (x: { type?: string }) => x,
+    );
     expect(refused?.type).toBe("insufficient_quota");
     expect((await status(account)).spentUnits).toBe(before);
   });
@@ -195,7 +277,11 @@ describe("a reservation whose settle never came (the alarm asks the backend)", (
   async function late(account: Account): Promise<string> {
     const id = await admitted(account);
     await runInDurableObject(limiterFor(env, account.keyId), (_o: unknown, state: DurableObjectState) => {
-      state.storage.sql.exec("UPDATE requests SET created_ms = created_ms - ? WHERE request_id = ?", ASK_AFTER_MS + 1000, id);
+      state.storage.sql.exec(
+        "UPDATE requests SET created_ms = created_ms - ? WHERE request_id = ?",
+        ASK_AFTER_MS + 1000,
+        id,
+      );
     });
     return id;
   }
@@ -206,7 +292,10 @@ describe("a reservation whose settle never came (the alarm asks the backend)", (
       expect(url.pathname).toBe("/v1/usage/status");
       const ids = (JSON.parse(String(init?.body)) as { request_ids: string[] }).request_ids;
       asked.push(...ids);
-      return Response.json({ since, requests: Object.fromEntries(ids.map((i) => [i, answer(i)])) } satisfies UsageStatusResponse);
+      return Response.json({
+        since,
+        requests: Object.fromEntries(ids.map((i) => [i, answer(i)])),
+      } satisfies UsageStatusResponse);
     });
     return asked;
   }

@@ -31,7 +31,10 @@ describe("chat request validation", () => {
     [{ messages: "hi" }, "messages"],
     [{ messages: [{ role: "user" }] }, "messages[0].content"],
     [{ messages: [{ role: "wizard", content: "x" }] }, "messages[0].role"],
-    [{ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] }, "messages[0].content[0]"],
+    [
+      { messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] },
+      "messages[0].content[0]",
+    ],
     [{ temperature: 3 }, "temperature"],
     [{ temperature: "hot" }, "temperature"],
     [{ top_p: 1.5 }, "top_p"],
@@ -50,7 +53,15 @@ describe("chat request validation", () => {
     [{ frequency_penalty: 9 }, "frequency_penalty"],
     [{ response_format: { type: "xml" } }, "response_format.type"],
     [{ response_format: { type: "json_schema" } }, "response_format.json_schema"],
-    [{ response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", format: "email" } } } }, "response_format.json_schema.schema"],
+    [
+      {
+        response_format: {
+          type: "json_schema",
+          json_schema: { name: "x", schema: { type: "string", format: "email" } },
+        },
+      },
+      "response_format.json_schema.schema",
+    ],
     [{ top_logprobs: 2 }, "top_logprobs"],
     [{ logprobs: true, top_logprobs: 21 }, "top_logprobs"],
     [{ tools: [{ type: "function", function: { name: "f" } }] }, "tools"],
@@ -61,7 +72,11 @@ describe("chat request validation", () => {
   });
 
   it("a missing model is a 400 naming model", async () => {
-    const r = await call("/v1/chat/completions", { method: "POST", key, body: JSON.stringify({ messages: [{ role: "user", content: "x" }] }) });
+    const r = await call("/v1/chat/completions", {
+      method: "POST",
+      key,
+      body: JSON.stringify({ messages: [{ role: "user", content: "x" }] }),
+    });
     expect(r.res.status).toBe(400);
     expect((await r.json()).error).toMatchObject({ param: "model", type: "invalid_request_error" });
   });
@@ -80,7 +95,10 @@ describe("chat request validation", () => {
     r = await chat(key, { model: "mistral-small" });
     expect(r.res.status).toBe(404);
     const outside = (await r.json()).error;
-    expect({ ...outside, message: outside.message.replace("mistral-small", "X") }).toEqual({ ...unknown, message: unknown.message.replace("mistral-nope", "X") });
+    expect({ ...outside, message: outside.message.replace("mistral-small", "X") }).toEqual({
+      ...unknown,
+      message: unknown.message.replace("mistral-nope", "X"),
+    });
   });
 
   it("an embedding model cannot chat", async () => {
@@ -125,17 +143,27 @@ describe("accepted but ignored or neutral fields", () => {
 
 describe("empty assistant turns", () => {
   it("an earlier empty answer is accepted and sent as just EOS after its [/INST]", async () => {
-    const messages = [{ role: "user", content: "Hi" }, { role: "assistant", content: "" }, { role: "user", content: "Again?" }];
+    const messages = [
+      { role: "user", content: "Hi" },
+      { role: "assistant", content: "" },
+      { role: "user", content: "Again?" },
+    ];
     const r = await chat(key, { messages, max_tokens: 3 });
     expect(r.res.status, await r.text()).toBe(200);
     const sent = backend.seen.find((s) => s.path === "/v1/generate")!.body as { input_ids: number[] };
-    expect(sent.input_ids).toEqual([1, 733, 16289, 28793, 15359, 733, 28748, 16289, 28793, 2, 733, 16289, 28793, 9706, 28804, 733, 28748, 16289, 28793]);
+    expect(sent.input_ids).toEqual([
+      1, 733, 16289, 28793, 15359, 733, 28748, 16289, 28793, 2, 733, 16289, 28793, 9706, 28804, 733, 28748, 16289,
+      28793,
+    ]);
   });
 });
 
 describe("assistant prefix (Mistral's prefix: true)", () => {
   it("continues a final assistant message with prefix: true; without it a trailing assistant message is a 400", async () => {
-    const messages = [{ role: "user", content: "Name a colour." }, { role: "assistant", content: "The colour is", prefix: true }];
+    const messages = [
+      { role: "user", content: "Name a colour." },
+      { role: "assistant", content: "The colour is", prefix: true },
+    ];
     const ok = await chat(key, { messages });
     expect(ok.res.status, await ok.text()).toBe(200);
     const sent = backend.seen[0].body as { input_ids: number[] };
@@ -147,19 +175,34 @@ describe("assistant prefix (Mistral's prefix: true)", () => {
 
 describe("other endpoints' errors", () => {
   it("embeddings: bad input is a 400 naming input", async () => {
-    const r = await call("/v1/embeddings", { method: "POST", key, body: JSON.stringify({ model: "mistral-embed", input: [] }) });
+    const r = await call("/v1/embeddings", {
+      method: "POST",
+      key,
+      body: JSON.stringify({ model: "mistral-embed", input: [] }),
+    });
     expect(r.res.status).toBe(400);
     expect((await r.json()).error.param).toBe("input");
   });
 
-  it.each([[[[1, "x"]]], [[[1, -1]]], [["ok", 5]], [[[]]]])("embeddings: input %j names its param in chat's style (input[i], never input.0)", async (input) => {
-    const r = await call("/v1/embeddings", { method: "POST", key, body: JSON.stringify({ model: "mistral-embed", input }) });
-    expect(r.res.status).toBe(400);
-    expect((await r.json()).error.param).toMatch(/^input(\[\d+\])*$/);
-  });
+  it.each([[[[1, "x"]]], [[[1, -1]]], [["ok", 5]], [[[]]]])(
+    "embeddings: input %j names its param in chat's style (input[i], never input.0)",
+    async (input) => {
+      const r = await call("/v1/embeddings", {
+        method: "POST",
+        key,
+        body: JSON.stringify({ model: "mistral-embed", input }),
+      });
+      expect(r.res.status).toBe(400);
+      expect((await r.json()).error.param).toMatch(/^input(\[\d+\])*$/);
+    },
+  );
 
   it("embeddings: a chat model is refused", async () => {
-    const r = await call("/v1/embeddings", { method: "POST", key, body: JSON.stringify({ model: "mistral-tiny", input: "x" }) });
+    const r = await call("/v1/embeddings", {
+      method: "POST",
+      key,
+      body: JSON.stringify({ model: "mistral-tiny", input: "x" }),
+    });
     expect(r.res.status).toBe(400);
     expect((await r.json()).error).toMatchObject({ param: "model", code: "invalid_model" });
   });

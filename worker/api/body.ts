@@ -15,7 +15,12 @@ import { ApiError, badRequest } from "../errors";
 export const MAX_BODY_BYTES = 1 << 20;
 
 export const bodyTooLarge = () =>
-  new ApiError(413, `The request body is larger than ${MAX_BODY_BYTES} bytes.`, "invalid_request_error", "request_too_large");
+  new ApiError(
+    413,
+    `The request body is larger than ${MAX_BODY_BYTES} bytes.`,
+    "invalid_request_error",
+    "request_too_large",
+  );
 
 /** 413 when a declared Content-Length is over the cap (before a byte is read). */
 export function checkContentLength(req: Request): void {
@@ -70,13 +75,15 @@ export function paramOf(path: readonly PropertyKey[]): string {
 export function invalidBody(error: z.ZodError): ApiError {
   const issue = error.issues[0];
   const param = paramOf(issue.path);
-  const what = issue.code === "invalid_type" && issue.input === undefined ? "is required" : `is invalid: ${issue.message}`;
+  const what =
+    issue.code === "invalid_type" && issue.input === undefined ? "is required" : `is invalid: ${issue.message}`;
   return badRequest(param ? `'${param}' ${what}.` : `The request body ${what}.`, param || null);
 }
 
 /** Parses `body` with `schema` or throws invalidBody's 400; a body that is not a JSON object is a 400 too. */
 export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw badRequest("The request body must be a JSON object.");
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw badRequest("The request body must be a JSON object.");
   const parsed = schema.safeParse(body, { reportInput: true });
   if (!parsed.success) throw invalidBody(parsed.error);
   return parsed.data;

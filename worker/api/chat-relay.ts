@@ -39,8 +39,12 @@ export const HEARTBEAT_MS = 500;
 export const backendError = () =>
   new ApiError(502, "The model failed while generating. Please retry.", "api_error", "backend_error");
 
-const statusOf = (r: PumpResult): UsageStatus => (r.finishReason === "cancelled" ? "cancelled" : r.finishReason === "error" ? "error" : "ok");
-const endingOf = (r: PumpResult): out.Ending => ({ finishReason: r.finishReason === "cancelled" ? "stop" : r.finishReason, budgetExhausted: r.budgetExhausted });
+const statusOf = (r: PumpResult): UsageStatus =>
+  r.finishReason === "cancelled" ? "cancelled" : r.finishReason === "error" ? "error" : "ok";
+const endingOf = (r: PumpResult): out.Ending => ({
+  finishReason: r.finishReason === "cancelled" ? "stop" : r.finishReason,
+  budgetExhausted: r.budgetExhausted,
+});
 
 /** A generation a replica has started (its first event is in), and what the answer needs. */
 export interface StartedChat {
@@ -67,7 +71,10 @@ export function relay(g: StartedChat): Promise<Response> {
   const wantLogprobs = p.topLogprobs !== null;
   const logprobs: LogprobContent[] = [];
   /** Runs the generation to its end (drain included) and releases the replica; never rejects. */
-  const run = async (onText: (t: string, lp?: LogprobContent[]) => boolean, onEvent?: () => void): Promise<PumpResult> => {
+  const run = async (
+    onText: (t: string, lp?: LogprobContent[]) => boolean,
+    onEvent?: () => void,
+  ): Promise<PumpResult> => {
     let r: PumpResult;
     try {
       r = await pumpGeneration(started.value, {
@@ -87,22 +94,44 @@ export function relay(g: StartedChat): Promise<Response> {
       });
     } catch (err) {
       // pumpGeneration handles backend and client failures itself; this is a bug guard.
-      r = { finishReason: "error", completionTokens: 0, cachedTokens: 0, ttftMs: null, backendFailed: false, error: String(err) };
+      r = {
+        finishReason: "error",
+        completionTokens: 0,
+        cachedTokens: 0,
+        ttftMs: null,
+        backendFailed: false,
+        error: String(err),
+      };
       backend.abort();
     }
     started.release();
     if (r.backendFailed) replicaRouter.recordFailure(started.replica);
-    Object.assign(life.log, { budget_top_ups: budget.topUps || undefined, budget_exhausted: r.budgetExhausted || undefined });
+    Object.assign(life.log, {
+      budget_top_ups: budget.topUps || undefined,
+      budget_exhausted: r.budgetExhausted || undefined,
+    });
     return r;
   };
-  const tokens = (r: PumpResult) => ({ promptTokens, cachedTokens: r.cachedTokens, completionTokens: r.completionTokens });
-  const usageOf = (r: PumpResult) => out.usage(promptTokens, r.cachedTokens, r.completionTokens, life.costMicros(tokens(r)));
+  const tokens = (r: PumpResult) => ({
+    promptTokens,
+    cachedTokens: r.cachedTokens,
+    completionTokens: r.completionTokens,
+  });
+  const usageOf = (r: PumpResult) =>
+    out.usage(promptTokens, r.cachedTokens, r.completionTokens, life.costMicros(tokens(r)));
   const storeIfCacheable = (r: PumpResult) => {
     if (g.cache && (r.finishReason === "stop" || r.finishReason === "length") && !r.budgetExhausted) {
-      c.executionCtx.waitUntil(responseCache.store(g.cache.key, { text, finishReason: r.finishReason, completionTokens: r.completionTokens }, g.cache.ttl));
+      c.executionCtx.waitUntil(
+        responseCache.store(
+          g.cache.key,
+          { text, finishReason: r.finishReason, completionTokens: r.completionTokens },
+          g.cache.ttl,
+        ),
+      );
     }
   };
-  const logResult = (status: number, r: PumpResult) => life.finish(status, { finish_reason: r.finishReason, ttft_ms: r.ttftMs, error: r.error });
+  const logResult = (status: number, r: PumpResult) =>
+    life.finish(status, { finish_reason: r.finishReason, ttft_ms: r.ttftMs, error: r.error });
 
   if (!p.stream) return nonStreaming();
 
@@ -111,7 +140,9 @@ export function relay(g: StartedChat): Promise<Response> {
   const unwatch = life.watchRevocation();
   c.executionCtx.waitUntil(
     (async () => {
-      const r = await run((t, lp) => sse.send(out.chunk(meta, { content: t }, null, undefined, wantLogprobs ? (lp ?? []) : undefined)));
+      const r = await run((t, lp) =>
+        sse.send(out.chunk(meta, { content: t }, null, undefined, wantLogprobs ? (lp ?? []) : undefined)),
+      );
       unwatch();
       life.settle({ ...tokens(r), status: statusOf(r) });
       if (life.revoked) sse.send(keyRevoked().body()); // ended by the revocation, not the client: say why
@@ -164,7 +195,9 @@ export function relay(g: StartedChat): Promise<Response> {
       // Committed: the body carries whatever was generated, a failure included, and is billed as such.
       life.settle({ ...tokens(r), status: statusOf(r) });
       if (r.finishReason !== "cancelled") {
-        body.write(JSON.stringify(out.completion(meta, text, endingOf(r), usageOf(r), wantLogprobs ? logprobs : undefined)));
+        body.write(
+          JSON.stringify(out.completion(meta, text, endingOf(r), usageOf(r), wantLogprobs ? logprobs : undefined)),
+        );
         if (r.finishReason !== "error") storeIfCacheable(r);
       }
       body.close();
@@ -188,7 +221,11 @@ export function relay(g: StartedChat): Promise<Response> {
     }
     storeIfCacheable(r);
     logResult(200, r);
-    return c.json(out.completion(meta, text, endingOf(r), usageOf(r), wantLogprobs ? logprobs : undefined), 200, headers);
+    return c.json(
+      out.completion(meta, text, endingOf(r), usageOf(r), wantLogprobs ? logprobs : undefined),
+      200,
+      headers,
+    );
   }
 }
 
@@ -208,7 +245,11 @@ export async function replayHit(
   life.settle({ ...billed, status: "cache_hit" });
   const u = out.usage(promptTokens, promptTokens, 0, life.costMicros(billed));
   const headers = { ...admitted.headers, "x-cache": "HIT" };
-  life.finish(200, { finish_reason: hit.finishReason, completion_tokens: hit.completionTokens, ttft_ms: Date.now() - life.startedAt });
+  life.finish(200, {
+    finish_reason: hit.finishReason,
+    completion_tokens: hit.completionTokens,
+    ttft_ms: Date.now() - life.startedAt,
+  });
   const end: out.Ending = { finishReason: hit.finishReason };
   if (!p.stream) return c.json(out.completion(meta, hit.text, end, u), 200, headers);
   const frames = [
@@ -217,5 +258,8 @@ export async function replayHit(
     out.chunk(meta, { content: "" }, end, u),
     ...(p.includeUsage ? [out.usageChunk(meta, u)] : []),
   ];
-  return new Response(frames.map(sseFrame).join("") + SSE_DONE, { status: 200, headers: { ...SSE_HEADERS, ...headers } });
+  return new Response(frames.map(sseFrame).join("") + SSE_DONE, {
+    status: 200,
+    headers: { ...SSE_HEADERS, ...headers },
+  });
 }

@@ -52,7 +52,9 @@ const ChatBodySchema = z.object({
     .object({
       type: z.string(),
       // OpenAI's and Mistral's SDKs both send {name, schema, strict, description?} here.
-      json_schema: z.object({ name: z.string().max(256).nullish(), schema: z.unknown(), strict: z.boolean().nullish() }).nullish(),
+      json_schema: z
+        .object({ name: z.string().max(256).nullish(), schema: z.unknown(), strict: z.boolean().nullish() })
+        .nullish(),
     })
     .nullish(),
   tools: z.array(z.unknown()).nullish(),
@@ -88,7 +90,8 @@ function messageText(c: string | unknown[] | null | undefined, param: string): s
   let text = "";
   c.forEach((part, i) => {
     const p = textPart.safeParse(part);
-    if (!p.success) throw unsupported(`${param}[${i}]`, "Only text content parts ({\"type\": \"text\", \"text\": ...}) are supported.");
+    if (!p.success)
+      throw unsupported(`${param}[${i}]`, 'Only text content parts ({"type": "text", "text": ...}) are supported.');
     text += p.data.text;
   });
   return text;
@@ -99,7 +102,8 @@ function toMessages(raw: z.infer<typeof message>[]): ChatMessage[] {
     const param = `messages[${i}]`;
     // OpenAI's "developer" role is its new name for "system".
     const role = m.role === "developer" ? "system" : m.role;
-    if (role === "tool") throw unsupported(`${param}.role`, "Tool messages are not supported: this API does not support tools.");
+    if (role === "tool")
+      throw unsupported(`${param}.role`, "Tool messages are not supported: this API does not support tools.");
     if (role !== "system" && role !== "user" && role !== "assistant") {
       throw badRequest(`Invalid role '${m.role.slice(0, 32)}': expected system, user or assistant.`, `${param}.role`);
     }
@@ -127,10 +131,14 @@ export function parseChatBody(body: unknown): ChatParams {
   if (b.top_logprobs && !b.logprobs) throw badRequest("top_logprobs requires logprobs: true.", "top_logprobs");
 
   const stop = b.stop == null ? [] : typeof b.stop === "string" ? [b.stop] : b.stop;
-  if (stop.length > MAX_STOP_SEQUENCES) throw badRequest(`At most ${MAX_STOP_SEQUENCES} stop sequences are allowed.`, "stop");
+  if (stop.length > MAX_STOP_SEQUENCES)
+    throw badRequest(`At most ${MAX_STOP_SEQUENCES} stop sequences are allowed.`, "stop");
   stop.forEach((s, i) => {
     if (s.length === 0 || s.length > MAX_STOP_LENGTH) {
-      throw badRequest(`Stop sequences must be 1 to ${MAX_STOP_LENGTH} characters.`, typeof b.stop === "string" ? "stop" : `stop[${i}]`);
+      throw badRequest(
+        `Stop sequences must be 1 to ${MAX_STOP_LENGTH} characters.`,
+        typeof b.stop === "string" ? "stop" : `stop[${i}]`,
+      );
     }
   });
 
@@ -162,7 +170,10 @@ function parseResponseFormat(rf: z.infer<typeof ChatBodySchema>["response_format
   if (!rf || rf.type === "text") return null;
   if (rf.type === "json_object") return { type: "json_object" };
   if (rf.type !== "json_schema") {
-    throw badRequest(`response_format type '${rf.type.slice(0, 32)}' is not supported: use text, json_object or json_schema.`, "response_format.type");
+    throw badRequest(
+      `response_format type '${rf.type.slice(0, 32)}' is not supported: use text, json_object or json_schema.`,
+      "response_format.type",
+    );
   }
   if (!rf.json_schema || rf.json_schema.schema === undefined) {
     throw badRequest("response_format json_schema needs json_schema.schema.", "response_format.json_schema");

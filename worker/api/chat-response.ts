@@ -48,13 +48,26 @@ export function completion(meta: Meta, text: string, end: Ending, u: Usage, lp?:
     object: "chat.completion" as const,
     created: meta.created,
     model: meta.model,
-    choices: [{ index: 0, message: { role: "assistant" as const, content: text }, ...logprobsField(lp), finish_reason: end.finishReason }],
+    choices: [
+      {
+        index: 0,
+        message: { role: "assistant" as const, content: text },
+        ...logprobsField(lp),
+        finish_reason: end.finishReason,
+      },
+    ],
     usage: u,
     ...(end.budgetExhausted ? { budget_exhausted: true } : {}),
   };
 }
 
-export function chunk(meta: Meta, delta: { role?: "assistant"; content: string }, end: Ending | null = null, u?: Usage, lp?: LogprobContent[]) {
+export function chunk(
+  meta: Meta,
+  delta: { role?: "assistant"; content: string },
+  end: Ending | null = null,
+  u?: Usage,
+  lp?: LogprobContent[],
+) {
   return {
     id: meta.id,
     object: "chat.completion.chunk" as const,
@@ -68,5 +81,12 @@ export function chunk(meta: Meta, delta: { role?: "assistant"; content: string }
 
 /** OpenAI's `stream_options.include_usage` final chunk. */
 export function usageChunk(meta: Meta, u: Usage) {
-  return { id: meta.id, object: "chat.completion.chunk" as const, created: meta.created, model: meta.model, choices: [], usage: u };
+  return {
+    id: meta.id,
+    object: "chat.completion.chunk" as const,
+    created: meta.created,
+    model: meta.model,
+    choices: [],
+    usage: u,
+  };
 }

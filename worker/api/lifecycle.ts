@@ -35,7 +35,8 @@ import { logRequest, type RequestLog } from "./request-log";
 export const REVOCATION_POLL = { ms: 2_000 };
 
 /** The error event a stream ends with when its key was revoked mid-answer. */
-export const keyRevoked = () => new ApiError(401, "This API key was revoked; the answer was stopped.", "authentication_error", "key_revoked");
+export const keyRevoked = () =>
+  new ApiError(401, "This API key was revoked; the answer was stopped.", "authentication_error", "key_revoked");
 
 /** The status (and log status) of a request whose client left before any response (nginx's convention). */
 export const CLIENT_CLOSED = 499;
@@ -107,7 +108,14 @@ export class Lifecycle {
       const a = await admit(
         this.c.env,
         this.account,
-        { requestId: this.requestId, model: this.model, pricing, promptTokens, maxCompletionTokens, budgetCompletionTokens: firstSlice(maxCompletionTokens) },
+        {
+          requestId: this.requestId,
+          model: this.model,
+          pricing,
+          promptTokens,
+          maxCompletionTokens,
+          budgetCompletionTokens: firstSlice(maxCompletionTokens),
+        },
         this.ctx,
       );
       this.admitted = true;
@@ -143,7 +151,8 @@ export class Lifecycle {
     const pricing = this.pricing!;
     return new SlicedReservation({
       maxTokens,
-      extend: (tokens) => extendReservation(this.c.env, this.account, this.requestId, reservationUnits(pricing, 0, tokens)),
+      extend: (tokens) =>
+        extendReservation(this.c.env, this.account, this.requestId, reservationUnits(pricing, 0, tokens)),
     });
   }
 
@@ -156,9 +165,20 @@ export class Lifecycle {
   settle(s: Settlement): void {
     if (this.settled) return;
     this.settled = true;
-    Object.assign(this.log, { prompt_tokens: s.promptTokens, cached_tokens: s.cachedTokens, completion_tokens: s.completionTokens });
+    Object.assign(this.log, {
+      prompt_tokens: s.promptTokens,
+      cached_tokens: s.cachedTokens,
+      completion_tokens: s.completionTokens,
+    });
     const pricing = this.pricing ?? { input: 0, cached_input: 0, output: 0 };
-    const req = { requestId: this.requestId, model: this.model, pricing, ...s, startedAt: this.startedAt, endedAt: Date.now() };
+    const req = {
+      requestId: this.requestId,
+      model: this.model,
+      pricing,
+      ...s,
+      startedAt: this.startedAt,
+      endedAt: Date.now(),
+    };
     this.c.executionCtx.waitUntil(afterResponse().then(() => settle(this.c.env, this.account, req)));
   }
 
@@ -181,7 +201,9 @@ export class Lifecycle {
       const r = { requestId: this.requestId, model: this.model, startedAt: this.startedAt };
       this.c.executionCtx.waitUntil(afterResponse().then(() => recordRejected(this.c.env, this.account, r)));
     }
-    this.finish(err instanceof ApiError ? err.status : 500, { error: err instanceof Error ? err.message : String(err) });
+    this.finish(err instanceof ApiError ? err.status : 500, {
+      error: err instanceof Error ? err.message : String(err),
+    });
     return err;
   }
 

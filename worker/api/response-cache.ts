@@ -43,7 +43,10 @@ export function requestedTtl(header: string | undefined): number | null {
   if (header === undefined) return null;
   const v = header.trim();
   if (!/^\d{1,7}$/.test(v) || Number(v) < 1 || Number(v) > MAX_CACHE_TTL_S) {
-    throw badRequest(`${CACHE_TTL_HEADER} must be an integer number of seconds from 1 to ${MAX_CACHE_TTL_S}.`, CACHE_TTL_HEADER);
+    throw badRequest(
+      `${CACHE_TTL_HEADER} must be an integer number of seconds from 1 to ${MAX_CACHE_TTL_S}.`,
+      CACHE_TTL_HEADER,
+    );
   }
   return Number(v);
 }
@@ -55,14 +58,17 @@ export function isDeterministic(temperature: number, seed: number | undefined): 
 /** Shortest CACHE_KEY_SECRET taken (a guessable one counts as unset: no caching). */
 export const MIN_CACHE_KEY_SECRET_LENGTH = 32;
 
-export const cacheEnabled = (secret: string | undefined): secret is string => (secret?.length ?? 0) >= MIN_CACHE_KEY_SECRET_LENGTH;
+export const cacheEnabled = (secret: string | undefined): secret is string =>
+  (secret?.length ?? 0) >= MIN_CACHE_KEY_SECRET_LENGTH;
 
 const hmacKeys = new Map<string, Promise<CryptoKey>>();
 
 function hmacKey(secret: string): Promise<CryptoKey> {
   let k = hmacKeys.get(secret);
   if (!k) {
-    k = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    k = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+      "sign",
+    ]);
     hmacKeys.clear(); // one secret in force; a rotated one replaces it
     hmacKeys.set(secret, k);
   }
@@ -94,7 +100,11 @@ export async function lookup(key: Request): Promise<CachedCompletion | null> {
     const hit = await caches.default.match(key);
     if (!hit) return null;
     const v = (await hit.json()) as CachedCompletion;
-    return typeof v.text === "string" && (v.finishReason === "stop" || v.finishReason === "length") && Number.isInteger(v.completionTokens) ? v : null;
+    return typeof v.text === "string" &&
+      (v.finishReason === "stop" || v.finishReason === "length") &&
+      Number.isInteger(v.completionTokens)
+      ? v
+      : null;
   } catch {
     return null; // a cache failure is a miss, never an error
   }
@@ -104,7 +114,9 @@ export async function store(key: Request, value: CachedCompletion, ttlS: number)
   try {
     await caches.default.put(
       key,
-      new Response(JSON.stringify(value), { headers: { "content-type": "application/json", "cache-control": `max-age=${ttlS}` } }),
+      new Response(JSON.stringify(value), {
+        headers: { "content-type": "application/json", "cache-control": `max-age=${ttlS}` },
+      }),
     );
   } catch (err) {
     console.error(JSON.stringify({ level: "error", msg: "response cache put failed", error: String(err) }));

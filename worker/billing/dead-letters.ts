@@ -18,16 +18,32 @@ export const DLQ_PREFIX = "usage-dlq:";
 export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   for (const msg of batch.messages) {
     if (!isUsageMessage(msg.body)) {
-      console.error(JSON.stringify({ level: "error", where: "usage_dlq", error: "malformed dead letter dropped", id: msg.id }));
+      console.error(
+        JSON.stringify({ level: "error", where: "usage_dlq", error: "malformed dead letter dropped", id: msg.id }),
+      );
       msg.ack();
       continue;
     }
     try {
       await env.KV.put(`${DLQ_PREFIX}${msg.body.record.requestId}:${msg.id}`, JSON.stringify(msg.body));
-      console.error(JSON.stringify({ level: "error", where: "usage_dlq", msg: "usage record parked for replay", request_id: msg.body.record.requestId }));
+      console.error(
+        JSON.stringify({
+          level: "error",
+          where: "usage_dlq",
+          msg: "usage record parked for replay",
+          request_id: msg.body.record.requestId,
+        }),
+      );
       msg.ack();
     } catch (err) {
-      console.error(JSON.stringify({ level: "error", where: "usage_dlq", request_id: msg.body.record.requestId, error: String(err) }));
+      console.error(
+        JSON.stringify({
+          level: "error",
+          where: "usage_dlq",
+          request_id: msg.body.record.requestId,
+          error: String(err),
+        }),
+      );
       msg.retry({ delaySeconds: 60 });
     }
   }
@@ -68,7 +84,14 @@ export async function replayDeadLetters(env: Env, limit: number): Promise<Replay
       replayed++;
     } catch (err) {
       failed++;
-      console.error(JSON.stringify({ level: "error", where: "usage_dlq_replay", request_id: body.record.requestId, error: String(err) }));
+      console.error(
+        JSON.stringify({
+          level: "error",
+          where: "usage_dlq_replay",
+          request_id: body.record.requestId,
+          error: String(err),
+        }),
+      );
     }
   }
   return { replayed, failed, remaining: await countDeadLetters(env) };

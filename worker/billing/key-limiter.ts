@@ -161,7 +161,12 @@ export class KeyLimiter extends DurableObject<Env> {
     this.saveBucket(tier, "tokens", tokens, tpm);
     this.ctx.storage.sql.exec(
       "INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms, charged_units, price) VALUES (?, ?, ?, ?, 'reserved', ?, '0', ?)",
-      input.requestId, tier, needTokens, reserve.toString(), now, JSON.stringify(input.pricing),
+      input.requestId,
+      tier,
+      needTokens,
+      reserve.toString(),
+      now,
+      JSON.stringify(input.pricing),
     );
     this.ensureAlarm(now);
     return { ok: true, headers: headers() };
@@ -174,14 +179,21 @@ export class KeyLimiter extends DurableObject<Env> {
    */
   extend(input: LimiterExtendInput): boolean {
     const sql = this.ctx.storage.sql;
-    const row = sql.exec<{ state: string; reserved_units: string }>(
-      "SELECT state, reserved_units FROM requests WHERE request_id = ?", input.requestId,
-    ).toArray()[0];
+    const row = sql
+      .exec<{ state: string; reserved_units: string }>(
+        "SELECT state, reserved_units FROM requests WHERE request_id = ?",
+        input.requestId,
+      )
+      .toArray()[0];
     if (row?.state !== "reserved") return false;
     const add = parseUnits(input.units);
     const budget = microsToUnits(input.budgetMicros);
     if (this.spent(monthOf(Date.now())) + this.reservedUnits() + add > budget) return false;
-    sql.exec("UPDATE requests SET reserved_units = ? WHERE request_id = ?", (parseUnits(row.reserved_units) + add).toString(), input.requestId);
+    sql.exec(
+      "UPDATE requests SET reserved_units = ? WHERE request_id = ?",
+      (parseUnits(row.reserved_units) + add).toString(),
+      input.requestId,
+    );
     return true;
   }
 
@@ -211,16 +223,23 @@ export class KeyLimiter extends DurableObject<Env> {
   private settleNow(input: LimiterSettleInput): void {
     const now = this.clock();
     const sql = this.ctx.storage.sql;
-    const row = sql.exec<{ state: string; reserved_tokens: number; charged_units: string | null }>(
-      "SELECT state, reserved_tokens, charged_units FROM requests WHERE request_id = ?", input.requestId,
-    ).toArray()[0];
+    const row = sql
+      .exec<{ state: string; reserved_tokens: number; charged_units: string | null }>(
+        "SELECT state, reserved_tokens, charged_units FROM requests WHERE request_id = ?",
+        input.requestId,
+      )
+      .toArray()[0];
 
     const units = parseUnits(input.units);
     // Rows settled before charged_units existed, and forgotten ids, charged what the ledger already held.
     const charged = row && row.charged_units !== null ? parseUnits(row.charged_units) : parseUnits(input.previousUnits);
     if (units > charged) {
       const month = monthOf(input.startedAt > 0 ? input.startedAt : now);
-      sql.exec("INSERT OR REPLACE INTO spend (month, units) VALUES (?, ?)", month, (this.spent(month) + units - charged).toString());
+      sql.exec(
+        "INSERT OR REPLACE INTO spend (month, units) VALUES (?, ?)",
+        month,
+        (this.spent(month) + units - charged).toString(),
+      );
     }
     const chargedNow = (units > charged ? units : charged).toString();
     if (row?.state === "reserved") {
@@ -232,11 +251,19 @@ export class KeyLimiter extends DurableObject<Env> {
         this.saveBucket(input.tier, "tokens", b, capacity);
       }
     }
-    if (row) sql.exec("UPDATE requests SET state = 'settled', reserved_units = '0', charged_units = ? WHERE request_id = ?", chargedNow, input.requestId);
+    if (row)
+      sql.exec(
+        "UPDATE requests SET state = 'settled', reserved_units = '0', charged_units = ? WHERE request_id = ?",
+        chargedNow,
+        input.requestId,
+      );
     else
       sql.exec(
         "INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms, charged_units) VALUES (?, ?, 0, '0', 'settled', ?, ?)",
-        input.requestId, input.tier, now, chargedNow,
+        input.requestId,
+        input.tier,
+        now,
+        chargedNow,
       );
     this.ensureAlarm(now);
   }
@@ -245,7 +272,9 @@ export class KeyLimiter extends DurableObject<Env> {
   admissionPricing(requestIds: string[]): Record<string, Pricing | null> {
     const out: Record<string, Pricing | null> = {};
     for (const id of requestIds) {
-      const r = this.ctx.storage.sql.exec<{ price: string | null }>("SELECT price FROM requests WHERE request_id = ?", id).toArray()[0];
+      const r = this.ctx.storage.sql
+        .exec<{ price: string | null }>("SELECT price FROM requests WHERE request_id = ?", id)
+        .toArray()[0];
       out[id] = r?.price ? (JSON.parse(r.price) as Pricing) : null;
     }
     return out;
@@ -253,7 +282,10 @@ export class KeyLimiter extends DurableObject<Env> {
 
   /** Ends a reservation without charge: the backends proved they never saw the request (usage/reservations.ts). */
   release(requestId: string): void {
-    this.ctx.storage.sql.exec("UPDATE requests SET state = 'released', reserved_units = '0' WHERE request_id = ? AND state = 'reserved'", requestId);
+    this.ctx.storage.sql.exec(
+      "UPDATE requests SET state = 'released', reserved_units = '0' WHERE request_id = ? AND state = 'reserved'",
+      requestId,
+    );
   }
 
   status(keyId?: string): LimiterStatus | Promise<LimiterStatus> {
@@ -263,8 +295,15 @@ export class KeyLimiter extends DurableObject<Env> {
 
   private statusNow(): LimiterStatus {
     const month = monthOf(Date.now());
-    const reservations = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM requests WHERE state = 'reserved'").one().n;
-    return { month, spentUnits: this.spent(month).toString(), reservedUnits: this.reservedUnits().toString(), reservations };
+    const reservations = this.ctx.storage.sql
+      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM requests WHERE state = 'reserved'")
+      .one().n;
+    return {
+      month,
+      spentUnits: this.spent(month).toString(),
+      reservedUnits: this.reservedUnits().toString(),
+      reservations,
+    };
   }
 
   /**
@@ -275,10 +314,15 @@ export class KeyLimiter extends DurableObject<Env> {
     const now = Date.now();
     const sql = this.ctx.storage.sql;
     // IN (not !=) so the (state, created_ms) index serves the sweep instead of a full-table scan.
-    sql.exec("DELETE FROM requests WHERE state IN ('settled', 'expired', 'released') AND created_ms < ?", now - RETAIN_MS);
+    sql.exec(
+      "DELETE FROM requests WHERE state IN ('settled', 'expired', 'released') AND created_ms < ?",
+      now - RETAIN_MS,
+    );
     this.alarmAt = null;
     const late = sql
-      .exec<Reservation>("SELECT request_id, tier, created_ms FROM requests WHERE state = 'reserved' ORDER BY created_ms LIMIT 500")
+      .exec<Reservation>(
+        "SELECT request_id, tier, created_ms FROM requests WHERE state = 'reserved' ORDER BY created_ms LIMIT 500",
+      )
       .toArray();
     if (late.length) await checkReservations(this.env, this, late, now);
     const left = sql.exec("SELECT 1 FROM requests LIMIT 1").toArray().length;
@@ -309,7 +353,10 @@ export class KeyLimiter extends DurableObject<Env> {
         sql.exec(
           `INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms, charged_units) VALUES (?, ?, 0, '0', 'settled', ?, ?)
            ON CONFLICT(request_id) DO UPDATE SET charged_units = excluded.charged_units`,
-          r.requestId, r.tier, Date.now(), r.costUnits,
+          r.requestId,
+          r.tier,
+          Date.now(),
+          r.costUnits,
         );
       }
       sql.exec("INSERT INTO periods (month) VALUES (?)", month);
@@ -326,7 +373,9 @@ export class KeyLimiter extends DurableObject<Env> {
   private stored(tier: string, kind: Kind): { bucket: Bucket; capacity: number } | undefined {
     const r = this.ctx.storage.sql
       .exec<{ level: number; updated_ms: number; capacity: number }>(
-        "SELECT level, updated_ms, capacity FROM buckets WHERE tier = ? AND kind = ?", tier, kind,
+        "SELECT level, updated_ms, capacity FROM buckets WHERE tier = ? AND kind = ?",
+        tier,
+        kind,
       )
       .toArray()[0];
     return r ? { bucket: { level: r.level, updatedMs: r.updated_ms }, capacity: r.capacity } : undefined;
@@ -342,18 +391,26 @@ export class KeyLimiter extends DurableObject<Env> {
   private saveBucket(tier: string, kind: Kind, b: Bucket, capacity: number): void {
     this.ctx.storage.sql.exec(
       "INSERT OR REPLACE INTO buckets (tier, kind, level, updated_ms, capacity) VALUES (?, ?, ?, ?, ?)",
-      tier, kind, b.level, b.updatedMs, capacity,
+      tier,
+      kind,
+      b.level,
+      b.updatedMs,
+      capacity,
     );
   }
 
   private spent(month: string): bigint {
-    const r = this.ctx.storage.sql.exec<{ units: string }>("SELECT units FROM spend WHERE month = ?", month).toArray()[0];
+    const r = this.ctx.storage.sql
+      .exec<{ units: string }>("SELECT units FROM spend WHERE month = ?", month)
+      .toArray()[0];
     return parseUnits(r?.units);
   }
 
   private reservedUnits(): bigint {
     let total = 0n;
-    for (const r of this.ctx.storage.sql.exec<{ reserved_units: string }>("SELECT reserved_units FROM requests WHERE state = 'reserved'"))
+    for (const r of this.ctx.storage.sql.exec<{ reserved_units: string }>(
+      "SELECT reserved_units FROM requests WHERE state = 'reserved'",
+    ))
       total += parseUnits(r.reserved_units);
     return total;
   }

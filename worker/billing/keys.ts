@@ -96,7 +96,18 @@ export async function createKey(db: D1Database, key: string, plan: Plan, now = D
       `INSERT INTO api_keys (id, key_hash, name, tiers, rpm, tpm, monthly_budget_micros, cache_salt, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
-    .bind(id, keyHash, plan.name, JSON.stringify(plan.tiers), plan.rpm, plan.tpm, plan.monthly_budget_micros, randomId("", 16), now, now)
+    .bind(
+      id,
+      keyHash,
+      plan.name,
+      JSON.stringify(plan.tiers),
+      plan.rpm,
+      plan.tpm,
+      plan.monthly_budget_micros,
+      randomId("", 16),
+      now,
+      now,
+    )
     .run();
   misses.delete(keyHash); // a cached miss for this key must not outlive its creation
   return { id, ...plan, created_at: now, updated_at: now, revoked_at: null };
@@ -116,7 +127,12 @@ export async function getKey(db: D1Database, id: string): Promise<KeyRow | null>
  * Per-field atomic update: only the patched columns are written, in one statement that returns the
  * row as stored, so parallel PATCHes of different fields all land (no read-modify-write of the row).
  */
-export async function updateKey(db: D1Database, id: string, patch: Partial<Plan>, now = Date.now()): Promise<KeyRow | null> {
+export async function updateKey(
+  db: D1Database,
+  id: string,
+  patch: Partial<Plan>,
+  now = Date.now(),
+): Promise<KeyRow | null> {
   const sets: string[] = [];
   const values: (string | number)[] = [];
   const set = (col: string, v: string | number | undefined) => {
@@ -142,7 +158,10 @@ export async function updateKey(db: D1Database, id: string, patch: Partial<Plan>
 
 /** Revokes (idempotent; the first revocation time is kept). */
 export async function revokeKey(db: D1Database, id: string, now = Date.now()): Promise<KeyRow | null> {
-  await db.prepare("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?), updated_at = ? WHERE id = ?").bind(now, now, id).run();
+  await db
+    .prepare("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?), updated_at = ? WHERE id = ?")
+    .bind(now, now, id)
+    .run();
   invalidateKeyId(id);
   return getKey(db, id);
 }

@@ -26,15 +26,39 @@ export interface UsageRecord {
   previousUnits?: string;
 }
 
-export const USAGE_STATUSES: readonly UsageStatus[] = ["ok", "cancelled", "error", "rejected", "cache_hit", "recovered"];
+export const USAGE_STATUSES: readonly UsageStatus[] = [
+  "ok",
+  "cancelled",
+  "error",
+  "rejected",
+  "cache_hit",
+  "recovered",
+];
 
 export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export async function insertUsage(db: D1Database, r: UsageRecord, now = Date.now()): Promise<void> {
-  await db.prepare(WORKER_SETTLE_SQL).bind(
-    r.requestId, r.keyId, r.model, dayOf(r.startedAt), r.promptTokens, r.cachedTokens, r.completionTokens,
-    r.costUnits, r.status, r.startedAt, r.endedAt, now, r.pricing?.input ?? null, r.pricing?.cached_input ?? null, r.pricing?.output ?? null, now,
-  ).run();
+  await db
+    .prepare(WORKER_SETTLE_SQL)
+    .bind(
+      r.requestId,
+      r.keyId,
+      r.model,
+      dayOf(r.startedAt),
+      r.promptTokens,
+      r.cachedTokens,
+      r.completionTokens,
+      r.costUnits,
+      r.status,
+      r.startedAt,
+      r.endedAt,
+      now,
+      r.pricing?.input ?? null,
+      r.pricing?.cached_input ?? null,
+      r.pricing?.output ?? null,
+      now,
+    )
+    .run();
 }
 
 /**
@@ -64,11 +88,18 @@ export function isUsageRecord(v: unknown): v is UsageRecord {
   const r = v as Record<string, unknown>;
   const int = (x: unknown) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
   return (
-    typeof r.requestId === "string" && r.requestId.length > 0 &&
-    typeof r.keyId === "string" && typeof r.model === "string" &&
-    int(r.promptTokens) && int(r.cachedTokens) && int(r.completionTokens) &&
-    typeof r.costUnits === "string" && /^\d+$/.test(r.costUnits) &&
-    USAGE_STATUSES.includes(r.status as UsageStatus) && int(r.startedAt) && int(r.endedAt)
+    typeof r.requestId === "string" &&
+    r.requestId.length > 0 &&
+    typeof r.keyId === "string" &&
+    typeof r.model === "string" &&
+    int(r.promptTokens) &&
+    int(r.cachedTokens) &&
+    int(r.completionTokens) &&
+    typeof r.costUnits === "string" &&
+    /^\d+$/.test(r.costUnits) &&
+    USAGE_STATUSES.includes(r.status as UsageStatus) &&
+    int(r.startedAt) &&
+    int(r.endedAt)
   );
 }
 
@@ -97,9 +128,9 @@ export interface UsageRow {
 export async function usageByDay(db: D1Database, f: UsageFilter): Promise<UsageRow[]> {
   const where: string[] = [];
   const args: string[] = [];
-  if (f.keyId) (where.push("key_id = ?"), args.push(f.keyId));
-  if (f.from) (where.push("day >= ?"), args.push(f.from));
-  if (f.to) (where.push("day <= ?"), args.push(f.to));
+  if (f.keyId) where.push("key_id = ?"), args.push(f.keyId);
+  if (f.from) where.push("day >= ?"), args.push(f.from);
+  if (f.to) where.push("day <= ?"), args.push(f.to);
   const { results } = await db
     .prepare(
       `SELECT key_id, day, model,
@@ -110,7 +141,17 @@ export async function usageByDay(db: D1Database, f: UsageFilter): Promise<UsageR
        GROUP BY key_id, day, model ORDER BY day, key_id, model`,
     )
     .bind(...args)
-    .all<{ key_id: string; day: string; model: string; requests: number; rejected: number; prompt_tokens: number; cached_tokens: number; completion_tokens: number; cost_units: string }>();
+    .all<{
+      key_id: string;
+      day: string;
+      model: string;
+      requests: number;
+      rejected: number;
+      prompt_tokens: number;
+      cached_tokens: number;
+      completion_tokens: number;
+      cost_units: string;
+    }>();
   return results.map((r) => {
     const units = parseUnits(r.cost_units);
     return {
@@ -149,8 +190,8 @@ export async function usageRequests(
 ): Promise<UsageRequestRow[]> {
   const where: string[] = [];
   const args: (string | number)[] = [];
-  if (f.keyId) (where.push("key_id = ?"), args.push(f.keyId));
-  if (f.requestId) (where.push("request_id = ?"), args.push(f.requestId));
+  if (f.keyId) where.push("key_id = ?"), args.push(f.keyId);
+  if (f.requestId) where.push("request_id = ?"), args.push(f.requestId);
   const { results } = await db
     .prepare(
       `SELECT request_id, key_id, model, status, prompt_tokens, cached_tokens, completion_tokens,

@@ -21,16 +21,24 @@ export async function rebuildMonth(db: D1Database, keyId: string, month: string,
   const [y, m] = month.split("-").map(Number) as [number, number];
   const next = new Date(Date.UTC(y, m, 1)).toISOString().slice(0, 7);
   const [sum, recent] = await db.batch([
-    db.prepare("SELECT CAST(COALESCE(SUM(cost_units), 0) AS TEXT) AS units FROM usage_records WHERE key_id = ? AND day >= ? AND day < ?")
+    db
+      .prepare(
+        "SELECT CAST(COALESCE(SUM(cost_units), 0) AS TEXT) AS units FROM usage_records WHERE key_id = ? AND day >= ? AND day < ?",
+      )
       .bind(keyId, `${month}-01`, `${next}-01`),
-    db.prepare("SELECT request_id, model, CAST(cost_units AS TEXT) AS cost_units FROM usage_records WHERE key_id = ? AND updated_at >= ? AND day >= ?")
+    db
+      .prepare(
+        "SELECT request_id, model, CAST(cost_units AS TEXT) AS cost_units FROM usage_records WHERE key_id = ? AND updated_at >= ? AND day >= ?",
+      )
       .bind(keyId, now - RECENT_MS, `${month}-01`),
   ]);
   const units = (sum!.results[0] as { units: string } | undefined)?.units;
   return {
     spentUnits: parseUnits(units),
     recent: (recent!.results as Array<{ request_id: string; model: string; cost_units: string }>).map((r) => ({
-      requestId: r.request_id, tier: r.model, costUnits: r.cost_units,
+      requestId: r.request_id,
+      tier: r.model,
+      costUnits: r.cost_units,
     })),
   };
 }

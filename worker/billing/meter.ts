@@ -57,7 +57,13 @@ const rpmRefusals = new Map<string, { until: number; headers: Record<string, str
 const RPM_REFUSALS_MAX = 10_000;
 const rpmKey = (account: Account, model: string) => `${account.keyId}\u0000${model}\u0000${account.rpm}`;
 
-function rememberRpmRefusal(account: Account, model: string, headers: Record<string, string>, retryAfterMs: number, now: number): void {
+function rememberRpmRefusal(
+  account: Account,
+  model: string,
+  headers: Record<string, string>,
+  retryAfterMs: number,
+  now: number,
+): void {
   const k = rpmKey(account, model);
   rpmRefusals.delete(k);
   if (rpmRefusals.size >= RPM_REFUSALS_MAX) rpmRefusals.delete(rpmRefusals.keys().next().value as string);
@@ -65,10 +71,17 @@ function rememberRpmRefusal(account: Account, model: string, headers: Record<str
 }
 
 const refusedForRpm = (model: string, headers: Record<string, string>, ms: number) =>
-  new ApiError(429, `Rate limit reached for requests per minute on model '${model}'.`, "rate_limit_error", "rate_limit_exceeded", null, {
-    ...headers,
-    ...retryHeaders(ms),
-  });
+  new ApiError(
+    429,
+    `Rate limit reached for requests per minute on model '${model}'.`,
+    "rate_limit_error",
+    "rate_limit_exceeded",
+    null,
+    {
+      ...headers,
+      ...retryHeaders(ms),
+    },
+  );
 
 /** Anything with waitUntil: Hono's c.executionCtx or the runtime's ExecutionContext. */
 export interface WaitUntil {
@@ -92,7 +105,11 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
       tpm: account.tpm,
       budgetMicros: account.monthlyBudgetMicros,
       tokens: prompt + maxCompletion,
-      reserveUnits: reservationUnits(req.pricing, prompt, Math.min(maxCompletion, tokenCount(req.budgetCompletionTokens ?? maxCompletion))).toString(),
+      reserveUnits: reservationUnits(
+        req.pricing,
+        prompt,
+        Math.min(maxCompletion, tokenCount(req.budgetCompletionTokens ?? maxCompletion)),
+      ).toString(),
     });
   } catch (err) {
     // Fail closed: without the limiter we cannot promise the budget.
@@ -104,9 +121,13 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
     return { requestId: req.requestId, headers: result.headers };
   }
 
-  if (result.reason === "requests" && result.retryAfterMs !== null) rememberRpmRefusal(account, req.model, result.headers, result.retryAfterMs, Date.now());
+  if (result.reason === "requests" && result.retryAfterMs !== null)
+    rememberRpmRefusal(account, req.model, result.headers, result.retryAfterMs, Date.now());
   if (result.reason !== "duplicate") {
-    const write = writeRecord(env, rejectedRecord(account, req.requestId, req.model, Date.now()), { ledger: true, limiter: false });
+    const write = writeRecord(env, rejectedRecord(account, req.requestId, req.model, Date.now()), {
+      ledger: true,
+      limiter: false,
+    });
     if (ctx) ctx.waitUntil(write);
     else await write;
   }
@@ -118,9 +139,18 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
  * budget does not cover it, or when the limiter cannot be reached: without it the budget cannot be
  * promised, so the generation stops (fail closed, as admit does).
  */
-export async function extendReservation(env: Env, account: Account, requestId: string, units: bigint): Promise<boolean> {
+export async function extendReservation(
+  env: Env,
+  account: Account,
+  requestId: string,
+  units: bigint,
+): Promise<boolean> {
   try {
-    return await limiterFor(env, account.keyId).extend({ requestId, budgetMicros: account.monthlyBudgetMicros, units: units.toString() });
+    return await limiterFor(env, account.keyId).extend({
+      requestId,
+      budgetMicros: account.monthlyBudgetMicros,
+      units: units.toString(),
+    });
   } catch (err) {
     console.error(JSON.stringify({ level: "error", where: "extend", request_id: requestId, error: String(err) }));
     return false;
@@ -128,7 +158,14 @@ export async function extendReservation(env: Env, account: Account, requestId: s
 }
 
 const limiterUnavailable = () =>
-  new ApiError(503, "Rate limiter unavailable, please retry.", "service_unavailable", "limiter_unavailable", null, retryHeaders(1000));
+  new ApiError(
+    503,
+    "Rate limiter unavailable, please retry.",
+    "service_unavailable",
+    "limiter_unavailable",
+    null,
+    retryHeaders(1000),
+  );
 
 /** One request against the tier's RPM for an unmetered call (tokenize): nothing reserved, nothing billed. */
 export async function countRequest(env: Env, account: Account, model: string): Promise<Record<string, string>> {
@@ -141,7 +178,8 @@ export async function countRequest(env: Env, account: Account, model: string): P
     throw limiterUnavailable();
   }
   if (result.ok) return result.headers;
-  if (result.reason === "requests" && result.retryAfterMs !== null) rememberRpmRefusal(account, model, result.headers, result.retryAfterMs, Date.now());
+  if (result.reason === "requests" && result.retryAfterMs !== null)
+    rememberRpmRefusal(account, model, result.headers, result.retryAfterMs, Date.now());
   throw refusal(result, model);
 }
 
@@ -159,16 +197,40 @@ function refusal(r: Extract<LimiterAdmitResult, { ok: false }>, model: string): 
   const headers = { ...r.headers, ...(r.retryAfterMs !== null ? retryHeaders(r.retryAfterMs) : {}) };
   switch (r.reason) {
     case "budget":
-      return new ApiError(429, "You exceeded your monthly budget for this API key.", "insufficient_quota", "insufficient_quota", null, headers);
+      return new ApiError(
+        429,
+        "You exceeded your monthly budget for this API key.",
+        "insufficient_quota",
+        "insufficient_quota",
+        null,
+        headers,
+      );
     case "requests":
-      return new ApiError(429, `Rate limit reached for requests per minute on model '${model}'.`, "rate_limit_error", "rate_limit_exceeded", null, headers);
+      return new ApiError(
+        429,
+        `Rate limit reached for requests per minute on model '${model}'.`,
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        null,
+        headers,
+      );
     case "tokens":
-      return new ApiError(429, `Rate limit reached for tokens per minute on model '${model}'.`, "rate_limit_error", "rate_limit_exceeded", null, headers);
+      return new ApiError(
+        429,
+        `Rate limit reached for tokens per minute on model '${model}'.`,
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        null,
+        headers,
+      );
     case "too_large":
       return new ApiError(
         429,
         `Request too large for model '${model}': prompt plus max_tokens exceeds your tokens-per-minute limit. Reduce max_tokens or the prompt.`,
-        "rate_limit_error", "request_too_large", null, headers,
+        "rate_limit_error",
+        "request_too_large",
+        null,
+        headers,
       );
     case "duplicate":
       return new ApiError(409, "Duplicate request id.", "invalid_request_error", "duplicate_request_id");
@@ -177,8 +239,16 @@ function refusal(r: Extract<LimiterAdmitResult, { ok: false }>, model: string): 
 
 function rejectedRecord(account: Account, requestId: string, model: string, now: number): UsageRecord {
   return {
-    requestId, keyId: account.keyId, model, promptTokens: 0, cachedTokens: 0, completionTokens: 0,
-    costUnits: "0", status: "rejected", startedAt: now, endedAt: now,
+    requestId,
+    keyId: account.keyId,
+    model,
+    promptTokens: 0,
+    cachedTokens: 0,
+    completionTokens: 0,
+    costUnits: "0",
+    status: "rejected",
+    startedAt: now,
+    endedAt: now,
   };
 }
 
@@ -189,10 +259,21 @@ export function toRecord(account: Account, req: SettleRequest): UsageRecord {
   const endedAt = Math.max(startedAt, tokenCount(req.endedAt) || now);
   if (req.status === "rejected") return { ...rejectedRecord(account, req.requestId, req.model, startedAt), endedAt };
   const promptTokens = tokenCount(req.promptTokens);
-  const t = { promptTokens, cachedTokens: Math.min(tokenCount(req.cachedTokens), promptTokens), completionTokens: tokenCount(req.completionTokens) };
+  const t = {
+    promptTokens,
+    cachedTokens: Math.min(tokenCount(req.cachedTokens), promptTokens),
+    completionTokens: tokenCount(req.completionTokens),
+  };
   const units = isValidPricing(req.pricing) ? costUnits(req.pricing, t) : 0n;
   return {
-    requestId: req.requestId, keyId: account.keyId, model: req.model, ...t, costUnits: units.toString(), status: req.status, startedAt, endedAt,
+    requestId: req.requestId,
+    keyId: account.keyId,
+    model: req.model,
+    ...t,
+    costUnits: units.toString(),
+    status: req.status,
+    startedAt,
+    endedAt,
     ...(isValidPricing(req.pricing) ? { pricing: req.pricing } : {}),
   };
 }
@@ -226,22 +307,42 @@ export async function settle(env: Env, account: Account, req: SettleRequest): Pr
 }
 
 /** For a request refused after auth but before any backend (e.g. a 400): zero cost, status "rejected". */
-export function recordRejected(env: Env, account: Account, r: { requestId: string; model: string; startedAt?: number }): Promise<void> {
+export function recordRejected(
+  env: Env,
+  account: Account,
+  r: { requestId: string; model: string; startedAt?: number },
+): Promise<void> {
   const now = Date.now();
   return settle(env, account, {
-    requestId: r.requestId, model: r.model, pricing: { input: 0, cached_input: 0, output: 0 },
-    promptTokens: 0, cachedTokens: 0, completionTokens: 0, status: "rejected", startedAt: r.startedAt ?? now, endedAt: now,
+    requestId: r.requestId,
+    model: r.model,
+    pricing: { input: 0, cached_input: 0, output: 0 },
+    promptTokens: 0,
+    cachedTokens: 0,
+    completionTokens: 0,
+    status: "rejected",
+    startedAt: r.startedAt ?? now,
+    endedAt: now,
   });
 }
 
 /** Does the requested writes; anything that failed is queued for the consumer to replay. Never rejects. */
-export async function writeRecord(env: Env, record: UsageRecord, todo: { ledger: boolean; limiter: boolean }): Promise<void> {
+export async function writeRecord(
+  env: Env,
+  record: UsageRecord,
+  todo: { ledger: boolean; limiter: boolean },
+): Promise<void> {
   const [ledger, limiter] = await Promise.allSettled([
     todo.ledger ? insertUsage(env.DB, record) : Promise.resolve(),
     todo.limiter ? limiterSettle(env, record) : Promise.resolve(),
   ]);
   if (ledger.status === "fulfilled" && limiter.status === "fulfilled") return;
-  const msg: UsageMessage = { v: 1, record, ledger: ledger.status === "rejected", limiter: limiter.status === "rejected" };
+  const msg: UsageMessage = {
+    v: 1,
+    record,
+    ledger: ledger.status === "rejected",
+    limiter: limiter.status === "rejected",
+  };
   try {
     await env.USAGE_QUEUE.send(msg);
   } catch (err) {
@@ -252,7 +353,12 @@ export async function writeRecord(env: Env, record: UsageRecord, todo: { ledger:
 
 export function limiterSettle(env: Env, r: UsageRecord): Promise<void> {
   return limiterFor(env, r.keyId).settle({
-    keyId: r.keyId, requestId: r.requestId, tier: r.model, tokens: r.promptTokens + r.completionTokens, units: r.costUnits, startedAt: r.startedAt,
+    keyId: r.keyId,
+    requestId: r.requestId,
+    tier: r.model,
+    tokens: r.promptTokens + r.completionTokens,
+    units: r.costUnits,
+    startedAt: r.startedAt,
     ...(r.previousUnits !== undefined ? { previousUnits: r.previousUnits } : {}),
   });
 }

@@ -16,7 +16,9 @@ export async function consumeUsage(batch: MessageBatch<unknown>, env: Env): Prom
   for (const msg of batch.messages) {
     const body = msg.body;
     if (!isUsageMessage(body)) {
-      console.error(JSON.stringify({ level: "error", where: "usage_queue", error: "malformed message dropped", id: msg.id }));
+      console.error(
+        JSON.stringify({ level: "error", where: "usage_queue", error: "malformed message dropped", id: msg.id }),
+      );
       msg.ack();
       continue;
     }
@@ -25,7 +27,9 @@ export async function consumeUsage(batch: MessageBatch<unknown>, env: Env): Prom
       if (body.limiter) await limiterSettle(env, body.record);
       msg.ack();
     } catch (err) {
-      console.error(JSON.stringify({ level: "error", where: "usage_queue", request_id: body.record.requestId, error: String(err) }));
+      console.error(
+        JSON.stringify({ level: "error", where: "usage_queue", request_id: body.record.requestId, error: String(err) }),
+      );
       msg.retry({ delaySeconds: Math.min(60, 2 ** msg.attempts) });
     }
   }

@@ -57,9 +57,16 @@ export const failedAuth = new FailedAuthThrottle();
 export const clientOf = (header: string | undefined) => header?.trim() || "unknown";
 
 export const tooManyFailures = (retryAfterS: number) =>
-  new ApiError(429, "Too many failed authentication attempts. Please retry later.", "rate_limit_error", "auth_throttled", null, {
-    "retry-after": String(retryAfterS),
-  });
+  new ApiError(
+    429,
+    "Too many failed authentication attempts. Please retry later.",
+    "rate_limit_error",
+    "auth_throttled",
+    null,
+    {
+      "retry-after": String(retryAfterS),
+    },
+  );
 
 /** Runs `verify` unless the client is throttled; counts its failure (an HTTPException or ApiError 401). */
 export async function throttled<T>(client: string, verify: () => Promise<T>): Promise<T> {

@@ -18,9 +18,16 @@ import { clientOf, throttled } from "./auth-throttle";
 export function refusedWith(error: () => ApiError) {
   const respond = () => {
     const e = error();
-    return new Response(JSON.stringify(e.body()), { status: e.status, headers: { "content-type": "application/json" } });
+    return new Response(JSON.stringify(e.body()), {
+      status: e.status,
+      headers: { "content-type": "application/json" },
+    });
   };
-  return { noAuthenticationHeader: { message: respond }, invalidAuthenticationHeader: { message: respond }, invalidToken: { message: respond } };
+  return {
+    noAuthenticationHeader: { message: respond },
+    invalidAuthenticationHeader: { message: respond },
+    invalidToken: { message: respond },
+  };
 }
 
 async function verifyKey(key: string, c: Context<AppEnv>): Promise<boolean> {
@@ -34,11 +41,18 @@ async function verifyKey(key: string, c: Context<AppEnv>): Promise<boolean> {
 }
 
 const byBearer = bearerAuth<AppEnv>({ verifyToken: verifyKey, ...refusedWith(unauthorized) });
-const byApiKeyHeader = bearerAuth<AppEnv>({ headerName: "x-api-key", prefix: "", verifyToken: verifyKey, ...refusedWith(unauthorized) });
+const byApiKeyHeader = bearerAuth<AppEnv>({
+  headerName: "x-api-key",
+  prefix: "",
+  verifyToken: verifyKey,
+  ...refusedWith(unauthorized),
+});
 
 export const requireApiKey = factory.createMiddleware((c, next) =>
   throttled(clientOf(c.req.header("cf-connecting-ip")), () =>
-    !c.req.header("authorization") && c.req.header("x-api-key") !== undefined ? byApiKeyHeader(c, next) : byBearer(c, next),
+    !c.req.header("authorization") && c.req.header("x-api-key") !== undefined
+      ? byApiKeyHeader(c, next)
+      : byBearer(c, next),
   ),
 );
 

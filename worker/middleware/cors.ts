@@ -15,16 +15,31 @@ function corsFor(origins: string | undefined): MiddlewareHandler<AppEnv> | null 
   const raw = origins?.trim() ?? "";
   let mw = parsed.get(raw);
   if (mw !== undefined) return mw;
-  const list = raw.split(",").map((o) => o.trim()).filter(Boolean);
-  mw = list.length === 0
-    ? null
-    : cors({
-        origin: (origin) => (list.includes("*") || list.includes(origin) ? origin : null),
-        allowMethods: ["GET", "POST", "OPTIONS"],
-        allowHeaders: ["authorization", "x-api-key", "content-type", "x-cache-ttl"],
-        exposeHeaders: ["x-request-id", "x-cache", "retry-after", "retry-after-ms", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests", "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"],
-        maxAge: 600,
-      });
+  const list = raw
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean);
+  mw =
+    list.length === 0
+      ? null
+      : cors({
+          origin: (origin) => (list.includes("*") || list.includes(origin) ? origin : null),
+          allowMethods: ["GET", "POST", "OPTIONS"],
+          allowHeaders: ["authorization", "x-api-key", "content-type", "x-cache-ttl"],
+          exposeHeaders: [
+            "x-request-id",
+            "x-cache",
+            "retry-after",
+            "retry-after-ms",
+            "x-ratelimit-limit-requests",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-reset-requests",
+            "x-ratelimit-limit-tokens",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-tokens",
+          ],
+          maxAge: 600,
+        });
   parsed.set(raw, mw);
   return mw;
 }

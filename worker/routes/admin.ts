@@ -15,7 +15,17 @@
 import { z } from "zod";
 import { readBody } from "../api/body";
 import { factory } from "../factory";
-import { CUSTOM_KEY_RE, createKey, generateKey, getKey, KeyExistsError, type KeyRow, listKeys, revokeKey, updateKey } from "../billing/keys";
+import {
+  CUSTOM_KEY_RE,
+  createKey,
+  generateKey,
+  getKey,
+  KeyExistsError,
+  type KeyRow,
+  listKeys,
+  revokeKey,
+  updateKey,
+} from "../billing/keys";
 import { usageByDay, usageRequests } from "../billing/ledger";
 import { countDeadLetters, replayDeadLetters } from "../billing/dead-letters";
 import type { Env } from "../env";
@@ -54,7 +64,8 @@ function checkTiers(env: Env, tiers: string[] | undefined): void {
   if (!tiers) return;
   const known = knownTiers(env);
   const unknown = tiers.filter((t) => !known.has(t));
-  if (unknown.length) throw badRequest(`Unknown tier(s): ${unknown.join(", ")}. Known: ${[...known].join(", ")}.`, "tiers");
+  if (unknown.length)
+    throw badRequest(`Unknown tier(s): ${unknown.join(", ")}. Known: ${[...known].join(", ")}.`, "tiers");
 }
 
 const publicKey = (k: KeyRow) => ({ object: "api_key" as const, ...k });
@@ -66,13 +77,25 @@ adminRoutes.post("/keys", async (c) => {
   const body = await readBody(c.req.raw, createSchema);
   checkTiers(c.env, body.tiers);
   const key = body.key ?? generateKey();
-  const plan = { name: body.name, tiers: [...new Set(body.tiers)], rpm: body.rpm, tpm: body.tpm, monthly_budget_micros: body.monthly_budget_micros };
+  const plan = {
+    name: body.name,
+    tiers: [...new Set(body.tiers)],
+    rpm: body.rpm,
+    tpm: body.tpm,
+    monthly_budget_micros: body.monthly_budget_micros,
+  };
   try {
     const row = await createKey(c.env.DB, key, plan);
     return c.json({ ...publicKey(row), key }, 201);
   } catch (err) {
     if (err instanceof KeyExistsError)
-      throw new ApiError(409, `This key already exists (id ${err.existingId}).`, "invalid_request_error", "key_exists", "key");
+      throw new ApiError(
+        409,
+        `This key already exists (id ${err.existingId}).`,
+        "invalid_request_error",
+        "key_exists",
+        "key",
+      );
     throw err;
   }
 });
@@ -109,17 +132,21 @@ adminRoutes.get("/usage", async (c) => {
 adminRoutes.get("/usage/requests", async (c) => {
   const limitRaw = c.req.query("limit");
   const limit = limitRaw === undefined ? 100 : Number(limitRaw);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw badRequest("limit must be an integer from 1 to 1000.", "limit");
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw badRequest("limit must be an integer from 1 to 1000.", "limit");
   const keyId = c.req.query("key_id") || undefined;
   const requestId = c.req.query("request_id") || undefined;
   return c.json({ object: "list", data: await usageRequests(c.env.DB, { keyId, requestId, limit }) });
 });
 
-adminRoutes.get("/usage/dead-letters", async (c) => c.json({ object: "dead_letters", count: await countDeadLetters(c.env) }));
+adminRoutes.get("/usage/dead-letters", async (c) =>
+  c.json({ object: "dead_letters", count: await countDeadLetters(c.env) }),
+);
 
 adminRoutes.post("/usage/dead-letters/replay", async (c) => {
   const limitRaw = c.req.query("limit");
   const limit = limitRaw === undefined ? 100 : Number(limitRaw);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw badRequest("limit must be an integer from 1 to 1000.", "limit");
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw badRequest("limit must be an integer from 1 to 1000.", "limit");
   return c.json({ object: "dead_letter_replay", ...(await replayDeadLetters(c.env, limit)) });
 });

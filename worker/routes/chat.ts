@@ -35,7 +35,8 @@ function chatTier(c: Context<AppEnv>, model: string): Tier {
   const tier = getTiers(c.env.TIERS).get(model);
   if (!tier) throw modelNotFound(model);
   assertTierAllowed(c.get("account"), model);
-  if (tier.kind !== "chat") throw badRequest(`The model '${model}' does not support chat completions.`, "model", "invalid_model");
+  if (tier.kind !== "chat")
+    throw badRequest(`The model '${model}' does not support chat completions.`, "model", "invalid_model");
   return tier;
 }
 
@@ -68,12 +69,28 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
   if (ttl !== null) {
     // Cached answers keep no logprobs; a structured answer is cached under its response_format.
     const secret = c.env.CACHE_KEY_SECRET;
-    if (!responseCache.isDeterministic(p.temperature, p.seed) || p.topLogprobs !== null || !responseCache.cacheEnabled(secret)) life.log.cache = "BYPASS";
+    if (
+      !responseCache.isDeterministic(p.temperature, p.seed) ||
+      p.topLogprobs !== null ||
+      !responseCache.cacheEnabled(secret)
+    )
+      life.log.cache = "BYPASS";
     else {
-      cacheKey = await responseCache.cacheKey({
-        keyId: life.account.keyId, model: p.model, backendModel: tier.backendModel, promptIds, temperature: p.temperature, topP: p.topP, seed: p.seed, stop: p.stop, maxTokens,
-        responseFormat: p.responseFormat,
-      }, secret);
+      cacheKey = await responseCache.cacheKey(
+        {
+          keyId: life.account.keyId,
+          model: p.model,
+          backendModel: tier.backendModel,
+          promptIds,
+          temperature: p.temperature,
+          topP: p.topP,
+          seed: p.seed,
+          stop: p.stop,
+          maxTokens,
+          responseFormat: p.responseFormat,
+        },
+        secret,
+      );
       const hit = await responseCache.lookup(cacheKey);
       life.log.cache = hit ? "HIT" : "MISS";
       if (hit) return replayHit(c, life, tier.pricing, p, meta, promptTokens, hit);
@@ -108,7 +125,14 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
 
   let started;
   try {
-    const starting = startGeneration(replicaRouter, order, c.env.BACKEND_TOKEN, genReq, { client: life.client.signal, backend: backend.signal }, failures);
+    const starting = startGeneration(
+      replicaRouter,
+      order,
+      c.env.BACKEND_TOKEN,
+      genReq,
+      { client: life.client.signal, backend: backend.signal },
+      failures,
+    );
     // Keeps the request's I/O alive through a disconnect, so what follows (settle) still runs.
     c.executionCtx.waitUntil(starting.catch(() => {}));
     started = await starting;
@@ -123,7 +147,11 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
     throw err;
   }
   replicaRouter.recordSuccess(started.replica);
-  Object.assign(life.log, { replica: started.replica, attempts: started.attempts, failures: failures.length ? failures : undefined });
+  Object.assign(life.log, {
+    replica: started.replica,
+    attempts: started.attempts,
+    failures: failures.length ? failures : undefined,
+  });
 
   const cache = cacheKey && ttl !== null ? { key: cacheKey, ttl } : null;
   return relay({ c, life, p, meta, promptTokens, maxTokens, headers, started, backend, cache });

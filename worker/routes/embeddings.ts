@@ -32,9 +32,20 @@ export const MAX_EMBED_TOKENS = 8192;
 export const EMBED_DEADLINE = { ms: 30_000, graceMs: 5_000 };
 
 const embedTimeout = () =>
-  new ApiError(504, "The embedding request took too long and was stopped; send fewer tokens per request.", "api_error", "embedding_timeout");
+  new ApiError(
+    504,
+    "The embedding request took too long and was stopped; send fewer tokens per request.",
+    "api_error",
+    "embedding_timeout",
+  );
 
-const tokenIds = z.array(z.number().int().min(0).max(VOCAB_SIZE - 1));
+const tokenIds = z.array(
+  z
+    .number()
+    .int()
+    .min(0)
+    .max(VOCAB_SIZE - 1),
+);
 const EmbedBodySchema = z.object({
   model: z.string().min(1).max(256),
   input: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)]),
@@ -45,14 +56,19 @@ function embeddingTier(c: Context<AppEnv>, model: string): Tier {
   const tier = getTiers(c.env.TIERS).get(model);
   if (!tier) throw modelNotFound(model);
   assertTierAllowed(c.get("account"), model);
-  if (tier.kind !== "embedding") throw badRequest(`The model '${model}' is not an embedding model.`, "model", "invalid_model");
+  if (tier.kind !== "embedding")
+    throw badRequest(`The model '${model}' is not an embedding model.`, "model", "invalid_model");
   return tier;
 }
 
 /** The inputs as token id lists, validated against the tier's context window. */
 function toInputs(input: z.infer<typeof EmbedBodySchema>["input"], contextWindow: number): number[][] {
   const list: (string | number[])[] =
-    typeof input === "string" ? [input] : input.length > 0 && typeof input[0] === "number" ? [input as number[]] : (input as (string | number[])[]);
+    typeof input === "string"
+      ? [input]
+      : input.length > 0 && typeof input[0] === "number"
+        ? [input as number[]]
+        : (input as (string | number[])[]);
   if (list.length === 0) throw badRequest("'input' must not be empty.", "input");
   if (list.length > MAX_INPUTS) throw badRequest(`At most ${MAX_INPUTS} inputs per request.`, "input");
   return list.map((item, i) => {
@@ -60,7 +76,13 @@ function toInputs(input: z.infer<typeof EmbedBodySchema>["input"], contextWindow
     const ids = typeof item === "string" ? (item.length ? [BOS_ID, ...encode(item)] : []) : item;
     if (ids.length === 0) throw badRequest("Inputs must not be empty.", param);
     if (ids.length > contextWindow) {
-      throw new ApiError(400, `This model's maximum context length is ${contextWindow} tokens; input ${i} has ${ids.length}.`, "invalid_request_error", "context_length_exceeded", param);
+      throw new ApiError(
+        400,
+        `This model's maximum context length is ${contextWindow} tokens; input ${i} has ${ids.length}.`,
+        "invalid_request_error",
+        "context_length_exceeded",
+        param,
+      );
     }
     return ids;
   });
@@ -85,7 +107,13 @@ embeddingsRoutes.post("/embeddings", async (c) => {
     const inputs = toInputs(body.input, tier.contextWindow);
     const promptTokens = inputs.reduce((n, ids) => n + ids.length, 0);
     if (promptTokens > MAX_EMBED_TOKENS) {
-      throw new ApiError(400, `At most ${MAX_EMBED_TOKENS} tokens per embeddings request (all inputs together); this one has ${promptTokens}.`, "invalid_request_error", "too_many_tokens", "input");
+      throw new ApiError(
+        400,
+        `At most ${MAX_EMBED_TOKENS} tokens per embeddings request (all inputs together); this one has ${promptTokens}.`,
+        "invalid_request_error",
+        "too_many_tokens",
+        "input",
+      );
     }
 
     const admitted = await life.admit(tier.pricing, promptTokens, 0);
@@ -99,30 +127,42 @@ embeddingsRoutes.post("/embeddings", async (c) => {
     let done;
     try {
       const order = replicaRouter.rank(tier.backends, routingKey(inputs[0], life.account.cacheSalt));
-      const work = dispatch(replicaRouter, order, life.client.signal, async (r) => {
-        replica = r;
-        const ac = new AbortController();
-        let timedOut = false;
-        let hard: ReturnType<typeof setTimeout> | undefined;
-        const deadline = setTimeout(() => {
-          timedOut = true;
-          void cancelGenerate(r, c.env.BACKEND_TOKEN, life.requestId);
-          hard = setTimeout(() => ac.abort(), EMBED_DEADLINE.graceMs); // a replica that ignores the cancel
-        }, EMBED_DEADLINE.ms);
-        try {
-          const res = await embed(r, c.env.BACKEND_TOKEN, { model: tier.backendModel, inputs, request_id: life.requestId, key_id: life.account.keyId, tier: model }, ac.signal);
-          if (!Array.isArray(res.data) || res.data.length !== inputs.length) throw new Error("embed response does not match the inputs");
-          return { res, computed: promptTokens, timedOut: false };
-        } catch (err) {
-          if (err instanceof EmbedStopped) return { res: null, computed: err.computedTokens, timedOut };
-          // Past the deadline and its grace: not retried elsewhere (this replica took the work).
-          if (timedOut) throw embedTimeout();
-          throw err;
-        } finally {
-          clearTimeout(deadline);
-          if (hard !== undefined) clearTimeout(hard);
-        }
-      }, failures);
+      const work = dispatch(
+        replicaRouter,
+        order,
+        life.client.signal,
+        async (r) => {
+          replica = r;
+          const ac = new AbortController();
+          let timedOut = false;
+          let hard: ReturnType<typeof setTimeout> | undefined;
+          const deadline = setTimeout(() => {
+            timedOut = true;
+            void cancelGenerate(r, c.env.BACKEND_TOKEN, life.requestId);
+            hard = setTimeout(() => ac.abort(), EMBED_DEADLINE.graceMs); // a replica that ignores the cancel
+          }, EMBED_DEADLINE.ms);
+          try {
+            const res = await embed(
+              r,
+              c.env.BACKEND_TOKEN,
+              { model: tier.backendModel, inputs, request_id: life.requestId, key_id: life.account.keyId, tier: model },
+              ac.signal,
+            );
+            if (!Array.isArray(res.data) || res.data.length !== inputs.length)
+              throw new Error("embed response does not match the inputs");
+            return { res, computed: promptTokens, timedOut: false };
+          } catch (err) {
+            if (err instanceof EmbedStopped) return { res: null, computed: err.computedTokens, timedOut };
+            // Past the deadline and its grace: not retried elsewhere (this replica took the work).
+            if (timedOut) throw embedTimeout();
+            throw err;
+          } finally {
+            clearTimeout(deadline);
+            if (hard !== undefined) clearTimeout(hard);
+          }
+        },
+        failures,
+      );
       // Keeps the request's I/O alive through a disconnect, so the stopped replica's count is settled.
       c.executionCtx.waitUntil(work.catch(() => {}));
       done = await work;

@@ -51,7 +51,8 @@ keyRoutes.get("/key", async (c) => {
 keyRoutes.get("/usage/requests", async (c) => {
   const limitRaw = c.req.query("limit");
   const limit = limitRaw === undefined ? 100 : Number(limitRaw);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw badRequest("limit must be an integer from 1 to 1000.", "limit");
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw badRequest("limit must be an integer from 1 to 1000.", "limit");
   const requestId = c.req.query("request_id") || undefined;
   const data = await usageRequests(c.env.DB, { keyId: c.get("account").keyId, requestId, limit });
   return c.json({ object: "list", data });

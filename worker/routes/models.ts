@@ -16,7 +16,13 @@ function card(t: Tier) {
     owned_by: "moe-edge",
     // Mistral's SDK discriminates model cards on `type` ("base" | "fine-tuned") and reads capabilities.
     type: "base" as const,
-    capabilities: { completion_chat: t.kind !== "embedding", function_calling: false, completion_fim: false, fine_tuning: false, vision: false },
+    capabilities: {
+      completion_chat: t.kind !== "embedding",
+      function_calling: false,
+      completion_fim: false,
+      fine_tuning: false,
+      vision: false,
+    },
     // Mistral names it max_context_length; OpenAI-style clients read context_length.
     max_context_length: t.contextWindow,
     context_length: t.contextWindow,

@@ -23,10 +23,24 @@ export const MAX_DETOKENIZE_TOKENS = 262_144;
 
 const model = z.string().min(1).max(256);
 const TokenizeSchema = z.object({ model, prompt: z.string().nullish(), messages: MessagesSchema.nullish() });
-const DetokenizeSchema = z.object({ model, tokens: z.array(z.number().int().min(0).max(VOCAB_SIZE - 1)).max(MAX_DETOKENIZE_TOKENS) });
+const DetokenizeSchema = z.object({
+  model,
+  tokens: z
+    .array(
+      z
+        .number()
+        .int()
+        .min(0)
+        .max(VOCAB_SIZE - 1),
+    )
+    .max(MAX_DETOKENIZE_TOKENS),
+});
 
 /** The tier, checked like chat's: 404 for an unknown model or one outside the key's plan; then one request of RPM. */
-async function admitUnmetered(c: Context<AppEnv>, name: string): Promise<{ tier: Tier; headers: Record<string, string> }> {
+async function admitUnmetered(
+  c: Context<AppEnv>,
+  name: string,
+): Promise<{ tier: Tier; headers: Record<string, string> }> {
   const tier = getTiers(c.env.TIERS).get(name);
   if (!tier) throw modelNotFound(name);
   assertTierAllowed(c.get("account"), name);
@@ -37,9 +51,12 @@ tokenizeRoutes.post("/tokenize", async (c) => {
   const body = await readBody(c.req.raw, TokenizeSchema);
   const hasPrompt = body.prompt != null;
   const hasMessages = body.messages != null;
-  if (hasPrompt === hasMessages) throw badRequest("Send exactly one of 'prompt' or 'messages'.", hasPrompt ? "messages" : "prompt");
+  if (hasPrompt === hasMessages)
+    throw badRequest("Send exactly one of 'prompt' or 'messages'.", hasPrompt ? "messages" : "prompt");
   const { tier, headers } = await admitUnmetered(c, body.model);
-  const tokens = hasMessages ? applyChatTemplate(parseMessages(body.messages!), c.get("account").cacheSalt) : encode(body.prompt!);
+  const tokens = hasMessages
+    ? applyChatTemplate(parseMessages(body.messages!), c.get("account").cacheSalt)
+    : encode(body.prompt!);
   return c.json({ count: tokens.length, max_model_len: tier.contextWindow, tokens }, 200, headers);
 });
 

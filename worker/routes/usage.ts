@@ -14,12 +14,17 @@ function checkDate(v: string | undefined, param: string): string | undefined {
   if (v === undefined || v === "") return undefined;
   // Round-trip: Date.parse rolls 2026-02-30 over to March instead of refusing it.
   const ms = DATE_RE.test(v) ? Date.parse(`${v}T00:00:00Z`) : NaN;
-  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== v) throw badRequest(`${param} must be a date YYYY-MM-DD.`, param);
+  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== v)
+    throw badRequest(`${param} must be a date YYYY-MM-DD.`, param);
   return v;
 }
 
 /** Validated inclusive date range; with `defaultMonth`, a missing `from` means the 1st of this month. */
-export function dateRange(from: string | undefined, to: string | undefined, defaultMonth: boolean): { from?: string; to?: string } {
+export function dateRange(
+  from: string | undefined,
+  to: string | undefined,
+  defaultMonth: boolean,
+): { from?: string; to?: string } {
   const f = checkDate(from, "from") ?? (defaultMonth ? `${new Date().toISOString().slice(0, 7)}-01` : undefined);
   const t = checkDate(to, "to");
   if (f && t && f > t) throw badRequest("from must not be after to.", "from");

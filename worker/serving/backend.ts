@@ -43,7 +43,13 @@ function headers(token: string | undefined): HeadersInit {
 export const HEADERS_TIMEOUT_MS = 15_000;
 
 /** `headersTimeoutMs` null: no header timer (an embed answers only when done; see routes/embeddings.ts). */
-async function post(url: string, token: string | undefined, body: unknown, signal: AbortSignal, headersTimeoutMs: number | null = HEADERS_TIMEOUT_MS): Promise<Response> {
+async function post(
+  url: string,
+  token: string | undefined,
+  body: unknown,
+  signal: AbortSignal,
+  headersTimeoutMs: number | null = HEADERS_TIMEOUT_MS,
+): Promise<Response> {
   const ac = new AbortController();
   const follow = () => ac.abort();
   if (signal.aborted) ac.abort();
@@ -62,7 +68,10 @@ async function post(url: string, token: string | undefined, body: unknown, signa
   } catch (err) {
     signal.removeEventListener("abort", follow);
     if (signal.aborted) throw err;
-    throw new BackendError(timedOut ? "no response headers in time" : `fetch failed: ${err instanceof Error ? err.message : String(err)}`, true);
+    throw new BackendError(
+      timedOut ? "no response headers in time" : `fetch failed: ${err instanceof Error ? err.message : String(err)}`,
+      true,
+    );
   } finally {
     if (timer !== undefined) clearTimeout(timer);
   }
@@ -75,8 +84,12 @@ async function post(url: string, token: string | undefined, body: unknown, signa
       if (computed !== null) throw new EmbedStopped(computed);
     }
     const detail = full.slice(0, 300);
-    if (res.status === 400 && detail.includes(`"${WIRE_VERSION_UNSUPPORTED}"`)) throw new BackendError(`HTTP 400: ${detail}`, false, "wire_version");
-    throw new BackendError(`HTTP ${res.status}: ${detail}`, res.status >= 500 || res.status === 429 || res.status === 408);
+    if (res.status === 400 && detail.includes(`"${WIRE_VERSION_UNSUPPORTED}"`))
+      throw new BackendError(`HTTP 400: ${detail}`, false, "wire_version");
+    throw new BackendError(
+      `HTTP ${res.status}: ${detail}`,
+      res.status >= 500 || res.status === 429 || res.status === 408,
+    );
   }
   return res;
 }
@@ -175,7 +188,12 @@ function stoppedUsage(body: string): number | null {
  * POST /v1/embed. Throws EmbedStopped when POST /v1/cancel stopped it. No header timer: the replica
  * answers only once every input is computed, so the caller bounds it with a deadline and a cancel.
  */
-export async function embed(base: string, token: string | undefined, req: EmbedRequest, signal: AbortSignal): Promise<EmbedResponse> {
+export async function embed(
+  base: string,
+  token: string | undefined,
+  req: EmbedRequest,
+  signal: AbortSignal,
+): Promise<EmbedResponse> {
   const res = await post(`${base}/v1/embed`, token, req, signal, null);
   try {
     return (await res.json()) as EmbedResponse;

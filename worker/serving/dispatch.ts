@@ -10,14 +10,26 @@ export const MAX_ATTEMPTS = 3;
 const RETRY_AFTER_S = 2;
 
 export const unavailable = () =>
-  new ApiError(503, "The model is temporarily unavailable. Please retry shortly.", "service_unavailable", "backend_unavailable", null, {
-    "retry-after": String(RETRY_AFTER_S),
-    "retry-after-ms": String(RETRY_AFTER_S * 1000),
-  });
+  new ApiError(
+    503,
+    "The model is temporarily unavailable. Please retry shortly.",
+    "service_unavailable",
+    "backend_unavailable",
+    null,
+    {
+      "retry-after": String(RETRY_AFTER_S),
+      "retry-after-ms": String(RETRY_AFTER_S * 1000),
+    },
+  );
 
 /** 502: the replica speaks another wire version (contract/wire.ts WIRE_VERSION). */
 export const incompatibleBackend = () =>
-  new ApiError(502, "The model backend is not compatible with this API version. Please retry later.", "api_error", "backend_incompatible");
+  new ApiError(
+    502,
+    "The model backend is not compatible with this API version. Please retry later.",
+    "api_error",
+    "backend_incompatible",
+  );
 
 /** Thrown when the client went away before a replica answered. */
 export class ClientGone extends Error {

@@ -115,7 +115,13 @@ export interface PumpResult {
 
 export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promise<PumpResult> {
   const detok = createDetokenizer();
-  const r: PumpResult = { finishReason: "error", completionTokens: 0, cachedTokens: 0, ttftMs: null, backendFailed: false };
+  const r: PumpResult = {
+    finishReason: "error",
+    completionTokens: 0,
+    cachedTokens: 0,
+    ttftMs: null,
+    backendFailed: false,
+  };
   let received = 0;
   let draining = false;
   let done: DoneEvent | null = null;
@@ -193,7 +199,11 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
     const delivered = emit(tail.text + (tail.stop !== null ? "" : opts.matcher.flush()), true);
     // "model_length" (the backend's context was reached) is reported as "length" to clients.
     r.finishReason =
-      !delivered || ev.finish_reason === "cancelled" ? "cancelled" : tail.stop !== null || ev.finish_reason === "stop" ? "stop" : "length";
+      !delivered || ev.finish_reason === "cancelled"
+        ? "cancelled"
+        : tail.stop !== null || ev.finish_reason === "stop"
+          ? "stop"
+          : "length";
   };
 
   try {
@@ -236,6 +246,7 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
   }
   const finalUsage = (done as DoneEvent | null)?.usage;
   r.completionTokens = finalUsage ? finalUsage.completion_tokens : received;
-  if (finalUsage && finalUsage.completion_tokens !== received) r.error ??= `backend counted ${finalUsage.completion_tokens} tokens, edge received ${received}`;
+  if (finalUsage && finalUsage.completion_tokens !== received)
+    r.error ??= `backend counted ${finalUsage.completion_tokens} tokens, edge received ${received}`;
   return r;
 }

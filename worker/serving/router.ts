@@ -47,7 +47,14 @@ export class ReplicaRouter {
   private readonly opts: RouterOptions;
 
   constructor(opts: Partial<RouterOptions> = {}) {
-    this.opts = { balanceAbsThreshold: 4, balanceRelThreshold: 1.5, failureThreshold: 3, cooldownMs: 10_000, now: Date.now, ...opts };
+    this.opts = {
+      balanceAbsThreshold: 4,
+      balanceRelThreshold: 1.5,
+      failureThreshold: 3,
+      cooldownMs: 10_000,
+      now: Date.now,
+      ...opts,
+    };
   }
 
   private get(url: string): ReplicaState {

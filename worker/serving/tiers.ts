@@ -57,7 +57,13 @@ export function getTiers(raw: string | undefined): Tiers {
     try {
       tiers = parseTiers(raw ?? "");
     } catch (err) {
-      console.error(JSON.stringify({ level: "error", msg: "invalid TIERS config", error: err instanceof Error ? err.message : String(err) }));
+      console.error(
+        JSON.stringify({
+          level: "error",
+          msg: "invalid TIERS config",
+          error: err instanceof Error ? err.message : String(err),
+        }),
+      );
     }
     cached = { raw: raw ?? "", tiers };
   }
@@ -67,5 +73,11 @@ export function getTiers(raw: string | undefined): Tiers {
 
 /** 404 in the OpenAI shape, identical for unknown and not-permitted models (no probing of tier names). */
 export function modelNotFound(model: string): ApiError {
-  return new ApiError(404, `The model '${model.slice(0, 100)}' does not exist or you do not have access to it.`, "not_found_error", "model_not_found", "model");
+  return new ApiError(
+    404,
+    `The model '${model.slice(0, 100)}' does not exist or you do not have access to it.`,
+    "not_found_error",
+    "model_not_found",
+    "model",
+  );
 }

@@ -50,7 +50,9 @@ export function applyChatTemplate(messages: readonly ChatMessage[], salt = ""): 
       return;
     }
     if (m.role !== "user" && m.role !== "assistant") {
-      throw invalid(`messages[${i}]: role '${String(m.role)}' is not supported by this model (roles: system, user, assistant).`);
+      throw invalid(
+        `messages[${i}]: role '${String(m.role)}' is not supported by this model (roles: system, user, assistant).`,
+      );
     }
     if (m.prefix && (m.role !== "assistant" || i !== messages.length - 1)) {
       throw invalid(`messages[${i}]: prefix is only allowed on the last message, which must be an assistant message.`);
@@ -65,7 +67,8 @@ export function applyChatTemplate(messages: readonly ChatMessage[], salt = ""): 
   });
 
   if (turns.length === 0) throw invalid("messages must contain at least one user message.");
-  if (turns[0].role !== "user") throw invalid("After system messages, the conversation must start with a user message.");
+  if (turns[0].role !== "user")
+    throw invalid("After system messages, the conversation must start with a user message.");
   const final = turns[turns.length - 1];
   if (final.role === "assistant" && !final.prefix) {
     throw invalid("The last message must be a user message, or an assistant message with prefix: true.");

@@ -26,7 +26,10 @@ export interface LimiterPort {
   settle(input: LimiterSettleInput): void | Promise<void>;
 }
 
-export const stubPort = (env: Env) => (keyId: string): LimiterPort => limiterFor(env, keyId);
+export const stubPort =
+  (env: Env) =>
+  (keyId: string): LimiterPort =>
+    limiterFor(env, keyId);
 
 /**
  * A report merges into a row only once (backend_reported_at): the row then holds B's tokens when B costs
@@ -68,12 +71,19 @@ function rowPricing(r: Existing | undefined): Pricing | null {
  * cannot be priced (its tier unknown here and its admission price forgotten) is left unacknowledged, so the
  * backend keeps it; one that names no key and matches no row is acknowledged and logged (nobody to bill).
  */
-export async function mergeReports(env: Env, reports: Report[], limiterOf: (keyId: string) => LimiterPort, now = Date.now()): Promise<string[]> {
+export async function mergeReports(
+  env: Env,
+  reports: Report[],
+  limiterOf: (keyId: string) => LimiterPort,
+  now = Date.now(),
+): Promise<string[]> {
   const ids = [...new Set(reports.map((r) => r.request_id))];
   const { results } = await env.DB.prepare(
     `SELECT request_id, key_id, model, status, CAST(cost_units AS TEXT) AS cost_units, price_input, price_cached_input, price_output
      FROM usage_records WHERE request_id IN (SELECT value FROM json_each(?))`,
-  ).bind(JSON.stringify(ids)).all<Existing>();
+  )
+    .bind(JSON.stringify(ids))
+    .all<Existing>();
   const existing = new Map(results.map((r) => [r.request_id, r]));
 
   // Admission prices from the limiters, for reports with no ledger row (or a row from before prices were kept).
@@ -97,29 +107,62 @@ export async function mergeReports(env: Env, reports: Report[], limiterOf: (keyI
     /* priced from rows and limiters only */
   }
   const acked: string[] = [];
-  const merges: Array<{ report: Report; keyId: string; tier: string; previous: string; stmt: D1PreparedStatement }> = [];
+  const merges: Array<{ report: Report; keyId: string; tier: string; previous: string; stmt: D1PreparedStatement }> =
+    [];
   for (const r of reports) {
     const row = existing.get(r.request_id);
     const keyId = row?.key_id ?? r.key_id;
     const tier = row?.model ?? r.tier;
     if (!keyId || !tier) {
-      console.error(JSON.stringify({ level: "error", where: "usage_report", request_id: r.request_id, error: "report names no key or tier; not billable" }));
+      console.error(
+        JSON.stringify({
+          level: "error",
+          where: "usage_report",
+          request_id: r.request_id,
+          error: "report names no key or tier; not billable",
+        }),
+      );
       acked.push(r.id);
       continue;
     }
     // The price at admission: the row's, else the limiter's record of it, else the tier's price now.
     const pricing = rowPricing(row) ?? admitted.get(r.request_id) ?? tiers?.get(tier)?.pricing ?? null;
     if (!pricing || !isValidPricing(pricing)) {
-      console.error(JSON.stringify({ level: "error", where: "usage_report", request_id: r.request_id, error: `no price for tier '${tier}'; kept by the backend` }));
+      console.error(
+        JSON.stringify({
+          level: "error",
+          where: "usage_report",
+          request_id: r.request_id,
+          error: `no price for tier '${tier}'; kept by the backend`,
+        }),
+      );
       continue;
     }
     const prompt = r.prompt_tokens;
     const cached = Math.min(r.cached_tokens, prompt);
-    const cost = costUnits(pricing, { promptTokens: prompt, cachedTokens: cached, completionTokens: r.completion_tokens });
+    const cost = costUnits(pricing, {
+      promptTokens: prompt,
+      cachedTokens: cached,
+      completionTokens: r.completion_tokens,
+    });
     const startedAt = r.started_at;
     const stmt = env.DB.prepare(REPORT_SQL).bind(
-      r.request_id, keyId, tier, dayOf(startedAt), prompt, cached, r.completion_tokens, cost.toString(), startedAt, Math.max(startedAt, r.ended_at),
-      now, now, pricing.input, pricing.cached_input, pricing.output, now,
+      r.request_id,
+      keyId,
+      tier,
+      dayOf(startedAt),
+      prompt,
+      cached,
+      r.completion_tokens,
+      cost.toString(),
+      startedAt,
+      Math.max(startedAt, r.ended_at),
+      now,
+      now,
+      pricing.input,
+      pricing.cached_input,
+      pricing.output,
+      now,
     );
     merges.push({ report: r, keyId, tier, previous: row?.cost_units ?? "0", stmt });
   }
@@ -133,12 +176,22 @@ export async function mergeReports(env: Env, reports: Report[], limiterOf: (keyI
       const row = existing.get(m.report.request_id);
       // The limiter hears of a new or raised cost; and again for a recovered row (idempotent: charges up to
       // the max), in case the first delivery's limiter call was lost.
-      if (changed ? row !== undefined && row.status !== "recovered" && changed.cost_units === row.cost_units : row?.status !== "recovered") return;
+      if (
+        changed
+          ? row !== undefined && row.status !== "recovered" && changed.cost_units === row.cost_units
+          : row?.status !== "recovered"
+      )
+        return;
       const units = changed?.cost_units ?? row!.cost_units;
       const r = m.report;
       await settleLimiter(env, limiterOf(m.keyId), {
-        keyId: m.keyId, requestId: r.request_id, tier: m.tier, tokens: r.prompt_tokens + r.completion_tokens, units,
-        previousUnits: m.previous, startedAt: r.started_at,
+        keyId: m.keyId,
+        requestId: r.request_id,
+        tier: m.tier,
+        tokens: r.prompt_tokens + r.completion_tokens,
+        units,
+        previousUnits: m.previous,
+        startedAt: r.started_at,
       });
     }),
   );
@@ -151,10 +204,21 @@ async function settleLimiter(env: Env, port: LimiterPort, s: LimiterSettleInput)
   try {
     await port.settle(s);
   } catch (err) {
-    console.error(JSON.stringify({ level: "error", where: "usage_report_limiter", request_id: s.requestId, error: String(err) }));
+    console.error(
+      JSON.stringify({ level: "error", where: "usage_report_limiter", request_id: s.requestId, error: String(err) }),
+    );
     const record = {
-      requestId: s.requestId, keyId: s.keyId, model: s.tier, promptTokens: s.tokens, cachedTokens: 0, completionTokens: 0,
-      costUnits: s.units, status: "recovered" as const, startedAt: s.startedAt, endedAt: s.startedAt, ...(s.previousUnits ? { previousUnits: s.previousUnits } : {}),
+      requestId: s.requestId,
+      keyId: s.keyId,
+      model: s.tier,
+      promptTokens: s.tokens,
+      cachedTokens: 0,
+      completionTokens: 0,
+      costUnits: s.units,
+      status: "recovered" as const,
+      startedAt: s.startedAt,
+      endedAt: s.startedAt,
+      ...(s.previousUnits ? { previousUnits: s.previousUnits } : {}),
     };
     await env.USAGE_QUEUE.send({ v: 1, record, ledger: false, limiter: true });
   }

@@ -35,10 +35,18 @@ interface Answer {
 
 async function askReplica(env: Env, base: string, ids: string[]): Promise<Answer | null> {
   const body: UsageStatusRequest = { request_ids: ids };
-  const headers: Record<string, string> = { "content-type": "application/json", [WIRE_VERSION_HEADER]: String(WIRE_VERSION) };
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    [WIRE_VERSION_HEADER]: String(WIRE_VERSION),
+  };
   if (env.BACKEND_TOKEN) headers[BACKEND_AUTH_HEADER] = `Bearer ${env.BACKEND_TOKEN}`;
   try {
-    const res = await fetch(`${base}/v1/usage/status`, { method: "POST", headers, body: JSON.stringify(body), signal: AbortSignal.timeout(STATUS_TIMEOUT_MS) });
+    const res = await fetch(`${base}/v1/usage/status`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(STATUS_TIMEOUT_MS),
+    });
     if (!res.ok) return null;
     const a = (await res.json()) as Answer;
     return typeof a.since === "number" && typeof a.requests === "object" && a.requests !== null ? a : null;
@@ -47,7 +55,12 @@ async function askReplica(env: Env, base: string, ids: string[]): Promise<Answer
   }
 }
 
-export async function checkReservations(env: Env, limiter: KeyLimiter, reservations: Reservation[], now: number): Promise<void> {
+export async function checkReservations(
+  env: Env,
+  limiter: KeyLimiter,
+  reservations: Reservation[],
+  now: number,
+): Promise<void> {
   const due = reservations.filter((r) => r.created_ms <= now - ASK_AFTER_MS);
   if (due.length === 0) return;
   let tiers: ReturnType<typeof getTiers> | null = null;
@@ -63,18 +76,43 @@ export async function checkReservations(env: Env, limiter: KeyLimiter, reservati
     const replicas = tiers?.get(tierName)?.backends ?? [];
     for (let i = 0; i < list.length; i += 100) {
       const chunk = list.slice(i, i + 100);
-      const answers = await Promise.all(replicas.map((b) => askReplica(env, b, chunk.map((r) => r.request_id))));
+      const answers = await Promise.all(
+        replicas.map((b) =>
+          askReplica(
+            env,
+            b,
+            chunk.map((r) => r.request_id),
+          ),
+        ),
+      );
       for (const r of chunk) {
         const states = answers.map((a) => a?.requests[r.request_id]);
         const done = states.find((s) => s?.state === "finished");
         if (done?.state === "finished") finished.push(done.record);
         else if (states.some((s) => s?.state === "running")) continue;
-        else if (replicas.length > 0 && answers.every((a) => a !== null && a.since <= r.created_ms && a.requests[r.request_id]?.state === "unknown")) {
+        else if (
+          replicas.length > 0 &&
+          answers.every((a) => a !== null && a.since <= r.created_ms && a.requests[r.request_id]?.state === "unknown")
+        ) {
           limiter.release(r.request_id);
-          console.log(JSON.stringify({ level: "info", where: "reservation", request_id: r.request_id, msg: "released: no backend saw the request" }));
+          console.log(
+            JSON.stringify({
+              level: "info",
+              where: "reservation",
+              request_id: r.request_id,
+              msg: "released: no backend saw the request",
+            }),
+          );
         } else if (r.created_ms <= now - GIVE_UP_MS) {
           limiter.release(r.request_id);
-          console.error(JSON.stringify({ level: "error", where: "reservation", request_id: r.request_id, msg: "released unbilled after 24 h: no backend could report it" }));
+          console.error(
+            JSON.stringify({
+              level: "error",
+              where: "reservation",
+              request_id: r.request_id,
+              msg: "released unbilled after 24 h: no backend could report it",
+            }),
+          );
         }
       }
     }

@@ -9,11 +9,56 @@
  * ':' and after ','; nowhere else. Strings must be valid UTF-8 with well-formed escapes (\u surrogates only
  * in high-low pairs), so the output is always well-formed Unicode.
  */
-import { ANY, ANY_ARRAY, ANY_NUMBER, ANY_SCALAR_LITERALS, ANY_STRING, type Grammar, type Node, type ObjectNode } from "../../../contract/json-schema";
 import {
-  AFTER, ARR, childDone, COLON, COLON_B, COMMA, COMMA_B, COMMA_NS, FREE, FREE_FRAMES, isDigit, KEY, LBRACE, LBRACK, LIT, MINUS,
-  N_INT, N_MINUS, N_ZERO, NUM, OBJ, OPEN, push, QUOTE, RBRACE, RBRACK, ROOT, ROOT_OPEN, S_NORMAL, SP, STR, VAL, VALUE, valueFrame, ZERO,
-  type ArrayNode, type Frame, type Stack, type StringNode,
+  ANY,
+  ANY_ARRAY,
+  ANY_NUMBER,
+  ANY_SCALAR_LITERALS,
+  ANY_STRING,
+  type Grammar,
+  type Node,
+  type ObjectNode,
+} from "../../../contract/json-schema";
+import {
+  AFTER,
+  ARR,
+  childDone,
+  COLON,
+  COLON_B,
+  COMMA,
+  COMMA_B,
+  COMMA_NS,
+  FREE,
+  FREE_FRAMES,
+  isDigit,
+  KEY,
+  LBRACE,
+  LBRACK,
+  LIT,
+  MINUS,
+  N_INT,
+  N_MINUS,
+  N_ZERO,
+  NUM,
+  OBJ,
+  OPEN,
+  push,
+  QUOTE,
+  RBRACE,
+  RBRACK,
+  ROOT,
+  ROOT_OPEN,
+  S_NORMAL,
+  SP,
+  STR,
+  VAL,
+  VALUE,
+  valueFrame,
+  ZERO,
+  type ArrayNode,
+  type Frame,
+  type Stack,
+  type StringNode,
 } from "./frames";
 import { numberEnds, stepNumber, stepString } from "./scalars";
 
@@ -146,9 +191,10 @@ function startValue(node: Node, rest: Stack, b: number, sp: boolean, out: Stack[
     case "any":
       if (b === LBRACE || b === LBRACK) {
         if (rest.d >= MAX_FREE_DEPTH) return;
-        out.push(push(rest, b === LBRACE ? FREE_FRAMES[OPEN]! : { t: ARR, node: ANY_ARRAY as ArrayNode, st: OPEN, n: 0 }));
-      }
-      else if (b === QUOTE) out.push(push(rest, { t: STR, node: ANY_STRING as StringNode, n: 0, m: S_NORMAL }));
+        out.push(
+          push(rest, b === LBRACE ? FREE_FRAMES[OPEN]! : { t: ARR, node: ANY_ARRAY as ArrayNode, st: OPEN, n: 0 }),
+        );
+      } else if (b === QUOTE) out.push(push(rest, { t: STR, node: ANY_STRING as StringNode, n: 0, m: S_NORMAL }));
       else if (b === MINUS || isDigit(b)) startValue(ANY_NUMBER, rest, b, false, out);
       else startValue(ANY_SCALAR_LITERALS, rest, b, false, out);
       return;
@@ -195,7 +241,8 @@ function stepObject(f: Extract<Frame, { t: typeof OBJ }>, s: Stack, b: number, o
     case COMMA_NS:
       return startKey(node, rest, f.j, b, out);
     case COLON:
-      if (b === COLON_B) out.push(push(push(rest, { t: OBJ, node, st: VAL, j: f.j }), valueFrame(node.props[f.j]!.node, true)));
+      if (b === COLON_B)
+        out.push(push(push(rest, { t: OBJ, node, st: VAL, j: f.j }), valueFrame(node.props[f.j]!.node, true)));
       return;
     case AFTER:
       if (b === COMMA_B && f.j + 1 < node.props.length) out.push(push(rest, { t: OBJ, node, st: COMMA, j: f.j + 1 }));
@@ -207,14 +254,16 @@ function stepObject(f: Extract<Frame, { t: typeof OBJ }>, s: Stack, b: number, o
 function startKey(node: ObjectNode, rest: Stack, from: number, b: number, out: Stack[]): void {
   for (let k = from; k < node.props.length; k++) {
     const p = node.props[k]!;
-    if (p.key.bytes[0] === b) out.push(push(push(rest, { t: OBJ, node, st: KEY, j: k }), { t: LIT, lit: p.key, pos: 1 }));
+    if (p.key.bytes[0] === b)
+      out.push(push(push(rest, { t: OBJ, node, st: KEY, j: k }), { t: LIT, lit: p.key, pos: 1 }));
     if (p.required) return;
   }
 }
 
 function stepFree(st: number, s: Stack, b: number, out: Stack[]): void {
   const rest = s.next!;
-  const key = () => out.push(push(push(rest, FREE_FRAMES[KEY]!), { t: STR, node: ANY_STRING as StringNode, n: 0, m: S_NORMAL }));
+  const key = () =>
+    out.push(push(push(rest, FREE_FRAMES[KEY]!), { t: STR, node: ANY_STRING as StringNode, n: 0, m: S_NORMAL }));
   switch (st) {
     case OPEN:
       if (b === RBRACE) out.push(childDone(rest));
@@ -243,7 +292,8 @@ function stepArray(f: Extract<Frame, { t: typeof ARR }>, s: Stack, b: number, ou
     if (b === RBRACK && node.min === 0) out.push(childDone(rest));
     else if (node.max > 0) startValue(node.items, push(rest, { t: ARR, node, st: VAL, n: 0 }), b, false, out);
   } else if (f.st === AFTER) {
-    if (b === COMMA_B && f.n < node.max) out.push(push(push(rest, { t: ARR, node, st: VAL, n: f.n }), valueFrame(node.items, true)));
+    if (b === COMMA_B && f.n < node.max)
+      out.push(push(push(rest, { t: ARR, node, st: VAL, n: f.n }), valueFrame(node.items, true)));
     else if (b === RBRACK && f.n >= node.min) out.push(childDone(rest));
   }
 }

@@ -8,13 +8,48 @@ export type ArrayNode = Extract<Node, { kind: "array" }>;
 export type StringNode = Extract<Node, { kind: "string" }>;
 export type NumberNode = Extract<Node, { kind: "number" }>;
 
-export const ROOT = 0, VALUE = 1, OBJ = 2, FREE = 3, ARR = 4, STR = 5, NUM = 6, LIT = 7;
+export const ROOT = 0,
+  VALUE = 1,
+  OBJ = 2,
+  FREE = 3,
+  ARR = 4,
+  STR = 5,
+  NUM = 6,
+  LIT = 7;
 // Object / free-object / array states. KEY and VAL wait under a child frame.
-export const OPEN = 0, COMMA = 1, COMMA_NS = 2, KEY = 3, COLON = 4, VAL = 5, AFTER = 6;
+export const OPEN = 0,
+  COMMA = 1,
+  COMMA_NS = 2,
+  KEY = 3,
+  COLON = 4,
+  VAL = 5,
+  AFTER = 6;
 // String modes; UTF8 + k is inside a multi-byte character (scalars.ts utf8Next).
-export const S_NORMAL = 0, S_ESC = 1, U0 = 2, U1 = 3, U1D = 4, U2 = 5, U3 = 6, H2 = 7, H3 = 8, NEED_BS = 9, NEED_U = 10, L0 = 11, L1 = 12, L2 = 13, L3 = 14, UTF8 = 16;
+export const S_NORMAL = 0,
+  S_ESC = 1,
+  U0 = 2,
+  U1 = 3,
+  U1D = 4,
+  U2 = 5,
+  U3 = 6,
+  H2 = 7,
+  H3 = 8,
+  NEED_BS = 9,
+  NEED_U = 10,
+  L0 = 11,
+  L1 = 12,
+  L2 = 13,
+  L3 = 14,
+  UTF8 = 16;
 // Number states.
-export const N_MINUS = 0, N_ZERO = 1, N_INT = 2, N_DOT = 3, N_FRAC = 4, N_E = 5, N_ESIGN = 6, N_EXP = 7;
+export const N_MINUS = 0,
+  N_ZERO = 1,
+  N_INT = 2,
+  N_DOT = 3,
+  N_FRAC = 4,
+  N_E = 5,
+  N_ESIGN = 6,
+  N_EXP = 7;
 
 export type Frame =
   | { t: typeof ROOT; done: boolean }
@@ -35,8 +70,18 @@ export interface Stack {
   k?: string;
 }
 
-export const SP = 0x20, QUOTE = 0x22, BS = 0x5c, COMMA_B = 0x2c, COLON_B = 0x3a;
-export const LBRACE = 0x7b, RBRACE = 0x7d, LBRACK = 0x5b, RBRACK = 0x5d, MINUS = 0x2d, DOT = 0x2e, ZERO = 0x30;
+export const SP = 0x20,
+  QUOTE = 0x22,
+  BS = 0x5c,
+  COMMA_B = 0x2c,
+  COLON_B = 0x3a;
+export const LBRACE = 0x7b,
+  RBRACE = 0x7d,
+  LBRACK = 0x5b,
+  RBRACK = 0x5d,
+  MINUS = 0x2d,
+  DOT = 0x2e,
+  ZERO = 0x30;
 
 export const push = (next: Stack | null, f: Frame): Stack => ({ f, next, d: next ? next.d + 1 : 0 });
 export const FREE_FRAMES = [OPEN, COMMA, COMMA_NS, KEY, COLON, VAL, AFTER].map((st): Frame => ({ t: FREE, st }));
@@ -46,7 +91,14 @@ const valueFrames = new WeakMap<Node, [Frame, Frame]>();
 /** Value frames carry no per-position data: one pair per node. */
 export function valueFrame(node: Node, sp: boolean): Frame {
   let pair = valueFrames.get(node);
-  if (!pair) valueFrames.set(node, (pair = [{ t: VALUE, node, sp: false }, { t: VALUE, node, sp: true }]));
+  if (!pair)
+    valueFrames.set(
+      node,
+      (pair = [
+        { t: VALUE, node, sp: false },
+        { t: VALUE, node, sp: true },
+      ]),
+    );
   return pair[sp ? 1 : 0];
 }
 

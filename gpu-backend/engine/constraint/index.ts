@@ -37,7 +37,10 @@ export function mistralVocab(eos: number): VocabIndex {
 /** Compiles (or finds) the constraint for a response_format; throws ConstraintError for what is not supported. */
 export function compileResponseFormat(rf: ResponseFormat, manifest: ModelManifest): CompiledConstraint {
   if (manifest.tokenizer.kind !== "mistral-v1-sentencepiece" || manifest.vocab_size !== 32000) {
-    throw new ConstraintError(`response_format is not supported for model ${manifest.name}'s tokenizer`, "response_format");
+    throw new ConstraintError(
+      `response_format is not supported for model ${manifest.name}'s tokenizer`,
+      "response_format",
+    );
   }
   const text = JSON.stringify(rf);
   const key = `${manifest.eos_token_id}:${createHash("sha256").update(text).digest("hex")}`;

@@ -4,14 +4,58 @@
  * bounded digit runs (always finite; integers stay exact).
  */
 import {
-  BS, childDone, DOT, H2, H3, isDigit, L0, L1, L2, L3, MINUS, N_DOT, N_E, N_ESIGN, N_EXP, N_FRAC, N_INT, N_MINUS, N_ZERO,
-  NEED_BS, NEED_U, NUM, push, QUOTE, S_ESC, S_NORMAL, STR, U0, U1, U1D, U2, U3, UTF8, ZERO, type Frame, type Stack,
+  BS,
+  childDone,
+  DOT,
+  H2,
+  H3,
+  isDigit,
+  L0,
+  L1,
+  L2,
+  L3,
+  MINUS,
+  N_DOT,
+  N_E,
+  N_ESIGN,
+  N_EXP,
+  N_FRAC,
+  N_INT,
+  N_MINUS,
+  N_ZERO,
+  NEED_BS,
+  NEED_U,
+  NUM,
+  push,
+  QUOTE,
+  S_ESC,
+  S_NORMAL,
+  STR,
+  U0,
+  U1,
+  U1D,
+  U2,
+  U3,
+  UTF8,
+  ZERO,
+  type Frame,
+  type Stack,
 } from "./frames";
 
-const MAX_INT_DIGITS = 15, MAX_FRAC_DIGITS = 15, MAX_EXP_DIGITS = 2;
+const MAX_INT_DIGITS = 15,
+  MAX_FRAC_DIGITS = 15,
+  MAX_EXP_DIGITS = 2;
 const isHex = (b: number) => isDigit(b) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66);
 /** After one more hex digit of a \\u escape. */
-const HEX_NEXT: Record<number, number> = { [U1]: U2, [U2]: U3, [U3]: S_NORMAL, [H2]: H3, [H3]: NEED_BS, [L2]: L3, [L3]: S_NORMAL };
+const HEX_NEXT: Record<number, number> = {
+  [U1]: U2,
+  [U2]: U3,
+  [U3]: S_NORMAL,
+  [H2]: H3,
+  [H3]: NEED_BS,
+  [L2]: L3,
+  [L3]: S_NORMAL,
+};
 const ESCAPES = new Set([0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74]);
 
 export function stepString(f: Extract<Frame, { t: typeof STR }>, s: Stack, b: number, out: Stack[]): void {

@@ -202,7 +202,14 @@ function popcount(x: number): number {
 }
 
 /** Sets the bits of every token below trie node `node` that some configuration accepts. */
-function walk(trie: TokenTrie, node: number, configs: Stack[], bits: Int32Array, depth: number, scratch: Stack[][]): void {
+function walk(
+  trie: TokenTrie,
+  node: number,
+  configs: Stack[],
+  bits: Int32Array,
+  depth: number,
+  scratch: Stack[][],
+): void {
   const end = trie.edgeStart[node + 1]!;
   const next = (scratch[depth] ??= []);
   for (let e = trie.edgeStart[node]!; e < end; e++) {

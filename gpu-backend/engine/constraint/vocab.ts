@@ -17,7 +17,8 @@ let cached: Uint8Array[] | undefined;
 export function mistralTokenBytes(): ReadonlyArray<Uint8Array> {
   if (cached) return cached;
   const pieces = mistral.vocabById;
-  if (pieces.length !== VOCAB_SIZE) throw new Error(`mistral vocabulary has ${pieces.length} pieces, expected ${VOCAB_SIZE}`);
+  if (pieces.length !== VOCAB_SIZE)
+    throw new Error(`mistral vocabulary has ${pieces.length} pieces, expected ${VOCAB_SIZE}`);
   const enc = new TextEncoder();
   cached = pieces.map((p, id) => {
     if (id < BYTE_OFFSET) return new Uint8Array(0);

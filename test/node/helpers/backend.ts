@@ -32,7 +32,9 @@ export interface SpawnOptions {
 export function spawnBackend(args: string[], o: SpawnOptions = {}): Promise<Backend> {
   const b = startBackend(args, o);
   return new Promise((resolve, reject) => {
-    void b.waitFor(/listening on http:\/\/\S+/).then(() => resolve({ ...b, url: /listening on (http:\/\/\S+)/.exec(b.stderr())![1]! }));
+    void b
+      .waitFor(/listening on http:\/\/\S+/)
+      .then(() => resolve({ ...b, url: /listening on (http:\/\/\S+)/.exec(b.stderr())![1]! }));
     void b.exited.then((code) => reject(new Error(`backend exited ${code}: ${b.stderr()}`)));
   });
 }
@@ -41,12 +43,18 @@ export function spawnBackend(args: string[], o: SpawnOptions = {}): Promise<Back
 export function startBackend(args: string[], o: SpawnOptions = {}): Omit<Backend, "url"> {
   // node --import tsx (not the tsx CLI): the child IS the server, so kill() reaches it and leaves no orphan.
   // A fresh usage journal per process unless the test names one (never the repo's .dev/journal).
-  const journal = args.includes("--journal-dir") ? [] : ["--journal-dir", mkdtempSync(path.join(tmpdir(), "backend-journal-"))];
-  const proc = spawn(process.execPath, ["--import", "tsx", "gpu-backend/main.ts", ...(o.base ?? ["--port", "0", "--threads", "1"]), ...journal, ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, BACKEND_TOKEN: TOKEN, ...o.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const journal = args.includes("--journal-dir")
+    ? []
+    : ["--journal-dir", mkdtempSync(path.join(tmpdir(), "backend-journal-"))];
+  const proc = spawn(
+    process.execPath,
+    ["--import", "tsx", "gpu-backend/main.ts", ...(o.base ?? ["--port", "0", "--threads", "1"]), ...journal, ...args],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, BACKEND_TOKEN: TOKEN, ...o.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let err = "";
   let out = "";
   const waiters: Array<{ re: RegExp; resolve: () => void }> = [];
@@ -75,7 +83,12 @@ export function startBackend(args: string[], o: SpawnOptions = {}): Omit<Backend
 }
 
 export const post = (url: string, body: unknown, headers: Record<string, string> = auth, signal?: AbortSignal) =>
-  fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body), signal });
+  fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    signal,
+  });
 
 export async function metric(b: Pick<Backend, "url">, name: string): Promise<number> {
   const text = await (await fetch(`${b.url}/metrics`, { headers: auth })).text();
@@ -88,4 +101,5 @@ export async function readEvents(res: Response): Promise<GenerateEvent[]> {
   return (await res.text()).trim().split("\n").map(parseGenerateEvent);
 }
 
-export const ids = (n: number, seed = 1) => Array.from({ length: n }, (_, i) => ((i + 3) * 7919 + seed * 31) % 31000 + 500);
+export const ids = (n: number, seed = 1) =>
+  Array.from({ length: n }, (_, i) => (((i + 3) * 7919 + seed * 31) % 31000) + 500);

@@ -29,7 +29,15 @@ export async function launchBrowser(): Promise<Browser> {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--no-sandbox",
+      "--headless",
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
     viewport: { width: 1200, height: 860 },
     acceptDownloads: true,
   });
@@ -42,12 +50,17 @@ export async function launchBrowser(): Promise<Browser> {
       if (viewport) await page.setViewportSize(viewport);
       page.on("console", (m) => {
         // A 4xx the console asked for on purpose (wrong key) is logged by Chromium as a failed resource: not a problem.
-        if (m.type() === "error" && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) page.problems.push(m.text());
+        if (
+          m.type() === "error" &&
+          !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())
+        )
+          page.problems.push(m.text());
       });
       page.on("pageerror", (e) => page.problems.push(`pageerror: ${e.message}`));
       // Everything is bundled: a CDN, a font or any other origin would be a bug.
       page.on("request", (r) => {
-        if (!/^(http:\/\/127\.0\.0\.1[:/]|data:|blob:)/.test(r.url())) page.problems.push(`off-machine request: ${r.url()}`);
+        if (!/^(http:\/\/127\.0\.0\.1[:/]|data:|blob:)/.test(r.url()))
+          page.problems.push(`off-machine request: ${r.url()}`);
       });
       return page;
     },
@@ -62,7 +75,11 @@ export async function launchBrowser(): Promise<Browser> {
 }
 
 /** Polls `check` until it returns a value (not undefined) or `timeoutMs` passes: for state the page cannot signal. */
-export async function until<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+export async function until<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (let wait = 50; ; wait = Math.min(wait * 2, 500)) {
     const v = await check();

@@ -21,7 +21,8 @@ export function validate(value: unknown, schema: Schema, root: Schema = schema, 
     if (!ok) return `${at}: matches no anyOf option`;
   }
   if (s.const !== undefined && JSON.stringify(s.const) !== JSON.stringify(value)) return `${at}: not the const`;
-  if (Array.isArray(s.enum) && !s.enum.some((e) => JSON.stringify(e) === JSON.stringify(value))) return `${at}: not in enum`;
+  if (Array.isArray(s.enum) && !s.enum.some((e) => JSON.stringify(e) === JSON.stringify(value)))
+    return `${at}: not in enum`;
   if (s.type !== undefined) {
     const types = Array.isArray(s.type) ? (s.type as string[]) : [s.type as string];
     if (!types.some((t) => isType(value, t))) return `${at}: not of type ${types.join("|")}`;
@@ -102,7 +103,11 @@ export const TEST_SCHEMAS: Record<string, Schema> = {
     $defs: {
       person: {
         type: "object",
-        properties: { first: { type: "string", maxLength: 8 }, role: { const: "admin" }, note: { type: ["string", "null"], maxLength: 4 } },
+        properties: {
+          first: { type: "string", maxLength: 8 },
+          role: { const: "admin" },
+          note: { type: ["string", "null"], maxLength: 4 },
+        },
         required: ["first", "role"],
         additionalProperties: false,
       },
@@ -113,8 +118,18 @@ export const TEST_SCHEMAS: Record<string, Schema> = {
     properties: {
       result: {
         anyOf: [
-          { type: "object", properties: { ok: { const: true }, value: { type: "number" } }, required: ["ok", "value"], additionalProperties: false },
-          { type: "object", properties: { ok: { const: false }, error: { type: "string", maxLength: 12 } }, required: ["ok", "error"], additionalProperties: false },
+          {
+            type: "object",
+            properties: { ok: { const: true }, value: { type: "number" } },
+            required: ["ok", "value"],
+            additionalProperties: false,
+          },
+          {
+            type: "object",
+            properties: { ok: { const: false }, error: { type: "string", maxLength: 12 } },
+            required: ["ok", "error"],
+            additionalProperties: false,
+          },
           { type: "null" },
         ],
       },

@@ -59,7 +59,11 @@ export async function startStack(models = "tiny,small"): Promise<Stack> {
     admin: (path, init = {}) =>
       fetch(`${base}${path}`, {
         ...init,
-        headers: { authorization: `Bearer ${secrets.adminToken}`, "content-type": "application/json", ...(init.headers ?? {}) },
+        headers: {
+          authorization: `Bearer ${secrets.adminToken}`,
+          "content-type": "application/json",
+          ...(init.headers ?? {}),
+        },
       }),
     async stop() {
       await stopProcess(child, 15_000);

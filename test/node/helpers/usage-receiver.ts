@@ -26,7 +26,7 @@ export interface Receiver {
 export async function startReceiver(token: string, o: { failNext?: number } = {}): Promise<Receiver> {
   const waiters: Array<{ pred: () => boolean; resolve: () => void }> = [];
   const check = () => {
-    for (const w of [...waiters]) if (w.pred()) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
+    for (const w of [...waiters]) if (w.pred()) waiters.splice(waiters.indexOf(w), 1), w.resolve();
   };
   const r: Omit<Receiver, "url"> & { url: string } = {
     url: "",

@@ -38,7 +38,13 @@ export async function failureFrom(res: Response): Promise<ApiFailure> {
   }
   const e = body.error ?? {};
   const message = str(e.message) ?? `The API answered HTTP ${res.status}.`;
-  return new ApiFailure(res.status, message, str(e.type), str(e.code), res.status === 429 ? retryAfterSeconds(res.headers) : null);
+  return new ApiFailure(
+    res.status,
+    message,
+    str(e.type),
+    str(e.code),
+    res.status === 429 ? retryAfterSeconds(res.headers) : null,
+  );
 }
 
 /** A sentence for a person: the API's message plus what to do about it. */
@@ -46,7 +52,8 @@ export function errorText(err: unknown): string {
   if (err instanceof ApiFailure) {
     if (err.code === "insufficient_quota" || err.type === "insufficient_quota")
       return `${err.message} The monthly budget is used up until it resets (see Overview).`;
-    if (err.status === 429) return err.retryAfterS !== null ? `${err.message} Retry in ${err.retryAfterS} s.` : err.message;
+    if (err.status === 429)
+      return err.retryAfterS !== null ? `${err.message} Retry in ${err.retryAfterS} s.` : err.message;
     return err.message;
   }
   if (err instanceof DOMException && err.name === "AbortError") return "Cancelled.";
@@ -66,8 +73,16 @@ export function apiClient(secret: string): Api {
     authorization: `Bearer ${secret}`,
     ...(json ? { "content-type": "application/json" } : {}),
   });
-  const raw = async (path: string, init: { method: string; body?: string; signal?: AbortSignal }): Promise<Response> => {
-    const res = await fetch(path, { ...init, headers: headers(init.body !== undefined), cache: "no-store", credentials: "omit" });
+  const raw = async (
+    path: string,
+    init: { method: string; body?: string; signal?: AbortSignal },
+  ): Promise<Response> => {
+    const res = await fetch(path, {
+      ...init,
+      headers: headers(init.body !== undefined),
+      cache: "no-store",
+      credentials: "omit",
+    });
     if (!res.ok) throw await failureFrom(res);
     return res;
   };

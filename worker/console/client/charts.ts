@@ -13,12 +13,24 @@ export interface Series {
   data: number[];
 }
 
-export function stackedBars(canvas: HTMLCanvasElement, labels: string[], series: Series[], yTitle: string, tick: (v: number) => string): Chart {
+export function stackedBars(
+  canvas: HTMLCanvasElement,
+  labels: string[],
+  series: Series[],
+  yTitle: string,
+  tick: (v: number) => string,
+): Chart {
   return new Chart(canvas, {
     type: "bar",
     data: {
       labels,
-      datasets: series.map((s, i) => ({ label: s.label, data: s.data, backgroundColor: PALETTE[i % PALETTE.length], stack: "all", maxBarThickness: 48 })),
+      datasets: series.map((s, i) => ({
+        label: s.label,
+        data: s.data,
+        backgroundColor: PALETTE[i % PALETTE.length],
+        stack: "all",
+        maxBarThickness: 48,
+      })),
     },
     options: {
       animation: false,
@@ -27,7 +39,12 @@ export function stackedBars(canvas: HTMLCanvasElement, labels: string[], series:
       interaction: { mode: "index", intersect: false },
       scales: {
         x: { stacked: true },
-        y: { stacked: true, beginAtZero: true, title: { display: true, text: yTitle }, ticks: { callback: (v) => tick(Number(v)) } },
+        y: {
+          stacked: true,
+          beginAtZero: true,
+          title: { display: true, text: yTitle },
+          ticks: { callback: (v) => tick(Number(v)) },
+        },
       },
       plugins: {
         legend: { position: "bottom" },

@@ -7,7 +7,11 @@ export type Child = Node | string | number | null | undefined | false;
 type Handler = (ev: Event) => void;
 export type Attrs = Record<string, string | number | boolean | null | undefined | Handler>;
 
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Attrs = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
@@ -42,7 +46,11 @@ let ids = 0;
 export const uid = (prefix: string): string => `${prefix}-${++ids}`;
 
 /** A labelled form field: <div class="field"><label for=id>label</label>control</div>. */
-export function field(label: string, control: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement, hint?: string): HTMLDivElement {
+export function field(
+  label: string,
+  control: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement,
+  hint?: string,
+): HTMLDivElement {
   if (!control.id) control.id = uid("f");
   const hintEl = hint ? h("small", { id: `${control.id}-hint`, class: "hint" }, hint) : null;
   if (hintEl) control.setAttribute("aria-describedby", hintEl.id);

@@ -10,7 +10,8 @@ export function eurExact(micros: number): string {
 }
 
 /** Euros as a plain decimal for CSV (no symbol, no grouping): 1234567 -> "1.234567". */
-export const eurDecimal = (micros: number): string => `${Math.floor(micros / 1e6)}.${String(micros % 1e6).padStart(6, "0")}`;
+export const eurDecimal = (micros: number): string =>
+  `${Math.floor(micros / 1e6)}.${String(micros % 1e6).padStart(6, "0")}`;
 
 /** €, rounded to cents for amounts of a cent or more, exact below (a few tokens cost micro-euros). */
 export function eur(micros: number): string {
@@ -32,7 +33,11 @@ export const monthStart = (): string => `${new Date().toISOString().slice(0, 7)}
 /** Each day from `from` to `to` inclusive (YYYY-MM-DD), for chart axes with no gaps. */
 export function daysBetween(from: string, to: string): string[] {
   const out: string[] = [];
-  for (let t = Date.parse(`${from}T00:00:00Z`), end = Date.parse(`${to}T00:00:00Z`); t <= end && out.length < 400; t += 86_400_000)
+  for (
+    let t = Date.parse(`${from}T00:00:00Z`), end = Date.parse(`${to}T00:00:00Z`);
+    t <= end && out.length < 400;
+    t += 86_400_000
+  )
     out.push(new Date(t).toISOString().slice(0, 10));
   return out;
 }

@@ -20,7 +20,10 @@ export function notice(busyTarget?: HTMLElement): Notice {
     el,
     loading(text = "Loading…") {
       busy(true);
-      replace(el, h("p", { class: "status", role: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), text));
+      replace(
+        el,
+        h("p", { class: "status", role: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), text),
+      );
     },
     info(text) {
       busy(false);

@@ -10,7 +10,13 @@ export interface RangeForm {
 export function rangeForm(onSubmit: (from: string, to: string) => void, submitLabel = "Show"): RangeForm {
   const from = h("input", { type: "date", value: monthStart(), required: true });
   const to = h("input", { type: "date", value: today(), required: true });
-  const el = h("form", { class: "range" }, field("From", from), field("To", to), h("button", { type: "submit" }, submitLabel));
+  const el = h(
+    "form",
+    { class: "range" },
+    field("From", from),
+    field("To", to),
+    h("button", { type: "submit" }, submitLabel),
+  );
   const value = () => ({ from: from.value, to: to.value });
   el.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -21,7 +27,13 @@ export function rangeForm(onSubmit: (from: string, to: string) => void, submitLa
 }
 
 /** Sums `value` per (label, series) cell: the matrix a stacked bar chart needs. */
-export function pivot<R>(rows: R[], labels: string[], labelOf: (r: R) => string, seriesOf: (r: R) => string, value: (r: R) => number) {
+export function pivot<R>(
+  rows: R[],
+  labels: string[],
+  labelOf: (r: R) => string,
+  seriesOf: (r: R) => string,
+  value: (r: R) => number,
+) {
   const names = [...new Set(rows.map(seriesOf))].sort();
   const index = new Map(labels.map((l, i) => [l, i]));
   const series = names.map((label) => ({ label, data: labels.map(() => 0) }));

@@ -19,10 +19,24 @@ export interface SignInOptions {
 }
 
 export function renderSignIn(root: HTMLElement, o: SignInOptions): void {
-  const input = h("input", { type: "password", name: "secret", autocomplete: "off", spellcheck: "false", required: true });
+  const input = h("input", {
+    type: "password",
+    name: "secret",
+    autocomplete: "off",
+    spellcheck: "false",
+    required: true,
+  });
   const submit = h("button", { type: "submit" }, "Sign in");
   const n = notice();
-  const form = h("form", { class: "card signin", novalidate: true }, h("h1", {}, o.heading), h("p", {}, o.intro), field(o.label, input, o.hint), submit, n.el);
+  const form = h(
+    "form",
+    { class: "card signin", novalidate: true },
+    h("h1", {}, o.heading),
+    h("p", {}, o.intro),
+    field(o.label, input, o.hint),
+    submit,
+    n.el,
+  );
   form.addEventListener("submit", (ev) => {
     ev.preventDefault(); // never a navigation: the secret must not reach a URL or the history
     const secret = input.value.trim();
@@ -70,7 +84,11 @@ export function renderShell(root: HTMLElement, o: ShellOptions): { select(id: st
     s.show();
     if (focus) s.el.querySelector("h2")?.focus();
   };
-  for (const s of o.sections) navButtons.set(s.id, button(s.label, () => select(s.id, true)));
+  for (const s of o.sections)
+    navButtons.set(
+      s.id,
+      button(s.label, () => select(s.id, true)),
+    );
   const header = h(
     "header",
     { class: "top" },
@@ -78,7 +96,13 @@ export function renderShell(root: HTMLElement, o: ShellOptions): { select(id: st
     h("span", { class: "who" }, o.who),
     button("Sign out", o.onSignOut, { class: "secondary" }),
   );
-  replace(root, h("a", { class: "skip", href: "#content" }, "Skip to content"), header, h("nav", { "aria-label": "Sections" }, ...navButtons.values()), main);
+  replace(
+    root,
+    h("a", { class: "skip", href: "#content" }, "Skip to content"),
+    header,
+    h("nav", { "aria-label": "Sections" }, ...navButtons.values()),
+    main,
+  );
   select(location.hash.slice(1), true); // after sign-in, focus lands on the section's heading
   return { select: (id) => select(id, true) };
 }

@@ -8,7 +8,11 @@ export interface Column<R> {
 }
 
 export function dataTable<R>(caption: string, columns: Column<R>[], rows: R[], empty = "Nothing yet."): HTMLDivElement {
-  const head = h("tr", {}, ...columns.map((c) => h("th", { scope: "col", class: c.numeric ? "num" : undefined }, c.label)));
+  const head = h(
+    "tr",
+    {},
+    ...columns.map((c) => h("th", { scope: "col", class: c.numeric ? "num" : undefined }, c.label)),
+  );
   const body = rows.length
     ? rows.map((r) => h("tr", {}, ...columns.map((c) => h("td", { class: c.numeric ? "num" : undefined }, c.value(r)))))
     : [h("tr", {}, h("td", { colspan: columns.length, class: "empty" }, empty))];

@@ -17,7 +17,14 @@ export function keysSection(api: Api, tiers: string[], openRequests: (keyId: str
   const created = h("div");
   const create = planFields(tiers);
   const createNotice = notice();
-  const createForm = h("form", { class: "card", "aria-label": "Create a key" }, h("h3", {}, "Create a key"), create.el, h("button", { type: "submit" }, "Create key"), createNotice.el);
+  const createForm = h(
+    "form",
+    { class: "card", "aria-label": "Create a key" },
+    h("h3", {}, "Create a key"),
+    create.el,
+    h("button", { type: "submit" }, "Create key"),
+    createNotice.el,
+  );
   createForm.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const plan = create.read();
@@ -48,7 +55,14 @@ export function keysSection(api: Api, tiers: string[], openRequests: (keyId: str
         h(
           "div",
           { class: "actions" },
-          button("Copy key", () => void navigator.clipboard?.writeText(k.key).then(() => (note.textContent = "Copied."), () => (note.textContent = "Select the key above to copy it."))),
+          button(
+            "Copy key",
+            () =>
+              void navigator.clipboard?.writeText(k.key).then(
+                () => (note.textContent = "Copied."),
+                () => (note.textContent = "Select the key above to copy it."),
+              ),
+          ),
           button("Done", () => created.replaceChildren(), { class: "secondary" }),
         ),
         note,
@@ -60,7 +74,19 @@ export function keysSection(api: Api, tiers: string[], openRequests: (keyId: str
     const fields = planFields(tiers, k);
     const dn = notice();
     const dialog = h("dialog", { "aria-label": `Edit key ${k.name}` });
-    const form = h("form", {}, h("h3", {}, `Edit ${k.name} (${k.id})`), fields.el, h("div", { class: "actions" }, h("button", { type: "submit" }, "Save"), button("Cancel", () => dialog.close(), { class: "secondary" })), dn.el);
+    const form = h(
+      "form",
+      {},
+      h("h3", {}, `Edit ${k.name} (${k.id})`),
+      fields.el,
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "submit" }, "Save"),
+        button("Cancel", () => dialog.close(), { class: "secondary" }),
+      ),
+      dn.el,
+    );
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       const plan = fields.read();
@@ -81,42 +107,70 @@ export function keysSection(api: Api, tiers: string[], openRequests: (keyId: str
   };
 
   const revoke = (k: AdminKey) => {
-    if (!confirm(`Revoke the key "${k.name}" (${k.id})? Requests with it are refused within seconds. This cannot be undone.`)) return;
+    if (
+      !confirm(
+        `Revoke the key "${k.name}" (${k.id})? Requests with it are refused within seconds. This cannot be undone.`,
+      )
+    )
+      return;
     n.loading("Revoking…");
     api.send("DELETE", `/v1/admin/keys/${encodeURIComponent(k.id)}`).then(load, (err: unknown) => n.error(err));
   };
 
   const load = () => {
     n.loading();
-    Promise.all([api.get<List<AdminKey>>("/v1/admin/keys"), api.get<List<UsageRow>>(`/v1/admin/usage?from=${monthStart()}`)]).then(
+    Promise.all([
+      api.get<List<AdminKey>>("/v1/admin/keys"),
+      api.get<List<UsageRow>>(`/v1/admin/usage?from=${monthStart()}`),
+    ]).then(
       ([keys, usage]) => {
         const spent = new Map<string, number>();
         for (const r of usage.data) if (r.key_id) spent.set(r.key_id, (spent.get(r.key_id) ?? 0) + r.cost_micros);
-        const rows = [...keys.data].sort((a, b) => Number(a.revoked_at !== null) - Number(b.revoked_at !== null) || b.created_at - a.created_at);
+        const rows = [...keys.data].sort(
+          (a, b) => Number(a.revoked_at !== null) - Number(b.revoked_at !== null) || b.created_at - a.created_at,
+        );
         replace(
           list,
-          dataTable("Keys", [
-            { label: "Name", value: (k) => k.name },
-            { label: "Id", value: (k) => h("code", {}, k.id) },
-            { label: "Models", value: (k) => k.tiers.join(", ") },
-            { label: "RPM", value: (k) => k.rpm, numeric: true },
-            { label: "TPM", value: (k) => k.tpm, numeric: true },
-            { label: "Budget", value: (k) => eur(k.monthly_budget_micros), numeric: true },
-            { label: "Spent this month", value: (k) => eur(spent.get(k.id) ?? 0), numeric: true },
-            { label: "Created (UTC)", value: (k) => dateTime(k.created_at) },
-            { label: "Status", value: (k) => h("span", { class: `badge ${k.revoked_at ? "s-revoked" : "s-ok"}` }, k.revoked_at ? "revoked" : "active") },
-            {
-              label: "Actions",
-              value: (k) =>
-                h(
-                  "div",
-                  { class: "row-actions" },
-                  k.revoked_at ? null : button("Edit", () => edit(k), { "aria-label": `Edit key ${k.name}` }),
-                  k.revoked_at ? null : button("Revoke", () => revoke(k), { class: "danger", "aria-label": `Revoke key ${k.name}` }),
-                  button("Requests", () => openRequests(k.id), { class: "secondary", "aria-label": `Requests of key ${k.name}` }),
-                ),
-            },
-          ], rows, "No keys yet."),
+          dataTable(
+            "Keys",
+            [
+              { label: "Name", value: (k) => k.name },
+              { label: "Id", value: (k) => h("code", {}, k.id) },
+              { label: "Models", value: (k) => k.tiers.join(", ") },
+              { label: "RPM", value: (k) => k.rpm, numeric: true },
+              { label: "TPM", value: (k) => k.tpm, numeric: true },
+              { label: "Budget", value: (k) => eur(k.monthly_budget_micros), numeric: true },
+              { label: "Spent this month", value: (k) => eur(spent.get(k.id) ?? 0), numeric: true },
+              { label: "Created (UTC)", value: (k) => dateTime(k.created_at) },
+              {
+                label: "Status",
+                value: (k) =>
+                  h(
+                    "span",
+                    { class: `badge ${k.revoked_at ? "s-revoked" : "s-ok"}` },
+                    k.revoked_at ? "revoked" : "active",
+                  ),
+              },
+              {
+                label: "Actions",
+                value: (k) =>
+                  h(
+                    "div",
+                    { class: "row-actions" },
+                    k.revoked_at ? null : button("Edit", () => edit(k), { "aria-label": `Edit key ${k.name}` }),
+                    k.revoked_at
+                      ? null
+                      : button("Revoke", () => revoke(k), { class: "danger", "aria-label": `Revoke key ${k.name}` }),
+                    button("Requests", () => openRequests(k.id), {
+                      class: "secondary",
+                      "aria-label": `Requests of key ${k.name}`,
+                    }),
+                  ),
+              },
+            ],
+            rows,
+            "No keys yet.",
+          ),
         );
         n.clear();
       },
@@ -124,6 +178,15 @@ export function keysSection(api: Api, tiers: string[], openRequests: (keyId: str
     );
   };
 
-  const el = h("section", {}, heading("Keys"), created, createForm, h("p", { class: "toolbar" }, button("Refresh", load)), n.el, list);
+  const el = h(
+    "section",
+    {},
+    heading("Keys"),
+    created,
+    createForm,
+    h("p", { class: "toolbar" }, button("Refresh", load)),
+    n.el,
+    list,
+  );
   return { id: "keys", label: "Keys", el, show: load };
 }

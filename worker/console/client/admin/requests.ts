@@ -45,7 +45,16 @@ export function keyRequestsSection(api: Api): Section & { pick(keyId: string): v
       api.get<List<AdminKey>>("/v1/admin/keys").then(
         (keys) => {
           const current = wanted ?? select.value;
-          replace(select, ...keys.data.map((k) => h("option", { value: k.id, selected: k.id === current }, `${k.name} (${k.id})${k.revoked_at ? " · revoked" : ""}`)));
+          replace(
+            select,
+            ...keys.data.map((k) =>
+              h(
+                "option",
+                { value: k.id, selected: k.id === current },
+                `${k.name} (${k.id})${k.revoked_at ? " · revoked" : ""}`,
+              ),
+            ),
+          );
           wanted = null;
           loadRecords();
         },

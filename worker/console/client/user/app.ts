@@ -18,7 +18,8 @@ export function startUser(root: HTMLElement): void {
 function signIn(root: HTMLElement, initialError?: unknown): void {
   renderSignIn(root, {
     heading: "moe-edge console",
-    intro: "Sign in with your API key to see your plan, spend and usage, and to try the models. The key stays in this tab only.",
+    intro:
+      "Sign in with your API key to see your plan, spend and usage, and to try the models. The key stays in this tab only.",
     label: "API key",
     hint: "Starts with sk-. It is sent as a Bearer header, never in a URL.",
     verify: (key) => enter(root, key),

@@ -34,10 +34,23 @@ export interface ChatOutcome {
 /** The request body the playground sends; the code snippets show the same one. */
 export const chatBody = (p: ChatParams) => ({ ...p, stream: true, stream_options: { include_usage: true } });
 
-export async function streamChat(api: Api, p: ChatParams, signal: AbortSignal, onText: (t: string) => void, onOpen: (requestId: string | null) => void): Promise<ChatOutcome> {
+export async function streamChat(
+  api: Api,
+  p: ChatParams,
+  signal: AbortSignal,
+  onText: (t: string) => void,
+  onOpen: (requestId: string | null) => void,
+): Promise<ChatOutcome> {
   const t0 = performance.now();
   const res = await api.raw("/v1/chat/completions", { method: "POST", body: JSON.stringify(chatBody(p)), signal });
-  const out: ChatOutcome = { requestId: res.headers.get("x-request-id"), usage: null, finishReason: null, ttftMs: null, stopped: false, error: null };
+  const out: ChatOutcome = {
+    requestId: res.headers.get("x-request-id"),
+    usage: null,
+    finishReason: null,
+    ttftMs: null,
+    stopped: false,
+    error: null,
+  };
   onOpen(out.requestId);
   if (!res.body) return { ...out, error: new Error("The response had no body.") };
   try {
@@ -45,7 +58,12 @@ export async function streamChat(api: Api, p: ChatParams, signal: AbortSignal, o
       if (data === "[DONE]") break;
       const chunk = JSON.parse(data) as ChatChunk;
       if (chunk.error) {
-        out.error = new ApiFailure(500, chunk.error.message ?? "The stream failed.", chunk.error.type ?? null, chunk.error.code ?? null);
+        out.error = new ApiFailure(
+          500,
+          chunk.error.message ?? "The stream failed.",
+          chunk.error.type ?? null,
+          chunk.error.code ?? null,
+        );
         break;
       }
       const choice = chunk.choices?.[0];
@@ -73,7 +91,9 @@ const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function ledgerRecord(api: Api, requestId: string): Promise<RequestRow | null> {
   // ~45 s in all: a stopped stream is billed only once the backend has confirmed where it stopped.
   for (const delay of [100, 200, 400, 800, 1000, 1500, 2000, 3000, 4000, 4000, 4000, 4000, 5000, 5000, 5000]) {
-    const list = await api.get<List<RequestRow>>(`/v1/usage/requests?request_id=${encodeURIComponent(requestId)}&limit=1`);
+    const list = await api.get<List<RequestRow>>(
+      `/v1/usage/requests?request_id=${encodeURIComponent(requestId)}&limit=1`,
+    );
     if (list.data[0]) return list.data[0];
     await wait(delay);
   }

@@ -60,14 +60,22 @@ function budgetCard(k: KeyInfo): HTMLElement {
   const budget = k.monthly_budget_micros;
   const used = k.spent_micros;
   const pct = budget > 0 ? Math.min(100, (used / budget) * 100) : 100;
-  const bar = h("progress", { max: Math.max(budget, 1), value: Math.min(used, Math.max(budget, 1)), "aria-label": "Budget used this month" });
+  const bar = h("progress", {
+    max: Math.max(budget, 1),
+    value: Math.min(used, Math.max(budget, 1)),
+    "aria-label": "Budget used this month",
+  });
   bar.classList.toggle("warn", pct >= 80);
   return h(
     "div",
     { class: "card" },
     h("h3", {}, "This month"),
     bar,
-    h("p", { class: "big" }, `${eur(k.spent_micros)} spent of ${eur(budget)} (${pct > 0 && pct < 0.01 ? "under 0.01" : pct.toFixed(pct < 1 ? 2 : 0)}%)`),
+    h(
+      "p",
+      { class: "big" },
+      `${eur(k.spent_micros)} spent of ${eur(budget)} (${pct > 0 && pct < 0.01 ? "under 0.01" : pct.toFixed(pct < 1 ? 2 : 0)}%)`,
+    ),
     h(
       "dl",
       { class: "pairs" },
@@ -76,6 +84,12 @@ function budgetCard(k: KeyInfo): HTMLElement {
       ...pair("Period", `${longDate(k.period_start)} to ${longDate(k.period_end)} (UTC)`),
       ...pair("Budget resets on", longDate(k.period_end)),
     ),
-    k.remaining_micros === 0 ? h("p", { class: "error", role: "alert" }, "The budget is used up: metered requests are refused until it resets.") : null,
+    k.remaining_micros === 0
+      ? h(
+          "p",
+          { class: "error", role: "alert" },
+          "The budget is used up: metered requests are refused until it resets.",
+        )
+      : null,
   );
 }

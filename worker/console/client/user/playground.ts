@@ -21,12 +21,16 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
   const message = h("textarea", { name: "message", rows: 3, required: true, placeholder: "Ask something…" });
   const send = h("button", { type: "submit" }, "Send");
   const stop = button("Stop", () => controller?.abort(), { disabled: true, class: "danger" });
-  const reset = button("New conversation", () => {
-    history = [];
-    transcript.replaceChildren();
-    replace(stats);
-    replace(status);
-  }, { class: "secondary" });
+  const reset = button(
+    "New conversation",
+    () => {
+      history = [];
+      transcript.replaceChildren();
+      replace(stats);
+      replace(status);
+    },
+    { class: "secondary" },
+  );
   const transcript = h("ol", { class: "transcript", "aria-label": "Conversation" });
   const status = h("p", { class: "status", role: "status" });
   const stats = h("dl", { class: "pairs stats", "aria-label": "Last reply" });
@@ -67,7 +71,14 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
       { class: "settings" },
       h("summary", {}, "Settings"),
       field("System prompt", system),
-      h("div", { class: "row" }, field("Temperature", temperature, "0 to 2"), field("top_p", topP, "0 to 1"), field("Max tokens", maxTokens), field("Seed", seed, "same seed, same reply")),
+      h(
+        "div",
+        { class: "row" },
+        field("Temperature", temperature, "0 to 2"),
+        field("top_p", topP, "0 to 1"),
+        field("Max tokens", maxTokens),
+        field("Seed", seed, "same seed, same reply"),
+      ),
     ),
     transcript,
     field("Message", message, "Ctrl+Enter sends."),
@@ -84,16 +95,25 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
     replace(stats);
     const reply = h("div", { class: "text" });
     const turn = h("li", { class: "turn assistant", "aria-busy": "true" }, h("span", { class: "who" }, p.model), reply);
-    transcript.append(h("li", { class: "turn user" }, h("span", { class: "who" }, "You"), h("div", { class: "text" }, userText)), turn);
+    transcript.append(
+      h("li", { class: "turn user" }, h("span", { class: "who" }, "You"), h("div", { class: "text" }, userText)),
+      turn,
+    );
     status.textContent = "Sending…";
     let text = "";
     let out: ChatOutcome | null = null;
     try {
-      out = await streamChat(api, p, controller.signal, (t) => {
-        text += t;
-        reply.append(t); // a text node: model output is never parsed as HTML
-        transcript.scrollTop = transcript.scrollHeight;
-      }, () => (status.textContent = "Generating…"));
+      out = await streamChat(
+        api,
+        p,
+        controller.signal,
+        (t) => {
+          text += t;
+          reply.append(t); // a text node: model output is never parsed as HTML
+          transcript.scrollTop = transcript.scrollHeight;
+        },
+        () => (status.textContent = "Generating…"),
+      );
     } catch (err) {
       turn.remove();
       transcript.lastElementChild?.remove();
@@ -150,7 +170,8 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
     ev.preventDefault();
     const text = message.value;
     if (!text.trim() || controller) return;
-    if (!model.value) return replace(status, h("span", { class: "error", role: "alert" }, "This key has no chat model."));
+    if (!model.value)
+      return replace(status, h("span", { class: "error", role: "alert" }, "This key has no chat model."));
     message.value = "";
     void run(text);
   });
@@ -167,7 +188,13 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
       "div",
       { class: "card snippets" },
       h("h3", {}, "Use it from code"),
-      h("div", { class: "actions" }, button("Copy as curl", () => copy("curl")), button("Copy as Python", () => copy("python")), button("Copy as TypeScript", () => copy("typescript"))),
+      h(
+        "div",
+        { class: "actions" },
+        button("Copy as curl", () => copy("curl")),
+        button("Copy as Python", () => copy("python")),
+        button("Copy as TypeScript", () => copy("typescript")),
+      ),
       copyNote,
       code,
     ),

@@ -55,7 +55,7 @@ export function snippet(kind: SnippetKind, base: string, p: ChatParams): string 
         `const stream = await client.chat.completions.create(${indent(JSON.stringify(body, null, 2), "")});`,
         "for await (const chunk of stream) {",
         '  process.stdout.write(chunk.choices[0]?.delta?.content ?? "");',
-        "  if (chunk.usage) console.log(\"\\n\", chunk.usage);",
+        '  if (chunk.usage) console.log("\\n", chunk.usage);',
         "}",
       ].join("\n");
   }

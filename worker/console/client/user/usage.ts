@@ -20,7 +20,15 @@ export function usageSection(api: Api, onAuthError: (e: unknown) => void): Secti
 
   const csv = button("Download CSV", () => {
     const header = ["date", "tier", "requests", "prompt_tokens", "cached_tokens", "completion_tokens", "cost_eur"];
-    const lines = rows.map((r) => [r.date, r.tier, r.requests, r.prompt_tokens, r.cached_tokens, r.completion_tokens, eurDecimal(r.cost_micros)]);
+    const lines = rows.map((r) => [
+      r.date,
+      r.tier,
+      r.requests,
+      r.prompt_tokens,
+      r.cached_tokens,
+      r.completion_tokens,
+      eurDecimal(r.cost_micros),
+    ]);
     download(`usage-${range.from}-to-${range.to}.csv`, toCsv(header, lines));
   });
 
@@ -46,15 +54,32 @@ export function usageSection(api: Api, onAuthError: (e: unknown) => void): Secti
     csv.disabled = rows.length === 0;
     replace(
       body,
-      h("div", { class: "charts" }, h("figure", {}, h("figcaption", {}, "Cost per day"), cost.box), h("figure", {}, h("figcaption", {}, "Tokens per day"), tokens.box)),
+      h(
+        "div",
+        { class: "charts" },
+        h("figure", {}, h("figcaption", {}, "Cost per day"), cost.box),
+        h("figure", {}, h("figcaption", {}, "Tokens per day"), tokens.box),
+      ),
       h("p", { class: "toolbar" }, csv),
       table,
     );
     const label = (r: UsageRow) => r.date;
     const tier = (r: UsageRow) => r.tier;
     charts = [
-      stackedBars(cost.canvas, days, pivot(rows, days, label, tier, (r) => r.cost_micros), "cost (€)", eur),
-      stackedBars(tokens.canvas, days, pivot(rows, days, label, tier, (r) => r.prompt_tokens + r.completion_tokens), "tokens", int),
+      stackedBars(
+        cost.canvas,
+        days,
+        pivot(rows, days, label, tier, (r) => r.cost_micros),
+        "cost (€)",
+        eur,
+      ),
+      stackedBars(
+        tokens.canvas,
+        days,
+        pivot(rows, days, label, tier, (r) => r.prompt_tokens + r.completion_tokens),
+        "tokens",
+        int,
+      ),
     ];
   };
 
