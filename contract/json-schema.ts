@@ -217,7 +217,9 @@ class Compiler {
       required: req.includes(name),
     }));
     let lastRequired = -1;
-    list.forEach((p, i) => p.required && (lastRequired = i));
+    list.forEach((p, i) => {
+      if (p.required) lastRequired = i;
+    });
     return this.node({ kind: "object", props: list, lastRequired });
   }
 

@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     console.log(USAGE.replace(/ \[/g, "\n  ["));
     process.exit(0);
   }
-  let cfg;
+  let cfg: ReturnType<typeof parseConfig>;
   try {
     cfg = parseConfig(argv, process.env);
   } catch (e) {

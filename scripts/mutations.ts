@@ -83,7 +83,7 @@ export const MUTATIONS: Mutation[] = [
     file: "gpu-backend/engine/engine.ts",
     edits: [
       {
-        find: "    for (const s of ordered) this.pool.setLength(s.id, ++s.pos);\n    ordered.forEach((s, i) => this.accept(s, logits.subarray(i * V, (i + 1) * V)));",
+        find: "    for (const s of ordered) this.pool.setLength(s.id, ++s.pos);\n    ordered.forEach((s, i) => {\n      this.accept(s, logits.subarray(i * V, (i + 1) * V));\n    });",
         replace:
           "    ordered.forEach((s, i) => {\n      this.pool.setLength(s.id, ++s.pos);\n      this.accept(s, logits.subarray(i * V, (i + 1) * V));\n    });",
       },
@@ -278,7 +278,9 @@ export const MUTATIONS: Mutation[] = [
     file: "worker/serving/backend.ts",
     edits: [
       {
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: source text to find, not a template
         find: "  const res = await post(`${base}/v1/embed`, token, req, signal, null);",
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: source text, not a template
         replace: "  const res = await post(`${base}/v1/embed`, token, req, signal, 10);",
       },
     ],

@@ -76,7 +76,9 @@ async function main() {
   process.on("SIGINT", () => void shutdown(0));
   process.on("SIGTERM", () => void shutdown(0));
   // If the launcher itself dies, its detached children must not outlive it.
-  process.on("exit", () => supervisors.forEach((s) => s.killNow()));
+  process.on("exit", () => {
+    for (const s of supervisors) s.killNow();
+  });
   const say = (line: string) => console.error(`npm start: ${line}`);
   const giveUp = (reason: string) => {
     say(`${reason}; stopping`);

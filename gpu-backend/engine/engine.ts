@@ -300,7 +300,9 @@ export class Engine {
       if (hit.length > 0) {
         const bs = this.prefix.blockSize;
         this.pool.ensureCapacity(Math.max(this.pool.slotCapacity, hit.length * bs + 1));
-        hit.forEach((b, i) => this.pool.writeRows(seq.id, i * bs, bs, b.kv));
+        hit.forEach((b, i) => {
+          this.pool.writeRows(seq.id, i * bs, bs, b.kv);
+        });
         seq.cached = hit.length * bs;
         seq.pos = seq.cached;
         this.pool.setLength(seq.id, seq.pos);
@@ -342,7 +344,9 @@ export class Engine {
     // Every length first: accept() may finish a sequence, and its release moves another slot, copying
     // only the rows its length counts (a batch-mate's row from this step would be left behind).
     for (const s of ordered) this.pool.setLength(s.id, ++s.pos);
-    ordered.forEach((s, i) => this.accept(s, logits.subarray(i * V, (i + 1) * V)));
+    ordered.forEach((s, i) => {
+      this.accept(s, logits.subarray(i * V, (i + 1) * V));
+    });
   }
 
   /** Samples the next token and decides whether the sequence goes on. */

@@ -133,7 +133,7 @@ function prepare(row: Float32Array, p: SamplingParams): number {
   for (let i = 0; i < V; i++) {
     const v = row[i]!;
     if (v > max) max = v;
-    else if (v !== v) nan = true;
+    else if (Number.isNaN(v)) nan = true;
   }
   // No finite distribution to draw from (all -inf, a +inf logit, or NaN): fall back to greedy.
   if (nan || max === -Infinity || max === Infinity) return GREEDY;

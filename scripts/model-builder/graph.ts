@@ -128,7 +128,10 @@ export function buildGraph(s: ModelSpec, form: GraphForm = "fused", padRows = fa
     });
     const w = q4(name, N, K, groups, [N, K / bs, bs / 2], [N, K / bs]);
     const attrs = { K, N, bits: 4, block_size: bs, accuracy_level: s.accuracyLevel };
-    if (!padRows) return node("MatMulNBits", [x, w.weight, w.scales], [out], attrs, MS);
+    if (!padRows) {
+      node("MatMulNBits", [x, w.weight, w.scales], [out], attrs, MS);
+      return;
+    }
     // x is [B, S, K] except for lm_head's gathered rows [N, K]: flatten, append a zero row when the row count
     // would put a row alone in an MLAS tile, drop its output.
     const rows = rank2.has(x) ? "logits" : "tokens";

@@ -5,7 +5,7 @@
  * Field numbers from onnx/onnx.proto.
  */
 
-export const enum DataType {
+export enum DataType {
   FLOAT = 1,
   UINT8 = 2,
   INT32 = 6,

@@ -34,8 +34,8 @@ export function quantizeRow(src, srcOff, K, bs, q, qOff, scales, sOff) {
     for (let i = start; i < end; i += 2) {
       let lo = (src[i] * inv + 8.5) | 0;
       let hi = (src[i + 1] * inv + 8.5) | 0;
-      lo = lo > 15 ? 15 : lo < 0 ? 0 : lo;
-      hi = hi > 15 ? 15 : hi < 0 ? 0 : hi;
+      lo = Math.min(15, Math.max(lo, 0));
+      hi = Math.min(15, Math.max(hi, 0));
       q[qo++] = lo | (hi << 4);
     }
   }
@@ -82,7 +82,7 @@ export function quantizeChunk(raws, dtypes, cnt, K, bs, scratch) {
   const nb = K / bs;
   const q = new Uint8Array((cnt * n * K) / 2);
   const scales = new Float32Array(cnt * n * nb);
-  let f32 = scratch && scratch.length >= cnt * K ? scratch : new Float32Array(cnt * K);
+  const f32 = scratch && scratch.length >= cnt * K ? scratch : new Float32Array(cnt * K);
   for (let s = 0; s < n; s++) {
     const src = toF32Into(raws[s], dtypes[s], f32);
     for (let i = 0; i < cnt; i++) {

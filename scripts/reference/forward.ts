@@ -68,7 +68,7 @@ export async function referenceForward(
   };
 
   const embed = await weight("model.embed_tokens.weight", [V, H]);
-  let h = new Float32Array(S * H);
+  const h = new Float32Array(S * H);
   for (let s = 0; s < S; s++) h.set(embed.subarray(ids[s] * H, ids[s] * H + H), s * H);
 
   const invFreq = ropeInvFreq(D, cfg.rope_theta);

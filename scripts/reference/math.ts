@@ -42,7 +42,7 @@ export function silu(v: number): number {
 export function ropeInvFreq(headDim: number, theta: number): Float64Array {
   const half = headDim / 2;
   const inv = new Float64Array(half);
-  for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(theta, (2 * i) / headDim);
+  for (let i = 0; i < half; i++) inv[i] = 1 / theta ** ((2 * i) / headDim);
   return inv;
 }
 

@@ -15,7 +15,7 @@ import { TEST_SCHEMAS, validate } from "./helpers/json-schema-check";
 const enc = new TextEncoder();
 const accepts = (g: Grammar, text: string | Uint8Array) => {
   const s = advance(initialState(g), typeof text === "string" ? enc.encode(text) : text);
-  return s !== null && s.some(accepting);
+  return s?.some(accepting) ?? false;
 };
 /** Every proper prefix stays alive: the automaton never reaches a dead end on a valid document. */
 const prefixesLive = (g: Grammar, text: string) => {

@@ -93,7 +93,9 @@ function hfMeanVisible(window: number, i: number): number {
 describe("ORT GroupQueryAttention local_window_size vs HF sliding_window", () => {
   it("prefill: local_window_size = W shows exactly the last W keys", async () => {
     const got = await meanVisible(3, 0, 8);
-    got.forEach((g, i) => expect(g, `position ${i}`).toBeCloseTo(hfMeanVisible(3, i), 5));
+    got.forEach((g, i) => {
+      expect(g, `position ${i}`).toBeCloseTo(hfMeanVisible(3, i), 5);
+    });
   });
 
   it("decode with past: same W keys", async () => {

@@ -38,7 +38,9 @@ function expectSameDistribution(row: Float32Array, p: SamplingParams, tol = 1e-1
   const got = samplingDistribution(row, p);
   expect(got.ids).toEqual([...want.keys()].sort((a, b) => a - b));
   // Relative: sums are added in a different order, so the last bits may differ.
-  got.ids.forEach((id, j) => expect(Math.abs(got.probs[j]! - want.get(id)!)).toBeLessThanOrEqual(tol * want.get(id)!));
+  got.ids.forEach((id, j) => {
+    expect(Math.abs(got.probs[j]! - want.get(id)!)).toBeLessThanOrEqual(tol * want.get(id)!);
+  });
   return want;
 }
 
@@ -159,7 +161,9 @@ describe("sampler distribution", () => {
       const e = Array.from(ROW, (x) => Math.exp(x / T));
       const sum = e.reduce((a, b) => a + b, 0);
       expect(d.ids).toEqual(Array.from(ROW.keys()));
-      d.probs.forEach((q, i) => expect(q).toBeCloseTo(e[i]! / sum, 12));
+      d.probs.forEach((q, i) => {
+        expect(q).toBeCloseTo(e[i]! / sum, 12);
+      });
     }
     // Lower temperature concentrates the draw on the best token.
     const top = (T: number) => {

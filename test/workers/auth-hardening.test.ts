@@ -54,7 +54,9 @@ describe("admin PATCH", () => {
       >;
       expect(stored).toMatchObject({ rpm: 777, tpm: 88888, monthly_budget_micros: 99999, name: "renamed" });
       // Each answer shows its own field as stored (later writers' fields may or may not be in it yet).
-      patches.forEach((p, i) => expect(rows[i]).toMatchObject(p));
+      patches.forEach((p, i) => {
+        expect(rows[i]).toMatchObject(p);
+      });
     }
   });
 

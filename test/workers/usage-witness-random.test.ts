@@ -160,6 +160,7 @@ describe("randomized interleaving of settles and reports", () => {
       const row = byId.get(p.id)!;
       const c = (t: { completion: number; cached: number } | null) =>
         t ? costUnits(TINY, { promptTokens: 10, cachedTokens: t.cached, completionTokens: t.completion }) : -1n;
+      // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max throws on them)
       const want = c(p.w) >= c(p.b) ? c(p.w) : c(p.b);
       expect({ id: p.id, cost: row.cost, status: row.status }).toEqual({
         id: p.id,

@@ -241,6 +241,7 @@ export class KeyLimiter extends DurableObject<Env> {
         (this.spent(month) + units - charged).toString(),
       );
     }
+    // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max throws on them)
     const chargedNow = (units > charged ? units : charged).toString();
     if (row?.state === "reserved") {
       const stored = this.stored(input.tier, "tokens");

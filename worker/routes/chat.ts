@@ -123,7 +123,7 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
   const order = replicaRouter.rank(tier.backends, routingKey(promptIds, life.account.cacheSalt));
   const failures: AttemptLog[] = [];
 
-  let started;
+  let started: Awaited<ReturnType<typeof startGeneration>>;
   try {
     const starting = startGeneration(
       replicaRouter,

@@ -18,7 +18,7 @@ import { ApiError, badRequest } from "../errors";
 import { BOS_ID, VOCAB_SIZE, encode } from "../tokenizer";
 import { EmbedStopped, cancelGenerate, embed } from "../serving/backend";
 import { readBody } from "../api/body";
-import { ClientGone, dispatch, type AttemptLog } from "../serving/dispatch";
+import { ClientGone, dispatch, type AttemptLog, type Dispatched } from "../serving/dispatch";
 import { CLIENT_CLOSED, Lifecycle } from "../api/lifecycle";
 import { replicaRouter, routingKey } from "../serving/router";
 import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
@@ -91,7 +91,9 @@ function toInputs(input: z.infer<typeof EmbedBodySchema>["input"], contextWindow
 function base64Float32(vec: number[]): string {
   const bytes = new Uint8Array(vec.length * 4);
   const view = new DataView(bytes.buffer);
-  vec.forEach((v, i) => view.setFloat32(i * 4, v, true));
+  vec.forEach((v, i) => {
+    view.setFloat32(i * 4, v, true);
+  });
   let bin = "";
   for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(bin);
@@ -124,7 +126,7 @@ embeddingsRoutes.post("/embeddings", async (c) => {
     const cancel = () => void (replica && cancelGenerate(replica, c.env.BACKEND_TOKEN, life.requestId));
     life.client.signal.addEventListener("abort", cancel, { once: true });
     const failures: AttemptLog[] = [];
-    let done;
+    let done: Dispatched<{ res: Awaited<ReturnType<typeof embed>> | null; computed: number; timedOut: boolean }>;
     try {
       const order = replicaRouter.rank(tier.backends, routingKey(inputs[0], life.account.cacheSalt));
       const work = dispatch(

@@ -84,15 +84,20 @@ export function step(s: Stack, b: number, out: Stack[]): void {
     case ROOT:
       return; // a finished document takes nothing more (an unfinished root is always under a value)
     case VALUE:
-      return startValue(f.node, s.next!, b, f.sp, out);
+      startValue(f.node, s.next!, b, f.sp, out);
+      return;
     case OBJ:
-      return stepObject(f, s, b, out);
+      stepObject(f, s, b, out);
+      return;
     case FREE:
-      return stepFree(f.st, s, b, out);
+      stepFree(f.st, s, b, out);
+      return;
     case ARR:
-      return stepArray(f, s, b, out);
+      stepArray(f, s, b, out);
+      return;
     case STR:
-      return stepString(f, s, b, out);
+      stepString(f, s, b, out);
+      return;
     case NUM:
       if (stepNumber(f, s, b, out)) step(childDone(s.next!), b, out); // the number ended before b
       return;
@@ -239,7 +244,8 @@ function stepObject(f: Extract<Frame, { t: typeof OBJ }>, s: Stack, b: number, o
       else startKey(node, rest, f.j, b, out);
       return;
     case COMMA_NS:
-      return startKey(node, rest, f.j, b, out);
+      startKey(node, rest, f.j, b, out);
+      return;
     case COLON:
       if (b === COLON_B)
         out.push(push(push(rest, { t: OBJ, node, st: VAL, j: f.j }), valueFrame(node.props[f.j]!.node, true)));

@@ -51,7 +51,7 @@ export function compileResponseFormat(rf: ResponseFormat, manifest: ModelManifes
     compiled.set(key, hit);
     return hit;
   }
-  let grammar;
+  let grammar: ReturnType<typeof compileSchema>;
   try {
     grammar = rf.type === "json_object" ? JSON_OBJECT_GRAMMAR : compileSchema(rf.schema);
   } catch (e) {

@@ -158,9 +158,9 @@ export function stepNumber(f: Extract<Frame, { t: typeof NUM }>, s: Stack, b: nu
       if (b === ZERO) return to(N_ZERO, 1);
       if (isDigit(b)) return to(N_INT, 1);
       return false;
+    // biome-ignore lint/suspicious/noFallthroughSwitchClause: the integer part may end here
     case N_INT:
       if (isDigit(b) && f.c < MAX_INT_DIGITS) return to(N_INT, f.c + 1);
-    // falls through: the integer part may end here
     case N_ZERO:
       if (!int && b === DOT) return to(N_DOT, 0);
       if (!int && (b === 0x65 || b === 0x45)) return to(N_E, 0);

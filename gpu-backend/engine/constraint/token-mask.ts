@@ -93,7 +93,9 @@ export class VocabIndex {
     this.plainUpTo = [new Int32Array(words)];
     for (let k = 1; k <= this.maxPlain; k++) {
       const bits = Int32Array.from(this.plainUpTo[k - 1]!);
-      cps.forEach((c, id) => c === k && (bits[id >>> 5]! |= 1 << (id & 31)));
+      cps.forEach((c, id) => {
+        if (c === k) bits[id >>> 5]! |= 1 << (id & 31);
+      });
       this.plainUpTo.push(bits);
     }
   }
