@@ -25,6 +25,7 @@ import { costUnits, reservationUnits, unitsToMicrosCeil } from "../billing/money
 import { SlicedReservation, firstSlice } from "../billing/slices";
 import type { Account, Pricing, UsageStatus } from "../billing/types";
 import { ApiError } from "../errors";
+import { writeRequestPoint } from "./analytics";
 import { logRequest, type RequestLog } from "./request-log";
 
 /**
@@ -75,6 +76,9 @@ export class Lifecycle {
   revoked = false;
   private model = "";
   private pricing: Pricing | null = null;
+  /** What settle() billed (the analytics point's tokens and cost), and whether its point was written. */
+  private billed: Tokens | null = null;
+  private pointWritten = false;
 
   constructor(
     private readonly c: Context<AppEnv>,
@@ -165,6 +169,7 @@ export class Lifecycle {
   settle(s: Settlement): void {
     if (this.settled) return;
     this.settled = true;
+    this.billed = { promptTokens: s.promptTokens, cachedTokens: s.cachedTokens, completionTokens: s.completionTokens };
     Object.assign(this.log, {
       prompt_tokens: s.promptTokens,
       cached_tokens: s.cachedTokens,
@@ -213,6 +218,22 @@ export class Lifecycle {
   }
 
   finish(status: number, extra: Partial<RequestLog> = {}): void {
-    logRequest({ ...this.log, ...extra, status, latency_ms: Date.now() - this.startedAt });
+    const entry = { ...this.log, ...extra, status, latency_ms: Date.now() - this.startedAt };
+    logRequest(entry);
+    if (this.pointWritten) return;
+    this.pointWritten = true;
+    const billed = this.billed ?? { promptTokens: 0, cachedTokens: 0, completionTokens: 0 };
+    writeRequestPoint(this.c.env.ANALYTICS, {
+      keyId: this.account.keyId,
+      // Only a tier of the key's plan: an unknown name is the client's raw string.
+      tier: this.account.tiers.includes(this.model) ? this.model : "(unknown)",
+      endpoint: entry.endpoint,
+      status,
+      cache: entry.cache ?? "",
+      ...billed,
+      costMicros: this.costMicros(billed),
+      latencyMs: entry.latency_ms,
+      ttftMs: entry.ttft_ms ?? null,
+    });
   }
 }
