@@ -1,8 +1,7 @@
-// Types `env` from "cloudflare:test" as the worker's Env plus test-only bindings.
-type WorkerEnv = import("../../worker/env").Env;
-type TestD1Migration = import("@cloudflare/vitest-pool-workers").D1Migration;
+// Test-only bindings on `env` from "cloudflare:test" (typed as Cloudflare.Env: wrangler.toml's bindings,
+// generated into worker/worker-configuration.d.ts, plus the secrets declared in worker/env.ts).
 declare namespace Cloudflare {
-  interface Env extends WorkerEnv {
-    TEST_MIGRATIONS: TestD1Migration[];
+  interface Env {
+    TEST_MIGRATIONS: import("@cloudflare/vitest-pool-workers").D1Migration[];
   }
 }

@@ -18,70 +18,19 @@ import { checkReservations, type Reservation } from "../usage/reservations";
 import { rebuildMonth } from "./limiter-rebuild";
 import { microsToUnits, parseUnits } from "./money";
 import { type Bucket, rateHeaders, refill, waitMs } from "./rate";
-import type { Pricing } from "./types";
+import type {
+  LimiterAdmitInput,
+  LimiterAdmitResult,
+  LimiterCountInput,
+  LimiterExtendInput,
+  LimiterSettleInput,
+  LimiterStatus,
+  Pricing,
+  RefusalReason,
+} from "./types";
 
 const RETAIN_MS = 48 * 3600_000;
 const SWEEP_EVERY_MS = 5 * 60_000;
-
-export interface LimiterAdmitInput {
-  /** The key this object belongs to (it rebuilds the month's spend from the ledger by it). */
-  keyId: string;
-  requestId: string;
-  /** The tier's price now: a backend report for this request is priced with it (worker/usage/merge.ts). */
-  pricing: Pricing;
-  tier: string;
-  rpm: number;
-  tpm: number;
-  budgetMicros: number;
-  /** Prompt + max completion tokens. */
-  tokens: number;
-  /** Worst-case cost in units (1e-12 EUR), as a decimal string (exact). */
-  reserveUnits: string;
-}
-
-export type RefusalReason = "requests" | "tokens" | "too_large" | "budget" | "duplicate";
-
-export type LimiterAdmitResult =
-  | { ok: true; headers: Record<string, string> }
-  | { ok: false; reason: RefusalReason; retryAfterMs: number | null; headers: Record<string, string> };
-
-export interface LimiterSettleInput {
-  keyId: string;
-  requestId: string;
-  tier: string;
-  /** Actual prompt + completion tokens. */
-  tokens: number;
-  /** The request's cost as this write knows it (units, decimal string): the id is charged up to the largest. */
-  units: string;
-  /**
-   * What earlier writes of this id already charged (the ledger row's cost before this merge), used only
-   * when this object no longer remembers the id (a report arriving after RETAIN_MS): then it charges the rest.
-   */
-  previousUnits?: string;
-  startedAt: number;
-}
-
-/** One more slice of a running request's budget reservation (the completion streams in slices). */
-export interface LimiterExtendInput {
-  requestId: string;
-  budgetMicros: number;
-  /** Units to add to the request's reservation, decimal string. */
-  units: string;
-}
-
-/** A request that counts toward RPM but reserves and bills nothing (tokenize, detokenize). */
-export interface LimiterCountInput {
-  tier: string;
-  rpm: number;
-  tpm: number;
-}
-
-export interface LimiterStatus {
-  month: string;
-  spentUnits: string;
-  reservedUnits: string;
-  reservations: number;
-}
 
 /** UTC "YYYY-MM" of a timestamp: budgets are per calendar month. */
 export const monthOf = (ms: number) => new Date(ms).toISOString().slice(0, 7);

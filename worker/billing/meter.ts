@@ -18,11 +18,10 @@
 import type { Env } from "../env";
 import { ApiError, internalError } from "../errors";
 import { modelNotFound } from "../serving/tiers";
-import type { KeyLimiter, LimiterAdmitResult, LimiterStatus } from "./key-limiter";
 import { insertUsage, type UsageRecord } from "./ledger";
 import { costUnits, isValidPricing, reservationUnits, tokenCount } from "./money";
 import { retryHeaders } from "./rate";
-import type { Account, Admission, AdmitRequest, SettleRequest } from "./types";
+import type { Account, Admission, AdmitRequest, LimiterAdmitResult, LimiterStatus, SettleRequest } from "./types";
 
 /** Body of a USAGE_QUEUE message: the record plus which of its two writes still have to happen. */
 export interface UsageMessage {
@@ -32,9 +31,9 @@ export interface UsageMessage {
   limiter: boolean;
 }
 
-export function limiterFor(env: Env, keyId: string): DurableObjectStub<KeyLimiter> {
-  const ns = env.KEY_LIMITER as unknown as DurableObjectNamespace<KeyLimiter>; // Env types the binding loosely
-  return ns.get(ns.idFromName(keyId));
+/** The key's KeyLimiter stub: DurableObjectStub<KeyLimiter>, as the generated Env types the binding. */
+export function limiterFor(env: Env, keyId: string) {
+  return env.KEY_LIMITER.get(env.KEY_LIMITER.idFromName(keyId));
 }
 
 /**

@@ -56,3 +56,67 @@ export interface SettleRequest {
   startedAt: number;
   endedAt: number;
 }
+
+// The KeyLimiter Durable Object's inputs and outputs (billing/key-limiter.ts), here so that its callers
+// (meter.ts, usage/) need not import the class module: it imports usage/ for its alarm.
+
+export interface LimiterAdmitInput {
+  /** The key this object belongs to (it rebuilds the month's spend from the ledger by it). */
+  keyId: string;
+  requestId: string;
+  /** The tier's price now: a backend report for this request is priced with it (worker/usage/merge.ts). */
+  pricing: Pricing;
+  tier: string;
+  rpm: number;
+  tpm: number;
+  budgetMicros: number;
+  /** Prompt + max completion tokens. */
+  tokens: number;
+  /** Worst-case cost in units (1e-12 EUR), as a decimal string (exact). */
+  reserveUnits: string;
+}
+
+export type RefusalReason = "requests" | "tokens" | "too_large" | "budget" | "duplicate";
+
+export type LimiterAdmitResult =
+  | { ok: true; headers: Record<string, string> }
+  | { ok: false; reason: RefusalReason; retryAfterMs: number | null; headers: Record<string, string> };
+
+export interface LimiterSettleInput {
+  keyId: string;
+  requestId: string;
+  tier: string;
+  /** Actual prompt + completion tokens. */
+  tokens: number;
+  /** The request's cost as this write knows it (units, decimal string): the id is charged up to the largest. */
+  units: string;
+  /**
+   * What earlier writes of this id already charged (the ledger row's cost before this merge), used only
+   * when the limiter no longer remembers the id (a report arriving after key-limiter.ts's RETAIN_MS): then
+   * it charges the rest.
+   */
+  previousUnits?: string;
+  startedAt: number;
+}
+
+/** One more slice of a running request's budget reservation (the completion streams in slices). */
+export interface LimiterExtendInput {
+  requestId: string;
+  budgetMicros: number;
+  /** Units to add to the request's reservation, decimal string. */
+  units: string;
+}
+
+/** A request that counts toward RPM but reserves and bills nothing (tokenize, detokenize). */
+export interface LimiterCountInput {
+  tier: string;
+  rpm: number;
+  tpm: number;
+}
+
+export interface LimiterStatus {
+  month: string;
+  spentUnits: string;
+  reservedUnits: string;
+  reservations: number;
+}

@@ -13,11 +13,10 @@
  */
 import type { UsageRecord as Report } from "../../contract/usage";
 import type { Env } from "../env";
-import type { LimiterSettleInput } from "../billing/key-limiter";
 import { dayOf } from "../billing/ledger";
 import { limiterFor } from "../billing/meter";
 import { costUnits, isValidPricing } from "../billing/money";
-import type { Pricing } from "../billing/types";
+import type { LimiterSettleInput, Pricing } from "../billing/types";
 import { getTiers } from "../serving/tiers";
 
 /** What the merge needs of a key's limiter: the stub, or the Durable Object itself when it merges. */

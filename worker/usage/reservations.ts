@@ -13,7 +13,6 @@
 import { BACKEND_AUTH_HEADER, WIRE_VERSION, WIRE_VERSION_HEADER } from "../../contract/wire";
 import type { RequestState, UsageRecord, UsageStatusRequest } from "../../contract/usage";
 import type { Env } from "../env";
-import type { KeyLimiter } from "../billing/key-limiter";
 import { getTiers } from "../serving/tiers";
 import { mergeReports, stubPort, type LimiterPort } from "./merge";
 
@@ -27,6 +26,15 @@ export type Reservation = {
   tier: string;
   created_ms: number;
 };
+
+/**
+ * What the alarm needs of the KeyLimiter it runs in. Structural, so that usage/ does not import the class
+ * (whose module imports this one for the alarm).
+ */
+export interface ReservationHolder extends LimiterPort {
+  keyId(): string | null;
+  release(requestId: string): void;
+}
 
 interface Answer {
   since: number;
@@ -57,7 +65,7 @@ async function askReplica(env: Env, base: string, ids: string[]): Promise<Answer
 
 export async function checkReservations(
   env: Env,
-  limiter: KeyLimiter,
+  limiter: ReservationHolder,
   reservations: Reservation[],
   now: number,
 ): Promise<void> {
