@@ -17,6 +17,7 @@ import { keyRoutes } from "./routes/key";
 import { tokenizeRoutes } from "./routes/tokenize";
 import { consoleRoutes } from "./console/routes";
 import { internalUsageRoutes } from "./routes/internal-usage";
+import { faultRoutes } from "./dev/fault-routes";
 
 export function createApp() {
   const app = factory.createApp();
@@ -34,6 +35,8 @@ export function createApp() {
   app.route("/console", consoleRoutes);
   // The backend's usage reports (its own USAGE_TOKEN; 404 while unset).
   app.route("/internal/usage", internalUsageRoutes);
+  // Fault injection for the local soak: a 404 unless FAULTS=1 (never in wrangler.toml; dev/faults.ts).
+  app.route("/internal/faults", faultRoutes);
 
   // API-key auth on every /v1/* route except /v1/admin/* (ADMIN_TOKEN there); sets c.var.account.
   // CORS first: a preflight carries no key (off unless CORS_ORIGINS is set; middleware/cors.ts).

@@ -22,7 +22,13 @@ export type Behaviour =
   | { kind: "error-first" }
   | { kind: "break-after"; text: string; gate?: Gate }
   /** /v1/embed answers only when /v1/cancel names it: 409 with `computed` tokens (like the real backend). */
-  | { kind: "embed-held"; computed: number };
+  | { kind: "embed-held"; computed: number }
+  /**
+   * A wedged replica (SIGSTOPped): with `headers` false it never answers /v1/generate at all; else it admits
+   * the request, streams `after` tokens (default 0), then says nothing more (a /v1/cancel changes nothing) until
+   * the fetch is aborted, which errors the body as a real aborted fetch does.
+   */
+  | { kind: "hang"; after?: number; headers?: boolean };
 
 /** A gate and the function that opens it. */
 export function gate(after: number): Gate & { release: () => void } {
@@ -61,6 +67,12 @@ export class FakeBackend {
   }
 
   private cancelWaiters: Array<(id: string) => void> = [];
+  private hangWaiters: Array<(id: string) => void> = [];
+
+  /** Resolves with the request_id of the next generation that goes silent on a "hang" replica. */
+  nextHang(): Promise<string> {
+    return new Promise((resolve) => this.hangWaiters.push(resolve));
+  }
 
   /** Resolves with the request_id of the next POST /v1/cancel (an event to wait on). */
   nextCancel(): Promise<string> {
@@ -101,6 +113,7 @@ export class FakeBackend {
         for (const w of this.cancelWaiters.splice(0)) w(id);
         return Response.json({ cancelled: cancel !== undefined });
       }
+      if (b.kind === "hang") return this.hang(b, body, req.signal);
       return this.generate(b, body, req.signal);
     });
   }
@@ -126,6 +139,42 @@ export class FakeBackend {
         );
       });
     });
+  }
+
+  private hang(b: { after?: number; headers?: boolean }, req: GenerateRequest, signal: AbortSignal): Promise<Response> {
+    const id = req.request_id;
+    const aborted = new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    const abortError = () => new DOMException("The operation was aborted.", "AbortError");
+    const silent = () => {
+      for (const w of this.hangWaiters.splice(0)) w(id);
+    };
+    if (b.headers === false) {
+      silent();
+      return aborted.then(() => {
+        this.finished.set(id, { finish: "aborted", completion: 0 });
+        throw abortError();
+      });
+    }
+    const ids = byteIds(this.defaultText).slice(0, Math.min(b.after ?? 0, req.max_tokens));
+    let sent = false;
+    const enc = new TextEncoder();
+    const stream = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        if (!sent && ids.length) {
+          sent = true;
+          controller.enqueue(enc.encode(JSON.stringify({ type: "tokens", ids } satisfies GenerateEvent) + "\n"));
+          return;
+        }
+        silent();
+        await aborted;
+        this.finished.set(id, { finish: "aborted", completion: ids.length });
+        controller.error(abortError());
+      },
+    });
+    return Promise.resolve(new Response(stream, { headers: { "content-type": "application/x-ndjson" } }));
   }
 
   private embed(body: EmbedRequest): Response {

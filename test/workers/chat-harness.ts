@@ -48,21 +48,31 @@ export interface Called {
   /** The body as text, after which all waitUntil work (settle, cache put) has finished. */
   text(): Promise<string>;
   json<T = Record<string, any>>(): Promise<T>;
+  /** Resolves once all waitUntil work has finished (for a body the test reads itself). */
+  settled(): Promise<void>;
 }
 
-export async function call(path: string, init: RequestInit & { key?: string; tiers?: string } = {}): Promise<Called> {
+/** `vars`: extra or replaced vars for this request (e.g. STALL_TIMEOUT_MS), as wrangler.toml would set them. */
+export async function call(
+  path: string,
+  init: RequestInit & { key?: string; tiers?: string; vars?: Record<string, string> } = {},
+): Promise<Called> {
   const ctx = createExecutionContext();
   const headers = new Headers(init.headers);
   if (init.key) headers.set("authorization", `Bearer ${init.key}`);
   if (init.body && !headers.has("content-type")) headers.set("content-type", "application/json");
   const req = new Request(`https://edge.test${path}`, { ...init, headers });
-  const res = await worker.fetch(req, { ...env, TIERS: init.tiers ?? tiersJson() }, ctx);
+  const res = await worker.fetch(req, { ...env, ...init.vars, TIERS: init.tiers ?? tiersJson() }, ctx);
   let body: Promise<string> | undefined;
   const text = () => (body ??= res.text().then(async (t) => (await waitOnExecutionContext(ctx), t)));
-  return { res, text, json: async () => JSON.parse(await text()) };
+  return { res, text, json: async () => JSON.parse(await text()), settled: () => waitOnExecutionContext(ctx) };
 }
 
-export const chat = (key: string, body: Record<string, unknown>, extra: RequestInit & { tiers?: string } = {}) =>
+export const chat = (
+  key: string,
+  body: Record<string, unknown>,
+  extra: RequestInit & { tiers?: string; vars?: Record<string, string> } = {},
+) =>
   call("/v1/chat/completions", {
     method: "POST",
     key,

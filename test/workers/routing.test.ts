@@ -61,7 +61,7 @@ describe("prefix-aware routing", () => {
 
   it("an unhealthy replica (open circuit) goes last, and comes back after the cooldown", () => {
     let now = 1_000;
-    const r = new ReplicaRouter({ failureThreshold: 2, cooldownMs: 5_000, now: () => now });
+    const r = new ReplicaRouter({ failureThreshold: 2, cooldownMs: 5_000, cooldownJitter: 0, now: () => now });
     const key = routingKey(prompt(11), "s");
     const preferred = r.rank(replicas, key)[0];
     r.recordFailure(preferred);

@@ -29,6 +29,7 @@ import { CLIENT_CLOSED, keyRevoked, type Lifecycle } from "./lifecycle";
 import type { LogprobContent } from "./logprobs";
 import * as responseCache from "./response-cache";
 import { replicaRouter } from "../serving/router";
+import { replicaTimeouts } from "../serving/tiers";
 import { BodyChannel, SSE_DONE, SSE_HEADERS, STREAMED_JSON_HEADERS, SseChannel, sseFrame } from "./sse";
 
 /** Non-streaming: how long an answer may take before its 200 and headers are committed. */
@@ -88,6 +89,7 @@ export function relay(g: StartedChat): Promise<Response> {
         clientSignal: life.client.signal,
         cancelBackend: () => cancelGenerate(started.replica, c.env.BACKEND_TOKEN, life.requestId),
         abortBackend: () => backend.abort(),
+        stallMs: replicaTimeouts(c.env).stallMs,
         startedAt: life.startedAt,
         budget,
         onEvent,

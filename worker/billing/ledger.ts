@@ -5,6 +5,7 @@
  * Exact costs are written as decimal strings into an INTEGER column (SQLite stores them as int64)
  * and summed in SQL, then read back as TEXT so no JS number ever carries them.
  */
+import { d1WriteFault } from "../dev/faults";
 import { parseUnits, unitsToMicros } from "./money";
 import type { Pricing, UsageStatus } from "./types";
 
@@ -38,6 +39,9 @@ export const USAGE_STATUSES: readonly UsageStatus[] = [
 export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export async function insertUsage(db: D1Database, r: UsageRecord, now = Date.now()): Promise<void> {
+  // The soak's D1 outage (dev/faults.ts): disarmed unless a FAULTS=1 stack armed it.
+  const injected = d1WriteFault();
+  if (injected) throw injected;
   await db
     .prepare(WORKER_SETTLE_SQL)
     .bind(

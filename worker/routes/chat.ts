@@ -26,7 +26,7 @@ import { startGeneration } from "../serving/generation";
 import { CLIENT_CLOSED, Lifecycle } from "../api/lifecycle";
 import * as responseCache from "../api/response-cache";
 import { replicaRouter, routingKey } from "../serving/router";
-import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
+import { getTiers, modelNotFound, replicaTimeouts, type Tier } from "../serving/tiers";
 import { EOS_ID, applyChatTemplate } from "../tokenizer";
 
 export const chatRoutes = factory.createApp();
@@ -132,6 +132,7 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
       genReq,
       { client: life.client.signal, backend: backend.signal },
       failures,
+      replicaTimeouts(c.env),
     );
     // Keeps the request's I/O alive through a disconnect, so what follows (settle) still runs.
     c.executionCtx.waitUntil(starting.catch(() => {}));

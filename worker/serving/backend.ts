@@ -16,6 +16,7 @@ import {
   type GenerateEvent,
   type GenerateRequest,
 } from "../../contract/wire";
+import { watchdog } from "./watchdog";
 
 export class BackendError extends Error {
   constructor(
@@ -38,7 +39,8 @@ function headers(token: string | undefined): HeadersInit {
 /**
  * A replica that accepts the connection but never answers would hang the request: the backend sends
  * its response headers as soon as a request is admitted, so waiting longer than this means trouble.
- * Only the headers are timed: the body (a generation) may legitimately stream for minutes.
+ * Only the headers are timed here: the body's silences have their own bounds (serving/watchdog.ts).
+ * The default; /v1/generate uses ReplicaTimeouts.headersMs (serving/tiers.ts).
  */
 export const HEADERS_TIMEOUT_MS = 15_000;
 
@@ -55,13 +57,13 @@ async function post(
   if (signal.aborted) ac.abort();
   signal.addEventListener("abort", follow, { once: true });
   let timedOut = false;
-  const timer =
+  const disarm =
     headersTimeoutMs === null
       ? undefined
-      : setTimeout(() => {
+      : watchdog.arm("headers", headersTimeoutMs, () => {
           timedOut = true;
           ac.abort();
-        }, headersTimeoutMs);
+        });
   let res: Response;
   try {
     res = await fetch(url, { method: "POST", headers: headers(token), body: JSON.stringify(body), signal: ac.signal });
@@ -69,11 +71,13 @@ async function post(
     signal.removeEventListener("abort", follow);
     if (signal.aborted) throw err;
     throw new BackendError(
-      timedOut ? "no response headers in time" : `fetch failed: ${err instanceof Error ? err.message : String(err)}`,
+      timedOut
+        ? `no response headers within ${headersTimeoutMs} ms`
+        : `fetch failed: ${err instanceof Error ? err.message : String(err)}`,
       true,
     );
   } finally {
-    if (timer !== undefined) clearTimeout(timer);
+    disarm?.();
   }
   if (!res.ok) {
     signal.removeEventListener("abort", follow);
@@ -100,8 +104,9 @@ export async function openGenerate(
   token: string | undefined,
   req: GenerateRequest,
   signal: AbortSignal,
+  headersTimeoutMs: number = HEADERS_TIMEOUT_MS,
 ): Promise<AsyncGenerator<GenerateEvent>> {
-  const res = await post(`${base}/v1/generate`, token, req, signal);
+  const res = await post(`${base}/v1/generate`, token, req, signal, headersTimeoutMs);
   if (!res.body) throw new BackendError("generate response has no body", true);
   return readEvents(res.body);
 }

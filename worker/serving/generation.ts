@@ -15,6 +15,8 @@ import { BackendError, cancelGenerate, openGenerate } from "./backend";
 import { dispatch, type AttemptLog, type Dispatched } from "./dispatch";
 import { LogprobTracker, type LogprobContent } from "../api/logprobs";
 import type { ReplicaRouter } from "./router";
+import type { ReplicaTimeouts } from "./tiers";
+import { nextWithin, ReplicaStalled } from "./watchdog";
 
 export type EdgeFinishReason = "stop" | "length" | "error" | "cancelled";
 
@@ -35,7 +37,11 @@ export interface GenerationSignals {
   backend: AbortSignal;
 }
 
-/** Opens a generation on the first replica that yields a non-error first event. */
+/**
+ * Opens a generation on the first replica that yields a non-error first event. A replica silent past
+ * `timeouts` (no headers, or no first event) is a retryable failure like a refusal: its fetch is aborted
+ * and it is asked to cancel (best effort: a stopped process answers nothing), then the next one is tried.
+ */
 export function startGeneration(
   router: ReplicaRouter,
   order: readonly string[],
@@ -43,13 +49,25 @@ export function startGeneration(
   req: GenerateRequest,
   signals: GenerationSignals,
   failures: AttemptLog[],
+  timeouts: Pick<ReplicaTimeouts, "headersMs" | "firstEventMs">,
 ): Promise<Dispatched<OpenStream>> {
   return dispatch(
     router,
     order,
     signals.client,
     async (replica) => {
-      const events = await openGenerate(replica, token, req, signals.backend);
+      // This attempt's own fetch signal: giving up on a stalled replica must not abort the next one's.
+      const attempt = new AbortController();
+      const follow = () => attempt.abort();
+      if (signals.backend.aborted) attempt.abort();
+      else signals.backend.addEventListener("abort", follow, { once: true });
+      let events: AsyncGenerator<GenerateEvent>;
+      try {
+        events = await openGenerate(replica, token, req, attempt.signal, timeouts.headersMs);
+      } catch (err) {
+        signals.backend.removeEventListener("abort", follow);
+        throw err;
+      }
       // Admitted: if the client leaves before the first token, cancel (don't abort) so the stream
       // still ends with the backend's usage, which is then billed like any other disconnect.
       const cancel = () => void cancelGenerate(replica, token, req.request_id);
@@ -57,7 +75,13 @@ export function startGeneration(
       if (signals.client.aborted) cancel();
       let first: IteratorResult<GenerateEvent>;
       try {
-        first = await events.next();
+        first = await nextWithin(events, "first_event", timeouts.firstEventMs, () => {
+          attempt.abort();
+          cancel();
+        });
+      } catch (err) {
+        if (err instanceof ReplicaStalled) throw new BackendError(err.message, true);
+        throw err;
       } finally {
         signals.client.removeEventListener("abort", cancel);
       }
@@ -89,6 +113,12 @@ export interface PumpOptions {
   abortBackend: () => void;
   /** Default DRAIN_TIMEOUT_MS. */
   drainMs?: number;
+  /**
+   * The longest silence between two events (ReplicaTimeouts.stallMs): past it the replica is asked to
+   * cancel, its fetch is aborted and the stream ends as an error, billed what was received. Unset: none.
+   * While draining, the drain deadline bounds the wait instead.
+   */
+  stallMs?: number;
   startedAt: number;
   /**
    * The budget's say on each generated token (billing/slices.ts): `allows` false ends the generation as
@@ -128,6 +158,7 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
   let deadline: ReturnType<typeof setTimeout> | undefined;
   const lps = opts.logprobs ? new LogprobTracker() : null;
   let contentLength = 0;
+  let stalled = false;
 
   /** Stop delivering; keep reading until the backend's `done` (or the deadline). */
   const drain = (reason: "stop" | "cancelled" | "length") => {
@@ -221,7 +252,14 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
         await stall;
         if (!draining && !opts.budget!.allows(received)) budgetStop();
       }
-      const next = await open.rest.next();
+      const next =
+        opts.stallMs === undefined || draining
+          ? await open.rest.next()
+          : await nextWithin(open.rest, "stall", opts.stallMs, () => {
+              stalled = true;
+              void opts.cancelBackend();
+              opts.abortBackend();
+            });
       ev = next.done ? undefined : next.value;
     }
     if (!done && !draining) {
@@ -242,7 +280,9 @@ export async function pumpGeneration(open: OpenStream, opts: PumpOptions): Promi
     if (deadline !== undefined) clearTimeout(deadline);
     opts.clientSignal.removeEventListener("abort", onClientGone);
     if (!done) opts.abortBackend();
-    await open.rest.return(undefined).catch(() => {});
+    // A stalled stream's read is still pending until the abort reaches it: closing must not wait on it.
+    const closing = open.rest.return(undefined).catch(() => {});
+    if (!stalled) await closing;
   }
   const finalUsage = (done as DoneEvent | null)?.usage;
   r.completionTokens = finalUsage ? finalUsage.completion_tokens : received;

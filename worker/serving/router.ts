@@ -5,7 +5,9 @@
  * rendezvous hashing: requests sharing a prefix (same account, same system prompt / conversation
  * start) land on the replica whose prefix cache already holds it, and adding/removing a replica only
  * moves the keys that hashed to it. Two isolate-local signals override the choice:
- *  - health: a circuit breaker opens after consecutive failures and skips the replica for a cooldown;
+ *  - health: a circuit breaker opens after consecutive failures and skips the replica for a cooldown,
+ *    jittered so the isolates that saw the same outage do not all come back to the replica at one instant
+ *    (after it, one more failure reopens it: a half-open probe);
  *  - load: SGLang's rule — when in-flight counts are imbalanced (max - min > abs and max > rel * min),
  *    the least-loaded replica goes first.
  */
@@ -30,10 +32,13 @@ export interface RouterOptions {
   /** Load imbalance thresholds (SGLang defaults: 32 / 1.1; ours fit small replica pools). */
   balanceAbsThreshold: number;
   balanceRelThreshold: number;
-  /** Consecutive failures that open the circuit, and how long it stays open. */
+  /** Consecutive failures that open the circuit, and how long it stays open: cooldownMs ± cooldownJitter × cooldownMs. */
   failureThreshold: number;
   cooldownMs: number;
+  cooldownJitter: number;
   now: () => number;
+  /** Uniform in [0, 1); tests seed it. */
+  random: () => number;
 }
 
 interface ReplicaState {
@@ -51,8 +56,10 @@ export class ReplicaRouter {
       balanceAbsThreshold: 4,
       balanceRelThreshold: 1.5,
       failureThreshold: 3,
-      cooldownMs: 10_000,
+      cooldownMs: 5_000,
+      cooldownJitter: 0.5,
       now: Date.now,
+      random: Math.random,
       ...opts,
     };
   }
@@ -114,7 +121,9 @@ export class ReplicaRouter {
   recordFailure(url: string): void {
     const s = this.get(url);
     s.consecutiveFailures++;
-    if (s.consecutiveFailures >= this.opts.failureThreshold) s.openUntil = this.opts.now() + this.opts.cooldownMs;
+    if (s.consecutiveFailures < this.opts.failureThreshold) return;
+    const { cooldownMs, cooldownJitter } = this.opts;
+    s.openUntil = this.opts.now() + Math.round(cooldownMs * (1 + cooldownJitter * (2 * this.opts.random() - 1)));
   }
 }
 
