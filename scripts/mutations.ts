@@ -112,6 +112,27 @@ export const MUTATIONS: Mutation[] = [
     tests: ["test/node/sampler.test.ts"],
   },
   {
+    id: "sampler-bucket-draw",
+    area: "sampler",
+    why: "a top_p draw picks the bucket after the one its mass fell in",
+    file: "gpu-backend/engine/sampler.ts",
+    edits: [
+      {
+        find: "    if (buckets[i] !== c || !(w[i]! > 0)) continue;",
+        replace: "    if (buckets[i] !== c + 1 || !(w[i]! > 0)) continue;",
+      },
+    ],
+    tests: ["test/node/sampler.test.ts"],
+  },
+  {
+    id: "sampler-weight-polynomial",
+    area: "sampler",
+    why: "the exp polynomial loses its cubic term (weights off by up to 2e-12)",
+    file: "gpu-backend/engine/sampler-weights.ts",
+    edits: [{ find: "(1 - x * (1 - x * (1 / 2 - x * (1 / 6))))", replace: "(1 - x * (1 - x * (1 / 2)))" }],
+    tests: ["test/node/sampler.test.ts"],
+  },
+  {
     id: "stream-settle-no-cached-discount",
     area: "billing",
     why: "the streaming settle bills cached prompt tokens at the full input price (the client still sees the discount)",

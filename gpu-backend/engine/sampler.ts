@@ -3,11 +3,13 @@
  * request with the same seed yields the same tokens.
  *
  * Nothing here sorts the vocabulary (a per-token sort of V = 32000 ids cost 11–19 ms):
- * - top_p = 1, no top-k: a max pass, an exp pass, and one draw walking ids in index order.
- * - top-k: a bounded heap (quickselect for large k) picks the k best logits; only those are exponentiated.
- * - top_p < 1: a token whose weight is below (1 - top_p) * mean weight cannot be in the nucleus (all such
- *   tokens together hold less than 1 - top_p of the mass), so only the tokens above that bar are
- *   candidates, and a mass-weighted quickselect over them finds the nucleus boundary without sorting.
+ * - One pass over the row computes every weight exp(-(max - logit) / T) from a table and a short
+ *   polynomial (sampler-weights.ts: no Math.exp call per id) and files each id in a histogram bucket of its weight.
+ * - top_p = 1, no top-k: one draw walking ids in index order.
+ * - top_p < 1: the buckets are in sampling order, so a walk over the bucket masses finds the one bucket
+ *   the nucleus boundary falls in; only that bucket's ids are ordered (a mass-weighted quickselect).
+ *   The draw picks a bucket by mass, then an id inside it by one scan of the bucket labels.
+ * - top-k: a bounded heap (quickselect for large k) picks the k best logits; only those are weighed.
  *
  * Sampling order: higher logit first; equal logits -> lower id first. It decides which tied tokens a top-k or
  * nucleus boundary keeps, exactly as a stable full sort did, so the kept set and its probabilities are
@@ -16,6 +18,7 @@
  * seeded requests reproduce run to run.
  */
 import { mulberry32 } from "./rng";
+import { ZERO_BUCKET, bucketMass, weighAll } from "./sampler-weights";
 
 export interface SamplingParams {
   temperature: number;
@@ -55,6 +58,7 @@ export function sampleToken(row: Float32Array, p: SamplingParams, rng: () => num
     }
     return lastPositive(row.length, (j) => j);
   }
+  if (n === NUCLEUS) return drawNucleus(rng);
   const id = ids;
   let mass = 0;
   for (let j = 0; j < n; j++) mass += w[id[j]!]!;
@@ -74,7 +78,12 @@ export function sampleToken(row: Float32Array, p: SamplingParams, rng: () => num
 export function samplingDistribution(row: Float32Array, p: SamplingParams): { ids: number[]; probs: number[] } {
   const n = prepare(row, p);
   if (n === GREEDY) return { ids: [argmax(row)], probs: [1] };
-  const kept = n === EVERY ? Array.from({ length: row.length }, (_, i) => i) : Array.from(ids.subarray(0, n));
+  const kept =
+    n === EVERY
+      ? Array.from({ length: row.length }, (_, i) => i)
+      : n === NUCLEUS
+        ? [...Array.from(ids.subarray(0, boundaryKeep)), ...bucketIdsBelow(row.length, boundary)]
+        : Array.from(ids.subarray(0, n));
   kept.sort((a, b) => a - b);
   let mass = 0;
   for (const i of kept) mass += weights[i]!;
@@ -111,19 +120,25 @@ export function tokenLogprob(
   return { logprob: row[chosen]! - lse, top };
 }
 
-// prepare() results besides a count: draw greedily, or from every id (weights[0, V) set, sum in everySum).
+// prepare() results besides a count: draw greedily; from every id (weights[0, V) set, sum in everySum); or
+// from the nucleus: every id in a bucket before `boundary`, plus ids[0, boundaryKeep) of that bucket.
 const GREEDY = -1;
 const EVERY = -2;
+const NUCLEUS = -3;
 
 // Scratch reused across calls (sampling is synchronous, so one set per thread is enough): per-id weights
 // exp((logit - max) / T), and a permutation of candidate ids.
 let weights = new Float64Array(0);
 let ids = new Int32Array(0);
+let buckets = new Uint16Array(0);
 let everySum = 0;
+let boundary = 0;
+let boundaryKeep = 0;
+let massBefore = 0;
 
 /**
- * Chooses the support for one draw. Returns GREEDY, EVERY, or n > 0 with the support in ids[0, n) (in no
- * particular order) and each one's weight in weights[id].
+ * Chooses the support for one draw. Returns GREEDY, EVERY, NUCLEUS, or n > 0 with the support in ids[0, n)
+ * (in no particular order) and each one's weight in weights[id].
  */
 function prepare(row: Float32Array, p: SamplingParams): number {
   if (p.temperature === 0 || p.top_k === 1) return GREEDY;
@@ -140,6 +155,7 @@ function prepare(row: Float32Array, p: SamplingParams): number {
   if (weights.length < V) {
     weights = new Float64Array(V);
     ids = new Int32Array(V);
+    buckets = new Uint16Array(V);
   }
   const w = weights;
   const id = ids;
@@ -158,35 +174,60 @@ function prepare(row: Float32Array, p: SamplingParams): number {
     return p.top_p < 1 ? selectNucleus(row, w, id, k, p.top_p * sum) : k;
   }
 
-  let sum = 0;
-  for (let i = 0; i < V; i++) {
-    const e = Math.exp((row[i]! - max) / T);
-    w[i] = e;
-    sum += e;
-  }
+  const sum = weighAll(row, max, 1 / T, w, buckets);
   if (!(p.top_p < 1)) {
     everySum = sum;
     return EVERY;
   }
+  // Buckets are in sampling order: the nucleus is every bucket before the one where the running mass
+  // reaches top_p * sum, plus a prefix of that bucket's ids (ordered there, and only there).
   const target = p.top_p * sum;
-  // The bar is <= mean weight <= 1 = the max's weight, so the max is always a candidate. The weight is
-  // monotone in the logit, so the candidates are a prefix of the sampling order and contain the nucleus.
-  const bar = ((1 - Math.max(p.top_p, 0)) * sum) / V;
-  let m = 0;
-  let mass = 0;
-  for (let i = 0; i < V; i++) {
-    const e = w[i]!;
-    if (e >= bar) {
-      id[m++] = i;
-      mass += e;
+  let before = 0;
+  let b = 0;
+  for (; b < ZERO_BUCKET; b++) {
+    if (before + bucketMass[b]! >= target) break;
+    before += bucketMass[b]!;
+  }
+  let n = 0;
+  for (let i = 0; i < V; i++) if (buckets[i] === b) id[n++] = i;
+  boundary = b;
+  massBefore = before;
+  boundaryKeep = selectNucleus(row, w, id, n, target - before);
+  return NUCLEUS;
+}
+
+/** One draw from the nucleus prepare() left: a bucket by mass, then an id inside it in index order. */
+function drawNucleus(rng: () => number): number {
+  const w = weights;
+  let kept = 0;
+  for (let j = 0; j < boundaryKeep; j++) kept += w[ids[j]!]!;
+  let r = rng() * (massBefore + kept);
+  if (r >= massBefore || boundary === 0) {
+    r -= massBefore;
+    for (let j = 0; j < boundaryKeep; j++) {
+      r -= w[ids[j]!]!;
+      if (r < 0) return ids[j]!;
     }
+    return lastPositive(boundaryKeep, (j) => ids[j]!);
   }
-  if (mass < target) {
-    // Only reachable through rounding (top_p within an ulp of 1): search everything.
-    for (let i = 0; i < V; i++) id[i] = i;
-    m = V;
+  let c = 0;
+  while (c < boundary - 1 && r >= bucketMass[c]!) r -= bucketMass[c++]!;
+  // The last positive id of bucket c is the rounding fallback, as in every other draw.
+  let last = -1;
+  for (let i = 0; i < buckets.length; i++) {
+    if (buckets[i] !== c || !(w[i]! > 0)) continue;
+    last = i;
+    r -= w[i]!;
+    if (r < 0) return i;
   }
-  return selectNucleus(row, w, id, m, target);
+  return last >= 0 ? last : ids[0]!;
+}
+
+/** Ids in buckets before b (for samplingDistribution). */
+function bucketIdsBelow(V: number, b: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < V; i++) if (buckets[i]! < b) out.push(i);
+  return out;
 }
 
 /** The rounding fallback of a draw: r never went negative, so the last id with weight wins. */

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { createRng, sampleToken, samplingDistribution, type SamplingParams } from "../../gpu-backend/engine/sampler";
+import { weighAll } from "../../gpu-backend/engine/sampler-weights";
 
 /** Reference: sort every id (logit desc, ties -> lower id), softmax at T, keep the smallest prefix reaching top_p. */
 function naive(row: Float32Array, p: SamplingParams): Map<number, number> {
@@ -238,6 +239,52 @@ describe("sampler on a 32000-id vocabulary", () => {
       for (const row of [flat, masked]) {
         for (const top_p of [0.5, 0.9, 0.99]) expectSameDistribution(row, { temperature: 0.7, top_p, top_k: 0 });
       }
+    }
+  });
+
+  it("draws on a 32000-id row fit the nucleus (chi-square over 20 equal-mass groups of ids)", () => {
+    const row = randomRow(5, 1);
+    for (const p of [
+      { temperature: 0.7, top_p: 0.9, top_k: 0 },
+      { temperature: 0.7, top_p: 1, top_k: 0 },
+      { temperature: 1.5, top_p: 0.3, top_k: 0 },
+    ]) {
+      const want = naive(row, p);
+      // Groups of ids in sampling order, each holding ~1/20 of the mass (so each expects ~n/20 draws).
+      const group = new Map<number, number>();
+      const expected: number[] = [];
+      let acc = 0;
+      for (const [id, prob] of [...want].sort((a, b) => b[1] - a[1] || a[0] - b[0])) {
+        const g = Math.min(19, Math.floor(acc * 20));
+        group.set(id, g);
+        expected[g] = (expected[g] ?? 0) + prob;
+        acc += prob;
+      }
+      const n = 40_000;
+      const rng = createRng(3);
+      const observed = expected.map(() => 0);
+      for (let t = 0; t < n; t++) {
+        const g = group.get(sampleToken(row, p, rng));
+        expect(g, "drawn outside the nucleus").toBeDefined();
+        observed[g!]!++;
+      }
+      const stat = expected.reduce((s, e, g) => s + (observed[g]! - e * n) ** 2 / (e * n), 0);
+      expect(stat).toBeLessThan(chi2Critical(expected.length - 1));
+    }
+  });
+
+  it("weights match Math.exp to 1e-14 relative; beyond exp(-128) of the max and masked ids weigh 0", () => {
+    const row = Float32Array.from({ length: 4000 }, (_, i) => -i * 0.0371);
+    row[17] = -Infinity;
+    const w = new Float64Array(row.length);
+    const bucket = new Uint16Array(row.length);
+    const T = 0.7;
+    weighAll(row, 0, 1 / T, w, bucket);
+    for (let i = 0; i < row.length; i++) {
+      const t = (0 - row[i]!) * (1 / T); // as weighAll forms it: the weight of the same t
+      const want = t < 128 ? Math.exp(-t) : 0;
+      expect(Math.abs(w[i]! - want), `id ${i}`).toBeLessThanOrEqual(1e-14 * want);
+      if (i > 0 && row[i]! < row[i - 1]!) expect(bucket[i]!).toBeGreaterThanOrEqual(bucket[i - 1]!);
     }
   });
 
