@@ -11,8 +11,7 @@
  */
 import { createInterface } from "node:readline";
 import { z } from "zod";
-import { ApiError } from "../worker/errors.js";
-import { applyChatTemplate, decode, encode } from "../worker/tokenizer/index.js";
+import { applyChatTemplate, decode, encode, TokenizerError } from "../worker/tokenizer/index.js";
 import { getVocab } from "../worker/tokenizer/vocab.js";
 import { parseCli, runCli, UsageError } from "./lib/cli";
 
@@ -55,7 +54,7 @@ function handle(line: string): unknown {
     if ("ids" in d) return { text: decode(d.ids) };
     return { ids: "text" in d ? encode(d.text) : applyChatTemplate(d.messages) };
   } catch (e) {
-    if (e instanceof ApiError) return { error: e.message };
+    if (e instanceof TokenizerError) return { error: e.message };
     throw e;
   }
 }

@@ -2,7 +2,6 @@
  * Chat-template rules, streaming detokenizer and stop matcher (no reference data needed).
  */
 import { describe, expect, it } from "vitest";
-import { ApiError } from "../../worker/errors";
 import {
   BOS_ID,
   EOS_ID,
@@ -12,23 +11,25 @@ import {
   decode,
   encode,
   type ChatMessage,
+  TokenizerError,
+  type TokenizerErrorCode,
 } from "../../worker/tokenizer/index";
 
 const user = (content: string): ChatMessage => ({ role: "user", content });
 const assistant = (content: string, prefix?: boolean): ChatMessage => ({ role: "assistant", content, prefix });
 const system = (content: string): ChatMessage => ({ role: "system", content });
 
-function rejects(messages: ChatMessage[], pattern: RegExp): void {
+function rejects(messages: ChatMessage[], code: TokenizerErrorCode, pattern: RegExp): void {
   let err: unknown;
   try {
     applyChatTemplate(messages);
   } catch (e) {
     err = e;
   }
-  expect(err).toBeInstanceOf(ApiError);
-  const api = err as ApiError;
-  expect([api.status, api.type, api.param]).toEqual([400, "invalid_request_error", "messages"]);
-  expect(api.message).toMatch(pattern);
+  // A typed error, not an HTTP one: worker/api/template.ts maps it to the 400 clients see.
+  expect(err).toBeInstanceOf(TokenizerError);
+  expect((err as TokenizerError).code).toBe(code);
+  expect((err as TokenizerError).message).toMatch(pattern);
 }
 
 describe("chat template v1", () => {
@@ -90,15 +91,15 @@ describe("chat template v1", () => {
     expect(ids.filter((id) => id <= 2)).toEqual([BOS_ID]);
   });
 
-  it("rejects invalid conversations with a 400 on param messages", () => {
-    rejects([], /at least one user message/);
-    rejects([system("only system")], /at least one user message/);
-    rejects([assistant("hi"), user("x")], /start with a user message/);
-    rejects([user("x"), assistant("y")], /last message must be a user message/);
-    rejects([user("x"), assistant("p", true), user("z")], /prefix/);
-    rejects([{ role: "user", content: "x", prefix: true }], /prefix/);
-    rejects([user("x"), { role: "tool", content: "{}" }], /role 'tool'/);
-    rejects([{ role: "user", content: 5 as unknown as string }], /content must be a string/);
+  it("rejects invalid conversations with a typed error", () => {
+    rejects([], "no_user_message", /at least one user message/);
+    rejects([system("only system")], "no_user_message", /at least one user message/);
+    rejects([assistant("hi"), user("x")], "first_turn_not_user", /start with a user message/);
+    rejects([user("x"), assistant("y")], "last_turn_not_user", /last message must be a user message/);
+    rejects([user("x"), assistant("p", true), user("z")], "misplaced_prefix", /prefix/);
+    rejects([{ role: "user", content: "x", prefix: true }], "misplaced_prefix", /prefix/);
+    rejects([user("x"), { role: "tool", content: "{}" }], "unsupported_role", /role 'tool'/);
+    rejects([{ role: "user", content: 5 as unknown as string }], "content_not_string", /content must be a string/);
   });
 });
 

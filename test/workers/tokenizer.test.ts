@@ -3,7 +3,6 @@
  * and stop matcher behave the same in the Workers runtime.
  */
 import { describe, expect, it } from "vitest";
-import { ApiError } from "../../worker/errors";
 import {
   BOS_ID,
   EOS_ID,
@@ -12,6 +11,7 @@ import {
   createStopMatcher,
   decode,
   encode,
+  TokenizerError,
 } from "../../worker/tokenizer/index";
 
 describe("tokenizer in workerd", () => {
@@ -60,7 +60,7 @@ describe("tokenizer in workerd", () => {
     expect(decode(encode("a\ud800b"))).toBe("a\ufffdb");
   });
 
-  it("builds the v1 chat prompt from ids and rejects bad role order with a 400", () => {
+  it("builds the v1 chat prompt from ids and rejects bad role order with a typed error", () => {
     expect(applyChatTemplate([{ role: "user", content: "What is the capital of France?" }])).toEqual([
       1, 733, 16289, 28793, 1824, 349, 272, 5565, 302, 4843, 28804, 733, 28748, 16289, 28793,
     ]);
@@ -77,9 +77,8 @@ describe("tokenizer in workerd", () => {
     } catch (e) {
       err = e;
     }
-    expect(err).toBeInstanceOf(ApiError);
-    expect((err as ApiError).status).toBe(400);
-    expect((err as ApiError).param).toBe("messages");
+    expect(err).toBeInstanceOf(TokenizerError);
+    expect((err as TokenizerError).code).toBe("first_turn_not_user");
   });
 
   it("detokenizes a stream without splitting characters across byte tokens", () => {

@@ -24,10 +24,11 @@ import { contextExceeded, parseChatBody } from "../api/chat-request";
 import { ClientGone, type AttemptLog } from "../serving/dispatch";
 import { startGeneration } from "../serving/generation";
 import { CLIENT_CLOSED, Lifecycle } from "../api/lifecycle";
+import { chatPromptIds } from "../api/template";
 import * as responseCache from "../api/response-cache";
 import { replicaRouter, routingKey } from "../serving/router";
 import { getTiers, modelNotFound, replicaTimeouts, type Tier } from "../serving/tiers";
-import { EOS_ID, applyChatTemplate } from "../tokenizer";
+import { EOS_ID } from "../tokenizer";
 
 export const chatRoutes = factory.createApp();
 
@@ -56,7 +57,7 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
   const tier = chatTier(c, p.model);
   const ttl = responseCache.requestedTtl(c.req.header(responseCache.CACHE_TTL_HEADER));
 
-  const promptIds = applyChatTemplate(p.messages, life.account.cacheSalt);
+  const promptIds = chatPromptIds(p.messages, life.account.cacheSalt);
   const promptTokens = promptIds.length;
   if (promptTokens >= tier.contextWindow) throw contextExceeded(tier.contextWindow, promptTokens);
   const room = tier.contextWindow - promptTokens;

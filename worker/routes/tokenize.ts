@@ -13,8 +13,9 @@ import { assertTierAllowed, countRequest } from "../billing/meter";
 import { badRequest } from "../errors";
 import { readBody } from "../api/body";
 import { MessagesSchema, parseMessages } from "../api/chat-request";
+import { chatPromptIds } from "../api/template";
 import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
-import { VOCAB_SIZE, applyChatTemplate, decode, encode } from "../tokenizer";
+import { VOCAB_SIZE, decode, encode } from "../tokenizer";
 
 export const tokenizeRoutes = factory.createApp();
 
@@ -55,7 +56,7 @@ tokenizeRoutes.post("/tokenize", async (c) => {
     throw badRequest("Send exactly one of 'prompt' or 'messages'.", hasPrompt ? "messages" : "prompt");
   const { tier, headers } = await admitUnmetered(c, body.model);
   const tokens = hasMessages
-    ? applyChatTemplate(parseMessages(body.messages!), c.get("account").cacheSalt)
+    ? chatPromptIds(parseMessages(body.messages!), c.get("account").cacheSalt)
     : encode(body.prompt!);
   return c.json({ count: tokens.length, max_model_len: tier.contextWindow, tokens }, 200, headers);
 });

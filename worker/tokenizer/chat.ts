@@ -16,9 +16,10 @@
  *  - the last message is a user turn, or an assistant turn with `prefix: true` (Mistral's API field): its
  *    text is encoded without EOS so the model continues it;
  *  - role "tool" (and tool calls) do not exist in the v1 template: rejected.
+ * A refusal is a TokenizerError (errors.ts); the API turns it into a 400.
  */
-import { badRequest } from "../errors.js";
 import { encodeText } from "./encode.js";
+import { TokenizerError } from "./errors.js";
 import { BOS_ID, EOS_ID } from "./vocab-layout.js";
 
 export interface ChatMessage {
@@ -34,8 +35,6 @@ interface Turn {
   prefix: boolean;
 }
 
-const invalid = (message: string) => badRequest(message, "messages");
-
 /**
  * `salt` partitions the tokenized-turn cache (below): pass the account's cache salt, so a request can
  * never be sped up by another tenant's turns (a timing oracle on what they sent).
@@ -44,18 +43,23 @@ export function applyChatTemplate(messages: readonly ChatMessage[], salt = ""): 
   const systemParts: string[] = [];
   const turns: Turn[] = [];
   messages.forEach((m, i) => {
-    if (typeof m.content !== "string") throw invalid(`messages[${i}].content must be a string.`);
+    if (typeof m.content !== "string")
+      throw new TokenizerError("content_not_string", `messages[${i}].content must be a string.`);
     if (m.role === "system") {
       systemParts.push(m.content);
       return;
     }
     if (m.role !== "user" && m.role !== "assistant") {
-      throw invalid(
+      throw new TokenizerError(
+        "unsupported_role",
         `messages[${i}]: role '${String(m.role)}' is not supported by this model (roles: system, user, assistant).`,
       );
     }
     if (m.prefix && (m.role !== "assistant" || i !== messages.length - 1)) {
-      throw invalid(`messages[${i}]: prefix is only allowed on the last message, which must be an assistant message.`);
+      throw new TokenizerError(
+        "misplaced_prefix",
+        `messages[${i}]: prefix is only allowed on the last message, which must be an assistant message.`,
+      );
     }
     const last = turns[turns.length - 1];
     if (last && last.role === m.role) {
@@ -66,12 +70,19 @@ export function applyChatTemplate(messages: readonly ChatMessage[], salt = ""): 
     }
   });
 
-  if (turns.length === 0) throw invalid("messages must contain at least one user message.");
+  if (turns.length === 0)
+    throw new TokenizerError("no_user_message", "messages must contain at least one user message.");
   if (turns[0].role !== "user")
-    throw invalid("After system messages, the conversation must start with a user message.");
+    throw new TokenizerError(
+      "first_turn_not_user",
+      "After system messages, the conversation must start with a user message.",
+    );
   const final = turns[turns.length - 1];
   if (final.role === "assistant" && !final.prefix) {
-    throw invalid("The last message must be a user message, or an assistant message with prefix: true.");
+    throw new TokenizerError(
+      "last_turn_not_user",
+      "The last message must be a user message, or an assistant message with prefix: true.",
+    );
   }
 
   const ids = [BOS_ID];

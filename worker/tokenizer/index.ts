@@ -4,6 +4,7 @@
  */
 export { BOS_ID, EOS_ID, UNK_ID, VOCAB_SIZE } from "./vocab-layout.js";
 export { applyChatTemplate, type ChatMessage } from "./chat.js";
+export { TokenizerError, type TokenizerErrorCode } from "./errors.js";
 export { createDetokenizer, decode, pieceBytes, type Detokenizer } from "./detokenizer.js";
 export { createStopMatcher, type StopMatcher, type StopResult } from "./stop-matcher.js";
 import { encodeText } from "./encode.js";
