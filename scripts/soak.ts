@@ -10,21 +10,26 @@ import { soakRequest, type ClientKind, type Seen } from "./lib/soak-client";
 import { histogramBuckets, histogramQuantile } from "./lib/prom-text";
 import { auditLines, quantile, reconcile, type LedgerRecord } from "./lib/soak-ledger";
 
-const USAGE = `usage: npm run soak -- [--minutes 1] [--concurrency 4] [--faults] [--seed N] [--stop-ms 5000] [--json]
+const USAGE = `usage: npm run soak -- [--minutes 1] [--concurrency 4] [--faults] [--seed N] [--stall-ms 2000]
+                      [--stop-ms 6000] [--d1-fail-ms 5000] [--json]
 
 Runs clients against the real local stack (npm start, two backend replicas, tiny model) for --minutes:
-normal streams, clients that abort mid-stream, slow readers and unstreamed requests. With --faults, at
-seeded random times: SIGKILL a backend while streams are running (the launcher restarts it) and SIGSTOP
-a backend for --stop-ms, then SIGCONT. Then reconciles every request id the clients saw against the
-ledger. Prints outcomes, p50/p99 TTFT and inter-token latency, RSS; exits 1 on a lost, double-billed
-or hung request.`;
+normal streams, clients that abort mid-stream, slow readers and unstreamed requests. The worker runs with
+STALL_TIMEOUT_MS = --stall-ms and FIRST_TOKEN_TIMEOUT_MS = 2 x --stall-ms. With --faults, at seeded random
+times, in turn: SIGKILL a backend while streams are running (the launcher restarts it); SIGSTOP a backend
+for --stop-ms (longer than both worker bounds), then SIGCONT; make the worker's D1 ledger writes fail for
+--d1-fail-ms (FAULTS=1, /internal/faults), so records reach the ledger through USAGE_QUEUE. Then reconciles
+every request id the clients saw against the ledger. Prints outcomes, p50/p99 TTFT and inter-token
+latency, RSS; exits 1 on a lost, double-billed or hung request.`;
 
 interface Args {
   minutes: number;
   concurrency: number;
   faults: boolean;
   seed: number;
+  stallMs: number;
   stopMs: number;
+  d1FailMs: number;
   json: boolean;
 }
 
@@ -36,7 +41,9 @@ function parse(argv: string[]): Args {
       concurrency: { type: "string" },
       faults: { type: "boolean" },
       seed: { type: "string" },
+      "stall-ms": { type: "string" },
       "stop-ms": { type: "string" },
+      "d1-fail-ms": { type: "string" },
       json: { type: "boolean" },
     },
   });
@@ -51,7 +58,9 @@ function parse(argv: string[]): Args {
     concurrency: num("concurrency", values.concurrency, 4, (n) => Number.isInteger(n) && n >= 1 && n <= 256),
     faults: values.faults ?? false,
     seed: num("seed", values.seed, 20261130, Number.isInteger),
-    stopMs: num("stop-ms", values["stop-ms"], 5000, (n) => Number.isInteger(n) && n >= 100),
+    stallMs: num("stall-ms", values["stall-ms"], 2000, (n) => Number.isInteger(n) && n >= 100),
+    stopMs: num("stop-ms", values["stop-ms"], 6000, (n) => Number.isInteger(n) && n >= 100),
+    d1FailMs: num("d1-fail-ms", values["d1-fail-ms"], 5000, (n) => Number.isInteger(n) && n >= 100 && n <= 600_000),
     json: values.json ?? false,
   };
 }
@@ -75,7 +84,7 @@ interface Fault {
   what: string;
 }
 
-/** Seeded fault times: one every 15-25 s, alternating SIGKILL and SIGSTOP, on a random replica. */
+/** Seeded fault times: the first 5-10 s in, then one every 12-18 s, in turn SIGKILL, SIGSTOP, D1 outage. */
 async function runFaults(
   stack: LocalStack,
   a: Args,
@@ -85,13 +94,15 @@ async function runFaults(
   log: Fault[],
   t0: number,
 ): Promise<void> {
-  let kill = true;
-  for (let at = t0 + (8 + rnd() * 8) * 1000; at < deadline - 8000; at += (15 + rnd() * 10) * 1000) {
+  const kinds = ["kill", "stop", "d1"] as const;
+  let turn = 0;
+  for (let at = t0 + (5 + rnd() * 5) * 1000; at < deadline - 8000; at += (12 + rnd() * 6) * 1000) {
     await new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
     const port = stack.backendPorts[Math.floor(rnd() * stack.backendPorts.length)]!;
     const pid = stack.backendPid(port);
     const s = () => ((Date.now() - t0) / 1000).toFixed(1);
-    if (kill) {
+    const kind = kinds[turn++ % kinds.length]!;
+    if (kind === "kill") {
       // Mid-stream: wait (briefly) until clients have streams running.
       for (let i = 0; i < 50 && streaming() < 2; i++) await new Promise((r) => setTimeout(r, 20));
       const from = stack.lines.length;
@@ -102,16 +113,28 @@ async function runFaults(
       });
       await stack.waitFor(new RegExp(`backend :${port} restarted \\(pid \\d+\\)`), from);
       log.push({ atS: Number(s()), what: `backend :${port} restarted by the launcher` });
-    } else {
+    } else if (kind === "stop") {
       process.kill(pid, "SIGSTOP");
       log.push({ atS: Number(s()), what: `SIGSTOP backend :${port} (pid ${pid}) for ${a.stopMs} ms` });
       await new Promise((r) => setTimeout(r, a.stopMs));
       process.kill(pid, "SIGCONT");
       log.push({ atS: Number(s()), what: `SIGCONT backend :${port}` });
+    } else {
+      const before = (await faultStatus(stack)).d1.refused_writes;
+      await admin(stack, "/internal/faults/d1", { fail_ms: a.d1FailMs });
+      log.push({ atS: Number(s()), what: `D1 ledger writes failing for ${a.d1FailMs} ms` });
+      await new Promise((r) => setTimeout(r, a.d1FailMs));
+      const refused = (await faultStatus(stack)).d1.refused_writes - before;
+      log.push({
+        atS: Number(s()),
+        what: `D1 back: ${refused} ledger write(s) refused meanwhile, replayed through USAGE_QUEUE`,
+      });
     }
-    kill = !kill;
   }
 }
+
+const faultStatus = (stack: LocalStack) =>
+  admin(stack, "/internal/faults") as Promise<{ d1: { failing_ms: number; refused_writes: number } }>;
 
 /** Ledger records by request id; polls until every id has one (settles run after the response) or 60 s pass. */
 async function ledger(stack: LocalStack, ids: string[]): Promise<Map<string, LedgerRecord[]>> {
@@ -140,7 +163,18 @@ async function main(): Promise<void> {
   const a = parse(process.argv.slice(2));
   const say = (s: string) => (a.json ? process.stderr : process.stdout).write(s + "\n");
   say(`soak: starting the stack (2 backend replicas, tiny model); seed ${a.seed}`);
-  const stack = await startLocalStack({ replicas: 2, models: "tiny", threads: "1", timeoutMs: 300_000 });
+  const stack = await startLocalStack({
+    replicas: 2,
+    models: "tiny",
+    threads: "1",
+    timeoutMs: 300_000,
+    // Short bounds, so a SIGSTOPped replica is given up on (before the first token: retried elsewhere).
+    env: {
+      STALL_TIMEOUT_MS: String(a.stallMs),
+      FIRST_TOKEN_TIMEOUT_MS: String(2 * a.stallMs),
+      ...(a.faults ? { FAULTS: "1" } : {}),
+    },
+  });
   try {
     const key = (await admin(stack, "/v1/admin/keys", {
       name: "soak",
@@ -221,6 +255,13 @@ async function main(): Promise<void> {
     const itl = seen.filter((s) => s.kind !== "slow").flatMap((s) => s.gapsMs);
     const ms = (x: number) => Math.round(x * 10) / 10;
     const hung = seen.filter((s) => s.outcome === "hung").length;
+    // The worker's watchdog at work (its request log lines name the bound that fired).
+    const count = (re: RegExp) => stack.lines.filter((l) => l.startsWith("[worker] ") && re.test(l)).length;
+    const watchdog = {
+      no_headers_retried: count(/no response headers within \d+ ms/),
+      no_first_event_retried: count(/replica stalled: no event within \d+ ms \(first_event\)/),
+      stalled_mid_stream: count(/replica stalled: no event within \d+ ms \(stall\)/),
+    };
     const report = {
       seed: a.seed,
       minutes: a.minutes,
@@ -230,6 +271,7 @@ async function main(): Promise<void> {
       requests: seen.length,
       outcomes,
       fault_log: faults,
+      watchdog,
       ttft_ms: { p50: ms(quantile(ttft, 0.5)), p99: ms(quantile(ttft, 0.99)), n: ttft.length },
       inter_chunk_ms: { p50: ms(quantile(itl, 0.5)), p99: ms(quantile(itl, 0.99)), n: itl.length },
       backend_ttft_ms: backendQ("moe_edge_time_to_first_token_seconds"),
@@ -268,6 +310,9 @@ async function main(): Promise<void> {
           .join(", ")}`,
       );
       for (const f of faults) say(`fault at ${f.atS} s: ${f.what}`);
+      say(
+        `worker watchdog (STALL_TIMEOUT_MS ${a.stallMs}, FIRST_TOKEN_TIMEOUT_MS ${2 * a.stallMs}): ${watchdog.no_headers_retried} replica(s) left without headers and ${watchdog.no_first_event_retried} without a first event (retried elsewhere), ${watchdog.stalled_mid_stream} stream(s) ended by a stall`,
+      );
       say(
         `clients: TTFT p50 ${report.ttft_ms.p50} ms, p99 ${report.ttft_ms.p99} ms (${ttft.length} streams); inter-chunk p50 ${report.inter_chunk_ms.p50} ms, p99 ${report.inter_chunk_ms.p99} ms`,
       );

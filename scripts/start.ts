@@ -177,7 +177,10 @@ async function main() {
     envLine("ADMIN_TOKEN", secrets.adminToken) +
       envLine("BACKEND_TOKEN", secrets.backendToken) +
       envLine("CACHE_KEY_SECRET", secrets.cacheKeySecret ?? "") +
-      envLine("USAGE_TOKEN", secrets.usageToken),
+      envLine("USAGE_TOKEN", secrets.usageToken) +
+      Object.entries(cfg.workerVars)
+        .map(([k, v]) => envLine(k, v))
+        .join(""),
     { mode: 0o600 },
   );
   const worker = new Supervisor({

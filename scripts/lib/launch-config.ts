@@ -16,7 +16,12 @@ Environment:
   MODELS=tiny,small,medium  dev models to serve
   DEV_STATE_DIR=.dev     secrets, local D1/DO/KV state, backend usage journals (journal/<port>)
   DEV_API_KEY, ADMIN_TOKEN, BACKEND_TOKEN, METRICS_TOKEN, USAGE_TOKEN   default: generated once, kept in DEV_STATE_DIR
-  QUIET_LOGS=1           hide the children's log lines (restart notices are still printed)`;
+  QUIET_LOGS=1           hide the children's log lines (restart notices are still printed)
+  STALL_TIMEOUT_MS, FIRST_TOKEN_TIMEOUT_MS, FAULTS   passed to the worker as vars (wrangler.toml's otherwise;
+                         FAULTS=1 opens /internal/faults for npm run soak: never in production)`;
+
+/** Worker vars taken from npm start's environment when set (the soak shortens the stall bounds, arms faults). */
+const WORKER_VARS = ["STALL_TIMEOUT_MS", "FIRST_TOKEN_TIMEOUT_MS", "FAULTS"] as const;
 
 export interface LaunchConfig {
   root: string;
@@ -27,6 +32,8 @@ export interface LaunchConfig {
   models: string[];
   stateDir: string;
   quietLogs: boolean;
+  /** Vars for the worker beyond wrangler.toml's (WORKER_VARS present in the environment). */
+  workerVars: Record<string, string>;
   /** Overrides of the secrets kept in stateDir/secrets.json. */
   secrets: { apiKey?: string; adminToken?: string; backendToken?: string; metricsToken?: string; usageToken?: string };
 }
@@ -60,6 +67,7 @@ export function parseLaunchConfig(root: string, argv: string[], env: NodeJS.Proc
     models,
     stateDir: resolve(root, env.DEV_STATE_DIR ?? ".dev"),
     quietLogs: env.QUIET_LOGS === "1",
+    workerVars: Object.fromEntries(WORKER_VARS.flatMap((k) => (nonEmpty(env[k]) ? [[k, env[k]!]] : []))),
     secrets: {
       apiKey: nonEmpty(env.DEV_API_KEY),
       adminToken: nonEmpty(env.ADMIN_TOKEN),

@@ -30,6 +30,8 @@ export async function startLocalStack(o: {
   models: string;
   threads: string;
   timeoutMs: number;
+  /** More environment for npm start, e.g. the worker vars it passes through (scripts/lib/launch-config.ts). */
+  env?: Record<string, string>;
 }): Promise<LocalStack> {
   // Replicas take BACKEND_PORT + i: look for a free port whose next ones are free too.
   let port = 0;
@@ -59,6 +61,7 @@ export async function startLocalStack(o: {
       BACKEND_THREADS: o.threads,
       // The backends' audit lines are read back from the launcher's output.
       QUIET_LOGS: "0",
+      ...o.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
