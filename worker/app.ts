@@ -17,6 +17,7 @@ import { keyRoutes } from "./routes/key";
 import { tokenizeRoutes } from "./routes/tokenize";
 import { consoleRoutes } from "./console/routes";
 import { internalUsageRoutes } from "./routes/internal-usage";
+import { openApiRoutes } from "./routes/openapi";
 import { faultRoutes } from "./dev/fault-routes";
 
 export function createApp() {
@@ -32,6 +33,8 @@ export function createApp() {
   });
 
   app.get("/health", (c) => c.json({ status: "ok" }));
+  // The public API's OpenAPI 3.1 document (no key: it is the API's documentation).
+  app.route("/", openApiRoutes);
   app.route("/console", consoleRoutes);
   // The backend's usage reports (its own USAGE_TOKEN; 404 while unset).
   app.route("/internal/usage", internalUsageRoutes);

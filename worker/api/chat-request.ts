@@ -32,7 +32,7 @@ const message = z.object({
 const optNum = (min: number, max: number) => z.number().min(min).max(max).nullish();
 const seedSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullish();
 
-const ChatBodySchema = z.object({
+export const ChatBodySchema = z.object({
   model: z.string().min(1).max(256),
   messages: z.array(message).min(1),
   temperature: optNum(0, 2),

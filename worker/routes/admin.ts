@@ -43,14 +43,14 @@ const planFields = {
   tpm: limit,
   monthly_budget_micros: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
 };
-const createSchema = z.strictObject({
+export const createSchema = z.strictObject({
   ...planFields,
   rpm: planFields.rpm.default(DEFAULT_PLAN.rpm),
   tpm: planFields.tpm.default(DEFAULT_PLAN.tpm),
   monthly_budget_micros: planFields.monthly_budget_micros.default(DEFAULT_PLAN.monthly_budget_micros),
   key: z.string().regex(CUSTOM_KEY_RE, "key must be 32-200 characters of [A-Za-z0-9_-]").optional(),
 });
-const patchSchema = z.strictObject(planFields).partial();
+export const patchSchema = z.strictObject(planFields).partial();
 
 function knownTiers(env: Env): Set<string> {
   try {

@@ -46,7 +46,7 @@ const tokenIds = z.array(
     .min(0)
     .max(VOCAB_SIZE - 1),
 );
-const EmbedBodySchema = z.object({
+export const EmbedBodySchema = z.object({
   model: z.string().min(1).max(256),
   input: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)]),
   encoding_format: z.enum(["float", "base64"]).nullish(),

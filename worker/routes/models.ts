@@ -8,7 +8,7 @@ export const modelsRoutes = factory.createApp();
 /** Fixed creation time (the 2023 tiers); clients only display it. */
 const CREATED = 1702252800;
 
-function card(t: Tier) {
+export function card(t: Tier) {
   return {
     id: t.name,
     object: "model" as const,

@@ -23,8 +23,8 @@ export const tokenizeRoutes = factory.createApp();
 export const MAX_DETOKENIZE_TOKENS = 262_144;
 
 const model = z.string().min(1).max(256);
-const TokenizeSchema = z.object({ model, prompt: z.string().nullish(), messages: MessagesSchema.nullish() });
-const DetokenizeSchema = z.object({
+export const TokenizeSchema = z.object({ model, prompt: z.string().nullish(), messages: MessagesSchema.nullish() });
+export const DetokenizeSchema = z.object({
   model,
   tokens: z
     .array(
