@@ -1,10 +1,13 @@
 /**
- * npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64]
+ * npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--repeat 3]
  *                         [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--compare fused|sliced|none]
  * Engine throughput on the real graph through the real engine (scheduler + KV pool + prefix cache):
  *  decode_tok_s          tokens per second of decode steps (= sum of batch sizes / time in decode steps,
  *                        sampling included) with 1, 4, 8 greedy streams
- *  decode_tok_s_sampled  the same at temperature 0.7, top_p 0.9, with 1 and 8 streams
+ *  decode_tok_s_sampled  the same at temperature 0.7, top_p 0.9, with 1 and 8 streams. Greedy and sampled runs
+ *                        alternate --repeat times (default 3): each figure is the median, and
+ *                        sampled_over_greedy is the median of the paired ratios (drift on a shared machine
+ *                        hits both sides of a pair)
  *  decode_tok_s_json     the sampled figure with response_format json_schema (JSON_BENCH_SCHEMA: its minItems
  *                        keeps every stream going for all --tokens), token masks included, after one warm-up
  *                        request with that schema
@@ -29,13 +32,14 @@ const manifestGraphs = (m: ModelManifest) => m.graphs ?? { fused: "model.onnx", 
 
 const { values } = parseCli("bench:engine", process.argv.slice(2), {
   usage:
-    "usage: npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--compare fused|sliced|none]",
+    "usage: npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--repeat 3] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--compare fused|sliced|none]",
   options: {
     model: { type: "string", default: "models/dev/perf" },
     threads: { type: "string", default: "2" },
     json: { type: "boolean", default: false },
     spin: { type: "string", default: "1" },
     tokens: { type: "string", default: "64" },
+    repeat: { type: "string", default: "3" },
     graph: { type: "string", default: "auto" },
     compare: { type: "string" },
     "batch-invariant": { type: "string", default: "auto" },
@@ -49,12 +53,19 @@ if (!existsSync(path.join(dir, "model.json"))) {
 const log = (s: string) => (values.json ? console.error(s) : console.log(s));
 const threads = Number(values.threads);
 const newTokens = Number(values.tokens);
+const repeats = Math.max(1, Number(values.repeat));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
 
 interface Figures {
   graph: GraphForm;
   batch_invariant: boolean;
   decode_tok_s: Record<string, number>;
   decode_tok_s_sampled: Record<string, number>;
+  /** Median over the alternated pairs of sampled / greedy decode tok/s. */
+  sampled_over_greedy: Record<string, number>;
   decode_tok_s_json: Record<string, number>;
   prefill_tok_s: Record<string, number>;
   ttft_ms: { cold: number; cached: number };
@@ -142,17 +153,28 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
   };
   const decode: Record<string, number> = {};
   const sampled: Record<string, number> = {};
-  for (const n of decodeOnly ? [1, 8] : [1, 4, 8]) decode[n] = await decodeRun(n, false);
+  const sampledOverGreedy: Record<string, number> = {};
+  if (decodeOnly) for (const n of [1, 8]) decode[n] = await decodeRun(n, false);
+  else {
+    decode[4] = await decodeRun(4, false);
+    for (const n of [1, 8]) {
+      const pairs: Array<[number, number]> = [];
+      for (let r = 0; r < repeats; r++) pairs.push([await decodeRun(n, false), await decodeRun(n, true)]);
+      decode[n] = median(pairs.map((p) => p[0]));
+      sampled[n] = median(pairs.map((p) => p[1]));
+      sampledOverGreedy[n] = median(pairs.map((p) => p[1] / p[0]));
+    }
+  }
   const base = { graph: runner.graph.form, batch_invariant: runner.graph.batchInvariant, decode_tok_s: decode };
   if (decodeOnly)
     return {
       ...base,
       decode_tok_s_sampled: {},
+      sampled_over_greedy: {},
       decode_tok_s_json: {},
       prefill_tok_s: {},
       ttft_ms: { cold: NaN, cached: NaN },
     };
-  for (const n of [1, 8]) sampled[n] = await decodeRun(n, true);
   // Warm-up (other seeds): the vocabulary trie is built and the schema's first masks computed, once per
   // process and schema, as a server does on the first request with that schema.
   await run(mk(0), [params(prompt(32, 90), newTokens, true, 90, true)]);
@@ -177,6 +199,7 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
   return {
     ...base,
     decode_tok_s_sampled: sampled,
+    sampled_over_greedy: sampledOverGreedy,
     decode_tok_s_json: json,
     prefill_tok_s: prefill,
     ttft_ms: { cold: cold!, cached: cached! },
@@ -230,12 +253,12 @@ if (compareWith) {
     `${primary.graph}/${f.graph}: decode 1 stream ${ratio.decode_1.toFixed(2)}x, 8 streams ${ratio.decode_8.toFixed(2)}x, prefill-128 ${ratio.prefill_128.toFixed(2)}x`,
   );
 }
-const sampledRatio = primary.decode_tok_s_sampled["1"]! / primary.decode_tok_s["1"]!;
+const sampledRatio = primary.sampled_over_greedy["1"]!;
 log(
   `json/sampled decode: 1 stream ${(primary.decode_tok_s_json["1"]! / primary.decode_tok_s_sampled["1"]!).toFixed(2)}, 8 streams ${(primary.decode_tok_s_json["8"]! / primary.decode_tok_s_sampled["8"]!).toFixed(2)}`,
 );
 log(
-  `sampled/greedy decode, 1 stream: ${sampledRatio.toFixed(2)}; cached/cold ttft ${(primary.ttft_ms.cached / primary.ttft_ms.cold).toFixed(3)}`,
+  `sampled/greedy decode (median of ${repeats} alternated pairs): 1 stream ${sampledRatio.toFixed(2)}, 8 streams ${primary.sampled_over_greedy["8"]!.toFixed(2)}; cached/cold ttft ${(primary.ttft_ms.cached / primary.ttft_ms.cold).toFixed(3)}`,
 );
 
 const result = {
