@@ -4,15 +4,17 @@
  * prefill chunk (see scheduler.ts). Cancellation takes effect at the next step boundary.
  */
 import type { FinishReason, GenerateEvent, GenerateParams } from "../../contract/wire";
-import { constraintFor, type Constraint } from "./constraint";
+import { constraintFor } from "./constraint";
 import { KvPool } from "./kv-cache";
 import type { ModelRunner } from "./model-runner";
 import { PrefixCache } from "./prefix-cache";
-import { createRng, sampleToken, tokenLogprob } from "./sampler";
-import { Scheduler, type SchedSeq } from "./scheduler";
+import { sampleToken, tokenLogprob } from "./sampler";
+import { Scheduler } from "./scheduler";
+import { AdmissionError, EmbedStopped, Sequence } from "./sequence";
 import { type EngineMetrics, type EngineStats, freshMetrics, makeStats } from "./stats";
 
 export type { EngineMetrics } from "./stats";
+export { AdmissionError, EmbedStopped } from "./sequence";
 
 export interface EngineOptions {
   maxBatch: number;
@@ -31,58 +33,6 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   prefillChunk: 256,
   maxQueue: 64,
 };
-
-class Sequence implements SchedSeq {
-  pos = 0;
-  state: SchedSeq["state"] = "waiting";
-  readonly generated: number[] = [];
-  cached = 0;
-  cancelled = false;
-  lastToken = -1;
-  readonly rng: () => number;
-  readonly tEnqueue = performance.now();
-  tAdmit = 0;
-  tFirst = 0;
-  constructor(
-    readonly id: number,
-    readonly params: GenerateParams,
-    readonly reserve: number,
-    readonly emit: (ev: GenerateEvent) => void,
-    /** response_format's logits processor; null (and free) for unconstrained requests. */
-    readonly constraint: Constraint | null,
-  ) {
-    this.rng = createRng(params.seed ?? Math.floor(Math.random() * 2 ** 32));
-  }
-  get promptLen(): number {
-    return this.params.input_ids.length;
-  }
-}
-
-/** Thrown by submit() for requests that must be rejected before streaming starts. */
-export class AdmissionError extends Error {
-  constructor(
-    message: string,
-    readonly status: 400 | 429 | 503,
-    readonly code: string,
-    /** The request field to blame in a 400. */
-    readonly param?: string,
-  ) {
-    super(message);
-  }
-}
-
-/**
- * embed() stopped before its last input: cancelled through its signal, or a forward pass failed.
- * `computedTokens` is what was computed before it stopped (the usage witness bills that).
- */
-export class EmbedStopped extends Error {
-  constructor(
-    readonly reason: "cancelled" | "error",
-    readonly computedTokens: number,
-  ) {
-    super(reason === "cancelled" ? "embedding cancelled" : "inference failed");
-  }
-}
 
 export class Engine {
   readonly pool: KvPool;
