@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseLaunchConfig, type LaunchConfig } from "./lib/launch-config";
 import { applyLocalMigrations, OFFLINE_ENV, wranglerTiers } from "./lib/local-worker";
-import { lineSplitter, portIsFree, spawnUntilHttpReady, spawnUntilReady } from "./lib/processes";
+import { freePort, lineSplitter, portIsFree, spawnUntilHttpReady, spawnUntilReady } from "./lib/processes";
 import { Supervisor } from "./lib/supervisor";
 
 const root = resolve(import.meta.dirname, "..");
@@ -185,11 +185,15 @@ async function main() {
   );
   const worker = new Supervisor({
     label: `worker :${port}`,
-    launch: (onSpawn) =>
+    launch: async (onSpawn) =>
       spawnUntilHttpReady(
         bin("wrangler"),
         [
           "dev",
+          // Its own devtools port: wrangler's default 9229 makes a second stack on the host (another
+          // checkout's npm start or npm test) fail to start.
+          "--inspector-port",
+          String(await freePort()),
           "--local",
           "--ip",
           "127.0.0.1",
