@@ -3,26 +3,16 @@
  * and stop on cancel (AbortSignal, POST /v1/cancel, client disconnect), billing what was computed.
  * Orderings are observed through engine hooks and receiver/metrics events, never through timing.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EmbedStoppedBody, GenerateParams } from "../../contract/wire";
 import { EmbedStopped, Engine, DEFAULT_ENGINE_OPTIONS } from "../../gpu-backend/engine/engine";
 import { loadModelRunner, type ModelRunner } from "../../gpu-backend/engine/model-runner";
 import { devModel } from "./engine-helpers";
 import { ids, metric, post, spawnBackend, type Backend } from "./helpers/backend";
+import { tmpDirs } from "./helpers/tmp";
 import { startReceiver, type Receiver } from "./helpers/usage-receiver";
 
-const journals: string[] = [];
-const tmpJournal = async () => {
-  const d = await mkdtemp(path.join(tmpdir(), "backend-journal-"));
-  journals.push(d);
-  return d;
-};
-afterAll(async () => {
-  for (const d of journals) await rm(d, { recursive: true, force: true });
-});
+const tmpJournal = tmpDirs("backend-journal-");
 
 const gen = (over: Partial<GenerateParams> = {}): GenerateParams => ({
   model: "tiny",

@@ -2,10 +2,10 @@
  * GET /metrics on a real backend process: its own METRICS_TOKEN, and every moe_edge_* series moving by
  * exactly what real requests did (counts, not timings: each value checked is a count or a sum of tokens).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { devModel } from "./engine-helpers";
 import { parseGenerateEvent } from "../../contract/wire";
-import { auth, ids, post, readEvents, spawnBackend, type Backend } from "./helpers/backend";
+import { auth, ids, post, readEvents, readTokens, useBackend } from "./helpers/backend";
 
 const METRICS_TOKEN = "test-metrics-token-456";
 
@@ -21,7 +21,7 @@ function parse(text: string): Map<string, number> {
 }
 
 describe("backend /metrics", () => {
-  let b: Backend;
+  const b = useBackend(["--model", devModel("tiny")], { env: { METRICS_TOKEN } });
   const scrape = async () => {
     const res = await fetch(`${b.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
     expect(res.status).toBe(200);
@@ -41,14 +41,6 @@ describe("backend /metrics", () => {
     if (done.type !== "done") throw new Error("no done event");
     return { tokens: events.length - 1, done };
   };
-
-  beforeAll(async () => {
-    b = await spawnBackend(["--model", devModel("tiny")], { env: { METRICS_TOKEN } });
-    await b.ready;
-  });
-  afterAll(() => {
-    b?.proc.kill("SIGKILL");
-  });
 
   it("needs METRICS_TOKEN, not the backend token (and the backend token still guards /v1)", async () => {
     expect((await fetch(`${b.url}/metrics`)).status).toBe(401);
@@ -80,8 +72,7 @@ describe("backend /metrics", () => {
       input_ids: ids(30, 5),
       max_tokens: 3000,
     });
-    const reader = hold.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let held = (await reader.read()).value ?? "";
+    const holdStream = await readTokens(hold, 1);
     runs.push(
       ...(await Promise.all(
         [1, 2, 3].map((s) => generate({ input_ids: ids(20, 10 + s), max_tokens: 12, request_id: `m${s}` })),
@@ -90,7 +81,7 @@ describe("backend /metrics", () => {
     expect((await (await post(`${b.url}/v1/cancel`, { request_id: "hold" })).json()) as unknown).toEqual({
       cancelled: true,
     });
-    for (let r = await reader.read(); !r.done; r = await reader.read()) held += r.value;
+    const held = await holdStream.rest();
     const holdEvents = held.trim().split("\n").map(parseGenerateEvent);
     const holdDone = holdEvents.at(-1)!;
     if (holdDone.type !== "done") throw new Error("hold: no done event");

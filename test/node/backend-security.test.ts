@@ -2,11 +2,11 @@
  * Issue 15 on the backend: no open backend by accident (#4), request ids restricted and no orphaned
  * generations (#7), a body cap before parsing (#2). Real backend processes.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { BackendErrorBody } from "../../contract/wire";
 import { isLoopback } from "../../gpu-backend/config";
 import { devModel } from "./engine-helpers";
-import { auth, ids, metric, post, spawnBackend, startBackend, type Backend } from "./helpers/backend";
+import { auth, ids, metric, post, spawnBackend, startBackend, useBackend } from "./helpers/backend";
 
 describe("backend auth at startup", () => {
   it("refuses a non-loopback address without a token (exit 2, one clear line)", async () => {
@@ -50,14 +50,7 @@ describe("backend auth at startup", () => {
 });
 
 describe("backend request ids and body cap", () => {
-  let b: Backend;
-  beforeAll(async () => {
-    b = await spawnBackend(["--model", devModel("tiny"), "--max-body-mb", "1"]);
-    await b.ready;
-  });
-  afterAll(() => {
-    b?.proc.kill("SIGKILL");
-  });
+  const b = useBackend(["--model", devModel("tiny"), "--max-body-mb", "1"]);
   const expectOpenAiError = async (res: Response, status: number, param: string | null) => {
     expect(res.status).toBe(status);
     expect(res.headers.get("content-type")).toContain("application/json");

@@ -1,18 +1,11 @@
 /** The backend's HTTP side of response_format and logprobs: 400s that name the field, NDJSON logprobs. */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseGenerateEvent, type BackendErrorBody, type GenerateEvent } from "../../contract/wire";
 import { devModel } from "./engine-helpers";
-import { post, spawnBackend, type Backend } from "./helpers/backend";
+import { post, useBackend } from "./helpers/backend";
 
 describe("backend: response_format and logprobs", () => {
-  let b: Backend;
-  beforeAll(async () => {
-    b = await spawnBackend(["--model", devModel("tiny")]);
-    await b.ready;
-  });
-  afterAll(() => {
-    b?.proc.kill("SIGKILL");
-  });
+  const b = useBackend(["--model", devModel("tiny")]);
 
   const base = {
     model: "tiny",

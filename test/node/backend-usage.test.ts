@@ -3,25 +3,17 @@
  * finished/cancelled request, durable before the `done` line, delivered to a local receiver, and
  * replayed exactly once after a kill -9. Waits are on stream events, receiver requests and log lines.
  */
-import { mkdtemp, readdir, readFile, rm, symlink, unlink } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, symlink, unlink } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { UsageRecord, UsageStatusResponse } from "../../contract/usage";
 import { parseGenerateEvent, type GenerateEvent } from "../../contract/wire";
 import { devModel } from "./engine-helpers";
-import { ids, metric, post, readEvents, spawnBackend, type Backend } from "./helpers/backend";
+import { ids, metric, post, readEvents, readTokens, spawnBackend, streamText, type Backend } from "./helpers/backend";
+import { tmpDirs } from "./helpers/tmp";
 import { startReceiver, type Receiver } from "./helpers/usage-receiver";
 
-const journals: string[] = [];
-const tmpJournal = async () => {
-  const d = await mkdtemp(path.join(tmpdir(), "backend-journal-"));
-  journals.push(d);
-  return d;
-};
-afterAll(async () => {
-  for (const d of journals) await rm(d, { recursive: true, force: true });
-});
+const tmpJournal = tmpDirs("backend-journal-");
 
 const USAGE_TOKEN = "usage-token-e2e";
 
@@ -46,18 +38,6 @@ const backendArgs = (dir: string, r: Receiver) => [
   "--usage-retry-max-ms",
   "20",
 ];
-
-/** Reads a generate stream until `n` token events arrived; returns the reader to go on with. */
-async function readTokens(res: Response, n: number) {
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while ((text.match(/"tokens"/g) ?? []).length < n) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += value;
-  }
-  return { reader, text: () => text, more: (t: string) => (text += t) };
-}
 
 describe("backend usage witness", () => {
   let r: Receiver;
@@ -84,13 +64,7 @@ describe("backend usage witness", () => {
       tier: "mistral-tiny",
       cache_salt: "s",
     });
-    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes('"done"')) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
+    const text = await streamText(res).until((t) => t.includes('"done"'));
     // The done line is out: the journal must already hold the record (fsync'd before it was written).
     const onDisk = (await journalRecords(dir)).find((x) => x.request_id === "req_w1");
     const done = text.trim().split("\n").map(parseGenerateEvent).pop() as Extract<GenerateEvent, { type: "done" }>;
@@ -117,12 +91,7 @@ describe("backend usage witness", () => {
     });
     const s = await readTokens(res, 2);
     await post(`${b.url}/v1/cancel`, { request_id: "req_c1" });
-    for (;;) {
-      const { value, done } = await s.reader.read();
-      if (done) break;
-      s.more(value);
-    }
-    const events = s.text().trim().split("\n").map(parseGenerateEvent);
+    const events = (await s.rest()).trim().split("\n").map(parseGenerateEvent);
     const streamed = events.filter((e) => e.type === "tokens").length;
 
     const ac = new AbortController();
@@ -190,7 +159,7 @@ describe("backend usage witness", () => {
     });
     expect(st.requests.req_never).toEqual({ state: "unknown" });
     await post(`${b.url}/v1/cancel`, { request_id: "req_s1" });
-    while (!(await s.reader.read()).done);
+    await s.rest();
     // Finished the moment the done line is out (the record is known before its fsync even started).
     expect((await status(["req_s1"])).requests.req_s1).toMatchObject({
       state: "finished",

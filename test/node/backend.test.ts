@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   parseGenerateEvent,
   type BackendErrorBody,
@@ -7,7 +7,9 @@ import {
   type ModelsResponse,
 } from "../../contract/wire";
 import { devModel } from "./engine-helpers";
-import { auth, ids, metric, post, spawnBackend, type Backend } from "./helpers/backend";
+import { auth, ids, metric, post, readTokens, spawnBackend, useBackend, type Backend } from "./helpers/backend";
+import { poll } from "./helpers/poll";
+import { exitOf } from "./helpers/process";
 
 async function generate(
   b: Backend,
@@ -24,12 +26,8 @@ async function generate(
 }
 
 describe("backend HTTP", () => {
-  let b: Backend;
-  beforeAll(async () => {
-    b = await spawnBackend(["--model", devModel("tiny"), "--model", devModel("small"), "--warmup-delay-ms", "1500"]);
-  });
-  afterAll(() => {
-    b?.proc.kill("SIGKILL");
+  const b = useBackend(["--model", devModel("tiny"), "--model", devModel("small"), "--warmup-delay-ms", "1500"], {
+    ready: false,
   });
 
   it("health is 503 until models are loaded and warmed, then 200; ready line printed", async () => {
@@ -118,11 +116,11 @@ describe("backend HTTP", () => {
     await reader.read();
     expect(await metric(b, 'backend_running_sequences{model="tiny"}')).toBe(1);
     ac.abort();
-    let running = 1;
-    for (let i = 0; i < 50 && running !== 0; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      running = await metric(b, 'backend_running_sequences{model="tiny"}');
-    }
+    const running = await poll(
+      () => metric(b, 'backend_running_sequences{model="tiny"}'),
+      (n) => n === 0,
+      { tries: 51, everyMs: 20 },
+    );
     expect(running).toBe(0);
     expect(await metric(b, 'backend_kv_slots_used{model="tiny"}')).toBe(0);
     expect(await metric(b, 'backend_generate_requests_total{model="tiny",finish_reason="cancelled"}')).toBe(1);
@@ -140,14 +138,7 @@ function auditLines(b: Backend, requestId: string): Array<Record<string, unknown
 }
 
 describe("backend cancel (POST /v1/cancel) and the per-request audit line", () => {
-  let b: Backend;
-  beforeAll(async () => {
-    b = await spawnBackend(["--model", devModel("tiny")]);
-    await b.ready;
-  });
-  afterAll(() => {
-    b?.proc.kill("SIGKILL");
-  });
+  const b = useBackend(["--model", devModel("tiny")]);
   const cancel = (request_id: string, headers: Record<string, string> = auth) =>
     post(`${b.url}/v1/cancel`, { request_id }, headers);
 
@@ -159,22 +150,11 @@ describe("backend cancel (POST /v1/cancel) and the per-request audit line", () =
       request_id: "cancel-me",
     });
     expect(res.status).toBe(200);
-    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while ((text.match(/"tokens"/g) ?? []).length < 3) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
+    const stream = await readTokens(res, 3);
     const c = await cancel("cancel-me");
     expect(c.status).toBe(200);
     expect(await c.json()).toEqual({ cancelled: true });
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
-    const events = text.trim().split("\n").map(parseGenerateEvent);
+    const events = (await stream.rest()).trim().split("\n").map(parseGenerateEvent);
     const done = events.pop()!;
     expect(done).toMatchObject({ type: "done", finish_reason: "cancelled" });
     const streamed = events.flatMap((e) => (e.type === "tokens" ? e.ids : []));
@@ -236,7 +216,11 @@ describe("backend cancel (POST /v1/cancel) and the per-request audit line", () =
     );
     await res.body!.getReader().read();
     ac.abort();
-    for (let i = 0; i < 100 && auditLines(b, "audit-2").length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await poll(
+      () => auditLines(b, "audit-2"),
+      (lines) => lines.length > 0,
+      { tries: 101, everyMs: 20 },
+    );
     expect(auditLines(b, "audit-2")).toEqual([expect.objectContaining({ finish_reason: "cancelled" })]);
     expect(b.stdout()).not.toMatch(/"ids"/);
   });
@@ -263,7 +247,7 @@ describe("backend limits and shutdown", () => {
     expect(r2.status).toBe(200);
     expect(r3.status).toBe(429);
     expect(r3.headers.get("retry-after")).toBeTruthy();
-    const exited = new Promise<number | null>((r) => b.proc.on("exit", (code) => r(code)));
+    const exited = exitOf(b.proc);
     b.proc.kill("SIGTERM");
     await new Promise((r) => setTimeout(r, 50));
     expect((await fetch(`${b.url}/health`).catch(() => ({ status: 503 }))).status).toBe(503);

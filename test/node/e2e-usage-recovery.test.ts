@@ -5,15 +5,13 @@
  * the ledger as `recovered`, exactly once, with the backend's token count and the tier's price.
  * Waits on the launcher's lines and on the ledger's state, never on fixed sleeps.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import type { ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { UsageRecord as Report, UsageStatusResponse } from "../../contract/usage";
-import { freePorts, spawnUntilReady, stopProcess } from "../../scripts/lib/processes";
-
-const root = resolve(import.meta.dirname, "../..");
+import { startLauncher, TINY_STACK, type Launched } from "./helpers/launcher";
+import { lineLog } from "./helpers/line-log";
+import { nextTurn, until as untilWith } from "./helpers/poll";
 
 interface LedgerRow {
   request_id: string;
@@ -25,40 +23,16 @@ interface LedgerRow {
 }
 
 /** Re-checks `probe` (itself one HTTP round trip, which paces the loop) until it yields, up to `limitMs`. */
-async function until<T>(probe: () => Promise<T | undefined>, limitMs: number): Promise<T> {
-  const end = Date.now() + limitMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error("condition not reached");
-    await new Promise((r) => setImmediate(r));
-  }
-}
+const until = <T>(probe: () => Promise<T | undefined>, limitMs: number) =>
+  untilWith(probe, limitMs, "condition", nextTurn);
 
 describe("a worker killed between admit and settle (npm start)", () => {
-  let launcher: ChildProcess;
+  let launched: Launched;
   let state: string;
   let port: number;
   let backendPort: number;
   let secrets: { apiKey: string; adminToken: string; backendToken: string };
-  const lines: string[] = [];
-  const waiters: Array<{ re: RegExp; from: number; done: (m: RegExpMatchArray) => void }> = [];
-  const push = (line: string) => {
-    lines.push(line);
-    for (const w of [...waiters]) {
-      const m = line.match(w.re);
-      if (m && lines.length - 1 >= w.from) waiters.splice(waiters.indexOf(w), 1), w.done(m);
-    }
-  };
-  const waitLine = (re: RegExp, from = 0) =>
-    new Promise<RegExpMatchArray>((done) => {
-      const m = lines
-        .slice(from)
-        .map((l) => l.match(re))
-        .find(Boolean);
-      if (m) done(m);
-      else waiters.push({ re, from, done });
-    });
+  const { lines, push, waitFor: waitLine } = lineLog();
 
   /** The pid of the newest start of `what` ("worker" or "backend"), from the launcher's lines. */
   const pidOf = (what: string, p: number) => {
@@ -71,30 +45,13 @@ describe("a worker killed between admit and settle (npm start)", () => {
   };
 
   beforeAll(async () => {
-    [port, backendPort] = await freePorts(2);
-    state = mkdtempSync(join(tmpdir(), "moe-edge-recovery-"));
-    ({ child: launcher } = await spawnUntilReady(resolve(root, "node_modules/.bin/tsx"), ["scripts/start.ts"], {
-      cwd: root,
-      env: {
-        ...process.env,
-        PORT: String(port!),
-        BACKEND_PORT: String(backendPort!),
-        DEV_STATE_DIR: state,
-        MODELS: "tiny",
-        BACKEND_THREADS: "1",
-        QUIET_LOGS: "1",
-      },
-      ready: /stack ready/,
-      timeoutMs: 240_000,
-      label: "npm start",
-      echo: push,
-    }));
-    secrets = JSON.parse(readFileSync(join(state, "secrets.json"), "utf8")) as typeof secrets;
+    launched = await startLauncher({ env: TINY_STACK, statePrefix: "moe-edge-recovery-", echo: push });
+    ({ state, port, backendPort } = launched);
+    secrets = launched.secrets();
   }, 300_000);
 
   afterAll(async () => {
-    if (launcher) await stopProcess(launcher, 15_000);
-    rmSync(state, { recursive: true, force: true });
+    await launched?.stop();
   });
 
   const ledger = async (requestId: string): Promise<LedgerRow[]> => {

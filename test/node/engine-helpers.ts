@@ -2,8 +2,9 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { repoRoot } from "./helpers/paths";
 
-export const repoRoot = path.resolve(import.meta.dirname, "../..");
+export { repoRoot };
 
 export function devModel(name: "tiny" | "small" | "medium"): string {
   const dir = path.join(repoRoot, "models/dev", name);

@@ -6,8 +6,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-
-const root = resolve(import.meta.dirname, "../..");
+import { repoRoot as root } from "./helpers/paths";
 
 describe("dev launcher secrets", () => {
   it("no secret is passed as a --var argument; they go through an env file written 0600", () => {

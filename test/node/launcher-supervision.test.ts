@@ -2,47 +2,16 @@
  * `npm start` brings back what dies: kill -9 the backend, then the worker, and the launcher restarts
  * each with one line, after which the stack serves again. Waits on the launcher's lines, never on timers.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePorts, spawnUntilReady, stopProcess } from "../../scripts/lib/processes";
 import type { ChildProcess } from "node:child_process";
-
-const root = resolve(import.meta.dirname, "../..");
-
-/** The launcher's output lines, and a way to wait for one that matches (already printed: at once). */
-function lineLog() {
-  const lines: string[] = [];
-  const waiters: Array<{ re: RegExp; from: number; resolve: (m: RegExpMatchArray) => void }> = [];
-  const find = (re: RegExp, from: number) => {
-    for (const line of lines.slice(from)) {
-      const m = line.match(re);
-      if (m) return m;
-    }
-    return null;
-  };
-  const push = (line: string) => {
-    lines.push(line);
-    for (const w of [...waiters]) {
-      const m = lines.length - 1 >= w.from ? line.match(w.re) : null;
-      if (m) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(m);
-      }
-    }
-  };
-  /** The first line matching `re` at index >= `from`. */
-  const waitFor = (re: RegExp, from = 0) =>
-    new Promise<RegExpMatchArray>((resolve) => {
-      const m = find(re, from);
-      if (m) resolve(m);
-      else waiters.push({ re, from, resolve });
-    });
-  return { lines, push, waitFor };
-}
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startLauncher, TINY_STACK, type Launched } from "./helpers/launcher";
+import { lineLog } from "./helpers/line-log";
+import { exitOf } from "./helpers/process";
 
 describe("npm start supervision", () => {
+  let launched: Launched;
   let launcher: ChildProcess;
   let state: string;
   let port: number;
@@ -51,30 +20,13 @@ describe("npm start supervision", () => {
   const log = lineLog();
 
   beforeAll(async () => {
-    [port, backendPort] = await freePorts(2);
-    state = mkdtempSync(join(tmpdir(), "moe-edge-supervise-"));
-    ({ child: launcher } = await spawnUntilReady(resolve(root, "node_modules/.bin/tsx"), ["scripts/start.ts"], {
-      cwd: root,
-      env: {
-        ...process.env,
-        PORT: String(port!),
-        BACKEND_PORT: String(backendPort!),
-        DEV_STATE_DIR: state,
-        MODELS: "tiny",
-        BACKEND_THREADS: "1",
-        QUIET_LOGS: "1",
-      },
-      ready: /stack ready/,
-      timeoutMs: 240_000,
-      label: "npm start",
-      echo: log.push,
-    }));
-    apiKey = (JSON.parse(readFileSync(join(state, "secrets.json"), "utf8")) as { apiKey: string }).apiKey;
+    launched = await startLauncher({ env: TINY_STACK, statePrefix: "moe-edge-supervise-", echo: log.push });
+    ({ child: launcher, state, port, backendPort } = launched);
+    ({ apiKey } = launched.secrets());
   }, 300_000);
 
   afterAll(async () => {
-    if (launcher) await stopProcess(launcher, 15_000);
-    rmSync(state, { recursive: true, force: true });
+    await launched?.stop();
   });
 
   const chat = async () => {
@@ -128,7 +80,7 @@ describe("npm start supervision", () => {
   });
 
   it("Ctrl-C after restarts still stops everything with exit 0", async () => {
-    const exited = new Promise<number | null>((r) => launcher.once("exit", (code) => r(code)));
+    const exited = exitOf(launcher);
     launcher.kill("SIGINT");
     expect(await exited).toBe(0);
   });

@@ -1,14 +1,10 @@
 /** `npm start`'s launcher: clear failures, and Ctrl-C leaves nothing running. */
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { freePorts, portIsFree, spawnUntilReady } from "../../scripts/lib/processes";
-
-const root = resolve(import.meta.dirname, "../..");
-const tsx = resolve(root, "node_modules/.bin/tsx");
+import { freePorts, portIsFree } from "../../scripts/lib/processes";
+import { runLauncherSync, startLauncher, TINY_STACK } from "./helpers/launcher";
+import { poll } from "./helpers/poll";
+import { exitOf } from "./helpers/process";
 
 describe("npm start launcher", () => {
   it("a busy port is a one-line error and exit 1, not a hang", async () => {
@@ -17,12 +13,7 @@ describe("npm start launcher", () => {
       blocker.listen(0, "127.0.0.1", () => r((blocker.address() as { port: number }).port)),
     );
     try {
-      const res = spawnSync(tsx, ["scripts/start.ts"], {
-        cwd: root,
-        env: { ...process.env, PORT: String(port) },
-        encoding: "utf8",
-        timeout: 60_000,
-      });
+      const res = runLauncherSync({ PORT: String(port) });
       expect(res.status).toBe(1);
       expect(res.stderr).toMatch(new RegExp(`port ${port} \\(PORT\\) is already in use`));
       expect(res.stderr).not.toMatch(/\n\s+at /); // no stack trace
@@ -32,23 +23,13 @@ describe("npm start launcher", () => {
   });
 
   it("a bad port setting is a clear error", () => {
-    const res = spawnSync(tsx, ["scripts/start.ts"], {
-      cwd: root,
-      env: { ...process.env, BACKEND_PORT: "nope" },
-      encoding: "utf8",
-      timeout: 60_000,
-    });
+    const res = runLauncherSync({ BACKEND_PORT: "nope" });
     expect(res.status).toBe(1);
     expect(res.stderr).toMatch(/BACKEND_PORT=nope is not a valid port/);
   });
 
   it("the same port for the worker and the backend is refused up front", () => {
-    const res = spawnSync(tsx, ["scripts/start.ts"], {
-      cwd: root,
-      env: { ...process.env, PORT: "18999", BACKEND_PORT: "18999" },
-      encoding: "utf8",
-      timeout: 60_000,
-    });
+    const res = runLauncherSync({ PORT: "18999", BACKEND_PORT: "18999" });
     expect(res.status).toBe(1);
     expect(res.stderr).toMatch(/PORT and BACKEND_PORT are both 18999/);
   });
@@ -61,41 +42,29 @@ describe("npm start launcher", () => {
   });
 
   it("Ctrl-C (SIGINT) stops the backend and the worker", async () => {
-    const [port, backendPort] = await freePorts(2);
-    const state = mkdtempSync(join(tmpdir(), "moe-edge-launcher-"));
+    const launched = await startLauncher({ env: TINY_STACK, statePrefix: "moe-edge-launcher-" });
+    const { child, port, backendPort } = launched;
     try {
-      const { child } = await spawnUntilReady(tsx, ["scripts/start.ts"], {
-        cwd: root,
-        env: {
-          ...process.env,
-          PORT: String(port),
-          BACKEND_PORT: String(backendPort),
-          DEV_STATE_DIR: state,
-          MODELS: "tiny",
-          BACKEND_THREADS: "1",
-          QUIET_LOGS: "1",
-        },
-        ready: /stack ready/,
-        timeoutMs: 240_000,
-        label: "npm start",
-      });
       expect(await portIsFree(port)).toBe(false);
       expect(await portIsFree(backendPort)).toBe(false);
       // Only the tiers whose model is served are configured (MODELS=tiny): no tier that would fail later.
-      const { apiKey } = JSON.parse(readFileSync(join(state, "secrets.json"), "utf8")) as { apiKey: string };
+      const { apiKey } = launched.secrets();
       const models = (await (
         await fetch(`http://127.0.0.1:${port}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } })
       ).json()) as { data: { id: string }[] };
       expect(models.data.map((m) => m.id)).toEqual(["mistral-tiny"]);
-      const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+      const exited = exitOf(child);
       child.kill("SIGINT");
       expect(await exited).toBe(0);
-      for (let i = 0; i < 40 && !((await portIsFree(port)) && (await portIsFree(backendPort))); i++)
-        await new Promise((r) => setTimeout(r, 250));
+      await poll(
+        async () => (await portIsFree(port)) && (await portIsFree(backendPort)),
+        (free) => free,
+        { tries: 41, everyMs: 250 },
+      );
       expect(await portIsFree(port)).toBe(true);
       expect(await portIsFree(backendPort)).toBe(true);
     } finally {
-      rmSync(state, { recursive: true, force: true });
+      await launched.stop();
     }
   }, 300_000);
 });

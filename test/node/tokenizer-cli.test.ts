@@ -1,9 +1,7 @@
 /** `npm run tokenize`: JSON lines in, {"ids"} or {"error"} lines out, one per non-blank input line. */
 import { spawnSync } from "node:child_process";
-import { resolve } from "node:path";
 import { expect, it } from "vitest";
-
-const root = resolve(import.meta.dirname, "../..");
+import { repoRoot, tsxBin } from "./helpers/paths";
 
 it("tokenizes text and chat lines, reports bad lines and keeps going", () => {
   const input = [
@@ -15,8 +13,8 @@ it("tokenizes text and chat lines, reports bad lines and keeps going", () => {
     JSON.stringify({ text: 5 }),
     JSON.stringify({ text: "<s>" }),
   ].join("\n");
-  const res = spawnSync(resolve(root, "node_modules/.bin/tsx"), ["scripts/tokenize.ts"], {
-    cwd: root,
+  const res = spawnSync(tsxBin, ["scripts/tokenize.ts"], {
+    cwd: repoRoot,
     input,
     encoding: "utf8",
   });

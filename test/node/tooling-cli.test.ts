@@ -3,35 +3,13 @@
  * line and exit 2; `logits` prints top-k tokens with their text; `tokenize` takes text, ids and stdin, and
  * never waits on a terminal; npm reads the project config without warnings.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { devModel } from "./engine-helpers";
-
-const root = resolve(import.meta.dirname, "../..");
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** `node --import tsx <script> ...args` (the child is the script itself), asynchronously. */
-function run(script: string, args: string[], input?: string): Promise<Run> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
-      cwd: root,
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("close", (status) => res({ status, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
-}
+import { repoRoot as root } from "./helpers/paths";
+import { runScript as run } from "./helpers/process";
 
 /** The npm scripts and what they run. */
 const SCRIPTS: Array<[string, string]> = [

@@ -7,26 +7,17 @@
 import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { UsageRecord as Report } from "../../contract/usage";
+// The engine's seeded PRNG (pure, no imports), so a failure replays exactly.
+import { mulberry32 as rng } from "../../gpu-backend/engine/rng";
 import { lookupAccount } from "../../worker/billing/keys";
 import { admit, limiterFor, settle } from "../../worker/billing/meter";
 import { costUnits } from "../../worker/billing/money";
 import type { Account, Pricing } from "../../worker/billing/types";
+import { newKey } from "./chat-harness";
 
 const TINY = (JSON.parse(env.TIERS) as Record<string, { price: Pricing }>)["mistral-tiny"].price;
 const SEED = 14;
 const REQUESTS = 240;
-
-/** mulberry32: a small seeded PRNG, so a failure replays exactly. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Plan {
   id: string;
@@ -42,18 +33,7 @@ describe("randomized interleaving of settles and reports", () => {
   it(`seed ${SEED}, ${REQUESTS} requests: per request id billed = generated, exactly once`, async () => {
     const rand = rng(SEED);
     const int = (n: number) => Math.floor(rand() * n);
-    const res = await SELF.fetch("https://edge.test/v1/admin/keys", {
-      method: "POST",
-      headers: { authorization: "Bearer test-admin-token-0123456789abcdef", "content-type": "application/json" },
-      body: JSON.stringify({
-        name: "rand",
-        tiers: ["mistral-tiny"],
-        rpm: 100_000,
-        tpm: 10_000_000,
-        monthly_budget_micros: 1_000_000_000,
-      }),
-    });
-    const account: Account = (await lookupAccount(env.DB, ((await res.json()) as { key: string }).key))!;
+    const account: Account = (await lookupAccount(env.DB, (await newKey(["mistral-tiny"])).key))!;
 
     const plans: Plan[] = [];
     for (let i = 0; i < REQUESTS; i++) {

@@ -3,8 +3,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { afterAll, beforeAll } from "vitest";
 import { parseGenerateEvent, type GenerateEvent } from "../../../contract/wire";
-import { repoRoot } from "../engine-helpers";
+import { repoRoot } from "./paths";
 
 export const TOKEN = "test-backend-token-123";
 export const auth = { authorization: `Bearer ${TOKEN}` };
@@ -37,6 +38,22 @@ export function spawnBackend(args: string[], o: SpawnOptions = {}): Promise<Back
       .then(() => resolve({ ...b, url: /listening on (http:\/\/\S+)/.exec(b.stderr())![1]! }));
     void b.exited.then((code) => reject(new Error(`backend exited ${code}: ${b.stderr()}`)));
   });
+}
+
+/**
+ * One backend for the enclosing describe: spawned before its tests (and, unless `ready: false`, with its
+ * models loaded), SIGKILLed after them. The object is filled in by the beforeAll.
+ */
+export function useBackend(args: string[], o: SpawnOptions & { ready?: boolean } = {}): Backend {
+  const b = {} as Backend;
+  beforeAll(async () => {
+    Object.assign(b, await spawnBackend(args, o));
+    if (o.ready !== false) await b.ready;
+  });
+  afterAll(() => {
+    b.proc?.kill("SIGKILL");
+  });
+  return b;
 }
 
 /** Like spawnBackend but resolves at once: for processes expected to refuse to start. */
@@ -94,6 +111,35 @@ export async function metric(b: Pick<Backend, "url">, name: string): Promise<num
   const text = await (await fetch(`${b.url}/metrics`, { headers: auth })).text();
   const line = text.split("\n").find((l) => l.startsWith(name));
   return line ? Number(line.split(" ").pop()) : NaN;
+}
+
+/** A streamed response body read as text, a piece at a time. */
+export interface StreamText {
+  /** Reads on until `pred` holds of what arrived (or the stream ends); returns what arrived. */
+  until(pred: (text: string) => boolean): Promise<string>;
+  /** Reads to the end; returns the whole text. */
+  rest(): Promise<string>;
+}
+
+export function streamText(res: Response): StreamText {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const until = async (pred: (text: string) => boolean) => {
+    while (!pred(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    return text;
+  };
+  return { until, rest: () => until(() => false) };
+}
+
+/** Reads a generate stream until `n` token events arrived; returns it to go on with. */
+export async function readTokens(res: Response, n: number): Promise<StreamText> {
+  const s = streamText(res);
+  await s.until((text) => (text.match(/"tokens"/g) ?? []).length >= n);
+  return s;
 }
 
 /** Reads a generate stream to its end. */

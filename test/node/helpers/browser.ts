@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { repoRoot } from "./paths";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
@@ -14,7 +15,7 @@ export const chromiumMissing: string | null = existsSync(CHROMIUM)
   : `no Chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`;
 
 /** Git-ignored; the README's copies live in docs/screenshots/. */
-export const SCREENSHOTS = resolve(import.meta.dirname, "../../../screenshots");
+export const SCREENSHOTS = resolve(repoRoot, "screenshots");
 
 export interface Browser {
   context: BrowserContext;
@@ -74,20 +75,8 @@ export async function launchBrowser(): Promise<Browser> {
   };
 }
 
-/** Polls `check` until it returns a value (not undefined) or `timeoutMs` passes: for state the page cannot signal. */
-export async function until<T>(
-  check: () => Promise<T | undefined>,
-  timeoutMs = 10_000,
-  what = "condition",
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (let wait = 50; ; wait = Math.min(wait * 2, 500)) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, wait));
-  }
-}
+/** For state the page cannot signal (the console tests import it from here). */
+export { until } from "./poll";
 
 /** Opens /console and signs in with the keyboard only (type, Enter), then waits for the overview. */
 export async function signIn(page: Page, base: string, key: string): Promise<void> {
