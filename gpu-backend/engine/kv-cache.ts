@@ -12,7 +12,7 @@
  * pre-allocated one): B × kvH × Pcap × D × 4 × 2 × layers, e.g. 17 MiB per step at batch 1 with 1088 rows
  * and 136 MiB at batch 8. Inside ORT, GroupQueryAttention still builds its own `present` per layer
  * (memset + copy of the used rows in C++, arena memory, freed layer by layer), which measured cheaper
- * than the copy-back; models built before present_new still take the old shared-buffer path.
+ * than the copy-back. The runner refuses models built before present_new (rebuild them).
  * Pcap (the per-slot capacity) grows in steps of `capStep`; growing re-lays the used rows out in place.
  * A sequence leaving moves the last slot into its place, so slots stay dense.
  */

@@ -10,10 +10,8 @@ import type { InferenceSession, Tensor as OrtTensor } from "onnxruntime-common";
 import {
   pastKeyName,
   pastValueName,
-  presentKeyName,
   presentNewKeyName,
   presentNewValueName,
-  presentValueName,
   type ModelManifest,
 } from "../../contract/model-manifest";
 import type { KvPool } from "./kv-cache";
@@ -78,6 +76,10 @@ type OrtModule = typeof ortNode;
 export async function loadModelRunner(modelDir: string, opts: RunnerOptions = {}): Promise<ModelRunner> {
   const manifest = JSON.parse(readFileSync(path.join(modelDir, "model.json"), "utf8")) as ModelManifest;
   if (manifest.format !== "moe-edge-onnx") throw new Error(`${modelDir}/model.json is not a moe-edge-onnx manifest`);
+  if (!manifest.io.outputs.includes(presentNewKeyName(0)))
+    throw new Error(
+      `model ${manifest.name} was built before present_new outputs (each step's new KV rows) existed: rebuild it (npm run build-model, or npm run models -- --force)`,
+    );
   const runtime = opts.runtime ?? "native";
   const ep = opts.ep ?? "cpu";
   const graph = resolveGraph(
@@ -152,8 +154,6 @@ class OrtModelRunner implements ModelRunner {
   private readonly kvH: number;
   private readonly D: number;
   private readonly emptyPast: OrtTensor;
-  /** The graph has present_new outputs (else: a pre-present_new build, shared-buffer path). */
-  private readonly newRows: boolean;
 
   constructor(
     private readonly ort: OrtModule,
@@ -165,7 +165,6 @@ class OrtModelRunner implements ModelRunner {
     this.kvH = manifest.num_kv_heads;
     this.D = manifest.head_dim;
     this.emptyPast = new ort.Tensor("float32", new Float32Array(0), [1, this.kvH, 0, this.D]);
-    this.newRows = manifest.io.outputs.includes(presentNewKeyName(0));
   }
 
   private baseFeeds(
@@ -226,24 +225,15 @@ class OrtModelRunner implements ModelRunner {
       const v = new this.ort.Tensor("float32", pool.values[l]!.subarray(offset, offset + length), dims);
       feeds[pastKeyName(l)] = k;
       feeds[pastValueName(l)] = v;
-      if (this.newRows) {
-        // Only the S new rows per sequence come back (kv-cache.ts appends them): fetching present would
-        // copy the whole cache into a fresh JS buffer every step.
-        fetches[presentNewKeyName(l)] = null;
-        fetches[presentNewValueName(l)] = null;
-      } else {
-        // Older builds: present pre-allocated over past, so GroupQueryAttention appends in place (and
-        // onnxruntime-node still copies all of it back).
-        fetches[presentKeyName(l)] = k;
-        fetches[presentValueName(l)] = v;
-      }
+      // Only the S new rows per sequence come back (kv-cache.ts appends them): fetching present would
+      // copy the whole cache into a fresh JS buffer every step.
+      fetches[presentNewKeyName(l)] = null;
+      fetches[presentNewValueName(l)] = null;
     }
     const out = await this.session.run(feeds, fetches);
-    if (this.newRows) {
-      const rows = (name: (l: number) => string) =>
-        Array.from({ length: this.L }, (_, l) => out[name(l)]!.data as Float32Array);
-      pool.appendStep(inp.firstSlot, inp.pastLengths, S, rows(presentNewKeyName), rows(presentNewValueName));
-    }
+    const rows = (name: (l: number) => string) =>
+      Array.from({ length: this.L }, (_, l) => out[name(l)]!.data as Float32Array);
+    pool.appendStep(inp.firstSlot, inp.pastLengths, S, rows(presentNewKeyName), rows(presentNewValueName));
     return out.logits!.data as Float32Array;
   }
 

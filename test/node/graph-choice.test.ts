@@ -1,7 +1,11 @@
 /** Which graph the runner picks (gpu-backend/engine/graph-choice.ts), and the error for a stale build. */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ModelManifest } from "../../contract/model-manifest";
 import { autoForm, needsRowPadding, parseGraphChoice, resolveGraph } from "../../gpu-backend/engine/graph-choice";
+import { loadModelRunner } from "../../gpu-backend/engine/model-runner";
 
 const moe = {
   name: "m",
@@ -64,5 +68,16 @@ describe("graph choice", () => {
   it("bad --graph values are refused by name", () => {
     expect(parseGraphChoice(undefined)).toBe("auto");
     expect(() => parseGraphChoice("qmoe")).toThrow('--graph must be fused, sliced or auto, got "qmoe"');
+  });
+});
+
+describe("a model built before present_new", () => {
+  it("is refused at load with the rebuild command (the shared-buffer KV path is gone)", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "moe-edge-old-model-"));
+    const m = JSON.parse(readFileSync("models/dev/tiny/model.json", "utf8")) as ModelManifest;
+    m.io.outputs = m.io.outputs.filter((o) => !o.startsWith("present_new"));
+    writeFileSync(path.join(dir, "model.json"), JSON.stringify(m));
+    await expect(loadModelRunner(dir)).rejects.toThrow(/built before present_new .* rebuild it \(npm run build-model/);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
