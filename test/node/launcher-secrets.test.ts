@@ -14,7 +14,7 @@ describe("dev launcher secrets", () => {
     for (const name of ["ADMIN_TOKEN", "BACKEND_TOKEN", "CACHE_KEY_SECRET", "METRICS_TOKEN"]) {
       expect(src, name).not.toMatch(new RegExp(`"--var",\\s*\`${name}:`));
     }
-    expect(src).toContain('"--env-file", workerVars');
+    expect(src).toMatch(/"--env-file",\s*workerVars/);
     expect(src).toMatch(/writeFileSync\(\s*workerVars,[\s\S]*?mode: 0o600/);
   });
 });
