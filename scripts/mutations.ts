@@ -308,6 +308,22 @@ export const MUTATIONS: Mutation[] = [
     tests: ["test/workers/embeddings-bounds.test.ts"],
   },
   {
+    id: "backend-failure-report-raises-bill",
+    area: "billing",
+    why: "a stream ended by a backend failure is re-billed at the replica's later, larger count",
+    file: "worker/api/chat-relay.ts",
+    edits: [{ find: '...(r.finishReason === "error" ? { deliveredFinal: true } : {}),', replace: "" }],
+    tests: ["test/workers/stall.test.ts"],
+  },
+  {
+    id: "final-charge-raised-by-report",
+    area: "billing",
+    why: "the limiter lets a later report raise a final (delivered) charge",
+    file: "worker/billing/key-limiter.ts",
+    edits: [{ find: "const fixed = row?.final_charge === 1;", replace: "const fixed = false;" }],
+    tests: ["test/workers/usage-witness.test.ts"],
+  },
+  {
     id: "revocation-ignored-by-streams",
     area: "cancellation",
     why: "a revoked key's streams in flight run on to their end",

@@ -6,6 +6,7 @@
  *  - silent after its first token: the stream ends with finish_reason "error" and the error event, and
  *    the ledger bills exactly the tokens the client was told it received.
  */
+import { SELF } from "cloudflare:test";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { GenerateRequest } from "../../contract/wire";
 import { replicaTimeouts } from "../../worker/serving/tiers";
@@ -175,11 +176,33 @@ describe("a replica silent after its first token", () => {
     expect(await cancelled).toBe(id);
     expect(backend.finished.get(id)).toEqual({ finish: "aborted", completion: 6 });
     await r.settled();
-    expect(await usageRecord(id)).toMatchObject({
-      status: "error",
-      completion_tokens: 6,
-      prompt_tokens: last.usage.prompt_tokens,
+    const row = await usageRecord(id);
+    expect(row).toMatchObject({ status: "error", completion_tokens: 6, prompt_tokens: last.usage.prompt_tokens });
+    // The replica ran on for 3 more steps before it saw the cancel, and its usage report says so: the
+    // client received 6, so 6 stays billed (README "Backend failures").
+    const now = Date.now();
+    const report = {
+      id: `rec-${id}`,
+      request_id: id,
+      kind: "generate",
+      key_id: row!.key_id,
+      tier: "mistral-tiny",
+      model: "tiny",
+      prompt_tokens: row!.prompt_tokens,
+      cached_tokens: 0,
+      completion_tokens: 9,
+      finish_reason: "cancelled",
+      started_at: now,
+      ended_at: now,
+      backend: "r1.test",
+    };
+    const delivered = await SELF.fetch("https://edge.test/internal/usage", {
+      method: "POST",
+      headers: { authorization: "Bearer test-usage-token", "content-type": "application/json" },
+      body: JSON.stringify({ records: [report] }),
     });
+    expect(delivered.status).toBe(200);
+    expect(await usageRecord(id)).toMatchObject({ status: "error", completion_tokens: 6, cost_units: row!.cost_units });
   });
 });
 

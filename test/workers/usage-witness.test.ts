@@ -245,6 +245,63 @@ describe("the two writes of one request, in every order", () => {
   }
 });
 
+describe("a backend failure: what the client received is final, whatever the report counts", () => {
+  // A stalled replica given up on mid-stream runs on for a step or two before it sees the cancel; its
+  // report then counts tokens the client never received (README "Backend failures").
+  const orders = ["WB", "BW", "WBWB", "BWBW", "BBW", "WWB", "W||B"];
+  for (const [label, workerCount, backendCount] of [
+    ["backend counted more", 5, 9],
+    ["no completion delivered (failed before the first token)", 0, 4],
+    ["backend counted less", 5, 3],
+  ] as const) {
+    it(`${label}: ${orders.join(", ")} all bill the worker's count, once`, async () => {
+      const account = await newAccount();
+      let spent = 0n;
+      for (const order of orders) {
+        const id = await admitted(account);
+        const w = () => settle(env, account, { ...workerSettle(id, workerCount, "error"), deliveredFinal: true });
+        const b = () =>
+          deliver([report(account, id, { completion_tokens: backendCount })]).then((r) => expect(r.status).toBe(200));
+        if (order === "W||B") await Promise.all([w(), b(), w(), b()]);
+        else for (const step of order) await (step === "W" ? w() : b());
+        const [row] = await rows(id);
+        expect({ order, ...row }).toMatchObject({
+          order,
+          status: "error",
+          completion_tokens: workerCount,
+          cost: cost(TINY, workerCount),
+          reconciled: "0",
+        });
+        spent += BigInt(cost(TINY, workerCount));
+        expect({ order, ...(await status(account)) }).toMatchObject({
+          order,
+          spentUnits: spent.toString(),
+          reservations: 0,
+        });
+      }
+    });
+  }
+});
+
+describe("a final charge in the limiter", () => {
+  it("a report's charge replayed late (queued while the limiter was unreachable) does not raise it", async () => {
+    const account = await newAccount();
+    const id = await admitted(account);
+    await settle(env, account, { ...workerSettle(id, 5, "error"), deliveredFinal: true });
+    // merge.ts queues the report's limiter charge when the limiter is unreachable; it lands after the final.
+    await limiterFor(env, account.keyId).settle({
+      keyId: account.keyId,
+      requestId: id,
+      tier: "mistral-tiny",
+      tokens: 19,
+      units: cost(TINY, 9),
+      previousUnits: cost(TINY, 5),
+      startedAt: Date.now(),
+    });
+    expect(await status(account)).toMatchObject({ spentUnits: cost(TINY, 5), reservations: 0 });
+  });
+});
+
 describe("the limiter rebuilds from D1", () => {
   it("after its storage is deleted mid-month, admission honours the month's real spend", async () => {
     const account = await newAccount(10); // 10 µ€

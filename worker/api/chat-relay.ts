@@ -25,7 +25,7 @@ import type { ChatParams } from "./chat-request";
 import { cancelGenerate } from "../serving/backend";
 import type { Dispatched } from "../serving/dispatch";
 import { pumpGeneration, type OpenStream, type PumpResult } from "../serving/generation";
-import { CLIENT_CLOSED, keyRevoked, type Lifecycle } from "./lifecycle";
+import { CLIENT_CLOSED, keyRevoked, type Lifecycle, type Settlement } from "./lifecycle";
 import type { LogprobContent } from "./logprobs";
 import * as responseCache from "./response-cache";
 import { replicaRouter } from "../serving/router";
@@ -119,6 +119,12 @@ export function relay(g: StartedChat): Promise<Response> {
     cachedTokens: r.cachedTokens,
     completionTokens: r.completionTokens,
   });
+  /** The settlement of a finished pump: after a backend failure, what the client received is final. */
+  const settlementOf = (r: PumpResult): Settlement => ({
+    ...tokens(r),
+    status: statusOf(r),
+    ...(r.finishReason === "error" ? { deliveredFinal: true } : {}),
+  });
   const usageOf = (r: PumpResult) =>
     out.usage(promptTokens, r.cachedTokens, r.completionTokens, life.costMicros(tokens(r)));
   const storeIfCacheable = (r: PumpResult) => {
@@ -146,7 +152,7 @@ export function relay(g: StartedChat): Promise<Response> {
         sse.send(out.chunk(meta, { content: t }, null, undefined, wantLogprobs ? (lp ?? []) : undefined)),
       );
       unwatch();
-      life.settle({ ...tokens(r), status: statusOf(r) });
+      life.settle(settlementOf(r));
       if (life.revoked) sse.send(keyRevoked().body()); // ended by the revocation, not the client: say why
       const u = usageOf(r);
       if (r.finishReason === "error") {
@@ -190,12 +196,12 @@ export function relay(g: StartedChat): Promise<Response> {
         phase = "answered";
         // Nothing was delivered when the backend failed: nothing is charged.
         if (r.finishReason === "error") life.settleEmpty("error");
-        else life.settle({ ...tokens(r), status: statusOf(r) });
+        else life.settle(settlementOf(r));
         answered(r);
         return;
       }
       // Committed: the body carries whatever was generated, a failure included, and is billed as such.
-      life.settle({ ...tokens(r), status: statusOf(r) });
+      life.settle(settlementOf(r));
       if (r.finishReason !== "cancelled") {
         body.write(
           JSON.stringify(out.completion(meta, text, endingOf(r), usageOf(r), wantLogprobs ? logprobs : undefined)),

@@ -56,6 +56,8 @@ export interface Tokens {
 
 export interface Settlement extends Tokens {
   status: UsageStatus;
+  /** The tokens are what the client received after a backend failure: no backend report raises them. */
+  deliveredFinal?: boolean;
 }
 
 export interface Admitted {
@@ -187,9 +189,12 @@ export class Lifecycle {
     this.c.executionCtx.waitUntil(afterResponse().then(() => settle(this.c.env, this.account, req)));
   }
 
-  /** Nothing generated and nothing charged (the replica never started, or failed before any token). */
+  /**
+   * Nothing charged: the client left before any replica started it, or replicas failed before any token
+   * (a failure is final: a replica's later report of the work it did is not billed).
+   */
   settleEmpty(status: "cancelled" | "error"): void {
-    this.settle({ promptTokens: 0, cachedTokens: 0, completionTokens: 0, status });
+    this.settle({ promptTokens: 0, cachedTokens: 0, completionTokens: 0, status, deliveredFinal: status === "error" });
   }
 
   /**

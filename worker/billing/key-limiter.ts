@@ -57,7 +57,8 @@ export class KeyLimiter extends DurableObject<Env> {
     sql.exec(`CREATE TABLE IF NOT EXISTS periods (month TEXT PRIMARY KEY)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
     // Added by issue 14; ALTER fails harmlessly on objects that already have the columns.
-    for (const col of ["charged_units TEXT", "price TEXT"]) {
+    // final_charge: a deliveredFinal settle fixed this id's charge (no later write changes it).
+    for (const col of ["charged_units TEXT", "price TEXT", "final_charge INTEGER NOT NULL DEFAULT 0"]) {
       try {
         sql.exec(`ALTER TABLE requests ADD COLUMN ${col}`);
       } catch {
@@ -162,7 +163,8 @@ export class KeyLimiter extends DurableObject<Env> {
 
   /**
    * Releases the reservation (if any) and refunds unused tokens to TPM, once; charges the id up to the
-   * largest cost any write reported (a repeat, or a smaller count, charges nothing).
+   * largest cost any write reported (a repeat, or a smaller count, charges nothing). A `final` write sets
+   * the charge to its cost, refunding any excess an earlier report charged, and no later write moves it.
    */
   settle(input: LimiterSettleInput): void | Promise<void> {
     const rebuilding = this.ensureMonth(input.keyId);
@@ -173,8 +175,8 @@ export class KeyLimiter extends DurableObject<Env> {
     const now = this.clock();
     const sql = this.ctx.storage.sql;
     const row = sql
-      .exec<{ state: string; reserved_tokens: number; charged_units: string | null }>(
-        "SELECT state, reserved_tokens, charged_units FROM requests WHERE request_id = ?",
+      .exec<{ state: string; reserved_tokens: number; charged_units: string | null; final_charge: number }>(
+        "SELECT state, reserved_tokens, charged_units, final_charge FROM requests WHERE request_id = ?",
         input.requestId,
       )
       .toArray()[0];
@@ -182,16 +184,19 @@ export class KeyLimiter extends DurableObject<Env> {
     const units = parseUnits(input.units);
     // Rows settled before charged_units existed, and forgotten ids, charged what the ledger already held.
     const charged = row && row.charged_units !== null ? parseUnits(row.charged_units) : parseUnits(input.previousUnits);
-    if (units > charged) {
+    const fixed = row?.final_charge === 1;
+    // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max throws on them)
+    const target = fixed ? charged : input.final ? units : units > charged ? units : charged;
+    if (target !== charged) {
       const month = monthOf(input.startedAt > 0 ? input.startedAt : now);
       sql.exec(
         "INSERT OR REPLACE INTO spend (month, units) VALUES (?, ?)",
         month,
-        (this.spent(month) + units - charged).toString(),
+        (this.spent(month) + target - charged).toString(),
       );
     }
-    // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max throws on them)
-    const chargedNow = (units > charged ? units : charged).toString();
+    const chargedNow = target.toString();
+    const finalNow = fixed || input.final === true ? 1 : 0;
     if (row?.state === "reserved") {
       const stored = this.stored(input.tier, "tokens");
       if (stored) {
@@ -203,17 +208,19 @@ export class KeyLimiter extends DurableObject<Env> {
     }
     if (row)
       sql.exec(
-        "UPDATE requests SET state = 'settled', reserved_units = '0', charged_units = ? WHERE request_id = ?",
+        "UPDATE requests SET state = 'settled', reserved_units = '0', charged_units = ?, final_charge = ? WHERE request_id = ?",
         chargedNow,
+        finalNow,
         input.requestId,
       );
     else
       sql.exec(
-        "INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms, charged_units) VALUES (?, ?, 0, '0', 'settled', ?, ?)",
+        "INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms, charged_units, final_charge) VALUES (?, ?, 0, '0', 'settled', ?, ?, ?)",
         input.requestId,
         input.tier,
         now,
         chargedNow,
+        finalNow,
       );
     this.ensureAlarm(now);
   }

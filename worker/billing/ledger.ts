@@ -25,6 +25,8 @@ export interface UsageRecord {
   pricing?: Pricing;
   /** For the limiter only: the ledger row's cost before a report raised it (KeyLimiter.settle). */
   previousUnits?: string;
+  /** What a client received after a backend failure: no backend report raises it (SettleRequest). */
+  deliveredFinal?: boolean;
 }
 
 export const USAGE_STATUSES: readonly UsageStatus[] = [
@@ -61,6 +63,7 @@ export async function insertUsage(db: D1Database, r: UsageRecord, now = Date.now
       r.pricing?.cached_input ?? null,
       r.pricing?.output ?? null,
       now,
+      r.deliveredFinal ? 1 : 0,
     )
     .run();
 }
@@ -73,15 +76,16 @@ export async function insertUsage(db: D1Database, r: UsageRecord, now = Date.now
  */
 const WORKER_SETTLE_SQL = `INSERT INTO usage_records
   (request_id, key_id, model, day, prompt_tokens, cached_tokens, completion_tokens, cost_units, status, started_at, ended_at, recorded_at,
-   price_input, price_cached_input, price_output, updated_at)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+   price_input, price_cached_input, price_output, updated_at, delivered_final)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (request_id) DO UPDATE SET
     status = excluded.status,
-    prompt_tokens = IIF(excluded.cost_units >= usage_records.cost_units, excluded.prompt_tokens, usage_records.prompt_tokens),
-    cached_tokens = IIF(excluded.cost_units >= usage_records.cost_units, excluded.cached_tokens, usage_records.cached_tokens),
-    completion_tokens = IIF(excluded.cost_units >= usage_records.cost_units, excluded.completion_tokens, usage_records.completion_tokens),
-    reconciled_units = IIF(excluded.cost_units >= usage_records.cost_units, 0, usage_records.cost_units - excluded.cost_units),
-    cost_units = MAX(excluded.cost_units, usage_records.cost_units),
+    prompt_tokens = IIF(excluded.delivered_final OR excluded.cost_units >= usage_records.cost_units, excluded.prompt_tokens, usage_records.prompt_tokens),
+    cached_tokens = IIF(excluded.delivered_final OR excluded.cost_units >= usage_records.cost_units, excluded.cached_tokens, usage_records.cached_tokens),
+    completion_tokens = IIF(excluded.delivered_final OR excluded.cost_units >= usage_records.cost_units, excluded.completion_tokens, usage_records.completion_tokens),
+    reconciled_units = IIF(excluded.delivered_final OR excluded.cost_units >= usage_records.cost_units, 0, usage_records.cost_units - excluded.cost_units),
+    cost_units = IIF(excluded.delivered_final, excluded.cost_units, MAX(excluded.cost_units, usage_records.cost_units)),
+    delivered_final = excluded.delivered_final,
     price_input = excluded.price_input, price_cached_input = excluded.price_cached_input, price_output = excluded.price_output,
     updated_at = excluded.updated_at
   WHERE usage_records.status = 'recovered'`;
@@ -103,7 +107,8 @@ export function isUsageRecord(v: unknown): v is UsageRecord {
     /^\d+$/.test(r.costUnits) &&
     USAGE_STATUSES.includes(r.status as UsageStatus) &&
     int(r.startedAt) &&
-    int(r.endedAt)
+    int(r.endedAt) &&
+    (r.deliveredFinal === undefined || typeof r.deliveredFinal === "boolean")
   );
 }
 

@@ -274,6 +274,7 @@ export function toRecord(account: Account, req: SettleRequest): UsageRecord {
     startedAt,
     endedAt,
     ...(isValidPricing(req.pricing) ? { pricing: req.pricing } : {}),
+    ...(req.deliveredFinal ? { deliveredFinal: true } : {}),
   };
 }
 
@@ -359,5 +360,6 @@ export function limiterSettle(env: Env, r: UsageRecord): Promise<void> {
     units: r.costUnits,
     startedAt: r.startedAt,
     ...(r.previousUnits !== undefined ? { previousUnits: r.previousUnits } : {}),
+    ...(r.deliveredFinal ? { final: true } : {}),
   });
 }

@@ -55,6 +55,11 @@ export interface SettleRequest {
   status: UsageStatus;
   startedAt: number;
   endedAt: number;
+  /**
+   * The tokens are what the client received after a backend failure: final, whatever the backend's own
+   * report counts later (README "Backend failures": only what was delivered is billed).
+   */
+  deliveredFinal?: boolean;
 }
 
 // The KeyLimiter Durable Object's inputs and outputs (billing/key-limiter.ts), here so that its callers
@@ -97,6 +102,8 @@ export interface LimiterSettleInput {
    */
   previousUnits?: string;
   startedAt: number;
+  /** This write's cost is the id's charge, lower or higher, and no later write changes it (deliveredFinal). */
+  final?: boolean;
 }
 
 /** One more slice of a running request's budget reservation (the completion streams in slices). */

@@ -5,8 +5,10 @@
  *   {worker settle W}          -> W's tokens and cost, W's status
  *   {backend report B}         -> B's tokens, priced at the admission price, status `recovered`
  *   {W, B}                     -> W's status; B's tokens and cost if B costs more (the excess is
- *                                 `reconciled_units`), else W's (a tie keeps W's)
- * Cost is max(cost W, cost B) under one price: max is commutative, associative and idempotent, so any
+ *                                 `reconciled_units`), else W's (a tie keeps W's); W's whatever B
+ *                                 counts when W is deliveredFinal (a backend failure: only what the
+ *                                 client received is billed)
+ * Cost is max(cost W, cost B) under one price (or W's when final, whichever write came first): max is commutative, associative and idempotent, so any
  * order, duplicate or replay of the two writes ends in the same row, billed once. The worker's write is
  * ledger.ts's upsert; the report's is REPORT_SQL below. The KeyLimiter charges each id up to the largest
  * cost it is told (KeyLimiter.settle), which is again max: the budget ends equal to the row.
@@ -39,11 +41,11 @@ const REPORT_SQL = `INSERT INTO usage_records
    reconciled_units, backend_reported_at, price_input, price_cached_input, price_output, updated_at)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'recovered', ?, ?, ?, 0, ?, ?, ?, ?, ?)
   ON CONFLICT (request_id) DO UPDATE SET
-    prompt_tokens = IIF(excluded.cost_units > usage_records.cost_units, excluded.prompt_tokens, usage_records.prompt_tokens),
-    cached_tokens = IIF(excluded.cost_units > usage_records.cost_units, excluded.cached_tokens, usage_records.cached_tokens),
-    completion_tokens = IIF(excluded.cost_units > usage_records.cost_units, excluded.completion_tokens, usage_records.completion_tokens),
-    reconciled_units = IIF(excluded.cost_units > usage_records.cost_units, excluded.cost_units - usage_records.cost_units, 0),
-    cost_units = MAX(excluded.cost_units, usage_records.cost_units),
+    prompt_tokens = IIF(NOT usage_records.delivered_final AND excluded.cost_units > usage_records.cost_units, excluded.prompt_tokens, usage_records.prompt_tokens),
+    cached_tokens = IIF(NOT usage_records.delivered_final AND excluded.cost_units > usage_records.cost_units, excluded.cached_tokens, usage_records.cached_tokens),
+    completion_tokens = IIF(NOT usage_records.delivered_final AND excluded.cost_units > usage_records.cost_units, excluded.completion_tokens, usage_records.completion_tokens),
+    reconciled_units = IIF(NOT usage_records.delivered_final AND excluded.cost_units > usage_records.cost_units, excluded.cost_units - usage_records.cost_units, 0),
+    cost_units = IIF(usage_records.delivered_final, usage_records.cost_units, MAX(excluded.cost_units, usage_records.cost_units)),
     backend_reported_at = excluded.backend_reported_at,
     updated_at = excluded.updated_at
   WHERE usage_records.backend_reported_at IS NULL
