@@ -139,8 +139,8 @@ export const MUTATIONS: Mutation[] = [
     file: "worker/api/chat-relay.ts",
     edits: [
       {
-        find: "      unwatch();\n      life.settle({ ...tokens(r), status: statusOf(r) });",
-        replace: "      unwatch();\n      life.settle({ ...tokens(r), cachedTokens: 0, status: statusOf(r) });",
+        find: "      unwatch();\n      life.settle(settlementOf(r));",
+        replace: "      unwatch();\n      life.settle({ ...settlementOf(r), cachedTokens: 0 });",
       },
     ],
     tests: ["test/workers/race-and-stream-billing.test.ts", "test/node/e2e-ledger.test.ts"],
