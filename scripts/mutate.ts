@@ -57,8 +57,10 @@ function run(m: Mutation): { verdict: Verdict; seconds: number } {
 }
 
 const rows: string[] = [];
+let notCaught = 0;
 for (const m of chosen) {
   const { verdict, seconds } = run(m);
+  if (verdict !== "caught") notCaught++;
   const line = `| ${m.id} | ${m.area} | ${m.why} | ${m.tests.map((t) => path.basename(t)).join(", ")} | ${verdict} | ${seconds.toFixed(0)} s |`;
   console.log(line);
   rows.push(line);
@@ -66,5 +68,5 @@ for (const m of chosen) {
 console.log(
   ["", "| mutation | area | the bug | tests run | result | time |", "|---|---|---|---|---|---|", ...rows].join("\n"),
 );
-const survived = rows.filter((r) => r.includes("SURVIVED") || r.includes("stale")).length;
-process.exit(survived > 0 ? 1 : 0);
+// By verdict: a description may contain the word "stale" (admin-patch-whole-row's does).
+process.exit(notCaught > 0 ? 1 : 0);

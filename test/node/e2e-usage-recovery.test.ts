@@ -151,17 +151,23 @@ describe("a worker killed between admit and settle (npm start)", () => {
     // the race, by the first backend before its kill; either way one row, and the record is acknowledged in
     // the journal, so no backend start sends it again.
     // (An acknowledged closed segment is deleted, so "acknowledged" = every segment holding it lists it as acked.)
+    // The backend may delete a segment between the listing and a read: that snapshot is void, look again.
     await until(async () => {
       const dir = join(state, "journal", String(backendPort));
       const files = readdirSync(dir);
-      const holding = files.filter(
-        (f) => f.endsWith(".jsonl") && readFileSync(join(dir, f), "utf8").includes(record.id),
-      );
-      const acked = (seg: string) => {
-        const acks = join(dir, seg.replace(/\.jsonl$/, ".acks"));
-        return files.includes(seg.replace(/\.jsonl$/, ".acks")) && readFileSync(acks, "utf8").includes(record.id);
-      };
-      return holding.every(acked) ? true : undefined;
+      try {
+        const holding = files.filter(
+          (f) => f.endsWith(".jsonl") && readFileSync(join(dir, f), "utf8").includes(record.id),
+        );
+        const acked = (seg: string) => {
+          const acks = join(dir, seg.replace(/\.jsonl$/, ".acks"));
+          return files.includes(seg.replace(/\.jsonl$/, ".acks")) && readFileSync(acks, "utf8").includes(record.id);
+        };
+        return holding.every(acked) ? true : undefined;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw e;
+      }
     }, 30_000);
     expect(await ledger(requestId)).toHaveLength(1);
   });
