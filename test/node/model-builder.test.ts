@@ -1,79 +1,16 @@
-/**
- * Model builder: synthetic HF checkpoints (tiny dims, made in a temp dir) -> int4 ONNX, loaded and run
- * in real onnxruntime-node. Graph structure is checked by decoding model.onnx with onnx-proto
- * (an independent protobuf decoder), and every bad-input error is checked.
- */
-import { spawnSync } from "node:child_process";
-import {
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  truncateSync,
-  openSync,
-  writeSync,
-  closeSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { onnx } from "onnx-proto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { ModelManifest } from "../../contract/model-manifest";
 import { cpuHasMlasQ4Gemm } from "../../gpu-backend/engine/qmoe-weights";
 import { buildModel } from "../../scripts/model-builder/build";
-import { dequantizeRow, quantizeRow } from "../../scripts/model-builder/quantize";
-import { CheckpointError, type HfConfig } from "../../scripts/model-builder/safetensors";
-import { writeSyntheticCheckpoint } from "../../scripts/model-builder/synthetic";
 import { ensurePreset } from "../../scripts/dev-models";
+import { denseCfg, moeCfg, useCheckpointDir } from "./helpers/checkpoints";
 
-const repoRoot = path.resolve(new URL("../..", import.meta.url).pathname);
-const common = {
-  vocab_size: 512,
-  bos_token_id: 1,
-  eos_token_id: 2,
-  max_position_embeddings: 256,
-  rope_theta: 1e6,
-  rms_norm_eps: 1e-5,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  head_dim: 16,
-  hidden_size: 64,
-};
-const moeCfg: HfConfig = {
-  ...common,
-  architectures: ["MixtralForCausalLM"],
-  intermediate_size: 96,
-  num_local_experts: 4,
-  num_experts_per_tok: 2,
-  sliding_window: null,
-};
-const denseCfg: HfConfig = {
-  ...common,
-  architectures: ["MistralForCausalLM"],
-  intermediate_size: 128,
-  sliding_window: 64,
-};
-
-let tmp: string;
-beforeAll(() => {
-  tmp = mkdtempSync(path.join(tmpdir(), "model-builder-test-"));
-});
-afterAll(() => {
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-async function ckpt(
-  name: string,
-  cfg: HfConfig,
-  opts: Partial<Parameters<typeof writeSyntheticCheckpoint>[2]> = {},
-): Promise<string> {
-  const dir = path.join(tmp, "hf", name);
-  await writeSyntheticCheckpoint(dir, cfg, { seed: 7, shards: 1, ...opts });
-  return dir;
-}
+const fx = useCheckpointDir();
+const ckpt = fx.ckpt;
 
 function decode(dir: string, file = "model.onnx"): onnx.ModelProto {
   return onnx.ModelProto.decode(readFileSync(path.join(dir, file)));
@@ -115,48 +52,13 @@ async function runPrompt(dir: string, ids: number[], file = "model.onnx"): Promi
   return out.logits.data as Float32Array;
 }
 
-describe("quantizer", () => {
-  it("maps each block's largest-magnitude weight to -8 and round-trips within half a step", () => {
-    const K = 64;
-    const src = new Float32Array(K);
-    for (let i = 0; i < 32; i++) src[i] = Math.sin(i) * 0.1;
-    src[5] = -0.25; // block 0 absmax, negative -> positive scale
-    src[9] = 0.25; // equal magnitude, opposite sign: clamps to +7
-    // block 1 all zero
-    const q = new Uint8Array(K / 2);
-    const scales = new Float32Array(2);
-    quantizeRow(src, 0, K, 32, q, 0, scales, 0);
-    expect(scales[0]).toBe(Math.fround(-0.25 / -8));
-    expect(q[2] >> 4).toBe(0); // byte 2 = elements 4 (low), 5 (high); element 5 -> q 0 = -8
-    expect(q[4] >> 4).toBe(15); // element 9 -> +7 (clamped)
-    const back = dequantizeRow(q, 0, scales, 0, K, 32);
-    for (let i = 0; i < 32; i++)
-      if (i !== 9) expect(Math.abs(back[i] - src[i])).toBeLessThanOrEqual(scales[0] / 2 + 1e-9);
-    expect(scales[1]).toBe(0);
-    expect([...q.subarray(16)]).toEqual(new Array(16).fill(0x88));
-    expect([...back.subarray(32)].every((v) => v === 0)).toBe(true);
-  });
-
-  it("packs low nibble first and uses round-half-up", () => {
-    const src = Float32Array.from({ length: 32 }, (_, i) =>
-      i === 0 ? -8 : i === 1 ? 1 : i === 2 ? 2.5 : i === 3 ? -2.5 : 0,
-    );
-    const q = new Uint8Array(16);
-    const s = new Float32Array(1);
-    quantizeRow(src, 0, 32, 32, q, 0, s, 0);
-    expect(s[0]).toBe(1);
-    expect(q[0]).toBe(0 | ((1 + 8) << 4));
-    expect(q[1]).toBe((3 + 8) | ((-2 + 8) << 4));
-  });
-});
-
 describe("model builder", () => {
   let moeDir: string;
   let denseDir: string;
 
   beforeAll(async () => {
-    moeDir = path.join(tmp, "out", "moe");
-    denseDir = path.join(tmp, "out", "dense");
+    moeDir = path.join(fx.tmp(), "out", "moe");
+    denseDir = path.join(fx.tmp(), "out", "dense");
     await buildModel({ inDir: await ckpt("moe", moeCfg), outDir: moeDir, name: "moe-test", quiet: true, threads: 2 });
     await buildModel({
       inDir: await ckpt("dense", denseCfg, { shards: 3 }),
@@ -315,7 +217,7 @@ describe("model builder", () => {
   );
 
   it("sharded and single-file checkpoints, worker pool and inline quantizer give identical output", async () => {
-    const single = path.join(tmp, "out", "dense-single");
+    const single = path.join(fx.tmp(), "out", "dense-single");
     const inDir = await ckpt("dense-single", denseCfg, { shards: 1 });
     await buildModel({ inDir, outDir: single, quiet: true, contextLength: 128, name: "dense", threads: 0 });
     expect(
@@ -324,13 +226,13 @@ describe("model builder", () => {
   });
 
   it("f32 and f16 checkpoints: f32 holding the same weights gives identical output, f16 builds and runs", async () => {
-    const f32 = path.join(tmp, "out", "moe-f32");
+    const f32 = path.join(fx.tmp(), "out", "moe-f32");
     await buildModel({ inDir: await ckpt("moe-f32", moeCfg, { dtype: "F32" }), outDir: f32, quiet: true, threads: 0 });
     expect(
       readFileSync(path.join(f32, "model.onnx.data")).equals(readFileSync(path.join(moeDir, "model.onnx.data"))),
     ).toBe(true);
     expect(JSON.parse(readFileSync(path.join(f32, "model.json"), "utf8")).source.dtype).toBe("f32");
-    const f16 = path.join(tmp, "out", "moe-f16");
+    const f16 = path.join(fx.tmp(), "out", "moe-f16");
     await buildModel({ inDir: await ckpt("moe-f16", moeCfg, { dtype: "F16" }), outDir: f16, quiet: true, threads: 0 });
     const a = await runPrompt(moeDir, [1, 5, 9]);
     const b = await runPrompt(f16, [1, 5, 9]);
@@ -346,8 +248,8 @@ describe("model builder", () => {
 
 describe("dev models", () => {
   it("builds the tiny preset once, then reports it cached", async () => {
-    const hf = path.join(tmp, "dev-hf");
-    const out = path.join(tmp, "dev-out");
+    const hf = path.join(fx.tmp(), "dev-hf");
+    const out = path.join(fx.tmp(), "dev-out");
     expect(await ensurePreset("tiny", hf, out)).toBe("built");
     const man = JSON.parse(readFileSync(path.join(out, "tiny", "model.json"), "utf8")) as ModelManifest;
     expect(man).toMatchObject({
@@ -359,92 +261,5 @@ describe("dev models", () => {
     });
     expect(man.sliding_window).toBeGreaterThan(0);
     expect(await ensurePreset("tiny", hf, out)).toBe("cached");
-  });
-});
-
-describe("model builder errors", () => {
-  const build = (inDir: string, extra: Partial<Parameters<typeof buildModel>[0]> = {}) =>
-    buildModel({ inDir, outDir: path.join(tmp, "out", "err"), quiet: true, threads: 0, ...extra });
-  const rejects = async (p: Promise<unknown>, re: RegExp) => {
-    const e = await p.then(
-      () => undefined,
-      (x: unknown) => x,
-    );
-    expect(e).toBeInstanceOf(CheckpointError);
-    expect((e as Error).message).toMatch(re);
-    expect((e as Error).message).not.toContain("\n");
-  };
-
-  it("unsupported architecture", async () => {
-    const dir = await ckpt("arch", denseCfg);
-    const cfg = JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8"));
-    writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...cfg, architectures: ["LlamaForCausalLM"] }));
-    await rejects(build(dir), /unsupported architecture LlamaForCausalLM/);
-  });
-
-  it("missing, extra and misshapen tensors", async () => {
-    const missing = await ckpt("missing", moeCfg, {
-      mutate: (t) => t.filter((x) => x.name !== "model.layers.1.block_sparse_moe.experts.3.w2.weight"),
-    });
-    await rejects(build(missing), /missing 1 tensor\(s\): model\.layers\.1\.block_sparse_moe\.experts\.3\.w2\.weight/);
-    const extra = await ckpt("extra", moeCfg, {
-      mutate: (t) => [...t, { name: "model.layers.0.bogus.weight", shape: [4] }],
-    });
-    await rejects(build(extra), /unexpected tensor\(s\).*model\.layers\.0\.bogus\.weight/);
-    const shape = await ckpt("shape", moeCfg, {
-      mutate: (t) =>
-        t.map((x) => (x.name === "model.layers.0.self_attn.k_proj.weight" ? { ...x, shape: [64, 64] } : x)),
-    });
-    await rejects(build(shape), /k_proj\.weight has shape \[64, 64\], expected \[32, 64\]/);
-  });
-
-  it("truncated or corrupt safetensors", async () => {
-    const dir = await ckpt("trunc", denseCfg);
-    const file = path.join(dir, "model.safetensors");
-    const size = readFileSync(file).length;
-    truncateSync(file, size - 10);
-    await rejects(build(dir), /truncated/);
-    truncateSync(file, 4);
-    await rejects(build(dir), /truncated/);
-    const bad = await ckpt("corrupt", denseCfg);
-    const fd = openSync(path.join(bad, "model.safetensors"), "r+");
-    writeSync(fd, Buffer.from("{{{{"), 0, 4, 8);
-    closeSync(fd);
-    await rejects(build(bad), /corrupt safetensors header/);
-    const fd2 = openSync(path.join(bad, "model.safetensors"), "r+");
-    writeSync(fd2, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0]), 0, 8, 0);
-    closeSync(fd2);
-    await rejects(build(bad), /corrupt or truncated safetensors header/);
-  });
-
-  it("dims not divisible by the block size, bad options", async () => {
-    const dir = await ckpt("div", { ...denseCfg, hidden_size: 96, head_dim: 24 });
-    await rejects(build(dir, { blockSize: 64 }), /hidden_size 96 is not divisible by the block size 64/);
-    await rejects(build(dir, { blockSize: 48 }), /--block-size must be one of/);
-    await rejects(build(dir, { contextLength: 100000 }), /exceeds the model's max_position_embeddings/);
-  });
-
-  it("output dir not writable, input missing", async () => {
-    const dir = await ckpt("outdir", denseCfg);
-    const file = path.join(tmp, "a-file");
-    writeFileSync(file, "x");
-    await rejects(build(dir, { outDir: path.join(file, "sub") }), /output directory .* is not writable/);
-    await rejects(build(path.join(tmp, "nope")), /input directory .* does not exist/);
-    await rejects(build(tmp), /has no config\.json/);
-  });
-
-  it("CLI: one-line error on stderr, exit code 1, no stack trace", () => {
-    const tsx = path.join(repoRoot, "node_modules/.bin/tsx");
-    const cli = path.join(repoRoot, "scripts/build-model.ts");
-    const noIn = spawnSync(tsx, [cli, "--out", path.join(tmp, "x")], { encoding: "utf8" });
-    expect(noIn.status).toBe(1);
-    expect(noIn.stderr.trim().split("\n")).toHaveLength(1);
-    expect(noIn.stderr).toMatch(/--in is required/);
-    const bad = spawnSync(tsx, [cli, "--in", path.join(tmp, "nope"), "--out", path.join(tmp, "x")], {
-      encoding: "utf8",
-    });
-    expect(bad.status).toBe(1);
-    expect(bad.stderr.trim()).toMatch(/^build-model: error: input directory .* does not exist$/);
-    expect(bad.stderr).not.toMatch(/\n\s+at /);
   });
 });
