@@ -1,188 +1,34 @@
 /**
  * End to end through the real pieces: the worker under wrangler's unstable_startWorker (workerd,
  * miniflare D1/DO/Queues/Cache, request.signal on disconnect) in front of a real backend process
- * (ONNX Runtime, dev models), with a key made through the admin API. Plain HTTP, no SDKs.
+ * (ONNX Runtime, dev models), with a key made through the admin API. Plain HTTP, no SDKs. The stack
+ * and its helpers are in helpers/edge-stack.ts.
  */
-import type { ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { EventEmitter } from "node:events";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyLocalMigrations, startLocalWorker, type LocalWorker } from "../../scripts/lib/local-worker";
+import { describe, expect, it } from "vitest";
 import { WIRE_VERSION } from "../../contract/wire";
 import { applyChatTemplate, encode } from "../../worker/tokenizer";
-import { freePort, lineSplitter, spawnUntilReady, stopProcess } from "../../scripts/lib/processes";
+import {
+  haveModels,
+  backendToken,
+  backendUrl,
+  base,
+  apiKey,
+  generated,
+  backendFinished,
+  until,
+  post,
+  newKey,
+  newKeyRow,
+  requestRecords,
+  readSse,
+  usage,
+  backendMetric,
+  type Json,
+  useEdgeStack,
+} from "./helpers/edge-stack";
 
-const root = resolve(import.meta.dirname, "../..");
-const haveModels = ["tiny", "small"].every((m) => existsSync(resolve(root, "models/dev", m, "model.json")));
-if (!haveModels) console.warn("e2e-worker: models/dev/{tiny,small} missing (run `npm run models`); skipping");
-
-const backendToken = randomBytes(16).toString("hex");
-const adminToken = randomBytes(16).toString("hex");
-
-let backend: ChildProcess | undefined;
-let backendUrl = "";
-let worker: LocalWorker | undefined;
-let base = "";
-let stateDir = "";
-let apiKey = "";
-
-type Json = Record<string, any>;
-
-/** The backend's audit lines ({"event":"generate",...}, one per finished generation), as events. */
-const generated: Json[] = [];
-const generatedEvents = new EventEmitter();
-
-/** Resolves with the first audit line (seen so far or to come) that matches: an event, not a timed wait. */
-function backendFinished(match: (line: Json) => boolean): Promise<Json> {
-  const seen = generated.find(match);
-  if (seen) return Promise.resolve(seen);
-  return new Promise((resolve) => {
-    const on = (line: Json) => {
-      if (!match(line)) return;
-      generatedEvents.off("line", on);
-      resolve(line);
-    };
-    generatedEvents.on("line", on);
-  });
-}
-
-/** Polls a condition until it holds (no deadline of its own: the test's timeout bounds it). */
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function post(path: string, body: unknown, init: RequestInit = {}, key = apiKey): Promise<Response> {
-  return fetch(`${base}${path}`, {
-    method: "POST",
-    ...init,
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...(init.headers ?? {}) },
-    body: JSON.stringify(body),
-  });
-}
-
-async function newKey(name: string): Promise<string> {
-  return (await newKeyRow(name)).key;
-}
-
-async function newKeyRow(name: string, monthlyBudgetMicros = 1_000_000_000): Promise<{ id: string; key: string }> {
-  const res = await fetch(`${base}/v1/admin/keys`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-    body: JSON.stringify({
-      name,
-      tiers: ["mistral-tiny", "mistral-small", "mistral-embed"],
-      rpm: 10_000,
-      tpm: 10_000_000,
-      monthly_budget_micros: monthlyBudgetMicros,
-    }),
-  });
-  expect(res.status, await res.clone().text()).toBeLessThan(300);
-  return (await res.json()) as { id: string; key: string };
-}
-
-async function requestRecords(keyId: string): Promise<Json[]> {
-  const res = await fetch(`${base}/v1/admin/usage/requests?key_id=${keyId}`, {
-    headers: { authorization: `Bearer ${adminToken}` },
-  });
-  return ((await res.json()) as { data: Json[] }).data;
-}
-
-/** Reads an SSE response to the end; returns its data payloads. */
-async function readSse(res: Response): Promise<(Json | "[DONE]")[]> {
-  const text = await res.text();
-  return text
-    .split("\n\n")
-    .filter((f) => f.startsWith("data: "))
-    .map((f) => f.slice(6))
-    .map((d) => (d === "[DONE]" ? "[DONE]" : JSON.parse(d)));
-}
-
-async function usage(key: string): Promise<Json[]> {
-  const res = await fetch(`${base}/v1/usage`, { headers: { authorization: `Bearer ${key}` } });
-  return ((await res.json()) as { data: Json[] }).data;
-}
-
-async function backendMetric(name: string, labels: string): Promise<number> {
-  const text = await (
-    await fetch(`${backendUrl}/metrics`, { headers: { authorization: `Bearer ${backendToken}` } })
-  ).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
-  return line ? Number(line.split(" ").at(-1)) : 0;
-}
-
-beforeAll(async () => {
-  if (!haveModels) return;
-  const backendPort = await freePort();
-  backendUrl = `http://127.0.0.1:${backendPort}`;
-  const started = await spawnUntilReady(
-    resolve(root, "node_modules/.bin/tsx"),
-    [
-      "gpu-backend/main.ts",
-      "--model",
-      "models/dev/tiny",
-      "--model",
-      "models/dev/small",
-      "--port",
-      String(backendPort),
-      "--token",
-      backendToken,
-      "--threads",
-      "1",
-    ],
-    { cwd: root, env: process.env, ready: /backend ready/, timeoutMs: 240_000, label: "backend" },
-  );
-  backend = started.child;
-  const onLine = lineSplitter((line) => {
-    if (!line.startsWith('{"event":"generate"')) return;
-    const ev = JSON.parse(line) as Json;
-    generated.push(ev);
-    generatedEvents.emit("line", ev);
-  });
-  backend.stdout!.on("data", onLine());
-
-  // D1 schema: the same migrations `npm start` applies, into the state dir the worker then uses.
-  stateDir = mkdtempSync(join(tmpdir(), "moe-edge-e2e-worker-"));
-  applyLocalMigrations(root, stateDir);
-
-  const tiers = {
-    "mistral-tiny": {
-      backends: [backendUrl],
-      backend_model: "tiny",
-      context_window: 4096,
-      price: { input: 140000, cached_input: 14000, output: 420000 },
-    },
-    "mistral-small": {
-      backends: [backendUrl],
-      backend_model: "small",
-      context_window: 4096,
-      price: { input: 600000, cached_input: 60000, output: 1800000 },
-    },
-    "mistral-embed": {
-      backends: [backendUrl],
-      backend_model: "small",
-      context_window: 4096,
-      kind: "embedding",
-      price: { input: 100000, cached_input: 100000, output: 0 },
-    },
-  };
-  worker = await startLocalWorker({ root, persistDir: stateDir, tiers, backendToken, adminToken });
-  base = worker.url;
-  apiKey = await newKey("e2e-worker");
-}, 300_000);
-
-afterAll(async () => {
-  await worker?.dispose();
-  if (backend) await stopProcess(backend);
-  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-});
+useEdgeStack();
 
 const messages = [{ role: "user" as const, content: "Write a long story about a lighthouse keeper and the sea." }];
 
