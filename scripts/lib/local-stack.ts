@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { lineLog } from "./line-log";
 import { freePorts, lineSplitter, portIsFree, stopProcess } from "./processes";
 
 export interface LocalStack {
@@ -65,28 +66,10 @@ export async function startLocalStack(o: {
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const lines: string[] = [];
-  const waiters: Array<{ re: RegExp; from: number; resolve: (m: RegExpMatchArray) => void }> = [];
-  const onLine = lineSplitter((line) => {
-    lines.push(line);
-    for (const w of [...waiters]) {
-      const m = lines.length - 1 >= w.from ? line.match(w.re) : null;
-      if (m) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(m);
-      }
-    }
-  });
+  const { lines, push, waitFor } = lineLog();
+  const onLine = lineSplitter(push);
   child.stdout!.on("data", onLine());
   child.stderr!.on("data", onLine());
-  const waitFor = (re: RegExp, from = 0) =>
-    new Promise<RegExpMatchArray>((res) => {
-      for (const line of lines.slice(from)) {
-        const m = line.match(re);
-        if (m) return res(m);
-      }
-      waiters.push({ re, from, resolve: res });
-    });
   const stop = async () => {
     await stopProcess(child, 20_000);
     rmSync(stateDir, { recursive: true, force: true });

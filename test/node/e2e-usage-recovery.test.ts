@@ -10,17 +10,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { UsageRecord as Report, UsageStatusResponse } from "../../contract/usage";
 import { startLauncher, TINY_STACK, type Launched } from "./helpers/launcher";
-import { lineLog } from "./helpers/line-log";
+import { lineLog } from "../../scripts/lib/line-log";
+import type { LedgerRecord as LedgerRow } from "../../scripts/lib/soak-ledger";
 import { nextTurn, until as untilWith } from "./helpers/poll";
-
-interface LedgerRow {
-  request_id: string;
-  status: string;
-  prompt_tokens: number;
-  cached_tokens: number;
-  completion_tokens: number;
-  cost_units: string;
-}
 
 /** Re-checks `probe` (itself one HTTP round trip, which paces the loop) until it yields, up to `limitMs`. */
 const until = <T>(probe: () => Promise<T | undefined>, limitMs: number) =>

@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLauncher, TINY_STACK, type Launched } from "./helpers/launcher";
-import { lineLog } from "./helpers/line-log";
+import { lineLog } from "../../scripts/lib/line-log";
 import { exitOf } from "./helpers/process";
 
 describe("npm start supervision", () => {

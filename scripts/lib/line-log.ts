@@ -1,4 +1,4 @@
-/** A process's output lines, and a way to wait for one that matches (already printed: at once). */
+/** A process's output lines, and a way to wait for one that matches (already printed: at once). Used by the soak's stack (local-stack.ts) and the launcher tests. */
 export interface LineLog {
   lines: string[];
   /** Feeds one line (pass it as spawnUntilReady's `echo`). */
