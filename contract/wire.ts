@@ -7,10 +7,11 @@
 import { z } from "zod";
 
 /**
- * 2: response_format, logprobs and top_logprobs (structured output). A version-1 backend would drop those
- * fields in validation and generate unconstrained text, so it must refuse this edge instead.
+ * 3: `format_trigger` (tool calls under tool_choice "auto") and `priority` (batch lines). A version-2
+ * backend would drop them and constrain from the first token, or serve batch work ahead of interactive
+ * work, so it must refuse this edge instead. (2 added response_format and logprobs.)
  */
-export const WIRE_VERSION = 2;
+export const WIRE_VERSION = 3;
 
 /**
  * The edge names the contract version it speaks on every request (`x-moe-wire-version: 2`). A backend
@@ -74,6 +75,13 @@ export const GenerateRequestSchema = z.object({
   logprobs: z.boolean().optional(),
   /** Alternatives per token in those logprobs (needs logprobs: true). */
   top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).optional(),
+  /**
+   * With response_format: decode freely until the output contains this text (a tool-call marker), then
+   * constrain what follows it by response_format. Without it the format applies from the first token.
+   */
+  format_trigger: z.string().min(1).max(64).optional(),
+  /** "batch" work only fills capacity that interactive requests leave idle; absent means "interactive". */
+  priority: z.enum(["interactive", "batch"]).optional(),
   ...billingFields,
 });
 export type GenerateRequest = z.input<typeof GenerateRequestSchema>;
