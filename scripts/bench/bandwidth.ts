@@ -5,9 +5,10 @@
  * bound: a decoded token must read every active weight byte at least once, so
  * tokens/s <= bandwidth / (weight bytes read per token).
  *
- * Run alone: `npx tsx scripts/bench/bandwidth.ts [--threads 2]` prints GB/s.
+ * Run alone: `npm run bench:bandwidth -- [--threads 2]` prints GB/s.
  */
 import * as ort from "onnxruntime-node";
+import { parseCli } from "../lib/cli";
 import { DataType, encodeModel } from "../model-builder/onnx-proto";
 
 const ROWS = 65536;
@@ -61,8 +62,11 @@ export async function measureReadBandwidth(threads: number, runs = 12): Promise<
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const i = process.argv.indexOf("--threads");
-  const threads = i > 0 ? Number(process.argv[i + 1]) : 2;
+  const { values } = parseCli("bench:bandwidth", process.argv.slice(2), {
+    usage: "usage: npm run bench:bandwidth -- [--threads 2]",
+    options: { threads: { type: "string", default: "2" } },
+  });
+  const threads = Number(values.threads);
   const bps = await measureReadBandwidth(threads);
   console.log(`read bandwidth, ${threads} thread(s): ${(bps / 1e9).toFixed(1)} GB/s`);
 }
