@@ -44,9 +44,15 @@ export class TokenFlow {
     const p = seq.params;
     let c = seq.constraint;
     if (!c) seq.trigger?.refuseOverruns(row);
-    if (c && !c.apply(row)) return this.finish(seq, "error", "response_format allows no token here");
+    if (c && !c.apply(row)) {
+      this.finish(seq, "error", "response_format allows no token here");
+      return;
+    }
     const tok = sampleToken(row, p, seq.rng);
-    if (tok === this.eos || p.stop_token_ids.includes(tok)) return this.finish(seq, "stop");
+    if (tok === this.eos || p.stop_token_ids.includes(tok)) {
+      this.finish(seq, "stop");
+      return;
+    }
     this.commit(seq, [tok], p.logprobs ? [tokenLogprob(row, tok, p.top_logprobs ?? 0)] : undefined);
     seq.feed = [tok];
     if (c) c.accept(tok);
@@ -54,8 +60,10 @@ export class TokenFlow {
       const rest = seq.trigger.observe(seq.format.vocab.bytes(tok) ?? new Uint8Array(0));
       if (rest) {
         c = seq.constraint = new Constraint(seq.format, p.stop_token_ids);
-        if (!c.acceptBytes(rest))
-          return this.finish(seq, "error", "the text after format_trigger does not match response_format");
+        if (!c.acceptBytes(rest)) {
+          this.finish(seq, "error", "the text after format_trigger does not match response_format");
+          return;
+        }
       }
     }
     if (this.ended(seq)) return;
