@@ -29,7 +29,7 @@ async function warm(engine: Engine): Promise<void> {
         cache_salt: "\u0000warmup",
         request_id: "warmup",
       },
-      (ev) => ev.type === "done" && resolve(),
+      (out) => out.finish && resolve(),
     );
   });
   await engine.embed([[bos, 415]]);
@@ -48,7 +48,7 @@ async function warm(engine: Engine): Promise<void> {
         request_id: "warmup-json",
         response_format: { type: "json_object" },
       },
-      (ev) => ev.type === "done" && resolve(),
+      (out) => out.finish && resolve(),
     );
   });
   engine.resetMetrics();
