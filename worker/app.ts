@@ -19,6 +19,8 @@ import { consoleRoutes } from "./console/routes";
 import { internalUsageRoutes } from "./routes/internal-usage";
 import { openApiRoutes } from "./routes/openapi";
 import { faultRoutes } from "./dev/fault-routes";
+import { registryRoutes } from "./routes/registry";
+import { ensureLiveReplicas } from "./serving/live-replicas";
 
 export function createApp() {
   const app = factory.createApp();
@@ -38,6 +40,8 @@ export function createApp() {
   app.route("/console", consoleRoutes);
   // The backend's usage reports (its own USAGE_TOKEN; 404 while unset).
   app.route("/internal/usage", internalUsageRoutes);
+  // Backends joining, heartbeating and leaving (REGISTRY_TOKEN; 404 while unset).
+  app.route("/internal/registry", registryRoutes);
   // Fault injection for the local soak: a 404 unless FAULTS=1 (never in wrangler.toml; dev/faults.ts).
   app.route("/internal/faults", faultRoutes);
 
@@ -45,6 +49,11 @@ export function createApp() {
   // CORS first: a preflight carries no key (off unless CORS_ORIGINS is set; middleware/cors.ts).
   app.use("/v1/*", apiCors);
   app.use("/v1/*", apiAuth);
+  // The live replica set for routing: at most one registry read per isolate per LIVE_TTL_MS (serving/live-replicas.ts).
+  app.use("/v1/*", async (c, next) => {
+    await ensureLiveReplicas(c.env, (p) => c.executionCtx.waitUntil(p));
+    await next();
+  });
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/usage", usageRoutes);
   app.route("/v1", keyRoutes);
