@@ -2,7 +2,7 @@ import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { lookupAccount } from "../../worker/billing/keys";
 import { admit, limiterFor, settle } from "../../worker/billing/meter";
-import { costUnits, reservationUnits, unitsToMicros } from "../../worker/billing/money";
+import { costUnits, discountUnits, reservationUnits, unitsToMicros } from "../../worker/billing/money";
 import type { Account, Pricing } from "../../worker/billing/types";
 import { ApiError } from "../../worker/errors";
 
@@ -24,10 +24,19 @@ describe("pricing arithmetic (exact integers, units of 1e-12 EUR)", () => {
   it("3 tokens of mistral-tiny input = 420000 units = 0.42 µ€", () => {
     const u = costUnits(TINY, { promptTokens: 3, cachedTokens: 0, completionTokens: 0 });
     expect(u).toBe(420_000n);
-    expect(unitsToMicros(u)).toBe(0); // rounds half up: 0.42 -> 0
-    expect(unitsToMicros(500_000n)).toBe(1);
-    expect(unitsToMicros(499_999n)).toBe(0);
-    expect(unitsToMicros(1_500_000n)).toBe(2);
+    // The one rounding rule: exact units rounded UP to whole micro-euros (a non-zero cost never reads 0).
+    expect(unitsToMicros(u)).toBe(1);
+    expect(unitsToMicros(0n)).toBe(0);
+    expect(unitsToMicros(1n)).toBe(1);
+    expect(unitsToMicros(1_000_000n)).toBe(1);
+    expect(unitsToMicros(1_000_001n)).toBe(2);
+    expect(unitsToMicros(121_000_001n)).toBe(122);
+  });
+
+  it("a discount applies to exact units and rounds up to a whole unit", () => {
+    expect(discountUnits(1_000_001n, 1n, 2n)).toBe(500_001n);
+    expect(discountUnits(1_000_000n, 1n, 2n)).toBe(500_000n);
+    expect(discountUnits(0n, 1n, 2n)).toBe(0n);
   });
 
   it("cached prompt tokens are billed at the cached rate only (10% of input), never twice", () => {

@@ -41,7 +41,7 @@ keyRoutes.get("/key", async (c) => {
     monthly_budget_micros: account.monthlyBudgetMicros,
     spent_micros: unitsToMicros(spent),
     reserved_micros: unitsToMicros(reserved),
-    // Floored, not rounded: never promise a micro-euro that is not there.
+    // Floored, unlike every cost: never promise a micro-euro that is not there.
     remaining_micros: left > 0n ? Number(left / UNITS_PER_MICRO) : 0,
     period_start: period.start,
     period_end: period.end,
