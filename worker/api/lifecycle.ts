@@ -21,7 +21,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../factory";
 import { admit, extendReservation, recordRejected, settle } from "../billing/meter";
-import { costUnits, reservationUnits, unitsToMicros } from "../billing/money";
+import { costUnits, reservationUnits, unitsToMicrosCeil } from "../billing/money";
 import { SlicedReservation, firstSlice } from "../billing/slices";
 import type { Account, Pricing, UsageStatus } from "../billing/types";
 import { ApiError } from "../errors";
@@ -164,7 +164,7 @@ export class Lifecycle {
 
   /** `usage.cost_micros`: the exact cost of these tokens, rounded up to whole micro-euros. */
   costMicros(t: Tokens): number {
-    return this.pricing ? unitsToMicros(costUnits(this.pricing, t)) : 0;
+    return this.pricing ? unitsToMicrosCeil(costUnits(this.pricing, t)) : 0;
   }
 
   /** Charges and records the request exactly once, in the background (survives a client disconnect). */

@@ -83,3 +83,6 @@ export function isValidPricing(p: unknown): p is Pricing {
   const r = p as Record<string, unknown>;
   return [r.input, r.cached_input, r.output].every((x) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0);
 }
+
+/** The same rule under the name the request path imports (`usage.cost_micros`). */
+export const unitsToMicrosCeil = unitsToMicros;
