@@ -8,6 +8,7 @@ import { ApiError, internalError, notFound } from "./errors";
 import { factory } from "./factory";
 import { apiAuth } from "./middleware/auth";
 import { apiCors } from "./middleware/cors";
+import { requireSoundConfig } from "./middleware/config-guard";
 import { adminRoutes } from "./routes/admin";
 import { usageRoutes } from "./routes/usage";
 import { chatRoutes } from "./routes/chat";
@@ -23,6 +24,8 @@ import { faultRoutes } from "./dev/fault-routes";
 export function createApp() {
   const app = factory.createApp();
 
+  // A short secret refuses every request with a clear config error (config.ts), before anything else.
+  app.use("*", requireSoundConfig);
   app.use("*", async (c, next) => {
     // Always server-generated: the id keys the usage ledger (one billed record per id), so a
     // client-chosen x-request-id could make repeated requests collapse into one record.
