@@ -19,6 +19,7 @@ import { tokenizeRoutes } from "./routes/tokenize";
 import { consoleRoutes } from "./console/routes";
 import { internalUsageRoutes } from "./routes/internal-usage";
 import { openApiRoutes } from "./routes/openapi";
+import { unsupportedRoutes } from "./routes/unsupported";
 import { faultRoutes } from "./dev/fault-routes";
 
 export function createApp() {
@@ -55,6 +56,8 @@ export function createApp() {
   app.route("/v1", chatRoutes);
   app.route("/v1", embeddingsRoutes);
   app.route("/v1", modelsRoutes);
+  // Known OpenAI/Mistral endpoints this API does not serve: 404 not_supported (after every real route).
+  app.route("/v1", unsupportedRoutes);
 
   app.notFound(() => {
     throw notFound("Unknown endpoint.", "unknown_url");
