@@ -1,6 +1,7 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { lookupAccount } from "../../worker/billing/keys";
+import { resetDate } from "../../worker/billing/budget";
 import { admit, limiterFor, settle } from "../../worker/billing/meter";
 import { costUnits, discountUnits, reservationUnits, unitsToMicros } from "../../worker/billing/money";
 import type { Account, Pricing } from "../../worker/billing/types";
@@ -86,8 +87,10 @@ describe("monthly budget under concurrency", () => {
     for (const r of refused) {
       const e = r.reason as ApiError;
       expect(e).toBeInstanceOf(ApiError);
+      // Nothing is spent yet: the three in flight hold the budget, so waiting may help (Retry-After).
       expect(e.status).toBe(429);
-      expect(e.body().error).toMatchObject({ type: "insufficient_quota", code: "insufficient_quota" });
+      expect(e.body().error).toMatchObject({ type: "rate_limit_error", code: "budget_held" });
+      expect(e.headers["retry-after"]).toBe("1");
     }
     // Settle the admitted ones at their worst case: spend = 3000 µ€ <= 3500.
     await Promise.all(
@@ -118,8 +121,15 @@ describe("monthly budget under concurrency", () => {
       promptTokens: 100,
       maxCompletionTokens: 100,
     }).catch((x: ApiError) => x);
-    expect((e as ApiError).type).toBe("insufficient_quota");
+    // Not spent (500 µ€ remain), so not insufficient_quota: it names what it needs, what remains and what fits.
+    expect((e as ApiError).status).toBe(400);
+    expect((e as ApiError).code).toBe("budget_insufficient");
+    expect((e as ApiError).param).toBe("max_tokens");
+    expect((e as ApiError).message).toBe(
+      `This request needs 1000 µ€ of budget to start (its 100-token prompt and the first 100 of its max_tokens 100, at mistral-medium prices; in all it can cost up to 1000 µ€); 500 µ€ remain this month (resets on ${resetDate(Date.now())}, UTC). To send it, set max_tokens to 33 or less, or raise the key's monthly budget.`,
+    );
     expect((e as ApiError).headers["retry-after"]).toBeUndefined();
+    expect((e as ApiError).headers["x-should-retry"]).toBe("false");
     // ...while a smaller one still fits.
     await expect(
       admit(env, account, {
@@ -138,7 +148,7 @@ describe("monthly budget under concurrency", () => {
     await admit(env, account, { ...req, requestId: "rel-1" });
     await expect(admit(env, account, { ...req, requestId: "rel-2" })).rejects.toMatchObject({
       status: 429,
-      type: "insufficient_quota",
+      code: "budget_held",
     });
     // rel-1 turns out cheap: 100 prompt tokens, 0 completion = 250 µ€.
     await settle(env, account, {
@@ -151,5 +161,32 @@ describe("monthly budget under concurrency", () => {
       endedAt: Date.now(),
     });
     await expect(admit(env, account, { ...req, requestId: "rel-3" })).resolves.toBeTruthy();
+  });
+
+  it("a budget truly spent is insufficient_quota, with x-should-retry: false and the reset date", async () => {
+    const account = await newAccount({ rpm: 1000, tpm: 1_000_000, monthly_budget_micros: 1000 });
+    const req = { model: "mistral-medium", pricing: MEDIUM, promptTokens: 100, maxCompletionTokens: 100 };
+    await admit(env, account, { ...req, requestId: "spent-1" }); // reserves exactly 1000 µ€
+    await settle(env, account, {
+      ...req,
+      requestId: "spent-1",
+      cachedTokens: 0,
+      completionTokens: 100,
+      status: "ok",
+      startedAt: Date.now(),
+      endedAt: Date.now(),
+    });
+    const e = (await admit(env, account, {
+      ...req,
+      promptTokens: 1,
+      maxCompletionTokens: 1,
+      requestId: "spent-2",
+    }).catch((x: ApiError) => x)) as ApiError;
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e.body().error).toMatchObject({ type: "insufficient_quota", code: "insufficient_quota" });
+    expect(e.status).toBe(429);
+    expect(e.headers["x-should-retry"]).toBe("false");
+    expect(e.message).toContain("1000 µ€ of 1000 µ€ used this month");
+    expect(e.message).toContain(`resets on ${resetDate(Date.now())}`);
   });
 });

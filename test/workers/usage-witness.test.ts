@@ -195,9 +195,9 @@ describe("a request whose worker never settled", () => {
       maxCompletionTokens: 1,
     }).then(
       () => null,
-      (x: { type?: string }) => x,
+      (x: { code?: string }) => x,
     );
-    expect(e?.type).toBe("insufficient_quota");
+    expect(e?.code).toBe("budget_insufficient"); // 0.08 µ€ remain: not spent, but too little for this request
   });
 
   it("a report naming no key, for a request the ledger does not know, is acknowledged and bills nobody", async () => {
@@ -323,9 +323,9 @@ describe("the limiter rebuilds from D1", () => {
       maxCompletionTokens: 10,
     }).then(
       () => null,
-      (x: { type?: string }) => x,
+      (x: { code?: string }) => x,
     );
-    expect(refused?.type).toBe("insufficient_quota");
+    expect(refused?.code).toBe("budget_insufficient"); // 0.48 µ€ remain, the request needs 5.6
     expect((await status(account)).spentUnits).toBe(before);
   });
 });

@@ -18,6 +18,7 @@
 import type { Env } from "../env";
 import { ApiError, internalError } from "../errors";
 import { modelNotFound } from "../serving/tiers";
+import { budgetRefusal, NO_RETRY } from "./budget";
 import { insertUsage, type UsageRecord } from "./ledger";
 import { costUnits, isValidPricing, reservationUnits, tokenCount } from "./money";
 import { retryHeaders } from "./rate";
@@ -92,6 +93,8 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
   if (!isValidPricing(req.pricing)) throw internalError();
   const prompt = tokenCount(req.promptTokens);
   const maxCompletion = tokenCount(req.maxCompletionTokens);
+  const reservedCompletion = Math.min(maxCompletion, tokenCount(req.budgetCompletionTokens ?? maxCompletion));
+  const reserveUnits = reservationUnits(req.pricing, prompt, reservedCompletion);
 
   let result: LimiterAdmitResult;
   try {
@@ -104,11 +107,7 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
       tpm: account.tpm,
       budgetMicros: account.monthlyBudgetMicros,
       tokens: prompt + maxCompletion,
-      reserveUnits: reservationUnits(
-        req.pricing,
-        prompt,
-        Math.min(maxCompletion, tokenCount(req.budgetCompletionTokens ?? maxCompletion)),
-      ).toString(),
+      reserveUnits: reserveUnits.toString(),
     });
   } catch (err) {
     // Fail closed: without the limiter we cannot promise the budget.
@@ -130,6 +129,20 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
     if (ctx) ctx.waitUntil(write);
     else await write;
   }
+  if (result.reason === "budget" && result.spend)
+    throw budgetRefusal(
+      { budgetMicros: account.monthlyBudgetMicros, ...result.spend },
+      {
+        model: req.model,
+        pricing: req.pricing,
+        promptTokens: prompt,
+        maxCompletionTokens: maxCompletion,
+        reservedCompletionTokens: reservedCompletion,
+        reserveUnits: reserveUnits.toString(),
+      },
+      Date.now(),
+      result.headers,
+    );
   throw refusal(result, req.model);
 }
 
@@ -195,14 +208,14 @@ export async function budgetStatus(env: Env, account: Account): Promise<LimiterS
 function refusal(r: Extract<LimiterAdmitResult, { ok: false }>, model: string): ApiError {
   const headers = { ...r.headers, ...(r.retryAfterMs !== null ? retryHeaders(r.retryAfterMs) : {}) };
   switch (r.reason) {
-    case "budget":
+    case "budget": // only without the limiter's figures (admit builds the full message: billing/budget.ts)
       return new ApiError(
         429,
-        "You exceeded your monthly budget for this API key.",
+        "This request does not fit what remains of this key's monthly budget.",
         "insufficient_quota",
         "insufficient_quota",
         null,
-        headers,
+        { ...headers, ...NO_RETRY },
       );
     case "requests":
       return new ApiError(
@@ -229,7 +242,7 @@ function refusal(r: Extract<LimiterAdmitResult, { ok: false }>, model: string): 
         "rate_limit_error",
         "request_too_large",
         null,
-        headers,
+        { ...headers, ...NO_RETRY },
       );
     case "duplicate":
       return new ApiError(409, "Duplicate request id.", "invalid_request_error", "duplicate_request_id");

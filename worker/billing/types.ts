@@ -85,7 +85,14 @@ export type RefusalReason = "requests" | "tokens" | "too_large" | "budget" | "du
 
 export type LimiterAdmitResult =
   | { ok: true; headers: Record<string, string> }
-  | { ok: false; reason: RefusalReason; retryAfterMs: number | null; headers: Record<string, string> };
+  | {
+      ok: false;
+      reason: RefusalReason;
+      retryAfterMs: number | null;
+      headers: Record<string, string>;
+      /** On a budget refusal: this month's spend and the in-flight reservations it was weighed against (units). */
+      spend?: { spentUnits: string; reservedUnits: string };
+    };
 
 export interface LimiterSettleInput {
   keyId: string;
