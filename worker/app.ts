@@ -9,6 +9,7 @@ import { factory } from "./factory";
 import { apiAuth } from "./middleware/auth";
 import { apiCors } from "./middleware/cors";
 import { requireSoundConfig } from "./middleware/config-guard";
+import { rpmFirst } from "./middleware/rpm-first";
 import { adminRoutes } from "./routes/admin";
 import { usageRoutes } from "./routes/usage";
 import { chatRoutes } from "./routes/chat";
@@ -49,6 +50,11 @@ export function createApp() {
   // CORS first: a preflight carries no key (off unless CORS_ORIGINS is set; middleware/cors.ts).
   app.use("/v1/*", apiCors);
   app.use("/v1/*", apiAuth);
+  // Limits before work: RPM counted before the body is parsed or tokenized (middleware/rpm-first.ts).
+  app.use("/v1/chat/completions", rpmFirst({ metered: true }));
+  app.use("/v1/embeddings", rpmFirst({ metered: true }));
+  app.use("/v1/tokenize", rpmFirst({ metered: false }));
+  app.use("/v1/detokenize", rpmFirst({ metered: false }));
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/usage", usageRoutes);
   app.route("/v1", keyRoutes);

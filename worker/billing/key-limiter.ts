@@ -105,12 +105,13 @@ export class KeyLimiter extends DurableObject<Env> {
 
     const needTokens = Math.max(0, input.tokens);
     if (needTokens > tpm) return refuse("too_large", null);
-    const waitRequests = waitMs(requests, rpm, 1);
+    // A request counted before its body was tokenized (countRequest) took its RPM token then.
+    const waitRequests = input.requestCounted ? 0 : waitMs(requests, rpm, 1);
     if (waitRequests > 0) return refuse("requests", waitRequests);
     const waitTokens = waitMs(tokens, tpm, needTokens);
     if (waitTokens > 0) return refuse("tokens", waitTokens);
 
-    requests.level -= 1;
+    if (!input.requestCounted) requests.level -= 1;
     tokens.level -= needTokens;
     this.saveBucket(tier, "requests", requests, rpm);
     this.saveBucket(tier, "tokens", tokens, tpm);

@@ -108,6 +108,7 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
       budgetMicros: account.monthlyBudgetMicros,
       tokens: prompt + maxCompletion,
       reserveUnits: reserveUnits.toString(),
+      ...(countedFirst.delete(req.requestId) ? { requestCounted: true } : {}),
     });
   } catch (err) {
     // Fail closed: without the limiter we cannot promise the budget.
@@ -194,6 +195,27 @@ export async function countRequest(env: Env, account: Account, model: string): P
     rememberRpmRefusal(account, model, result.headers, result.retryAfterMs, Date.now());
   throw refusal(result, model);
 }
+
+/**
+ * Limits before work: a metered request counted against RPM before its body is tokenized
+ * (middleware/rpm-first.ts), so its admit does not count it again. Bounded like admittedHere; the
+ * middleware forgets the id when the request ends, admitted or not.
+ */
+const countedFirst = new Set<string>();
+
+export async function countRequestFirst(
+  env: Env,
+  account: Account,
+  model: string,
+  requestId: string,
+): Promise<Record<string, string>> {
+  const headers = await countRequest(env, account, model);
+  if (countedFirst.size >= ADMITTED_MAX) countedFirst.delete(countedFirst.values().next().value as string);
+  countedFirst.add(requestId);
+  return headers;
+}
+
+export const forgetCountedFirst = (requestId: string) => countedFirst.delete(requestId);
 
 /** The key's spend and in-flight reservations for the current month (from its Durable Object). */
 export async function budgetStatus(env: Env, account: Account): Promise<LimiterStatus> {

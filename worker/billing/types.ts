@@ -79,6 +79,8 @@ export interface LimiterAdmitInput {
   tokens: number;
   /** Worst-case cost in units (1e-12 EUR), as a decimal string (exact). */
   reserveUnits: string;
+  /** Already counted against RPM (countRequest, before the body was tokenized): admit must not count it again. */
+  requestCounted?: boolean;
 }
 
 export type RefusalReason = "requests" | "tokens" | "too_large" | "budget" | "duplicate";
