@@ -8,6 +8,8 @@ import { ApiError, internalError, notFound } from "./errors";
 import { factory } from "./factory";
 import { apiAuth } from "./middleware/auth";
 import { apiCors } from "./middleware/cors";
+import { requireSoundConfig } from "./middleware/config-guard";
+import { rpmFirst } from "./middleware/rpm-first";
 import { adminRoutes } from "./routes/admin";
 import { usageRoutes } from "./routes/usage";
 import { chatRoutes } from "./routes/chat";
@@ -18,6 +20,7 @@ import { tokenizeRoutes } from "./routes/tokenize";
 import { consoleRoutes } from "./console/routes";
 import { internalUsageRoutes } from "./routes/internal-usage";
 import { openApiRoutes } from "./routes/openapi";
+import { unsupportedRoutes } from "./routes/unsupported";
 import { faultRoutes } from "./dev/fault-routes";
 import { registryRoutes } from "./routes/registry";
 import { ensureLiveReplicas } from "./serving/live-replicas";
@@ -25,6 +28,8 @@ import { ensureLiveReplicas } from "./serving/live-replicas";
 export function createApp() {
   const app = factory.createApp();
 
+  // A short secret refuses every request with a clear config error (config.ts), before anything else.
+  app.use("*", requireSoundConfig);
   app.use("*", async (c, next) => {
     // Always server-generated: the id keys the usage ledger (one billed record per id), so a
     // client-chosen x-request-id could make repeated requests collapse into one record.
@@ -49,6 +54,11 @@ export function createApp() {
   // CORS first: a preflight carries no key (off unless CORS_ORIGINS is set; middleware/cors.ts).
   app.use("/v1/*", apiCors);
   app.use("/v1/*", apiAuth);
+  // Limits before work: RPM counted before the body is parsed or tokenized (middleware/rpm-first.ts).
+  app.use("/v1/chat/completions", rpmFirst({ metered: true }));
+  app.use("/v1/embeddings", rpmFirst({ metered: true }));
+  app.use("/v1/tokenize", rpmFirst({ metered: false }));
+  app.use("/v1/detokenize", rpmFirst({ metered: false }));
   // The live replica set for routing: at most one registry read per isolate per LIVE_TTL_MS (serving/live-replicas.ts).
   app.use("/v1/*", async (c, next) => {
     await ensureLiveReplicas(c.env, (p) => c.executionCtx.waitUntil(p));
@@ -61,6 +71,8 @@ export function createApp() {
   app.route("/v1", chatRoutes);
   app.route("/v1", embeddingsRoutes);
   app.route("/v1", modelsRoutes);
+  // Known OpenAI/Mistral endpoints this API does not serve: 404 not_supported (after every real route).
+  app.route("/v1", unsupportedRoutes);
 
   app.notFound(() => {
     throw notFound("Unknown endpoint.", "unknown_url");

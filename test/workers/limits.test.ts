@@ -155,7 +155,7 @@ describe("reservations that are never settled", () => {
     const a = tiny(1, 1); // reserves 140000 + 420000 = 560000 units = 0.56 µ€ of a 1 µ€ budget
     await admit(env, account, a);
     const held = await refusal(admit(env, account, tiny(1, 1)));
-    expect(held.type).toBe("insufficient_quota");
+    expect(held).toMatchObject({ status: 429, code: "budget_held" });
     expect(held.headers["retry-after"]).toBe("1"); // only in-flight reservations block it
 
     const stub = limiterFor(env, account.keyId);
@@ -182,9 +182,12 @@ describe("reservations that are never settled", () => {
     await settle(env, account, late);
     await settle(env, account, late);
     expect(await stub.status()).toMatchObject({ reservations: 0, spentUnits: "560000" });
+    // 0.44 µ€ remain, the request needs 0.56: refused for good (no Retry-After, x-should-retry: false), and
+    // not insufficient_quota: the budget is not spent.
     const broke = await refusal(admit(env, account, tiny(1, 1)));
-    expect(broke.type).toBe("insufficient_quota");
+    expect(broke).toMatchObject({ status: 400, code: "budget_insufficient" });
     expect(broke.headers["retry-after"]).toBeUndefined();
+    expect(broke.headers["x-should-retry"]).toBe("false");
   });
 });
 

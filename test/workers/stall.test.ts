@@ -198,7 +198,7 @@ describe("a replica silent after its first token", () => {
     };
     const delivered = await SELF.fetch("https://edge.test/internal/usage", {
       method: "POST",
-      headers: { authorization: "Bearer test-usage-token", "content-type": "application/json" },
+      headers: { authorization: "Bearer test-usage-token-0123456789abcdef", "content-type": "application/json" },
       body: JSON.stringify({ records: [report] }),
     });
     expect(delivered.status).toBe(200);

@@ -85,7 +85,7 @@ describe("randomized interleaving of settles and reports", () => {
       if (Array.isArray(op)) {
         const r = await SELF.fetch("https://edge.test/internal/usage", {
           method: "POST",
-          headers: { authorization: "Bearer test-usage-token", "content-type": "application/json" },
+          headers: { authorization: "Bearer test-usage-token-0123456789abcdef", "content-type": "application/json" },
           body: JSON.stringify({ records: op.map((o) => report(o as Extract<Op, { kind: "B" }>)) }),
         });
         expect(r.status).toBe(200);

@@ -30,6 +30,7 @@ export const ErrorResponse = z
         "insufficient_quota",
         "api_error",
         "service_unavailable",
+        "not_supported",
       ]),
       param: z.string().nullable().describe("The request field at fault, e.g. `messages[0].role`."),
       code: z.string().nullable(),

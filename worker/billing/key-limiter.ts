@@ -81,10 +81,14 @@ export class KeyLimiter extends DurableObject<Env> {
     const requests = refill(this.planned(tier, "requests", rpm), rpm, now);
     const tokens = refill(this.planned(tier, "tokens", tpm), tpm, now);
     const headers = () => rateHeaders({ rpm, tpm, requests, tokens });
-    const refuse = (reason: RefusalReason, retryAfterMs: number | null): LimiterAdmitResult => {
+    const refuse = (
+      reason: RefusalReason,
+      retryAfterMs: number | null,
+      spend?: { spentUnits: string; reservedUnits: string },
+    ): LimiterAdmitResult => {
       this.saveBucket(tier, "requests", requests, rpm);
       this.saveBucket(tier, "tokens", tokens, tpm);
-      return { ok: false, reason, retryAfterMs, headers: headers() };
+      return { ok: false, reason, retryAfterMs, headers: headers(), ...(spend ? { spend } : {}) };
     };
 
     if (this.ctx.storage.sql.exec("SELECT 1 FROM requests WHERE request_id = ?", input.requestId).toArray().length)
@@ -95,17 +99,19 @@ export class KeyLimiter extends DurableObject<Env> {
     const budget = microsToUnits(input.budgetMicros);
     const spent = this.spent(monthOf(now));
     const reserved = this.reservedUnits();
-    if (spent + reserve > budget) return refuse("budget", null);
-    if (spent + reserved + reserve > budget) return refuse("budget", 1000); // in-flight requests may release theirs
+    const spend = { spentUnits: spent.toString(), reservedUnits: reserved.toString() };
+    if (spent + reserve > budget) return refuse("budget", null, spend);
+    if (spent + reserved + reserve > budget) return refuse("budget", 1000, spend); // in-flight requests may release theirs
 
     const needTokens = Math.max(0, input.tokens);
     if (needTokens > tpm) return refuse("too_large", null);
-    const waitRequests = waitMs(requests, rpm, 1);
+    // A request counted before its body was tokenized (countRequest) took its RPM token then.
+    const waitRequests = input.requestCounted ? 0 : waitMs(requests, rpm, 1);
     if (waitRequests > 0) return refuse("requests", waitRequests);
     const waitTokens = waitMs(tokens, tpm, needTokens);
     if (waitTokens > 0) return refuse("tokens", waitTokens);
 
-    requests.level -= 1;
+    if (!input.requestCounted) requests.level -= 1;
     tokens.level -= needTokens;
     this.saveBucket(tier, "requests", requests, rpm);
     this.saveBucket(tier, "tokens", tokens, tpm);

@@ -128,7 +128,7 @@ export interface UsageRow {
   prompt_tokens: number;
   cached_tokens: number;
   completion_tokens: number;
-  /** Sum of exact costs, rounded half up to whole micro-euros once (not a sum of rounded rows). */
+  /** Sum of exact costs, rounded up to whole micro-euros once (money.ts unitsToMicros; not a sum of rounded rows). */
   cost_micros: number;
   /** The exact sum in units of 1e-12 EUR. */
   cost_units: string;

@@ -79,13 +79,22 @@ export interface LimiterAdmitInput {
   tokens: number;
   /** Worst-case cost in units (1e-12 EUR), as a decimal string (exact). */
   reserveUnits: string;
+  /** Already counted against RPM (countRequest, before the body was tokenized): admit must not count it again. */
+  requestCounted?: boolean;
 }
 
 export type RefusalReason = "requests" | "tokens" | "too_large" | "budget" | "duplicate";
 
 export type LimiterAdmitResult =
   | { ok: true; headers: Record<string, string> }
-  | { ok: false; reason: RefusalReason; retryAfterMs: number | null; headers: Record<string, string> };
+  | {
+      ok: false;
+      reason: RefusalReason;
+      retryAfterMs: number | null;
+      headers: Record<string, string>;
+      /** On a budget refusal: this month's spend and the in-flight reservations it was weighed against (units). */
+      spend?: { spentUnits: string; reservedUnits: string };
+    };
 
 export interface LimiterSettleInput {
   keyId: string;

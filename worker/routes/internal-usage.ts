@@ -9,6 +9,7 @@ import { readBody } from "../api/body";
 import { notFound, unauthorized } from "../errors";
 import { factory, type AppEnv } from "../factory";
 import { refusedWith } from "../middleware/auth";
+import { clientOf, throttled } from "../middleware/auth-throttle";
 import { tokensEqual } from "../middleware/admin-auth";
 import { mergeReports, stubPort } from "../usage/merge";
 
@@ -21,7 +22,8 @@ export const internalUsageRoutes = factory.createApp();
 
 internalUsageRoutes.use("*", async (c, next) => {
   if (!c.env.USAGE_TOKEN) throw notFound("Unknown endpoint.", "unknown_url");
-  return byUsageToken(c, next);
+  // Failed attempts throttled per client like the admin API's, in the usage token's own bucket.
+  return throttled("usage", clientOf(c.req.header("cf-connecting-ip")), () => byUsageToken(c, next));
 });
 
 internalUsageRoutes.post("/", async (c) => {

@@ -9,7 +9,7 @@
 import type { Context } from "hono";
 import { z } from "zod";
 import { factory, type AppEnv } from "../factory";
-import { assertTierAllowed, countRequest } from "../billing/meter";
+import { assertTierAllowed } from "../billing/meter";
 import { badRequest } from "../errors";
 import { readBody } from "../api/body";
 import { MessagesSchema, parseMessages } from "../api/chat-request";
@@ -37,15 +37,15 @@ export const DetokenizeSchema = z.object({
     .max(MAX_DETOKENIZE_TOKENS),
 });
 
-/** The tier, checked like chat's: 404 for an unknown model or one outside the key's plan; then one request of RPM. */
-async function admitUnmetered(
-  c: Context<AppEnv>,
-  name: string,
-): Promise<{ tier: Tier; headers: Record<string, string> }> {
+/**
+ * The tier, checked like chat's: 404 for an unknown model or one outside the key's plan. Its one request
+ * of RPM was counted before the body was read (middleware/rpm-first.ts), which also sets x-ratelimit-*.
+ */
+function tierOf(c: Context<AppEnv>, name: string): Tier {
   const tier = getTiers(c.env.TIERS).get(name);
   if (!tier) throw modelNotFound(name);
   assertTierAllowed(c.get("account"), name);
-  return { tier, headers: await countRequest(c.env, c.get("account"), name) };
+  return tier;
 }
 
 tokenizeRoutes.post("/tokenize", async (c) => {
@@ -54,15 +54,15 @@ tokenizeRoutes.post("/tokenize", async (c) => {
   const hasMessages = body.messages != null;
   if (hasPrompt === hasMessages)
     throw badRequest("Send exactly one of 'prompt' or 'messages'.", hasPrompt ? "messages" : "prompt");
-  const { tier, headers } = await admitUnmetered(c, body.model);
+  const tier = tierOf(c, body.model);
   const tokens = hasMessages
     ? chatPromptIds(parseMessages(body.messages!), c.get("account").cacheSalt)
     : encode(body.prompt!);
-  return c.json({ count: tokens.length, max_model_len: tier.contextWindow, tokens }, 200, headers);
+  return c.json({ count: tokens.length, max_model_len: tier.contextWindow, tokens });
 });
 
 tokenizeRoutes.post("/detokenize", async (c) => {
   const body = await readBody(c.req.raw, DetokenizeSchema);
-  const { headers } = await admitUnmetered(c, body.model);
-  return c.json({ prompt: decode(body.tokens) }, 200, headers);
+  tierOf(c, body.model);
+  return c.json({ prompt: decode(body.tokens) });
 });
