@@ -29,6 +29,7 @@ import * as responseCache from "../api/response-cache";
 import { replicaRouter, routingKey } from "../serving/router";
 import { getTiers, modelNotFound, replicaTimeouts, type Tier } from "../serving/tiers";
 import { EOS_ID } from "../tokenizer";
+import { planKey } from "../tools";
 
 export const chatRoutes = factory.createApp();
 
@@ -57,7 +58,7 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
   const tier = chatTier(c, p.model);
   const ttl = responseCache.requestedTtl(c.req.header(responseCache.CACHE_TTL_HEADER));
 
-  const promptIds = chatPromptIds(p.messages, life.account.cacheSalt);
+  const promptIds = chatPromptIds(p.messages, life.account.cacheSalt, p.tools);
   const promptTokens = promptIds.length;
   if (promptTokens >= tier.contextWindow) throw contextExceeded(tier.contextWindow, promptTokens);
   const room = tier.contextWindow - promptTokens;
@@ -89,6 +90,7 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
           stop: p.stop,
           maxTokens,
           responseFormat: p.responseFormat,
+          tools: planKey(p.tools),
         },
         secret,
       );
@@ -119,6 +121,7 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
     key_id: life.account.keyId,
     tier: p.model,
     ...(p.responseFormat ? { response_format: p.responseFormat } : {}),
+    ...(p.tools?.formatTrigger ? { format_trigger: p.tools.formatTrigger } : {}),
     ...(p.topLogprobs !== null ? { logprobs: true, top_logprobs: p.topLogprobs } : {}),
   };
   const order = replicaRouter.rank(tier.backends, routingKey(promptIds, life.account.cacheSalt));
