@@ -31,6 +31,8 @@ import * as responseCache from "./response-cache";
 import { replicaRouter } from "../serving/router";
 import { replicaTimeouts } from "../serving/tiers";
 import { BodyChannel, SSE_DONE, SSE_HEADERS, STREAMED_JSON_HEADERS, SseChannel, sseFrame } from "./sse";
+import { deltaOf, messageOf, toolCallsJson, wholeDelta } from "./tool-response";
+import { type ToolEvent, type ToolPlan, ToolStream } from "../tools";
 
 /** Non-streaming: how long an answer may take before its 200 and headers are committed. */
 export const COMMIT_AFTER_MS = 500;
@@ -46,6 +48,16 @@ const endingOf = (r: PumpResult): out.Ending => ({
   finishReason: r.finishReason === "cancelled" ? "stop" : r.finishReason,
   budgetExhausted: r.budgetExhausted,
 });
+
+/** Tools: the buffered events of an answer -> its content, calls and finish reason (tools/stream.ts). */
+function toolAnswer(tools: ToolStream, events: ToolEvent[], end: out.Ending) {
+  const fin = tools.finish(end.finishReason);
+  const m = messageOf([...events, ...fin.events]);
+  return { text: m.content, end: { ...end, finishReason: fin.reason }, calls: toolCallsJson(m.calls) };
+}
+
+/** A ToolStream when the request's tools need its output parsed (not under tool_choice "none"). */
+const toolStream = (plan: ToolPlan | null, live: boolean) => (plan?.parse ? new ToolStream(plan, live) : null);
 
 /** A generation a replica has started (its first event is in), and what the answer needs. */
 export interface StartedChat {
@@ -68,7 +80,9 @@ export interface StartedChat {
 export function relay(g: StartedChat): Promise<Response> {
   const { c, life, p, meta, promptTokens, maxTokens, headers, started, backend } = g;
   const budget = life.slices(maxTokens);
+  // Raw generated text (cached as is); with tools, what the client sees is parsed from it.
   let text = "";
+  const tools = toolStream(p.tools, p.stream);
   const wantLogprobs = p.topLogprobs !== null;
   const logprobs: LogprobContent[] = [];
   /** Runs the generation to its end (drain included) and releases the replica; never rejects. */
@@ -148,9 +162,14 @@ export function relay(g: StartedChat): Promise<Response> {
   const unwatch = life.watchRevocation();
   c.executionCtx.waitUntil(
     (async () => {
-      const r = await run((t, lp) =>
-        sse.send(out.chunk(meta, { content: t }, null, undefined, wantLogprobs ? (lp ?? []) : undefined)),
-      );
+      const r = await run((t, lp) => {
+        const delta = tools ? deltaOf(tools.push(t)) : { content: t };
+        // Held-back text (a possible call marker) sends nothing yet, unless its logprobs must go now.
+        if (delta === null && !wantLogprobs) return true;
+        return sse.send(
+          out.chunk(meta, delta ?? { content: "" }, null, undefined, wantLogprobs ? (lp ?? []) : undefined),
+        );
+      });
       unwatch();
       life.settle(settlementOf(r));
       if (life.revoked) sse.send(keyRevoked().body()); // ended by the revocation, not the client: say why
@@ -159,7 +178,14 @@ export function relay(g: StartedChat): Promise<Response> {
         sse.send(out.chunk(meta, { content: "" }, { finishReason: "error" }, u));
         sse.send(backendError().body());
       } else if (r.finishReason !== "cancelled") {
-        sse.send(out.chunk(meta, { content: "" }, endingOf(r), u));
+        let end = endingOf(r);
+        if (tools) {
+          const fin = tools.finish(end.finishReason);
+          const delta = deltaOf(fin.events);
+          if (delta) sse.send(out.chunk(meta, delta));
+          end = { ...end, finishReason: fin.reason };
+        }
+        sse.send(out.chunk(meta, { content: "" }, end, u));
         if (p.includeUsage) sse.send(out.usageChunk(meta, u));
         sse.done();
         storeIfCacheable(r);
@@ -190,7 +216,13 @@ export function relay(g: StartedChat): Promise<Response> {
 
     // Generation, drain and settle run under waitUntil: a client that leaves mid-way is still billed
     // exactly, after the drain.
-    const work = run(() => true, keepAlive).then((r) => {
+    const events: ToolEvent[] = [];
+    const answerOf = (r: PumpResult) =>
+      tools ? toolAnswer(tools, events, endingOf(r)) : { text, end: endingOf(r), calls: undefined };
+    const work = run((t) => {
+      if (tools) events.push(...tools.push(t));
+      return true;
+    }, keepAlive).then((r) => {
       clearTimeout(timer);
       if (phase === "waiting") {
         phase = "answered";
@@ -203,8 +235,9 @@ export function relay(g: StartedChat): Promise<Response> {
       // Committed: the body carries whatever was generated, a failure included, and is billed as such.
       life.settle(settlementOf(r));
       if (r.finishReason !== "cancelled") {
+        const a = answerOf(r);
         body.write(
-          JSON.stringify(out.completion(meta, text, endingOf(r), usageOf(r), wantLogprobs ? logprobs : undefined)),
+          JSON.stringify(out.completion(meta, a.text, a.end, usageOf(r), wantLogprobs ? logprobs : undefined, a.calls)),
         );
         if (r.finishReason !== "error") storeIfCacheable(r);
       }
@@ -229,8 +262,9 @@ export function relay(g: StartedChat): Promise<Response> {
     }
     storeIfCacheable(r);
     logResult(200, r);
+    const a = answerOf(r);
     return c.json(
-      out.completion(meta, text, endingOf(r), usageOf(r), wantLogprobs ? logprobs : undefined),
+      out.completion(meta, a.text, a.end, usageOf(r), wantLogprobs ? logprobs : undefined, a.calls),
       200,
       headers,
     );
@@ -258,12 +292,17 @@ export async function replayHit(
     completion_tokens: hit.completionTokens,
     ttft_ms: Date.now() - life.startedAt,
   });
-  const end: out.Ending = { finishReason: hit.finishReason };
-  if (!p.stream) return c.json(out.completion(meta, hit.text, end, u), 200, headers);
+  // With tools the cached text is parsed again, as a buffered answer (fresh call ids).
+  const tools = toolStream(p.tools, false);
+  const a = tools
+    ? toolAnswer(tools, tools.push(hit.text), { finishReason: hit.finishReason })
+    : { text: hit.text, end: { finishReason: hit.finishReason } as out.Ending, calls: undefined };
+  if (!p.stream) return c.json(out.completion(meta, a.text, a.end, u, undefined, a.calls), 200, headers);
+  const delta = wholeDelta(a.text, a.calls);
   const frames = [
     out.chunk(meta, { role: "assistant", content: "" }),
-    ...(hit.text ? [out.chunk(meta, { content: hit.text })] : []),
-    out.chunk(meta, { content: "" }, end, u),
+    ...(delta ? [out.chunk(meta, delta)] : []),
+    out.chunk(meta, { content: "" }, a.end, u),
     ...(p.includeUsage ? [out.usageChunk(meta, u)] : []),
   ];
   return new Response(frames.map(sseFrame).join("") + SSE_DONE, {

@@ -1,7 +1,8 @@
 /** Response bodies of /v1/chat/completions in the OpenAI/Mistral shape. */
 import type { LogprobContent } from "./logprobs";
+import type { ToolCallDeltaJson, ToolCallJson } from "./tool-response";
 
-export type ClientFinishReason = "stop" | "length" | "error";
+export type ClientFinishReason = "stop" | "length" | "error" | "tool_calls";
 
 export interface Usage {
   prompt_tokens: number;
@@ -42,7 +43,16 @@ export interface Meta {
 /** OpenAI's choices[].logprobs; absent unless the request asked for logprobs (Mistral's shape has none). */
 const logprobsField = (lp: LogprobContent[] | undefined) => (lp ? { logprobs: { content: lp } } : {});
 
-export function completion(meta: Meta, text: string, end: Ending, u: Usage, lp?: LogprobContent[]) {
+/** With `toolCalls` (non-empty), content is the text before the calls, or null when there is none. */
+export function completion(
+  meta: Meta,
+  text: string,
+  end: Ending,
+  u: Usage,
+  lp?: LogprobContent[],
+  toolCalls?: ToolCallJson[],
+) {
+  const calls = toolCalls && toolCalls.length > 0 ? toolCalls : null;
   return {
     id: meta.id,
     object: "chat.completion" as const,
@@ -51,7 +61,9 @@ export function completion(meta: Meta, text: string, end: Ending, u: Usage, lp?:
     choices: [
       {
         index: 0,
-        message: { role: "assistant" as const, content: text },
+        message: calls
+          ? { role: "assistant" as const, content: text.trim() === "" ? null : text, tool_calls: calls }
+          : { role: "assistant" as const, content: text },
         ...logprobsField(lp),
         finish_reason: end.finishReason,
       },
@@ -63,7 +75,7 @@ export function completion(meta: Meta, text: string, end: Ending, u: Usage, lp?:
 
 export function chunk(
   meta: Meta,
-  delta: { role?: "assistant"; content: string },
+  delta: { role?: "assistant"; content?: string; tool_calls?: ToolCallDeltaJson[] },
   end: Ending | null = null,
   u?: Usage,
   lp?: LogprobContent[],

@@ -49,7 +49,27 @@ const TopLogprob = z.object({ token: z.string(), logprob: z.number(), bytes: z.a
 const Logprobs = z
   .object({ content: z.array(TopLogprob.extend({ top_logprobs: z.array(TopLogprob) })) })
   .describe("Present only when the request set `logprobs: true`.");
-const FinishReason = z.enum(["stop", "length", "error"]);
+const FinishReason = z
+  .enum(["stop", "length", "error", "tool_calls"])
+  .describe("`tool_calls`: the answer is the calls in `message.tool_calls` (or the stream's `tool_calls` deltas).");
+const ToolCall = z.object({
+  id: z.string().describe("9 alphanumeric characters: valid as a tool_call_id for both OpenAI's and Mistral's APIs."),
+  type: z.literal("function"),
+  function: z.object({
+    name: z.string(),
+    arguments: z.string().describe("The arguments as a JSON string; it validates against the function's parameters."),
+  }),
+});
+const ToolCallDelta = z
+  .object({
+    index: z.number().int(),
+    id: z.string().optional(),
+    type: z.literal("function").optional(),
+    function: z.object({ name: z.string(), arguments: z.string() }),
+  })
+  .describe(
+    'A call\'s first delta carries `id`, `type` and `function.name` (arguments ""); later ones an `arguments` fragment, with `name` "".',
+  );
 const budgetExhausted = z
   .boolean()
   .optional()
@@ -63,7 +83,11 @@ export const ChatCompletion = z.object({
   choices: z.array(
     z.object({
       index: z.number().int(),
-      message: z.object({ role: z.literal("assistant"), content: z.string() }),
+      message: z.object({
+        role: z.literal("assistant"),
+        content: z.string().nullable().describe("With tool calls: the text before them, or null."),
+        tool_calls: z.array(ToolCall).optional(),
+      }),
       logprobs: Logprobs.optional(),
       finish_reason: FinishReason,
     }),
@@ -81,7 +105,11 @@ export const ChatCompletionChunk = z
     choices: z.array(
       z.object({
         index: z.number().int(),
-        delta: z.object({ role: z.literal("assistant").optional(), content: z.string() }),
+        delta: z.object({
+          role: z.literal("assistant").optional(),
+          content: z.string().optional(),
+          tool_calls: z.array(ToolCallDelta).optional(),
+        }),
         logprobs: Logprobs.optional(),
         finish_reason: FinishReason.nullable(),
       }),

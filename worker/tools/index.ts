@@ -21,3 +21,4 @@ export { checkToolAnswers, historyCalls, type HistoryMessage } from "./history";
 export { newCallId, type ParsedCall, type ParseResult, ToolCallParser, type ToolEvent } from "./parser";
 export { TOOL_CALLS_MARKER } from "../tokenizer";
 export { planKey, planTools, type ToolPlan } from "./plan";
+export { ToolStream } from "./stream";
