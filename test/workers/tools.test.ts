@@ -309,7 +309,7 @@ describe("answers", () => {
     const streamed = await chat(key, { ...body, tool_choice: "required", stream: true }, opts);
     const evs = sseEvents(await streamed.text()) as Array<Record<string, any>>;
     expect(
-      evs.some((e) => e !== "[DONE]" && e.choices[0]?.delta.tool_calls?.[0]?.function.name === "get_weather"),
+      evs.some((e) => typeof e !== "string" && e.choices[0]?.delta.tool_calls?.[0]?.function.name === "get_weather"),
     ).toBe(true);
     // auto gets the same prompt ids but another answer: its own entry.
     const auto = await chat(key, { ...body, tool_choice: "auto" }, opts);
