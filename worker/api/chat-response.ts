@@ -1,8 +1,22 @@
 /** Response bodies of /v1/chat/completions in the OpenAI/Mistral shape. */
-import type { LogprobContent } from "./logprobs";
-import type { ToolCallDeltaJson, ToolCallJson } from "./tool-response";
+import type { LogprobContent } from "../completion/logprobs";
 
-export type ClientFinishReason = "stop" | "length" | "error" | "tool_calls";
+export type ClientFinishReason = "stop" | "length" | "tool_calls" | "error";
+
+/** A whole tool call in a message (OpenAI's shape). */
+export interface ToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
+
+/** One piece of a tool call in a stream chunk: the first has id, type and name; later ones argument text. */
+export interface ToolCallPiece {
+  index: number;
+  id?: string;
+  type?: "function";
+  function: { name?: string; arguments: string };
+}
 
 export interface Usage {
   prompt_tokens: number;
@@ -30,10 +44,6 @@ export interface Ending {
   budgetExhausted?: boolean;
 }
 
-export function completionId(): string {
-  return `cmpl-${crypto.randomUUID().replaceAll("-", "")}`;
-}
-
 export interface Meta {
   id: string;
   created: number;
@@ -43,16 +53,14 @@ export interface Meta {
 /** OpenAI's choices[].logprobs; absent unless the request asked for logprobs (Mistral's shape has none). */
 const logprobsField = (lp: LogprobContent[] | undefined) => (lp ? { logprobs: { content: lp } } : {});
 
-/** With `toolCalls` (non-empty), content is the text before the calls, or null when there is none. */
 export function completion(
   meta: Meta,
   text: string,
   end: Ending,
   u: Usage,
   lp?: LogprobContent[],
-  toolCalls?: ToolCallJson[],
+  toolCalls: ToolCall[] = [],
 ) {
-  const calls = toolCalls && toolCalls.length > 0 ? toolCalls : null;
   return {
     id: meta.id,
     object: "chat.completion" as const,
@@ -61,8 +69,9 @@ export function completion(
     choices: [
       {
         index: 0,
-        message: calls
-          ? { role: "assistant" as const, content: text.trim() === "" ? null : text, tool_calls: calls }
+        // With calls, content is the text before them, or null when there is none (OpenAI's shape).
+        message: toolCalls.length
+          ? { role: "assistant" as const, content: text.trim() === "" ? null : text, tool_calls: toolCalls }
           : { role: "assistant" as const, content: text },
         ...logprobsField(lp),
         finish_reason: end.finishReason,
@@ -75,7 +84,7 @@ export function completion(
 
 export function chunk(
   meta: Meta,
-  delta: { role?: "assistant"; content?: string; tool_calls?: ToolCallDeltaJson[] },
+  delta: { role?: "assistant"; content: string; tool_calls?: ToolCallPiece[] },
   end: Ending | null = null,
   u?: Usage,
   lp?: LogprobContent[],

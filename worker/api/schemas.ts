@@ -49,26 +49,24 @@ const TopLogprob = z.object({ token: z.string(), logprob: z.number(), bytes: z.a
 const Logprobs = z
   .object({ content: z.array(TopLogprob.extend({ top_logprobs: z.array(TopLogprob) })) })
   .describe("Present only when the request set `logprobs: true`.");
-const FinishReason = z
-  .enum(["stop", "length", "error", "tool_calls"])
-  .describe("`tool_calls`: the answer is the calls in `message.tool_calls` (or the stream's `tool_calls` deltas).");
+const FinishReason = z.enum(["stop", "length", "tool_calls", "error"]);
 const ToolCall = z.object({
-  id: z.string().describe("9 alphanumeric characters: valid as a tool_call_id for both OpenAI's and Mistral's APIs."),
+  id: z.string().describe("9 alphanumeric characters: a valid tool_call_id for OpenAI's and Mistral's APIs alike."),
   type: z.literal("function"),
   function: z.object({
     name: z.string(),
-    arguments: z.string().describe("The arguments as a JSON string; it validates against the function's parameters."),
+    arguments: z.string().describe("JSON text of the arguments; it validates against the function's parameters."),
   }),
 });
-const ToolCallDelta = z
+const ToolCallPiece = z
   .object({
     index: z.number().int(),
     id: z.string().optional(),
     type: z.literal("function").optional(),
-    function: z.object({ name: z.string(), arguments: z.string() }),
+    function: z.object({ name: z.string().optional(), arguments: z.string() }),
   })
   .describe(
-    'A call\'s first delta carries `id`, `type` and `function.name` (arguments ""); later ones an `arguments` fragment, with `name` "".',
+    'The first piece of a call has id, type and function.name (arguments ""); later pieces add function.arguments text (name "").',
   );
 const budgetExhausted = z
   .boolean()
@@ -107,8 +105,8 @@ export const ChatCompletionChunk = z
         index: z.number().int(),
         delta: z.object({
           role: z.literal("assistant").optional(),
-          content: z.string().optional(),
-          tool_calls: z.array(ToolCallDelta).optional(),
+          content: z.string(),
+          tool_calls: z.array(ToolCallPiece).optional(),
         }),
         logprobs: Logprobs.optional(),
         finish_reason: FinishReason.nullable(),
