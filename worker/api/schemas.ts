@@ -52,9 +52,12 @@ const Logprobs = z
   .describe("Present only when the request set `logprobs: true`.");
 const FinishReason = z.enum(["stop", "length", "tool_calls", "error"]);
 const ToolCall = z.object({
-  id: z.string(),
+  id: z.string().describe("9 alphanumeric characters: a valid tool_call_id for OpenAI's and Mistral's APIs alike."),
   type: z.literal("function"),
-  function: z.object({ name: z.string(), arguments: z.string().describe("JSON text of the arguments.") }),
+  function: z.object({
+    name: z.string(),
+    arguments: z.string().describe("JSON text of the arguments; it validates against the function's parameters."),
+  }),
 });
 const ToolCallPiece = z
   .object({
@@ -63,7 +66,9 @@ const ToolCallPiece = z
     type: z.literal("function").optional(),
     function: z.object({ name: z.string().optional(), arguments: z.string() }),
   })
-  .describe("The first piece of a call has id, type and function.name; later pieces add function.arguments text.");
+  .describe(
+    'The first piece of a call has id, type and function.name (arguments ""); later pieces add function.arguments text (name "").',
+  );
 const budgetExhausted = z
   .boolean()
   .optional()
@@ -79,7 +84,7 @@ export const ChatCompletion = z.object({
       index: z.number().int(),
       message: z.object({
         role: z.literal("assistant"),
-        content: z.string(),
+        content: z.string().nullable().describe("With tool calls: the text before them, or null."),
         tool_calls: z.array(ToolCall).optional(),
       }),
       logprobs: Logprobs.optional(),
