@@ -358,8 +358,9 @@ describe("other clients", () => {
 
   it("ai + @ai-sdk/mistral, generateText with toolChoice required", async () => {
     const provider = createMistral({ baseURL: `${stack.base}/v1`, apiKey: stack.apiKey });
+    // Short calls only: the SDK throws on an answer cut by max_tokens under toolChoice "required".
     const tools = Object.fromEntries(
-      TOOLS.map((t) => [
+      TOOLS.filter((t) => ["get_weather", "ping"].includes(t.function.name)).map((t) => [
         t.function.name,
         tool({ description: t.function.description, inputSchema: jsonSchema(schemaOf(t.function.name)) }),
       ]),
@@ -374,15 +375,17 @@ describe("other clients", () => {
         temperature: 1,
         seed,
         maxOutputTokens: 150,
+        // One call of at most ~40 tokens: never cut.
+        providerOptions: { mistral: { parallelToolCalls: false } },
       });
-      if (r.finishReason === "length") continue;
       expect(r.finishReason).toBe("tool-calls");
+      expect(r.toolCalls).toHaveLength(1);
       for (const tc of r.toolCalls) {
         expect(callProblem(tc.toolName, tc.input, Object.keys(tools))).toBeNull();
         calls++;
       }
     }
-    expect(calls).toBeGreaterThanOrEqual(1);
+    expect(calls).toBe(3);
   });
 
   it("@langchain/openai bindTools with tool_choice required", async () => {
