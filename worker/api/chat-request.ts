@@ -11,10 +11,14 @@ import { ApiError, badRequest } from "../errors";
 import type { ChatMessage } from "../tokenizer";
 import {
   checkToolAnswers,
+  HistoryCallSchema,
   type HistoryMessage,
   historyCalls,
+  ParallelToolCallsFieldSchema,
   parseToolConfig,
   planTools,
+  ToolChoiceFieldSchema,
+  ToolsFieldSchema,
   type ToolPlan,
   ToolsError,
 } from "../tools";
@@ -36,8 +40,8 @@ const message = z.object({
   content: content.nullish(),
   /** Mistral: continue this (last, assistant) message instead of starting a new turn. */
   prefix: z.boolean().nullish(),
-  /** Assistant: the calls it made (validated by tools/history.ts). */
-  tool_calls: z.unknown().optional(),
+  /** Assistant: the calls it made (tools/history.ts). */
+  tool_calls: z.array(HistoryCallSchema).nullish(),
   /** Tool: the call this result answers. */
   tool_call_id: z.string().max(256).nullish(),
   /** Tool (Mistral): the function's name. */
@@ -72,10 +76,10 @@ export const ChatBodySchema = z.object({
         .nullish(),
     })
     .nullish(),
-  // Validated by tools/definitions.ts, which names the exact path of a bad field.
-  tools: z.unknown().optional(),
-  tool_choice: z.unknown().optional(),
-  parallel_tool_calls: z.unknown().optional(),
+  // Shapes here; tools/definitions.ts checks the rest (unique names, compilable parameters, limits).
+  tools: ToolsFieldSchema.nullish(),
+  tool_choice: ToolChoiceFieldSchema.nullish(),
+  parallel_tool_calls: ParallelToolCallsFieldSchema.nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
 });

@@ -17,7 +17,13 @@ import { MessagesSchema, parseMessages, withTools } from "../api/chat-request";
 import { chatPromptIds } from "../api/template";
 import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
 import { VOCAB_SIZE, decode, encode } from "../tokenizer";
-import { parseToolConfig, planTools } from "../tools";
+import {
+  ParallelToolCallsFieldSchema,
+  parseToolConfig,
+  planTools,
+  ToolChoiceFieldSchema,
+  ToolsFieldSchema,
+} from "../tools";
 
 export const tokenizeRoutes = factory.createApp();
 
@@ -30,9 +36,9 @@ export const TokenizeSchema = z.object({
   prompt: z.string().nullish(),
   messages: MessagesSchema.nullish(),
   // As in chat completions: the same definitions and choice give the same ids chat bills.
-  tools: z.unknown().optional(),
-  tool_choice: z.unknown().optional(),
-  parallel_tool_calls: z.unknown().optional(),
+  tools: ToolsFieldSchema.nullish(),
+  tool_choice: ToolChoiceFieldSchema.nullish(),
+  parallel_tool_calls: ParallelToolCallsFieldSchema.nullish(),
 });
 export const DetokenizeSchema = z.object({
   model,

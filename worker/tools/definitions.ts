@@ -46,8 +46,11 @@ const toolSchema = z.object({
   function: z.object({
     name: z.string().regex(TOOL_NAME_PATTERN, "must match ^[a-zA-Z0-9_-]{1,64}$"),
     description: z.string().max(MAX_DESCRIPTION_CHARS).nullish(),
-    parameters: z.record(z.string(), z.unknown()).nullish(),
-    strict: z.boolean().nullish(),
+    parameters: z
+      .record(z.string(), z.unknown())
+      .nullish()
+      .describe("A JSON Schema in the supported subset (docs/tools.md); absent: no arguments."),
+    strict: z.boolean().nullish().describe("Accepted; every call is strict."),
   }),
 });
 
@@ -55,6 +58,17 @@ const choiceSchema = z.union([
   z.enum(["none", "auto", "required", "any"]),
   z.object({ type: z.literal("function").optional(), function: z.object({ name: z.string() }) }),
 ]);
+
+/** The request fields' shapes (the chat body's validator and its OpenAPI document use these). */
+export const ToolsFieldSchema = z
+  .array(toolSchema)
+  .describe(`Functions the model may call: at most ${MAX_TOOLS}, ${MAX_TOOLS_JSON_CHARS} characters of JSON.`);
+export const ToolChoiceFieldSchema = choiceSchema.describe(
+  '"auto" (default with tools), "none", "required" (OpenAI) or "any" (Mistral), or a named function.',
+);
+export const ParallelToolCallsFieldSchema = z
+  .boolean()
+  .describe(`Default true: up to ${MAX_PARALLEL_CALLS} calls per answer; false: exactly one.`);
 
 /** zod issue path -> "a.b[1].c" under `root`. */
 function pathOf(root: string, path: readonly PropertyKey[]): string {

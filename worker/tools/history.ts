@@ -11,7 +11,8 @@ import { ToolsError } from "./errors";
 /** Longest id taken: both SDKs' ids are far shorter; a bound keeps the prompt's cost predictable. */
 export const MAX_CALL_ID_CHARS = 256;
 
-const callSchema = z.object({
+/** An assistant message's tool call (both SDKs' shapes). */
+export const HistoryCallSchema = z.object({
   id: z.string().min(1).max(MAX_CALL_ID_CHARS),
   type: z.literal("function").nullish(),
   function: z.object({
@@ -26,7 +27,7 @@ export function historyCalls(raw: unknown, param: string): TemplateToolCall[] {
   if (!list.success) throw new ToolsError(param, `${param} must be a list of tool calls.`);
   return list.data.map((item, j) => {
     const at = `${param}[${j}]`;
-    const r = callSchema.safeParse(item);
+    const r = HistoryCallSchema.safeParse(item);
     if (!r.success) {
       const issue = r.error.issues[0]!;
       const path = at + issue.path.map((k) => (typeof k === "number" ? `[${k}]` : `.${String(k)}`)).join("");

@@ -10,14 +10,17 @@ export {
   MAX_PARALLEL_CALLS,
   MAX_TOOLS,
   MAX_TOOLS_JSON_CHARS,
+  ParallelToolCallsFieldSchema,
   parseToolConfig,
   renderedDefinitions,
+  ToolChoiceFieldSchema,
+  ToolsFieldSchema,
   type ToolChoice,
   type ToolConfig,
   type ToolFunction,
 } from "./definitions";
 export { allowedFunctions, callArraySchema } from "./grammar";
-export { checkToolAnswers, historyCalls, type HistoryMessage } from "./history";
+export { checkToolAnswers, HistoryCallSchema, historyCalls, type HistoryMessage } from "./history";
 export { newCallId, type ParsedCall, type ParseResult, ToolCallParser, type ToolEvent } from "./parser";
 export { TOOL_CALLS_MARKER } from "../tokenizer";
 export { planKey, planTools, type ToolPlan } from "./plan";
