@@ -16,7 +16,7 @@ import { modelsRoutes } from "./routes/models";
 import { keyRoutes } from "./routes/key";
 import { tokenizeRoutes } from "./routes/tokenize";
 import { consoleRoutes } from "./console/routes";
-import { internalUsageRoutes } from "./routes/internal-usage";
+import { internalUsageRoutes } from "./routes/backend-reports";
 import { openApiRoutes } from "./routes/openapi";
 import { faultRoutes } from "./dev/fault-routes";
 
@@ -38,7 +38,7 @@ export function createApp() {
   app.route("/console", consoleRoutes);
   // The backend's usage reports (its own USAGE_TOKEN; 404 while unset).
   app.route("/internal/usage", internalUsageRoutes);
-  // Fault injection for the local soak: a 404 unless FAULTS=1 (never in wrangler.toml; dev/faults.ts).
+  // Fault injection for the local soak: a 404 unless FAULTS=1 (never in wrangler.toml; billing/faults.ts).
   app.route("/internal/faults", faultRoutes);
 
   // API-key auth on every /v1/* route except /v1/admin/* (ADMIN_TOKEN there); sets c.var.account.

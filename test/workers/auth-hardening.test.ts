@@ -1,5 +1,5 @@
 /**
- * Issue 15 #3, #5, #6: atomic admin PATCH, admin tokens under 32 characters count as unset, failed auth
+ * Atomic admin PATCH, admin tokens under 32 characters count as unset, failed auth
  * throttled per client, malformed keys refused before any lookup, misses never evict valid keys.
  */
 import { env, SELF } from "cloudflare:test";

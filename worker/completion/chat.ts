@@ -18,7 +18,8 @@ import { cancelGenerate } from "../serving/backend";
 import { ClientGone, type AttemptLog, type Dispatched } from "../serving/dispatch";
 import { startGeneration, type OpenStream } from "../serving/generation";
 import { replicaRouter, routingKey } from "../serving/router";
-import { replicaTimeouts, type Tier } from "../serving/tiers";
+import type { Tier } from "../config/tiers";
+import { replicaTimeouts } from "../serving/timeouts";
 import { EOS_ID, createStopMatcher } from "../tokenizer";
 import type { CompletionEvent } from "./events";
 import type { LogprobContent } from "./logprobs";
@@ -164,7 +165,7 @@ export async function startCompletion(input: CompletionInput): Promise<Completio
       stop_token_ids: [EOS_ID],
       cache_salt: req.account.cacheSalt,
       request_id: req.requestId,
-      // Echoed in the backend's usage record: a request whose worker died is billed from it (usage/merge.ts).
+      // Echoed in the backend's usage record: a request whose worker died is billed from it (billing/report-merge.ts).
       key_id: req.account.keyId,
       tier: p.model,
       ...(p.responseFormat ? { response_format: p.responseFormat } : {}),

@@ -1,6 +1,6 @@
 /**
  * POST /internal/usage: the backend's usage reports (contract/usage.ts), merged into the ledger
- * (worker/usage/merge.ts) and acknowledged by record id once committed. Its own token, USAGE_TOKEN
+ * (worker/billing/report-merge.ts) and acknowledged by record id once committed. Its own token, USAGE_TOKEN
  * (never an API key or BACKEND_TOKEN); with USAGE_TOKEN unset the route does not exist (404).
  */
 import { bearerAuth } from "hono/bearer-auth";
@@ -10,7 +10,7 @@ import { notFound, unauthorized } from "../errors";
 import { factory, type AppEnv } from "../factory";
 import { refusedWith } from "../middleware/auth";
 import { tokensEqual } from "../middleware/admin-auth";
-import { mergeReports, stubPort } from "../usage/merge";
+import { mergeReports, stubPort } from "../billing/report-merge";
 
 const byUsageToken = bearerAuth<AppEnv>({
   verifyToken: (token, c) => tokensEqual(token, c.env.USAGE_TOKEN ?? ""),
