@@ -18,7 +18,7 @@ import { modelsRoutes } from "./routes/models";
 import { keyRoutes } from "./routes/key";
 import { tokenizeRoutes } from "./routes/tokenize";
 import { consoleRoutes } from "./console/routes";
-import { internalUsageRoutes } from "./routes/internal-usage";
+import { internalUsageRoutes } from "./routes/backend-reports";
 import { openApiRoutes } from "./routes/openapi";
 import { unsupportedRoutes } from "./routes/unsupported";
 import { faultRoutes } from "./dev/fault-routes";
@@ -47,7 +47,7 @@ export function createApp() {
   app.route("/internal/usage", internalUsageRoutes);
   // Backends joining, heartbeating and leaving (REGISTRY_TOKEN; 404 while unset).
   app.route("/internal/registry", registryRoutes);
-  // Fault injection for the local soak: a 404 unless FAULTS=1 (never in wrangler.toml; dev/faults.ts).
+  // Fault injection for the local soak: a 404 unless FAULTS=1 (never in wrangler.toml; billing/faults.ts).
   app.route("/internal/faults", faultRoutes);
 
   // API-key auth on every /v1/* route except /v1/admin/* (ADMIN_TOKEN there); sets c.var.account.

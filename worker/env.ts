@@ -29,7 +29,7 @@ declare global {
       CORS_ORIGINS?: string;
       /** "1" logs prompts in request logs (off by default). */
       LOG_PROMPTS?: string;
-      /** "1" enables the fault hooks of worker/dev/faults.ts (local soak only; never set in wrangler.toml). */
+      /** "1" enables the fault hooks of worker/billing/faults.ts (local soak only; never set in wrangler.toml). */
       FAULTS?: string;
     }
   }

@@ -4,7 +4,7 @@ import { lookupAccount } from "../../worker/billing/keys";
 import { admit, recordRejected, settle, type UsageMessage } from "../../worker/billing/meter";
 import type { UsageRecord } from "../../worker/billing/ledger";
 import type { Account, Pricing, SettleRequest } from "../../worker/billing/types";
-import { consumeUsage } from "../../worker/billing/usage-queue";
+import { consumeUsage } from "../../worker/billing/ledger-queue";
 import type { Env } from "../../worker/env";
 
 const TIERS = JSON.parse(env.TIERS) as Record<string, { price: Pricing }>;

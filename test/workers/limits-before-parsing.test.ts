@@ -1,5 +1,5 @@
 /**
- * Issue 15 #2: the body cap (413) and a known RPM refusal (429) come before the body is read or
+ * The body cap (413) and a known RPM refusal (429) come before the body is read or
  * tokenized; a request refused before admission with a 400/404/413 writes no ledger row (so no raw
  * client string ever lands in the ledger's tier column), and every 429 has its `rejected` row.
  */

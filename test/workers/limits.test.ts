@@ -1,6 +1,6 @@
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import { ASK_AFTER_MS } from "../../worker/usage/reservations";
+import { ASK_AFTER_MS } from "../../worker/billing/late-reservations";
 import { lookupAccount } from "../../worker/billing/keys";
 import type { KeyLimiter } from "../../worker/billing/key-limiter";
 import { admit, limiterFor, settle } from "../../worker/billing/meter";
@@ -163,7 +163,7 @@ describe("reservations that are never settled", () => {
       state.storage.sql.exec("UPDATE requests SET created_ms = created_ms - ?", ASK_AFTER_MS + 1000);
     });
     // The tier's backend cannot be reached: nobody can say the request was never seen, so the reservation
-    // holds (worker/usage/reservations.ts).
+    // holds (worker/billing/late-reservations.ts).
     const down = vi.spyOn(globalThis, "fetch").mockRejectedValue(new Error("connection refused"));
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(down).toHaveBeenCalled();

@@ -1,5 +1,5 @@
 /**
- * A replica that accepts a request and then says nothing (issue 13: "treated as failed"). The watchdog's
+ * A replica that accepts a request and then says nothing ("treated as failed"). The watchdog's
  * timers are replaced by ones the test fires on its own events (the fake replica went silent, the client
  * has its tokens), so no test waits for a clock.
  *  - silent before its first event (or before its headers): the next replica serves, one ledger row;
@@ -9,7 +9,7 @@
 import { SELF } from "cloudflare:test";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { GenerateRequest } from "../../contract/wire";
-import { replicaTimeouts } from "../../worker/serving/tiers";
+import { replicaTimeouts } from "../../worker/serving/timeouts";
 import { watchdog, type WatchdogKind } from "../../worker/serving/watchdog";
 import { FakeBackend } from "./chat-fake-backend";
 import { PRICE, chat, newKey, sseEvents, tiersJson, usageRecord } from "./chat-harness";

@@ -1,8 +1,8 @@
 /**
- * POST /internal/usage and the merge of the two witnesses (worker/usage/merge.ts): auth, validation,
+ * POST /internal/usage and the merge of the two witnesses (worker/billing/report-merge.ts): auth, validation,
  * idempotence under every order and duplication of the worker's settle and the backend's report,
  * recovered pricing, difference billing, budgets, the limiter's rebuild from D1, and late reservations
- * resolved by asking the backend (worker/usage/reservations.ts).
+ * resolved by asking the backend (worker/billing/late-reservations.ts).
  */
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -13,7 +13,7 @@ import { admit, limiterFor, settle } from "../../worker/billing/meter";
 import { costUnits } from "../../worker/billing/money";
 import type { Account, Pricing, SettleRequest, UsageStatus } from "../../worker/billing/types";
 import type { ErrorBody } from "../../worker/errors";
-import { ASK_AFTER_MS } from "../../worker/usage/reservations";
+import { ASK_AFTER_MS } from "../../worker/billing/late-reservations";
 
 const BASE = "https://edge.test";
 const TINY = (JSON.parse(env.TIERS) as Record<string, { price: Pricing }>)["mistral-tiny"].price;

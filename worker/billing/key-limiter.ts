@@ -5,8 +5,8 @@
  * parallel requests against a budget for 3 admit exactly 3.
  *
  * A reservation ends only with a settle: the worker's, or the backend's report merged into the ledger
- * (worker/usage/merge.ts). For one the worker never settled, the alarm asks the tier's backends
- * (worker/usage/reservations.ts) and releases it only when they prove they never saw the request.
+ * (worker/billing/report-merge.ts). For one the worker never settled, the alarm asks the tier's backends
+ * (worker/billing/late-reservations.ts) and releases it only when they prove they never saw the request.
  * Settles charge per request id up to the largest cost seen (`charged_units`), so the worker's settle
  * and the backend's report, in any order and any number of times, charge the ledger row's cost once.
  * The month's spend is rebuilt from the D1 ledger when this object has no state for the month
@@ -14,7 +14,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
-import { checkReservations, type Reservation } from "../usage/reservations";
+import { checkReservations, type Reservation } from "./late-reservations";
 import { rebuildMonth } from "./limiter-rebuild";
 import { microsToUnits, parseUnits } from "./money";
 import { type Bucket, rateHeaders, refill, waitMs } from "./rate";
@@ -56,7 +56,7 @@ export class KeyLimiter extends DurableObject<Env> {
     // Months whose spend this object holds in full (rebuilt from the ledger, or started here).
     sql.exec(`CREATE TABLE IF NOT EXISTS periods (month TEXT PRIMARY KEY)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
-    // Added by issue 14; ALTER fails harmlessly on objects that already have the columns.
+    // Columns added after the first release; ALTER fails harmlessly on objects that already have the columns.
     // final_charge: a deliveredFinal settle fixed this id's charge (no later write changes it).
     for (const col of ["charged_units TEXT", "price TEXT", "final_charge INTEGER NOT NULL DEFAULT 0"]) {
       try {
@@ -243,7 +243,7 @@ export class KeyLimiter extends DurableObject<Env> {
     return out;
   }
 
-  /** Ends a reservation without charge: the backends proved they never saw the request (usage/reservations.ts). */
+  /** Ends a reservation without charge: the backends proved they never saw the request (billing/late-reservations.ts). */
   release(requestId: string): void {
     this.ctx.storage.sql.exec(
       "UPDATE requests SET state = 'released', reserved_units = '0' WHERE request_id = ? AND state = 'reserved'",

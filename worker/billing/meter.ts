@@ -17,7 +17,7 @@
  */
 import type { Env } from "../env";
 import { ApiError, internalError } from "../errors";
-import { modelNotFound } from "../serving/tiers";
+import { modelNotFound } from "../config/tiers";
 import { budgetRefusal, NO_RETRY } from "./budget";
 import { insertUsage, type UsageRecord } from "./ledger";
 import { costUnits, isValidPricing, reservationUnits, tokenCount } from "./money";
@@ -48,7 +48,7 @@ export function assertTierAllowed(account: Account, model: string, now = Date.no
 }
 
 /**
- * Limits before parsing (issue 15 #2): once the key's limiter refused a tier for RPM, this isolate
+ * Limits before parsing: once the key's limiter refused a tier for RPM, this isolate
  * refuses that key and tier until the limiter's own Retry-After, before the body is tokenized, with no
  * Durable Object round trip and no ledger row. It only repeats the limiter's answer: nothing but time
  * refills an RPM bucket, and the plan's rpm is part of the key, so a PATCHed plan is asked afresh.

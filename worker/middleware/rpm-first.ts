@@ -12,7 +12,7 @@
 import { readCapped } from "../api/body";
 import { countRequestFirst, forgetCountedFirst, recordRejected } from "../billing/meter";
 import { factory } from "../factory";
-import { getTiers } from "../serving/tiers";
+import { getTiers } from "../config/tiers";
 
 /** The body's `model` when it is a tier this key may use; null otherwise (the route answers). */
 function modelOf(text: string, allowed: readonly string[], known: ReadonlySet<string>): string | null {

@@ -13,7 +13,7 @@ import { limiterFor } from "../billing/meter";
 import { budgetState } from "../billing/budget";
 import { microsToUnits, parseUnits, reservationUnits, unitsToMicros, unitsToMicrosFloor } from "../billing/money";
 import { COMPLETION_SLICE_TOKENS } from "../billing/slices";
-import { getTiers } from "../serving/tiers";
+import { getTiers } from "../config/tiers";
 import { badRequest } from "../errors";
 
 export const keyRoutes = factory.createApp();

@@ -15,7 +15,7 @@ import { badRequest } from "../errors";
 import { readBody } from "../api/body";
 import { MessagesSchema, parseMessages, withTools } from "../api/chat-request";
 import { chatPromptIds } from "../api/template";
-import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
+import { getTiers, modelNotFound, type Tier } from "../config/tiers";
 import { VOCAB_SIZE, decode, encode } from "../tokenizer";
 import {
   ParallelToolCallsFieldSchema,

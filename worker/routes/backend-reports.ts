@@ -1,6 +1,6 @@
 /**
  * POST /internal/usage: the backend's usage reports (contract/usage.ts), merged into the ledger
- * (worker/usage/merge.ts) and acknowledged by record id once committed. Its own token, USAGE_TOKEN
+ * (worker/billing/report-merge.ts) and acknowledged by record id once committed. Its own token, USAGE_TOKEN
  * (never an API key or BACKEND_TOKEN); with USAGE_TOKEN unset the route does not exist (404).
  */
 import { bearerAuth } from "hono/bearer-auth";
@@ -11,7 +11,7 @@ import { factory, type AppEnv } from "../factory";
 import { refusedWith } from "../middleware/auth";
 import { clientOf, throttled } from "../middleware/auth-throttle";
 import { tokensEqual } from "../middleware/admin-auth";
-import { mergeReports, stubPort } from "../usage/merge";
+import { mergeReports, stubPort } from "../billing/report-merge";
 
 const byUsageToken = bearerAuth<AppEnv>({
   verifyToken: (token, c) => tokensEqual(token, c.env.USAGE_TOKEN ?? ""),
