@@ -42,7 +42,7 @@ describe("schema subset fuzz (ajv + ajv-formats judge)", () => {
 
   it("every format and test pattern: 40 documents each validate (and formats match their own regex)", () => {
     const r = rngFrom(7);
-    const cases = [
+    const cases: Array<{ type: string; format?: string; pattern?: string; maxLength?: number }> = [
       ...FORMAT_NAMES.map((f) => ({ type: "string", format: f })),
       ...PATTERNS.map((p) => ({ type: "string", pattern: p })),
       { type: "string", format: "email", pattern: PATTERNS.at(-1)! }, // zod's .email(): both
