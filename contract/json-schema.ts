@@ -128,7 +128,11 @@ export class Compiler {
     if (s === true) return ANY;
     if (s === false) throw new SchemaError("false", path, "a false schema accepts nothing");
     if (!isObject(s)) throw new SchemaError("type", path, "a schema must be an object or a boolean");
-    for (const k of Object.keys(s)) if (!SUPPORTED.has(k)) throw new SchemaError(k, path, `'${k}' is not supported`);
+    for (const k of Object.keys(s)) {
+      // uniqueItems: false constrains nothing (pydantic prints it for plain lists).
+      if (!SUPPORTED.has(k) && !(k === "uniqueItems" && s[k] === false))
+        throw new SchemaError(k, path, `'${k}' is not supported`);
+    }
     if (path !== "#" && (s.$defs !== undefined || s.definitions !== undefined)) {
       const k = s.$defs !== undefined ? "$defs" : "definitions";
       throw new SchemaError(k, path, "definitions are only supported at the root");
