@@ -103,6 +103,7 @@ export class Compiler {
   private literalBytes = 0;
   private readonly dfas = new Map<string, Dfa>();
   private readonly refs = new Map<string, Node>();
+  private readonly merged = new Map<string, SchemaObject>();
   private readonly pending = new Map<string, Node & { kind: "ref" }>();
   constructor(private readonly rootSchema: unknown) {}
 
@@ -137,7 +138,8 @@ export class Compiler {
       const k = s.$defs !== undefined ? "$defs" : "definitions";
       throw new SchemaError(k, path, "definitions are only supported at the root");
     }
-    if (s.allOf !== undefined) return this.compile(mergeAllOf(s, path, this.rootSchema, this.charge), path);
+    if (s.allOf !== undefined)
+      return this.compile(mergeAllOf(s, path, this.rootSchema, this.charge, this.merged), path);
     if (s.$ref !== undefined) return this.ref(s, path);
     if (s.anyOf !== undefined || s.oneOf !== undefined) return this.union(s, path);
     if (s.enum !== undefined || s.const !== undefined) return this.literals(s, path);
@@ -160,7 +162,7 @@ export class Compiler {
     this.charge(1, "type", "#");
     if (this.built.length >= MAX_NODES)
       throw new SchemaError("type", "#", `the schema compiles to more than ${MAX_NODES} distinct nodes`);
-    const made = { ...n, id: this.built.length, md: 0 } as Node;
+    const made = Object.assign(n, { id: this.built.length, md: 0 }) as Node;
     this.built.push(made);
     this.interned.set(key, made);
     return made;
@@ -388,6 +390,7 @@ export class Compiler {
     if (s.enum !== undefined) {
       if (!Array.isArray(s.enum) || s.enum.length === 0)
         throw new SchemaError("enum", path, "must be a non-empty list");
+      if (s.enum.length > MAX_LITERALS) throw new SchemaError("enum", path, `more than ${MAX_LITERALS} values`);
       values = s.enum;
     } else values = [s.const];
     if (s.const !== undefined) values = values.filter((v) => jsonEqual(v, s.const));

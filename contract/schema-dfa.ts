@@ -8,7 +8,7 @@ export const ALPHABET: readonly number[] = Array.from({ length: 95 }, (_, i) => 
   (c) => c !== 0x22 && c !== 0x5c,
 );
 /** DFA states one pattern (after length and remainder products) may have. */
-export const MAX_DFA_STATES = 4_000;
+export const MAX_DFA_STATES = 2_000;
 /** A DFA over the alphabet: trans[state * classes + classOf[byte]], -1 dead; every kept state can still accept. */
 export interface Dfa {
   /** Byte -> class (255: never allowed). */

@@ -9,7 +9,7 @@ import { SchemaError } from "./schema-error";
 /** Nesting of JSON objects and arrays anywhere in the schema, annotations included. */
 export const MAX_SCHEMA_DEPTH = 64;
 /** JSON values (objects, arrays, strings, numbers, ...) in the whole schema. */
-export const MAX_SCHEMA_VALUES = 50_000;
+export const MAX_SCHEMA_VALUES = 20_000;
 /** Characters of any one string in the schema (a description, an enum value, a pattern). */
 export const MAX_SCHEMA_STRING = 16_384;
 /** Characters of all strings and keys together. */

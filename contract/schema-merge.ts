@@ -22,11 +22,13 @@ const IGNORED = new Set([
 const MAX = ["minLength", "minItems", "minimum", "exclusiveMinimum"];
 const MIN = ["maxLength", "maxItems", "maximum", "exclusiveMaximum"];
 
+/** `memo` holds merged definitions by name, so a definition referenced twice is merged once. */
 export function mergeAllOf(
   s: SchemaObject,
   path: string,
   root: unknown,
   charge: Charge,
+  memo: Map<string, SchemaObject> = new Map(),
   inlining: string[] = [],
 ): SchemaObject {
   const list = s.allOf;
@@ -42,11 +44,15 @@ export function mergeAllOf(
       if (depth.includes(name)) throw new SchemaError("allOf", at, `recursive ${name} inside allOf is not supported`);
       const { $ref: __, ...others } = p;
       add(others, at, depth);
-      add(schema, name, [...depth, name]);
+      if (isObject(schema) && schema.allOf !== undefined) {
+        let merged = memo.get(name);
+        if (!merged) memo.set(name, (merged = mergeAllOf(schema, name, root, charge, memo, [...depth, name])));
+        parts.push(merged);
+      } else add(schema, name, [...depth, name]);
       return;
     }
     if (p.allOf !== undefined) {
-      parts.push(mergeAllOf(p, at, root, charge, depth));
+      parts.push(mergeAllOf(p, at, root, charge, memo, depth));
       return;
     }
     parts.push(p);

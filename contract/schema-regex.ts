@@ -325,11 +325,20 @@ function astToDfa(ast: Ast, splitDigits = false): Dfa {
   }
   const classes = rep.length;
   if (classes > 254) throw new RegexError("too many character classes");
+  // Epsilon closures with a stamp array (no per-call sets): subset construction is the hot loop.
+  const stamp = new Int32Array(nfa.eps.length);
+  let round = 0;
   const closure = (xs: number[]): number[] => {
-    const seen = new Set(xs);
-    const todo = [...xs];
-    while (todo.length) for (const y of nfa.eps[todo.pop()!]!) if (!seen.has(y)) seen.add(y), todo.push(y);
-    return [...seen].sort((a, b) => a - b);
+    round++;
+    const out: number[] = [];
+    const todo: number[] = [];
+    for (const x of xs) if (stamp[x] !== round) (stamp[x] = round), todo.push(x);
+    while (todo.length) {
+      const x = todo.pop()!;
+      out.push(x);
+      for (const y of nfa.eps[x]!) if (stamp[y] !== round) (stamp[y] = round), todo.push(y);
+    }
+    return out.sort((a, b) => a - b);
   };
   const ids = new Map<string, number>();
   const subsets: number[][] = [];
@@ -353,7 +362,10 @@ function astToDfa(ast: Ast, splitDigits = false): Dfa {
     for (let k = 0; k < classes; k++) {
       const c = rep[k]!;
       const to: number[] = [];
-      for (const x of xs) for (const [s, y] of nfa.edges[x]!) if (s[c]) to.push(y);
+      for (const x of xs) {
+        const es = nfa.edges[x]!;
+        for (let i = 0; i < es.length; i++) if (es[i]![0][c]) to.push(es[i]![1]);
+      }
       trans.push(to.length === 0 ? -1 : intern(closure(to)));
     }
   }

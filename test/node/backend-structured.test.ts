@@ -28,7 +28,10 @@ describe("backend: response_format and logprobs", () => {
       ["oneOf", { oneOf: [{ type: "object" }, { type: "object", properties: {} }] }],
       [
         "$ref",
-        { $defs: { n: { type: "object", properties: { n: { $ref: "#/$defs/n" } }, required: ["n"] } }, $ref: "#/$defs/n" },
+        {
+          $defs: { n: { type: "object", properties: { n: { $ref: "#/$defs/n" } }, required: ["n"] } },
+          $ref: "#/$defs/n",
+        },
       ],
     ] as const) {
       const e = await bad({ response_format: { type: "json_schema", schema } });

@@ -222,7 +222,10 @@ describe("schema grammars", () => {
     ["$ref", { $ref: "#/$defs/missing" }],
     [
       "$ref",
-      { $defs: { n: { type: "object", properties: { next: { $ref: "#/$defs/n" } }, required: ["next"] } }, $ref: "#/$defs/n" },
+      {
+        $defs: { n: { type: "object", properties: { next: { $ref: "#/$defs/n" } }, required: ["next"] } },
+        $ref: "#/$defs/n",
+      },
     ],
     ["maxLength", { type: "integer", maxLength: 3 }],
     ["required", { type: "object", properties: { a: {} }, required: ["b"] }],

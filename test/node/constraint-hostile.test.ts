@@ -46,11 +46,12 @@ describe("hostile schemas", () => {
     for (let i = 0; i < 19; i++)
       defs[`d${i}`] = { anyOf: [{ $ref: `#/$defs/d${i + 1}` }, { $ref: `#/$defs/d${i + 1}` }] };
     defs.d19 = { type: "object", properties: { a: { type: "integer" } }, required: ["a"] };
+    mistralVocab(2); // built once per process, not part of the schema's cost
     const t0 = performance.now();
     const c = new Constraint(
       compileResponseFormat({ type: "json_schema", schema: { $defs: defs, $ref: "#/$defs/d0" } }, manifest),
     );
-    expect(performance.now() - t0).toBeLessThan(2000); // includes the vocabulary index on first use
+    expect(performance.now() - t0).toBeLessThan(1000);
     acceptText(c, '{"a":1}');
     expect(c.complete).toBe(true);
   });

@@ -48,13 +48,19 @@ const pydanticModel = {
       type: "object",
     },
     Cat: {
-      properties: { pet_type: { const: "cat", title: "Pet Type", type: "string" }, meows: { title: "Meows", type: "integer" } },
+      properties: {
+        pet_type: { const: "cat", title: "Pet Type", type: "string" },
+        meows: { title: "Meows", type: "integer" },
+      },
       required: ["pet_type", "meows"],
       title: "Cat",
       type: "object",
     },
     Dog: {
-      properties: { pet_type: { const: "dog", title: "Pet Type", type: "string" }, barks: { title: "Barks", type: "number" } },
+      properties: {
+        pet_type: { const: "dog", title: "Pet Type", type: "string" },
+        barks: { title: "Barks", type: "number" },
+      },
       required: ["pet_type", "barks"],
       title: "Dog",
       type: "object",
@@ -83,7 +89,13 @@ const pydanticModel = {
     },
     tags: { items: { type: "string" }, title: "Tags", type: "array", uniqueItems: false },
     extra: { additionalProperties: { type: "integer" }, title: "Extra", type: "object" },
-    point: { maxItems: 2, minItems: 2, prefixItems: [{ type: "number" }, { type: "number" }], title: "Point", type: "array" },
+    point: {
+      maxItems: 2,
+      minItems: 2,
+      prefixItems: [{ type: "number" }, { type: "number" }],
+      title: "Point",
+      type: "array",
+    },
     created: { format: "date-time", title: "Created", type: "string" },
     root: { $ref: "#/$defs/Category" },
     nick: { anyOf: [{ type: "string" }, { type: "null" }], title: "Nick" },
@@ -133,7 +145,16 @@ describe("client schemas", () => {
     ["format", "#", { type: "string", format: "uri" }],
     ["multipleOf", "#", { type: "number", multipleOf: 0.01 }],
     ["allOf", "#", { allOf: [{ type: "string" }, { type: "integer" }] }],
-    ["allOf", "#", { allOf: [{ type: "string", pattern: "a" }, { type: "string", pattern: "b" }] }],
+    [
+      "allOf",
+      "#",
+      {
+        allOf: [
+          { type: "string", pattern: "a" },
+          { type: "string", pattern: "b" },
+        ],
+      },
+    ],
     ["oneOf", "#/oneOf/1", { oneOf: [{ type: "integer" }, { type: "number" }] }],
     ["minProperties", "#", { type: "object", minProperties: 1 }],
     ["patternProperties", "#", { type: "object", patternProperties: { "^a": {} } }],
