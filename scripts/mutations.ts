@@ -300,9 +300,9 @@ export const MUTATIONS: Mutation[] = [
     edits: [
       {
         // biome-ignore lint/suspicious/noTemplateCurlyInString: source text to find, not a template
-        find: "  const res = await post(`${base}/v1/embed`, token, req, signal, null);",
+        find: "  const res = await post(`${base}${BACKEND_PATHS.embed}`, token, req, signal, null);",
         // biome-ignore lint/suspicious/noTemplateCurlyInString: source text, not a template
-        replace: "  const res = await post(`${base}/v1/embed`, token, req, signal, 10);",
+        replace: "  const res = await post(`${base}${BACKEND_PATHS.embed}`, token, req, signal, 10);",
       },
     ],
     tests: ["test/workers/embeddings-bounds.test.ts"],

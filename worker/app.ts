@@ -19,6 +19,7 @@ import { consoleRoutes } from "./console/routes";
 import { internalUsageRoutes } from "./routes/internal-usage";
 import { openApiRoutes } from "./routes/openapi";
 import { faultRoutes } from "./dev/fault-routes";
+import { WORKER_PATHS } from "../contract/routes";
 
 export function createApp() {
   const app = factory.createApp();
@@ -32,12 +33,12 @@ export function createApp() {
     c.header("x-request-id", requestId);
   });
 
-  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get(WORKER_PATHS.health, (c) => c.json({ status: "ok" }));
   // The public API's OpenAPI 3.1 document (no key: it is the API's documentation).
   app.route("/", openApiRoutes);
   app.route("/console", consoleRoutes);
   // The backend's usage reports (its own USAGE_TOKEN; 404 while unset).
-  app.route("/internal/usage", internalUsageRoutes);
+  app.route(WORKER_PATHS.usage, internalUsageRoutes);
   // Fault injection for the local soak: a 404 unless FAULTS=1 (never in wrangler.toml; dev/faults.ts).
   app.route("/internal/faults", faultRoutes);
 
