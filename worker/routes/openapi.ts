@@ -44,6 +44,7 @@ const responses = {
   ApiKeyList: S.ApiKeyList,
   AdminUsageDays: S.AdminUsageDays,
   DeadLetters: S.DeadLetters,
+  RejectedUsageReports: S.RejectedUsageReports,
   DeadLetterReplay: S.DeadLetterReplay,
   OpenApi: z.looseObject({ openapi: z.literal("3.1.0"), info: z.looseObject({ title: z.string() }) }),
 };
@@ -235,6 +236,15 @@ const operations: Op[] = [
     summary: "Write parked usage records to the ledger (idempotent)",
     query: { limit },
     responses: { "200": { description: "What was replayed.", json: "DeadLetterReplay" } },
+  },
+  {
+    method: "get",
+    path: "/v1/admin/usage/rejected-reports",
+    tag: "Admin",
+    auth: "admin",
+    summary: "Usage reports refused because their request id was never admitted (never billed)",
+    query: { limit },
+    responses: { "200": { description: "Their count and the latest ones.", json: "RejectedUsageReports" } },
   },
   {
     method: "get",

@@ -16,6 +16,8 @@ export interface KeyInfo {
   spent_micros: number;
   reserved_micros: number;
   remaining_micros: number;
+  /** "spent": nothing remains this month; "low": a request reserving a first completion slice is refused. */
+  budget_state: "ok" | "low" | "spent";
   period_start: string;
   period_end: string;
 }
@@ -30,6 +32,8 @@ export interface UsageRow {
   cached_tokens: number;
   completion_tokens: number;
   cost_micros: number;
+  /** The exact sum in units of 1e-12 EUR (admin rows only). */
+  cost_units?: string;
 }
 
 /** GET /v1/usage/requests and /v1/admin/usage/requests */
