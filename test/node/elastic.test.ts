@@ -5,6 +5,7 @@
  * Every request id is reconciled against the ledger (scripts/lib/soak-ledger.ts).
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { groupProcesses, type LocalStack, startLocalStack } from "../../scripts/lib/local-stack";
@@ -130,6 +131,8 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
+  // ELASTIC_LINES=<file>: every launcher line, for a post-mortem.
+  if (process.env.ELASTIC_LINES && stack) writeFileSync(process.env.ELASTIC_LINES, stack.lines.join("\n"));
   await stack?.stop();
 });
 
