@@ -35,8 +35,11 @@ interface Secrets {
   registryToken: string;
 }
 
-/** A worker that misses 3 probes 2 s apart (3 s each) is restarted: under 15 s from death to relaunch. */
-const WORKER_PROBE = { intervalMs: 2_000, timeoutMs: 3_000, failures: 3 };
+/**
+ * A worker that misses 4 probes in a row is restarted. A dead one refuses at once: relaunched about 8 s
+ * after it died. A slow one (a loaded machine) must fail to answer /health for about 28 s first.
+ */
+const WORKER_PROBE = { intervalMs: 2_000, timeoutMs: 5_000, failures: 4 };
 
 function fail(message: string): never {
   console.error(`npm start: ${message}`);

@@ -2,7 +2,7 @@
  * The operator's console (/console/admin) in Debian's Chromium against the real local stack: a wrong
  * admin token is refused with the API's message; keys are created (shown once, with a hostile name
  * that must render as text), edited and revoked, after which the API refuses the key; spend per key and
- * tier, the top keys this month, and one key's requests. Screenshots go to screenshots/ (git-ignored).
+ * tier, the top keys this month, one key's requests, and the live replicas. Screenshots go to screenshots/ (git-ignored).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
@@ -215,6 +215,26 @@ describe.skipIf(chromiumMissing !== null)(
       await signIn(user, stack.base, stack.apiKey);
       await user.getByText("Budget resets on").waitFor();
       await user.close();
+    });
+
+    it("Replicas: npm start's backend is listed ready, and its served count moves live", async () => {
+      await page.getByRole("button", { name: "Replicas" }).click();
+      const table = page.getByRole("region", { name: /^Live replicas/ });
+      const row = table.locator("tbody tr", { hasText: stack.backendUrl });
+      await row.waitFor({ timeout: 15_000 });
+      await row.locator('[data-state="ready"]').waitFor();
+      const served = async () => Number(((await row.locator("td").nth(6).textContent()) ?? "").replace(/\D/g, ""));
+      const before = await served();
+      const res = await fetch(`${stack.base}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "mistral-tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 4 }),
+      });
+      expect(res.status).toBe(200);
+      // No reload: the section polls (the backend's heartbeat and the table's refresh are both 2 s).
+      await until(async () => ((await served()) > before ? true : undefined), 15_000, "the served count to move");
+      await browser.shot(page, "admin-replicas");
+      expect(page.problems).toEqual([]);
     });
 
     it("no key material in the worker's or the backend's logs", () => {

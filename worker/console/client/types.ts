@@ -82,3 +82,19 @@ export interface ChatChunk {
   usage?: Usage | null;
   error?: { message?: string; type?: string; code?: string };
 }
+
+/** GET /v1/admin/replicas (contract/registry.ts ReplicaView). */
+export interface ReplicaRow {
+  id: string;
+  url: string;
+  models: string[];
+  tiers: string[];
+  state: "ready" | "draining";
+  in_flight: number;
+  queue_depth: number;
+  kv_free_blocks: number;
+  slots: number;
+  served: number;
+  last_seen: string;
+  version: string;
+}
