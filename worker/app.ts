@@ -19,6 +19,9 @@ import { consoleRoutes } from "./console/routes";
 import { internalUsageRoutes } from "./routes/internal-usage";
 import { openApiRoutes } from "./routes/openapi";
 import { faultRoutes } from "./dev/fault-routes";
+import { batchLineOf } from "./batch/line-request";
+import { filesRoutes } from "./routes/files";
+import { batchesRoutes } from "./routes/batches";
 
 export function createApp() {
   const app = factory.createApp();
@@ -26,8 +29,14 @@ export function createApp() {
   app.use("*", async (c, next) => {
     // Always server-generated: the id keys the usage ledger (one billed record per id), so a
     // client-chosen x-request-id could make repeated requests collapse into one record.
-    const requestId = `req_${crypto.randomUUID().replaceAll("-", "")}`;
+    // A batch line (made in this isolate by the queue consumer) brings its own: one ledger id per line.
+    const line = batchLineOf(c.req.raw);
+    const requestId = line?.requestId ?? `req_${crypto.randomUUID().replaceAll("-", "")}`;
     c.set("requestId", requestId);
+    if (line) {
+      c.set("account", line.account);
+      c.set("batch", { batchId: line.batchId });
+    }
     await next();
     c.header("x-request-id", requestId);
   });
@@ -44,7 +53,7 @@ export function createApp() {
   // API-key auth on every /v1/* route except /v1/admin/* (ADMIN_TOKEN there); sets c.var.account.
   // CORS first: a preflight carries no key (off unless CORS_ORIGINS is set; middleware/cors.ts).
   app.use("/v1/*", apiCors);
-  app.use("/v1/*", apiAuth);
+  app.use("/v1/*", (c, next) => (c.get("batch") ? next() : apiAuth(c, next)));
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/usage", usageRoutes);
   app.route("/v1", keyRoutes);
@@ -52,6 +61,8 @@ export function createApp() {
   app.route("/v1", chatRoutes);
   app.route("/v1", embeddingsRoutes);
   app.route("/v1", modelsRoutes);
+  app.route("/v1", filesRoutes);
+  app.route("/v1", batchesRoutes);
 
   app.notFound(() => {
     throw notFound("Unknown endpoint.", "unknown_url");

@@ -21,7 +21,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../factory";
 import { admit, extendReservation, recordRejected, settle } from "../billing/meter";
-import { costUnits, reservationUnits, unitsToMicrosCeil } from "../billing/money";
+import { batchPricing, costUnits, reservationUnits, unitsToMicrosCeil } from "../billing/money";
 import { SlicedReservation, firstSlice } from "../billing/slices";
 import type { Account, Pricing, UsageStatus } from "../billing/types";
 import { ApiError } from "../errors";
@@ -81,6 +81,8 @@ export class Lifecycle {
   /** What settle() billed (the analytics point's tokens and cost), and whether its point was written. */
   private billed: Tokens | null = null;
   private pointWritten = false;
+  /** Set when this request is a batch line (worker/batch/): half price, and its ledger row names the batch. */
+  readonly batchId: string | undefined;
 
   constructor(
     private readonly c: Context<AppEnv>,
@@ -89,6 +91,7 @@ export class Lifecycle {
     this.requestId = c.get("requestId");
     this.account = c.get("account");
     this.log = { request_id: this.requestId, key_id: this.account.keyId, endpoint, model: null };
+    this.batchId = c.get("batch")?.batchId;
     const signal = c.req.raw.signal as AbortSignal | undefined;
     if (signal?.aborted) this.clientGone();
     else signal?.addEventListener("abort", () => this.clientGone(), { once: true });
@@ -108,7 +111,8 @@ export class Lifecycle {
    * Reserves the request in the key's limiter: TPM for prompt + maxCompletionTokens, budget for the
    * prompt plus the completion's first slice. A refusal has already written its record.
    */
-  async admit(pricing: Pricing, promptTokens: number, maxCompletionTokens: number): Promise<Admitted> {
+  async admit(tierPricing: Pricing, promptTokens: number, maxCompletionTokens: number): Promise<Admitted> {
+    const pricing = this.batchId ? batchPricing(tierPricing) : tierPricing;
     this.pricing = pricing;
     try {
       const a = await admit(
@@ -121,12 +125,19 @@ export class Lifecycle {
           promptTokens,
           maxCompletionTokens,
           budgetCompletionTokens: firstSlice(maxCompletionTokens),
+          ...(this.batchId ? { batchId: this.batchId } : {}),
         },
         this.ctx,
       );
       this.admitted = true;
       return { headers: a.headers };
     } catch (err) {
+      // A batch line retried after its worker died mid-line: its first attempt was admitted under this
+      // same ledger id. It runs again on that admission; the settle merges into the id's one row (max).
+      if (this.batchId && err instanceof ApiError && err.code === "duplicate_request_id") {
+        this.admitted = true;
+        return { headers: {} };
+      }
       this.settled = true;
       throw err;
     }
@@ -185,6 +196,7 @@ export class Lifecycle {
       ...s,
       startedAt: this.startedAt,
       endedAt: Date.now(),
+      ...(this.batchId ? { batchId: this.batchId } : {}),
     };
     this.c.executionCtx.waitUntil(afterResponse().then(() => settle(this.c.env, this.account, req)));
   }
@@ -208,7 +220,12 @@ export class Lifecycle {
     const rateRefusal = err instanceof ApiError && err.status === 429;
     if (!this.settled && (this.admitted || rateRefusal)) {
       this.settled = true;
-      const r = { requestId: this.requestId, model: this.model, startedAt: this.startedAt };
+      const r = {
+        requestId: this.requestId,
+        model: this.model,
+        startedAt: this.startedAt,
+        ...(this.batchId ? { batchId: this.batchId } : {}),
+      };
       this.c.executionCtx.waitUntil(afterResponse().then(() => recordRejected(this.c.env, this.account, r)));
     }
     this.finish(err instanceof ApiError ? err.status : 500, {

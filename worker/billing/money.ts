@@ -64,6 +64,17 @@ export function parseUnits(v: unknown): bigint {
   return 0n;
 }
 
+/**
+ * A batch line's price: half of each of the tier's per-token prices. Prices are whole µ€ per million
+ * tokens, so an odd price is halved rounding half up (the ledger's rounding rule), e.g. 7 -> 4; every
+ * price in wrangler.toml is even, so there a batch line costs exactly half. Costs are then computed from
+ * these prices exactly like any request's (costUnits).
+ */
+export function batchPricing(p: Pricing): Pricing {
+  const half = (x: number) => Math.floor((x + 1) / 2);
+  return { input: half(p.input), cached_input: half(p.cached_input), output: half(p.output) };
+}
+
 export function isValidPricing(p: unknown): p is Pricing {
   if (typeof p !== "object" || p === null) return false;
   const r = p as Record<string, unknown>;

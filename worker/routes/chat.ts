@@ -120,6 +120,8 @@ async function handle(c: Context<AppEnv>, life: Lifecycle): Promise<Response> {
     tier: p.model,
     ...(p.responseFormat ? { response_format: p.responseFormat } : {}),
     ...(p.topLogprobs !== null ? { logprobs: true, top_logprobs: p.topLogprobs } : {}),
+    // A batch line only fills capacity that interactive requests leave idle (gpu-backend scheduler).
+    ...(life.batchId ? { priority: "batch" as const } : {}),
   };
   const order = replicaRouter.rank(tier.backends, routingKey(promptIds, life.account.cacheSalt));
   const failures: AttemptLog[] = [];
