@@ -31,6 +31,10 @@ export class Sequence implements SchedSeq {
   get promptLen(): number {
     return this.params.input_ids.length;
   }
+  /** The scheduler's class (scheduler.ts): batch lines fill only capacity interactive requests leave idle. */
+  get priority(): "interactive" | "batch" {
+    return this.params.priority ?? "interactive";
+  }
 }
 
 /** Thrown by submit() for requests that must be rejected before streaming starts. */
