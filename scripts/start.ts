@@ -3,7 +3,10 @@
  *   dev models (built if missing) -> D1 migrations (local) -> backend replica(s) -> worker (wrangler dev) -> dev key
  * Every setting is read in scripts/lib/launch-config.ts (`npm start -- --help` lists them). Secrets default to
  * values generated once and kept in $DEV_STATE_DIR/secrets.json, so the dev key survives restarts.
- * A backend or the worker that dies is restarted with backoff (scripts/lib/supervisor.ts), one line each.
+ * A backend or the worker that dies is restarted with backoff (scripts/lib/supervisor.ts), one line each; the
+ * worker is also probed over HTTP, so a wrangler dev that outlives its workerd runtime is restarted too.
+ * Backends join the worker's replica registry (--register; REGISTRY_TOKEN), as they would in production;
+ * wrangler.toml's static TIERS, pointed at the same ports, stays the seed.
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -25,7 +28,12 @@ interface Secrets {
   cacheKeySecret?: string;
   /** The backend's usage deliveries to the worker's POST /internal/usage (both sides hold it). */
   usageToken: string;
+  /** Backends' registration with the worker's replica registry (both sides hold it). */
+  registryToken: string;
 }
+
+/** A worker that misses 3 probes 2 s apart (3 s each) is restarted: under 15 s from death to relaunch. */
+const WORKER_PROBE = { intervalMs: 2_000, timeoutMs: 3_000, failures: 3 };
 
 function fail(message: string): never {
   console.error(`npm start: ${message}`);
@@ -44,6 +52,7 @@ function loadSecrets(cfg: LaunchConfig): Secrets {
     metricsToken: o.metricsToken ?? saved.metricsToken ?? randomBytes(24).toString("hex"),
     cacheKeySecret: saved.cacheKeySecret ?? randomBytes(24).toString("hex"),
     usageToken: o.usageToken ?? saved.usageToken ?? randomBytes(24).toString("hex"),
+    registryToken: o.registryToken ?? saved.registryToken ?? randomBytes(24).toString("hex"),
   };
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
@@ -115,6 +124,7 @@ async function main() {
     BACKEND_TOKEN: secrets.backendToken,
     METRICS_TOKEN: secrets.metricsToken,
     USAGE_TOKEN: secrets.usageToken,
+    REGISTRY_TOKEN: secrets.registryToken,
   };
   const launchBackend = (bport: number) => async (onSpawn: (c: ChildProcess) => void) =>
     (
@@ -135,6 +145,11 @@ async function main() {
           resolve(cfg.stateDir, "journal", String(bport)),
           "--usage-url",
           `http://127.0.0.1:${port}/internal/usage`,
+          // A worker restart is seconds here: retry deliveries at that scale, not production's minute.
+          "--usage-retry-max-ms",
+          "3000",
+          "--register",
+          `http://127.0.0.1:${port}`,
           ...(cfg.backendThreads ? ["--threads", cfg.backendThreads] : []),
         ],
         {
@@ -178,6 +193,8 @@ async function main() {
       envLine("BACKEND_TOKEN", secrets.backendToken) +
       envLine("CACHE_KEY_SECRET", secrets.cacheKeySecret ?? "") +
       envLine("USAGE_TOKEN", secrets.usageToken) +
+      envLine("REGISTRY_TOKEN", secrets.registryToken) +
+      envLine("REGISTRY_ALLOWED_URLS", "http://127.0.0.1:*") +
       Object.entries(cfg.workerVars)
         .map(([k, v]) => envLine(k, v))
         .join(""),
@@ -222,6 +239,15 @@ async function main() {
     onChild: (c) => pipeLogs(cfg, c, "worker"),
     say,
     giveUp,
+    // kill -9 of workerd leaves wrangler dev running and serving nothing: probe the port, not the process.
+    probe: {
+      check: () =>
+        fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(WORKER_PROBE.timeoutMs) }).then(
+          (r) => r.ok,
+        ),
+      intervalMs: WORKER_PROBE.intervalMs,
+      failures: WORKER_PROBE.failures,
+    },
   });
   supervisors.push(worker);
   await worker.start().catch((err: Error) => abort(err.message));

@@ -19,6 +19,8 @@ import { consoleRoutes } from "./console/routes";
 import { internalUsageRoutes } from "./routes/internal-usage";
 import { openApiRoutes } from "./routes/openapi";
 import { faultRoutes } from "./dev/fault-routes";
+import { registryRoutes } from "./routes/registry";
+import { ensureLiveReplicas } from "./serving/live-replicas";
 import { batchLineOf } from "./batch/line-request";
 import { filesRoutes } from "./routes/files";
 import { batchesRoutes } from "./routes/batches";
@@ -35,7 +37,7 @@ export function createApp() {
     c.set("requestId", requestId);
     if (line) {
       c.set("account", line.account);
-      c.set("batch", { batchId: line.batchId });
+      c.set("batch", { batchId: line.batchId, line: line.line });
     }
     await next();
     c.header("x-request-id", requestId);
@@ -47,13 +49,21 @@ export function createApp() {
   app.route("/console", consoleRoutes);
   // The backend's usage reports (its own USAGE_TOKEN; 404 while unset).
   app.route("/internal/usage", internalUsageRoutes);
+  // Backends joining, heartbeating and leaving (REGISTRY_TOKEN; 404 while unset).
+  app.route("/internal/registry", registryRoutes);
   // Fault injection for the local soak: a 404 unless FAULTS=1 (never in wrangler.toml; dev/faults.ts).
   app.route("/internal/faults", faultRoutes);
 
   // API-key auth on every /v1/* route except /v1/admin/* (ADMIN_TOKEN there); sets c.var.account.
   // CORS first: a preflight carries no key (off unless CORS_ORIGINS is set; middleware/cors.ts).
   app.use("/v1/*", apiCors);
+  // A batch line (made in this isolate by the queue consumer) carries its account already.
   app.use("/v1/*", (c, next) => (c.get("batch") ? next() : apiAuth(c, next)));
+  // The live replica set for routing: at most one registry read per isolate per LIVE_TTL_MS (serving/live-replicas.ts).
+  app.use("/v1/*", async (c, next) => {
+    await ensureLiveReplicas(c.env, (p) => c.executionCtx.waitUntil(p));
+    await next();
+  });
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/usage", usageRoutes);
   app.route("/v1", keyRoutes);

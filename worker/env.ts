@@ -21,6 +21,10 @@ declare global {
       CACHE_KEY_SECRET?: string;
       /** The backend's usage deliveries (POST /internal/usage); the route is a 404 while unset. */
       USAGE_TOKEN?: string;
+      /** Backends' registration secret (32+ characters; routes/registry.ts); unset or shorter = no registry routes. */
+      REGISTRY_TOKEN?: string;
+      /** Origin patterns a replica may register, comma-separated (registry/allowlist.ts); unset = none may. */
+      REGISTRY_ALLOWED_URLS?: string;
       /** Comma-separated origins allowed to call /v1/* from a browser ("*": any); unset = no CORS. */
       CORS_ORIGINS?: string;
       /** "1" logs prompts in request logs (off by default). */

@@ -21,3 +21,4 @@ export default {
 } satisfies ExportedHandler<Env>;
 
 export { KeyLimiter } from "./billing/key-limiter";
+export { ReplicaRegistry } from "./registry/replica-registry";

@@ -79,9 +79,9 @@ function run(engine: Engine, reqs: GenerateParams[]): Promise<number[]> {
         new Promise<number>((resolve) => {
           const t0 = performance.now();
           let ttft = -1;
-          engine.submit(p, (ev) => {
+          engine.submit(p, (out) => {
             if (ttft < 0) ttft = performance.now() - t0;
-            if (ev.type === "done") resolve(ttft);
+            if (out.finish) resolve(ttft);
           });
         }),
     ),

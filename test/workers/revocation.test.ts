@@ -4,7 +4,7 @@
  */
 import { env } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { REVOCATION_POLL } from "../../worker/api/lifecycle";
+import { REVOCATION_POLL } from "../../worker/completion/chat";
 import { FakeBackend, gate } from "./chat-fake-backend";
 import { chat, newKey, sseEvents, usageRecord } from "./chat-harness";
 

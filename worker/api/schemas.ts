@@ -51,7 +51,20 @@ const TopLogprob = z.object({ token: z.string(), logprob: z.number(), bytes: z.a
 const Logprobs = z
   .object({ content: z.array(TopLogprob.extend({ top_logprobs: z.array(TopLogprob) })) })
   .describe("Present only when the request set `logprobs: true`.");
-const FinishReason = z.enum(["stop", "length", "error"]);
+const FinishReason = z.enum(["stop", "length", "tool_calls", "error"]);
+const ToolCall = z.object({
+  id: z.string(),
+  type: z.literal("function"),
+  function: z.object({ name: z.string(), arguments: z.string().describe("JSON text of the arguments.") }),
+});
+const ToolCallPiece = z
+  .object({
+    index: z.number().int(),
+    id: z.string().optional(),
+    type: z.literal("function").optional(),
+    function: z.object({ name: z.string().optional(), arguments: z.string() }),
+  })
+  .describe("The first piece of a call has id, type and function.name; later pieces add function.arguments text.");
 const budgetExhausted = z
   .boolean()
   .optional()
@@ -65,7 +78,11 @@ export const ChatCompletion = z.object({
   choices: z.array(
     z.object({
       index: z.number().int(),
-      message: z.object({ role: z.literal("assistant"), content: z.string() }),
+      message: z.object({
+        role: z.literal("assistant"),
+        content: z.string(),
+        tool_calls: z.array(ToolCall).optional(),
+      }),
       logprobs: Logprobs.optional(),
       finish_reason: FinishReason,
     }),
@@ -83,7 +100,11 @@ export const ChatCompletionChunk = z
     choices: z.array(
       z.object({
         index: z.number().int(),
-        delta: z.object({ role: z.literal("assistant").optional(), content: z.string() }),
+        delta: z.object({
+          role: z.literal("assistant").optional(),
+          content: z.string(),
+          tool_calls: z.array(ToolCallPiece).optional(),
+        }),
         logprobs: Logprobs.optional(),
         finish_reason: FinishReason.nullable(),
       }),

@@ -12,6 +12,8 @@ export interface BatchLine {
   /** The line's ledger id: one per batch and line, reused by every retry of the line (idempotent billing). */
   requestId: string;
   batchId: string;
+  /** 1-based line number in the input file. */
+  line: number;
 }
 
 const lines = new WeakMap<Request, BatchLine>();

@@ -55,7 +55,12 @@ export async function runLine(
     passThroughOnException: () => {},
     props: {},
   } as unknown as ExecutionContext;
-  const req = lineRequest(`${ORIGIN}${batch.endpoint}`, msg.body, { account, requestId, batchId: batch.id }, signal);
+  const req = lineRequest(
+    `${ORIGIN}${batch.endpoint}`,
+    msg.body,
+    { account, requestId, batchId: batch.id, line: msg.line },
+    signal,
+  );
   const res = await appFetch(req, env, ctx);
   const text = await res.text();
   await drain(pending);

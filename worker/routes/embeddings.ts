@@ -19,7 +19,8 @@ import { BOS_ID, VOCAB_SIZE, encode } from "../tokenizer";
 import { EmbedStopped, cancelGenerate, embed } from "../serving/backend";
 import { readBody } from "../api/body";
 import { ClientGone, dispatch, type AttemptLog, type Dispatched } from "../serving/dispatch";
-import { CLIENT_CLOSED, Lifecycle } from "../api/lifecycle";
+import { requestScope } from "../api/scope";
+import { CLIENT_CLOSED, MeteredRequest } from "../completion/metered";
 import { replicaRouter, routingKey } from "../serving/router";
 import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
 
@@ -100,7 +101,7 @@ function base64Float32(vec: number[]): string {
 }
 
 embeddingsRoutes.post("/embeddings", async (c) => {
-  const life = new Lifecycle(c, "embeddings");
+  const life = new MeteredRequest(requestScope(c, "embeddings"));
   try {
     const body = await readBody(c.req.raw, EmbedBodySchema);
     const model = body.model;
@@ -124,7 +125,7 @@ embeddingsRoutes.post("/embeddings", async (c) => {
     // aborted on a disconnect, or that count would be lost.
     let replica = "";
     const cancel = () => void (replica && cancelGenerate(replica, c.env.BACKEND_TOKEN, life.requestId));
-    life.client.signal.addEventListener("abort", cancel, { once: true });
+    life.signal.addEventListener("abort", cancel, { once: true });
     const failures: AttemptLog[] = [];
     let done: Dispatched<{ res: Awaited<ReturnType<typeof embed>> | null; computed: number; timedOut: boolean }>;
     try {
@@ -132,7 +133,7 @@ embeddingsRoutes.post("/embeddings", async (c) => {
       const work = dispatch(
         replicaRouter,
         order,
-        life.client.signal,
+        life.signal,
         async (r) => {
           replica = r;
           const ac = new AbortController();
@@ -173,7 +174,7 @@ embeddingsRoutes.post("/embeddings", async (c) => {
       life.settleEmpty(err instanceof ClientGone ? "cancelled" : "error");
       throw err;
     } finally {
-      life.client.signal.removeEventListener("abort", cancel);
+      life.signal.removeEventListener("abort", cancel);
     }
     done.release();
     replicaRouter.recordSuccess(done.replica);
@@ -183,7 +184,7 @@ embeddingsRoutes.post("/embeddings", async (c) => {
       life.settle({ ...billed, status: "error" });
       throw embedTimeout();
     }
-    if (done.value.res === null || life.client.signal.aborted) {
+    if (done.value.res === null || life.signal.aborted) {
       // Gone: what the replica computed (all of it, if it finished first) is billed as cancelled.
       life.settle({ ...billed, status: "cancelled" });
       life.finish(CLIENT_CLOSED, { replica: done.replica, attempts: done.attempts });

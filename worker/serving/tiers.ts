@@ -1,11 +1,14 @@
 /**
  * Serving configuration: the TIERS var (JSON) parsed and validated once per isolate (a bad config is an
  * operator error: requests get a generic 500, the details go to the log), and the replica timeouts.
+ * A tier's `backends` are the registry's live, ready replicas of its backend model when there are any
+ * (serving/live-replicas.ts), else the static list in TIERS: the seed, for deployments without a registry.
  */
 import { z } from "zod";
 import { ApiError, internalError } from "../errors";
 import type { Pricing } from "../billing/types";
 import { HEADERS_TIMEOUT_MS } from "./backend";
+import { liveBackends, liveSnapshot } from "./live-replicas";
 
 const microEuros = z.number().int().nonnegative();
 
@@ -33,6 +36,7 @@ export interface Tier {
 export type Tiers = ReadonlyMap<string, Tier>;
 
 let cached: { raw: string; tiers: Tiers | null } | undefined;
+let overlaid: { seed: Tiers; version: number; tiers: Tiers } | undefined;
 
 /** Parses TIERS; throws an Error with the reason (never reaches a user). */
 export function parseTiers(raw: string): Tiers {
@@ -51,8 +55,20 @@ export function parseTiers(raw: string): Tiers {
   return tiers;
 }
 
-/** The isolate's tiers; re-parsed only when the raw var changes (tests swap it). */
+/** The isolate's tiers over the live replica set; rebuilt only when the var or the snapshot changes. */
 export function getTiers(raw: string | undefined): Tiers {
+  const seed = seedTiers(raw);
+  const version = liveSnapshot()?.version ?? 0;
+  if (overlaid?.seed !== seed || overlaid.version !== version) {
+    const tiers = new Map<string, Tier>();
+    for (const [name, t] of seed) tiers.set(name, { ...t, backends: liveBackends(t.backendModel) ?? t.backends });
+    overlaid = { seed, version, tiers };
+  }
+  return overlaid.tiers;
+}
+
+/** The tiers exactly as TIERS declares them; re-parsed only when the raw var changes (tests swap it). */
+export function seedTiers(raw: string | undefined): Tiers {
   if (cached?.raw !== (raw ?? "")) {
     let tiers: Tiers | null = null;
     try {

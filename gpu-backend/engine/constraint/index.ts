@@ -8,10 +8,11 @@ import { createHash } from "node:crypto";
 import type { ModelManifest } from "../../../contract/model-manifest";
 import type { ResponseFormat } from "../../../contract/wire";
 import { compileSchema, JSON_OBJECT_GRAMMAR, SchemaError } from "../../../contract/json-schema";
-import { CompiledConstraint, Constraint, VocabIndex } from "./token-mask";
-import { mistralTokenBytes } from "./vocab";
+import { CompiledConstraint, Constraint, type Mask, VocabIndex } from "./token-mask";
+import { TriggerWatch } from "./trigger";
+import { mistralEncode, mistralTokenBytes } from "./vocab";
 
-export { Constraint, SchemaError };
+export { CompiledConstraint, Constraint, type Mask, SchemaError };
 
 /** The request cannot be constrained as asked; `param` is the request field to blame. */
 export class ConstraintError extends Error {
@@ -30,7 +31,7 @@ const vocabs = new Map<number, VocabIndex>();
 /** The Mistral v1 vocabulary index (built once, ~0.5 s; main.ts may warm it at start). */
 export function mistralVocab(eos: number): VocabIndex {
   let v = vocabs.get(eos);
-  if (!v) vocabs.set(eos, (v = new VocabIndex({ bytes: mistralTokenBytes(), eos })));
+  if (!v) vocabs.set(eos, (v = new VocabIndex({ bytes: mistralTokenBytes(), eos }, mistralEncode)));
   return v;
 }
 
@@ -79,4 +80,31 @@ export function constraintFor(
   } catch (e) {
     throw e instanceof ConstraintError ? refuse(e.message, e.param) : e;
   }
+}
+
+/** A sequence's structured-output parts: a constraint from the first token, or a trigger and its format. */
+export interface SequenceFormat {
+  constraint: Constraint | null;
+  trigger: TriggerWatch | null;
+  format: CompiledConstraint | null;
+}
+
+/**
+ * constraintFor, plus format_trigger: with a trigger the format is compiled (and refused) now, but the
+ * constraint starts only once the free text contains the trigger.
+ */
+export function formatFor(
+  p: { response_format?: ResponseFormat; stop_token_ids: readonly number[]; format_trigger?: string },
+  manifest: ModelManifest,
+  refuse: (message: string, param: string) => Error,
+): SequenceFormat {
+  if (!p.response_format || p.format_trigger === undefined)
+    return { constraint: constraintFor(p, manifest, refuse), trigger: null, format: null };
+  let format: CompiledConstraint;
+  try {
+    format = compileResponseFormat(p.response_format, manifest);
+  } catch (e) {
+    throw e instanceof ConstraintError ? refuse(e.message, e.param) : e;
+  }
+  return { constraint: null, trigger: new TriggerWatch(p.format_trigger, format.vocab.full), format };
 }
