@@ -45,7 +45,11 @@ export interface SchedulerOptions {
   maxBatch: number;
   prefillChunk: number;
   maxQueue: number;
-  /** Slots batch sequences may hold at once (default half of maxBatch, at least 1). */
+  /**
+   * Slots batch sequences may hold at once (default 1). Each one rides along every interactive decode step,
+   * and on a CPU a decode step's cost grows with its rows (bench:batch: 1 keeps an interactive request
+   * within ~1.25x of idle, 4 of 8 gave ~2.2x); where decode is memory-bound (a GPU) raise it (--batch-slots).
+   */
   batchSlots?: number;
 }
 
@@ -75,7 +79,7 @@ export class Scheduler<S extends SchedSeq> {
   }
 
   get batchSlots(): number {
-    return Math.max(1, Math.min(this.opts.maxBatch, this.opts.batchSlots ?? Math.floor(this.opts.maxBatch / 2)));
+    return Math.max(1, Math.min(this.opts.maxBatch, this.opts.batchSlots ?? 1));
   }
 
   /** Batch sequences holding a slot (prefilling or decoding). */

@@ -18,7 +18,7 @@ import { freePort, spawnUntilReady, stopProcess } from "../lib/processes";
 
 const root = resolve(import.meta.dirname, "../..");
 const { values: args } = parseCli("bench:batch", process.argv.slice(2), {
-  usage: `usage: npm run bench:batch [-- --model tiny|small|medium] [--rounds 3] [--samples 5] [--batch-clients 8] [--tokens 32] [--json]
+  usage: `usage: npm run bench:batch [-- --model tiny|small|medium] [--rounds 3] [--samples 5] [--batch-clients 8] [--tokens 32] [--batch-slots N] [--json]
 Times an interactive generation on an idle backend and while batch-priority generations saturate it.`,
   options: {
     model: { type: "string" },
@@ -26,6 +26,7 @@ Times an interactive generation on an idle backend and while batch-priority gene
     samples: { type: "string" },
     "batch-clients": { type: "string" },
     tokens: { type: "string" },
+    "batch-slots": { type: "string" },
     json: { type: "boolean" },
   },
 });
@@ -39,6 +40,7 @@ const rounds = posInt("rounds", args.rounds, 3);
 const samples = posInt("samples", args.samples, 5);
 const batchClients = posInt("batch-clients", args["batch-clients"], 8);
 const tokens = posInt("tokens", args.tokens, 32);
+const batchSlots = args["batch-slots"] === undefined ? null : posInt("batch-slots", args["batch-slots"], 1);
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -117,7 +119,11 @@ async function main(): Promise<void> {
   base = `http://127.0.0.1:${port}`;
   const backend = await spawnUntilReady(
     resolve(root, "node_modules/.bin/tsx"),
-    ["gpu-backend/main.ts", "--model", `models/dev/${model}`, "--port", String(port), "--token", token],
+    [
+      "gpu-backend/main.ts",
+      ...["--model", `models/dev/${model}`, "--port", String(port), "--token", token],
+      ...(batchSlots === null ? [] : ["--batch-slots", String(batchSlots)]),
+    ],
     { cwd: root, env: process.env, ready: /backend ready/, timeoutMs: 240_000, label: "backend" },
   );
   try {
@@ -154,6 +160,7 @@ async function main(): Promise<void> {
       model,
       tokens,
       batch_clients: batchClients,
+      batch_slots: batchSlots ?? "default",
       samples_per_round: samples,
       rounds: rows,
       median_ratio: median(rows.map((r) => r.ratio)),

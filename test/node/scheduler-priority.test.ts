@@ -26,7 +26,7 @@ function admitAll(s: Scheduler<SchedSeq>): SchedSeq[] {
 
 describe("scheduler priority classes", () => {
   it("admits waiting interactive sequences before older batch ones", () => {
-    const s = new Scheduler<SchedSeq>({ maxBatch: 8, prefillChunk: 16, maxQueue: 64 });
+    const s = new Scheduler<SchedSeq>({ maxBatch: 8, prefillChunk: 16, maxQueue: 64, batchSlots: 4 });
     const b1 = seq("batch");
     const b2 = seq("batch");
     const i1 = seq("interactive");
@@ -35,9 +35,10 @@ describe("scheduler priority classes", () => {
   });
 
   it("batch sequences hold at most batchSlots slots, so an arriving interactive one starts at once", () => {
-    const s = new Scheduler<SchedSeq>({ maxBatch: 4, prefillChunk: 16, maxQueue: 64 });
+    const s = new Scheduler<SchedSeq>({ maxBatch: 4, prefillChunk: 16, maxQueue: 64, batchSlots: 2 });
     for (let i = 0; i < 6; i++) s.enqueue(seq("batch"));
-    expect(admitAll(s)).toHaveLength(2); // half of maxBatch
+    expect(admitAll(s)).toHaveLength(2);
+    expect(new Scheduler<SchedSeq>({ maxBatch: 8, prefillChunk: 16, maxQueue: 8 }).batchSlots).toBe(1); // the default
     expect(s.waiting).toHaveLength(4);
     const i1 = seq("interactive");
     s.enqueue(i1);
