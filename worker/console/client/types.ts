@@ -30,6 +30,9 @@ export interface UsageRow {
   cached_tokens: number;
   completion_tokens: number;
   cost_micros: number;
+  /** The batch lines' part of requests and cost_micros (absent on an admin row from an older worker). */
+  batch_requests?: number;
+  batch_cost_micros?: number;
 }
 
 /** GET /v1/usage/requests and /v1/admin/usage/requests */
