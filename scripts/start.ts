@@ -12,6 +12,8 @@ import { spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { MIN_SECRET_LENGTH } from "../worker/config";
+import { bannerText } from "./lib/banner";
 import { parseLaunchConfig, type LaunchConfig } from "./lib/launch-config";
 import { applyLocalMigrations, OFFLINE_ENV, wranglerTiers } from "./lib/local-worker";
 import { freePort, lineSplitter, portIsFree, spawnUntilHttpReady, spawnUntilReady } from "./lib/processes";
@@ -45,14 +47,16 @@ function loadSecrets(cfg: LaunchConfig): Secrets {
   const file = resolve(cfg.stateDir, "secrets.json");
   const saved: Partial<Secrets> = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
   const o = cfg.secrets;
+  // A token saved by an older launcher that the worker would now refuse (worker/config.ts) is replaced.
+  const fresh = (v: string | undefined) => (v !== undefined && v.length >= MIN_SECRET_LENGTH ? v : undefined);
   const secrets: Secrets = {
     apiKey: o.apiKey ?? saved.apiKey ?? `sk-dev-${randomBytes(24).toString("hex")}`,
-    adminToken: o.adminToken ?? saved.adminToken ?? randomBytes(24).toString("hex"),
-    backendToken: o.backendToken ?? saved.backendToken ?? randomBytes(24).toString("hex"),
+    adminToken: o.adminToken ?? fresh(saved.adminToken) ?? randomBytes(24).toString("hex"),
+    backendToken: o.backendToken ?? fresh(saved.backendToken) ?? randomBytes(24).toString("hex"),
     metricsToken: o.metricsToken ?? saved.metricsToken ?? randomBytes(24).toString("hex"),
     cacheKeySecret: saved.cacheKeySecret ?? randomBytes(24).toString("hex"),
-    usageToken: o.usageToken ?? saved.usageToken ?? randomBytes(24).toString("hex"),
-    registryToken: o.registryToken ?? saved.registryToken ?? randomBytes(24).toString("hex"),
+    usageToken: o.usageToken ?? fresh(saved.usageToken) ?? randomBytes(24).toString("hex"),
+    registryToken: o.registryToken ?? fresh(saved.registryToken) ?? randomBytes(24).toString("hex"),
   };
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
@@ -288,22 +292,16 @@ function pipeLogs(cfg: LaunchConfig, child: ChildProcess, label: string) {
 }
 
 function printBanner(base: string, secrets: Secrets, model: string, backendPorts: number[]) {
-  console.log(`
-Dev API key: ${secrets.apiKey}
-Admin token: ${secrets.adminToken}
-Console:     ${base}/console (sign in with the dev API key); operators: ${base}/console/admin (admin token)
-Metrics:     curl -H "Authorization: Bearer ${secrets.metricsToken}" http://127.0.0.1:${backendPorts[0]}/metrics
-
-curl ${base}/v1/chat/completions \\
-  -H "Authorization: Bearer ${secrets.apiKey}" -H "Content-Type: application/json" \\
-  -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 64, "stream": true}'
-
-node --input-type=module -e '
-import OpenAI from "openai";
-const client = new OpenAI({ baseURL: "${base}/v1", apiKey: "${secrets.apiKey}" });
-const r = await client.chat.completions.create({ model: "${model}", messages: [{ role: "user", content: "Hello!" }], max_tokens: 64 });
-console.log(r.choices[0].message.content, r.usage);'
-`);
+  console.log(
+    bannerText({
+      base,
+      apiKey: secrets.apiKey,
+      adminToken: secrets.adminToken,
+      metricsToken: secrets.metricsToken,
+      model,
+      backendPorts,
+    }),
+  );
   const backends = backendPorts.map((p) => `http://127.0.0.1:${p}`).join(",");
   console.log(`moe-edge stack ready: worker ${base} backend ${backends} (Ctrl-C stops everything)`);
 }

@@ -1,7 +1,7 @@
 /** Worker entry: the Hono app plus the Durable Object and queue consumer it needs. */
 import { createApp } from "./app";
 import type { Env } from "./env";
-import { consumeUsage } from "./billing/usage-queue";
+import { consumeUsage } from "./billing/ledger-queue";
 import { consumeDeadLetters } from "./billing/dead-letters";
 import { consumeBatch } from "./batch/consumer";
 

@@ -362,12 +362,7 @@ export class Engine {
 
   /** Emits what the sequence's last step produced (the finish output carries its own). */
   private flush(seq: Sequence): void {
-    if (seq.outIds.length === 0 || seq.state === "finished") return;
-    const out: EngineOutput = { ids: seq.outIds };
-    if (seq.params.logprobs) out.logprobs = seq.outLogprobs;
-    seq.outIds = [];
-    seq.outLogprobs = [];
-    seq.emit(out);
+    if (seq.outIds.length > 0 && seq.state !== "finished") seq.emit(seq.takeOutput());
   }
 
   /** Puts the prompt's full blocks into the prefix cache (their KV rows are final once prefilled). */
@@ -394,31 +389,10 @@ export class Engine {
     const wasRunning = seq.state === "prefill" || seq.state === "decode";
     this.sched.remove(seq);
     if (wasRunning) this.pool.release(seq.id);
-    const now = performance.now();
-    const admit = seq.tAdmit || now;
-    const first = seq.tFirst || now;
     this.metrics.requests[reason]++;
     this.metrics.promptTokens += seq.promptLen;
     this.metrics.cachedTokens += seq.cached;
     this.metrics.completionTokens += seq.generated.length;
-    const out: EngineOutput = {
-      ids: seq.outIds,
-      finish: {
-        reason,
-        usage: { prompt_tokens: seq.promptLen, cached_tokens: seq.cached, completion_tokens: seq.generated.length },
-        timings: {
-          queue_ms: round(admit - seq.tEnqueue),
-          prefill_ms: seq.tAdmit ? round(first - admit) : 0,
-          decode_ms: seq.tFirst ? round(now - first) : 0,
-        },
-        ...(error ? { error } : {}),
-      },
-    };
-    if (seq.params.logprobs) out.logprobs = seq.outLogprobs;
-    seq.outIds = [];
-    seq.outLogprobs = [];
-    seq.emit(out);
+    seq.emit(seq.takeOutput({ reason, error }));
   }
 }
-
-const round = (ms: number) => Math.round(ms * 100) / 100;

@@ -73,11 +73,36 @@ export class Sequence implements SchedSeq {
   get feedLen(): number {
     return this.held ? 0 : this.feed.length;
   }
+  /** The output gathered since the last one; with `end`, the request's final output (usage, timings). */
+  takeOutput(end?: { reason: FinishReason; error?: string }): EngineOutput {
+    const out: EngineOutput = { ids: this.outIds };
+    if (this.params.logprobs) out.logprobs = this.outLogprobs;
+    this.outIds = [];
+    this.outLogprobs = [];
+    if (!end) return out;
+    const now = performance.now();
+    const admit = this.tAdmit || now;
+    const first = this.tFirst || now;
+    out.finish = {
+      reason: end.reason,
+      usage: { prompt_tokens: this.promptLen, cached_tokens: this.cached, completion_tokens: this.generated.length },
+      timings: {
+        queue_ms: round(admit - this.tEnqueue),
+        prefill_ms: this.tAdmit ? round(first - admit) : 0,
+        decode_ms: this.tFirst ? round(now - first) : 0,
+      },
+      ...(end.error ? { error: end.error } : {}),
+    };
+    return out;
+  }
+
   /** Completion tokens this request may still produce (max_tokens, then the context). */
   get room(): number {
     return Math.min(this.params.max_tokens, this.reserve - this.promptLen) - this.generated.length;
   }
 }
+
+const round = (ms: number) => Math.round(ms * 100) / 100;
 
 /** Thrown by submit() for requests that must be rejected before streaming starts. */
 export class AdmissionError extends Error {

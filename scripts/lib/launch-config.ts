@@ -1,5 +1,6 @@
 /** `npm start`'s configuration: every environment variable and flag it reads, in one place. */
 import { resolve } from "node:path";
+import { CHECKED_SECRETS, MIN_SECRET_LENGTH } from "../../worker/config";
 import { parseCli } from "./cli";
 
 export const START_USAGE = `usage: npm start [-- --help]
@@ -67,6 +68,12 @@ export function parseLaunchConfig(root: string, argv: string[], env: NodeJS.Proc
     .map((m) => m.trim())
     .filter(Boolean);
   if (models.length === 0) throw new Error("MODELS is empty");
+  // The worker refuses to serve with a short one (worker/config.ts): say so here, before anything starts.
+  for (const name of CHECKED_SECRETS) {
+    const v = nonEmpty(env[name]);
+    if (v !== undefined && v.length < MIN_SECRET_LENGTH)
+      throw new Error(`${name} must be at least ${MIN_SECRET_LENGTH} characters (unset it to have one generated)`);
+  }
   return {
     root,
     port,

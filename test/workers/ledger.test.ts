@@ -4,7 +4,7 @@ import { lookupAccount } from "../../worker/billing/keys";
 import { admit, recordRejected, settle, type UsageMessage } from "../../worker/billing/meter";
 import type { UsageRecord } from "../../worker/billing/ledger";
 import type { Account, Pricing, SettleRequest } from "../../worker/billing/types";
-import { consumeUsage } from "../../worker/billing/usage-queue";
+import { consumeUsage } from "../../worker/billing/ledger-queue";
 import type { Env } from "../../worker/env";
 
 const TIERS = JSON.parse(env.TIERS) as Record<string, { price: Pricing }>;
@@ -248,10 +248,10 @@ describe("GET /v1/usage", () => {
           prompt_tokens: 100,
           cached_tokens: 40,
           completion_tokens: 20,
-          cost_micros: 74,
+          cost_micros: 75,
           batch_requests: 0,
           batch_cost_micros: 0,
-        }, // 60·0.6 + 40·0.06 + 20·1.8 = 74.4
+        }, // 60·0.6 + 40·0.06 + 20·1.8 = 74.4, rounded up
         {
           date: "2026-10-30",
           tier: "mistral-tiny",
@@ -259,10 +259,10 @@ describe("GET /v1/usage", () => {
           prompt_tokens: 9,
           cached_tokens: 0,
           completion_tokens: 0,
-          cost_micros: 1,
+          cost_micros: 2,
           batch_requests: 0,
           batch_cost_micros: 0,
-        },
+        }, // 1.26, rounded up
         {
           date: "2026-10-31",
           tier: "mistral-tiny",
@@ -314,7 +314,7 @@ describe("GET /v1/usage", () => {
         requests: 3,
         rejected: 1,
         cost_units: "1260000",
-        cost_micros: 1,
+        cost_micros: 2,
       }),
     ]);
   });
@@ -372,7 +372,7 @@ describe("GET /v1/usage", () => {
       status: "ok",
       prompt_tokens: 3,
       cost_units: "420000",
-      cost_micros: 0,
+      cost_micros: 1, // rounded up, as the response's usage.cost_micros
     });
     const bad = await SELF.fetch("https://edge.test/v1/admin/usage/requests?limit=0", { headers: ADMIN });
     expect(bad.status).toBe(400);

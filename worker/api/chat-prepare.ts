@@ -1,13 +1,13 @@
 /**
  * A parsed chat request made ready for the completion owner: its tier (known, in the key's plan, a chat
- * model), the prompt's ids (the chat template, salted per account) and the completion's token limit
+ * model), the prompt's ids (the chat template with any tool definitions, salted per account) and the completion's token limit
  * (the caller's, clamped to the context left). Shared by every caller of completion/chat.ts.
  */
 import { assertTierAllowed } from "../billing/meter";
 import type { Account } from "../billing/types";
 import type { Env } from "../env";
 import { badRequest } from "../errors";
-import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
+import { getTiers, modelNotFound, type Tier } from "../config/tiers";
 import { type ChatParams, contextExceeded } from "./chat-request";
 import { chatPromptIds } from "./template";
 
@@ -29,7 +29,7 @@ export function chatTier(env: Env, account: Account, model: string): Tier {
 /** 400/404 (and the isolate's 429 repeat) for a request that cannot run; never touches a replica. */
 export function prepareChat(env: Env, account: Account, p: ChatParams): PreparedChat {
   const tier = chatTier(env, account, p.model);
-  const promptIds = chatPromptIds(p.messages, account.cacheSalt);
+  const promptIds = chatPromptIds(p.messages, account.cacheSalt, p.tools);
   if (promptIds.length >= tier.contextWindow) throw contextExceeded(tier.contextWindow, promptIds.length);
   const room = tier.contextWindow - promptIds.length;
   return { tier, promptIds, maxTokens: Math.min(p.maxTokens ?? room, room) };

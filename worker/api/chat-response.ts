@@ -69,7 +69,10 @@ export function completion(
     choices: [
       {
         index: 0,
-        message: { role: "assistant" as const, content: text, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) },
+        // With calls, content is the text before them, or null when there is none (OpenAI's shape).
+        message: toolCalls.length
+          ? { role: "assistant" as const, content: text.trim() === "" ? null : text, tool_calls: toolCalls }
+          : { role: "assistant" as const, content: text },
         ...logprobsField(lp),
         finish_reason: end.finishReason,
       },

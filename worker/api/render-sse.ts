@@ -53,7 +53,9 @@ export function renderSse(completion: Completion, o: SseOptions): Response {
             const piece: out.ToolCallPiece = {
               index: ev.index,
               ...(first ? { id: ev.id, type: "function" as const } : {}),
-              function: { ...(ev.name !== undefined ? { name: ev.name } : {}), arguments: ev.argumentsFragment ?? "" },
+              // Later pieces repeat name as "": Mistral's SDK requires a name string in every piece;
+              // OpenAI's SDK skips an empty one and LangChain appends it.
+              function: { name: ev.name ?? "", arguments: ev.argumentsFragment ?? "" },
             };
             send(out.chunk(completion, { content: "", tool_calls: [piece] }));
             break;

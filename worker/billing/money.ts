@@ -39,17 +39,31 @@ export function reservationUnits(price: Pricing, promptTokens: number, maxComple
   return costUnits(price, { promptTokens, cachedTokens: 0, completionTokens: maxCompletionTokens });
 }
 
-/** Units -> whole micro-euros, rounding half up (costs are never negative). */
+/**
+ * THE rounding rule (docs/billing.md "Rounding"): money is kept exact, in units; a figure in whole
+ * micro-euros is its exact units rounded UP, once, from the exact figure: a request's cost, or an exact
+ * sum of costs (never a sum of rounded figures). So a non-zero cost never reads 0, a reported figure is
+ * never below what was charged, and the response's `usage.cost_micros`, the ledger row, `/v1/usage`,
+ * the console and the CSV export all show the same integer for one request.
+ */
 export function unitsToMicros(units: bigint): number {
-  return Number((units + UNITS_PER_MICRO / 2n) / UNITS_PER_MICRO);
+  return units <= 0n ? 0 : Number((units + UNITS_PER_MICRO - 1n) / UNITS_PER_MICRO);
+}
+
+/** Units -> whole micro-euros rounded DOWN: only for what a budget still allows (never promise money not there). */
+export function unitsToMicrosFloor(units: bigint): number {
+  return units <= 0n ? 0 : Number(units / UNITS_PER_MICRO);
 }
 
 /**
- * Units -> whole micro-euros, rounded up: what a single request's `usage.cost_micros` reports, so a
- * non-zero cost never shows as 0 and the reported figure is never below what was charged.
+ * An exact cost times a discount fraction (e.g. batch pricing at 1/2): exact units × numerator ÷
+ * denominator, rounded UP to a whole unit (the same direction as the rule above, never in the payer's
+ * disfavour by more than one unit of 1e-12 EUR). Apply it to units, before any conversion to micro-euros.
  */
-export function unitsToMicrosCeil(units: bigint): number {
-  return units <= 0n ? 0 : Number((units + UNITS_PER_MICRO - 1n) / UNITS_PER_MICRO);
+export function discountUnits(units: bigint, numerator: bigint, denominator: bigint): bigint {
+  if (denominator <= 0n || numerator < 0n) throw new RangeError("discount must be a non-negative fraction");
+  const product = units * numerator;
+  return product <= 0n ? 0n : (product + denominator - 1n) / denominator;
 }
 
 export function microsToUnits(micros: number): bigint {
@@ -66,9 +80,10 @@ export function parseUnits(v: unknown): bigint {
 
 /**
  * A batch line's price: half of each of the tier's per-token prices. Prices are whole µ€ per million
- * tokens, so an odd price is halved rounding half up (the ledger's rounding rule), e.g. 7 -> 4; every
- * price in wrangler.toml is even, so there a batch line costs exactly half. Costs are then computed from
- * these prices exactly like any request's (costUnits).
+ * tokens, so an odd price is halved rounding UP (7 -> 4), the ledger's direction (see unitsToMicros);
+ * every price in wrangler.toml is even, so there a line costs exactly half. The discount lives in the
+ * price, not as discountUnits on a cost, because the price is what admission records: a backend's usage
+ * report for a line whose worker died is priced with it (usage/merge.ts), at the batch price too.
  */
 export function batchPricing(p: Pricing): Pricing {
   const half = (x: number) => Math.floor((x + 1) / 2);
@@ -80,3 +95,6 @@ export function isValidPricing(p: unknown): p is Pricing {
   const r = p as Record<string, unknown>;
   return [r.input, r.cached_input, r.output].every((x) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0);
 }
+
+/** The same rule under the name the request path imports (`usage.cost_micros`). */
+export const unitsToMicrosCeil = unitsToMicros;

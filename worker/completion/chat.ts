@@ -18,13 +18,17 @@ import { cancelGenerate } from "../serving/backend";
 import { ClientGone, type AttemptLog, type Dispatched } from "../serving/dispatch";
 import { startGeneration, type OpenStream } from "../serving/generation";
 import { replicaRouter, routingKey } from "../serving/router";
-import { replicaTimeouts, type Tier } from "../serving/tiers";
+import { replicasOf } from "../serving/live-replicas";
+import type { Tier } from "../config/tiers";
+import { replicaTimeouts } from "../serving/timeouts";
 import { EOS_ID, createStopMatcher } from "../tokenizer";
 import type { CompletionEvent } from "./events";
 import type { LogprobContent } from "./logprobs";
 import type { MeteredRequest, Settlement, Tokens } from "./metered";
 import { pumpGeneration, type PumpResult } from "./pump";
 import * as responseCache from "./response-cache";
+import { withToolCalls } from "./tool-calls";
+import { planKey, type ToolPlan } from "../tools";
 
 /**
  * How often a running completion re-reads its key's revocation from D1 (not the 3 s isolate cache). A
@@ -51,6 +55,10 @@ export interface CompletionParams {
   responseFormat: ResponseFormat | null;
   /** Per-token logprobs with this many alternatives; null when not requested. */
   topLogprobs: number | null;
+  /** Tool calling (tools/plan.ts); null or absent without tools. */
+  tools?: ToolPlan | null;
+  /** Rendered as it comes (SSE): tool calls stream live rather than at the end. */
+  stream?: boolean;
 }
 
 /** Who asked: an HTTP client now, or one line of a batch (priced and recorded by the batch layer). */
@@ -145,6 +153,7 @@ export async function startCompletion(input: CompletionInput): Promise<Completio
         stop: p.stop,
         maxTokens,
         responseFormat: p.responseFormat,
+        tools: planKey(p.tools ?? null),
       },
       secret,
     );
@@ -164,14 +173,15 @@ export async function startCompletion(input: CompletionInput): Promise<Completio
       stop_token_ids: [EOS_ID],
       cache_salt: req.account.cacheSalt,
       request_id: req.requestId,
-      // Echoed in the backend's usage record: a request whose worker died is billed from it (usage/merge.ts).
+      // Echoed in the backend's usage record: a request whose worker died is billed from it (billing/report-merge.ts).
       key_id: req.account.keyId,
       tier: p.model,
       ...(p.responseFormat ? { response_format: p.responseFormat } : {}),
+      ...(p.tools?.formatTrigger ? { format_trigger: p.tools.formatTrigger } : {}),
       ...(p.topLogprobs !== null ? { logprobs: true, top_logprobs: p.topLogprobs } : {}),
       ...(input.source?.kind === "batch" ? { priority: "batch" as const } : {}),
     };
-    const order = replicaRouter.rank(tier.backends, routingKey(promptIds, req.account.cacheSalt));
+    const order = replicaRouter.rank(replicasOf(tier), routingKey(promptIds, req.account.cacheSalt));
     const failures: AttemptLog[] = [];
     try {
       const starting = startGeneration(
@@ -357,9 +367,10 @@ export async function startCompletion(input: CompletionInput): Promise<Completio
   const gen = run();
   // Runs the cache lookup, admission and dispatch: their refusals reject here, already settled.
   await gen.next();
-  const events: AsyncIterable<CompletionEvent> = {
+  const raw: AsyncIterable<CompletionEvent> = {
     [Symbol.asyncIterator]: () => gen as AsyncGenerator<CompletionEvent>,
   };
+  const events = p.tools?.parse ? withToolCalls(raw, p.tools, p.stream === true) : raw;
   return {
     id: completionId(),
     created: Math.floor(Date.now() / 1000),

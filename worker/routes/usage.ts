@@ -2,8 +2,8 @@
  * GET /v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD — the caller's own usage, one row per tier and UTC day.
  * Defaults to the current calendar month (the budget period). Reads the D1 ledger directly, so a
  * request appears as soon as its settle() has run (unless its write fell back to the queue).
- * cost_micros is the exact per-row sum rounded half up once; batch_requests and batch_cost_micros are the
- * part of it that batch lines made (worker/batch/).
+ * cost_micros is the exact per-row sum rounded up once (billing/money.ts unitsToMicros); batch_requests and
+ * batch_cost_micros are the part of it that batch lines made (worker/batch/).
  */
 import { factory } from "../factory";
 import { usageByDay } from "../billing/ledger";

@@ -11,6 +11,7 @@
 import type { ReplicaRecord } from "../registry/replica-registry";
 import { registryStub } from "../registry/replica-registry";
 import type { Env } from "../env";
+import type { Tier } from "../config/tiers";
 
 export const LIVE_TTL_MS = 2_000;
 export const LIVE_MAX_STALE_MS = 10_000;
@@ -77,6 +78,14 @@ export function liveBackends(backendModel: string): string[] | null {
     .filter((r) => r.state === "ready" && r.models.includes(backendModel))
     .map((r) => r.url);
   return urls.length > 0 ? urls : null;
+}
+
+/**
+ * Where a tier's requests may go: the registry's live, ready replicas of its backend model when there are
+ * any, else the static `backends` of TIERS (the seed, for deployments without a registry).
+ */
+export function replicasOf(tier: Pick<Tier, "backendModel" | "backends">): string[] {
+  return liveBackends(tier.backendModel) ?? tier.backends;
 }
 
 /** The load a replica last reported (in flight + waiting), or 0 when it is not in the registry. */

@@ -2,17 +2,17 @@
 import type { ReplicaView } from "../../contract/registry";
 import type { Env } from "../env";
 import { registryStub, type ReplicaRecord } from "../registry/replica-registry";
-import { seedTiers } from "./tiers";
+import { getTiers } from "../config/tiers";
 
 export async function replicaViews(env: Env): Promise<ReplicaView[]> {
   const stub = registryStub(env);
   if (!stub) return [];
   const list = (await stub.list()) as ReplicaRecord[];
-  let tiers: ReturnType<typeof seedTiers> | null = null;
+  let tiers: ReturnType<typeof getTiers> | null = null;
   try {
-    tiers = seedTiers(env.TIERS);
+    tiers = getTiers(env.TIERS);
   } catch {
-    // A bad TIERS var is logged by seedTiers; the replicas are still worth showing.
+    // A bad TIERS var is logged by getTiers; the replicas are still worth showing.
   }
   return list.map((r) => ({
     id: r.id,
