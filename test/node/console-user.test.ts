@@ -131,8 +131,73 @@ describe.skipIf(chromiumMissing !== null)(
         page.getByRole("button", { name: "Download CSV" }).click(),
       ]);
       const csv = readFileSync((await download.path())!, "utf8");
-      expect(csv.split("\r\n")[0]).toBe("date,tier,requests,prompt_tokens,cached_tokens,completion_tokens,cost_eur");
+      expect(csv.split("\r\n")[0]).toBe(
+        "date,tier,requests,prompt_tokens,cached_tokens,completion_tokens,cost_eur,batch_requests,batch_cost_eur",
+      );
       expect(csv).toMatch(/\d{4}-\d\d-\d\d,mistral-tiny,3,\d+,\d+,\d+,0\.\d{6}/);
+      expect(page.problems).toEqual([]);
+      await page.close();
+    });
+
+    it("batches: status, counts, the output file downloaded with the key, and Cancel on a running batch", async () => {
+      // RPM 3: the first batch's two lines run at once; the second batch's lines then wait on the rate limit
+      // (requeued with its Retry-After), so it is still running when Cancel is clicked.
+      const k = await newKey({ name: "console batches", rpm: 3 });
+      const auth = { authorization: `Bearer ${k}` };
+      const line = (id: string, maxTokens: number) =>
+        JSON.stringify({
+          custom_id: id,
+          method: "POST",
+          url: "/v1/chat/completions",
+          body: { model: "mistral-tiny", messages: [{ role: "user", content: `Line ${id}` }], max_tokens: maxTokens },
+        });
+      const create = async (lines: string[]) => {
+        const form = new FormData();
+        form.append("purpose", "batch");
+        form.append("file", new Blob([`${lines.join("\n")}\n`]), "in.jsonl");
+        const file = (await (
+          await fetch(`${stack.base}/v1/files`, { method: "POST", headers: auth, body: form })
+        ).json()) as {
+          id: string;
+        };
+        const res = await fetch(`${stack.base}/v1/batches`, {
+          method: "POST",
+          headers: { ...auth, "content-type": "application/json" },
+          body: JSON.stringify({ input_file_id: file.id, endpoint: "/v1/chat/completions", completion_window: "24h" }),
+        });
+        return ((await res.json()) as { id: string }).id;
+      };
+      const status = async (id: string) =>
+        ((await (await fetch(`${stack.base}/v1/batches/${id}`, { headers: auth })).json()) as { status: string })
+          .status;
+      const done = await create([line("a", 3), line("b", 3)]);
+      await until(async () => ((await status(done)) === "completed" ? true : undefined), 60_000, "batch completed");
+      const running = await create(Array.from({ length: 6 }, (_, i) => line(`r${i}`, 3)));
+      await until(async () => ((await status(running)) === "in_progress" ? true : undefined), 60_000, "batch running");
+
+      const page = await browser.page();
+      await signIn(page, stack.base, k);
+      await page.getByRole("button", { name: "Batches" }).click();
+      const table = page.getByRole("table", { name: "Batches" });
+      const doneRow = table.locator("tbody tr", { hasText: done });
+      await doneRow.waitFor();
+      expect(await doneRow.innerText()).toMatch(/completed\s+2\s+2\s+0/);
+      await browser.shot(page, "console-batches");
+      const [download] = await Promise.all([
+        page.waitForEvent("download"),
+        page.getByRole("button", { name: `Download the output file of ${done}` }).click(),
+      ]);
+      const out = readFileSync((await download.path())!, "utf8")
+        .trim()
+        .split("\n");
+      expect(out.map((l) => (JSON.parse(l) as { custom_id: string }).custom_id)).toEqual(["a", "b"]);
+
+      await page.getByRole("button", { name: `Cancel ${running}` }).click();
+      await table
+        .locator("tbody tr", { hasText: running })
+        .filter({ hasText: /cancell/ })
+        .waitFor();
+      await until(async () => ((await status(running)) === "cancelled" ? true : undefined), 60_000, "batch cancelled");
       expect(page.problems).toEqual([]);
       await page.close();
     });

@@ -34,6 +34,9 @@ export interface UsageRow {
   cost_micros: number;
   /** The exact sum in units of 1e-12 EUR (admin rows only). */
   cost_units?: string;
+  /** The batch lines' part of requests and cost_micros (absent on an admin row from an older worker). */
+  batch_requests?: number;
+  batch_cost_micros?: number;
 }
 
 /** GET /v1/usage/requests and /v1/admin/usage/requests */
