@@ -1,7 +1,7 @@
 /**
  * The Hono app: composes middleware and routes. Request flow:
- *   request id -> (auth -> limits) -> route handler -> backend
- * Each piece lives in its own module under worker/middleware, worker/routes, worker/billing, worker/inference.
+ *   request id -> (CORS -> auth) -> route handler -> completion -> backend
+ * docs/development.md traces one chat request through the folders.
  */
 import { HTTPException } from "hono/http-exception";
 import { ApiError, internalError, notFound } from "./errors";
@@ -18,7 +18,7 @@ import { modelsRoutes } from "./routes/models";
 import { keyRoutes } from "./routes/key";
 import { tokenizeRoutes } from "./routes/tokenize";
 import { consoleRoutes } from "./console/routes";
-import { internalUsageRoutes } from "./routes/backend-reports";
+import { backendReportRoutes } from "./routes/backend-reports";
 import { openApiRoutes } from "./routes/openapi";
 import { unsupportedRoutes } from "./routes/unsupported";
 import { faultRoutes } from "./dev/fault-routes";
@@ -54,7 +54,7 @@ export function createApp() {
   app.route("/", openApiRoutes);
   app.route("/console", consoleRoutes);
   // The backend's usage reports (its own USAGE_TOKEN; 404 while unset).
-  app.route(WORKER_PATHS.usage, internalUsageRoutes);
+  app.route(WORKER_PATHS.usage, backendReportRoutes);
   // Backends joining, heartbeating and leaving (REGISTRY_TOKEN; 404 while unset).
   app.route("/internal/registry", registryRoutes);
   // Fault injection for the local soak: a 404 unless FAULTS=1 (never in wrangler.toml; billing/faults.ts).

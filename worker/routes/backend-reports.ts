@@ -18,15 +18,15 @@ const byUsageToken = bearerAuth<AppEnv>({
   ...refusedWith(() => unauthorized("Invalid or missing usage token.")),
 });
 
-export const internalUsageRoutes = factory.createApp();
+export const backendReportRoutes = factory.createApp();
 
-internalUsageRoutes.use("*", async (c, next) => {
+backendReportRoutes.use("*", async (c, next) => {
   if (!c.env.USAGE_TOKEN) throw notFound("Unknown endpoint.", "unknown_url");
   // Failed attempts throttled per client like the admin API's, in the usage token's own bucket.
   return throttled("usage", clientOf(c.req.header("cf-connecting-ip")), () => byUsageToken(c, next));
 });
 
-internalUsageRoutes.post("/", async (c) => {
+backendReportRoutes.post("/", async (c) => {
   const batch = await readBody(c.req.raw, UsageBatchSchema);
   const acked = await mergeReports(c.env, batch.records, stubPort(c.env));
   return c.json<UsageAck>({ acked });
