@@ -286,9 +286,15 @@ export class Constraint {
     return this.mask !== null;
   }
 
+  /** Milliseconds the last mask computed here took (0 until one missed the cache): what the next may cost. */
+  lastCost = 0;
+
   /** Computes the current state's mask now (the engine does this while the model runs). */
   prepare(): void {
-    this.mask ??= this.compiled.maskFor(this.state);
+    if (this.mask || this.ready) return;
+    const t0 = performance.now();
+    this.mask = this.compiled.maskFor(this.state);
+    this.lastCost = performance.now() - t0;
   }
 
   /** The document is complete: only EOS may follow (no byte continues it and it is accepted). */
