@@ -40,12 +40,12 @@ export const MUTATIONS: Mutation[] = [
   {
     id: "money-round-down",
     area: "billing",
-    why: "micro-euro conversion truncates instead of rounding half up",
+    why: "micro-euro conversion truncates instead of rounding up",
     file: "worker/billing/money.ts",
     edits: [
       {
-        find: "return Number((units + UNITS_PER_MICRO / 2n) / UNITS_PER_MICRO);",
-        replace: "return Number(units / UNITS_PER_MICRO);",
+        find: "return units <= 0n ? 0 : Number((units + UNITS_PER_MICRO - 1n) / UNITS_PER_MICRO);",
+        replace: "return units <= 0n ? 0 : Number(units / UNITS_PER_MICRO);",
       },
     ],
     tests: ["test/workers/billing.test.ts"],
@@ -135,12 +135,12 @@ export const MUTATIONS: Mutation[] = [
   {
     id: "stream-settle-no-cached-discount",
     area: "billing",
-    why: "the streaming settle bills cached prompt tokens at the full input price (the client still sees the discount)",
-    file: "worker/api/chat-relay.ts",
+    why: "the completion's settle bills cached prompt tokens at the full input price (the client still sees the discount)",
+    file: "worker/completion/chat.ts",
     edits: [
       {
-        find: "      unwatch();\n      life.settle(settlementOf(r));",
-        replace: "      unwatch();\n      life.settle({ ...settlementOf(r), cachedTokens: 0 });",
+        find: "      if (admitted) req.settle(settlement);",
+        replace: "      if (admitted) req.settle({ ...settlement, cachedTokens: 0 });",
       },
     ],
     tests: ["test/workers/race-and-stream-billing.test.ts", "test/node/e2e-ledger.test.ts"],
@@ -243,7 +243,7 @@ export const MUTATIONS: Mutation[] = [
     id: "ledger-row-before-admission",
     area: "limits",
     why: "requests refused before admission write a ledger row (with the client's raw model string)",
-    file: "worker/api/lifecycle.ts",
+    file: "worker/completion/metered.ts",
     edits: [
       { find: "    if (!this.settled && (this.admitted || rateRefusal)) {", replace: "    if (!this.settled) {" },
     ],
@@ -275,7 +275,7 @@ export const MUTATIONS: Mutation[] = [
     id: "response-cache-key-no-backend-model",
     area: "cache",
     why: "the response-cache key leaves out the tier's backend_model (old answers survive a model swap)",
-    file: "worker/api/response-cache.ts",
+    file: "worker/completion/response-cache.ts",
     edits: [{ find: "    input.backendModel,\n", replace: "" }],
     tests: ["test/workers/cache-isolation.test.ts"],
   },
@@ -311,7 +311,7 @@ export const MUTATIONS: Mutation[] = [
     id: "backend-failure-report-raises-bill",
     area: "billing",
     why: "a stream ended by a backend failure is re-billed at the replica's later, larger count",
-    file: "worker/api/chat-relay.ts",
+    file: "worker/completion/chat.ts",
     edits: [{ find: '...(r.finishReason === "error" ? { deliveredFinal: true } : {}),', replace: "" }],
     tests: ["test/workers/stall.test.ts"],
   },
@@ -327,8 +327,8 @@ export const MUTATIONS: Mutation[] = [
     id: "revocation-ignored-by-streams",
     area: "cancellation",
     why: "a revoked key's streams in flight run on to their end",
-    file: "worker/api/chat-relay.ts",
-    edits: [{ find: "  const unwatch = life.watchRevocation();", replace: "  const unwatch = () => {};" }],
+    file: "worker/completion/chat.ts",
+    edits: [{ find: "      unwatch = watchRevocation();", replace: "      unwatch = () => {};" }],
     tests: ["test/workers/revocation.test.ts"],
   },
 ];

@@ -95,10 +95,15 @@ describe("chat template v1", () => {
     rejects([], "no_user_message", /at least one user message/);
     rejects([system("only system")], "no_user_message", /at least one user message/);
     rejects([assistant("hi"), user("x")], "first_turn_not_user", /start with a user message/);
-    rejects([user("x"), assistant("y")], "last_turn_not_user", /last message must be a user message/);
+    rejects([user("x"), assistant("y")], "last_turn_not_user", /last message must be a user or tool message/);
     rejects([user("x"), assistant("p", true), user("z")], "misplaced_prefix", /prefix/);
     rejects([{ role: "user", content: "x", prefix: true }], "misplaced_prefix", /prefix/);
-    rejects([user("x"), { role: "tool", content: "{}" }], "unsupported_role", /role 'tool'/);
+    rejects(
+      [user("x"), { role: "tool", content: "{}" }],
+      "misplaced_tool_message",
+      /must follow an assistant message with tool_calls/,
+    );
+    rejects([user("x"), { role: "function" as "tool", content: "{}" }], "unsupported_role", /role 'function'/);
     rejects([{ role: "user", content: 5 as unknown as string }], "content_not_string", /content must be a string/);
   });
 });

@@ -23,6 +23,8 @@ const SCRIPTS: Array<[string, string]> = [
   ["bench", "scripts/bench/all.ts"],
   ["bench:build", "scripts/bench/build.ts"],
   ["bench:engine", "scripts/bench/engine.ts"],
+  ["bench:profile", "scripts/bench/profile.ts"],
+  ["bench:bandwidth", "scripts/bench/bandwidth.ts"],
   ["bench:tokenizer", "scripts/bench/tokenizer.ts"],
   ["bench:edge", "scripts/bench/edge.ts"],
   ["soak", "scripts/soak.ts"],

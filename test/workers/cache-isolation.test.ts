@@ -1,9 +1,9 @@
 /**
- * Issue 15 #8, #9: the response-cache key covers the tier's backend_model and is an HMAC under
+ * The response-cache key covers the tier's backend_model and is an HMAC under
  * CACHE_KEY_SECRET (no secret: no caching); the tokenized-turn cache is partitioned per account salt.
  */
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { cacheKey } from "../../worker/api/response-cache";
+import { cacheKey } from "../../worker/completion/response-cache";
 import { applyChatTemplate, turnCacheHits } from "../../worker/tokenizer/chat";
 import { FakeBackend } from "./chat-fake-backend";
 import { chat, newKey, tiersJson } from "./chat-harness";

@@ -1,12 +1,12 @@
 /**
- * Cancel-and-drain metering (worker/serving/generation.ts): on a stop string or a client disconnect
+ * Cancel-and-drain metering (worker/completion/pump.ts): on a stop string or a client disconnect
  * the edge cancels the replica, reads its stream to the final `done`, and bills the backend's count.
  */
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { GenerateEvent } from "../../contract/wire";
 import worker from "../../worker/index";
-import { pumpGeneration, type OpenStream } from "../../worker/serving/generation";
+import { pumpGeneration, type OpenStream } from "../../worker/completion/pump";
 import { MAX_UNREAD_BYTES } from "../../worker/api/sse";
 import { createStopMatcher } from "../../worker/tokenizer";
 import { FakeBackend, byteIds, gate } from "./chat-fake-backend";

@@ -1,10 +1,10 @@
 /**
- * Issue 15 #12: revoking a key ends its streams in flight within REVOCATION_POLL.ms (2 s) plus a drain,
+ * Revoking a key ends its streams in flight within REVOCATION_POLL.ms (2 s) plus a drain,
  * with an error event that says why, and the answer is billed exactly (the replica's own count).
  */
 import { env } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { REVOCATION_POLL } from "../../worker/api/lifecycle";
+import { REVOCATION_POLL } from "../../worker/completion/chat";
 import { FakeBackend, gate } from "./chat-fake-backend";
 import { chat, newKey, sseEvents, usageRecord } from "./chat-harness";
 

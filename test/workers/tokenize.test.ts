@@ -50,7 +50,8 @@ describe("POST /v1/tokenize", () => {
       [{ model: "mistral-tiny", prompt: "a", messages: [{ role: "user", content: "b" }] }, "messages"],
       [{ model: "mistral-tiny", prompt: 5 }, "prompt"],
       [{ prompt: "a" }, "model"],
-      [{ model: "mistral-tiny", messages: [{ role: "tool", content: "x" }] }, "messages[0].role"],
+      [{ model: "mistral-tiny", messages: [{ role: "tool", content: "x" }] }, "messages[0].tool_call_id"],
+      [{ model: "mistral-tiny", messages: [{ role: "function", content: "x" }] }, "messages[0].role"],
       [{ model: "mistral-tiny", messages: [{ role: "assistant", content: "x" }] }, "messages"],
     ];
     for (const [body, param] of cases) {

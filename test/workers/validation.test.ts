@@ -57,15 +57,15 @@ describe("chat request validation", () => {
       {
         response_format: {
           type: "json_schema",
-          json_schema: { name: "x", schema: { type: "string", format: "email" } },
+          json_schema: { name: "x", schema: { type: "string", format: "uri" } },
         },
       },
       "response_format.json_schema.schema",
     ],
     [{ top_logprobs: 2 }, "top_logprobs"],
     [{ logprobs: true, top_logprobs: 21 }, "top_logprobs"],
-    [{ tools: [{ type: "function", function: { name: "f" } }] }, "tools"],
-    [{ messages: [{ role: "tool", content: "x" }] }, "messages[0].role"],
+    [{ tools: [{ type: "function", function: { name: "f g" } }] }, "tools[0].function.name"],
+    [{ messages: [{ role: "tool", content: "x" }] }, "messages[0].tool_call_id"],
     [{ stream_options: { include_usage: "y" } }, "stream_options.include_usage"],
   ])("%j -> 400 param %s", async (body, param) => {
     await expect400(body, param);

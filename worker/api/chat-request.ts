@@ -9,6 +9,19 @@ import { MAX_TOP_LOGPROBS, type ResponseFormat } from "../../contract/wire";
 import { parseBody } from "./body";
 import { ApiError, badRequest } from "../errors";
 import type { ChatMessage } from "../tokenizer";
+import {
+  checkToolAnswers,
+  HistoryCallSchema,
+  type HistoryMessage,
+  historyCalls,
+  ParallelToolCallsFieldSchema,
+  parseToolConfig,
+  planTools,
+  ToolChoiceFieldSchema,
+  ToolsFieldSchema,
+  type ToolPlan,
+  ToolsError,
+} from "../tools";
 
 /** Mistral's guardrail, prepended as a system message when `safe_prompt` is true. */
 export const SAFE_PROMPT =
@@ -27,6 +40,12 @@ const message = z.object({
   content: content.nullish(),
   /** Mistral: continue this (last, assistant) message instead of starting a new turn. */
   prefix: z.boolean().nullish(),
+  /** Assistant: the calls it made (tools/history.ts). */
+  tool_calls: z.array(HistoryCallSchema).nullish(),
+  /** Tool: the call this result answers. */
+  tool_call_id: z.string().max(256).nullish(),
+  /** Tool (Mistral): the function's name. */
+  name: z.string().max(256).nullish(),
 });
 
 const optNum = (min: number, max: number) => z.number().min(min).max(max).nullish();
@@ -57,7 +76,10 @@ export const ChatBodySchema = z.object({
         .nullish(),
     })
     .nullish(),
-  tools: z.array(z.unknown()).nullish(),
+  // Shapes here; tools/definitions.ts checks the rest (unique names, compilable parameters, limits).
+  tools: ToolsFieldSchema.nullish(),
+  tool_choice: ToolChoiceFieldSchema.nullish(),
+  parallel_tool_calls: ParallelToolCallsFieldSchema.nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
 });
@@ -77,6 +99,8 @@ export interface ChatParams {
   responseFormat: ResponseFormat | null;
   /** Per-token logprobs with this many alternatives; null when not requested. */
   topLogprobs: number | null;
+  /** Tool calling: what the prompt, the backend and the parser do; null without tools. */
+  tools: ToolPlan | null;
 }
 
 /** Added as a system message in json_object mode when no message mentions JSON (as other APIs do). */
@@ -84,7 +108,20 @@ export const JSON_MODE_HINT = "Answer with a single JSON object.";
 
 const unsupported = (param: string, message: string) => badRequest(message, param, "unsupported_parameter");
 
-function messageText(c: string | unknown[] | null | undefined, param: string): string {
+/** A ToolsError as the 400 a client reads. */
+export const toolsRefused = (e: ToolsError): ApiError => badRequest(e.message, e.param, e.code);
+
+/** Runs tool validation, turning its refusals into 400s. */
+export function withTools<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw e instanceof ToolsError ? toolsRefused(e) : e;
+  }
+}
+
+function messageText(c: string | unknown[] | null | undefined, param: string, optional = false): string {
+  if ((c === null || c === undefined) && optional) return "";
   if (c === null || c === undefined) throw badRequest("Message content is required.", param);
   if (typeof c === "string") return c;
   let text = "";
@@ -98,25 +135,40 @@ function messageText(c: string | unknown[] | null | undefined, param: string): s
 }
 
 function toMessages(raw: z.infer<typeof message>[]): ChatMessage[] {
-  return raw.map((m, i) => {
+  const messages = raw.map((m, i) => {
     const param = `messages[${i}]`;
     // OpenAI's "developer" role is its new name for "system".
     const role = m.role === "developer" ? "system" : m.role;
-    if (role === "tool")
-      throw unsupported(`${param}.role`, "Tool messages are not supported: this API does not support tools.");
-    if (role !== "system" && role !== "user" && role !== "assistant") {
-      throw badRequest(`Invalid role '${m.role.slice(0, 32)}': expected system, user or assistant.`, `${param}.role`);
+    if (role !== "system" && role !== "user" && role !== "assistant" && role !== "tool") {
+      throw badRequest(
+        `Invalid role '${m.role.slice(0, 32)}': expected system, user, assistant or tool.`,
+        `${param}.role`,
+      );
     }
-    const msg: ChatMessage = { role, content: messageText(m.content, `${param}.content`) };
+    const toolCalls =
+      role === "assistant" && m.tool_calls != null
+        ? withTools(() => historyCalls(m.tool_calls, `${param}.tool_calls`))
+        : [];
+    // An assistant message that only calls tools has empty or null content (both SDKs send either).
+    const msg: ChatMessage = { role, content: messageText(m.content, `${param}.content`, toolCalls.length > 0) };
+    if (toolCalls.length > 0) msg.toolCalls = toolCalls;
+    if (role === "tool" && m.tool_call_id != null) msg.toolCallId = m.tool_call_id;
     if (m.prefix) msg.prefix = true;
     return msg;
   });
+  const history: HistoryMessage[] = messages.map((m, i) => ({ ...m, name: raw[i]!.name ?? undefined }));
+  withTools(() => checkToolAnswers(history));
+  // A Mistral tool message without an id was matched to its call by name.
+  history.forEach((h, i) => {
+    if (h.toolCallId !== undefined) messages[i]!.toolCallId = h.toolCallId;
+  });
+  return messages;
 }
 
 /** The chat messages schema (roles, text parts), shared by /v1/tokenize. */
 export const MessagesSchema = z.array(message).min(1);
 
-/** Validated messages -> template input (developer -> system; tool refused; text parts joined). */
+/** Validated messages -> template input (developer -> system; tool turns checked; text parts joined). */
 export function parseMessages(raw: z.infer<typeof MessagesSchema>): ChatMessage[] {
   return toMessages(raw);
 }
@@ -126,8 +178,15 @@ export function parseChatBody(body: unknown): ChatParams {
   if (b.n != null && b.n !== 1) throw unsupported("n", "Only n=1 is supported.");
   if (b.presence_penalty) throw unsupported("presence_penalty", "presence_penalty is not supported (only 0).");
   if (b.frequency_penalty) throw unsupported("frequency_penalty", "frequency_penalty is not supported (only 0).");
-  const responseFormat = parseResponseFormat(b.response_format);
-  if (b.tools && b.tools.length > 0) throw unsupported("tools", "Tools (function calling) are not supported.");
+  const userFormat = parseResponseFormat(b.response_format);
+  const toolConfig = withTools(() => parseToolConfig(b.tools, b.tool_choice, b.parallel_tool_calls));
+  const tools = toolConfig ? planTools(toolConfig) : null;
+  if (tools?.responseFormat && userFormat)
+    throw unsupported(
+      "response_format",
+      "response_format cannot be combined with tools unless tool_choice is 'none': the tool-call grammar decides the output.",
+    );
+  const responseFormat = tools?.responseFormat ?? userFormat;
   if (b.top_logprobs && !b.logprobs) throw badRequest("top_logprobs requires logprobs: true.", "top_logprobs");
 
   const stop = b.stop == null ? [] : typeof b.stop === "string" ? [b.stop] : b.stop;
@@ -144,7 +203,7 @@ export function parseChatBody(body: unknown): ChatParams {
 
   let messages = toMessages(b.messages);
   if (b.safe_prompt) messages = [{ role: "system", content: SAFE_PROMPT }, ...messages];
-  if (responseFormat?.type === "json_object" && !messages.some((m) => /json/i.test(m.content))) {
+  if (userFormat?.type === "json_object" && !messages.some((m) => /json/i.test(m.content))) {
     messages = [{ role: "system", content: JSON_MODE_HINT }, ...messages];
   }
 
@@ -162,6 +221,7 @@ export function parseChatBody(body: unknown): ChatParams {
     stop,
     responseFormat,
     topLogprobs: b.logprobs ? (b.top_logprobs ?? 0) : null,
+    tools,
   };
 }
 

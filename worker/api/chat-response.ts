@@ -1,7 +1,22 @@
 /** Response bodies of /v1/chat/completions in the OpenAI/Mistral shape. */
-import type { LogprobContent } from "./logprobs";
+import type { LogprobContent } from "../completion/logprobs";
 
-export type ClientFinishReason = "stop" | "length" | "error";
+export type ClientFinishReason = "stop" | "length" | "tool_calls" | "error";
+
+/** A whole tool call in a message (OpenAI's shape). */
+export interface ToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
+
+/** One piece of a tool call in a stream chunk: the first has id, type and name; later ones argument text. */
+export interface ToolCallPiece {
+  index: number;
+  id?: string;
+  type?: "function";
+  function: { name?: string; arguments: string };
+}
 
 export interface Usage {
   prompt_tokens: number;
@@ -29,10 +44,6 @@ export interface Ending {
   budgetExhausted?: boolean;
 }
 
-export function completionId(): string {
-  return `cmpl-${crypto.randomUUID().replaceAll("-", "")}`;
-}
-
 export interface Meta {
   id: string;
   created: number;
@@ -42,7 +53,14 @@ export interface Meta {
 /** OpenAI's choices[].logprobs; absent unless the request asked for logprobs (Mistral's shape has none). */
 const logprobsField = (lp: LogprobContent[] | undefined) => (lp ? { logprobs: { content: lp } } : {});
 
-export function completion(meta: Meta, text: string, end: Ending, u: Usage, lp?: LogprobContent[]) {
+export function completion(
+  meta: Meta,
+  text: string,
+  end: Ending,
+  u: Usage,
+  lp?: LogprobContent[],
+  toolCalls: ToolCall[] = [],
+) {
   return {
     id: meta.id,
     object: "chat.completion" as const,
@@ -51,7 +69,10 @@ export function completion(meta: Meta, text: string, end: Ending, u: Usage, lp?:
     choices: [
       {
         index: 0,
-        message: { role: "assistant" as const, content: text },
+        // With calls, content is the text before them, or null when there is none (OpenAI's shape).
+        message: toolCalls.length
+          ? { role: "assistant" as const, content: text.trim() === "" ? null : text, tool_calls: toolCalls }
+          : { role: "assistant" as const, content: text },
         ...logprobsField(lp),
         finish_reason: end.finishReason,
       },
@@ -63,7 +84,7 @@ export function completion(meta: Meta, text: string, end: Ending, u: Usage, lp?:
 
 export function chunk(
   meta: Meta,
-  delta: { role?: "assistant"; content: string },
+  delta: { role?: "assistant"; content: string; tool_calls?: ToolCallPiece[] },
   end: Ending | null = null,
   u?: Usage,
   lp?: LogprobContent[],

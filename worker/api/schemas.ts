@@ -11,7 +11,6 @@ import type { KeyRow } from "../billing/keys";
 import type { UsageRequestRow, UsageRow } from "../billing/ledger";
 import type { ReplayResult } from "../billing/dead-letters";
 import type { ErrorBody } from "../errors";
-import type { card } from "../routes/models";
 import type { chunk, completion, Usage as UsageType, usageChunk } from "./chat-response";
 
 const count = z.number().int().min(0);
@@ -30,6 +29,7 @@ export const ErrorResponse = z
         "insufficient_quota",
         "api_error",
         "service_unavailable",
+        "not_supported",
       ]),
       param: z.string().nullable().describe("The request field at fault, e.g. `messages[0].role`."),
       code: z.string().nullable(),
@@ -49,7 +49,25 @@ const TopLogprob = z.object({ token: z.string(), logprob: z.number(), bytes: z.a
 const Logprobs = z
   .object({ content: z.array(TopLogprob.extend({ top_logprobs: z.array(TopLogprob) })) })
   .describe("Present only when the request set `logprobs: true`.");
-const FinishReason = z.enum(["stop", "length", "error"]);
+const FinishReason = z.enum(["stop", "length", "tool_calls", "error"]);
+const ToolCall = z.object({
+  id: z.string().describe("9 alphanumeric characters: a valid tool_call_id for OpenAI's and Mistral's APIs alike."),
+  type: z.literal("function"),
+  function: z.object({
+    name: z.string(),
+    arguments: z.string().describe("JSON text of the arguments; it validates against the function's parameters."),
+  }),
+});
+const ToolCallPiece = z
+  .object({
+    index: z.number().int(),
+    id: z.string().optional(),
+    type: z.literal("function").optional(),
+    function: z.object({ name: z.string().optional(), arguments: z.string() }),
+  })
+  .describe(
+    'The first piece of a call has id, type and function.name (arguments ""); later pieces add function.arguments text (name "").',
+  );
 const budgetExhausted = z
   .boolean()
   .optional()
@@ -63,7 +81,11 @@ export const ChatCompletion = z.object({
   choices: z.array(
     z.object({
       index: z.number().int(),
-      message: z.object({ role: z.literal("assistant"), content: z.string() }),
+      message: z.object({
+        role: z.literal("assistant"),
+        content: z.string().nullable().describe("With tool calls: the text before them, or null."),
+        tool_calls: z.array(ToolCall).optional(),
+      }),
       logprobs: Logprobs.optional(),
       finish_reason: FinishReason,
     }),
@@ -81,7 +103,11 @@ export const ChatCompletionChunk = z
     choices: z.array(
       z.object({
         index: z.number().int(),
-        delta: z.object({ role: z.literal("assistant").optional(), content: z.string() }),
+        delta: z.object({
+          role: z.literal("assistant").optional(),
+          content: z.string(),
+          tool_calls: z.array(ToolCallPiece).optional(),
+        }),
         logprobs: Logprobs.optional(),
         finish_reason: FinishReason.nullable(),
       }),
@@ -228,7 +254,6 @@ export type Checks = [
   Fits<UsageType, z.output<typeof Usage>>,
   Fits<ReturnType<typeof completion>, z.output<typeof ChatCompletion>>,
   Fits<ReturnType<typeof chunk> | ReturnType<typeof usageChunk>, z.output<typeof ChatCompletionChunk>>,
-  Fits<ReturnType<typeof card>, z.output<typeof Model>>,
   Fits<UsageRequestRow, z.output<typeof UsageRequest>>,
   Fits<UsageRow, z.output<typeof AdminUsageDays>["data"][number]>,
   Fits<{ object: "api_key" } & KeyRow, z.output<typeof ApiKey>>,

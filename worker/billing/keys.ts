@@ -166,6 +166,18 @@ export async function revokeKey(db: D1Database, id: string, now = Date.now()): P
   return getKey(db, id);
 }
 
+/**
+ * Whether the key is revoked now, read from D1 past the isolate cache (a running stream's check).
+ * A key that no longer exists counts as revoked.
+ */
+export async function isRevokedNow(db: D1Database, id: string): Promise<boolean> {
+  const r = await db
+    .prepare("SELECT revoked_at FROM api_keys WHERE id = ?")
+    .bind(id)
+    .first<{ revoked_at: number | null }>();
+  return !r || r.revoked_at !== null;
+}
+
 // --- lookup with a short-lived isolate cache ---
 
 const cache = new Map<string, { account: Account; expires: number }>();

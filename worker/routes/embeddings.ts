@@ -4,7 +4,7 @@
  * tokenized at the edge with BOS prepended (as the model saw text in training); token arrays are sent
  * as given. encoding_format "base64" (the openai SDK's default) is float32 little-endian, base64.
  *
- * Bounded work (issue 15 #1): at most MAX_EMBED_TOKENS tokens per request (a 400 naming the limit), so an
+ * Bounded work: at most MAX_EMBED_TOKENS tokens per request (a 400 naming the limit), so an
  * embed takes a few seconds on a replica, well inside EMBED_DEADLINE.ms. The replica answers only when
  * done, so there is no header timer: at the deadline the replica is asked to stop (POST /v1/cancel) and
  * its 409's computed tokens are billed (status error, 504 embedding_timeout). An embed goes to another
@@ -19,9 +19,11 @@ import { BOS_ID, VOCAB_SIZE, encode } from "../tokenizer";
 import { EmbedStopped, cancelGenerate, embed } from "../serving/backend";
 import { readBody } from "../api/body";
 import { ClientGone, dispatch, type AttemptLog, type Dispatched } from "../serving/dispatch";
-import { CLIENT_CLOSED, Lifecycle } from "../api/lifecycle";
+import { requestScope } from "../api/scope";
+import { CLIENT_CLOSED, MeteredRequest } from "../completion/metered";
 import { replicaRouter, routingKey } from "../serving/router";
-import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
+import { replicasOf } from "../serving/live-replicas";
+import { getTiers, modelNotFound, type Tier } from "../config/tiers";
 
 export const embeddingsRoutes = factory.createApp();
 
@@ -100,7 +102,7 @@ function base64Float32(vec: number[]): string {
 }
 
 embeddingsRoutes.post("/embeddings", async (c) => {
-  const life = new Lifecycle(c, "embeddings");
+  const life = new MeteredRequest(requestScope(c, "embeddings"));
   try {
     const body = await readBody(c.req.raw, EmbedBodySchema);
     const model = body.model;
@@ -124,15 +126,15 @@ embeddingsRoutes.post("/embeddings", async (c) => {
     // aborted on a disconnect, or that count would be lost.
     let replica = "";
     const cancel = () => void (replica && cancelGenerate(replica, c.env.BACKEND_TOKEN, life.requestId));
-    life.client.signal.addEventListener("abort", cancel, { once: true });
+    life.signal.addEventListener("abort", cancel, { once: true });
     const failures: AttemptLog[] = [];
     let done: Dispatched<{ res: Awaited<ReturnType<typeof embed>> | null; computed: number; timedOut: boolean }>;
     try {
-      const order = replicaRouter.rank(tier.backends, routingKey(inputs[0], life.account.cacheSalt));
+      const order = replicaRouter.rank(replicasOf(tier), routingKey(inputs[0], life.account.cacheSalt));
       const work = dispatch(
         replicaRouter,
         order,
-        life.client.signal,
+        life.signal,
         async (r) => {
           replica = r;
           const ac = new AbortController();
@@ -173,7 +175,7 @@ embeddingsRoutes.post("/embeddings", async (c) => {
       life.settleEmpty(err instanceof ClientGone ? "cancelled" : "error");
       throw err;
     } finally {
-      life.client.signal.removeEventListener("abort", cancel);
+      life.signal.removeEventListener("abort", cancel);
     }
     done.release();
     replicaRouter.recordSuccess(done.replica);
@@ -183,7 +185,7 @@ embeddingsRoutes.post("/embeddings", async (c) => {
       life.settle({ ...billed, status: "error" });
       throw embedTimeout();
     }
-    if (done.value.res === null || life.client.signal.aborted) {
+    if (done.value.res === null || life.signal.aborted) {
       // Gone: what the replica computed (all of it, if it finished first) is billed as cancelled.
       life.settle({ ...billed, status: "cancelled" });
       life.finish(CLIENT_CLOSED, { replica: done.replica, attempts: done.attempts });

@@ -8,7 +8,7 @@
 import { z } from "zod";
 import { ChatBodySchema } from "../api/chat-request";
 import { openApiDocument, type Operation, type Param } from "../api/openapi";
-import { CACHE_TTL_HEADER, MAX_CACHE_TTL_S } from "../api/response-cache";
+import { CACHE_TTL_HEADER, MAX_CACHE_TTL_S } from "../completion/response-cache";
 import * as S from "../api/schemas";
 import { factory } from "../factory";
 import { createSchema, patchSchema } from "./admin";

@@ -1,7 +1,8 @@
 /**
  * POST /v1/tokenize and POST /v1/detokenize, in vLLM's shapes (vllm/entrypoints/openai/serving_tokenization.py):
  *   {"model", "prompt"}   -> {"count", "max_model_len", "tokens"}  the text's ids, no BOS
- *   {"model", "messages"} -> the same, through the chat template, BOS included (exactly what chat sends)
+ *   {"model", "messages"} -> the same, through the chat template, BOS included (exactly what chat sends;
+ *                            `tools`, `tool_choice` and `parallel_tool_calls` as chat takes them)
  *   {"model", "tokens"}   -> {"prompt"}                            the text; control ids (BOS, EOS) add nothing
  * Authenticated like every /v1 route, unmetered (no reservation, no ledger record), and counted against the
  * key's RPM for the model's tier, so they cannot be used to flood the edge for free.
@@ -9,13 +10,20 @@
 import type { Context } from "hono";
 import { z } from "zod";
 import { factory, type AppEnv } from "../factory";
-import { assertTierAllowed, countRequest } from "../billing/meter";
+import { assertTierAllowed } from "../billing/meter";
 import { badRequest } from "../errors";
 import { readBody } from "../api/body";
-import { MessagesSchema, parseMessages } from "../api/chat-request";
+import { MessagesSchema, parseMessages, withTools } from "../api/chat-request";
 import { chatPromptIds } from "../api/template";
-import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
+import { getTiers, modelNotFound, type Tier } from "../config/tiers";
 import { VOCAB_SIZE, decode, encode } from "../tokenizer";
+import {
+  ParallelToolCallsFieldSchema,
+  parseToolConfig,
+  planTools,
+  ToolChoiceFieldSchema,
+  ToolsFieldSchema,
+} from "../tools";
 
 export const tokenizeRoutes = factory.createApp();
 
@@ -23,7 +31,15 @@ export const tokenizeRoutes = factory.createApp();
 export const MAX_DETOKENIZE_TOKENS = 262_144;
 
 const model = z.string().min(1).max(256);
-export const TokenizeSchema = z.object({ model, prompt: z.string().nullish(), messages: MessagesSchema.nullish() });
+export const TokenizeSchema = z.object({
+  model,
+  prompt: z.string().nullish(),
+  messages: MessagesSchema.nullish(),
+  // As in chat completions: the same definitions and choice give the same ids chat bills.
+  tools: ToolsFieldSchema.nullish(),
+  tool_choice: ToolChoiceFieldSchema.nullish(),
+  parallel_tool_calls: ParallelToolCallsFieldSchema.nullish(),
+});
 export const DetokenizeSchema = z.object({
   model,
   tokens: z
@@ -37,15 +53,15 @@ export const DetokenizeSchema = z.object({
     .max(MAX_DETOKENIZE_TOKENS),
 });
 
-/** The tier, checked like chat's: 404 for an unknown model or one outside the key's plan; then one request of RPM. */
-async function admitUnmetered(
-  c: Context<AppEnv>,
-  name: string,
-): Promise<{ tier: Tier; headers: Record<string, string> }> {
+/**
+ * The tier, checked like chat's: 404 for an unknown model or one outside the key's plan. Its one request
+ * of RPM was counted before the body was read (middleware/rpm-first.ts), which also sets x-ratelimit-*.
+ */
+function tierOf(c: Context<AppEnv>, name: string): Tier {
   const tier = getTiers(c.env.TIERS).get(name);
   if (!tier) throw modelNotFound(name);
   assertTierAllowed(c.get("account"), name);
-  return { tier, headers: await countRequest(c.env, c.get("account"), name) };
+  return tier;
 }
 
 tokenizeRoutes.post("/tokenize", async (c) => {
@@ -54,15 +70,17 @@ tokenizeRoutes.post("/tokenize", async (c) => {
   const hasMessages = body.messages != null;
   if (hasPrompt === hasMessages)
     throw badRequest("Send exactly one of 'prompt' or 'messages'.", hasPrompt ? "messages" : "prompt");
-  const { tier, headers } = await admitUnmetered(c, body.model);
+  const config = withTools(() => parseToolConfig(body.tools, body.tool_choice, body.parallel_tool_calls));
+  if (config && !hasMessages) throw badRequest("tools need 'messages': a prompt has no chat template.", "tools");
+  const tier = tierOf(c, body.model);
   const tokens = hasMessages
-    ? chatPromptIds(parseMessages(body.messages!), c.get("account").cacheSalt)
+    ? chatPromptIds(parseMessages(body.messages!), c.get("account").cacheSalt, config ? planTools(config) : null)
     : encode(body.prompt!);
-  return c.json({ count: tokens.length, max_model_len: tier.contextWindow, tokens }, 200, headers);
+  return c.json({ count: tokens.length, max_model_len: tier.contextWindow, tokens });
 });
 
 tokenizeRoutes.post("/detokenize", async (c) => {
   const body = await readBody(c.req.raw, DetokenizeSchema);
-  const { headers } = await admitUnmetered(c, body.model);
-  return c.json({ prompt: decode(body.tokens) }, 200, headers);
+  tierOf(c, body.model);
+  return c.json({ prompt: decode(body.tokens) });
 });

@@ -5,7 +5,7 @@
 export type TokenizerErrorCode =
   /** A message's content is not a string. */
   | "content_not_string"
-  /** A role the v1 template has no place for (e.g. "tool"). */
+  /** A role the template has no place for. */
   | "unsupported_role"
   /** `prefix` on a message other than the last one, or on a non-assistant message. */
   | "misplaced_prefix"
@@ -14,7 +14,9 @@ export type TokenizerErrorCode =
   /** After the system messages, the first turn is the assistant's. */
   | "first_turn_not_user"
   /** The last turn is the assistant's without `prefix`: there is nothing to answer. */
-  | "last_turn_not_user";
+  | "last_turn_not_user"
+  /** A tool result that follows no assistant tool_calls turn. */
+  | "misplaced_tool_message";
 
 export class TokenizerError extends Error {
   override readonly name = "TokenizerError";

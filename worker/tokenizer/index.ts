@@ -3,7 +3,14 @@
  * Vocabulary comes from vocab.generated.ts (bundled); nothing is read at run time.
  */
 export { BOS_ID, EOS_ID, UNK_ID, VOCAB_SIZE } from "./vocab-layout.js";
-export { applyChatTemplate, type ChatMessage } from "./chat.js";
+export {
+  applyChatTemplate,
+  type ChatMessage,
+  type TemplateOptions,
+  type TemplateToolCall,
+  TOOL_CALLS_MARKER,
+} from "./chat.js";
+export { pyJson } from "./template-json.js";
 export { TokenizerError, type TokenizerErrorCode } from "./errors.js";
 export { createDetokenizer, decode, pieceBytes, type Detokenizer } from "./detokenizer.js";
 export { createStopMatcher, type StopMatcher, type StopResult } from "./stop-matcher.js";

@@ -12,7 +12,7 @@
  * Those come from precomputed bitsets by length, and only the other tokens are walked (a full walk of the
  * 56k-node trie inside a string took ~100 ms; the split walk takes well under one).
  */
-import { accepting, advance, initialState, stateKey, step, stringRoom, type Stack, type State } from "./automaton";
+import { accepting, advance, initialState, maskKey, type Stack, type State, stepAll, stringRoom } from "./automaton";
 import type { Grammar } from "../../../contract/json-schema";
 import { type Encoder, forcedIds } from "./jump-forward";
 
@@ -172,7 +172,7 @@ export class CompiledConstraint {
   }
 
   private key(state: State): string {
-    return `${this.id}#${stateKey(state)}`;
+    return `${this.id}#${maskKey(state)}`;
   }
 
   /** The cached mask of `state`, or undefined when it has not been computed yet. */
@@ -210,6 +210,10 @@ export class CompiledConstraint {
 export function computeMask(vocab: VocabIndex, state: State): Mask {
   const bits = new Int32Array(Math.ceil(vocab.size / 32));
   const scratch: Stack[][] = [];
+  // Single-byte tokens first, so a mask cut short by the step budget is never empty.
+  budget = Infinity;
+  walk(vocab.full, 0, state as Stack[], bits, 0, scratch, 1);
+  budget = MAX_MASK_STEPS;
   const generic: Stack[] = [];
   for (const s of state) {
     const room = stringRoom(s);
@@ -236,6 +240,15 @@ function popcount(x: number): number {
   return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 }
 
+/**
+ * Configuration steps one mask may take. A hostile grammar (many live configurations over a wide trie)
+ * would otherwise cost tens of milliseconds per token; past the budget the walk stops and the mask keeps
+ * what it found (a subset of the allowed tokens, always including the single-byte ones), so the output
+ * stays valid and only its choice narrows. Ordinary masks take well under a tenth of it.
+ */
+export const MAX_MASK_STEPS = 400_000;
+let budget = MAX_MASK_STEPS;
+
 /** Sets the bits of every token below trie node `node` that some configuration accepts. */
 function walk(
   trie: TokenTrie,
@@ -244,20 +257,23 @@ function walk(
   bits: Int32Array,
   depth: number,
   scratch: Stack[][],
+  maxDepth = Infinity,
 ): void {
   const end = trie.edgeStart[node + 1]!;
   const next = (scratch[depth] ??= []);
   for (let e = trie.edgeStart[node]!; e < end; e++) {
+    if ((budget -= configs.length) < 0) return;
     next.length = 0;
     const b = trie.edgeByte[e]!;
-    for (let i = 0; i < configs.length; i++) step(configs[i]!, b, next);
+    stepAll(configs, b, next);
     if (next.length === 0) continue;
     const child = trie.edgeNode[e]!;
     for (let t = trie.tokStart[child]!; t < trie.tokStart[child + 1]!; t++) {
       const id = trie.tokIds[t]!;
       bits[id >>> 5]! |= 1 << (id & 31);
     }
-    if (trie.edgeStart[child + 1]! > trie.edgeStart[child]!) walk(trie, child, next, bits, depth + 1, scratch);
+    if (depth + 1 < maxDepth && trie.edgeStart[child + 1]! > trie.edgeStart[child]!)
+      walk(trie, child, next, bits, depth + 1, scratch, maxDepth);
   }
 }
 
@@ -302,7 +318,7 @@ export class Constraint {
     if (this.mask) return this.mask.eosOnly;
     if (!this.state.some(accepting)) return false;
     const next: Stack[] = [];
-    for (let b = 0; b < 256; b++) for (const s of this.state) step(s, b, next);
+    for (let b = 0; b < 256 && next.length === 0; b++) stepAll(this.state, b, next);
     return next.length === 0;
   }
 

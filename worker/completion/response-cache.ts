@@ -3,7 +3,7 @@
  * Cache API (caches.default). The caller opts in per request with `x-cache-ttl: <seconds>`.
  *
  * Key: HMAC-SHA-256 under CACHE_KEY_SECRET of (key id, model, the tier's backend_model, prompt ids,
- * every sampling parameter, stop, max_tokens): another key never hits, any parameter change or a model
+ * every sampling parameter, stop, max_tokens, response_format, the tool choice): another key never hits, any parameter change or a model
  * swap behind the tier misses, and since caches.default is shared zone-wide, nobody without the secret
  * can compute (or probe for) an entry's URL. Without CACHE_KEY_SECRET the cache is off (BYPASS). The non-streaming result is stored; a streaming
  * request replays it as SSE. Only finish_reason stop/length results are stored.
@@ -36,6 +36,8 @@ export interface CacheKeyInput {
   maxTokens: number;
   /** A structured answer is its own entry (contract/wire.ts ResponseFormat, or null for text). */
   responseFormat?: unknown;
+  /** Tool choice and parallel_tool_calls (tools/plan.ts planKey; the definitions are in promptIds); null without tools. */
+  tools?: unknown;
 }
 
 /** The TTL the caller asked for, or null when the header is absent. 400 when malformed. */
@@ -89,6 +91,7 @@ export async function cacheKey(input: CacheKeyInput, secret: string): Promise<Re
     input.promptIds,
     // Absent for plain text, so existing keys stay valid.
     ...(input.responseFormat ? [input.responseFormat] : []),
+    ...(input.tools ? [{ tools: input.tools }] : []),
   ]);
   const digest = await crypto.subtle.sign("HMAC", await hmacKey(secret), new TextEncoder().encode(canonical));
   const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");

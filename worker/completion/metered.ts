@@ -1,12 +1,12 @@
 /**
- * One lifecycle for every metered request (chat, embeddings, response-cache hits):
+ * One metered request (chat, embeddings, response-cache hits), with no HTTP in it:
  *
- *   new Lifecycle(c, endpoint) -> admit(...) -> dispatch (the route's) -> settle(...) exactly once -> finish(status)
+ *   new MeteredRequest(scope) -> admit(...) -> dispatch -> settle(...) exactly once -> finish(status)
  *
- * - The client signal starts listening before the handler's first await, so a client that leaves at any
- *   point (validation, admit, dispatch, generation) is seen: `client` aborts once, from request.signal or
- *   from the response body being cancelled (`clientGone()`). Leaving is a cancellation in every mode:
- *   the route cancels its replica, drains it and settles `cancelled` with what was generated.
+ * - `scope.signal` is the caller's one cancellation signal (for an HTTP request: request.signal or the
+ *   response body being cancelled, composed by the route before its first await, so a client that leaves
+ *   at any point is seen). Leaving is a cancellation in every mode: the replica is cancelled, drained and
+ *   settled `cancelled` with what was generated.
  * - admit reserves the prompt plus the completion's first budget slice; `slices()` reserves the rest as
  *   tokens stream (billing/slices.ts).
  * - settle runs once whatever happens (a second call is ignored), under waitUntil and after the response
@@ -18,8 +18,7 @@
  *   records them, and so a client cannot turn malformed requests into D1 writes, nor put a raw client
  *   string in the ledger's tier column.
  */
-import type { Context } from "hono";
-import type { AppEnv } from "../factory";
+import type { Env } from "../env";
 import { admit, extendReservation, recordRejected, settle } from "../billing/meter";
 import { costUnits, reservationUnits, unitsToMicrosCeil } from "../billing/money";
 import { SlicedReservation, firstSlice } from "../billing/slices";
@@ -28,19 +27,20 @@ import { ApiError } from "../errors";
 import { writeRequestPoint } from "./analytics";
 import { logRequest, type RequestLog } from "./request-log";
 
-/**
- * How often a running stream re-reads its key's revocation from D1 (not the 3 s isolate cache). A
- * revoked key's streams end within this plus a drain; one D1 read per interval per open stream.
- * Tests shorten it.
- */
-export const REVOCATION_POLL = { ms: 2_000 };
-
-/** The error event a stream ends with when its key was revoked mid-answer. */
-export const keyRevoked = () =>
-  new ApiError(401, "This API key was revoked; the answer was stopped.", "authentication_error", "key_revoked");
-
 /** The status (and log status) of a request whose client left before any response (nginx's convention). */
 export const CLIENT_CLOSED = 499;
+
+/** What a metered request needs from its caller: an HTTP route, or a queue consumer. */
+export interface RequestScope {
+  env: Env;
+  account: Account;
+  requestId: string;
+  endpoint: RequestLog["endpoint"];
+  /** Aborts once, when the caller (the client) went away. */
+  signal: AbortSignal;
+  /** Keeps work (settle, cache writes) alive past the response: the runtime's ExecutionContext.waitUntil. */
+  waitUntil: (promise: Promise<unknown>) => void;
+}
 
 /**
  * Yields one macrotask so the handler returns its Response (and the runtime starts writing it)
@@ -65,38 +65,29 @@ export interface Admitted {
   headers: Record<string, string>;
 }
 
-export class Lifecycle {
+export class MeteredRequest {
   readonly startedAt = Date.now();
   readonly requestId: string;
   readonly account: Account;
+  readonly env: Env;
+  readonly signal: AbortSignal;
+  readonly waitUntil: (promise: Promise<unknown>) => void;
   readonly log: Omit<RequestLog, "latency_ms" | "status">;
-  /** Aborts once, when the client went away. */
-  readonly client = new AbortController();
   private settled = false;
   private admitted = false;
-  /** Set when the key was revoked while this request ran (watchRevocation). */
-  revoked = false;
   private model = "";
   private pricing: Pricing | null = null;
   /** What settle() billed (the analytics point's tokens and cost), and whether its point was written. */
   private billed: Tokens | null = null;
   private pointWritten = false;
 
-  constructor(
-    private readonly c: Context<AppEnv>,
-    endpoint: RequestLog["endpoint"],
-  ) {
-    this.requestId = c.get("requestId");
-    this.account = c.get("account");
-    this.log = { request_id: this.requestId, key_id: this.account.keyId, endpoint, model: null };
-    const signal = c.req.raw.signal as AbortSignal | undefined;
-    if (signal?.aborted) this.clientGone();
-    else signal?.addEventListener("abort", () => this.clientGone(), { once: true });
-  }
-
-  /** The client went away (request.signal, or the response body was cancelled). */
-  clientGone(): void {
-    if (!this.client.signal.aborted) this.client.abort();
+  constructor(scope: RequestScope) {
+    this.requestId = scope.requestId;
+    this.account = scope.account;
+    this.env = scope.env;
+    this.signal = scope.signal;
+    this.waitUntil = scope.waitUntil;
+    this.log = { request_id: this.requestId, key_id: this.account.keyId, endpoint: scope.endpoint, model: null };
   }
 
   setModel(model: string): void {
@@ -112,7 +103,7 @@ export class Lifecycle {
     this.pricing = pricing;
     try {
       const a = await admit(
-        this.c.env,
+        this.env,
         this.account,
         {
           requestId: this.requestId,
@@ -122,7 +113,7 @@ export class Lifecycle {
           maxCompletionTokens,
           budgetCompletionTokens: firstSlice(maxCompletionTokens),
         },
-        this.ctx,
+        this,
       );
       this.admitted = true;
       return { headers: a.headers };
@@ -132,33 +123,13 @@ export class Lifecycle {
     }
   }
 
-  /**
-   * Ends this request like a client that left (cancel, drain, exact bill) if its key is revoked while it
-   * runs; `revoked` tells the relay to say why. Returns the function that stops watching.
-   */
-  watchRevocation(): () => void {
-    const timer = setInterval(() => {
-      this.c.env.DB.prepare("SELECT revoked_at FROM api_keys WHERE id = ?")
-        .bind(this.account.keyId)
-        .first<{ revoked_at: number | null }>()
-        .then((r) => {
-          if (r && r.revoked_at === null) return;
-          clearInterval(timer);
-          this.revoked = true;
-          this.clientGone();
-        })
-        .catch(() => {}); // D1 unavailable: keep serving (fail open; the key cache still refuses new requests)
-    }, REVOCATION_POLL.ms);
-    return () => clearInterval(timer);
-  }
-
   /** The rest of the completion's budget, reserved in slices as tokens stream. */
   slices(maxTokens: number): SlicedReservation {
     const pricing = this.pricing!;
     return new SlicedReservation({
       maxTokens,
       extend: (tokens) =>
-        extendReservation(this.c.env, this.account, this.requestId, reservationUnits(pricing, 0, tokens)),
+        extendReservation(this.env, this.account, this.requestId, reservationUnits(pricing, 0, tokens)),
     });
   }
 
@@ -186,7 +157,7 @@ export class Lifecycle {
       startedAt: this.startedAt,
       endedAt: Date.now(),
     };
-    this.c.executionCtx.waitUntil(afterResponse().then(() => settle(this.c.env, this.account, req)));
+    this.waitUntil(afterResponse().then(() => settle(this.env, this.account, req)));
   }
 
   /**
@@ -198,7 +169,7 @@ export class Lifecycle {
   }
 
   /**
-   * A route's catch-all: an admitted request that ends in an error before it was settled leaves a
+   * A caller's catch-all: an admitted request that ends in an error before it was settled leaves a
    * zero-cost `rejected` record (admit's own refusals already have theirs; nothing before admission);
    * logs the status. Returns the error.
    */
@@ -209,17 +180,12 @@ export class Lifecycle {
     if (!this.settled && (this.admitted || rateRefusal)) {
       this.settled = true;
       const r = { requestId: this.requestId, model: this.model, startedAt: this.startedAt };
-      this.c.executionCtx.waitUntil(afterResponse().then(() => recordRejected(this.c.env, this.account, r)));
+      this.waitUntil(afterResponse().then(() => recordRejected(this.env, this.account, r)));
     }
     this.finish(err instanceof ApiError ? err.status : 500, {
       error: err instanceof Error ? err.message : String(err),
     });
     return err;
-  }
-
-  /** The runtime's ExecutionContext (Hono types it more narrowly than workers-types). */
-  get ctx(): ExecutionContext {
-    return this.c.executionCtx as unknown as ExecutionContext;
   }
 
   finish(status: number, extra: Partial<RequestLog> = {}): void {
@@ -228,7 +194,7 @@ export class Lifecycle {
     if (this.pointWritten) return;
     this.pointWritten = true;
     const billed = this.billed ?? { promptTokens: 0, cachedTokens: 0, completionTokens: 0 };
-    writeRequestPoint(this.c.env.ANALYTICS, {
+    writeRequestPoint(this.env.ANALYTICS, {
       keyId: this.account.keyId,
       // Only a tier of the key's plan: an unknown name is the client's raw string.
       tier: this.account.tiers.includes(this.model) ? this.model : "(unknown)",
