@@ -8,6 +8,7 @@ import { formatFor } from "./constraint";
 import { KvPool } from "./kv-cache";
 import type { ModelRunner } from "./model-runner";
 import { PrefixCache } from "./prefix-cache";
+import { loadPrefix, storePrefix } from "./prefix-kv";
 import { Scheduler } from "./scheduler";
 import { TokenFlow } from "./token-flow";
 import { AdmissionError, type EngineOutput, Sequence } from "./sequence";
@@ -24,8 +25,12 @@ export interface EngineOptions {
   blockSize: number;
   prefillChunk: number;
   maxQueue: number;
-  /** Append the tokens a response_format forces without sampling them (jump-forward); default true. */
-  jumpForward?: boolean;
+  /**
+   * Append the tokens a response_format forces without sampling them (jump-forward): "chunk" (the default,
+   * or true) feeds a forced run as one batch-1 chunk step; "ride" feeds it one token per decode step beside
+   * the batch (no sampling or mask for those tokens, numerically the same as decoding them); false: off.
+   */
+  jumpForward?: boolean | "chunk" | "ride";
   /** Slots "batch"-priority sequences may hold at once (scheduler.ts); default the scheduler's. */
   batchSlots?: number;
 }
@@ -38,6 +43,9 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   prefillChunk: 256,
   maxQueue: 64,
 };
+
+/** Steps a sequence may sit out waiting for its mask before its mask is computed whatever it costs. */
+const MAX_HELD_STEPS = 4;
 
 export class Engine {
   readonly pool: KvPool;
@@ -76,7 +84,7 @@ export class Engine {
     this.contextLength = this.pool.maxTokensFor(1);
     this.flow = new TokenFlow(
       m.eos_token_id,
-      opts.jumpForward ?? true,
+      (opts.jumpForward ?? true) !== false,
       () => this.metrics,
       (seq, reason, error) => this.finish(seq, reason, error),
     );
@@ -128,6 +136,7 @@ export class Engine {
     );
     const reserve = Math.min(this.contextLength, params.input_ids.length + params.max_tokens);
     const seq = new Sequence(this.nextId++, params, reserve, emit, f.constraint, f.trigger, f.format);
+    seq.ride = this.opts.jumpForward === "ride";
     this.sched.enqueue(seq);
     this.kick();
     return () => {
@@ -235,6 +244,7 @@ export class Engine {
       if (!s.held || !s.constraint!.ready) continue;
       const row = s.held;
       s.held = null;
+      s.heldSteps = 0;
       this.flow.sample(s, row);
       this.flush(s);
     }
@@ -242,18 +252,23 @@ export class Engine {
 
   /**
    * Mask work beside a model call (which runs off the JS thread): the masks the sequences of this step
-   * will sample with, then those of sequences that fell behind, until about one call's time is spent.
+   * will sample with, then those of sequences that fell behind, while about one call's time is left. A
+   * mask expected to cost more than what is left waits (its sequence sits out steps, not its batch-mates),
+   * unless its sequence has already sat out MAX_HELD_STEPS steps: a slow-mask sequence then delays the
+   * others by at most one mask every few steps.
    */
   private async overlapMasks<T>(call: Promise<T>, next: Sequence[]): Promise<T> {
     const t0 = performance.now();
     for (const s of [...next, ...this.sched.decoding.filter((d) => d.held)]) {
       const c = s.constraint;
       if (!c || c.ready) continue;
-      if (performance.now() - t0 >= this.runMs) break;
+      const left = this.runMs - (performance.now() - t0);
+      if (c.lastCost > left && s.heldSteps < MAX_HELD_STEPS) continue;
       c.prepare();
     }
     const out = await call;
     this.runMs = 0.8 * this.runMs + 0.2 * (performance.now() - t0);
+    for (const s of this.sched.decoding) if (s.held) s.heldSteps++;
     return out;
   }
 
@@ -264,17 +279,7 @@ export class Engine {
       this.pool.admit(seq.id, seq.reserve);
       this.sched.startPrefill(seq);
       seq.tAdmit = performance.now();
-      const hit = this.prefix.lookup(seq.params.input_ids, seq.params.cache_salt);
-      if (hit.length > 0) {
-        const bs = this.prefix.blockSize;
-        this.pool.ensureCapacity(Math.max(this.pool.slotCapacity, hit.length * bs + 1));
-        hit.forEach((b, i) => {
-          this.pool.writeRows(seq.id, i * bs, bs, b.kv);
-        });
-        seq.cached = hit.length * bs;
-        seq.pos = seq.cached;
-        this.pool.setLength(seq.id, seq.pos);
-      }
+      seq.cached = seq.pos = loadPrefix(this.pool, this.prefix, seq);
     }
   }
 
@@ -293,7 +298,7 @@ export class Engine {
     seq.pos = start + len;
     this.pool.setLength(seq.id, seq.pos);
     if (seq.pos < seq.promptLen) return;
-    this.cachePrompt(seq);
+    storePrefix(this.pool, this.prefix, this.runner.manifest, seq);
     this.sched.promote(seq);
     seq.tFirst = performance.now();
     this.flow.row(seq, logits.subarray(0, this.runner.manifest.vocab_size));
@@ -363,25 +368,6 @@ export class Engine {
   /** Emits what the sequence's last step produced (the finish output carries its own). */
   private flush(seq: Sequence): void {
     if (seq.outIds.length > 0 && seq.state !== "finished") seq.emit(seq.takeOutput());
-  }
-
-  /** Puts the prompt's full blocks into the prefix cache (their KV rows are final once prefilled). */
-  private cachePrompt(seq: Sequence): void {
-    if (this.prefix.budgetBytes <= 0) return;
-    const bs = this.prefix.blockSize;
-    const ids = seq.params.input_ids;
-    const hashes = this.prefix.chain(ids, seq.params.cache_salt);
-    const m = this.runner.manifest;
-    const floats = m.num_layers * 2 * m.num_kv_heads * bs * m.head_dim;
-    let parent = "root";
-    hashes.forEach((h, i) => {
-      if (!this.prefix.has(h)) {
-        const kv = new Float32Array(floats);
-        this.pool.readRows(seq.id, i * bs, bs, kv);
-        this.prefix.insert({ hash: h, parent, tokens: Int32Array.from(ids.slice(i * bs, (i + 1) * bs)), kv });
-      }
-      parent = h;
-    });
   }
 
   private finish(seq: Sequence, reason: FinishReason, error?: string): void {

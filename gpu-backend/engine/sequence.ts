@@ -43,6 +43,8 @@ export class Sequence implements SchedSeq {
   endsAfterRun = false;
   /** A logits row kept while its mask is still being computed (the sequence sits out steps meanwhile). */
   held: Float32Array | null = null;
+  /** Steps it has sat out waiting for a mask (after a few, its mask is computed even if it delays a step). */
+  heldSteps = 0;
   /** Output of the current step, emitted at its end. */
   outIds: number[] = [];
   outLogprobs: TokenLogprob[] = [];
@@ -70,8 +72,10 @@ export class Sequence implements SchedSeq {
   get priority(): "interactive" | "batch" {
     return this.params.priority ?? "interactive";
   }
+  /** Forced runs ride decode steps one token at a time instead of taking chunk steps. */
+  ride = false;
   get feedLen(): number {
-    return this.held ? 0 : this.feed.length;
+    return this.held ? 0 : this.ride ? Math.min(1, this.feed.length) : this.feed.length;
   }
   /** The output gathered since the last one; with `end`, the request's final output (usage, timings). */
   takeOutput(end?: { reason: FinishReason; error?: string }): EngineOutput {

@@ -20,6 +20,8 @@ export interface EngineMetrics {
   /** Completion tokens appended without sampling (jump-forward), and the batch-1 chunk steps that fed them. */
   forcedTokens: number;
   chunkSteps: number;
+  /** Rows kept while their mask was still being computed (that sequence sat out steps meanwhile). */
+  maskWaits: number;
 }
 
 export function freshMetrics(): EngineMetrics {
@@ -34,6 +36,7 @@ export function freshMetrics(): EngineMetrics {
     lastBatch: 0,
     forcedTokens: 0,
     chunkSteps: 0,
+    maskWaits: 0,
   };
 }
 

@@ -33,6 +33,7 @@ export class TokenFlow {
     if (seq.feed.length > 0) return;
     // The mask is not ready (the engine computes it beside later steps): this sequence falls behind alone.
     if (seq.constraint && !seq.constraint.ready) {
+      this.metrics().maskWaits++;
       seq.held = row.slice();
       return;
     }

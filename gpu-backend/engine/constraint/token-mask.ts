@@ -12,7 +12,17 @@
  * Those come from precomputed bitsets by length, and only the other tokens are walked (a full walk of the
  * 56k-node trie inside a string took ~100 ms; the split walk takes well under one).
  */
-import { accepting, advance, initialState, maskKey, type Stack, type State, stepAll, stringRoom } from "./automaton";
+import {
+  accepting,
+  advance,
+  initialState,
+  maskKey,
+  type Stack,
+  type State,
+  stateKey,
+  stepAll,
+  stringRoom,
+} from "./automaton";
 import type { Grammar } from "../../../contract/json-schema";
 import { type Encoder, forcedIds } from "./jump-forward";
 
@@ -195,7 +205,8 @@ export class CompiledConstraint {
   forcedFrom(state: State): readonly number[] {
     const enc = this.vocab.encode;
     if (!enc) return [];
-    const key = this.key(state);
+    // The exact state (not the mask key): a forced run can reach past the horizon mask keys clamp to.
+    const key = `${this.id}#${stateKey(state)}`;
     let r = runs.get(key);
     if (!r) {
       r = forcedIds(state, this.vocab.full, enc, (id) => this.vocab.bytes(id));
@@ -302,9 +313,15 @@ export class Constraint {
     return this.mask !== null;
   }
 
+  /** Milliseconds the last mask computed here took (0 until one missed the cache): what the next may cost. */
+  lastCost = 0;
+
   /** Computes the current state's mask now (the engine does this while the model runs). */
   prepare(): void {
-    this.mask ??= this.compiled.maskFor(this.state);
+    if (this.mask || this.ready) return;
+    const t0 = performance.now();
+    this.mask = this.compiled.maskFor(this.state);
+    this.lastCost = performance.now() - t0;
   }
 
   /** The document is complete: only EOS may follow (no byte continues it and it is accepted). */
