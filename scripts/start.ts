@@ -18,6 +18,7 @@ import { parseLaunchConfig, type LaunchConfig } from "./lib/launch-config";
 import { applyLocalMigrations, OFFLINE_ENV, wranglerTiers } from "./lib/local-worker";
 import { freePort, lineSplitter, portIsFree, spawnUntilHttpReady, spawnUntilReady } from "./lib/processes";
 import { Supervisor } from "./lib/supervisor";
+import { WORKER_PATHS } from "../contract/routes";
 
 const root = resolve(import.meta.dirname, "..");
 const bin = (name: string) => resolve(root, "node_modules/.bin", name);
@@ -148,7 +149,7 @@ async function main() {
           "--journal-dir",
           resolve(cfg.stateDir, "journal", String(bport)),
           "--usage-url",
-          `http://127.0.0.1:${port}/internal/usage`,
+          `http://127.0.0.1:${port}${WORKER_PATHS.usage}`,
           // A worker restart is seconds here: retry deliveries at that scale, not production's minute.
           "--usage-retry-max-ms",
           "3000",
@@ -232,7 +233,7 @@ async function main() {
           cwd: root,
           env: OFFLINE_ENV,
           detached: true,
-          url: `http://127.0.0.1:${port}/health`,
+          url: `http://127.0.0.1:${port}${WORKER_PATHS.health}`,
           timeoutMs: 120_000,
           label: `worker :${port}`,
           onSpawn,

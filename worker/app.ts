@@ -24,6 +24,7 @@ import { unsupportedRoutes } from "./routes/unsupported";
 import { faultRoutes } from "./dev/fault-routes";
 import { registryRoutes } from "./routes/registry";
 import { ensureLiveReplicas } from "./serving/live-replicas";
+import { WORKER_PATHS } from "../contract/routes";
 import { batchLineOf } from "./batch/line-request";
 import { filesRoutes } from "./routes/files";
 import { batchesRoutes } from "./routes/batches";
@@ -48,12 +49,12 @@ export function createApp() {
     c.header("x-request-id", requestId);
   });
 
-  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get(WORKER_PATHS.health, (c) => c.json({ status: "ok" }));
   // The public API's OpenAPI 3.1 document (no key: it is the API's documentation).
   app.route("/", openApiRoutes);
   app.route("/console", consoleRoutes);
   // The backend's usage reports (its own USAGE_TOKEN; 404 while unset).
-  app.route("/internal/usage", internalUsageRoutes);
+  app.route(WORKER_PATHS.usage, internalUsageRoutes);
   // Backends joining, heartbeating and leaving (REGISTRY_TOKEN; 404 while unset).
   app.route("/internal/registry", registryRoutes);
   // Fault injection for the local soak: a 404 unless FAULTS=1 (never in wrangler.toml; billing/faults.ts).

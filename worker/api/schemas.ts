@@ -247,6 +247,23 @@ export const AdminUsageDays = z.object({
 });
 
 export const DeadLetters = z.object({ object: z.literal("dead_letters"), count });
+export const RejectedUsageReports = z.object({
+  object: z.literal("rejected_usage_reports"),
+  count,
+  data: z.array(
+    z.object({
+      report_id: z.string(),
+      request_id: z.string(),
+      key_id: z.string().nullable(),
+      tier: z.string().nullable(),
+      backend: z.string(),
+      prompt_tokens: count,
+      completion_tokens: count,
+      reason: z.string(),
+      received_at: count,
+    }),
+  ),
+});
 export const DeadLetterReplay = z.object({
   object: z.literal("dead_letter_replay"),
   replayed: count,

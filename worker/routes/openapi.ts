@@ -57,6 +57,7 @@ const responses = {
   ApiKeyList: S.ApiKeyList,
   AdminUsageDays: S.AdminUsageDays,
   DeadLetters: S.DeadLetters,
+  RejectedUsageReports: S.RejectedUsageReports,
   DeadLetterReplay: S.DeadLetterReplay,
   FileObject: S.FileObject,
   FileList: S.FileList,
@@ -349,6 +350,15 @@ const operations: Op[] = [
     summary: "Cancel a batch: no new line starts; running lines are cancelled and billed what they generated",
     params: { id: batchId },
     responses: { "200": { description: "The batch (status `cancelling`, or already final).", json: "Batch" } },
+  },
+  {
+    method: "get",
+    path: "/v1/admin/usage/rejected-reports",
+    tag: "Admin",
+    auth: "admin",
+    summary: "Usage reports refused because their request id was never admitted (never billed)",
+    query: { limit },
+    responses: { "200": { description: "Their count and the latest ones.", json: "RejectedUsageReports" } },
   },
   {
     method: "get",

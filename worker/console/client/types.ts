@@ -16,6 +16,8 @@ export interface KeyInfo {
   spent_micros: number;
   reserved_micros: number;
   remaining_micros: number;
+  /** "spent": nothing remains this month; "low": a request reserving a first completion slice is refused. */
+  budget_state: "ok" | "low" | "spent";
   period_start: string;
   period_end: string;
 }
@@ -33,6 +35,8 @@ export interface UsageRow {
   /** The batch lines' part of requests and cost_micros (absent on an admin row from an older worker). */
   batch_requests?: number;
   batch_cost_micros?: number;
+  /** The exact sum in units of 1e-12 EUR (admin rows only). */
+  cost_units?: string;
 }
 
 /** GET /v1/usage/requests and /v1/admin/usage/requests */
