@@ -117,7 +117,7 @@ const failures = (seen: Seen[]) =>
   seen.filter((s) => s.outcome !== "completed").map((s) => `${s.requestId} ${s.outcome} ${s.status} ${s.detail ?? ""}`);
 
 beforeAll(async () => {
-  stack = await startLocalStack({ replicas: 2, models: "tiny", threads: "1", timeoutMs: 240_000 });
+  stack = await startLocalStack({ replicas: 2, models: "tiny", threads: "1", timeoutMs: 420_000 });
   const res = await fetch(`${stack.base}/v1/admin/keys`, {
     method: "POST",
     headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" },
@@ -128,7 +128,7 @@ beforeAll(async () => {
     const rows = await replicas();
     return rows.filter((r) => r.state === "ready").length === 2;
   });
-}, 300_000);
+}, 480_000);
 
 afterAll(async () => {
   // ELASTIC_LINES=<file>: every launcher line, for a post-mortem.
