@@ -181,7 +181,14 @@ describe.skipIf(chromiumMissing !== null)(
         expect(await id.locator("code").innerText()).toBe(`${full.slice(0, 10)}…${full.slice(-4)}`);
         const lines = await id
           .locator("code")
-          .evaluate((e) => e.getBoundingClientRect().height / Number.parseFloat(getComputedStyle(e).fontSize));
+          .evaluate(
+            (e) =>
+              e.getBoundingClientRect().height /
+              Number.parseFloat(
+                (globalThis as unknown as { getComputedStyle(el: unknown): { fontSize: string } }).getComputedStyle(e)
+                  .fontSize,
+              ),
+          );
         expect(lines).toBeLessThan(2); // one line: under two font sizes tall
         await id.getByRole("button", { name: /^Copy key_/ }).waitFor();
         expect(phone.problems).toEqual([]);
