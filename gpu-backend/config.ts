@@ -94,6 +94,18 @@ export function isLoopback(host: string): boolean {
 
 const nonEmpty = (v: string | undefined) => (v === undefined || v === "" ? undefined : v);
 
+/**
+ * A bearer token as hono/bearer-auth reads it (RFC 6750's b64token): checked at startup, so a token that
+ * no request could present is refused in one clear line instead of every request getting a 401.
+ */
+const BEARER_TOKEN_RE = /^[A-Za-z0-9._~+/-]+=*$/;
+function bearerToken(name: string, v: string | undefined): string | undefined {
+  const t = nonEmpty(v);
+  if (t !== undefined && !BEARER_TOKEN_RE.test(t))
+    throw new Error(`${name} may only contain A-Z a-z 0-9 . _ ~ + / - and trailing = (it is sent as a bearer token)`);
+  return t;
+}
+
 function int(name: string, v: string | undefined, def: number, min: number): number {
   if (v === undefined) return def;
   const n = Number(v);
@@ -150,7 +162,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
   const runtime = values.runtime ?? "native";
   if (runtime !== "native" && runtime !== "wasm") throw new Error(`--runtime must be native or wasm, got "${runtime}"`);
   const d = DEFAULT_ENGINE_OPTIONS;
-  const token = nonEmpty(values.token ?? env.BACKEND_TOKEN);
+  const token = bearerToken("BACKEND_TOKEN (--token)", values.token ?? env.BACKEND_TOKEN);
   const host = values.host ?? "127.0.0.1";
   const insecure = values.insecure ?? false;
   if (token === undefined && !insecure && !isLoopback(host)) {
@@ -190,7 +202,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
     graph: parseGraphChoice(values.graph),
     batchInvariant: parseInvariantChoice(values["batch-invariant"]),
     token,
-    metricsToken: nonEmpty(values["metrics-token"] ?? env.METRICS_TOKEN),
+    metricsToken: bearerToken("METRICS_TOKEN (--metrics-token)", values["metrics-token"] ?? env.METRICS_TOKEN),
     insecure,
     maxBodyBytes: int("max-body-mb", values["max-body-mb"], 8, 1) * 2 ** 20,
     usage: {

@@ -57,7 +57,8 @@ export function bearer(token: () => string | undefined, what: string): Middlewar
 /**
  * Hono's JSON validator with a zod schema: the handler reads `c.req.valid("json")`, already parsed.
  * A failed parse is a 400 invalid_request naming the first issue's path; a body that is not JSON is
- * an HTTPException that onError answers as invalid_json (httpExceptionResponse below).
+ * an HTTPException that onError answers as invalid_json (httpExceptionResponse below). As Hono reads
+ * only a JSON content type, a body sent without one reads as {} and fails the schema.
  */
 export const jsonBody = <S extends z.ZodType>(schema: S) =>
   validator("json", (value, c): z.output<S> | Response => {

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { BackendErrorBody } from "../../contract/wire";
-import { isLoopback } from "../../gpu-backend/config";
+import { isLoopback, parseConfig } from "../../gpu-backend/config";
 import { devModel } from "./engine-helpers";
 import { auth, ids, metric, post, spawnBackend, startBackend, useBackend } from "./helpers/backend";
 
@@ -39,6 +39,14 @@ describe("backend auth at startup", () => {
     const b = await spawnBackend(["--model", devModel("tiny"), "--host", "0.0.0.0"]);
     b.proc.kill("SIGKILL");
     expect(b.stderr()).not.toMatch(/WARNING|unauthenticated/);
+  });
+
+  it("a token no bearer header could carry is refused at startup, in one line naming it", () => {
+    const argv = ["--model", devModel("tiny"), "--port", "0"];
+    const env = (e: Record<string, string>) => e as NodeJS.ProcessEnv;
+    expect(() => parseConfig(argv, env({ BACKEND_TOKEN: "has space" }))).toThrow(/BACKEND_TOKEN .*may only contain/);
+    expect(() => parseConfig(argv, env({ METRICS_TOKEN: "a:b" }))).toThrow(/METRICS_TOKEN .*may only contain/);
+    expect(parseConfig(argv, env({ BACKEND_TOKEN: "abc-DEF_123.~+/==" })).token).toBe("abc-DEF_123.~+/==");
   });
 
   it("isLoopback: 127/8, ::1, localhost only", () => {
