@@ -22,7 +22,18 @@
  */
 import { SchemaError } from "./schema-error";
 import { ANY, FREE_OBJECT, type Grammar, type Literal, literal, type Node, type Prop } from "./schema-nodes";
-import { isObject, jsonEqual, resolveRef, type SchemaObject } from "./schema-refs";
+import {
+  ANNOTATIONS,
+  hasType,
+  inferType,
+  isObject,
+  jsonEqual,
+  KEYWORDS,
+  resolveRef,
+  type SchemaObject,
+  SUPPORTED,
+  TYPES,
+} from "./schema-refs";
 import { FORMATS, IMPLIED_PATTERNS } from "./schema-formats";
 import { escapePointer, guardSchema } from "./schema-guard";
 import { finishGrammar } from "./schema-link";
@@ -35,39 +46,6 @@ export { SchemaError };
 export type { Dfa };
 export * from "./schema-nodes";
 export { MAX_NESTING } from "./schema-link";
-
-const ANNOTATIONS = new Set([
-  "title",
-  "description",
-  "default",
-  "examples",
-  "$comment",
-  "$schema",
-  "deprecated",
-  "readOnly",
-  "writeOnly",
-  "discriminator",
-]);
-const KEYWORDS: Record<string, readonly string[]> = {
-  object: ["properties", "required", "additionalProperties", "propertyNames"],
-  array: ["items", "prefixItems", "minItems", "maxItems"],
-  string: ["minLength", "maxLength", "pattern", "format"],
-  number: ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"],
-};
-const SUPPORTED = new Set([
-  ...ANNOTATIONS,
-  ...Object.values(KEYWORDS).flat(),
-  "type",
-  "enum",
-  "const",
-  "anyOf",
-  "oneOf",
-  "allOf",
-  "$defs",
-  "definitions",
-  "$ref",
-]);
-const TYPES = new Set(["object", "array", "string", "number", "integer", "boolean", "null"]);
 
 /** Distinct nodes one schema may compile to (after sharing equal ones). */
 export const MAX_NODES = 5_000;
@@ -412,31 +390,5 @@ export class Compiler {
     this.charge(1 + (text.length >> 6), "enum", path);
     this.texts.set(text, (l = literal(text)));
     return l;
-  }
-}
-
-function inferType(s: SchemaObject): string | undefined {
-  for (const [t, keys] of Object.entries(KEYWORDS)) if (keys.some((k) => s[k] !== undefined)) return t;
-  return undefined;
-}
-
-function hasType(v: unknown, t: unknown): boolean {
-  switch (t) {
-    case "null":
-      return v === null;
-    case "boolean":
-      return typeof v === "boolean";
-    case "integer":
-      return typeof v === "number" && Number.isInteger(v);
-    case "number":
-      return typeof v === "number";
-    case "string":
-      return typeof v === "string";
-    case "array":
-      return Array.isArray(v);
-    case "object":
-      return isObject(v);
-    default:
-      return false;
   }
 }

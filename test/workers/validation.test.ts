@@ -81,6 +81,17 @@ describe("chat request validation", () => {
     expect((await r.json()).error).toMatchObject({ param: "model", type: "invalid_request_error" });
   });
 
+  it("a schema nested too deep (a 200 000-level description) is a 400 naming the schema, not a 500", async () => {
+    const deep = `${"[".repeat(200_000)}${"]".repeat(200_000)}`;
+    const body = `{"model":"mistral-tiny","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"a":{"type":"string","examples":${deep}}}}}}}`;
+    const r = await call("/v1/chat/completions", { method: "POST", key, body });
+    const j = await r.json();
+    expect(r.res.status, JSON.stringify(j).slice(0, 300)).toBe(400);
+    expect(j.error.param).toBe("response_format.json_schema.schema");
+    expect(j.error.message).toContain("deeper than");
+    expect(backend.seen).toHaveLength(0);
+  });
+
   it("a body that is not JSON is a 400, not a 500", async () => {
     const r = await call("/v1/chat/completions", { method: "POST", key, body: "{nope" });
     expect(r.res.status).toBe(400);
