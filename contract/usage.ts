@@ -1,5 +1,5 @@
 /**
- * The backend's usage witness (issue 14): one final record per request the backend finished, cancelled
+ * The backend's usage witness: one final record per request the backend finished, cancelled
  * or failed, journaled on the backend before the stream's `done` line, then delivered to the worker.
  *
  * Delivery protocol (README "Usage witness"):

@@ -1,5 +1,5 @@
 /**
- * The backend as a second witness of usage (issue 14): the server hands it one final record per
+ * The backend as a second witness of usage: the server hands it one final record per
  * request; it journals the record (durable before the caller acknowledges the stream's end) and, when a
  * usage URL is configured, delivers it to the worker.
  */

@@ -1,5 +1,5 @@
 /**
- * Issue 15 #1, backend side: embeddings run one input per engine job, interleaved with decode steps,
+ * Embeddings, backend side: run one input per engine job, interleaved with decode steps,
  * and stop on cancel (AbortSignal, POST /v1/cancel, client disconnect), billing what was computed.
  * Orderings are observed through engine hooks and receiver/metrics events, never through timing.
  */

@@ -1,6 +1,6 @@
 /**
- * Issue 15 on the backend: no open backend by accident (#4), request ids restricted and no orphaned
- * generations (#7), a body cap before parsing (#2). Real backend processes.
+ * Backend hardening: no open backend by accident, request ids restricted and no orphaned
+ * generations, a body cap before parsing. Real backend processes.
  */
 import { describe, expect, it } from "vitest";
 import type { BackendErrorBody } from "../../contract/wire";

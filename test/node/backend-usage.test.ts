@@ -1,5 +1,5 @@
 /**
- * The backend as usage witness (issue 14), through real backend processes: one journaled record per
+ * The backend as usage witness, through real backend processes: one journaled record per
  * finished/cancelled request, durable before the `done` line, delivered to a local receiver, and
  * replayed exactly once after a kill -9. Waits are on stream events, receiver requests and log lines.
  */

@@ -1,5 +1,5 @@
 /**
- * Issue 15 #11: the dev launcher hands the worker its secrets through a 0600 env file (`--env-file`),
+ * The dev launcher hands the worker its secrets through a 0600 env file (`--env-file`),
  * never as `wrangler dev --var` arguments, which any local user can read in /proc/<pid>/cmdline.
  * A source check: the launcher's argv list is code, and running `npm start` here would take minutes.
  */

@@ -69,7 +69,7 @@ describe("npm start supervision", () => {
     expect(log.lines.slice(from).some((l) => /^\s+at /.test(l))).toBe(false);
   });
 
-  it("kill -9 of the worker (issue 14): restarted, and the same key still works", async () => {
+  it("kill -9 of the worker: restarted, and the same key still works", async () => {
     const from = log.lines.length;
     const pid = Number((await log.waitFor(new RegExp(`worker :${port} ready \\(pid (\\d+)\\)`)))[1]);
     process.kill(pid, "SIGKILL");

@@ -1,5 +1,5 @@
 /**
- * The command-line tools behave alike (issue 13 #5): `--help` is usage and exit 0, an unknown flag is one
+ * The command-line tools behave alike: `--help` is usage and exit 0, an unknown flag is one
  * line and exit 2; `logits` prints top-k tokens with their text; `tokenize` takes text, ids and stdin, and
  * never waits on a terminal; npm reads the project config without warnings.
  */

@@ -1,4 +1,4 @@
--- Issue 14: the backend's usage report is a second witness, merged into the same one row per request id
+-- The backend's usage report is a second witness, merged into the same one row per request id
 -- (worker/usage/merge.ts). SQLite cannot alter a CHECK constraint, so the table is rebuilt to allow the
 -- status 'recovered' (a request billed from the backend's report alone: its worker never settled).
 CREATE TABLE usage_records_v2 (
