@@ -11,6 +11,9 @@
  *  decode_tok_s_json     the sampled figure with response_format json_schema (JSON_BENCH_SCHEMA: its minItems
  *                        keeps every stream going for all --tokens), token masks included, after one warm-up
  *                        request with that schema
+ *  decode_tok_s_tool     the same with tool_choice "required"'s call grammar (worker/tools: an array of
+ *                        {name, arguments} over TOOL_BENCH_TOOLS, whose record_items arguments keep every stream
+ *                        going), beside the JSON figure; tool_over_greedy is its ratio to greedy decode
  *  prefill_tok_s         prompt tokens / prefill time for 128- and 1024-token prompts (prefix cache off)
  *  ttft_ms               submit -> first token for a 1024-token prompt, cold and with 90% of it in the prefix cache
  *  peak_rss_mb           max resident set of this process (the weights file's size beside it)
@@ -27,6 +30,7 @@ import type { GenerateParams } from "../../contract/wire";
 import { DEFAULT_ENGINE_OPTIONS, Engine } from "../../gpu-backend/engine/engine";
 import { type InvariantChoice, parseGraphChoice, parseInvariantChoice } from "../../gpu-backend/engine/graph-choice";
 import { loadModelRunner, type ModelRunner } from "../../gpu-backend/engine/model-runner";
+import { callArraySchema, parseToolConfig } from "../../worker/tools";
 
 const manifestGraphs = (m: ModelManifest) => m.graphs ?? { fused: "model.onnx", sliced: "model.onnx" };
 
@@ -67,6 +71,7 @@ interface Figures {
   /** Median over the alternated pairs of sampled / greedy decode tok/s. */
   sampled_over_greedy: Record<string, number>;
   decode_tok_s_json: Record<string, number>;
+  decode_tok_s_tool: Record<string, number>;
   prefill_tok_s: Record<string, number>;
   ttft_ms: { cold: number; cached: number };
 }
@@ -111,11 +116,34 @@ const JSON_BENCH_SCHEMA = {
   additionalProperties: false,
 };
 
+/** Two functions, so the grammar is a real anyOf; record_items' minItems keeps every call going. */
+const TOOL_BENCH_TOOLS = [
+  { type: "function", function: { name: "record_items", parameters: JSON_BENCH_SCHEMA } },
+  {
+    type: "function",
+    function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } },
+  },
+];
+const TOOL_BENCH_SCHEMA = callArraySchema(parseToolConfig(TOOL_BENCH_TOOLS, "required", false)!);
+
+type Format = "none" | "json" | "tool";
+const formats = {
+  none: {},
+  json: { response_format: { type: "json_schema" as const, schema: JSON_BENCH_SCHEMA } },
+  tool: { response_format: { type: "json_schema" as const, schema: TOOL_BENCH_SCHEMA } },
+};
+
 async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures> {
   const V = runner.manifest.vocab_size;
   const prompt = (n: number, seed: number) =>
     Array.from({ length: n }, (_, i) => (((i + 1) * 7919 + seed * 104729) % (V - 600)) + 500);
-  const params = (ids: number[], max_tokens: number, sampled = false, seed = 0, json = false): GenerateParams => ({
+  const params = (
+    ids: number[],
+    max_tokens: number,
+    sampled = false,
+    seed = 0,
+    format: Format = "none",
+  ): GenerateParams => ({
     model: runner.manifest.name,
     input_ids: ids,
     max_tokens,
@@ -126,7 +154,7 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
     stop_token_ids: [],
     cache_salt: "",
     request_id: "bench",
-    ...(json ? { response_format: { type: "json_schema" as const, schema: JSON_BENCH_SCHEMA } } : {}),
+    ...formats[format],
   });
   const mk = (prefixMb: number) =>
     new Engine(runner, {
@@ -139,15 +167,16 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
   const tag = `[${runner.graph.form}${runner.graph.batchInvariant ? ", batch-invariant" : ""}]`;
   await run(mk(0), [params(prompt(16, 0), 4)]); // warm-up
 
-  const decodeRun = async (n: number, sampled: boolean, json = false) => {
+  const decodeRun = async (n: number, sampled: boolean, format: Format = "none") => {
     const e = mk(0);
     await run(
       e,
-      Array.from({ length: n }, (_, i) => params(prompt(32, i + 1), newTokens, sampled, i, json)),
+      Array.from({ length: n }, (_, i) => params(prompt(32, i + 1), newTokens, sampled, i, format)),
     );
     const tps = e.metrics.decodeBatchSum / e.metrics.stepSeconds.decode;
+    const label = format !== "none" ? format.padEnd(7) : sampled ? "sampled" : "greedy ";
     log(
-      `${tag} decode ${json ? "json   " : sampled ? "sampled" : "greedy "} ${n} stream(s): ${tps.toFixed(1)} tok/s (${((1000 * e.metrics.stepSeconds.decode) / e.metrics.steps.decode).toFixed(2)} ms/step)`,
+      `${tag} decode ${label} ${n} stream(s): ${tps.toFixed(1)} tok/s (${((1000 * e.metrics.stepSeconds.decode) / e.metrics.steps.decode).toFixed(2)} ms/step)`,
     );
     return tps;
   };
@@ -172,14 +201,18 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
       decode_tok_s_sampled: {},
       sampled_over_greedy: {},
       decode_tok_s_json: {},
+      decode_tok_s_tool: {},
       prefill_tok_s: {},
       ttft_ms: { cold: NaN, cached: NaN },
     };
   // Warm-up (other seeds): the vocabulary trie is built and the schema's first masks computed, once per
   // process and schema, as a server does on the first request with that schema.
-  await run(mk(0), [params(prompt(32, 90), newTokens, true, 90, true)]);
+  await run(mk(0), [params(prompt(32, 90), newTokens, true, 90, "json")]);
   const json: Record<string, number> = {};
-  for (const n of [1, 8]) json[n] = await decodeRun(n, true, true);
+  for (const n of [1, 8]) json[n] = await decodeRun(n, true, "json");
+  await run(mk(0), [params(prompt(32, 91), newTokens, true, 91, "tool")]);
+  const tool: Record<string, number> = {};
+  for (const n of [1, 8]) tool[n] = await decodeRun(n, true, "tool");
 
   const prefill: Record<string, number> = {};
   for (const n of [128, 1024]) {
@@ -201,6 +234,7 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
     decode_tok_s_sampled: sampled,
     sampled_over_greedy: sampledOverGreedy,
     decode_tok_s_json: json,
+    decode_tok_s_tool: tool,
     prefill_tok_s: prefill,
     ttft_ms: { cold: cold!, cached: cached! },
   };
@@ -254,8 +288,15 @@ if (compareWith) {
   );
 }
 const sampledRatio = primary.sampled_over_greedy["1"]!;
+const toolOverGreedy = {
+  "1": primary.decode_tok_s_tool["1"]! / primary.decode_tok_s["1"]!,
+  "8": primary.decode_tok_s_tool["8"]! / primary.decode_tok_s["8"]!,
+};
 log(
   `json/sampled decode: 1 stream ${(primary.decode_tok_s_json["1"]! / primary.decode_tok_s_sampled["1"]!).toFixed(2)}, 8 streams ${(primary.decode_tok_s_json["8"]! / primary.decode_tok_s_sampled["8"]!).toFixed(2)}`,
+);
+log(
+  `tool-call/greedy decode: 1 stream ${toolOverGreedy["1"].toFixed(2)}, 8 streams ${toolOverGreedy["8"].toFixed(2)} (json/greedy ${(primary.decode_tok_s_json["1"]! / primary.decode_tok_s["1"]!).toFixed(2)}, ${(primary.decode_tok_s_json["8"]! / primary.decode_tok_s["8"]!).toFixed(2)})`,
 );
 log(
   `sampled/greedy decode (median of ${repeats} alternated pairs): 1 stream ${sampledRatio.toFixed(2)}, 8 streams ${primary.sampled_over_greedy["8"]!.toFixed(2)}; cached/cold ttft ${(primary.ttft_ms.cached / primary.ttft_ms.cold).toFixed(3)}`,
@@ -266,6 +307,7 @@ const result = {
   threads,
   ...primary,
   sampled_over_greedy_1: sampledRatio,
+  tool_over_greedy: toolOverGreedy,
   peak_rss_mb: Math.round(peak),
   weights_file_mb: Math.round(weightsMb),
   compare: comparison,
