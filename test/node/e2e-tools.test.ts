@@ -12,6 +12,7 @@ import { generateText, jsonSchema, tool } from "ai";
 import Ajv from "ajv";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { TEST_SCHEMAS } from "./helpers/json-schema-check";
 import { startStack, type Stack } from "./helpers/stack";
 
@@ -414,5 +415,22 @@ describe("other clients", () => {
       }
     }
     expect(calls).toBeGreaterThanOrEqual(1);
+  });
+
+  it("@langchain/openai withStructuredOutput (functionCalling): a forced named call parsed by the schema", async () => {
+    const llm = new ChatOpenAI({
+      model,
+      apiKey: stack.apiKey,
+      temperature: 1,
+      maxTokens: 150,
+      maxRetries: 0,
+      configuration: { baseURL: `${stack.base}/v1` },
+    });
+    const Mood = z.object({ name: z.string().max(8), mood: z.enum(["happy", "sad"]) });
+    const structured = llm.withStructuredOutput(Mood, { method: "functionCalling" });
+    for (const seed of [61, 62]) {
+      const out = await structured.withConfig({ seed } as never).invoke("Describe a person.");
+      expect(Mood.safeParse(out).success, JSON.stringify(out)).toBe(true);
+    }
   });
 });
