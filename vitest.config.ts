@@ -17,8 +17,8 @@ export default defineConfig({
               bindings: {
                 TEST_MIGRATIONS: await readD1Migrations("./worker/migrations"),
                 ADMIN_TOKEN: "test-admin-token-0123456789abcdef",
-                BACKEND_TOKEN: "test-backend-token",
-                USAGE_TOKEN: "test-usage-token",
+                BACKEND_TOKEN: "test-backend-token-0123456789abcdef",
+                USAGE_TOKEN: "test-usage-token-0123456789abcdef",
                 CACHE_KEY_SECRET: "test-cache-key-secret-0123456789abcdef",
               },
             },

@@ -1,142 +1,147 @@
 /**
- * JSON Schema (a practical subset) -> the grammar the backend's automaton walks
- * (gpu-backend/engine/constraint/automaton.ts). In contract/ because both sides compile it: the worker to
- * refuse an unsupported schema with a 400 before anything is admitted or billed, the backend to generate.
- * Pure TypeScript, no imports: it bundles into the Worker.
+ * JSON Schema (the subset clients emit: OpenAI Structured Outputs, zod 4's toJSONSchema, pydantic v2) ->
+ * the grammar the backend's automaton walks (gpu-backend/engine/constraint/automaton.ts). In contract/
+ * because both sides compile it: the worker to refuse an unsupported or oversized schema with a 400 before
+ * anything is admitted or billed, the backend to generate. Pure TypeScript: it bundles into the Worker.
  *
- * Supported: type (one or a list), properties, required, additionalProperties (true/false), items, enum,
- * const, minItems/maxItems, minLength/maxLength, anyOf, $defs/definitions + $ref (no recursion), and the
- * annotations title, description, default, examples, $comment, $schema. Any other keyword is a SchemaError
- * naming it: ignoring one would let the model emit values the client's validator rejects.
+ * Supported: type (one or a list, so nullable unions), properties, required, additionalProperties (a
+ * boolean or a schema), propertyNames {type: string}, items (a schema or false), prefixItems, enum, const,
+ * minItems/maxItems, minLength/maxLength, pattern, format (schema-formats.ts), minimum/maximum/
+ * exclusiveMinimum/exclusiveMaximum/multipleOf (schema-numbers.ts), anyOf, oneOf (options provably
+ * disjoint), allOf (merged, schema-merge.ts), $defs/definitions + $ref (recursion included), and the
+ * annotations. Any other keyword is a SchemaError naming it: ignoring one would let the model emit values
+ * the client's validator rejects.
  *
  * Generation is a subset of what the schema accepts (every output validates, not every valid value is
  * reachable): properties come in schema order and only the listed ones are emitted; numbers have at most
- * 15 integer and 15 fraction digits and 2 exponent digits (always finite, integers stay safe).
+ * 15 integer and 15 fraction digits and 2 exponent digits; patterned strings are printable ASCII.
+ *
+ * Work is bounded by what the schema expands to, not by how often it is referenced: each $ref compiles
+ * once, equal nodes are shared (hash-consed), anyOf options are flattened and de-duplicated, and every
+ * node, DFA state, literal byte and option entry is charged against the caps below (a SchemaError past them).
  */
+import { SchemaError } from "./schema-error";
+import { ANY, FREE_OBJECT, type Grammar, type Literal, literal, type Node, type Prop } from "./schema-nodes";
+import { isObject, jsonEqual, resolveRef, type SchemaObject } from "./schema-refs";
+import { FORMATS, IMPLIED_PATTERNS } from "./schema-formats";
+import { escapePointer, guardSchema } from "./schema-guard";
+import { finishGrammar } from "./schema-link";
+import { mergeAllOf } from "./schema-merge";
+import { numberDfa } from "./schema-numbers";
+import { type Dfa, intersect, lengthRange, productDfa, RegexError } from "./schema-dfa";
+import { compileAnchored, compilePattern } from "./schema-regex";
 
-export type Node =
-  /** Any JSON value (json_object's values, `{}` and `true` schemas). */
-  | { kind: "any"; id: number }
-  /** Any keys, any values (json_object itself, or an object schema without properties). */
-  | { kind: "free_object"; id: number }
-  | ObjectNode
-  | { kind: "array"; id: number; items: Node; min: number; max: number }
-  | { kind: "string"; id: number; min: number; max: number }
-  | { kind: "number"; id: number; integer: boolean }
-  /** Exact texts: enum, const, true/false/null. */
-  | { kind: "literal"; id: number; values: Literal[] }
-  | { kind: "anyOf"; id: number; options: Node[] };
+export { SchemaError };
+export type { Dfa };
+export * from "./schema-nodes";
+export { MAX_NESTING } from "./schema-link";
 
-export interface ObjectNode {
-  kind: "object";
-  id: number;
-  props: Prop[];
-  /** Index of the last required property (-1: none); "}" is allowed once past it. */
-  lastRequired: number;
-}
-
-export interface Literal {
-  id: number;
-  bytes: Uint8Array;
-}
-
-export interface Prop {
-  name: string;
-  /** The key as it appears in the output: JSON-encoded, quotes included. */
-  key: Literal;
-  node: Node;
-  required: boolean;
-}
-
-export interface Grammar {
-  root: Node;
-}
-
-/** The schema uses something outside the supported subset; `keyword` names it, `path` is where. */
-export class SchemaError extends Error {
-  constructor(
-    readonly keyword: string,
-    readonly path: string,
-    detail: string,
-  ) {
-    super(`response_format schema: ${detail} (keyword '${keyword}' at ${path || "#"})`);
-  }
-}
-
-const ANNOTATIONS = new Set(["title", "description", "default", "examples", "$comment", "$schema"]);
+const ANNOTATIONS = new Set([
+  "title",
+  "description",
+  "default",
+  "examples",
+  "$comment",
+  "$schema",
+  "deprecated",
+  "readOnly",
+  "writeOnly",
+  "discriminator",
+]);
+const KEYWORDS: Record<string, readonly string[]> = {
+  object: ["properties", "required", "additionalProperties", "propertyNames"],
+  array: ["items", "prefixItems", "minItems", "maxItems"],
+  string: ["minLength", "maxLength", "pattern", "format"],
+  number: ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"],
+};
 const SUPPORTED = new Set([
   ...ANNOTATIONS,
+  ...Object.values(KEYWORDS).flat(),
   "type",
-  "properties",
-  "required",
-  "additionalProperties",
-  "items",
   "enum",
   "const",
-  "minItems",
-  "maxItems",
-  "minLength",
-  "maxLength",
   "anyOf",
+  "oneOf",
+  "allOf",
   "$defs",
   "definitions",
   "$ref",
 ]);
 const TYPES = new Set(["object", "array", "string", "number", "integer", "boolean", "null"]);
-/** Bounds the work one schema can cause (compile time, key space). */
-const MAX_NODES = 2000;
-const MAX_LITERALS = 2000;
 
-const enc = new TextEncoder();
-let nextLiteralId = 1;
-/** Literal ids are process-wide, so keys of shared and compiled literals never clash. */
-export const literal = (text: string): Literal => ({ id: nextLiteralId++, bytes: enc.encode(text) });
-
-// The "any value" grammar, shared: built once, referenced by every json_object and `{}` schema.
-export const ANY: Node = { kind: "any", id: -1 };
-export const FREE_OBJECT: Node = { kind: "free_object", id: -2 };
-export const ANY_ARRAY: Node = { kind: "array", id: -3, items: ANY, min: 0, max: Infinity };
-export const ANY_STRING: Node = { kind: "string", id: -4, min: 0, max: Infinity };
-export const ANY_NUMBER: Node = { kind: "number", id: -5, integer: false };
-export const ANY_SCALAR_LITERALS: Node = {
-  kind: "literal",
-  id: -6,
-  values: [literal("true"), literal("false"), literal("null")],
-};
-
-export const JSON_OBJECT_GRAMMAR: Grammar = { root: FREE_OBJECT };
+/** Distinct nodes one schema may compile to (after sharing equal ones). */
+export const MAX_NODES = 5_000;
+/** Distinct literal texts (enum values, keys) and their bytes. */
+export const MAX_LITERALS = 5_000;
+export const MAX_LITERAL_BYTES = 256 * 1024;
+/** DFA states over all patterns, formats and numeric bounds of one schema. */
+export const MAX_TOTAL_DFA_STATES = 20_000;
+/** Nesting of subschemas while compiling, references followed (the schema guard bounds the rest). */
+export const MAX_COMPILE_DEPTH = 256;
+/** Compile steps of any kind (merges, flattening, node building): the bound on compile time. */
+export const MAX_WORK = 200_000;
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-type SchemaObject = { [k: string]: unknown };
-
-const isObject = (v: unknown): v is SchemaObject => typeof v === "object" && v !== null && !Array.isArray(v);
 
 export function compileSchema(schema: unknown): Grammar {
-  return { root: new Compiler(schema).compile(schema, "#") };
+  guardSchema(schema);
+  const c = new Compiler(schema);
+  const root = c.compile(schema, "#");
+  return { root: finishGrammar(root, c.built, c.oneOfs, c.charge) };
 }
 
-class Compiler {
-  private nodes = 0;
-  private literalCount = 0;
+type NodeInit = Node extends infer N ? (N extends Node ? Omit<N, "id" | "md"> : never) : never;
+
+export class Compiler {
+  readonly built: Node[] = [];
+  readonly oneOfs: Array<{ node: Node; options: Node[]; path: string }> = [];
+  private work = 0;
+  private depth = 0;
+  private dfaStates = 0;
+  private readonly interned = new Map<string, Node>();
+  private readonly texts = new Map<string, Literal>();
+  private literalBytes = 0;
+  private readonly dfas = new Map<string, Dfa>();
   private readonly refs = new Map<string, Node>();
-  private readonly resolving = new Set<string>();
+  private readonly merged = new Map<string, SchemaObject>();
+  private readonly pending = new Map<string, Node & { kind: "ref" }>();
   constructor(private readonly rootSchema: unknown) {}
 
+  /** Counts work against MAX_WORK; the keyword and path name what was being compiled. */
+  readonly charge = (n: number, keyword: string, path: string): void => {
+    if ((this.work += n) > MAX_WORK)
+      throw new SchemaError(keyword, path, `the schema needs more than ${MAX_WORK} compile steps`);
+  };
+
   compile(s: unknown, path: string): Node {
-    if (++this.nodes > MAX_NODES) throw new SchemaError("$ref", path, `schema expands to more than ${MAX_NODES} nodes`);
+    if (this.depth >= MAX_COMPILE_DEPTH)
+      throw new SchemaError("$ref", path, `subschemas and references nest deeper than ${MAX_COMPILE_DEPTH} levels`);
+    this.depth++;
+    try {
+      return this.compileHere(s, path);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private compileHere(s: unknown, path: string): Node {
+    this.charge(1, "type", path);
     if (s === true) return ANY;
     if (s === false) throw new SchemaError("false", path, "a false schema accepts nothing");
     if (!isObject(s)) throw new SchemaError("type", path, "a schema must be an object or a boolean");
-    for (const k of Object.keys(s)) if (!SUPPORTED.has(k)) throw new SchemaError(k, path, `'${k}' is not supported`);
-    if (path !== "#" && (s.$defs !== undefined || s.definitions !== undefined)) {
-      throw new SchemaError(
-        s.$defs !== undefined ? "$defs" : "definitions",
-        path,
-        "definitions are only supported at the root",
-      );
+    for (const k of Object.keys(s)) {
+      // uniqueItems: false constrains nothing (pydantic prints it for plain lists).
+      if (!SUPPORTED.has(k) && !(k === "uniqueItems" && s[k] === false))
+        throw new SchemaError(k, path, `'${k}' is not supported`);
     }
+    if (path !== "#" && (s.$defs !== undefined || s.definitions !== undefined)) {
+      const k = s.$defs !== undefined ? "$defs" : "definitions";
+      throw new SchemaError(k, path, "definitions are only supported at the root");
+    }
+    if (s.allOf !== undefined)
+      return this.compile(mergeAllOf(s, path, this.rootSchema, this.charge, this.merged), path);
     if (s.$ref !== undefined) return this.ref(s, path);
-    if (s.anyOf !== undefined) return this.anyOf(s, path);
+    if (s.anyOf !== undefined || s.oneOf !== undefined) return this.union(s, path);
     if (s.enum !== undefined || s.const !== undefined) return this.literals(s, path);
     const types: unknown[] = Array.isArray(s.type) ? s.type : [s.type ?? inferType(s)];
     if (types.length === 0) throw new SchemaError("type", path, "an empty type list accepts nothing");
@@ -145,12 +150,32 @@ class Compiler {
         throw new SchemaError("type", path, `unknown type ${JSON.stringify(t)}`);
     }
     this.only(s, path, types as Array<string | undefined>);
-    const options = types.map((t) => this.typed(s, t as string | undefined, path));
-    return options.length === 1 ? options[0]! : this.node({ kind: "anyOf", options });
+    // integer and number together: number covers integer.
+    const list = types.includes("number") ? types.filter((t) => t !== "integer") : types;
+    return this.anyOfNode(list.map((t) => this.typed(s, t as string | undefined, path)));
   }
 
-  private node<T extends { kind: string }>(n: T): T & { id: number } {
-    return { ...n, id: this.nodes++ };
+  /** One node per distinct structure: equal subschemas, however often referenced, share states and masks. */
+  node(n: NodeInit, key: string): Node {
+    const hit = this.interned.get(key);
+    if (hit) return hit;
+    this.charge(1, "type", "#");
+    if (this.built.length >= MAX_NODES)
+      throw new SchemaError("type", "#", `the schema compiles to more than ${MAX_NODES} distinct nodes`);
+    const made = Object.assign(n, { id: this.built.length, md: 0 }) as Node;
+    this.built.push(made);
+    this.interned.set(key, made);
+    return made;
+  }
+
+  anyOfNode(options: Node[]): Node {
+    const seen = new Set<Node>();
+    const flat: Node[] = [];
+    for (const o of options)
+      for (const x of o.kind === "anyOf" ? o.options : [o]) if (!seen.has(x)) seen.add(x), flat.push(x);
+    if (flat.length === 1) return flat[0]!;
+    this.charge(flat.length, "anyOf", "#");
+    return this.node({ kind: "anyOf", options: flat }, `u${flat.map((o) => o.id).sort((a, b) => a - b)}`);
   }
 
   private typed(s: SchemaObject, t: string | undefined, path: string): Node {
@@ -159,34 +184,93 @@ class Compiler {
         return ANY;
       case "object":
         return this.object(s, path);
-      case "array": {
-        const [min, max] = this.bounds(s, "minItems", "maxItems", path);
-        const items = s.items === undefined ? ANY : this.compile(s.items, `${path}/items`);
-        return this.node({ kind: "array", items, min, max });
-      }
-      case "string": {
-        const [min, max] = this.bounds(s, "minLength", "maxLength", path);
-        return this.node({ kind: "string", min, max });
-      }
+      case "array":
+        return this.array(s, path);
+      case "string":
+        return this.string(s, path);
       case "number":
-      case "integer":
-        return this.node({ kind: "number", integer: t === "integer" });
+      case "integer": {
+        const k = KEYWORDS.number!.find((x) => s[x] !== undefined) ?? "type";
+        for (const x of KEYWORDS.number!)
+          if (s[x] !== undefined && typeof s[x] !== "number") throw new SchemaError(x, path, `'${x}' must be a number`);
+        const key = `n${t}:${JSON.stringify(KEYWORDS.number!.map((x) => s[x] ?? null))}`;
+        const dfa = this.dfa(key, k, path, () =>
+          numberDfa({ integer: t === "integer", ...(s as Record<string, number | undefined>) }),
+        );
+        if (dfa) return this.node({ kind: "dfa", dfa, quoted: false }, `d${key}`);
+        return this.node({ kind: "number", integer: t === "integer" }, `n${t}`);
+      }
       case "boolean":
-        return this.node({ kind: "literal", values: [literal("true"), literal("false")] });
+        return this.node({ kind: "literal", values: [this.lit("true", path), this.lit("false", path)] }, "b");
       default:
-        return this.node({ kind: "literal", values: [literal("null")] });
+        return this.node({ kind: "literal", values: [this.lit("null", path)] }, "z");
     }
+  }
+
+  private string(s: SchemaObject, path: string): Node {
+    const [min, max] = this.bounds(s, "minLength", "maxLength", path);
+    const { pattern, format } = s;
+    if (pattern === undefined && format === undefined) return this.node({ kind: "string", min, max }, `s${min},${max}`);
+    if (pattern !== undefined && typeof pattern !== "string")
+      throw new SchemaError("pattern", path, "must be a string");
+    if (format !== undefined && (typeof format !== "string" || !(format in FORMATS)))
+      throw new SchemaError("format", path, `format ${JSON.stringify(format)} is not supported`);
+    const keyword = pattern !== undefined ? "pattern" : "format";
+    const key = `p${JSON.stringify([pattern, format, min, max])}`;
+    const dfa = this.dfa(key, keyword, path, () => {
+      let d = format === undefined ? null : compileAnchored(FORMATS[format as string]!);
+      if (pattern !== undefined && !(d && IMPLIED_PATTERNS[pattern as string] === format)) {
+        const p = compilePattern(pattern as string);
+        d = d ? intersect(d, p) : p;
+      }
+      // Patterned strings are ASCII: one byte is one code point, so a length bound is a counter.
+      const [short, long] = lengthRange(d!);
+      if (max !== Infinity && long > max)
+        d = productDfa(
+          d!,
+          max + 2,
+          (n) => (n + 1 > max ? -1 : n + 1),
+          (n) => n >= min,
+        );
+      else if (short < min)
+        d = productDfa(
+          d!,
+          min + 1,
+          (n) => Math.min(n + 1, min),
+          (n) => n >= min,
+        );
+      return d!;
+    })!;
+    return this.node({ kind: "dfa", dfa, quoted: true }, `d${key}`);
+  }
+
+  /** A DFA built once per key, its states charged against MAX_TOTAL_DFA_STATES; RegexError -> SchemaError. */
+  private dfa(key: string, keyword: string, path: string, build: () => Dfa | null): Dfa | null {
+    if (this.dfas.has(key)) return this.dfas.get(key)!;
+    let d: Dfa | null;
+    try {
+      d = build();
+    } catch (e) {
+      if (e instanceof RegexError) throw new SchemaError(keyword, path, e.message);
+      throw e;
+    }
+    if (d) {
+      this.charge(d.size, keyword, path);
+      if ((this.dfaStates += d.size) > MAX_TOTAL_DFA_STATES)
+        throw new SchemaError(
+          keyword,
+          path,
+          `patterns and bounds need more than ${MAX_TOTAL_DFA_STATES} automaton states`,
+        );
+    }
+    this.dfas.set(key, d!);
+    return d;
   }
 
   /** Keywords that apply to none of the schema's types are refused rather than silently dropped. */
   private only(s: SchemaObject, path: string, types: Array<string | undefined>): void {
-    const allowed: Record<string, string[]> = {
-      object: ["properties", "required", "additionalProperties"],
-      array: ["items", "minItems", "maxItems"],
-      string: ["minLength", "maxLength"],
-    };
-    for (const [t, keys] of Object.entries(allowed)) {
-      if (types.includes(t)) continue;
+    for (const [t, keys] of Object.entries(KEYWORDS)) {
+      if (types.includes(t) || (t === "number" && types.includes("integer"))) continue;
       for (const k of keys) {
         if (s[k] !== undefined)
           throw new SchemaError(k, path, `'${k}' applies to type ${t}, not ${types.join("|") || "an untyped schema"}`);
@@ -196,17 +280,27 @@ class Compiler {
 
   private object(s: SchemaObject, path: string): Node {
     const ap = s.additionalProperties;
-    if (ap !== undefined && typeof ap !== "boolean") {
-      throw new SchemaError("additionalProperties", path, "only true or false is supported, not a schema");
-    }
+    if (ap !== undefined && typeof ap !== "boolean" && !isObject(ap))
+      throw new SchemaError("additionalProperties", path, "must be a boolean or a schema");
+    const pn = s.propertyNames;
+    if (
+      pn !== undefined &&
+      pn !== true &&
+      !(isObject(pn) && Object.keys(pn).every((k) => (k === "type" ? pn.type === "string" : ANNOTATIONS.has(k))))
+    )
+      throw new SchemaError("propertyNames", path, "only {type: 'string'} is supported");
     const req = s.required ?? [];
     if (!Array.isArray(req) || !req.every((r) => typeof r === "string"))
       throw new SchemaError("required", path, "must be a list of names");
     const props = s.properties;
     if (props === undefined && ap !== false) {
       if (req.length > 0) throw new SchemaError("required", path, "required names need properties");
-      return FREE_OBJECT;
+      if (ap === undefined || ap === true) return FREE_OBJECT;
+      const values = this.compile(ap, `${path}/additionalProperties`);
+      return values === ANY ? FREE_OBJECT : this.node({ kind: "map", values }, `m${values.id}`);
     }
+    // With properties, an additionalProperties schema only widens what is valid: the listed ones are emitted.
+    if (ap !== undefined && typeof ap !== "boolean") this.compile(ap, `${path}/additionalProperties`);
     if (props !== undefined && !isObject(props)) throw new SchemaError("properties", path, "must be an object");
     const names = Object.keys(props ?? {});
     for (const r of req) if (!names.includes(r)) throw new SchemaError("required", path, `'${r}' is not in properties`);
@@ -220,7 +314,24 @@ class Compiler {
     list.forEach((p, i) => {
       if (p.required) lastRequired = i;
     });
-    return this.node({ kind: "object", props: list, lastRequired });
+    this.charge(list.length, "properties", path);
+    const key = `o${list.map((p) => `${p.key.id}=${p.node.id}${p.required ? "!" : ""}`).join(",")}`;
+    return this.node({ kind: "object", props: list, lastRequired }, key);
+  }
+
+  private array(s: SchemaObject, path: string): Node {
+    let [min, max] = this.bounds(s, "minItems", "maxItems", path);
+    const pi = s.prefixItems;
+    if (pi !== undefined && (!Array.isArray(pi) || pi.length === 0))
+      throw new SchemaError("prefixItems", path, "must be a non-empty list");
+    if (Array.isArray(s.items))
+      throw new SchemaError("items", path, "a list of items is not supported: use prefixItems");
+    const prefix = ((pi ?? []) as unknown[]).map((x, i) => this.compile(x, `${path}/prefixItems/${i}`));
+    const items = s.items === false ? null : s.items === undefined ? ANY : this.compile(s.items, `${path}/items`);
+    if (items === null) max = Math.min(max, prefix.length);
+    if (min > max) throw new SchemaError("minItems", path, "minItems exceeds the items allowed");
+    const key = `a${min},${max},${prefix.map((p) => p.id)},${items?.id}`;
+    return this.node({ kind: "array", prefix, items, min, max }, key);
   }
 
   private bounds(s: SchemaObject, minKey: string, maxKey: string, path: string): [number, number] {
@@ -244,34 +355,30 @@ class Compiler {
       if (k !== "$ref" && !ANNOTATIONS.has(k) && !defsHere.includes(k))
         throw new SchemaError(k, path, `'${k}' beside $ref is not supported`);
     }
-    const m = typeof ref === "string" ? /^#\/(\$defs|definitions)\/([^/]+)$/.exec(ref) : null;
-    if (!m)
-      throw new SchemaError(
-        "$ref",
-        path,
-        `only local references '#/$defs/Name' are supported, not ${JSON.stringify(ref)}`,
-      );
-    const name = m[2]!.replaceAll("~1", "/").replaceAll("~0", "~");
-    const defs = isObject(this.rootSchema) ? this.rootSchema[m[1]!] : undefined;
-    if (!isObject(defs) || !(name in defs)) throw new SchemaError("$ref", path, `${ref} is not defined`);
-    const done = this.refs.get(ref as string);
+    const { name, schema } = resolveRef(this.rootSchema, ref, path);
+    const done = this.refs.get(name);
     if (done) return done;
-    if (this.resolving.has(ref as string))
-      throw new SchemaError("$ref", path, `recursive reference ${ref} is not supported`);
-    this.resolving.add(ref as string);
-    const node = this.compile(defs[name], ref as string);
-    this.resolving.delete(ref as string);
-    this.refs.set(ref as string, node);
+    let placeholder = this.pending.get(name);
+    if (placeholder) return placeholder; // recursion: linked when the definition is finished
+    placeholder = { kind: "ref", name, target: null, id: -100 - this.pending.size, md: 0 };
+    this.pending.set(name, placeholder);
+    const node = this.compile(schema, name);
+    placeholder.target = node;
+    this.refs.set(name, node);
     return node;
   }
 
-  private anyOf(s: SchemaObject, path: string): Node {
+  private union(s: SchemaObject, path: string): Node {
+    const keyword = s.anyOf !== undefined ? "anyOf" : "oneOf";
     for (const k of Object.keys(s))
-      if (k !== "anyOf" && !ANNOTATIONS.has(k)) throw new SchemaError(k, path, `'${k}' beside anyOf is not supported`);
-    const list = s.anyOf;
-    if (!Array.isArray(list) || list.length === 0) throw new SchemaError("anyOf", path, "must be a non-empty list");
-    const options = list.map((o, i) => this.compile(o, `${path}/anyOf/${i}`));
-    return options.length === 1 ? options[0]! : this.node({ kind: "anyOf", options });
+      if (k !== keyword && !ANNOTATIONS.has(k))
+        throw new SchemaError(k, path, `'${k}' beside ${keyword} is not supported`);
+    const list = s[keyword];
+    if (!Array.isArray(list) || list.length === 0) throw new SchemaError(keyword, path, "must be a non-empty list");
+    const options = list.map((o, i) => this.compile(o, `${path}/${keyword}/${i}`));
+    const node = this.anyOfNode(options);
+    if (keyword === "oneOf" && options.length > 1) this.oneOfs.push({ node, options, path });
+    return node;
   }
 
   private literals(s: SchemaObject, path: string): Node {
@@ -283,6 +390,7 @@ class Compiler {
     if (s.enum !== undefined) {
       if (!Array.isArray(s.enum) || s.enum.length === 0)
         throw new SchemaError("enum", path, "must be a non-empty list");
+      if (s.enum.length > MAX_LITERALS) throw new SchemaError("enum", path, `more than ${MAX_LITERALS} values`);
       values = s.enum;
     } else values = [s.const];
     if (s.const !== undefined) values = values.filter((v) => jsonEqual(v, s.const));
@@ -291,20 +399,24 @@ class Compiler {
     if (values.length === 0)
       throw new SchemaError(s.enum !== undefined ? "enum" : "const", path, "no value is allowed by the other keywords");
     const texts = [...new Set(values.map((v) => JSON.stringify(v as Json)))];
-    return this.node({ kind: "literal", values: texts.map((t) => this.lit(t, path)) });
+    const lits = texts.map((t) => this.lit(t, path));
+    return this.node({ kind: "literal", values: lits }, `l${lits.map((l) => l.id).sort((a, b) => a - b)}`);
   }
 
   private lit(text: string, path: string): Literal {
-    if (++this.literalCount > MAX_LITERALS)
-      throw new SchemaError("enum", path, `more than ${MAX_LITERALS} literal texts`);
-    return literal(text);
+    let l = this.texts.get(text);
+    if (l) return l;
+    if (this.texts.size >= MAX_LITERALS) throw new SchemaError("enum", path, `more than ${MAX_LITERALS} literal texts`);
+    if ((this.literalBytes += text.length) > MAX_LITERAL_BYTES)
+      throw new SchemaError("enum", path, `literal texts longer than ${MAX_LITERAL_BYTES} bytes in all`);
+    this.charge(1 + (text.length >> 6), "enum", path);
+    this.texts.set(text, (l = literal(text)));
+    return l;
   }
 }
 
 function inferType(s: SchemaObject): string | undefined {
-  if (s.properties !== undefined || s.required !== undefined || s.additionalProperties !== undefined) return "object";
-  if (s.items !== undefined || s.minItems !== undefined || s.maxItems !== undefined) return "array";
-  if (s.minLength !== undefined || s.maxLength !== undefined) return "string";
+  for (const [t, keys] of Object.entries(KEYWORDS)) if (keys.some((k) => s[k] !== undefined)) return t;
   return undefined;
 }
 
@@ -328,9 +440,3 @@ function hasType(v: unknown, t: unknown): boolean {
       return false;
   }
 }
-
-function jsonEqual(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
-const escapePointer = (s: string) => s.replaceAll("~", "~0").replaceAll("/", "~1");

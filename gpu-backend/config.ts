@@ -3,6 +3,8 @@ import { isIP } from "node:net";
 import { cpus } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { readFileSync } from "node:fs";
+import { DEFAULT_HEARTBEAT_MS, MIN_REGISTRY_TOKEN_LENGTH } from "../contract/registry";
 import { MAX_USAGE_BATCH } from "../contract/usage";
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions } from "./engine/engine";
 import { type GraphChoice, type InvariantChoice, parseGraphChoice, parseInvariantChoice } from "./engine/graph-choice";
@@ -28,6 +30,10 @@ export interface BackendConfig {
   usage: UsageConfig;
   graceMs: number;
   warmupDelayMs: number;
+  /** --register: join a worker's replica registry (server/registration.ts); undefined = static TIERS only. */
+  registry: RegistryConfig | undefined;
+  /** Build version reported to the registry: env BUILD_VERSION, else package.json's version. */
+  version: string;
   engine: EngineOptions;
 }
 
@@ -48,12 +54,29 @@ export interface UsageConfig {
   retryMaxMs: number;
 }
 
+/** The replica registry (contract/registry.ts). */
+export interface RegistryConfig {
+  /** The worker's base URL (--register). */
+  workerUrl: string;
+  /** The URL the worker reaches this replica at (--advertise-url; default http://HOST:PORT with the bound port). */
+  advertiseUrl: string | undefined;
+  /** env REGISTRY_TOKEN only (never argv: visible in ps). */
+  token: string;
+  heartbeatMs: number;
+  /**
+   * After SIGTERM: announce "draining", then keep serving for this long before refusing new work, so every
+   * worker isolate's replica snapshot (refreshed every 2 s) has seen it and routes elsewhere first.
+   */
+  announceMs: number;
+}
+
 export const USAGE =
   "usage: npm run backend -- --model <dir> [--model <dir> ...] --port <n> [--host 127.0.0.1] [--threads N] [--ep cpu|webgpu|cuda] " +
   "[--runtime native|wasm] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--token T | env BACKEND_TOKEN] [--metrics-token T | env METRICS_TOKEN] [--max-batch N] [--kv-budget-mb N] [--prefix-cache-mb N] " +
   "[--block-size 16] [--prefill-chunk 256] [--max-queue 64] [--grace-ms 10000] [--insecure] [--max-body-mb 8] " +
   "[--journal-dir DIR] [--journal-segment-mb 16] [--journal-keep-segments 8] [--usage-url URL] [--usage-token T | env USAGE_TOKEN] [--usage-batch 100] [--usage-recent 100000] " +
-  "[--usage-retry-base-ms 500] [--usage-retry-max-ms 60000]";
+  "[--usage-retry-base-ms 500] [--usage-retry-max-ms 60000] " +
+  "[--register WORKER_URL (env REGISTRY_TOKEN)] [--advertise-url URL] [--heartbeat-ms 2000] [--drain-announce-ms 3000]";
 
 /** --journal-dir, or `.dev/journal/<port>` with the port actually bound (so --port 0 works too). */
 export function journalDir(cfg: BackendConfig, boundPort: number): string {
@@ -112,6 +135,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       "usage-recent": { type: "string" },
       "usage-retry-base-ms": { type: "string" },
       "usage-retry-max-ms": { type: "string" },
+      register: { type: "string" },
+      "advertise-url": { type: "string" },
+      "heartbeat-ms": { type: "string" },
+      "drain-announce-ms": { type: "string" },
     },
   });
   if (!values.model?.length) throw new Error("--model is required");
@@ -130,6 +157,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       `refusing to serve ${host} without a token: set BACKEND_TOKEN (or --token), bind a loopback address, or pass --insecure`,
     );
   }
+  const registry = parseRegistry(values, env);
+  if (registry && !registry.advertiseUrl && /^(0\.0\.0\.0|::|\[::\])$/.test(host))
+    throw new Error(
+      `--register with --host ${host} needs --advertise-url (the URL the worker reaches this replica at)`,
+    );
   const usageUrl = nonEmpty(values["usage-url"]);
   const usageToken = nonEmpty(values["usage-token"] ?? env.USAGE_TOKEN);
   if (usageUrl !== undefined) {
@@ -172,6 +204,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       retryMaxMs: int("usage-retry-max-ms", values["usage-retry-max-ms"], 60_000, retryBaseMs),
     },
     graceMs: int("grace-ms", values["grace-ms"], 10_000, 0),
+    registry,
+    version: nonEmpty(env.BUILD_VERSION) ?? packageVersion(),
     warmupDelayMs: int("warmup-delay-ms", values["warmup-delay-ms"], 0, 0),
     engine: {
       maxBatch: int("max-batch", values["max-batch"], d.maxBatch, 1),
@@ -182,4 +216,50 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       maxQueue: int("max-queue", values["max-queue"], d.maxQueue, 1),
     },
   };
+}
+
+function httpUrl(flag: string, v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new Error(`--${flag} is not a URL: "${v}"`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`--${flag} must be http(s), got "${v}"`);
+  return v.replace(/\/+$/, "");
+}
+
+/** Shortest REGISTRY_TOKEN the worker accepts (contract/registry.ts): refuse at start, not at the first heartbeat. */
+function parseRegistry(
+  values: Record<string, string | boolean | string[] | undefined>,
+  env: NodeJS.ProcessEnv,
+): RegistryConfig | undefined {
+  const workerUrl = nonEmpty(values.register as string | undefined);
+  const advertise = nonEmpty(values["advertise-url"] as string | undefined);
+  if (workerUrl === undefined) {
+    if (advertise !== undefined) throw new Error("--advertise-url needs --register");
+    return undefined;
+  }
+  const token = nonEmpty(env.REGISTRY_TOKEN);
+  if (token === undefined || token.length < MIN_REGISTRY_TOKEN_LENGTH)
+    throw new Error(`--register needs env REGISTRY_TOKEN of ${MIN_REGISTRY_TOKEN_LENGTH}+ characters`);
+  const heartbeatMs = int("heartbeat-ms", values["heartbeat-ms"] as string | undefined, DEFAULT_HEARTBEAT_MS, 100);
+  return {
+    workerUrl: httpUrl("register", workerUrl),
+    advertiseUrl: advertise === undefined ? undefined : httpUrl("advertise-url", advertise),
+    token,
+    heartbeatMs,
+    announceMs: int("drain-announce-ms", values["drain-announce-ms"] as string | undefined, 3_000, 0),
+  };
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(path.resolve(import.meta.dirname, "../package.json"), "utf8")) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === "string" ? pkg.version : "unknown";
+  } catch {
+    return "unknown";
+  }
 }

@@ -1,8 +1,11 @@
 /**
  * `npm run backend -- --model models/dev/tiny --port 8788`: the inference server.
  * Listens first (GET /health answers 503 while loading), loads and warms every model, then prints one
- * "backend ready on http://HOST:PORT models=a,b" line. SIGTERM/SIGINT: stop admitting (503), let running
- * work finish for --grace-ms, cancel the rest, flush the usage journal, exit 0.
+ * "backend ready on http://HOST:PORT models=a,b" line; with --register it then joins the worker's replica
+ * registry (server/registration.ts). SIGTERM/SIGINT, the drain: announce "draining" to the registry and keep
+ * serving for --drain-announce-ms (every worker isolate stops routing here), then stop admitting (503), let
+ * running work finish for --grace-ms, cancel the rest, deliver the usage journal (bounded), deregister, let
+ * the open responses finish writing, exit 0.
  */
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
@@ -11,8 +14,30 @@ import { serve } from "@hono/node-server";
 import { Engine } from "./engine/engine";
 import { loadModelRunner } from "./engine/model-runner";
 import { createApp, type ServerState } from "./server/app";
+import { type LoadReport, Registration } from "./server/registration";
 import { UsageWitness } from "./usage/witness";
 import { journalDir, parseConfig, USAGE } from "./config";
+
+/** Bounds of the drain's last steps (the grace for running work is --grace-ms). */
+const USAGE_FLUSH_MS = 5_000;
+const SOCKET_DRAIN_MS = 1_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The registry's load figures, summed over this replica's engines. */
+function loadReport(engines: Iterable<Engine>): LoadReport {
+  const r: LoadReport = { models: [], slots: 0, in_flight: 0, queue_depth: 0, kv_free_blocks: 0, served: 0 };
+  for (const e of engines) {
+    const s = e.stats();
+    r.models.push(e.name);
+    r.slots += e.opts.maxBatch;
+    r.in_flight += s.running;
+    r.queue_depth += s.waiting;
+    r.kv_free_blocks += s.kv.blocksFree;
+    for (const n of Object.values(s.counters.requests)) r.served += n;
+  }
+  return r;
+}
 
 async function warm(engine: Engine): Promise<void> {
   const bos = engine.runner.manifest.bos_token_id;
@@ -29,7 +54,7 @@ async function warm(engine: Engine): Promise<void> {
         cache_salt: "\u0000warmup",
         request_id: "warmup",
       },
-      (ev) => ev.type === "done" && resolve(),
+      (out) => out.finish && resolve(),
     );
   });
   await engine.embed([[bos, 415]]);
@@ -48,7 +73,7 @@ async function warm(engine: Engine): Promise<void> {
         request_id: "warmup-json",
         response_format: { type: "json_object" },
       },
-      (ev) => ev.type === "done" && resolve(),
+      (out) => out.finish && resolve(),
     );
   });
   engine.resetMetrics();
@@ -107,18 +132,31 @@ async function main(): Promise<void> {
       (cfg.usage.url ? `delivering to ${cfg.usage.url}` : "delivery off (no --usage-url)"),
   );
 
+  let registration: Registration | null = null;
   let stopping = false;
   const shutdown = async (sig: string) => {
     if (stopping) return;
     stopping = true;
-    state.draining = true;
     console.error(`backend: ${sig}: draining (grace ${cfg.graceMs} ms)`);
+    if (registration && state.ready) {
+      // Still admitting while the worker's isolates learn of it: a request routed here meanwhile is served, not bounced.
+      await registration.drain();
+      await sleep(cfg.registry?.announceMs ?? 0);
+    }
+    state.draining = true;
     await Promise.all([...state.engines.values()].map((e) => e.drain(cfg.graceMs)));
-    // Every final record is on disk before exit; undelivered ones are replayed by the next start.
+    // Every final record is on disk before exit; undelivered ones are replayed by the next start, but a
+    // replica that never comes back (scale-down) must hand them over now.
+    if (!(await witness.flush(USAGE_FLUSH_MS)))
+      console.error(`backend: ${witness.stats().pending} usage record(s) undelivered; kept in ${dir} for replay`);
     await witness.close();
+    await registration?.deregister();
+    // The last lines of finished streams may still sit in the socket's buffers: let them drain, then force.
     server.close();
-    // Idle keep-alive sockets would hold close() open.
-    (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+    const closing = server as unknown as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
+    closing.closeIdleConnections?.();
+    await sleep(Math.min(SOCKET_DRAIN_MS, cfg.graceMs));
+    closing.closeAllConnections?.();
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
@@ -142,6 +180,11 @@ async function main(): Promise<void> {
   if (cfg.warmupDelayMs > 0) await new Promise((r) => setTimeout(r, cfg.warmupDelayMs));
   state.ready = true;
   console.log(`backend ready on http://${cfg.host}:${port} models=${[...state.engines.keys()].join(",")}`);
+  if (cfg.registry && !stopping) {
+    const url = cfg.registry.advertiseUrl ?? `http://${cfg.host.includes(":") ? `[${cfg.host}]` : cfg.host}:${port}`;
+    registration = new Registration(cfg.registry, url, cfg.version, () => loadReport(state.engines.values()));
+    await registration.start();
+  }
 }
 
 main().catch((e: unknown) => {

@@ -40,12 +40,12 @@ export const MUTATIONS: Mutation[] = [
   {
     id: "money-round-down",
     area: "billing",
-    why: "micro-euro conversion truncates instead of rounding half up",
+    why: "micro-euro conversion truncates instead of rounding up",
     file: "worker/billing/money.ts",
     edits: [
       {
-        find: "return Number((units + UNITS_PER_MICRO / 2n) / UNITS_PER_MICRO);",
-        replace: "return Number(units / UNITS_PER_MICRO);",
+        find: "return units <= 0n ? 0 : Number((units + UNITS_PER_MICRO - 1n) / UNITS_PER_MICRO);",
+        replace: "return units <= 0n ? 0 : Number(units / UNITS_PER_MICRO);",
       },
     ],
     tests: ["test/workers/billing.test.ts"],

@@ -3,12 +3,17 @@
  *   dev models (built if missing) -> D1 migrations (local) -> backend replica(s) -> worker (wrangler dev) -> dev key
  * Every setting is read in scripts/lib/launch-config.ts (`npm start -- --help` lists them). Secrets default to
  * values generated once and kept in $DEV_STATE_DIR/secrets.json, so the dev key survives restarts.
- * A backend or the worker that dies is restarted with backoff (scripts/lib/supervisor.ts), one line each.
+ * A backend or the worker that dies is restarted with backoff (scripts/lib/supervisor.ts), one line each; the
+ * worker is also probed over HTTP, so a wrangler dev that outlives its workerd runtime is restarted too.
+ * Backends join the worker's replica registry (--register; REGISTRY_TOKEN), as they would in production;
+ * wrangler.toml's static TIERS, pointed at the same ports, stays the seed.
  */
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { MIN_SECRET_LENGTH } from "../worker/config";
+import { bannerText } from "./lib/banner";
 import { parseLaunchConfig, type LaunchConfig } from "./lib/launch-config";
 import { applyLocalMigrations, OFFLINE_ENV, wranglerTiers } from "./lib/local-worker";
 import { freePort, lineSplitter, portIsFree, spawnUntilHttpReady, spawnUntilReady } from "./lib/processes";
@@ -25,7 +30,12 @@ interface Secrets {
   cacheKeySecret?: string;
   /** The backend's usage deliveries to the worker's POST /internal/usage (both sides hold it). */
   usageToken: string;
+  /** Backends' registration with the worker's replica registry (both sides hold it). */
+  registryToken: string;
 }
+
+/** A worker that misses 3 probes 2 s apart (3 s each) is restarted: under 15 s from death to relaunch. */
+const WORKER_PROBE = { intervalMs: 2_000, timeoutMs: 3_000, failures: 3 };
 
 function fail(message: string): never {
   console.error(`npm start: ${message}`);
@@ -37,13 +47,16 @@ function loadSecrets(cfg: LaunchConfig): Secrets {
   const file = resolve(cfg.stateDir, "secrets.json");
   const saved: Partial<Secrets> = existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : {};
   const o = cfg.secrets;
+  // A token saved by an older launcher that the worker would now refuse (worker/config.ts) is replaced.
+  const fresh = (v: string | undefined) => (v !== undefined && v.length >= MIN_SECRET_LENGTH ? v : undefined);
   const secrets: Secrets = {
     apiKey: o.apiKey ?? saved.apiKey ?? `sk-dev-${randomBytes(24).toString("hex")}`,
-    adminToken: o.adminToken ?? saved.adminToken ?? randomBytes(24).toString("hex"),
-    backendToken: o.backendToken ?? saved.backendToken ?? randomBytes(24).toString("hex"),
+    adminToken: o.adminToken ?? fresh(saved.adminToken) ?? randomBytes(24).toString("hex"),
+    backendToken: o.backendToken ?? fresh(saved.backendToken) ?? randomBytes(24).toString("hex"),
     metricsToken: o.metricsToken ?? saved.metricsToken ?? randomBytes(24).toString("hex"),
     cacheKeySecret: saved.cacheKeySecret ?? randomBytes(24).toString("hex"),
-    usageToken: o.usageToken ?? saved.usageToken ?? randomBytes(24).toString("hex"),
+    usageToken: o.usageToken ?? fresh(saved.usageToken) ?? randomBytes(24).toString("hex"),
+    registryToken: o.registryToken ?? fresh(saved.registryToken) ?? randomBytes(24).toString("hex"),
   };
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
@@ -115,6 +128,7 @@ async function main() {
     BACKEND_TOKEN: secrets.backendToken,
     METRICS_TOKEN: secrets.metricsToken,
     USAGE_TOKEN: secrets.usageToken,
+    REGISTRY_TOKEN: secrets.registryToken,
   };
   const launchBackend = (bport: number) => async (onSpawn: (c: ChildProcess) => void) =>
     (
@@ -135,6 +149,11 @@ async function main() {
           resolve(cfg.stateDir, "journal", String(bport)),
           "--usage-url",
           `http://127.0.0.1:${port}/internal/usage`,
+          // A worker restart is seconds here: retry deliveries at that scale, not production's minute.
+          "--usage-retry-max-ms",
+          "3000",
+          "--register",
+          `http://127.0.0.1:${port}`,
           ...(cfg.backendThreads ? ["--threads", cfg.backendThreads] : []),
         ],
         {
@@ -178,6 +197,8 @@ async function main() {
       envLine("BACKEND_TOKEN", secrets.backendToken) +
       envLine("CACHE_KEY_SECRET", secrets.cacheKeySecret ?? "") +
       envLine("USAGE_TOKEN", secrets.usageToken) +
+      envLine("REGISTRY_TOKEN", secrets.registryToken) +
+      envLine("REGISTRY_ALLOWED_URLS", "http://127.0.0.1:*") +
       Object.entries(cfg.workerVars)
         .map(([k, v]) => envLine(k, v))
         .join(""),
@@ -222,6 +243,15 @@ async function main() {
     onChild: (c) => pipeLogs(cfg, c, "worker"),
     say,
     giveUp,
+    // kill -9 of workerd leaves wrangler dev running and serving nothing: probe the port, not the process.
+    probe: {
+      check: () =>
+        fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(WORKER_PROBE.timeoutMs) }).then(
+          (r) => r.ok,
+        ),
+      intervalMs: WORKER_PROBE.intervalMs,
+      failures: WORKER_PROBE.failures,
+    },
   });
   supervisors.push(worker);
   await worker.start().catch((err: Error) => abort(err.message));
@@ -262,22 +292,16 @@ function pipeLogs(cfg: LaunchConfig, child: ChildProcess, label: string) {
 }
 
 function printBanner(base: string, secrets: Secrets, model: string, backendPorts: number[]) {
-  console.log(`
-Dev API key: ${secrets.apiKey}
-Admin token: ${secrets.adminToken}
-Console:     ${base}/console (sign in with the dev API key); operators: ${base}/console/admin (admin token)
-Metrics:     curl -H "Authorization: Bearer ${secrets.metricsToken}" http://127.0.0.1:${backendPorts[0]}/metrics
-
-curl ${base}/v1/chat/completions \\
-  -H "Authorization: Bearer ${secrets.apiKey}" -H "Content-Type: application/json" \\
-  -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 64, "stream": true}'
-
-node --input-type=module -e '
-import OpenAI from "openai";
-const client = new OpenAI({ baseURL: "${base}/v1", apiKey: "${secrets.apiKey}" });
-const r = await client.chat.completions.create({ model: "${model}", messages: [{ role: "user", content: "Hello!" }], max_tokens: 64 });
-console.log(r.choices[0].message.content, r.usage);'
-`);
+  console.log(
+    bannerText({
+      base,
+      apiKey: secrets.apiKey,
+      adminToken: secrets.adminToken,
+      metricsToken: secrets.metricsToken,
+      model,
+      backendPorts,
+    }),
+  );
   const backends = backendPorts.map((p) => `http://127.0.0.1:${p}`).join(",");
   console.log(`moe-edge stack ready: worker ${base} backend ${backends} (Ctrl-C stops everything)`);
 }

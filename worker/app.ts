@@ -8,6 +8,8 @@ import { ApiError, internalError, notFound } from "./errors";
 import { factory } from "./factory";
 import { apiAuth } from "./middleware/auth";
 import { apiCors } from "./middleware/cors";
+import { requireSoundConfig } from "./middleware/config-guard";
+import { rpmFirst } from "./middleware/rpm-first";
 import { adminRoutes } from "./routes/admin";
 import { usageRoutes } from "./routes/usage";
 import { chatRoutes } from "./routes/chat";
@@ -16,13 +18,18 @@ import { modelsRoutes } from "./routes/models";
 import { keyRoutes } from "./routes/key";
 import { tokenizeRoutes } from "./routes/tokenize";
 import { consoleRoutes } from "./console/routes";
-import { internalUsageRoutes } from "./routes/internal-usage";
+import { internalUsageRoutes } from "./routes/backend-reports";
 import { openApiRoutes } from "./routes/openapi";
+import { unsupportedRoutes } from "./routes/unsupported";
 import { faultRoutes } from "./dev/fault-routes";
+import { registryRoutes } from "./routes/registry";
+import { ensureLiveReplicas } from "./serving/live-replicas";
 
 export function createApp() {
   const app = factory.createApp();
 
+  // A short secret refuses every request with a clear config error (config.ts), before anything else.
+  app.use("*", requireSoundConfig);
   app.use("*", async (c, next) => {
     // Always server-generated: the id keys the usage ledger (one billed record per id), so a
     // client-chosen x-request-id could make repeated requests collapse into one record.
@@ -38,13 +45,25 @@ export function createApp() {
   app.route("/console", consoleRoutes);
   // The backend's usage reports (its own USAGE_TOKEN; 404 while unset).
   app.route("/internal/usage", internalUsageRoutes);
-  // Fault injection for the local soak: a 404 unless FAULTS=1 (never in wrangler.toml; dev/faults.ts).
+  // Backends joining, heartbeating and leaving (REGISTRY_TOKEN; 404 while unset).
+  app.route("/internal/registry", registryRoutes);
+  // Fault injection for the local soak: a 404 unless FAULTS=1 (never in wrangler.toml; billing/faults.ts).
   app.route("/internal/faults", faultRoutes);
 
   // API-key auth on every /v1/* route except /v1/admin/* (ADMIN_TOKEN there); sets c.var.account.
   // CORS first: a preflight carries no key (off unless CORS_ORIGINS is set; middleware/cors.ts).
   app.use("/v1/*", apiCors);
   app.use("/v1/*", apiAuth);
+  // Limits before work: RPM counted before the body is parsed or tokenized (middleware/rpm-first.ts).
+  app.use("/v1/chat/completions", rpmFirst({ metered: true }));
+  app.use("/v1/embeddings", rpmFirst({ metered: true }));
+  app.use("/v1/tokenize", rpmFirst({ metered: false }));
+  app.use("/v1/detokenize", rpmFirst({ metered: false }));
+  // The live replica set for routing: at most one registry read per isolate per LIVE_TTL_MS (serving/live-replicas.ts).
+  app.use("/v1/*", async (c, next) => {
+    await ensureLiveReplicas(c.env, (p) => c.executionCtx.waitUntil(p));
+    await next();
+  });
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/usage", usageRoutes);
   app.route("/v1", keyRoutes);
@@ -52,6 +71,8 @@ export function createApp() {
   app.route("/v1", chatRoutes);
   app.route("/v1", embeddingsRoutes);
   app.route("/v1", modelsRoutes);
+  // Known OpenAI/Mistral endpoints this API does not serve: 404 not_supported (after every real route).
+  app.route("/v1", unsupportedRoutes);
 
   app.notFound(() => {
     throw notFound("Unknown endpoint.", "unknown_url");

@@ -13,19 +13,23 @@
 declare global {
   namespace Cloudflare {
     interface Env {
-      /** The backends' bearer token; unset = none sent (a backend without a token starts only on loopback). */
+      /** The backends' bearer token (32+ characters, config.ts); unset = none sent (a backend without a token starts only on loopback). */
       BACKEND_TOKEN?: string;
-      /** Bearer token of /v1/admin/* (32+ characters); unset or shorter = the admin API is a 404. */
+      /** Bearer token of /v1/admin/* (32+ characters: shorter refuses to serve, config.ts); unset = the admin API is a 404. */
       ADMIN_TOKEN?: string;
       /** HMAC key of response-cache entries (32+ characters); unset = no response caching. */
       CACHE_KEY_SECRET?: string;
-      /** The backend's usage deliveries (POST /internal/usage); the route is a 404 while unset. */
+      /** The backend's usage deliveries (POST /internal/usage; 32+ characters, config.ts); the route is a 404 while unset. */
       USAGE_TOKEN?: string;
+      /** Backends' registration secret (32+ characters; routes/registry.ts); unset or shorter = no registry routes. */
+      REGISTRY_TOKEN?: string;
+      /** Origin patterns a replica may register, comma-separated (registry/allowlist.ts); unset = none may. */
+      REGISTRY_ALLOWED_URLS?: string;
       /** Comma-separated origins allowed to call /v1/* from a browser ("*": any); unset = no CORS. */
       CORS_ORIGINS?: string;
       /** "1" logs prompts in request logs (off by default). */
       LOG_PROMPTS?: string;
-      /** "1" enables the fault hooks of worker/dev/faults.ts (local soak only; never set in wrangler.toml). */
+      /** "1" enables the fault hooks of worker/billing/faults.ts (local soak only; never set in wrangler.toml). */
       FAULTS?: string;
     }
   }

@@ -11,7 +11,9 @@ export type ErrorType =
   | "rate_limit_error"
   | "insufficient_quota"
   | "api_error"
-  | "service_unavailable";
+  | "service_unavailable"
+  /** A known OpenAI/Mistral endpoint this API does not serve (routes/unsupported.ts). */
+  | "not_supported";
 
 export interface ErrorBody {
   error: { message: string; type: ErrorType; param: string | null; code: string | null };

@@ -1,7 +1,7 @@
 /** Worker entry: the Hono app plus the Durable Object and queue consumer it needs. */
 import { createApp } from "./app";
 import type { Env } from "./env";
-import { consumeUsage } from "./billing/usage-queue";
+import { consumeUsage } from "./billing/ledger-queue";
 import { consumeDeadLetters } from "./billing/dead-letters";
 
 const app = createApp();
@@ -14,3 +14,4 @@ export default {
 } satisfies ExportedHandler<Env>;
 
 export { KeyLimiter } from "./billing/key-limiter";
+export { ReplicaRegistry } from "./registry/replica-registry";

@@ -3,18 +3,19 @@
  * Requests join and leave the running batch between steps; each step is one batched decode or one
  * prefill chunk (see scheduler.ts). Cancellation takes effect at the next step boundary.
  */
-import type { FinishReason, GenerateEvent, GenerateParams } from "../../contract/wire";
-import { constraintFor } from "./constraint";
+import type { FinishReason, GenerateParams, TokenLogprob } from "../../contract/wire";
+import { formatFor } from "./constraint";
 import { KvPool } from "./kv-cache";
 import type { ModelRunner } from "./model-runner";
 import { PrefixCache } from "./prefix-cache";
-import { sampleToken, tokenLogprob } from "./sampler";
 import { Scheduler } from "./scheduler";
-import { AdmissionError, EmbedStopped, Sequence } from "./sequence";
+import { TokenFlow } from "./token-flow";
+import { AdmissionError, type EngineOutput, Sequence } from "./sequence";
+import { embedInputs } from "./embed";
 import { type EngineMetrics, type EngineStats, freshMetrics, makeStats } from "./stats";
 
 export type { EngineMetrics } from "./stats";
-export { AdmissionError, EmbedStopped } from "./sequence";
+export { AdmissionError, EmbedStopped, type EngineOutput } from "./sequence";
 
 export interface EngineOptions {
   maxBatch: number;
@@ -23,6 +24,8 @@ export interface EngineOptions {
   blockSize: number;
   prefillChunk: number;
   maxQueue: number;
+  /** Append the tokens a response_format forces without sampling them (jump-forward); default true. */
+  jumpForward?: boolean;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -42,11 +45,14 @@ export class Engine {
   /** Longest sequence (prompt + completion) this engine serves: model context, bounded by KV memory. */
   readonly contextLength: number;
   private nextId = 1;
+  private readonly flow: TokenFlow;
   private loop: Promise<void> | null = null;
   private readonly jobs: Array<() => Promise<void>> = [];
   private draining = false;
   /** Test/metrics hook: called after every step with its wall time. */
   onStep: ((kind: "prefill" | "decode", batch: number, seconds: number) => void) | null = null;
+  /** Recent model-call time (ms): how long mask work may run beside the next call. */
+  private runMs = 5;
 
   constructor(
     readonly runner: ModelRunner,
@@ -65,6 +71,12 @@ export class Engine {
       maxQueue: opts.maxQueue,
     });
     this.contextLength = this.pool.maxTokensFor(1);
+    this.flow = new TokenFlow(
+      m.eos_token_id,
+      opts.jumpForward ?? true,
+      () => this.metrics,
+      (seq, reason, error) => this.finish(seq, reason, error),
+    );
   }
 
   get name(): string {
@@ -92,7 +104,7 @@ export class Engine {
    * Validates and queues a generation. Prompts must leave room for one new token (else 400); a prompt +
    * max_tokens beyond the context is clamped and finishes with "model_length". Returns a cancel function.
    */
-  submit(params: GenerateParams, emit: (ev: GenerateEvent) => void): () => void {
+  submit(params: GenerateParams, emit: (out: EngineOutput) => void): () => void {
     if (this.draining) throw new AdmissionError("server is shutting down", 503, "shutting_down");
     const V = this.runner.manifest.vocab_size;
     const bad = params.input_ids.find((t) => t >= V);
@@ -106,13 +118,13 @@ export class Engine {
       );
     }
     if (this.sched.queueFull) throw new AdmissionError("request queue is full", 429, "queue_full");
-    const constraint = constraintFor(
+    const f = formatFor(
       params,
       this.runner.manifest,
       (msg, param) => new AdmissionError(msg, 400, "unsupported_response_format", param),
     );
     const reserve = Math.min(this.contextLength, params.input_ids.length + params.max_tokens);
-    const seq = new Sequence(this.nextId++, params, reserve, emit, constraint);
+    const seq = new Sequence(this.nextId++, params, reserve, emit, f.constraint, f.trigger, f.format);
     this.sched.enqueue(seq);
     this.kick();
     return () => {
@@ -134,47 +146,11 @@ export class Engine {
   }
 
   /**
-   * One L2-normalised mean-pooled vector per input. Each input is its own job between engine steps
-   * (run() takes one job per step), so generations keep decoding while a large request embeds, and
-   * an aborted `signal` stops it before the next input (EmbedStopped with the tokens computed so far).
+   * One L2-normalised mean-pooled vector per input, each input its own job between engine steps
+   * (embed.ts), so generations keep decoding while a large request embeds.
    */
-  async embed(inputs: number[][], opts: { signal?: AbortSignal } = {}): Promise<number[][]> {
-    const V = this.runner.manifest.vocab_size;
-    const H = this.runner.manifest.hidden_size;
-    for (const ids of inputs) {
-      const bad = ids.find((t) => t >= V);
-      if (bad !== undefined)
-        throw new AdmissionError(`inputs contains ${bad}, outside the vocabulary (size ${V})`, 400, "invalid_token");
-      if (ids.length > this.runner.manifest.context_length) {
-        throw new AdmissionError(
-          `input of ${ids.length} tokens exceeds the context window`,
-          400,
-          "context_length_exceeded",
-        );
-      }
-    }
-    const out: number[][] = [];
-    let computed = 0;
-    for (const ids of inputs) {
-      // Checked again inside the job: an abort while queued behind decode steps costs nothing.
-      if (opts.signal?.aborted) throw new EmbedStopped("cancelled", computed);
-      let hs: Float32Array | null;
-      try {
-        hs = await this.exclusive(async () => (opts.signal?.aborted ? null : this.runner.hidden(ids)));
-      } catch (e) {
-        console.error(`engine ${this.name}: embed failed: ${(e as Error).message}`);
-        throw new EmbedStopped("error", computed);
-      }
-      if (hs === null) throw new EmbedStopped("cancelled", computed);
-      computed += ids.length;
-      const v = new Float64Array(H);
-      for (let s = 0; s < ids.length; s++) for (let j = 0; j < H; j++) v[j]! += hs[s * H + j]!;
-      let norm = 0;
-      for (let j = 0; j < H; j++) norm += v[j]! * v[j]!;
-      norm = Math.sqrt(norm) || 1;
-      out.push(Array.from(v, (x) => x / norm));
-    }
-    return out;
+  embed(inputs: number[][], opts: { signal?: AbortSignal } = {}): Promise<number[][]> {
+    return embedInputs(this.runner, (fn) => this.exclusive(fn), inputs, opts);
   }
 
   /** Stops admitting; after `graceMs` cancels whatever still runs. Resolves when idle. */
@@ -211,25 +187,36 @@ export class Engine {
       if (this.jobs.length > 0) await this.jobs.shift()!();
       this.reapCancelled();
       this.admit();
+      this.releaseHeld();
       const plan = this.sched.plan();
-      if (plan.kind === "idle") return;
+      if (plan.kind === "idle") {
+        // Only sequences waiting for a mask are left: compute one now (nothing runs beside it).
+        const held = this.sched.decoding.find((s) => s.held);
+        if (!held) return;
+        held.constraint!.prepare();
+        continue;
+      }
       const t0 = performance.now();
+      const kind = plan.kind === "prefill" ? "prefill" : "decode";
+      let batch = 1;
       try {
         if (plan.kind === "prefill") await this.prefillStep(plan.seq, plan.start, plan.len);
-        else await this.decodeStep(plan.seqs);
+        else if (plan.kind === "chunk") batch = await this.chunkStep(plan.seq);
+        else batch = await this.decodeStep(plan.seqs);
       } catch (e) {
         // A failed step poisons only the sequences in it; the server keeps running.
         console.error(`engine ${this.name}: ${plan.kind} step failed: ${(e as Error).message}`);
-        const victims = plan.kind === "prefill" ? [plan.seq] : plan.seqs;
+        const victims = plan.kind === "decode" ? plan.seqs : [plan.seq];
         for (const s of victims) this.finish(s, "error", "inference failed");
       }
       const dt = (performance.now() - t0) / 1000;
-      this.metrics.steps[plan.kind]++;
-      this.metrics.stepSeconds[plan.kind] += dt;
-      const batch = plan.kind === "decode" ? plan.seqs.length : 1;
-      if (plan.kind === "decode") this.metrics.decodeBatchSum += batch;
+      this.metrics.steps[kind]++;
+      this.metrics.stepSeconds[kind] += dt;
+      if (plan.kind === "chunk") this.metrics.chunkSteps++;
+      // Tokens fed through the model by decode and chunk steps (forced tokens included).
+      if (kind === "decode") this.metrics.decodeBatchSum += batch;
       this.metrics.lastBatch = batch;
-      this.onStep?.(plan.kind, batch, dt);
+      this.onStep?.(kind, batch, dt);
     }
   }
 
@@ -237,6 +224,34 @@ export class Engine {
     const all = [...this.sched.waiting, ...this.sched.decoding];
     if (this.sched.prefilling) all.push(this.sched.prefilling);
     for (const s of all) if (s.cancelled) this.finish(s, "cancelled");
+  }
+
+  /** Sequences whose held row's mask is now known sample from it. */
+  private releaseHeld(): void {
+    for (const s of [...this.sched.decoding]) {
+      if (!s.held || !s.constraint!.ready) continue;
+      const row = s.held;
+      s.held = null;
+      this.flow.sample(s, row);
+      this.flush(s);
+    }
+  }
+
+  /**
+   * Mask work beside a model call (which runs off the JS thread): the masks the sequences of this step
+   * will sample with, then those of sequences that fell behind, until about one call's time is spent.
+   */
+  private async overlapMasks<T>(call: Promise<T>, next: Sequence[]): Promise<T> {
+    const t0 = performance.now();
+    for (const s of [...next, ...this.sched.decoding.filter((d) => d.held)]) {
+      const c = s.constraint;
+      if (!c || c.ready) continue;
+      if (performance.now() - t0 >= this.runMs) break;
+      c.prepare();
+    }
+    const out = await call;
+    this.runMs = 0.8 * this.runMs + 0.2 * (performance.now() - t0);
+    return out;
   }
 
   private admit(): void {
@@ -262,7 +277,8 @@ export class Engine {
 
   private async prefillStep(seq: Sequence, start: number, len: number): Promise<void> {
     const ids = seq.params.input_ids.slice(start, start + len);
-    const logits = await this.runner.step(this.pool, {
+    const last = start + len >= seq.promptLen;
+    const call = this.runner.step(this.pool, {
       ids,
       batch: 1,
       seqLen: len,
@@ -270,57 +286,80 @@ export class Engine {
       firstSlot: this.pool.slotOf(seq.id),
       logitsRows: [len - 1],
     });
+    const logits = await this.overlapMasks(call, last ? [seq] : []);
     seq.pos = start + len;
     this.pool.setLength(seq.id, seq.pos);
     if (seq.pos < seq.promptLen) return;
     this.cachePrompt(seq);
     this.sched.promote(seq);
     seq.tFirst = performance.now();
-    this.accept(seq, logits.subarray(0, this.runner.manifest.vocab_size));
+    this.flow.row(seq, logits.subarray(0, this.runner.manifest.vocab_size));
+    this.flush(seq);
   }
 
-  private async decodeStep(seqs: Sequence[]): Promise<void> {
+  /**
+   * One batched decode over every decoding sequence (their KV slots are dense). A sequence with one token
+   * to feed steps; the others (a forced run waiting for its chunk, a row waiting for its mask) sit out on
+   * a throwaway row at their current length, which their next real row overwrites.
+   */
+  private async decodeStep(seqs: Sequence[]): Promise<number> {
     const ordered = [...seqs].sort((a, b) => this.pool.slotOf(a.id) - this.pool.slotOf(b.id));
+    const active = ordered.filter((s) => s.feedLen === 1);
     const first = this.pool.slotOf(ordered[0]!.id);
-    const logits = await this.runner.step(this.pool, {
-      ids: ordered.map((s) => s.lastToken),
+    const call = this.runner.step(this.pool, {
+      ids: ordered.map((s) => (s.feedLen === 1 ? s.feed[0]! : 0)),
       batch: ordered.length,
       seqLen: 1,
       pastLengths: ordered.map((s) => s.pos),
       firstSlot: first,
       logitsRows: ordered.map((_, i) => i),
     });
+    const logits = await this.overlapMasks(
+      call,
+      active.filter((s) => s.awaited.length === 0),
+    );
     const V = this.runner.manifest.vocab_size;
-    // Every length first: accept() may finish a sequence, and its release moves another slot, copying
+    // Every length first: a row may finish a sequence, and its release moves another slot, copying
     // only the rows its length counts (a batch-mate's row from this step would be left behind).
-    for (const s of ordered) this.pool.setLength(s.id, ++s.pos);
+    for (const s of active) this.pool.setLength(s.id, ++s.pos);
     ordered.forEach((s, i) => {
-      this.accept(s, logits.subarray(i * V, (i + 1) * V));
+      if (s.feedLen !== 1 || s.state === "finished") return;
+      s.feed.shift();
+      this.flow.row(s, logits.subarray(i * V, (i + 1) * V));
+      this.flush(s);
     });
+    return active.length;
   }
 
-  /** Samples the next token and decides whether the sequence goes on. */
-  private accept(seq: Sequence, row: Float32Array): void {
-    const p = seq.params;
-    const c = seq.constraint;
-    if (c && !c.apply(row)) {
-      this.finish(seq, "error", "response_format allows no token here");
-      return;
+  /** A batch-1 step over a sequence's sampled token and the run forced after it (jump-forward). */
+  private async chunkStep(seq: Sequence): Promise<number> {
+    const S = seq.feed.length;
+    const allRows = seq.awaited.length > seq.awaitedAt;
+    const call = this.runner.step(this.pool, {
+      ids: seq.feed,
+      batch: 1,
+      seqLen: S,
+      pastLengths: [seq.pos],
+      firstSlot: this.pool.slotOf(seq.id),
+      logitsRows: allRows ? Array.from({ length: S }, (_, i) => i) : [S - 1],
+    });
+    const logits = await this.overlapMasks(call, seq.endsAfterRun ? [] : [seq]);
+    seq.pos += S;
+    this.pool.setLength(seq.id, seq.pos);
+    const V = this.runner.manifest.vocab_size;
+    if (!allRows) seq.feed = [seq.feed[S - 1]!];
+    const rows = seq.feed.length;
+    for (let i = 0; i < rows && seq.state !== "finished"; i++) {
+      seq.feed.shift();
+      this.flow.row(seq, logits.subarray(i * V, (i + 1) * V));
     }
-    const tok = sampleToken(row, p, seq.rng);
-    if (tok === this.runner.manifest.eos_token_id || p.stop_token_ids.includes(tok)) {
-      this.finish(seq, "stop");
-      return;
-    }
-    seq.generated.push(tok);
-    seq.lastToken = tok;
-    const lp = p.logprobs ? [tokenLogprob(row, tok, p.top_logprobs ?? 0)] : undefined;
-    seq.emit(lp ? { type: "tokens", ids: [tok], logprobs: lp } : { type: "tokens", ids: [tok] });
-    c?.accept(tok);
-    // A complete document can only be followed by EOS: stop now rather than spend a step sampling it.
-    if (c?.complete) this.finish(seq, "stop");
-    else if (seq.generated.length >= p.max_tokens) this.finish(seq, "length");
-    else if (seq.promptLen + seq.generated.length >= seq.reserve) this.finish(seq, "model_length");
+    this.flush(seq);
+    return S;
+  }
+
+  /** Emits what the sequence's last step produced (the finish output carries its own). */
+  private flush(seq: Sequence): void {
+    if (seq.outIds.length > 0 && seq.state !== "finished") seq.emit(seq.takeOutput());
   }
 
   /** Puts the prompt's full blocks into the prefix cache (their KV rows are final once prefilled). */
@@ -347,25 +386,10 @@ export class Engine {
     const wasRunning = seq.state === "prefill" || seq.state === "decode";
     this.sched.remove(seq);
     if (wasRunning) this.pool.release(seq.id);
-    const now = performance.now();
-    const admit = seq.tAdmit || now;
-    const first = seq.tFirst || now;
     this.metrics.requests[reason]++;
     this.metrics.promptTokens += seq.promptLen;
     this.metrics.cachedTokens += seq.cached;
     this.metrics.completionTokens += seq.generated.length;
-    seq.emit({
-      type: "done",
-      finish_reason: reason,
-      usage: { prompt_tokens: seq.promptLen, cached_tokens: seq.cached, completion_tokens: seq.generated.length },
-      timings: {
-        queue_ms: round(admit - seq.tEnqueue),
-        prefill_ms: seq.tAdmit ? round(first - admit) : 0,
-        decode_ms: seq.tFirst ? round(now - first) : 0,
-      },
-      ...(error ? { error } : {}),
-    });
+    seq.emit(seq.takeOutput({ reason, error }));
   }
 }
-
-const round = (ms: number) => Math.round(ms * 100) / 100;

@@ -3,6 +3,10 @@
  * a step is EITHER one batched decode (S = 1) of every decoding sequence OR one prefill chunk of the single
  * prefilling sequence (S > 1 with past needs batch 1). Sequences join and leave only between steps.
  * Prefill chunks and decode steps alternate so a long prompt cannot starve running streams.
+ * A decoding sequence with more than one token to feed (a sampled token and the run the grammar forces
+ * after it, jump-forward) gets a batch-1 "chunk" step, at most one per decode round, so a run of forced
+ * tokens costs one model call and its batch-mates still step every round. Whether a sequence is chunked
+ * depends only on its own tokens, never on its batch-mates (batch invariance).
  */
 export interface SchedSeq {
   readonly id: number;
@@ -10,11 +14,17 @@ export interface SchedSeq {
   /** Rows already in the KV cache (prefix-cache hits included). */
   pos: number;
   state: "waiting" | "prefill" | "decode" | "finished";
+  /** Tokens it has to feed: 1 (the default) rides the next decode step, more need a chunk step, 0 waits. */
+  readonly feedLen?: number;
+  /** The decode round of its last chunk step. */
+  chunkRound?: number;
 }
 
 export type StepPlan<S extends SchedSeq> =
   | { kind: "prefill"; seq: S; start: number; len: number }
+  /** Every decoding sequence (KV slots are dense); those whose feedLen is not 1 sit this step out. */
   | { kind: "decode"; seqs: S[] }
+  | { kind: "chunk"; seq: S }
   | { kind: "idle" };
 
 export interface SchedulerOptions {
@@ -28,7 +38,9 @@ export class Scheduler<S extends SchedSeq> {
   /** Decoding sequences (in KV the prefilling one is always the last slot, after all of these). */
   readonly decoding: S[] = [];
   prefilling: S | null = null;
-  private lastKind: "prefill" | "decode" | null = null;
+  private lastKind: "prefill" | "decode" | "chunk" | null = null;
+  /** Decode steps so far: a sequence gets at most one chunk step per round. */
+  private round = 0;
 
   constructor(readonly opts: SchedulerOptions) {}
 
@@ -88,10 +100,25 @@ export class Scheduler<S extends SchedSeq> {
       const len = Math.min(this.opts.prefillChunk, p.promptLen - p.pos);
       return { kind: "prefill", seq: p, start: p.pos, len };
     }
-    if (canDecode) {
+    const chunk = this.decoding.find((s) => (s.feedLen ?? 1) > 1 && (s.chunkRound ?? -1) < this.round);
+    if (chunk) return this.chunk(chunk);
+    if (this.decoding.some((s) => (s.feedLen ?? 1) === 1)) {
       this.lastKind = "decode";
+      this.round++;
       return { kind: "decode", seqs: [...this.decoding] };
     }
+    // Only chunked sequences are left: the next round starts with them.
+    const again = this.decoding.find((s) => (s.feedLen ?? 1) > 1);
+    if (again) {
+      this.round++;
+      return this.chunk(again);
+    }
     return { kind: "idle" };
+  }
+
+  private chunk(seq: S): StepPlan<S> {
+    this.lastKind = "chunk";
+    seq.chunkRound = this.round;
+    return { kind: "chunk", seq };
   }
 }

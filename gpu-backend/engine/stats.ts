@@ -14,8 +14,12 @@ export interface EngineMetrics {
   completionTokens: number;
   steps: { prefill: number; decode: number };
   stepSeconds: { prefill: number; decode: number };
+  /** Tokens fed by decode and chunk steps (chunk steps count as decode steps). */
   decodeBatchSum: number;
   lastBatch: number;
+  /** Completion tokens appended without sampling (jump-forward), and the batch-1 chunk steps that fed them. */
+  forcedTokens: number;
+  chunkSteps: number;
 }
 
 export function freshMetrics(): EngineMetrics {
@@ -28,6 +32,8 @@ export function freshMetrics(): EngineMetrics {
     stepSeconds: { prefill: 0, decode: 0 },
     decodeBatchSum: 0,
     lastBatch: 0,
+    forcedTokens: 0,
+    chunkSteps: 0,
   };
 }
 

@@ -30,6 +30,7 @@ import { AdmissionError, EmbedStopped, type Engine } from "../engine/engine";
 import { UsageStatusRequestSchema, type RequestState, type UsageStatusResponse } from "../../contract/usage";
 import type { UsageInput, UsageSink } from "../usage/witness";
 import { err, InFlight, invalid, readJson, tokenOk } from "./http";
+import { ndjsonLine, renderOutput } from "./render";
 import { BackendMetrics } from "./metrics";
 
 export interface ServerState {
@@ -197,7 +198,7 @@ export function createApp(state: ServerState): Hono {
     const observe = metrics.generation(engine);
     const write = (ev: GenerateEvent) => {
       if (closed) return;
-      controller.enqueue(enc.encode(JSON.stringify(ev) + "\n"));
+      controller.enqueue(enc.encode(ndjsonLine(ev)));
       if (ev.type === "done") {
         closed = true;
         controller.close();
@@ -223,7 +224,9 @@ export function createApp(state: ServerState): Hono {
       witness(record, () => write(ev));
     };
     try {
-      cancel = engine.submit(params, emit);
+      cancel = engine.submit(params, (out) => {
+        for (const ev of renderOutput(out)) emit(ev);
+      });
     } catch (e) {
       if (e instanceof AdmissionError) {
         return err(

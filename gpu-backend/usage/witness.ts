@@ -73,6 +73,18 @@ export class UsageWitness implements UsageSink {
     return { pending: this.journal.pendingCount, segments: this.journal.segmentNumbers().length };
   }
 
+  /**
+   * Waits until the worker has acknowledged every journaled record, or `timeoutMs` passes (delivery keeps
+   * its own retries); true when none is left. A replica leaving for good (scale-down) calls this before
+   * close, so its usage does not wait for a restart that never comes.
+   */
+  async flush(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.journal.pendingCount > 0 && this.delivery && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 25));
+    return this.journal.pendingCount === 0;
+  }
+
   async close(): Promise<void> {
     await this.delivery?.stop();
     await this.journal.close();

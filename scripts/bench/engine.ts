@@ -10,10 +10,12 @@
  *                        hits both sides of a pair)
  *  decode_tok_s_json     the sampled figure with response_format json_schema (JSON_BENCH_SCHEMA: its minItems
  *                        keeps every stream going for all --tokens), token masks included, after one warm-up
- *                        request with that schema
- *  decode_tok_s_tool     the same with tool_choice "required"'s call grammar (worker/tools: an array of
- *                        {name, arguments} over TOOL_BENCH_TOOLS, whose record_items arguments keep every stream
- *                        going), beside the JSON figure; tool_over_greedy is its ratio to greedy decode
+ *                        request with that schema; output tokens (forced ones included) per second of decode
+ *                        and chunk steps. Alternated with the greedy and sampled runs: json_over_greedy is the
+ *                        median of the paired ratios. decode_tok_s_json_no_jump: the same with jump-forward off
+ *  forced_token_fraction tokens jump-forward appended without sampling / output tokens, in the JSON runs
+ *  decode_tok_s_tool     one stream of a forced tool call (TOOL_BENCH_SCHEMA: a [{"name": const, "arguments":
+ *                        {...}}] array, greedy), paired with greedy: tool_over_greedy
  *  prefill_tok_s         prompt tokens / prefill time for 128- and 1024-token prompts (prefix cache off)
  *  ttft_ms               submit -> first token for a 1024-token prompt, cold and with 90% of it in the prefix cache
  *  peak_rss_mb           max resident set of this process (the weights file's size beside it)
@@ -71,7 +73,11 @@ interface Figures {
   /** Median over the alternated pairs of sampled / greedy decode tok/s. */
   sampled_over_greedy: Record<string, number>;
   decode_tok_s_json: Record<string, number>;
-  decode_tok_s_tool: Record<string, number>;
+  decode_tok_s_json_no_jump: Record<string, number>;
+  json_over_greedy: Record<string, number>;
+  forced_token_fraction: Record<string, number>;
+  decode_tok_s_tool: number;
+  tool_over_greedy: number;
   prefill_tok_s: Record<string, number>;
   ttft_ms: { cold: number; cached: number };
 }
@@ -84,9 +90,9 @@ function run(engine: Engine, reqs: GenerateParams[]): Promise<number[]> {
         new Promise<number>((resolve) => {
           const t0 = performance.now();
           let ttft = -1;
-          engine.submit(p, (ev) => {
+          engine.submit(p, (out) => {
             if (ttft < 0) ttft = performance.now() - t0;
-            if (ev.type === "done") resolve(ttft);
+            if (out.finish) resolve(ttft);
           });
         }),
     ),
@@ -116,22 +122,34 @@ const JSON_BENCH_SCHEMA = {
   additionalProperties: false,
 };
 
-/** Two functions, so the grammar is a real anyOf; record_items' minItems keeps every call going. */
-const TOOL_BENCH_TOOLS = [
-  { type: "function", function: { name: "record_items", parameters: JSON_BENCH_SCHEMA } },
-  {
-    type: "function",
-    function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } },
-  },
-];
-const TOOL_BENCH_SCHEMA = callArraySchema(parseToolConfig(TOOL_BENCH_TOOLS, "required", false)!);
-
-type Format = "none" | "json" | "tool";
-const formats = {
-  none: {},
-  json: { response_format: { type: "json_schema" as const, schema: JSON_BENCH_SCHEMA } },
-  tool: { response_format: { type: "json_schema" as const, schema: TOOL_BENCH_SCHEMA } },
-};
+/**
+ * A tool call as a client forces one (a named function, so exactly one call): the grammar the API sends
+ * (worker/tools callArraySchema), i.e. [{"name": const, "arguments": {...}}].
+ */
+const TOOL_BENCH_SCHEMA = callArraySchema(
+  parseToolConfig(
+    [
+      {
+        type: "function",
+        function: {
+          name: "get_current_weather",
+          parameters: {
+            type: "object",
+            properties: {
+              location: { type: "string", maxLength: 24 },
+              unit: { enum: ["celsius", "fahrenheit"] },
+              days: { type: "integer" },
+            },
+            required: ["location", "unit", "days"],
+            additionalProperties: false,
+          },
+        },
+      },
+    ],
+    { type: "function", function: { name: "get_current_weather" } },
+    null,
+  )!,
+);
 
 async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures> {
   const V = runner.manifest.vocab_size;
@@ -142,7 +160,7 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
     max_tokens: number,
     sampled = false,
     seed = 0,
-    format: Format = "none",
+    json: false | object = false,
   ): GenerateParams => ({
     model: runner.manifest.name,
     input_ids: ids,
@@ -154,11 +172,12 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
     stop_token_ids: [],
     cache_salt: "",
     request_id: "bench",
-    ...formats[format],
+    ...(json ? { response_format: { type: "json_schema" as const, schema: json } } : {}),
   });
-  const mk = (prefixMb: number) =>
+  const mk = (prefixMb: number, jumpForward = true) =>
     new Engine(runner, {
       ...DEFAULT_ENGINE_OPTIONS,
+      jumpForward,
       maxBatch: 8,
       kvBudgetBytes: 1024 * 2 ** 20,
       prefixCacheBytes: prefixMb * 2 ** 20,
@@ -167,31 +186,53 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
   const tag = `[${runner.graph.form}${runner.graph.batchInvariant ? ", batch-invariant" : ""}]`;
   await run(mk(0), [params(prompt(16, 0), 4)]); // warm-up
 
-  const decodeRun = async (n: number, sampled: boolean, format: Format = "none") => {
-    const e = mk(0);
+  type Kind = "greedy" | "sampled" | "json" | "json_no_jump" | "tool";
+  /** Output tokens per second of decode (and chunk) steps; the first token of each request is prefill's. */
+  const decodeRun = async (n: number, kind: Kind) => {
+    const json = kind === "json" || kind === "json_no_jump";
+    const e = mk(0, kind !== "json_no_jump");
+    const schema = kind === "tool" ? TOOL_BENCH_SCHEMA : json ? JSON_BENCH_SCHEMA : false;
     await run(
       e,
-      Array.from({ length: n }, (_, i) => params(prompt(32, i + 1), newTokens, sampled, i, format)),
+      Array.from({ length: n }, (_, i) => params(prompt(32, i + 1), newTokens, kind === "sampled" || json, i, schema)),
     );
-    const tps = e.metrics.decodeBatchSum / e.metrics.stepSeconds.decode;
-    const label = format !== "none" ? format.padEnd(7) : sampled ? "sampled" : "greedy ";
+    const m = e.metrics;
+    const tps = (m.completionTokens - n) / m.stepSeconds.decode;
     log(
-      `${tag} decode ${label} ${n} stream(s): ${tps.toFixed(1)} tok/s (${((1000 * e.metrics.stepSeconds.decode) / e.metrics.steps.decode).toFixed(2)} ms/step)`,
+      `${tag} decode ${kind.padEnd(12)} ${n} stream(s): ${tps.toFixed(1)} tok/s (${((1000 * m.stepSeconds.decode) / m.steps.decode).toFixed(2)} ms/step, ${m.forcedTokens}/${m.completionTokens} forced)`,
     );
-    return tps;
+    return { tps, forced: m.forcedTokens / m.completionTokens };
   };
   const decode: Record<string, number> = {};
   const sampled: Record<string, number> = {};
   const sampledOverGreedy: Record<string, number> = {};
-  if (decodeOnly) for (const n of [1, 8]) decode[n] = await decodeRun(n, false);
+  const json: Record<string, number> = {};
+  const jsonNoJump: Record<string, number> = {};
+  const jsonOverGreedy: Record<string, number> = {};
+  const forced: Record<string, number> = {};
+  if (decodeOnly) for (const n of [1, 8]) decode[n] = (await decodeRun(n, "greedy")).tps;
   else {
-    decode[4] = await decodeRun(4, false);
+    // Warm-up (other seeds): the vocabulary trie is built and the schemas' first masks computed, once per
+    // process and schema, as a server does on the first request with that schema.
+    await run(mk(0), [params(prompt(32, 90), newTokens, true, 90, JSON_BENCH_SCHEMA)]);
+    await run(mk(0), [params(prompt(32, 91), newTokens, false, 91, TOOL_BENCH_SCHEMA)]);
+    decode[4] = (await decodeRun(4, "greedy")).tps;
     for (const n of [1, 8]) {
-      const pairs: Array<[number, number]> = [];
-      for (let r = 0; r < repeats; r++) pairs.push([await decodeRun(n, false), await decodeRun(n, true)]);
-      decode[n] = median(pairs.map((p) => p[0]));
-      sampled[n] = median(pairs.map((p) => p[1]));
-      sampledOverGreedy[n] = median(pairs.map((p) => p[1] / p[0]));
+      const rows: Array<Record<Kind, number> & { forced: number }> = [];
+      for (let r = 0; r < repeats; r++) {
+        const g = await decodeRun(n, "greedy");
+        const s = await decodeRun(n, "sampled");
+        const j = await decodeRun(n, "json");
+        const k = await decodeRun(n, "json_no_jump");
+        rows.push({ greedy: g.tps, sampled: s.tps, json: j.tps, json_no_jump: k.tps, tool: NaN, forced: j.forced });
+      }
+      decode[n] = median(rows.map((p) => p.greedy));
+      sampled[n] = median(rows.map((p) => p.sampled));
+      sampledOverGreedy[n] = median(rows.map((p) => p.sampled / p.greedy));
+      json[n] = median(rows.map((p) => p.json));
+      jsonNoJump[n] = median(rows.map((p) => p.json_no_jump));
+      jsonOverGreedy[n] = median(rows.map((p) => p.json / p.greedy));
+      forced[n] = median(rows.map((p) => p.forced));
     }
   }
   const base = { graph: runner.graph.form, batch_invariant: runner.graph.batchInvariant, decode_tok_s: decode };
@@ -201,18 +242,17 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
       decode_tok_s_sampled: {},
       sampled_over_greedy: {},
       decode_tok_s_json: {},
-      decode_tok_s_tool: {},
+      decode_tok_s_json_no_jump: {},
+      json_over_greedy: {},
+      forced_token_fraction: {},
+      decode_tok_s_tool: NaN,
+      tool_over_greedy: NaN,
       prefill_tok_s: {},
       ttft_ms: { cold: NaN, cached: NaN },
     };
-  // Warm-up (other seeds): the vocabulary trie is built and the schema's first masks computed, once per
-  // process and schema, as a server does on the first request with that schema.
-  await run(mk(0), [params(prompt(32, 90), newTokens, true, 90, "json")]);
-  const json: Record<string, number> = {};
-  for (const n of [1, 8]) json[n] = await decodeRun(n, true, "json");
-  await run(mk(0), [params(prompt(32, 91), newTokens, true, 91, "tool")]);
-  const tool: Record<string, number> = {};
-  for (const n of [1, 8]) tool[n] = await decodeRun(n, true, "tool");
+  const toolPairs: Array<[number, number]> = [];
+  for (let r = 0; r < repeats; r++)
+    toolPairs.push([(await decodeRun(1, "greedy")).tps, (await decodeRun(1, "tool")).tps]);
 
   const prefill: Record<string, number> = {};
   for (const n of [128, 1024]) {
@@ -234,7 +274,11 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
     decode_tok_s_sampled: sampled,
     sampled_over_greedy: sampledOverGreedy,
     decode_tok_s_json: json,
-    decode_tok_s_tool: tool,
+    decode_tok_s_json_no_jump: jsonNoJump,
+    json_over_greedy: jsonOverGreedy,
+    forced_token_fraction: forced,
+    decode_tok_s_tool: median(toolPairs.map((p) => p[1])),
+    tool_over_greedy: median(toolPairs.map((p) => p[1] / p[0])),
     prefill_tok_s: prefill,
     ttft_ms: { cold: cold!, cached: cached! },
   };
@@ -288,15 +332,11 @@ if (compareWith) {
   );
 }
 const sampledRatio = primary.sampled_over_greedy["1"]!;
-const toolOverGreedy = {
-  "1": primary.decode_tok_s_tool["1"]! / primary.decode_tok_s["1"]!,
-  "8": primary.decode_tok_s_tool["8"]! / primary.decode_tok_s["8"]!,
-};
 log(
-  `json/sampled decode: 1 stream ${(primary.decode_tok_s_json["1"]! / primary.decode_tok_s_sampled["1"]!).toFixed(2)}, 8 streams ${(primary.decode_tok_s_json["8"]! / primary.decode_tok_s_sampled["8"]!).toFixed(2)}`,
+  `json/greedy decode (median of ${repeats} alternated pairs): 1 stream ${primary.json_over_greedy["1"]!.toFixed(2)}, 8 streams ${primary.json_over_greedy["8"]!.toFixed(2)}; forced tokens ${(100 * primary.forced_token_fraction["1"]!).toFixed(0)}% / ${(100 * primary.forced_token_fraction["8"]!).toFixed(0)}%; without jump-forward ${(primary.decode_tok_s_json_no_jump["1"]! / primary.decode_tok_s["1"]!).toFixed(2)} / ${(primary.decode_tok_s_json_no_jump["8"]! / primary.decode_tok_s["8"]!).toFixed(2)} of the median greedy`,
 );
 log(
-  `tool-call/greedy decode: 1 stream ${toolOverGreedy["1"].toFixed(2)}, 8 streams ${toolOverGreedy["8"].toFixed(2)} (json/greedy ${(primary.decode_tok_s_json["1"]! / primary.decode_tok_s["1"]!).toFixed(2)}, ${(primary.decode_tok_s_json["8"]! / primary.decode_tok_s["8"]!).toFixed(2)})`,
+  `tool call (1 stream): ${primary.decode_tok_s_tool.toFixed(1)} tok/s, ${primary.tool_over_greedy.toFixed(2)}x greedy (median of paired runs)`,
 );
 log(
   `sampled/greedy decode (median of ${repeats} alternated pairs): 1 stream ${sampledRatio.toFixed(2)}, 8 streams ${primary.sampled_over_greedy["8"]!.toFixed(2)}; cached/cold ttft ${(primary.ttft_ms.cached / primary.ttft_ms.cold).toFixed(3)}`,
@@ -307,7 +347,6 @@ const result = {
   threads,
   ...primary,
   sampled_over_greedy_1: sampledRatio,
-  tool_over_greedy: toolOverGreedy,
   peak_rss_mb: Math.round(peak),
   weights_file_mb: Math.round(weightsMb),
   compare: comparison,

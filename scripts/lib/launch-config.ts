@@ -1,5 +1,6 @@
 /** `npm start`'s configuration: every environment variable and flag it reads, in one place. */
 import { resolve } from "node:path";
+import { CHECKED_SECRETS, MIN_SECRET_LENGTH } from "../../worker/config";
 import { parseCli } from "./cli";
 
 export const START_USAGE = `usage: npm start [-- --help]
@@ -15,7 +16,8 @@ Environment:
   BACKEND_THREADS=N      ONNX Runtime intra-op threads per backend (default: all cores)
   MODELS=tiny,small,medium  dev models to serve
   DEV_STATE_DIR=.dev     secrets, local D1/DO/KV state, backend usage journals (journal/<port>)
-  DEV_API_KEY, ADMIN_TOKEN, BACKEND_TOKEN, METRICS_TOKEN, USAGE_TOKEN   default: generated once, kept in DEV_STATE_DIR
+  DEV_API_KEY, ADMIN_TOKEN, BACKEND_TOKEN, METRICS_TOKEN, USAGE_TOKEN, REGISTRY_TOKEN
+                         default: generated once, kept in DEV_STATE_DIR
   QUIET_LOGS=1           hide the children's log lines (restart notices are still printed)
   STALL_TIMEOUT_MS, FIRST_TOKEN_TIMEOUT_MS, FAULTS   passed to the worker as vars (wrangler.toml's otherwise;
                          FAULTS=1 opens /internal/faults for npm run soak: never in production)`;
@@ -35,7 +37,14 @@ export interface LaunchConfig {
   /** Vars for the worker beyond wrangler.toml's (WORKER_VARS present in the environment). */
   workerVars: Record<string, string>;
   /** Overrides of the secrets kept in stateDir/secrets.json. */
-  secrets: { apiKey?: string; adminToken?: string; backendToken?: string; metricsToken?: string; usageToken?: string };
+  secrets: {
+    apiKey?: string;
+    adminToken?: string;
+    backendToken?: string;
+    metricsToken?: string;
+    usageToken?: string;
+    registryToken?: string;
+  };
 }
 
 /** Throws an Error with a one-line message on a bad setting; `--help` and unknown flags exit in parseCli. */
@@ -59,6 +68,12 @@ export function parseLaunchConfig(root: string, argv: string[], env: NodeJS.Proc
     .map((m) => m.trim())
     .filter(Boolean);
   if (models.length === 0) throw new Error("MODELS is empty");
+  // The worker refuses to serve with a short one (worker/config.ts): say so here, before anything starts.
+  for (const name of CHECKED_SECRETS) {
+    const v = nonEmpty(env[name]);
+    if (v !== undefined && v.length < MIN_SECRET_LENGTH)
+      throw new Error(`${name} must be at least ${MIN_SECRET_LENGTH} characters (unset it to have one generated)`);
+  }
   return {
     root,
     port,
@@ -74,6 +89,7 @@ export function parseLaunchConfig(root: string, argv: string[], env: NodeJS.Proc
       backendToken: nonEmpty(env.BACKEND_TOKEN),
       metricsToken: nonEmpty(env.METRICS_TOKEN),
       usageToken: nonEmpty(env.USAGE_TOKEN),
+      registryToken: nonEmpty(env.REGISTRY_TOKEN),
     },
   };
 }

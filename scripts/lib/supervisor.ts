@@ -3,6 +3,9 @@
  * exponential backoff, and each event is one line. Children run in their own process group
  * (`detached`), so a crash of a process that has children of its own (wrangler → workerd) is cleaned up
  * whole before the restart, and a restart never finds its port held by an orphan.
+ *
+ * A live process is not a serving one: `wrangler dev` outlives its workerd runtime. With `probe`, a child
+ * that fails `failures` probes in a row is killed (its whole group) and so restarted like a crash.
  */
 import type { ChildProcess } from "node:child_process";
 
@@ -31,6 +34,16 @@ export interface SupervisorOptions {
   /** Restarts failed maxFailedStarts times in a row: the launcher stops everything. */
   giveUp: (reason: string) => void;
   backoff?: Backoff;
+  /** Health probe of a running child; see the module doc. */
+  probe?: Probe;
+}
+
+export interface Probe {
+  /** Resolves true while the child serves; a rejection counts as a failure. */
+  check: () => Promise<boolean>;
+  intervalMs: number;
+  /** Consecutive failed probes that mean "not serving". */
+  failures: number;
 }
 
 export class Supervisor {
@@ -89,7 +102,9 @@ export class Supervisor {
     this.child = child;
     this.o.onChild?.(child);
     const startedAt = Date.now();
+    const stopProbe = this.watch(child);
     child.once("exit", (code, signal) => {
+      stopProbe();
       killGroup(child, "SIGKILL");
       if (this.stopping) return;
       const upMs = Date.now() - startedAt;
@@ -101,6 +116,32 @@ export class Supervisor {
       this.schedule(delay, 0);
     });
     return child;
+  }
+
+  /** Probes `child` until it exits; kills its group after `failures` misses in a row. Returns the stop function. */
+  private watch(child: ChildProcess): () => void {
+    const p = this.o.probe;
+    if (!p) return () => {};
+    let missed = 0;
+    let timer: NodeJS.Timeout | null = null;
+    let done = false;
+    const tick = async () => {
+      const ok = await p.check().catch(() => false);
+      if (done) return;
+      missed = ok ? 0 : missed + 1;
+      if (missed >= p.failures) {
+        done = true;
+        this.o.say(`${this.o.label} stopped serving (${missed} probes failed); killing it for a restart`);
+        killGroup(child, "SIGKILL");
+        return;
+      }
+      timer = setTimeout(() => void tick(), p.intervalMs);
+    };
+    timer = setTimeout(() => void tick(), p.intervalMs);
+    return () => {
+      done = true;
+      if (timer) clearTimeout(timer);
+    };
   }
 
   private delay(): number {

@@ -54,7 +54,7 @@ describe("engine embeddings", () => {
     engine.onStep = (kind) => log.push(kind === "decode" ? "D" : "P");
     let firstToken!: () => void;
     const started = new Promise<void>((r) => (firstToken = r));
-    const cancel = engine.submit(gen(), (ev) => ev.type === "tokens" && firstToken());
+    const cancel = engine.submit(gen(), (out) => out.ids.length > 0 && firstToken());
     await started;
     const out = await engine.embed(Array.from({ length: 6 }, (_, i) => ids(40, i)));
     cancel();

@@ -23,10 +23,16 @@ describe("backend: response_format and logprobs", () => {
 
   it("an unsupported schema keyword is a 400 naming it, with param response_format.schema", async () => {
     for (const [keyword, schema] of [
-      ["pattern", { type: "object", properties: { a: { type: "string", pattern: "^x" } } }],
-      ["format", { type: "string", format: "email" }],
-      ["oneOf", { oneOf: [{ type: "object" }] }],
-      ["$ref", { $defs: { n: { type: "object", properties: { n: { $ref: "#/$defs/n" } } } }, $ref: "#/$defs/n" }],
+      ["pattern", { type: "object", properties: { a: { type: "string", pattern: "(?<=x)" } } }],
+      ["format", { type: "string", format: "uri" }],
+      ["oneOf", { oneOf: [{ type: "object" }, { type: "object", properties: {} }] }],
+      [
+        "$ref",
+        {
+          $defs: { n: { type: "object", properties: { n: { $ref: "#/$defs/n" } }, required: ["n"] } },
+          $ref: "#/$defs/n",
+        },
+      ],
     ] as const) {
       const e = await bad({ response_format: { type: "json_schema", schema } });
       expect(e.code).toBe("unsupported_response_format");

@@ -242,6 +242,38 @@ describe("backend usage witness across kill -9", () => {
   });
 });
 
+describe("backend usage witness: acknowledged, then more, then kill -9", () => {
+  it("a record journaled after every earlier one was acknowledged is replayed after the restart", async () => {
+    const r = await startReceiver(USAGE_TOKEN);
+    const dir = await tmpJournal();
+    const a = await spawnBackend(backendArgs(dir, r), { env: { USAGE_TOKEN } });
+    let b: Backend | undefined;
+    const generate = async (url: string, request_id: string) =>
+      readEvents(await post(`${url}/v1/generate`, { model: "tiny", input_ids: ids(9, 7), max_tokens: 2, request_id }));
+    try {
+      await a.ready;
+      await generate(a.url, "req_a1");
+      await r.until(() => r.received.some((x) => x.request_id === "req_a1"));
+      r.failNext = Number.MAX_SAFE_INTEGER;
+      await generate(a.url, "req_a2");
+      await r.until(() => r.offered.some((x) => x.request_id === "req_a2")); // offered, refused (500)
+      a.proc.kill("SIGKILL");
+      expect(await a.exited).toBe("SIGKILL");
+      // The active segment, every earlier record in it acknowledged, still holds req_a2 on disk.
+      expect((await journalRecords(dir)).map((x) => x.request_id)).toContain("req_a2");
+
+      r.failNext = 0;
+      b = await spawnBackend(backendArgs(dir, r), { env: { USAGE_TOKEN } });
+      await r.until(() => r.received.some((x) => x.request_id === "req_a2"));
+      expect(r.received.map((x) => x.request_id)).toEqual(["req_a1", "req_a2"]);
+    } finally {
+      a.proc.kill("SIGKILL");
+      b?.proc.kill("SIGKILL");
+      await r.close();
+    }
+  });
+});
+
 describe("backend usage witness when the journal cannot be written", () => {
   it("the stream still ends with its done line, and the failure is logged with the request id", async () => {
     const dir = await tmpJournal();

@@ -10,7 +10,7 @@ import { compileSchema, JSON_OBJECT_GRAMMAR } from "../../contract/json-schema";
 import { mistralTokenBytes } from "../../gpu-backend/engine/constraint/vocab";
 import { DEFAULT_ENGINE_OPTIONS, Engine } from "../../gpu-backend/engine/engine";
 import { loadModelRunner, type ModelRunner } from "../../gpu-backend/engine/model-runner";
-import { devModel } from "./engine-helpers";
+import { devModel, onEvents } from "./engine-helpers";
 import { TEST_SCHEMAS, validate } from "./helpers/json-schema-check";
 
 let runner: ModelRunner;
@@ -57,11 +57,14 @@ function generate(p: GenerateParams): Promise<Result> {
   const ids: number[] = [];
   const logprobs: TokenLogprob[] = [];
   return new Promise((resolve) => {
-    engine.submit(p, (ev) => {
-      if (ev.type === "done") return resolve({ ids, logprobs, done: ev });
-      ids.push(...ev.ids);
-      if (ev.logprobs) logprobs.push(...ev.logprobs);
-    });
+    engine.submit(
+      p,
+      onEvents((ev) => {
+        if (ev.type === "done") return resolve({ ids, logprobs, done: ev });
+        ids.push(...ev.ids);
+        if (ev.logprobs) logprobs.push(...ev.logprobs);
+      }),
+    );
   });
 }
 
@@ -173,7 +176,10 @@ describe("logprobs through the engine", () => {
   it("without logprobs, tokens events carry none (unconstrained requests unchanged)", async () => {
     const events: GenerateEvent[] = [];
     await new Promise<void>((resolve) =>
-      engine.submit(params(9, { max_tokens: 4 }), (ev) => (events.push(ev), ev.type === "done" && resolve())),
+      engine.submit(
+        params(9, { max_tokens: 4 }),
+        onEvents((ev) => (events.push(ev), ev.type === "done" && resolve())),
+      ),
     );
     expect(events.filter((e) => e.type === "tokens").every((e) => !("logprobs" in e))).toBe(true);
   });

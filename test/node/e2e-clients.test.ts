@@ -3,6 +3,7 @@
  * npm start's launcher -> wrangler dev (miniflare: D1, DO, KV, Queues, Cache) -> backend process -> ONNX Runtime.
  */
 import { spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
 import { resolve } from "node:path";
 import { Mistral } from "@mistralai/mistralai";
 import OpenAI from "openai";
@@ -203,6 +204,69 @@ describe("openai SDK", () => {
   });
 });
 
+describe("budget refusals through the openai SDK (its default retries on)", () => {
+  async function budgetKey(name: string, monthly_budget_micros: number): Promise<string> {
+    const res = await stack.admin("/v1/admin/keys", {
+      method: "POST",
+      body: JSON.stringify({ name, tiers: ["mistral-small"], monthly_budget_micros }),
+    });
+    expect(res.status).toBe(201);
+    return ((await res.json()) as { key: string }).key;
+  }
+  /** The requests the server saw for a key: every budget refusal writes one `rejected` ledger row. */
+  async function rejectedRows(key: string): Promise<number> {
+    const r = (await (
+      await fetch(`${stack.base}/v1/usage/requests?limit=100`, { headers: { authorization: `Bearer ${key}` } })
+    ).json()) as { data: { status: string }[] };
+    return r.data.filter((x) => x.status === "rejected").length;
+  }
+
+  it("a request too big for what remains names its need and the remainder, and is not retried", async () => {
+    const key = await budgetKey("budget 100", 100);
+    const client = new OpenAI({ baseURL: `${stack.base}/v1`, apiKey: key, maxRetries: 2 });
+    const err = await client.chat.completions
+      .create({ model: "mistral-small", messages, max_tokens: 500 })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    const e = err as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(e.code).toBe("budget_insufficient");
+    expect(e.message).toMatch(/This request needs \d+ µ€ of budget to start/);
+    expect(e.message).toMatch(/max_tokens 500/);
+    expect(e.message).toMatch(/100 µ€ remain this month/);
+    expect(e.message).toMatch(/set max_tokens to \d+ or less, or raise the key's monthly budget/);
+    expect(e.headers?.get("x-should-retry")).toBe("false");
+    // Seen once at the server: the SDK did not retry it.
+    await until(async () => ((await rejectedRows(key)) >= 1 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await rejectedRows(key)).toBe(1);
+    // What it suggests works: a small max_tokens on the same key is served.
+    const fits = Number(/set max_tokens to (\d+)/.exec(e.message)![1]);
+    const ok = await client.chat.completions.create({
+      model: "mistral-small",
+      messages,
+      max_tokens: Math.min(fits, 8),
+    });
+    expect(ok.usage?.completion_tokens).toBeGreaterThan(0);
+  });
+
+  it("a budget truly spent gets insufficient_quota, not retried", async () => {
+    const key = await budgetKey("budget 0", 0);
+    const client = new OpenAI({ baseURL: `${stack.base}/v1`, apiKey: key, maxRetries: 2 });
+    const err = await client.chat.completions
+      .create({ model: "mistral-small", messages, max_tokens: 8 })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    const e = err as InstanceType<typeof OpenAI.RateLimitError>;
+    expect(e.code).toBe("insufficient_quota");
+    expect(e.type).toBe("insufficient_quota");
+    expect(e.message).toMatch(/monthly budget is spent/);
+    expect(e.headers?.get("x-should-retry")).toBe("false");
+    await until(async () => ((await rejectedRows(key)) >= 1 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await rejectedRows(key)).toBe(1);
+  });
+});
+
 describe("@mistralai/mistralai SDK", () => {
   it("chat.complete", async () => {
     const r = await mistral.chat.complete({ model: "mistral-small", messages, maxTokens: 8, temperature: 0 });
@@ -239,9 +303,9 @@ describe("@mistralai/mistralai SDK", () => {
 describe("what npm start prints, and the keys CLI beside it", () => {
   const root = resolve(import.meta.dirname, "../..");
 
-  it("the printed curl and openai snippets set max_tokens, and the openai one runs as printed", () => {
-    const curl = stack.logs.find((l) => l.includes(`"messages": [{"role": "user", "content": "Hello!"}]`));
-    expect(curl).toContain(`"max_tokens": 64`);
+  it("the printed curl and Node snippets set max_tokens, and the Node one runs as printed from any directory", () => {
+    const curl = stack.logs.find((l) => l.includes(`"messages":[{"role":"user","content":"Hello!"}]`));
+    expect(curl).toContain(`"max_tokens":64`);
     // The node snippet: from `node --input-type=module -e '` to its closing `'`.
     const start = stack.logs.findIndex((l) => l.startsWith("node --input-type=module -e '"));
     expect(start).toBeGreaterThanOrEqual(0);
@@ -250,9 +314,10 @@ describe("what npm start prints, and the keys CLI beside it", () => {
       .slice(start + 1, end + 1)
       .join("\n")
       .replace(/'$/, "");
-    expect(code).toContain("max_tokens: 64");
+    expect(code).toContain(`"max_tokens":64`);
+    // Outside the repository: no node_modules to resolve anything from.
     const run = spawnSync(process.execPath, ["--input-type=module", "-e", code], {
-      cwd: root,
+      cwd: tmpdir(),
       encoding: "utf8",
       timeout: 60_000,
     });

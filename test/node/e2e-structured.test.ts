@@ -88,7 +88,10 @@ describe("response_format through the openai SDK (temperature 1)", () => {
       .create({
         model,
         messages: user("x"),
-        response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "^a" } } },
+        response_format: {
+          type: "json_schema",
+          json_schema: { name: "x", schema: { type: "string", pattern: "(a)\\1" } },
+        },
       })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);

@@ -17,7 +17,7 @@ import { DEFAULT_ENGINE_OPTIONS, Engine } from "../../gpu-backend/engine/engine"
 import { loadModelRunner } from "../../gpu-backend/engine/model-runner";
 import { buildModel } from "../../scripts/model-builder/build";
 import { writeSyntheticCheckpoint } from "../../scripts/reference/synthetic";
-import { devModel } from "./engine-helpers";
+import { devModel, onEvents } from "./engine-helpers";
 
 const work = mkdtempSync(path.join(os.tmpdir(), "batch-invariance-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -76,7 +76,10 @@ async function soloVersusConcurrent(
     const run = (i: number) =>
       new Promise<number[]>((resolve) => {
         const tokens: number[] = [];
-        engine.submit(request(i), (ev) => (ev.type === "tokens" ? tokens.push(...ev.ids) : resolve(tokens)));
+        engine.submit(
+          request(i),
+          onEvents((ev) => (ev.type === "tokens" ? tokens.push(...ev.ids) : resolve(tokens))),
+        );
       });
     const solo: number[][] = [];
     for (let i = 0; i < 8; i++) solo.push(await run(i));

@@ -2,6 +2,9 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
+import type { GenerateEvent } from "../../contract/wire";
+import type { EngineOutput } from "../../gpu-backend/engine/engine";
+import { renderOutput } from "../../gpu-backend/server/render";
 import { repoRoot } from "./helpers/paths";
 
 export { repoRoot };
@@ -14,3 +17,10 @@ export function devModel(name: "tiny" | "small" | "medium"): string {
   }
   return dir;
 }
+
+/** The engine's outputs as the wire events the server renders (tests read tokens and done events). */
+export const onEvents =
+  (f: (ev: GenerateEvent) => void) =>
+  (out: EngineOutput): void => {
+    for (const ev of renderOutput(out)) f(ev);
+  };

@@ -6,7 +6,7 @@ import { loadModelRunner, type ModelRunner } from "../../gpu-backend/engine/mode
 import { PrefixCache } from "../../gpu-backend/engine/prefix-cache";
 import { createRng, sampleToken } from "../../gpu-backend/engine/sampler";
 import { Scheduler, type SchedSeq } from "../../gpu-backend/engine/scheduler";
-import { devModel } from "./engine-helpers";
+import { devModel, onEvents } from "./engine-helpers";
 
 let runner: ModelRunner;
 beforeAll(async () => {
@@ -39,7 +39,10 @@ function generate(engine: Engine, p: GenerateParams): { result: Promise<Result>;
   const tokens: number[] = [];
   let cancel = () => {};
   const result = new Promise<Result>((resolve) => {
-    cancel = engine.submit(p, (ev) => (ev.type === "tokens" ? tokens.push(...ev.ids) : resolve({ tokens, done: ev })));
+    cancel = engine.submit(
+      p,
+      onEvents((ev) => (ev.type === "tokens" ? tokens.push(...ev.ids) : resolve({ tokens, done: ev }))),
+    );
   });
   return { result, cancel };
 }

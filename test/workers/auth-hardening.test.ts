@@ -1,6 +1,6 @@
 /**
- * Issue 15 #3, #5, #6: atomic admin PATCH, admin tokens under 32 characters count as unset, failed auth
- * throttled per client, malformed keys refused before any lookup, misses never evict valid keys.
+ * Atomic admin PATCH, secrets under 32 characters refuse to serve, failed auth throttled per client and
+ * per credential, malformed keys refused before any lookup, misses never evict valid keys.
  */
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
@@ -70,25 +70,37 @@ describe("admin PATCH", () => {
   });
 });
 
-describe("admin token strength", () => {
-  it("a token under 32 characters counts as unset: the admin API and console are 404", async () => {
+describe("secret strength (enforced before anything is served)", () => {
+  it("a set ADMIN_TOKEN, BACKEND_TOKEN or USAGE_TOKEN under 32 characters refuses every request with a config error", async () => {
     const app = createApp();
     const short = "x".repeat(31);
-    for (const path of ["/v1/admin/keys", "/console/admin"]) {
-      const res = await app.fetch(
-        new Request(`${BASE}${path}`, { headers: { authorization: `Bearer ${short}` } }),
-        { ...env, ADMIN_TOKEN: short },
-        ctx,
-      );
-      expect(res.status, path).toBe(404);
+    for (const name of ["ADMIN_TOKEN", "BACKEND_TOKEN", "USAGE_TOKEN"]) {
+      for (const path of ["/health", "/v1/admin/keys", "/console/admin", "/v1/models"]) {
+        const res = await app.fetch(
+          new Request(`${BASE}${path}`, { headers: { authorization: `Bearer ${short}` } }),
+          { ...env, [name]: short },
+          ctx,
+        );
+        expect(res.status, `${name} ${path}`).toBe(503);
+        const body = (await res.json()) as { error: { type: string; code: string; message: string } };
+        expect(body.error).toMatchObject({ type: "service_unavailable", code: "server_misconfigured" });
+        expect(body.error.message).toContain(`${name} is set but shorter than 32 characters`);
+        expect(body.error.message).not.toContain(short);
+      }
     }
     const ok = "y".repeat(32);
     const res = await app.fetch(
       new Request(`${BASE}/v1/admin/keys`, { headers: { authorization: `Bearer ${ok}` } }),
-      { ...env, ADMIN_TOKEN: ok },
+      { ...env, ADMIN_TOKEN: ok, USAGE_TOKEN: "u".repeat(32), BACKEND_TOKEN: "b".repeat(40) },
       ctx,
     );
     expect(res.status).toBe(200);
+  });
+
+  it("an unset secret only turns its feature off: no ADMIN_TOKEN, the admin API is a 404", async () => {
+    const app = createApp();
+    const res = await app.fetch(new Request(`${BASE}/v1/admin/keys`), { ...env, ADMIN_TOKEN: undefined }, ctx);
+    expect(res.status).toBe(404);
   });
 });
 
@@ -118,7 +130,7 @@ describe("failed-auth throttle", () => {
       else expect(res.status).toBe(401);
     }
     expect(first429).toBeGreaterThan(10);
-    const blocked = await SELF.fetch(`${BASE}/v1/admin/keys`, { headers: { ...ip, authorization: "Bearer wrong" } });
+    const blocked = await SELF.fetch(`${BASE}/v1/usage`, { headers: { ...ip, authorization: `Bearer ${key}` } });
     expect(blocked.status).toBe(429);
     const body = (await blocked.json()) as { error: { type: string; code: string } };
     expect(body.error).toMatchObject({ type: "rate_limit_error", code: "auth_throttled" });
@@ -132,6 +144,54 @@ describe("failed-auth throttle", () => {
       ).status,
     ).toBe(200);
   });
+
+  it("API keys and the admin token are separate buckets: after 70 bad API keys the admin token still works", async () => {
+    const ip = { "cf-connecting-ip": "198.51.100.21" };
+    const statuses: number[] = [];
+    // At least 70 bad keys, and on until the API-key bucket is spent (its refill may outpace a slow loop).
+    for (let i = 0; i < 200 && (i < 70 || statuses.at(-1) !== 429); i++) {
+      const res = await SELF.fetch(`${BASE}/v1/usage`, {
+        headers: { ...ip, authorization: `Bearer sk-${i.toString(16).padStart(64, "1")}` },
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses.at(-1)).toBe(429);
+    const admin = await SELF.fetch(`${BASE}/v1/admin/keys`, { headers: { ...ip, ...ADMIN } });
+    expect(admin.status).toBe(200);
+    // And the other way round: failed admin attempts do not lock out API keys.
+    const { key } = await createKey();
+    const ip2 = { "cf-connecting-ip": "198.51.100.22" };
+    let adminStatus = 0;
+    for (let i = 0; i < 200 && adminStatus !== 429; i++)
+      adminStatus = (
+        await SELF.fetch(`${BASE}/v1/admin/keys`, { headers: { ...ip2, authorization: `Bearer ${"w".repeat(40)}` } })
+      ).status;
+    expect(adminStatus, "the admin bucket is spent").toBe(429);
+    expect((await SELF.fetch(`${BASE}/v1/usage`, { headers: { ...ip2, authorization: `Bearer ${key}` } })).status).toBe(
+      200,
+    );
+  }, 60_000);
+
+  it("POST /internal/usage is throttled on failed auth like the admin API", async () => {
+    const ip = { "cf-connecting-ip": "198.51.100.31" };
+    const statuses: number[] = [];
+    // Until the first 429: the burst (60) plus whatever the 1/s refill gave back while the loop ran.
+    while (statuses.length < 200 && statuses.at(-1) !== 429) {
+      const res = await SELF.fetch(`${BASE}/internal/usage`, {
+        method: "POST",
+        headers: {
+          ...ip,
+          authorization: `Bearer wrong-usage-token-${statuses.length}`,
+          "content-type": "application/json",
+        },
+        body: "{}",
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses.at(-1)).toBe(429);
+    expect(statuses.slice(0, -1).every((s) => s === 401)).toBe(true);
+    expect(statuses.length).toBeGreaterThan(60);
+  }, 60_000);
 });
 
 describe("malformed keys", () => {

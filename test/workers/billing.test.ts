@@ -1,8 +1,9 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { lookupAccount } from "../../worker/billing/keys";
+import { resetDate } from "../../worker/billing/budget";
 import { admit, limiterFor, settle } from "../../worker/billing/meter";
-import { costUnits, reservationUnits, unitsToMicros } from "../../worker/billing/money";
+import { costUnits, discountUnits, reservationUnits, unitsToMicros } from "../../worker/billing/money";
 import type { Account, Pricing } from "../../worker/billing/types";
 import { ApiError } from "../../worker/errors";
 
@@ -24,10 +25,19 @@ describe("pricing arithmetic (exact integers, units of 1e-12 EUR)", () => {
   it("3 tokens of mistral-tiny input = 420000 units = 0.42 µ€", () => {
     const u = costUnits(TINY, { promptTokens: 3, cachedTokens: 0, completionTokens: 0 });
     expect(u).toBe(420_000n);
-    expect(unitsToMicros(u)).toBe(0); // rounds half up: 0.42 -> 0
-    expect(unitsToMicros(500_000n)).toBe(1);
-    expect(unitsToMicros(499_999n)).toBe(0);
-    expect(unitsToMicros(1_500_000n)).toBe(2);
+    // The one rounding rule: exact units rounded UP to whole micro-euros (a non-zero cost never reads 0).
+    expect(unitsToMicros(u)).toBe(1);
+    expect(unitsToMicros(0n)).toBe(0);
+    expect(unitsToMicros(1n)).toBe(1);
+    expect(unitsToMicros(1_000_000n)).toBe(1);
+    expect(unitsToMicros(1_000_001n)).toBe(2);
+    expect(unitsToMicros(121_000_001n)).toBe(122);
+  });
+
+  it("a discount applies to exact units and rounds up to a whole unit", () => {
+    expect(discountUnits(1_000_001n, 1n, 2n)).toBe(500_001n);
+    expect(discountUnits(1_000_000n, 1n, 2n)).toBe(500_000n);
+    expect(discountUnits(0n, 1n, 2n)).toBe(0n);
   });
 
   it("cached prompt tokens are billed at the cached rate only (10% of input), never twice", () => {
@@ -77,8 +87,10 @@ describe("monthly budget under concurrency", () => {
     for (const r of refused) {
       const e = r.reason as ApiError;
       expect(e).toBeInstanceOf(ApiError);
+      // Nothing is spent yet: the three in flight hold the budget, so waiting may help (Retry-After).
       expect(e.status).toBe(429);
-      expect(e.body().error).toMatchObject({ type: "insufficient_quota", code: "insufficient_quota" });
+      expect(e.body().error).toMatchObject({ type: "rate_limit_error", code: "budget_held" });
+      expect(e.headers["retry-after"]).toBe("1");
     }
     // Settle the admitted ones at their worst case: spend = 3000 µ€ <= 3500.
     await Promise.all(
@@ -109,8 +121,15 @@ describe("monthly budget under concurrency", () => {
       promptTokens: 100,
       maxCompletionTokens: 100,
     }).catch((x: ApiError) => x);
-    expect((e as ApiError).type).toBe("insufficient_quota");
+    // Not spent (500 µ€ remain), so not insufficient_quota: it names what it needs, what remains and what fits.
+    expect((e as ApiError).status).toBe(400);
+    expect((e as ApiError).code).toBe("budget_insufficient");
+    expect((e as ApiError).param).toBe("max_tokens");
+    expect((e as ApiError).message).toBe(
+      `This request needs 1000 µ€ of budget to start (its 100-token prompt and the first 100 of its max_tokens 100, at mistral-medium prices; in all it can cost up to 1000 µ€); 500 µ€ remain this month (resets on ${resetDate(Date.now())}, UTC). To send it, set max_tokens to 33 or less, or raise the key's monthly budget.`,
+    );
     expect((e as ApiError).headers["retry-after"]).toBeUndefined();
+    expect((e as ApiError).headers["x-should-retry"]).toBe("false");
     // ...while a smaller one still fits.
     await expect(
       admit(env, account, {
@@ -129,7 +148,7 @@ describe("monthly budget under concurrency", () => {
     await admit(env, account, { ...req, requestId: "rel-1" });
     await expect(admit(env, account, { ...req, requestId: "rel-2" })).rejects.toMatchObject({
       status: 429,
-      type: "insufficient_quota",
+      code: "budget_held",
     });
     // rel-1 turns out cheap: 100 prompt tokens, 0 completion = 250 µ€.
     await settle(env, account, {
@@ -142,5 +161,32 @@ describe("monthly budget under concurrency", () => {
       endedAt: Date.now(),
     });
     await expect(admit(env, account, { ...req, requestId: "rel-3" })).resolves.toBeTruthy();
+  });
+
+  it("a budget truly spent is insufficient_quota, with x-should-retry: false and the reset date", async () => {
+    const account = await newAccount({ rpm: 1000, tpm: 1_000_000, monthly_budget_micros: 1000 });
+    const req = { model: "mistral-medium", pricing: MEDIUM, promptTokens: 100, maxCompletionTokens: 100 };
+    await admit(env, account, { ...req, requestId: "spent-1" }); // reserves exactly 1000 µ€
+    await settle(env, account, {
+      ...req,
+      requestId: "spent-1",
+      cachedTokens: 0,
+      completionTokens: 100,
+      status: "ok",
+      startedAt: Date.now(),
+      endedAt: Date.now(),
+    });
+    const e = (await admit(env, account, {
+      ...req,
+      promptTokens: 1,
+      maxCompletionTokens: 1,
+      requestId: "spent-2",
+    }).catch((x: ApiError) => x)) as ApiError;
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e.body().error).toMatchObject({ type: "insufficient_quota", code: "insufficient_quota" });
+    expect(e.status).toBe(429);
+    expect(e.headers["x-should-retry"]).toBe("false");
+    expect(e.message).toContain("1000 µ€ of 1000 µ€ used this month");
+    expect(e.message).toContain(`resets on ${resetDate(Date.now())}`);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Issue 15 #8, #9: the response-cache key covers the tier's backend_model and is an HMAC under
+ * The response-cache key covers the tier's backend_model and is an HMAC under
  * CACHE_KEY_SECRET (no secret: no caching); the tokenized-turn cache is partitioned per account salt.
  */
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";

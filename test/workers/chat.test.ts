@@ -83,7 +83,7 @@ describe("non-streaming chat", () => {
     expect(sent.temperature).toBe(0.7);
     expect(sent.cache_salt).toMatch(/.{8,}/);
     expect(sent.request_id).toBe(r.res.headers.get("x-request-id"));
-    expect(backend.seen[0].auth).toBe("Bearer test-backend-token");
+    expect(backend.seen[0].auth).toBe("Bearer test-backend-token-0123456789abcdef");
 
     const rec = await usageRecord(r.res.headers.get("x-request-id")!);
     expect(rec).toMatchObject({

@@ -113,10 +113,48 @@ describe("GET /v1/key", () => {
       spent_micros: 980,
       reserved_micros: 0,
       remaining_micros: 5_000_000 - 980,
+      budget_state: "ok",
       period_start: budgetPeriod(start).start,
       period_end: budgetPeriod(start).end,
     });
     expect(JSON.stringify(body)).not.toContain(k.key);
+  });
+
+  it("budget_state agrees with the refusals: low when a first slice no longer fits, spent when nothing remains", async () => {
+    const state = async (key: string) =>
+      ((await (await SELF.fetch(`${BASE}/v1/key`, { headers: bearer(key) })).json()) as { budget_state: string })
+        .budget_state;
+    // A first slice of 64 tokens on mistral-tiny reserves 64 × 0.42 = 26.88 µ€.
+    const k = await newKey("budget states", 30);
+    expect(await state(k.key)).toBe("ok");
+    const spend = async (completionTokens: number) =>
+      settle(env, k.account, {
+        requestId: `bs-${crypto.randomUUID()}`,
+        model: "mistral-tiny",
+        pricing: TINY,
+        promptTokens: 0,
+        cachedTokens: 0,
+        completionTokens,
+        status: "ok",
+        startedAt: Date.now(),
+        endedAt: Date.now(),
+      });
+    await spend(10); // 4.2 µ€ spent, 25.8 remain < 26.88
+    expect(await state(k.key)).toBe("low");
+    // A chat request without a small max_tokens is refused, but says it is not spent (and what fits).
+    const res = await SELF.fetch(`${BASE}/v1/chat/completions`, {
+      method: "POST",
+      headers: { ...bearer(k.key), "content-type": "application/json" },
+      body: JSON.stringify({ model: "mistral-tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 500 }),
+    });
+    expect(res.status).toBe(400);
+    expect(res.headers.get("x-should-retry")).toBe("false");
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("budget_insufficient");
+    expect(body.error.message).toMatch(/max_tokens 500/);
+    expect(body.error.message).toMatch(/25 µ€ remain this month/);
+    await spend(100); // 46.2 µ€: past the budget
+    expect(await state(k.key)).toBe("spent");
   });
 
   it("the budget period is the UTC calendar month; it resets on the 1st", () => {

@@ -1,4 +1,4 @@
-/** Issue 15 #12: CORS off by default; with CORS_ORIGINS, an allow-list, preflight answered before auth. */
+/** CORS off by default; with CORS_ORIGINS, an allow-list, preflight answered before auth. */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../worker/app";

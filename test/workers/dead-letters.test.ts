@@ -1,5 +1,5 @@
 /**
- * Issue 15 #10: usage messages that exhaust the queue's retries reach the dead-letter queue, whose
+ * Usage messages that exhaust the queue's retries reach the dead-letter queue, whose
  * consumer parks them in KV; the admin replay writes them into D1 idempotently (one row per id).
  */
 import { createExecutionContext, createMessageBatch, env, getQueueResult, SELF } from "cloudflare:test";

@@ -1,5 +1,5 @@
 /**
- * Issue 15 #1 (worker side): a token cap per embeddings request, and an embed the replica accepted is
+ * A token cap per embeddings request, and an embed the replica accepted is
  * never retried elsewhere: at the deadline it is cancelled and what the replica computed is billed.
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";

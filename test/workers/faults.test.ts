@@ -1,5 +1,5 @@
 /**
- * The soak's D1 fault hook (worker/dev/faults.ts): /internal/faults exists only with FAULTS=1 (never in
+ * The soak's D1 fault hook (worker/billing/faults.ts): /internal/faults exists only with FAULTS=1 (never in
  * wrangler.toml) and behind the admin token; armed, it fails ledger writes for its window, so the settle
  * goes through USAGE_QUEUE and the real queue consumer writes the one row once D1 is back.
  */

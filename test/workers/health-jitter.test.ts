@@ -1,5 +1,5 @@
 /**
- * Unhealthy replicas are skipped for a short, jittered period (issue 13): the breaker's cooldown is
+ * Unhealthy replicas are skipped for a short, jittered period: the breaker's cooldown is
  * cooldownMs ± cooldownJitter, drawn from an injected (here seeded) random source, so isolates that saw
  * the same outage do not all return to the replica at one instant; after it, one failure reopens it.
  */

@@ -4,7 +4,7 @@ import { lookupAccount } from "../../worker/billing/keys";
 import { admit, recordRejected, settle, type UsageMessage } from "../../worker/billing/meter";
 import type { UsageRecord } from "../../worker/billing/ledger";
 import type { Account, Pricing, SettleRequest } from "../../worker/billing/types";
-import { consumeUsage } from "../../worker/billing/usage-queue";
+import { consumeUsage } from "../../worker/billing/ledger-queue";
 import type { Env } from "../../worker/env";
 
 const TIERS = JSON.parse(env.TIERS) as Record<string, { price: Pricing }>;
@@ -248,8 +248,8 @@ describe("GET /v1/usage", () => {
           prompt_tokens: 100,
           cached_tokens: 40,
           completion_tokens: 20,
-          cost_micros: 74,
-        }, // 60·0.6 + 40·0.06 + 20·1.8 = 74.4
+          cost_micros: 75,
+        }, // 60·0.6 + 40·0.06 + 20·1.8 = 74.4, rounded up
         {
           date: "2026-10-30",
           tier: "mistral-tiny",
@@ -257,8 +257,8 @@ describe("GET /v1/usage", () => {
           prompt_tokens: 9,
           cached_tokens: 0,
           completion_tokens: 0,
-          cost_micros: 1,
-        },
+          cost_micros: 2,
+        }, // 1.26, rounded up
         {
           date: "2026-10-31",
           tier: "mistral-tiny",
@@ -308,7 +308,7 @@ describe("GET /v1/usage", () => {
         requests: 3,
         rejected: 1,
         cost_units: "1260000",
-        cost_micros: 1,
+        cost_micros: 2,
       }),
     ]);
   });
@@ -366,7 +366,7 @@ describe("GET /v1/usage", () => {
       status: "ok",
       prompt_tokens: 3,
       cost_units: "420000",
-      cost_micros: 0,
+      cost_micros: 1, // rounded up, as the response's usage.cost_micros
     });
     const bad = await SELF.fetch("https://edge.test/v1/admin/usage/requests?limit=0", { headers: ADMIN });
     expect(bad.status).toBe(400);

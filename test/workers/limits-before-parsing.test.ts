@@ -1,5 +1,5 @@
 /**
- * Issue 15 #2: the body cap (413) and a known RPM refusal (429) come before the body is read or
+ * The body cap (413) and a known RPM refusal (429) come before the body is read or
  * tokenized; a request refused before admission with a 400/404/413 writes no ledger row (so no raw
  * client string ever lands in the ledger's tier column), and every 429 has its `rejected` row.
  */
@@ -94,5 +94,61 @@ describe("refused before admission", () => {
       .bind(model)
       .first<{ n: number }>();
     expect(raw?.n).toBe(0);
+  });
+});
+
+describe("limits before work", () => {
+  it("an rpm-2 key sending six oversized (1 MiB) prompts gets 429 from the third on; the first two count though refused for length", async () => {
+    const key = await keyWith(2);
+    const body = JSON.stringify({
+      model: "mistral-tiny",
+      messages: [{ role: "user", content: "hello ".repeat(170_000) }],
+      max_tokens: 16,
+    });
+    expect(body.length).toBeGreaterThan(1_000_000);
+    expect(body.length).toBeLessThanOrEqual(MAX_BODY_BYTES);
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await call("/v1/chat/completions", { method: "POST", key, body });
+      statuses.push(r.res.status);
+      if (r.res.status === 429) {
+        expect(r.res.headers.get("retry-after")).toMatch(/^\d+$/);
+        expect(r.res.headers.get("x-ratelimit-limit-requests")).toBe("2");
+        expect(r.res.headers.get("x-ratelimit-remaining-requests")).toBe("0");
+        expect((await r.json()).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" });
+      } else expect((await r.json()).error).toMatchObject({ code: "context_length_exceeded" });
+    }
+    expect(statuses).toEqual([400, 400, 429, 429, 429, 429]);
+  }, 60_000);
+
+  it("a request counted before tokenizing is not counted again at admission", async () => {
+    const key = await keyWith(2);
+    const ok = () =>
+      call("/v1/chat/completions", {
+        method: "POST",
+        key,
+        body: JSON.stringify({ model: "mistral-tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 1 }),
+      });
+    // Two requests fit an rpm of 2 (counted once each, not twice), the third does not. (The test tiers'
+    // replicas do not exist: the admitted ones end 5xx, after admission.)
+    const statuses = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await ok();
+      await r.text();
+      statuses.push(r.res.status);
+    }
+    expect(statuses[0]).not.toBe(429);
+    expect(statuses[1]).not.toBe(429);
+    expect(statuses[2]).toBe(429);
+  });
+
+  it("tokenize counts before reading further and still reports x-ratelimit-*", async () => {
+    const key = await keyWith(1);
+    const tok = () =>
+      call("/v1/tokenize", { method: "POST", key, body: JSON.stringify({ model: "mistral-tiny", prompt: "hi" }) });
+    const r = await tok();
+    expect(r.res.status).toBe(200);
+    expect(r.res.headers.get("x-ratelimit-limit-requests")).toBe("1");
+    expect((await tok()).res.status).toBe(429);
   });
 });

@@ -1,6 +1,6 @@
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import { ASK_AFTER_MS } from "../../worker/usage/reservations";
+import { ASK_AFTER_MS } from "../../worker/billing/late-reservations";
 import { lookupAccount } from "../../worker/billing/keys";
 import type { KeyLimiter } from "../../worker/billing/key-limiter";
 import { admit, limiterFor, settle } from "../../worker/billing/meter";
@@ -155,7 +155,7 @@ describe("reservations that are never settled", () => {
     const a = tiny(1, 1); // reserves 140000 + 420000 = 560000 units = 0.56 µ€ of a 1 µ€ budget
     await admit(env, account, a);
     const held = await refusal(admit(env, account, tiny(1, 1)));
-    expect(held.type).toBe("insufficient_quota");
+    expect(held).toMatchObject({ status: 429, code: "budget_held" });
     expect(held.headers["retry-after"]).toBe("1"); // only in-flight reservations block it
 
     const stub = limiterFor(env, account.keyId);
@@ -163,7 +163,7 @@ describe("reservations that are never settled", () => {
       state.storage.sql.exec("UPDATE requests SET created_ms = created_ms - ?", ASK_AFTER_MS + 1000);
     });
     // The tier's backend cannot be reached: nobody can say the request was never seen, so the reservation
-    // holds (worker/usage/reservations.ts).
+    // holds (worker/billing/late-reservations.ts).
     const down = vi.spyOn(globalThis, "fetch").mockRejectedValue(new Error("connection refused"));
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(down).toHaveBeenCalled();
@@ -182,9 +182,12 @@ describe("reservations that are never settled", () => {
     await settle(env, account, late);
     await settle(env, account, late);
     expect(await stub.status()).toMatchObject({ reservations: 0, spentUnits: "560000" });
+    // 0.44 µ€ remain, the request needs 0.56: refused for good (no Retry-After, x-should-retry: false), and
+    // not insufficient_quota: the budget is not spent.
     const broke = await refusal(admit(env, account, tiny(1, 1)));
-    expect(broke.type).toBe("insufficient_quota");
+    expect(broke).toMatchObject({ status: 400, code: "budget_insufficient" });
     expect(broke.headers["retry-after"]).toBeUndefined();
+    expect(broke.headers["x-should-retry"]).toBe("false");
   });
 });
 

@@ -1,5 +1,5 @@
 /**
- * Issue 16 #1 (workers): two bugs a mutation audit found no workers test for.
+ * Two bugs a mutation audit found no workers test for.
  *  - A lost update in the key's RPM/TPM buckets (an `await` between read and write in key-limiter.ts):
  *    many admits in parallel against a small budget must admit exactly what the bucket holds.
  *  - The streaming settle billing without the cached-token discount: the fake backend reports cached

@@ -1,5 +1,5 @@
 /**
- * Issue 15 #12: revoking a key ends its streams in flight within REVOCATION_POLL.ms (2 s) plus a drain,
+ * Revoking a key ends its streams in flight within REVOCATION_POLL.ms (2 s) plus a drain,
  * with an error event that says why, and the answer is billed exactly (the replica's own count).
  */
 import { env } from "cloudflare:test";

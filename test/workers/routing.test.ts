@@ -77,7 +77,7 @@ describe("prefix-aware routing", () => {
     expect(r.rank(replicas, key)[0]).toBe(preferred); // success reset the count
   });
 
-  it("an overloaded replica is avoided: shortest queue when max-min > abs and max > rel*min", () => {
+  it("an overloaded replica is avoided: bounded load, hot above max(abs, rel × mean)", () => {
     const r = new ReplicaRouter({ balanceAbsThreshold: 4, balanceRelThreshold: 1.5 });
     const key = routingKey(prompt(12), "s");
     const preferred = r.rank(replicas, key)[0];

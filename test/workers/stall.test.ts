@@ -1,5 +1,5 @@
 /**
- * A replica that accepts a request and then says nothing (issue 13: "treated as failed"). The watchdog's
+ * A replica that accepts a request and then says nothing ("treated as failed"). The watchdog's
  * timers are replaced by ones the test fires on its own events (the fake replica went silent, the client
  * has its tokens), so no test waits for a clock.
  *  - silent before its first event (or before its headers): the next replica serves, one ledger row;
@@ -9,7 +9,7 @@
 import { SELF } from "cloudflare:test";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { GenerateRequest } from "../../contract/wire";
-import { replicaTimeouts } from "../../worker/serving/tiers";
+import { replicaTimeouts } from "../../worker/serving/timeouts";
 import { watchdog, type WatchdogKind } from "../../worker/serving/watchdog";
 import { FakeBackend } from "./chat-fake-backend";
 import { PRICE, chat, newKey, sseEvents, tiersJson, usageRecord } from "./chat-harness";
@@ -198,7 +198,7 @@ describe("a replica silent after its first token", () => {
     };
     const delivered = await SELF.fetch("https://edge.test/internal/usage", {
       method: "POST",
-      headers: { authorization: "Bearer test-usage-token", "content-type": "application/json" },
+      headers: { authorization: "Bearer test-usage-token-0123456789abcdef", "content-type": "application/json" },
       body: JSON.stringify({ records: [report] }),
     });
     expect(delivered.status).toBe(200);

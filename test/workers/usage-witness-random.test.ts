@@ -1,5 +1,5 @@
 /**
- * Issue 14 #5, seeded: hundreds of requests whose worker settle (W) and backend report (B) arrive in a
+ * Seeded: hundreds of requests whose worker settle (W) and backend report (B) arrive in a
  * random order, duplicated, concurrently, in random batches, with some workers dead (no W) and the
  * limiter's storage wiped midway. Invariant per request id: one row, billed = the larger of the two
  * witnesses' costs, exactly once; and the key's budget equals the ledger's sum.
@@ -85,7 +85,7 @@ describe("randomized interleaving of settles and reports", () => {
       if (Array.isArray(op)) {
         const r = await SELF.fetch("https://edge.test/internal/usage", {
           method: "POST",
-          headers: { authorization: "Bearer test-usage-token", "content-type": "application/json" },
+          headers: { authorization: "Bearer test-usage-token-0123456789abcdef", "content-type": "application/json" },
           body: JSON.stringify({ records: op.map((o) => report(o as Extract<Op, { kind: "B" }>)) }),
         });
         expect(r.status).toBe(200);

@@ -1,8 +1,8 @@
 /**
- * POST /internal/usage and the merge of the two witnesses (worker/usage/merge.ts): auth, validation,
+ * POST /internal/usage and the merge of the two witnesses (worker/billing/report-merge.ts): auth, validation,
  * idempotence under every order and duplication of the worker's settle and the backend's report,
  * recovered pricing, difference billing, budgets, the limiter's rebuild from D1, and late reservations
- * resolved by asking the backend (worker/usage/reservations.ts).
+ * resolved by asking the backend (worker/billing/late-reservations.ts).
  */
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -13,13 +13,13 @@ import { admit, limiterFor, settle } from "../../worker/billing/meter";
 import { costUnits } from "../../worker/billing/money";
 import type { Account, Pricing, SettleRequest, UsageStatus } from "../../worker/billing/types";
 import type { ErrorBody } from "../../worker/errors";
-import { ASK_AFTER_MS } from "../../worker/usage/reservations";
+import { ASK_AFTER_MS } from "../../worker/billing/late-reservations";
 
 const BASE = "https://edge.test";
 const TINY = (JSON.parse(env.TIERS) as Record<string, { price: Pricing }>)["mistral-tiny"].price;
 /** An admission price that differs from TIERS': a recovered record must be priced with it. */
 const OLD_PRICE: Pricing = { input: 100_000, cached_input: 10_000, output: 300_000 };
-const USAGE = { authorization: "Bearer test-usage-token", "content-type": "application/json" };
+const USAGE = { authorization: "Bearer test-usage-token-0123456789abcdef", "content-type": "application/json" };
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -121,7 +121,7 @@ describe("POST /internal/usage: never public", () => {
     const attempts: Array<Record<string, string>> = [
       {},
       { authorization: "Bearer nope" },
-      { authorization: "Bearer test-backend-token" },
+      { authorization: "Bearer test-backend-token-0123456789abcdef" },
       { authorization: "Basic dGVzdA==" },
     ];
     for (const headers of attempts) {
@@ -195,9 +195,9 @@ describe("a request whose worker never settled", () => {
       maxCompletionTokens: 1,
     }).then(
       () => null,
-      (x: { type?: string }) => x,
+      (x: { code?: string }) => x,
     );
-    expect(e?.type).toBe("insufficient_quota");
+    expect(e?.code).toBe("budget_insufficient"); // 0.08 µ€ remain: not spent, but too little for this request
   });
 
   it("a report naming no key, for a request the ledger does not know, is acknowledged and bills nobody", async () => {
@@ -323,9 +323,9 @@ describe("the limiter rebuilds from D1", () => {
       maxCompletionTokens: 10,
     }).then(
       () => null,
-      (x: { type?: string }) => x,
+      (x: { code?: string }) => x,
     );
-    expect(refused?.type).toBe("insufficient_quota");
+    expect(refused?.code).toBe("budget_insufficient"); // 0.48 µ€ remain, the request needs 5.6
     expect((await status(account)).spentUnits).toBe(before);
   });
 });

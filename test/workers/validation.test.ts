@@ -57,7 +57,7 @@ describe("chat request validation", () => {
       {
         response_format: {
           type: "json_schema",
-          json_schema: { name: "x", schema: { type: "string", format: "email" } },
+          json_schema: { name: "x", schema: { type: "string", format: "uri" } },
         },
       },
       "response_format.json_schema.schema",

@@ -29,7 +29,7 @@ export function checkContentLength(req: Request): void {
 }
 
 /** The body as text, at most MAX_BODY_BYTES (a chunked body without Content-Length is cut off too). */
-async function readCapped(req: Request): Promise<string> {
+export async function readCapped(req: Request): Promise<string> {
   checkContentLength(req);
   if (!req.body) return "";
   const reader = req.body.getReader();

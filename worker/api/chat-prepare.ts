@@ -7,7 +7,7 @@ import { assertTierAllowed } from "../billing/meter";
 import type { Account } from "../billing/types";
 import type { Env } from "../env";
 import { badRequest } from "../errors";
-import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
+import { getTiers, modelNotFound, type Tier } from "../config/tiers";
 import { type ChatParams, contextExceeded } from "./chat-request";
 import { chatPromptIds } from "./template";
 

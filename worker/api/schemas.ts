@@ -11,7 +11,6 @@ import type { KeyRow } from "../billing/keys";
 import type { UsageRequestRow, UsageRow } from "../billing/ledger";
 import type { ReplayResult } from "../billing/dead-letters";
 import type { ErrorBody } from "../errors";
-import type { card } from "../routes/models";
 import type { chunk, completion, Usage as UsageType, usageChunk } from "./chat-response";
 
 const count = z.number().int().min(0);
@@ -30,6 +29,7 @@ export const ErrorResponse = z
         "insufficient_quota",
         "api_error",
         "service_unavailable",
+        "not_supported",
       ]),
       param: z.string().nullable().describe("The request field at fault, e.g. `messages[0].role`."),
       code: z.string().nullable(),
@@ -254,7 +254,6 @@ export type Checks = [
   Fits<UsageType, z.output<typeof Usage>>,
   Fits<ReturnType<typeof completion>, z.output<typeof ChatCompletion>>,
   Fits<ReturnType<typeof chunk> | ReturnType<typeof usageChunk>, z.output<typeof ChatCompletionChunk>>,
-  Fits<ReturnType<typeof card>, z.output<typeof Model>>,
   Fits<UsageRequestRow, z.output<typeof UsageRequest>>,
   Fits<UsageRow, z.output<typeof AdminUsageDays>["data"][number]>,
   Fits<{ object: "api_key" } & KeyRow, z.output<typeof ApiKey>>,

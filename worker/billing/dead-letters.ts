@@ -1,5 +1,5 @@
 /**
- * Dead letters of USAGE_QUEUE (issue 15 #10). A usage message still failing after the consumer's
+ * Dead letters of USAGE_QUEUE. A usage message still failing after the consumer's
  * max_retries goes to the dead-letter queue (wrangler.toml `dead_letter_queue`), whose consumer parks it
  * in KV under `usage-dlq:<request id>:<message id>`: KV, not D1, since D1 failing is the usual reason a
  * record got here. Nothing is lost, and nothing is counted twice: replay does the same idempotent writes
@@ -11,7 +11,7 @@
 import type { Env } from "../env";
 import { insertUsage } from "./ledger";
 import { limiterSettle, type UsageMessage } from "./meter";
-import { isUsageMessage } from "./usage-queue";
+import { isUsageMessage } from "./ledger-queue";
 
 export const DLQ_PREFIX = "usage-dlq:";
 

@@ -5,8 +5,8 @@
  * parallel requests against a budget for 3 admit exactly 3.
  *
  * A reservation ends only with a settle: the worker's, or the backend's report merged into the ledger
- * (worker/usage/merge.ts). For one the worker never settled, the alarm asks the tier's backends
- * (worker/usage/reservations.ts) and releases it only when they prove they never saw the request.
+ * (worker/billing/report-merge.ts). For one the worker never settled, the alarm asks the tier's backends
+ * (worker/billing/late-reservations.ts) and releases it only when they prove they never saw the request.
  * Settles charge per request id up to the largest cost seen (`charged_units`), so the worker's settle
  * and the backend's report, in any order and any number of times, charge the ledger row's cost once.
  * The month's spend is rebuilt from the D1 ledger when this object has no state for the month
@@ -14,7 +14,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
-import { checkReservations, type Reservation } from "../usage/reservations";
+import { checkReservations, type Reservation } from "./late-reservations";
 import { rebuildMonth } from "./limiter-rebuild";
 import { microsToUnits, parseUnits } from "./money";
 import { type Bucket, rateHeaders, refill, waitMs } from "./rate";
@@ -56,7 +56,7 @@ export class KeyLimiter extends DurableObject<Env> {
     // Months whose spend this object holds in full (rebuilt from the ledger, or started here).
     sql.exec(`CREATE TABLE IF NOT EXISTS periods (month TEXT PRIMARY KEY)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
-    // Added by issue 14; ALTER fails harmlessly on objects that already have the columns.
+    // Columns added after the first release; ALTER fails harmlessly on objects that already have the columns.
     // final_charge: a deliveredFinal settle fixed this id's charge (no later write changes it).
     for (const col of ["charged_units TEXT", "price TEXT", "final_charge INTEGER NOT NULL DEFAULT 0"]) {
       try {
@@ -81,10 +81,14 @@ export class KeyLimiter extends DurableObject<Env> {
     const requests = refill(this.planned(tier, "requests", rpm), rpm, now);
     const tokens = refill(this.planned(tier, "tokens", tpm), tpm, now);
     const headers = () => rateHeaders({ rpm, tpm, requests, tokens });
-    const refuse = (reason: RefusalReason, retryAfterMs: number | null): LimiterAdmitResult => {
+    const refuse = (
+      reason: RefusalReason,
+      retryAfterMs: number | null,
+      spend?: { spentUnits: string; reservedUnits: string },
+    ): LimiterAdmitResult => {
       this.saveBucket(tier, "requests", requests, rpm);
       this.saveBucket(tier, "tokens", tokens, tpm);
-      return { ok: false, reason, retryAfterMs, headers: headers() };
+      return { ok: false, reason, retryAfterMs, headers: headers(), ...(spend ? { spend } : {}) };
     };
 
     if (this.ctx.storage.sql.exec("SELECT 1 FROM requests WHERE request_id = ?", input.requestId).toArray().length)
@@ -95,17 +99,19 @@ export class KeyLimiter extends DurableObject<Env> {
     const budget = microsToUnits(input.budgetMicros);
     const spent = this.spent(monthOf(now));
     const reserved = this.reservedUnits();
-    if (spent + reserve > budget) return refuse("budget", null);
-    if (spent + reserved + reserve > budget) return refuse("budget", 1000); // in-flight requests may release theirs
+    const spend = { spentUnits: spent.toString(), reservedUnits: reserved.toString() };
+    if (spent + reserve > budget) return refuse("budget", null, spend);
+    if (spent + reserved + reserve > budget) return refuse("budget", 1000, spend); // in-flight requests may release theirs
 
     const needTokens = Math.max(0, input.tokens);
     if (needTokens > tpm) return refuse("too_large", null);
-    const waitRequests = waitMs(requests, rpm, 1);
+    // A request counted before its body was tokenized (countRequest) took its RPM token then.
+    const waitRequests = input.requestCounted ? 0 : waitMs(requests, rpm, 1);
     if (waitRequests > 0) return refuse("requests", waitRequests);
     const waitTokens = waitMs(tokens, tpm, needTokens);
     if (waitTokens > 0) return refuse("tokens", waitTokens);
 
-    requests.level -= 1;
+    if (!input.requestCounted) requests.level -= 1;
     tokens.level -= needTokens;
     this.saveBucket(tier, "requests", requests, rpm);
     this.saveBucket(tier, "tokens", tokens, tpm);
@@ -237,7 +243,7 @@ export class KeyLimiter extends DurableObject<Env> {
     return out;
   }
 
-  /** Ends a reservation without charge: the backends proved they never saw the request (usage/reservations.ts). */
+  /** Ends a reservation without charge: the backends proved they never saw the request (billing/late-reservations.ts). */
   release(requestId: string): void {
     this.ctx.storage.sql.exec(
       "UPDATE requests SET state = 'released', reserved_units = '0' WHERE request_id = ? AND state = 'reserved'",

@@ -1,11 +1,11 @@
 /**
  * The usage ledger in D1: exactly one row per request id, plus the per-day aggregates /v1/usage and
  * /v1/admin/usage serve. The worker's settle is an upsert that changes only a row holding the backend's
- * report alone (worker/usage/merge.ts has the rule), so a retried write never double-counts.
+ * report alone (worker/billing/report-merge.ts has the rule), so a retried write never double-counts.
  * Exact costs are written as decimal strings into an INTEGER column (SQLite stores them as int64)
  * and summed in SQL, then read back as TEXT so no JS number ever carries them.
  */
-import { d1WriteFault } from "../dev/faults";
+import { d1WriteFault } from "./faults";
 import { parseUnits, unitsToMicros } from "./money";
 import type { Pricing, UsageStatus } from "./types";
 
@@ -41,7 +41,7 @@ export const USAGE_STATUSES: readonly UsageStatus[] = [
 export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export async function insertUsage(db: D1Database, r: UsageRecord, now = Date.now()): Promise<void> {
-  // The soak's D1 outage (dev/faults.ts): disarmed unless a FAULTS=1 stack armed it.
+  // The soak's D1 outage (billing/faults.ts): disarmed unless a FAULTS=1 stack armed it.
   const injected = d1WriteFault();
   if (injected) throw injected;
   await db
@@ -69,7 +69,7 @@ export async function insertUsage(db: D1Database, r: UsageRecord, now = Date.now
 }
 
 /**
- * The worker's settle (merge rule in worker/usage/merge.ts). A row that exists changes only when it holds
+ * The worker's settle (merge rule in worker/billing/report-merge.ts). A row that exists changes only when it holds
  * the backend's report alone (status 'recovered'): the status becomes the worker's; the tokens and cost are
  * the worker's unless the report's cost more, whose excess is then `reconciled_units`. SQLite evaluates
  * every SET expression against the old row.
@@ -128,7 +128,7 @@ export interface UsageRow {
   prompt_tokens: number;
   cached_tokens: number;
   completion_tokens: number;
-  /** Sum of exact costs, rounded half up to whole micro-euros once (not a sum of rounded rows). */
+  /** Sum of exact costs, rounded up to whole micro-euros once (money.ts unitsToMicros; not a sum of rounded rows). */
   cost_micros: number;
   /** The exact sum in units of 1e-12 EUR. */
   cost_units: string;

@@ -17,7 +17,8 @@
  */
 import type { Env } from "../env";
 import { ApiError, internalError } from "../errors";
-import { modelNotFound } from "../serving/tiers";
+import { modelNotFound } from "../config/tiers";
+import { budgetRefusal, NO_RETRY } from "./budget";
 import { insertUsage, type UsageRecord } from "./ledger";
 import { costUnits, isValidPricing, reservationUnits, tokenCount } from "./money";
 import { retryHeaders } from "./rate";
@@ -47,7 +48,7 @@ export function assertTierAllowed(account: Account, model: string, now = Date.no
 }
 
 /**
- * Limits before parsing (issue 15 #2): once the key's limiter refused a tier for RPM, this isolate
+ * Limits before parsing: once the key's limiter refused a tier for RPM, this isolate
  * refuses that key and tier until the limiter's own Retry-After, before the body is tokenized, with no
  * Durable Object round trip and no ledger row. It only repeats the limiter's answer: nothing but time
  * refills an RPM bucket, and the plan's rpm is part of the key, so a PATCHed plan is asked afresh.
@@ -92,6 +93,8 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
   if (!isValidPricing(req.pricing)) throw internalError();
   const prompt = tokenCount(req.promptTokens);
   const maxCompletion = tokenCount(req.maxCompletionTokens);
+  const reservedCompletion = Math.min(maxCompletion, tokenCount(req.budgetCompletionTokens ?? maxCompletion));
+  const reserveUnits = reservationUnits(req.pricing, prompt, reservedCompletion);
 
   let result: LimiterAdmitResult;
   try {
@@ -104,11 +107,8 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
       tpm: account.tpm,
       budgetMicros: account.monthlyBudgetMicros,
       tokens: prompt + maxCompletion,
-      reserveUnits: reservationUnits(
-        req.pricing,
-        prompt,
-        Math.min(maxCompletion, tokenCount(req.budgetCompletionTokens ?? maxCompletion)),
-      ).toString(),
+      reserveUnits: reserveUnits.toString(),
+      ...(countedFirst.delete(req.requestId) ? { requestCounted: true } : {}),
     });
   } catch (err) {
     // Fail closed: without the limiter we cannot promise the budget.
@@ -130,6 +130,20 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
     if (ctx) ctx.waitUntil(write);
     else await write;
   }
+  if (result.reason === "budget" && result.spend)
+    throw budgetRefusal(
+      { budgetMicros: account.monthlyBudgetMicros, ...result.spend },
+      {
+        model: req.model,
+        pricing: req.pricing,
+        promptTokens: prompt,
+        maxCompletionTokens: maxCompletion,
+        reservedCompletionTokens: reservedCompletion,
+        reserveUnits: reserveUnits.toString(),
+      },
+      Date.now(),
+      result.headers,
+    );
   throw refusal(result, req.model);
 }
 
@@ -182,6 +196,27 @@ export async function countRequest(env: Env, account: Account, model: string): P
   throw refusal(result, model);
 }
 
+/**
+ * Limits before work: a metered request counted against RPM before its body is tokenized
+ * (middleware/rpm-first.ts), so its admit does not count it again. Bounded like admittedHere; the
+ * middleware forgets the id when the request ends, admitted or not.
+ */
+const countedFirst = new Set<string>();
+
+export async function countRequestFirst(
+  env: Env,
+  account: Account,
+  model: string,
+  requestId: string,
+): Promise<Record<string, string>> {
+  const headers = await countRequest(env, account, model);
+  if (countedFirst.size >= ADMITTED_MAX) countedFirst.delete(countedFirst.values().next().value as string);
+  countedFirst.add(requestId);
+  return headers;
+}
+
+export const forgetCountedFirst = (requestId: string) => countedFirst.delete(requestId);
+
 /** The key's spend and in-flight reservations for the current month (from its Durable Object). */
 export async function budgetStatus(env: Env, account: Account): Promise<LimiterStatus> {
   try {
@@ -195,14 +230,14 @@ export async function budgetStatus(env: Env, account: Account): Promise<LimiterS
 function refusal(r: Extract<LimiterAdmitResult, { ok: false }>, model: string): ApiError {
   const headers = { ...r.headers, ...(r.retryAfterMs !== null ? retryHeaders(r.retryAfterMs) : {}) };
   switch (r.reason) {
-    case "budget":
+    case "budget": // only without the limiter's figures (admit builds the full message: billing/budget.ts)
       return new ApiError(
         429,
-        "You exceeded your monthly budget for this API key.",
+        "This request does not fit what remains of this key's monthly budget.",
         "insufficient_quota",
         "insufficient_quota",
         null,
-        headers,
+        { ...headers, ...NO_RETRY },
       );
     case "requests":
       return new ApiError(
@@ -229,7 +264,7 @@ function refusal(r: Extract<LimiterAdmitResult, { ok: false }>, model: string): 
         "rate_limit_error",
         "request_too_large",
         null,
-        headers,
+        { ...headers, ...NO_RETRY },
       );
     case "duplicate":
       return new ApiError(409, "Duplicate request id.", "invalid_request_error", "duplicate_request_id");

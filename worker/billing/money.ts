@@ -39,17 +39,31 @@ export function reservationUnits(price: Pricing, promptTokens: number, maxComple
   return costUnits(price, { promptTokens, cachedTokens: 0, completionTokens: maxCompletionTokens });
 }
 
-/** Units -> whole micro-euros, rounding half up (costs are never negative). */
+/**
+ * THE rounding rule (docs/billing.md "Rounding"): money is kept exact, in units; a figure in whole
+ * micro-euros is its exact units rounded UP, once, from the exact figure: a request's cost, or an exact
+ * sum of costs (never a sum of rounded figures). So a non-zero cost never reads 0, a reported figure is
+ * never below what was charged, and the response's `usage.cost_micros`, the ledger row, `/v1/usage`,
+ * the console and the CSV export all show the same integer for one request.
+ */
 export function unitsToMicros(units: bigint): number {
-  return Number((units + UNITS_PER_MICRO / 2n) / UNITS_PER_MICRO);
+  return units <= 0n ? 0 : Number((units + UNITS_PER_MICRO - 1n) / UNITS_PER_MICRO);
+}
+
+/** Units -> whole micro-euros rounded DOWN: only for what a budget still allows (never promise money not there). */
+export function unitsToMicrosFloor(units: bigint): number {
+  return units <= 0n ? 0 : Number(units / UNITS_PER_MICRO);
 }
 
 /**
- * Units -> whole micro-euros, rounded up: what a single request's `usage.cost_micros` reports, so a
- * non-zero cost never shows as 0 and the reported figure is never below what was charged.
+ * An exact cost times a discount fraction (e.g. batch pricing at 1/2): exact units × numerator ÷
+ * denominator, rounded UP to a whole unit (the same direction as the rule above, never in the payer's
+ * disfavour by more than one unit of 1e-12 EUR). Apply it to units, before any conversion to micro-euros.
  */
-export function unitsToMicrosCeil(units: bigint): number {
-  return units <= 0n ? 0 : Number((units + UNITS_PER_MICRO - 1n) / UNITS_PER_MICRO);
+export function discountUnits(units: bigint, numerator: bigint, denominator: bigint): bigint {
+  if (denominator <= 0n || numerator < 0n) throw new RangeError("discount must be a non-negative fraction");
+  const product = units * numerator;
+  return product <= 0n ? 0n : (product + denominator - 1n) / denominator;
 }
 
 export function microsToUnits(micros: number): bigint {
@@ -69,3 +83,6 @@ export function isValidPricing(p: unknown): p is Pricing {
   const r = p as Record<string, unknown>;
   return [r.input, r.cached_input, r.output].every((x) => typeof x === "number" && Number.isSafeInteger(x) && x >= 0);
 }
+
+/** The same rule under the name the request path imports (`usage.cost_micros`). */
+export const unitsToMicrosCeil = unitsToMicros;

@@ -15,12 +15,8 @@ export interface Account {
   cacheSalt: string;
 }
 
-export interface Pricing {
-  /** Integer micro-euros per million tokens. */
-  input: number;
-  cached_input: number;
-  output: number;
-}
+export type { Pricing } from "../config/tiers";
+import type { Pricing } from "../config/tiers";
 
 export interface AdmitRequest {
   requestId: string;
@@ -42,7 +38,7 @@ export interface Admission {
   headers: Record<string, string>;
 }
 
-/** `recovered`: billed from the backend's usage report alone (the worker never settled it: worker/usage/merge.ts). */
+/** `recovered`: billed from the backend's usage report alone (the worker never settled it: worker/billing/report-merge.ts). */
 export type UsageStatus = "ok" | "cancelled" | "error" | "rejected" | "cache_hit" | "recovered";
 
 export interface SettleRequest {
@@ -69,7 +65,7 @@ export interface LimiterAdmitInput {
   /** The key this object belongs to (it rebuilds the month's spend from the ledger by it). */
   keyId: string;
   requestId: string;
-  /** The tier's price now: a backend report for this request is priced with it (worker/usage/merge.ts). */
+  /** The tier's price now: a backend report for this request is priced with it (worker/billing/report-merge.ts). */
   pricing: Pricing;
   tier: string;
   rpm: number;
@@ -79,13 +75,22 @@ export interface LimiterAdmitInput {
   tokens: number;
   /** Worst-case cost in units (1e-12 EUR), as a decimal string (exact). */
   reserveUnits: string;
+  /** Already counted against RPM (countRequest, before the body was tokenized): admit must not count it again. */
+  requestCounted?: boolean;
 }
 
 export type RefusalReason = "requests" | "tokens" | "too_large" | "budget" | "duplicate";
 
 export type LimiterAdmitResult =
   | { ok: true; headers: Record<string, string> }
-  | { ok: false; reason: RefusalReason; retryAfterMs: number | null; headers: Record<string, string> };
+  | {
+      ok: false;
+      reason: RefusalReason;
+      retryAfterMs: number | null;
+      headers: Record<string, string>;
+      /** On a budget refusal: this month's spend and the in-flight reservations it was weighed against (units). */
+      spend?: { spentUnits: string; reservedUnits: string };
+    };
 
 export interface LimiterSettleInput {
   keyId: string;

@@ -18,7 +18,9 @@ import { cancelGenerate } from "../serving/backend";
 import { ClientGone, type AttemptLog, type Dispatched } from "../serving/dispatch";
 import { startGeneration, type OpenStream } from "../serving/generation";
 import { replicaRouter, routingKey } from "../serving/router";
-import { replicaTimeouts, type Tier } from "../serving/tiers";
+import { replicasOf } from "../serving/live-replicas";
+import type { Tier } from "../config/tiers";
+import { replicaTimeouts } from "../serving/timeouts";
 import { EOS_ID, createStopMatcher } from "../tokenizer";
 import type { CompletionEvent } from "./events";
 import type { LogprobContent } from "./logprobs";
@@ -171,7 +173,7 @@ export async function startCompletion(input: CompletionInput): Promise<Completio
       stop_token_ids: [EOS_ID],
       cache_salt: req.account.cacheSalt,
       request_id: req.requestId,
-      // Echoed in the backend's usage record: a request whose worker died is billed from it (usage/merge.ts).
+      // Echoed in the backend's usage record: a request whose worker died is billed from it (billing/report-merge.ts).
       key_id: req.account.keyId,
       tier: p.model,
       ...(p.responseFormat ? { response_format: p.responseFormat } : {}),
@@ -179,7 +181,7 @@ export async function startCompletion(input: CompletionInput): Promise<Completio
       ...(p.topLogprobs !== null ? { logprobs: true, top_logprobs: p.topLogprobs } : {}),
       ...(input.source?.kind === "batch" ? { priority: "batch" as const } : {}),
     };
-    const order = replicaRouter.rank(tier.backends, routingKey(promptIds, req.account.cacheSalt));
+    const order = replicaRouter.rank(replicasOf(tier), routingKey(promptIds, req.account.cacheSalt));
     const failures: AttemptLog[] = [];
     try {
       const starting = startGeneration(

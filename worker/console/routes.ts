@@ -11,7 +11,7 @@ import { Hono, type MiddlewareHandler } from "hono";
 import type { AppEnv } from "../factory";
 import { notFound } from "../errors";
 import { adminToken } from "../middleware/admin-auth";
-import { getTiers } from "../serving/tiers";
+import { getTiers } from "../config/tiers";
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets.generated";
 import { consolePage, CSS_PATH, JS_PATH } from "./pages";
 

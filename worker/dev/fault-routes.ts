@@ -1,5 +1,5 @@
 /**
- * /internal/faults (dev/faults.ts): arms the fault hooks of a local stack. A 404 unless the FAULTS var is
+ * /internal/faults (billing/faults.ts): arms the fault hooks of a local stack. A 404 unless the FAULTS var is
  * "1"; then ADMIN_TOKEN as for /v1/admin/*.
  *   GET  /internal/faults           -> { d1: { failing_ms, refused_writes } }
  *   POST /internal/faults/d1 {"fail_ms": N} -> ledger writes fail for N ms (at most 10 minutes)
@@ -9,7 +9,7 @@ import { readBody } from "../api/body";
 import { notFound } from "../errors";
 import { factory } from "../factory";
 import { requireAdmin } from "../middleware/admin-auth";
-import { failD1Writes, faultStatus } from "./faults";
+import { failD1Writes, faultStatus } from "../billing/faults";
 
 export const faultRoutes = factory.createApp();
 

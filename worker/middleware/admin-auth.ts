@@ -3,15 +3,16 @@
  * compared in constant time (both sides hashed to equal-length digests first). Wrong, malformed or
  * missing token -> 401. With ADMIN_TOKEN unset, or shorter than MIN_ADMIN_TOKEN_LENGTH (a guessable token
  * counts as none), the admin API does not exist: 404, as for any unknown URL. Failed attempts are
- * throttled per client (middleware/auth-throttle.ts).
+ * throttled per client, in the admin token's own bucket (middleware/auth-throttle.ts).
  */
 import { bearerAuth } from "hono/bearer-auth";
+import { MIN_SECRET_LENGTH } from "../config";
 import { notFound, unauthorized } from "../errors";
 import { factory, type AppEnv } from "../factory";
 import { refusedWith } from "./auth";
 import { clientOf, throttled } from "./auth-throttle";
 
-export const MIN_ADMIN_TOKEN_LENGTH = 32;
+export const MIN_ADMIN_TOKEN_LENGTH = MIN_SECRET_LENGTH;
 
 /** The admin token in force, or null when unset or too short to be a secret. */
 export function adminToken(value: string | undefined): string | null {
@@ -34,5 +35,5 @@ const byAdminToken = bearerAuth<AppEnv>({
 
 export const requireAdmin = factory.createMiddleware(async (c, next) => {
   if (!adminToken(c.env.ADMIN_TOKEN)) throw notFound("Unknown endpoint.", "unknown_url");
-  return throttled(clientOf(c.req.header("cf-connecting-ip")), () => byAdminToken(c, next));
+  return throttled("admin", clientOf(c.req.header("cf-connecting-ip")), () => byAdminToken(c, next));
 });

@@ -1,6 +1,7 @@
 /**
- * Failed-auth throttle (API keys and the admin token): a token bucket per client, keyed by
- * CF-Connecting-IP, in isolate memory. Each failed attempt takes a token; a client with none left gets
+ * Failed-auth throttle: a token bucket per client, keyed by CF-Connecting-IP, in isolate memory, and
+ * one set of buckets per credential (API keys, the admin token, the usage token), so a client guessing
+ * API keys never locks the operator out of the admin API, nor the backends out of /internal/usage. Each failed attempt takes a token; a client with none left gets
  * 429 before its credential is even looked at (no SHA-256, no D1 read).
  *
  * Why per isolate and not a Durable Object: the throttle guards cost (D1 reads, logs), not secrecy
@@ -52,7 +53,13 @@ export class FailedAuthThrottle {
   }
 }
 
-export const failedAuth = new FailedAuthThrottle();
+/** One throttle per credential: failures against one never cost attempts at another. */
+export const failedAuth = {
+  apiKey: new FailedAuthThrottle(),
+  admin: new FailedAuthThrottle(),
+  usage: new FailedAuthThrottle(),
+} as const;
+export type Credential = keyof typeof failedAuth;
 
 export const clientOf = (header: string | undefined) => header?.trim() || "unknown";
 
@@ -68,15 +75,19 @@ export const tooManyFailures = (retryAfterS: number) =>
     },
   );
 
-/** Runs `verify` unless the client is throttled; counts its failure (an HTTPException or ApiError 401). */
-export async function throttled<T>(client: string, verify: () => Promise<T>): Promise<T> {
-  const wait = failedAuth.retryAfterS(client);
+/**
+ * Runs `verify` unless the client is throttled for this credential; counts its failure (an HTTPException
+ * or ApiError 401) in that credential's bucket only.
+ */
+export async function throttled<T>(credential: Credential, client: string, verify: () => Promise<T>): Promise<T> {
+  const bucket = failedAuth[credential];
+  const wait = bucket.retryAfterS(client);
   if (wait > 0) throw tooManyFailures(wait);
   try {
     return await verify();
   } catch (err) {
     const status = (err as { status?: unknown }).status;
-    if (status === 401) failedAuth.fail(client);
+    if (status === 401) bucket.fail(client);
     throw err;
   }
 }

@@ -4,7 +4,7 @@
  * malformed, unknown or revoked keys are all the same 401 authentication_error (the body never echoes
  * the key), thrown as bearerAuth's HTTPException and sent by the app's onError.
  * Keys not of the issued shape are refused before any lookup; failed attempts are throttled per
- * client (middleware/auth-throttle.ts). Sets c.var.account (plan read from D1, cached <= 3 s per isolate: see billing/keys.ts).
+ * client, in the API keys' own bucket (middleware/auth-throttle.ts). Sets c.var.account (plan read from D1, cached <= 3 s per isolate: see billing/keys.ts).
  */
 import type { Context } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
@@ -49,7 +49,7 @@ const byApiKeyHeader = bearerAuth<AppEnv>({
 });
 
 export const requireApiKey = factory.createMiddleware((c, next) =>
-  throttled(clientOf(c.req.header("cf-connecting-ip")), () =>
+  throttled("apiKey", clientOf(c.req.header("cf-connecting-ip")), () =>
     !c.req.header("authorization") && c.req.header("x-api-key") !== undefined
       ? byApiKeyHeader(c, next)
       : byBearer(c, next),

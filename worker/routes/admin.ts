@@ -9,6 +9,8 @@
  *   GET    /v1/admin/usage/requests ?key_id=&request_id=&limit=(1..1000, 100) -> per-request records, newest first
  *   GET    /v1/admin/usage/dead-letters          -> {count}: usage records parked by the queue's DLQ
  *   POST   /v1/admin/usage/dead-letters/replay   ?limit=(1..1000, 100) -> {replayed, failed, remaining} (idempotent)
+ *   GET    /v1/admin/replicas    -> {data: [{id, url, models, tiers, state, in_flight, queue_depth, kv_free_blocks, slots, served, last_seen, version}]}
+ *                                 the registry's live replicas (serving/replica-views.ts); [] without a registry
  * `key` lets the local dev stack keep one key across restarts; it must match [A-Za-z0-9_-]{32,200}.
  * Creating a key that already exists -> 409 key_exists (message names the existing id).
  */
@@ -31,6 +33,7 @@ import { countDeadLetters, replayDeadLetters } from "../billing/dead-letters";
 import type { Env } from "../env";
 import { ApiError, badRequest, notFound } from "../errors";
 import { requireAdmin } from "../middleware/admin-auth";
+import { replicaViews } from "../serving/replica-views";
 import { dateRange } from "./usage";
 
 export const DEFAULT_PLAN = { rpm: 60, tpm: 100_000, monthly_budget_micros: 10_000_000 } as const;
@@ -150,3 +153,5 @@ adminRoutes.post("/usage/dead-letters/replay", async (c) => {
     throw badRequest("limit must be an integer from 1 to 1000.", "limit");
   return c.json({ object: "dead_letter_replay", ...(await replayDeadLetters(c.env, limit)) });
 });
+
+adminRoutes.get("/replicas", async (c) => c.json({ data: await replicaViews(c.env) }));

@@ -4,7 +4,7 @@
  * tokenized at the edge with BOS prepended (as the model saw text in training); token arrays are sent
  * as given. encoding_format "base64" (the openai SDK's default) is float32 little-endian, base64.
  *
- * Bounded work (issue 15 #1): at most MAX_EMBED_TOKENS tokens per request (a 400 naming the limit), so an
+ * Bounded work: at most MAX_EMBED_TOKENS tokens per request (a 400 naming the limit), so an
  * embed takes a few seconds on a replica, well inside EMBED_DEADLINE.ms. The replica answers only when
  * done, so there is no header timer: at the deadline the replica is asked to stop (POST /v1/cancel) and
  * its 409's computed tokens are billed (status error, 504 embedding_timeout). An embed goes to another
@@ -22,7 +22,8 @@ import { ClientGone, dispatch, type AttemptLog, type Dispatched } from "../servi
 import { requestScope } from "../api/scope";
 import { CLIENT_CLOSED, MeteredRequest } from "../completion/metered";
 import { replicaRouter, routingKey } from "../serving/router";
-import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
+import { replicasOf } from "../serving/live-replicas";
+import { getTiers, modelNotFound, type Tier } from "../config/tiers";
 
 export const embeddingsRoutes = factory.createApp();
 
@@ -129,7 +130,7 @@ embeddingsRoutes.post("/embeddings", async (c) => {
     const failures: AttemptLog[] = [];
     let done: Dispatched<{ res: Awaited<ReturnType<typeof embed>> | null; computed: number; timedOut: boolean }>;
     try {
-      const order = replicaRouter.rank(tier.backends, routingKey(inputs[0], life.account.cacheSalt));
+      const order = replicaRouter.rank(replicasOf(tier), routingKey(inputs[0], life.account.cacheSalt));
       const work = dispatch(
         replicaRouter,
         order,

@@ -1,6 +1,7 @@
 /**
  * The caller's own key and ledger (API-key auth, mounted under /v1):
- *   GET /v1/key                 -> the plan plus this month's spend, reservations and what remains
+ *   GET /v1/key                 -> the plan plus this month's spend, reservations, what remains and the
+ *                                  budget's state ("ok" | "low" | "spent": billing/budget.ts)
  *   GET /v1/usage/requests      ?request_id=&limit=(1..1000, 100) -> the caller's own per-request records, newest first
  * Same record shape as GET /v1/admin/usage/requests, always scoped to the presented key: a key never
  * sees another key's records, whatever it puts in the query.
@@ -9,7 +10,10 @@ import { factory } from "../factory";
 import { monthOf } from "../billing/key-limiter";
 import { usageRequests } from "../billing/ledger";
 import { limiterFor } from "../billing/meter";
-import { microsToUnits, parseUnits, UNITS_PER_MICRO, unitsToMicros } from "../billing/money";
+import { budgetState } from "../billing/budget";
+import { microsToUnits, parseUnits, reservationUnits, unitsToMicros, unitsToMicrosFloor } from "../billing/money";
+import { COMPLETION_SLICE_TOKENS } from "../billing/slices";
+import { getTiers } from "../config/tiers";
 import { badRequest } from "../errors";
 
 export const keyRoutes = factory.createApp();
@@ -31,6 +35,14 @@ keyRoutes.get("/key", async (c) => {
   const reserved = parseUnits(status.reservedUnits);
   const left = microsToUnits(account.monthlyBudgetMicros) - spent - reserved;
   const period = budgetPeriod(now);
+  // "low": a request on the key's cheapest chat tier that reserves a first completion slice would be
+  // refused (billing/budget.ts); the same rule as the refusals, so this and the API agree.
+  const tiers = getTiers(c.env.TIERS);
+  const firstSliceUnits = account.tiers
+    .map((t) => tiers.get(t))
+    .filter((t) => t?.kind === "chat")
+    .map((t) => reservationUnits(t!.pricing, 0, COMPLETION_SLICE_TOKENS))
+    .reduce<bigint | null>((min, u) => (min === null || u < min ? u : min), null);
   return c.json({
     object: "key",
     id: account.keyId,
@@ -41,8 +53,9 @@ keyRoutes.get("/key", async (c) => {
     monthly_budget_micros: account.monthlyBudgetMicros,
     spent_micros: unitsToMicros(spent),
     reserved_micros: unitsToMicros(reserved),
-    // Floored, not rounded: never promise a micro-euro that is not there.
-    remaining_micros: left > 0n ? Number(left / UNITS_PER_MICRO) : 0,
+    // Floored, unlike every cost: never promise a micro-euro that is not there.
+    remaining_micros: unitsToMicrosFloor(left),
+    budget_state: budgetState(account.monthlyBudgetMicros, spent, reserved, firstSliceUnits ?? 1n),
     period_start: period.start,
     period_end: period.end,
   });

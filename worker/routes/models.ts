@@ -1,33 +1,10 @@
 /** GET /v1/models and /v1/models/:id: the tiers this caller's key may use. */
 import type { Context } from "hono";
+import { card } from "../api/model-card";
+import { getTiers, modelNotFound, type Tier } from "../config/tiers";
 import { factory, type AppEnv } from "../factory";
-import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
 
 export const modelsRoutes = factory.createApp();
-
-/** Fixed creation time (the 2023 tiers); clients only display it. */
-const CREATED = 1702252800;
-
-export function card(t: Tier) {
-  return {
-    id: t.name,
-    object: "model" as const,
-    created: CREATED,
-    owned_by: "moe-edge",
-    // Mistral's SDK discriminates model cards on `type` ("base" | "fine-tuned") and reads capabilities.
-    type: "base" as const,
-    capabilities: {
-      completion_chat: t.kind !== "embedding",
-      function_calling: false,
-      completion_fim: false,
-      fine_tuning: false,
-      vision: false,
-    },
-    // Mistral names it max_context_length; OpenAI-style clients read context_length.
-    max_context_length: t.contextWindow,
-    context_length: t.contextWindow,
-  };
-}
 
 function visible(c: Context<AppEnv>): Tier[] {
   const allowed = new Set(c.get("account").tiers);

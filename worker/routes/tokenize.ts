@@ -10,12 +10,12 @@
 import type { Context } from "hono";
 import { z } from "zod";
 import { factory, type AppEnv } from "../factory";
-import { assertTierAllowed, countRequest } from "../billing/meter";
+import { assertTierAllowed } from "../billing/meter";
 import { badRequest } from "../errors";
 import { readBody } from "../api/body";
 import { MessagesSchema, parseMessages, withTools } from "../api/chat-request";
 import { chatPromptIds } from "../api/template";
-import { getTiers, modelNotFound, type Tier } from "../serving/tiers";
+import { getTiers, modelNotFound, type Tier } from "../config/tiers";
 import { VOCAB_SIZE, decode, encode } from "../tokenizer";
 import {
   ParallelToolCallsFieldSchema,
@@ -53,15 +53,15 @@ export const DetokenizeSchema = z.object({
     .max(MAX_DETOKENIZE_TOKENS),
 });
 
-/** The tier, checked like chat's: 404 for an unknown model or one outside the key's plan; then one request of RPM. */
-async function admitUnmetered(
-  c: Context<AppEnv>,
-  name: string,
-): Promise<{ tier: Tier; headers: Record<string, string> }> {
+/**
+ * The tier, checked like chat's: 404 for an unknown model or one outside the key's plan. Its one request
+ * of RPM was counted before the body was read (middleware/rpm-first.ts), which also sets x-ratelimit-*.
+ */
+function tierOf(c: Context<AppEnv>, name: string): Tier {
   const tier = getTiers(c.env.TIERS).get(name);
   if (!tier) throw modelNotFound(name);
   assertTierAllowed(c.get("account"), name);
-  return { tier, headers: await countRequest(c.env, c.get("account"), name) };
+  return tier;
 }
 
 tokenizeRoutes.post("/tokenize", async (c) => {
@@ -72,15 +72,15 @@ tokenizeRoutes.post("/tokenize", async (c) => {
     throw badRequest("Send exactly one of 'prompt' or 'messages'.", hasPrompt ? "messages" : "prompt");
   const config = withTools(() => parseToolConfig(body.tools, body.tool_choice, body.parallel_tool_calls));
   if (config && !hasMessages) throw badRequest("tools need 'messages': a prompt has no chat template.", "tools");
-  const { tier, headers } = await admitUnmetered(c, body.model);
+  const tier = tierOf(c, body.model);
   const tokens = hasMessages
     ? chatPromptIds(parseMessages(body.messages!), c.get("account").cacheSalt, config ? planTools(config) : null)
     : encode(body.prompt!);
-  return c.json({ count: tokens.length, max_model_len: tier.contextWindow, tokens }, 200, headers);
+  return c.json({ count: tokens.length, max_model_len: tier.contextWindow, tokens });
 });
 
 tokenizeRoutes.post("/detokenize", async (c) => {
   const body = await readBody(c.req.raw, DetokenizeSchema);
-  const { headers } = await admitUnmetered(c, body.model);
-  return c.json({ prompt: decode(body.tokens) }, 200, headers);
+  tierOf(c, body.model);
+  return c.json({ prompt: decode(body.tokens) });
 });

@@ -2,7 +2,7 @@
  * GET /v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD — the caller's own usage, one row per tier and UTC day.
  * Defaults to the current calendar month (the budget period). Reads the D1 ledger directly, so a
  * request appears as soon as its settle() has run (unless its write fell back to the queue).
- * cost_micros is the exact per-row sum rounded half up once.
+ * cost_micros is the exact per-row sum rounded up once (billing/money.ts unitsToMicros).
  */
 import { factory } from "../factory";
 import { usageByDay } from "../billing/ledger";

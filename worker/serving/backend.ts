@@ -40,7 +40,7 @@ function headers(token: string | undefined): HeadersInit {
  * A replica that accepts the connection but never answers would hang the request: the backend sends
  * its response headers as soon as a request is admitted, so waiting longer than this means trouble.
  * Only the headers are timed here: the body's silences have their own bounds (serving/watchdog.ts).
- * The default; /v1/generate uses ReplicaTimeouts.headersMs (serving/tiers.ts).
+ * The default; /v1/generate uses ReplicaTimeouts.headersMs (serving/timeouts.ts).
  */
 export const HEADERS_TIMEOUT_MS = 15_000;
 

@@ -6,7 +6,7 @@ import type { GenerateEvent, GenerateRequest } from "../../contract/wire";
 import { BackendError, cancelGenerate, openGenerate } from "./backend";
 import { dispatch, type AttemptLog, type Dispatched } from "./dispatch";
 import type { ReplicaRouter } from "./router";
-import type { ReplicaTimeouts } from "./tiers";
+import type { ReplicaTimeouts } from "./timeouts";
 import { nextWithin, ReplicaStalled } from "./watchdog";
 
 export interface OpenStream {

@@ -8,10 +8,15 @@
  *  - health: a circuit breaker opens after consecutive failures and skips the replica for a cooldown,
  *    jittered so the isolates that saw the same outage do not all come back to the replica at one instant
  *    (after it, one more failure reopens it: a half-open probe);
- *  - load: SGLang's rule — when in-flight counts are imbalanced (max - min > abs and max > rel * min),
- *    the least-loaded replica goes first.
+ *  - load: bounded-load consistent hashing (Mirrokni, Thorup and Zadimoghaddam, as in HAProxy's
+ *    `hash-balance-factor`): a replica is hot when its load exceeds max(abs, rel × mean load, counting this
+ *    request); hot replicas move behind the others, so a key stays on its cache-warm replica until that one
+ *    runs hot, then spills to the next replica in its own rendezvous order (which keeps the spill sticky too).
+ *    A replica's load is the larger of this isolate's in-flight count (fresh, one isolate) and what the
+ *    replica last told the registry, in flight + queue depth (every isolate, up to a few seconds old).
  */
 import { hashIds, hashString } from "./hash";
+import { reportedLoad } from "./live-replicas";
 
 /** Tokens per prefix block; the backend's prefix cache uses the same size. */
 export const BLOCK_SIZE = 16;
@@ -29,7 +34,7 @@ export function routingKey(ids: readonly number[], salt: string): number {
 }
 
 export interface RouterOptions {
-  /** Load imbalance thresholds (SGLang defaults: 32 / 1.1; ours fit small replica pools). */
+  /** Bounded load: a replica is hot above max(abs, rel × mean load). */
   balanceAbsThreshold: number;
   balanceRelThreshold: number;
   /** Consecutive failures that open the circuit, and how long it stays open: cooldownMs ± cooldownJitter × cooldownMs. */
@@ -39,6 +44,8 @@ export interface RouterOptions {
   now: () => number;
   /** Uniform in [0, 1); tests seed it. */
   random: () => number;
+  /** The load a replica reported to the registry (0 if unknown). */
+  reported: (url: string) => number;
 }
 
 interface ReplicaState {
@@ -60,6 +67,7 @@ export class ReplicaRouter {
       cooldownJitter: 0.5,
       now: Date.now,
       random: Math.random,
+      reported: reportedLoad,
       ...opts,
     };
   }
@@ -81,6 +89,11 @@ export class ReplicaRouter {
     return this.get(url).inFlight;
   }
 
+  /** This isolate's in-flight count or the replica's reported load, whichever is larger. */
+  load(url: string): number {
+    return Math.max(this.get(url).inFlight, this.opts.reported(url));
+  }
+
   /** Replicas in the order to try: preferred first, open circuits last (still tried if all are down). */
   rank(backends: readonly string[], key: number): string[] {
     const seed = (key >>> 0) ^ Math.floor(key / 0x100000000);
@@ -88,14 +101,17 @@ export class ReplicaRouter {
     const healthy = byScore.filter((u) => this.isHealthy(u));
     const down = byScore.filter((u) => !this.isHealthy(u));
     if (healthy.length > 1) {
-      const loads = healthy.map((u) => this.get(u).inFlight);
-      const max = Math.max(...loads);
-      const min = Math.min(...loads);
-      if (max - min > this.opts.balanceAbsThreshold && max > this.opts.balanceRelThreshold * min) {
-        const least = healthy[loads.indexOf(min)];
-        healthy.splice(healthy.indexOf(least), 1);
-        healthy.unshift(least);
-      }
+      const loads = new Map(healthy.map((u) => [u, this.load(u)]));
+      let total = 0;
+      for (const l of loads.values()) total += l;
+      const cap = Math.max(
+        this.opts.balanceAbsThreshold,
+        (this.opts.balanceRelThreshold * (total + 1)) / healthy.length,
+      );
+      const cool = healthy.filter((u) => loads.get(u)! <= cap);
+      // All hot: plain rendezvous order (spreading more would only lose the caches).
+      if (cool.length > 0 && cool.length < healthy.length)
+        return [...cool, ...healthy.filter((u) => loads.get(u)! > cap), ...down];
     }
     return [...healthy, ...down];
   }

@@ -1,7 +1,7 @@
 /**
  * Silence watchdogs on a replica: a replica that accepts a request and then says nothing (a stopped or
  * wedged process keeps its sockets open) would otherwise hold the request until the client gives up.
- * Three bounds, from the STALL_TIMEOUT_MS and FIRST_TOKEN_TIMEOUT_MS vars (serving/tiers.ts):
+ * Three bounds, from the STALL_TIMEOUT_MS and FIRST_TOKEN_TIMEOUT_MS vars (serving/timeouts.ts):
  *  - "headers": the replica answers /v1/generate's headers as soon as it admits the request;
  *  - "first_event": admission to the first event covers queue wait and the prefill of a long prompt;
  *  - "stall": the gap between two events once tokens flow.

@@ -12,6 +12,7 @@
 import {
   ANY,
   ANY_ARRAY,
+  MAX_NESTING,
   ANY_NUMBER,
   ANY_SCALAR_LITERALS,
   ANY_STRING,
@@ -23,6 +24,9 @@ import {
   AFTER,
   ARR,
   childDone,
+  type DfaNode,
+  elementNode,
+  freeFrame,
   COLON,
   COLON_B,
   COMMA,
@@ -42,6 +46,7 @@ import {
   NUM,
   OBJ,
   OPEN,
+  PAT,
   push,
   QUOTE,
   RBRACE,
@@ -90,7 +95,7 @@ export function step(s: Stack, b: number, out: Stack[]): void {
       stepObject(f, s, b, out);
       return;
     case FREE:
-      stepFree(f.st, s, b, out);
+      stepFree(f.st, f.v, s, b, out);
       return;
     case ARR:
       stepArray(f, s, b, out);
@@ -105,7 +110,22 @@ export function step(s: Stack, b: number, out: Stack[]): void {
       if (f.lit.bytes[f.pos] !== b) return;
       if (f.pos + 1 === f.lit.bytes.length) out.push(childDone(s.next!));
       else out.push(push(s.next, { t: LIT, lit: f.lit, pos: f.pos + 1 }));
+      return;
+    case PAT:
+      stepDfa(f.node, f.q, s.next!, b, out);
   }
+}
+
+function stepDfa(node: DfaNode, q: number, rest: Stack, b: number, out: Stack[]): void {
+  const d = node.dfa;
+  if (node.quoted && b === QUOTE) {
+    if (d.accept[q]) out.push(childDone(rest));
+    return;
+  }
+  const c = d.classOf[b]!;
+  const to = c === 255 ? -1 : d.trans[q * d.classes + c]!;
+  if (to >= 0) out.push(push(rest, { t: PAT, node, q: to }));
+  else if (!node.quoted && d.accept[q]) step(childDone(rest), b, out); // the number ended before b
 }
 
 /** The configuration is a complete document (a trailing number ends at end of input). */
@@ -113,6 +133,7 @@ export function accepting(s: Stack): boolean {
   const f = s.f;
   if (f.t === ROOT) return f.done;
   if (f.t === NUM && numberEnds(f.st)) return accepting(childDone(s.next!));
+  if (f.t === PAT && !f.node.quoted && f.node.dfa.accept[f.q]) return accepting(childDone(s.next!));
   return false;
 }
 
@@ -134,12 +155,29 @@ export function stringRoom(s: Stack): number {
  */
 export const MAX_CONFIGS = 64;
 
+/**
+ * Configurations alive between two bytes of one token. Nested unions opened inside one token could
+ * otherwise multiply them (options x options); past this many they are merged and the first ones kept.
+ * The mask walk (token-mask.ts) applies the same rule byte by byte, so what it allows advance() accepts.
+ */
+export const MAX_LIVE = 256;
+
+/** The survivors of one byte, bounded by MAX_LIVE (see there). */
+export function stepAll(configs: readonly Stack[], b: number, out: Stack[]): void {
+  for (let i = 0; i < configs.length; i++) step(configs[i]!, b, out);
+  if (out.length > MAX_LIVE) {
+    const kept = dedupe(out.slice());
+    out.length = 0;
+    for (let i = 0; i < kept.length && i < MAX_LIVE; i++) out.push(kept[i]!);
+  }
+}
+
 /** Consumes `bytes` from `state`; null when no configuration survives. Duplicates are merged. */
 export function advance(state: State, bytes: Uint8Array): State | null {
   let cur: Stack[] = state as Stack[];
   for (const b of bytes) {
     const next: Stack[] = [];
-    for (const s of cur) step(s, b, next);
+    stepAll(cur, b, next);
     if (next.length === 0) return null;
     cur = next;
   }
@@ -160,6 +198,37 @@ export function stateKey(state: State): string {
   return state.map(stackKey).sort().join("|");
 }
 
+/**
+ * Tokens are at most this many bytes (index.ts checks the vocabulary): a count further than this from
+ * every bound it is compared with cannot change which tokens fit, so mask keys clamp counts to it.
+ */
+export const MASK_HORIZON = 64;
+
+/**
+ * The mask cache key: stateKey with string and array counts replaced by their clamped distances to their
+ * bounds. Two states with equal mask keys allow the same tokens, so huge distinct maxLengths share masks
+ * instead of missing the cache on every token.
+ */
+export function maskKey(state: State): string {
+  if (state.length === 1) return stackMaskKey(state[0]!);
+  return state.map(stackMaskKey).sort().join("|");
+}
+
+function stackMaskKey(s: Stack): string {
+  if (s.mk !== undefined) return s.mk;
+  const own = frameMaskKey(s.f);
+  return (s.mk = s.next ? `${own}/${stackMaskKey(s.next)}` : own);
+}
+
+const clampDist = (d: number) => (d === Infinity ? "i" : Math.max(0, Math.min(d, MASK_HORIZON + 1)));
+
+function frameMaskKey(f: Frame): string {
+  if (f.t === STR) return `S${f.node.id}.${clampDist(f.node.min - f.n)},${clampDist(f.node.max - f.n)}.${f.m}`;
+  if (f.t === ARR && f.n >= f.node.prefix.length)
+    return `A${f.node.id}.${f.st}.p${clampDist(f.node.min - f.n)},${clampDist(f.node.max - f.n)}`;
+  return frameKey(f);
+}
+
 function stackKey(s: Stack): string {
   if (s.k !== undefined) return s.k;
   const own = frameKey(s.f);
@@ -175,7 +244,7 @@ function frameKey(f: Frame): string {
     case OBJ:
       return `O${f.node.id}.${f.st}.${f.j}`;
     case FREE:
-      return `F${f.st}`;
+      return `F${f.v.id}.${f.st}`;
     case ARR:
       return `A${f.node.id}.${f.st}.${f.n}`;
     case STR:
@@ -184,6 +253,8 @@ function frameKey(f: Frame): string {
       return `N${f.node.id}.${f.st}.${f.c}`;
     case LIT:
       return `L${f.lit.id}.${f.pos}`;
+    case PAT:
+      return `P${f.node.id}.${f.q}`;
   }
 }
 
@@ -192,6 +263,8 @@ function startValue(node: Node, rest: Stack, b: number, sp: boolean, out: Stack[
     out.push(push(rest, valueFrame(node, false)));
     return;
   }
+  // Room to finish what is started: recursion stops at MAX_NESTING (free-form values bound themselves).
+  if (rest.d + node.md > MAX_NESTING) return;
   switch (node.kind) {
     case "any":
       if (b === LBRACE || b === LBRACK) {
@@ -206,6 +279,20 @@ function startValue(node: Node, rest: Stack, b: number, sp: boolean, out: Stack[
     case "free_object":
       if (b === LBRACE) out.push(push(rest, FREE_FRAMES[OPEN]!));
       return;
+    case "map":
+      if (b === LBRACE) out.push(push(rest, freeFrame(node.values, OPEN)));
+      return;
+    case "dfa":
+      if (node.quoted) {
+        if (b === QUOTE) out.push(push(rest, { t: PAT, node, q: 0 }));
+      } else {
+        const c = node.dfa.classOf[b]!;
+        const to = c === 255 ? -1 : node.dfa.trans[c]!;
+        if (to >= 0) out.push(push(rest, { t: PAT, node, q: to }));
+      }
+      return;
+    case "ref":
+      throw new Error("a grammar's references are linked when it is compiled");
     case "object":
       if (b === LBRACE) out.push(push(rest, { t: OBJ, node, st: OPEN, j: 0 }));
       return;
@@ -260,33 +347,37 @@ function stepObject(f: Extract<Frame, { t: typeof OBJ }>, s: Stack, b: number, o
 function startKey(node: ObjectNode, rest: Stack, from: number, b: number, out: Stack[]): void {
   for (let k = from; k < node.props.length; k++) {
     const p = node.props[k]!;
-    if (p.key.bytes[0] === b)
+    // An optional value with no room to finish is not started (a required one always has room).
+    const fits = p.required || rest.d + 1 + p.node.md <= MAX_NESTING;
+    if (fits && p.key.bytes[0] === b)
       out.push(push(push(rest, { t: OBJ, node, st: KEY, j: k }), { t: LIT, lit: p.key, pos: 1 }));
     if (p.required) return;
   }
 }
 
-function stepFree(st: number, s: Stack, b: number, out: Stack[]): void {
+function stepFree(st: number, v: Node, s: Stack, b: number, out: Stack[]): void {
   const rest = s.next!;
-  const key = () =>
-    out.push(push(push(rest, FREE_FRAMES[KEY]!), { t: STR, node: ANY_STRING as StringNode, n: 0, m: S_NORMAL }));
+  const key = () => {
+    if (rest.d + 1 + v.md > MAX_NESTING) return; // no room for a value: the object stays empty
+    out.push(push(push(rest, freeFrame(v, KEY)), { t: STR, node: ANY_STRING as StringNode, n: 0, m: S_NORMAL }));
+  };
   switch (st) {
     case OPEN:
       if (b === RBRACE) out.push(childDone(rest));
       else if (b === QUOTE) key();
       return;
     case COMMA:
-      if (b === SP) out.push(push(rest, FREE_FRAMES[COMMA_NS]!));
+      if (b === SP) out.push(push(rest, freeFrame(v, COMMA_NS)));
       else if (b === QUOTE) key();
       return;
     case COMMA_NS:
       if (b === QUOTE) key();
       return;
     case COLON:
-      if (b === COLON_B) out.push(push(push(rest, FREE_FRAMES[VAL]!), valueFrame(ANY, true)));
+      if (b === COLON_B) out.push(push(push(rest, freeFrame(v, VAL)), valueFrame(v, true)));
       return;
     case AFTER:
-      if (b === COMMA_B) out.push(push(rest, FREE_FRAMES[COMMA]!));
+      if (b === COMMA_B) out.push(push(rest, freeFrame(v, COMMA)));
       else if (b === RBRACE) out.push(childDone(rest));
   }
 }
@@ -296,10 +387,12 @@ function stepArray(f: Extract<Frame, { t: typeof ARR }>, s: Stack, b: number, ou
   const rest = s.next!;
   if (f.st === OPEN) {
     if (b === RBRACK && node.min === 0) out.push(childDone(rest));
-    else if (node.max > 0) startValue(node.items, push(rest, { t: ARR, node, st: VAL, n: 0 }), b, false, out);
+    else if (node.max > 0) startValue(elementNode(node, 0), push(rest, { t: ARR, node, st: VAL, n: 0 }), b, false, out);
   } else if (f.st === AFTER) {
-    if (b === COMMA_B && f.n < node.max)
-      out.push(push(push(rest, { t: ARR, node, st: VAL, n: f.n }), valueFrame(node.items, true)));
-    else if (b === RBRACK && f.n >= node.min) out.push(childDone(rest));
+    if (b === COMMA_B && f.n < node.max) {
+      const e = elementNode(node, f.n);
+      if (rest.d + 1 + e.md <= MAX_NESTING)
+        out.push(push(push(rest, { t: ARR, node, st: VAL, n: f.n }), valueFrame(e, true)));
+    } else if (b === RBRACK && f.n >= node.min) out.push(childDone(rest));
   }
 }

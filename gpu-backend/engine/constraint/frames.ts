@@ -2,11 +2,12 @@
  * The automaton's frames (automaton.ts): what a configuration's stack is made of, and the moves every frame
  * kind shares (push, a child finishing). Frames are immutable; a stack is a linked list sharing its tail.
  */
-import type { Literal, Node, ObjectNode } from "../../../contract/json-schema";
+import { ANY, type Literal, type Node, type ObjectNode } from "../../../contract/json-schema";
 
 export type ArrayNode = Extract<Node, { kind: "array" }>;
 export type StringNode = Extract<Node, { kind: "string" }>;
 export type NumberNode = Extract<Node, { kind: "number" }>;
+export type DfaNode = Extract<Node, { kind: "dfa" }>;
 
 export const ROOT = 0,
   VALUE = 1,
@@ -15,7 +16,8 @@ export const ROOT = 0,
   ARR = 4,
   STR = 5,
   NUM = 6,
-  LIT = 7;
+  LIT = 7,
+  PAT = 8;
 // Object / free-object / array states. KEY and VAL wait under a child frame.
 export const OPEN = 0,
   COMMA = 1,
@@ -55,11 +57,14 @@ export type Frame =
   | { t: typeof ROOT; done: boolean }
   | { t: typeof VALUE; node: Node; sp: boolean }
   | { t: typeof OBJ; node: ObjectNode; st: number; j: number }
-  | { t: typeof FREE; st: number }
+  /** A free-keyed object; `v` is its values' node (ANY for json_object). */
+  | { t: typeof FREE; st: number; v: Node }
   | { t: typeof ARR; node: ArrayNode; st: number; n: number }
   | { t: typeof STR; node: StringNode; n: number; m: number }
   | { t: typeof NUM; node: NumberNode; st: number; c: number }
-  | { t: typeof LIT; lit: Literal; pos: number };
+  | { t: typeof LIT; lit: Literal; pos: number }
+  /** Inside a DFA value (pattern, format, bounded number) in DFA state q. */
+  | { t: typeof PAT; node: DfaNode; q: number };
 
 export interface Stack {
   readonly f: Frame;
@@ -68,6 +73,8 @@ export interface Stack {
   readonly d: number;
   /** Memoised key of the whole stack (frames are immutable). */
   k?: string;
+  /** Memoised mask key (automaton.maskKey: counts coarsened). */
+  mk?: string;
 }
 
 export const SP = 0x20,
@@ -84,7 +91,17 @@ export const LBRACE = 0x7b,
   ZERO = 0x30;
 
 export const push = (next: Stack | null, f: Frame): Stack => ({ f, next, d: next ? next.d + 1 : 0 });
-export const FREE_FRAMES = [OPEN, COMMA, COMMA_NS, KEY, COLON, VAL, AFTER].map((st): Frame => ({ t: FREE, st }));
+const freeFrames = (v: Node) =>
+  [OPEN, COMMA, COMMA_NS, KEY, COLON, VAL, AFTER].map((st): Frame => ({ t: FREE, st, v }));
+export const FREE_FRAMES = freeFrames(ANY);
+const mapFrames = new WeakMap<Node, Frame[]>();
+/** The free-object frame in state st for values of node v (one frame per pair). */
+export function freeFrame(v: Node, st: number): Frame {
+  if (v === ANY) return FREE_FRAMES[st]!;
+  let fs = mapFrames.get(v);
+  if (!fs) mapFrames.set(v, (fs = freeFrames(v)));
+  return fs[st]!;
+}
 export const ROOT_OPEN: Frame = { t: ROOT, done: false };
 const ROOT_DONE: Frame = { t: ROOT, done: true };
 const valueFrames = new WeakMap<Node, [Frame, Frame]>();
@@ -111,7 +128,7 @@ export function childDone(parent: Stack): Stack {
     case OBJ:
       return push(parent.next, { t: OBJ, node: f.node, st: f.st === KEY ? COLON : AFTER, j: f.j });
     case FREE:
-      return push(parent.next, FREE_FRAMES[f.st === KEY ? COLON : AFTER]!);
+      return push(parent.next, freeFrame(f.v, f.st === KEY ? COLON : AFTER));
     case ARR: {
       const n = f.n + 1;
       return push(parent.next, { t: ARR, node: f.node, st: AFTER, n: Math.min(n, arrayCountCap(f.node)) });
@@ -121,7 +138,9 @@ export function childDone(parent: Stack): Stack {
   }
 }
 
-/** Element counts only matter up to the larger finite bound; capping keeps the key space finite. */
-export const arrayCountCap = (n: ArrayNode) => (n.max === Infinity ? n.min : n.max);
+/** Element counts only matter up to the larger finite bound and the tuple's length; capping keeps keys finite. */
+export const arrayCountCap = (n: ArrayNode) => Math.max(n.prefix.length, n.max === Infinity ? n.min : n.max);
+/** The node of element n. */
+export const elementNode = (a: ArrayNode, n: number): Node => (n < a.prefix.length ? a.prefix[n]! : a.items!);
 
 export const isDigit = (b: number) => b >= 0x30 && b <= 0x39;

@@ -12,8 +12,9 @@
  * Those come from precomputed bitsets by length, and only the other tokens are walked (a full walk of the
  * 56k-node trie inside a string took ~100 ms; the split walk takes well under one).
  */
-import { accepting, advance, initialState, stateKey, step, stringRoom, type Stack, type State } from "./automaton";
+import { accepting, advance, initialState, maskKey, type Stack, type State, stepAll, stringRoom } from "./automaton";
 import type { Grammar } from "../../../contract/json-schema";
+import { type Encoder, forcedIds } from "./jump-forward";
 
 /** Bytes of each token id (null: a control token that never appears in constrained output) and the EOS id. */
 export interface TokenVocab {
@@ -84,7 +85,11 @@ export class VocabIndex {
   readonly plainUpTo: Int32Array[];
   readonly maxPlain: number;
 
-  constructor(vocab: TokenVocab) {
+  constructor(
+    vocab: TokenVocab,
+    /** The tokenizer's encoder (jump-forward encodes forced text with it); without one nothing is jumped. */
+    readonly encode: Encoder | null = null,
+  ) {
     this.full = new TokenTrie(vocab);
     const cps = vocab.bytes.map((b) => (b && b.length > 0 ? plainCodePoints(b) : -1));
     this.special = new TokenTrie({ bytes: vocab.bytes.map((b, id) => (cps[id]! > 0 ? null : b)), eos: vocab.eos });
@@ -145,9 +150,14 @@ export interface Mask {
   eosOnly: boolean;
 }
 
-/** Masks for (grammar, trie) pairs, FIFO-bounded across all grammars (a mask is 4 KB for 32k tokens). */
+/**
+ * Masks and forced runs for (grammar, trie) pairs, FIFO-bounded across all grammars (a mask is 4 KB for
+ * 32k tokens). Shared by every request with the same schema, so a schema's second request starts warm.
+ */
 const MAX_MASKS = 8192;
 const masks = new Map<string, Mask>();
+const MAX_RUNS = 8192;
+const runs = new Map<string, readonly number[]>();
 let nextCompiledId = 1;
 
 /** A grammar bound to a vocabulary: what sequences share, including their mask cache. */
@@ -161,8 +171,17 @@ export class CompiledConstraint {
     this.initial = initialState(grammar);
   }
 
+  private key(state: State): string {
+    return `${this.id}#${maskKey(state)}`;
+  }
+
+  /** The cached mask of `state`, or undefined when it has not been computed yet. */
+  cachedMask(state: State): Mask | undefined {
+    return masks.get(this.key(state));
+  }
+
   maskFor(state: State): Mask {
-    const key = `${this.id}#${stateKey(state)}`;
+    const key = this.key(state);
     let m = masks.get(key);
     if (!m) {
       m = computeMask(this.vocab, state);
@@ -171,12 +190,30 @@ export class CompiledConstraint {
     }
     return m;
   }
+
+  /** The tokens the grammar forces from `state` (jump-forward.ts); [] when it leaves a choice. */
+  forcedFrom(state: State): readonly number[] {
+    const enc = this.vocab.encode;
+    if (!enc) return [];
+    const key = this.key(state);
+    let r = runs.get(key);
+    if (!r) {
+      r = forcedIds(state, this.vocab.full, enc, (id) => this.vocab.bytes(id));
+      if (runs.size >= MAX_RUNS) runs.delete(runs.keys().next().value!);
+      runs.set(key, r);
+    }
+    return r;
+  }
 }
 
 /** The union over the state's configurations of the tokens each accepts, plus EOS when one is complete. */
 export function computeMask(vocab: VocabIndex, state: State): Mask {
   const bits = new Int32Array(Math.ceil(vocab.size / 32));
   const scratch: Stack[][] = [];
+  // Single-byte tokens first, so a mask cut short by the step budget is never empty.
+  budget = Infinity;
+  walk(vocab.full, 0, state as Stack[], bits, 0, scratch, 1);
+  budget = MAX_MASK_STEPS;
   const generic: Stack[] = [];
   for (const s of state) {
     const room = stringRoom(s);
@@ -203,6 +240,15 @@ function popcount(x: number): number {
   return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 }
 
+/**
+ * Configuration steps one mask may take. A hostile grammar (many live configurations over a wide trie)
+ * would otherwise cost tens of milliseconds per token; past the budget the walk stops and the mask keeps
+ * what it found (a subset of the allowed tokens, always including the single-byte ones), so the output
+ * stays valid and only its choice narrows. Ordinary masks take well under a tenth of it.
+ */
+export const MAX_MASK_STEPS = 400_000;
+let budget = MAX_MASK_STEPS;
+
 /** Sets the bits of every token below trie node `node` that some configuration accepts. */
 function walk(
   trie: TokenTrie,
@@ -211,20 +257,23 @@ function walk(
   bits: Int32Array,
   depth: number,
   scratch: Stack[][],
+  maxDepth = Infinity,
 ): void {
   const end = trie.edgeStart[node + 1]!;
   const next = (scratch[depth] ??= []);
   for (let e = trie.edgeStart[node]!; e < end; e++) {
+    if ((budget -= configs.length) < 0) return;
     next.length = 0;
     const b = trie.edgeByte[e]!;
-    for (let i = 0; i < configs.length; i++) step(configs[i]!, b, next);
+    stepAll(configs, b, next);
     if (next.length === 0) continue;
     const child = trie.edgeNode[e]!;
     for (let t = trie.tokStart[child]!; t < trie.tokStart[child + 1]!; t++) {
       const id = trie.tokIds[t]!;
       bits[id >>> 5]! |= 1 << (id & 31);
     }
-    if (trie.edgeStart[child + 1]! > trie.edgeStart[child]!) walk(trie, child, next, bits, depth + 1, scratch);
+    if (depth + 1 < maxDepth && trie.edgeStart[child + 1]! > trie.edgeStart[child]!)
+      walk(trie, child, next, bits, depth + 1, scratch, maxDepth);
   }
 }
 
@@ -234,7 +283,7 @@ function walk(
  */
 export class Constraint {
   private state: State;
-  private mask: Mask;
+  private mask: Mask | null = null;
   private readonly ends: number[];
   private readonly saved: number[];
 
@@ -243,20 +292,50 @@ export class Constraint {
     endIds: readonly number[] = [],
   ) {
     this.state = compiled.initial;
-    this.mask = compiled.maskFor(this.state);
     this.ends = endIds.filter((id) => id !== compiled.vocab.eos && id < compiled.vocab.size);
     this.saved = new Array<number>(this.ends.length);
   }
 
-  /** The document is complete: only EOS may follow. */
-  get complete(): boolean {
-    return this.mask.eosOnly;
+  /** The mask of the current state is known (computed here or by another request with this schema). */
+  get ready(): boolean {
+    this.mask ??= this.compiled.cachedMask(this.state) ?? null;
+    return this.mask !== null;
   }
 
-  /** Sets refused tokens' logits to -Infinity; false when nothing is allowed (never, for a sound grammar). */
-  apply(row: Float32Array): boolean {
-    const { bits, allowed } = this.mask;
-    const endOk = this.mask.bits[this.compiled.vocab.eos >>> 5]! & (1 << (this.compiled.vocab.eos & 31));
+  /** Computes the current state's mask now (the engine does this while the model runs). */
+  prepare(): void {
+    this.mask ??= this.compiled.maskFor(this.state);
+  }
+
+  /** The document is complete: only EOS may follow (no byte continues it and it is accepted). */
+  get complete(): boolean {
+    if (this.mask) return this.mask.eosOnly;
+    if (!this.state.some(accepting)) return false;
+    const next: Stack[] = [];
+    for (let b = 0; b < 256 && next.length === 0; b++) stepAll(this.state, b, next);
+    return next.length === 0;
+  }
+
+  /** Tokens the grammar forces next, minus any stop id (those wait for a complete document). */
+  forced(): readonly number[] {
+    const run = this.compiled.forcedFrom(this.state);
+    const stop = run.findIndex((id) => this.ends.includes(id));
+    return stop < 0 ? run : run.slice(0, stop);
+  }
+
+  /** The current state's mask (computed now if needed). */
+  maskNow(): Mask {
+    this.prepare();
+    return this.mask!;
+  }
+
+  /**
+   * Sets refused tokens' logits to -Infinity (by `mask`, default the current state's); false when nothing
+   * is allowed (never, for a sound grammar).
+   */
+  apply(row: Float32Array, mask: Mask = this.maskNow()): boolean {
+    const { bits, allowed } = mask;
+    const endOk = bits[this.compiled.vocab.eos >>> 5]! & (1 << (this.compiled.vocab.eos & 31));
     for (let i = 0; i < this.ends.length; i++) this.saved[i] = row[this.ends[i]!]!;
     const V = Math.min(row.length, this.compiled.vocab.size);
     for (let w = 0; w < bits.length; w++) {
@@ -280,12 +359,22 @@ export class Constraint {
     return allowed - banned > 0;
   }
 
-  /** Follows a sampled (hence allowed) token. Computes the next mask now, so `complete` is known at once. */
+  /**
+   * Follows a sampled or forced (hence allowed) token. The next mask is computed lazily (prepare(), or
+   * apply()), so a forced run's inner states cost no mask unless their logprobs are asked for.
+   */
   accept(token: number): void {
     const bytes = this.compiled.vocab.bytes(token);
-    const next = bytes ? advance(this.state, bytes) : null;
-    if (!next) throw new Error(`token ${token} is not allowed by the constraint`);
+    if (!bytes || !this.acceptBytes(bytes)) throw new Error(`token ${token} is not allowed by the constraint`);
+  }
+
+  /** Follows raw bytes (text after a format trigger); false, and no move, when the grammar refuses them. */
+  acceptBytes(bytes: Uint8Array): boolean {
+    if (bytes.length === 0) return true;
+    const next = advance(this.state, bytes);
+    if (!next) return false;
     this.state = next;
-    this.mask = this.compiled.maskFor(next);
+    this.mask = null;
+    return true;
   }
 }

@@ -27,3 +27,19 @@ export function mistralTokenBytes(): ReadonlyArray<Uint8Array> {
   });
   return cached;
 }
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * SentencePiece's ids for text that follows a token boundary (no dummy prefix): jump-forward's encoder.
+ * mistral-tokenizer-js matched SentencePiece on every golden document; null for bytes that are not UTF-8.
+ */
+export function mistralEncode(bytes: Uint8Array): number[] | null {
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    return null;
+  }
+  return mistral.encode(text, false, false);
+}

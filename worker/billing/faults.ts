@@ -1,7 +1,7 @@
 /**
  * Fault injection for the local soak (npm run soak -- --faults): D1 ledger writes that fail for a window,
  * so usage records must reach the ledger through USAGE_QUEUE (billing/meter.ts writeRecord ->
- * billing/usage-queue.ts). The state is isolate-local and starts disarmed; only the route in
+ * billing/ledger-queue.ts). The state is isolate-local and starts disarmed; only the route in
  * dev/fault-routes.ts arms it, and that route exists only when the FAULTS var is "1", which wrangler.toml
  * never sets (the soak's local stack does). Holding a lock on miniflare's SQLite file from outside was
  * tried first: it fails D1 reads as well, so requests die at the key lookup before any billing.

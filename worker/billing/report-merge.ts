@@ -15,11 +15,11 @@
  */
 import type { UsageRecord as Report } from "../../contract/usage";
 import type { Env } from "../env";
-import { dayOf } from "../billing/ledger";
-import { limiterFor } from "../billing/meter";
-import { costUnits, isValidPricing } from "../billing/money";
-import type { LimiterSettleInput, Pricing } from "../billing/types";
-import { getTiers } from "../serving/tiers";
+import { dayOf } from "./ledger";
+import { limiterFor } from "./meter";
+import { costUnits, isValidPricing } from "./money";
+import type { LimiterSettleInput, Pricing } from "./types";
+import { getTiers } from "../config/tiers";
 
 /** What the merge needs of a key's limiter: the stub, or the Durable Object itself when it merges. */
 export interface LimiterPort {

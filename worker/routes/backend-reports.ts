@@ -1,6 +1,6 @@
 /**
  * POST /internal/usage: the backend's usage reports (contract/usage.ts), merged into the ledger
- * (worker/usage/merge.ts) and acknowledged by record id once committed. Its own token, USAGE_TOKEN
+ * (worker/billing/report-merge.ts) and acknowledged by record id once committed. Its own token, USAGE_TOKEN
  * (never an API key or BACKEND_TOKEN); with USAGE_TOKEN unset the route does not exist (404).
  */
 import { bearerAuth } from "hono/bearer-auth";
@@ -9,8 +9,9 @@ import { readBody } from "../api/body";
 import { notFound, unauthorized } from "../errors";
 import { factory, type AppEnv } from "../factory";
 import { refusedWith } from "../middleware/auth";
+import { clientOf, throttled } from "../middleware/auth-throttle";
 import { tokensEqual } from "../middleware/admin-auth";
-import { mergeReports, stubPort } from "../usage/merge";
+import { mergeReports, stubPort } from "../billing/report-merge";
 
 const byUsageToken = bearerAuth<AppEnv>({
   verifyToken: (token, c) => tokensEqual(token, c.env.USAGE_TOKEN ?? ""),
@@ -21,7 +22,8 @@ export const internalUsageRoutes = factory.createApp();
 
 internalUsageRoutes.use("*", async (c, next) => {
   if (!c.env.USAGE_TOKEN) throw notFound("Unknown endpoint.", "unknown_url");
-  return byUsageToken(c, next);
+  // Failed attempts throttled per client like the admin API's, in the usage token's own bucket.
+  return throttled("usage", clientOf(c.req.header("cf-connecting-ip")), () => byUsageToken(c, next));
 });
 
 internalUsageRoutes.post("/", async (c) => {

@@ -1,11 +1,17 @@
 /**
- * Serving configuration: the TIERS var (JSON) parsed and validated once per isolate (a bad config is an
- * operator error: requests get a generic 500, the details go to the log), and the replica timeouts.
+ * The tiers this deployment sells: the TIERS var (JSON) parsed and validated once per isolate (a bad
+ * config is an operator error: requests get a generic 500, the details go to the log). Read by serving
+ * (replicas, context), billing (prices) and the routes (which models exist).
  */
 import { z } from "zod";
 import { ApiError, internalError } from "../errors";
-import type { Pricing } from "../billing/types";
-import { HEADERS_TIMEOUT_MS } from "./backend";
+
+export interface Pricing {
+  /** Integer micro-euros per million tokens. */
+  input: number;
+  cached_input: number;
+  output: number;
+}
 
 const microEuros = z.number().int().nonnegative();
 
@@ -70,38 +76,6 @@ export function getTiers(raw: string | undefined): Tiers {
   }
   if (!cached.tiers) throw internalError();
   return cached.tiers;
-}
-
-/** How long a replica may stay silent (serving/watchdog.ts); from the STALL_TIMEOUT_MS and FIRST_TOKEN_TIMEOUT_MS vars. */
-export interface ReplicaTimeouts {
-  /** Until /v1/generate's response headers (sent on admission): the shorter of 15 s and `stallMs`. */
-  headersMs: number;
-  /** Admission to the first event: queue wait plus the prefill of a long prompt on a CPU replica. */
-  firstEventMs: number;
-  /** The longest gap between two events once tokens flow. */
-  stallMs: number;
-}
-
-export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
-export const DEFAULT_FIRST_TOKEN_TIMEOUT_MS = 120_000;
-
-/** A positive integer of milliseconds, else the default (an operator typo must not disable the watchdog). */
-function millis(raw: string | undefined, name: string, fallback: number): number {
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (Number.isSafeInteger(n) && n > 0) return n;
-  console.error(JSON.stringify({ level: "error", msg: `invalid ${name}, using ${fallback}`, value: raw.slice(0, 40) }));
-  return fallback;
-}
-
-/** The replica silence bounds of this deployment. */
-export function replicaTimeouts(env: { STALL_TIMEOUT_MS?: string; FIRST_TOKEN_TIMEOUT_MS?: string }): ReplicaTimeouts {
-  const stallMs = millis(env.STALL_TIMEOUT_MS, "STALL_TIMEOUT_MS", DEFAULT_STALL_TIMEOUT_MS);
-  return {
-    headersMs: Math.min(HEADERS_TIMEOUT_MS, stallMs),
-    firstEventMs: millis(env.FIRST_TOKEN_TIMEOUT_MS, "FIRST_TOKEN_TIMEOUT_MS", DEFAULT_FIRST_TOKEN_TIMEOUT_MS),
-    stallMs,
-  };
 }
 
 /** 404 in the OpenAI shape, identical for unknown and not-permitted models (no probing of tier names). */

@@ -1,5 +1,5 @@
 /**
- * Reservations whose settle is late (issue 14): the KeyLimiter's alarm asks the tier's backends about them
+ * Reservations whose settle is late: the KeyLimiter's alarm asks the tier's backends about them
  * (POST /v1/usage/status, contract/usage.ts) instead of releasing them on a timer.
  *   finished on a replica     -> its record is merged into the ledger, which settles the reservation
  *   running on a replica      -> kept
@@ -13,8 +13,8 @@
 import { BACKEND_AUTH_HEADER, WIRE_VERSION, WIRE_VERSION_HEADER } from "../../contract/wire";
 import type { RequestState, UsageRecord, UsageStatusRequest } from "../../contract/usage";
 import type { Env } from "../env";
-import { getTiers } from "../serving/tiers";
-import { mergeReports, stubPort, type LimiterPort } from "./merge";
+import { getTiers } from "../config/tiers";
+import { mergeReports, stubPort, type LimiterPort } from "./report-merge";
 
 /** A reservation is asked about once it is this old (a generation normally settles well within it). */
 export const ASK_AFTER_MS = 5 * 60_000;
