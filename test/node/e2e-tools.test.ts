@@ -282,12 +282,12 @@ describe("openai SDK", () => {
       .create({
         model,
         messages,
-        tools: [fn("f", { type: "object", properties: { a: { type: "string", pattern: "x" } } })],
+        tools: [fn("f", { type: "object", properties: { a: { type: "string", not: {} } } })],
       })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe(
-      "tools[0].function.parameters.properties.a.pattern",
+      "tools[0].function.parameters.properties.a.not",
     );
   });
 });

@@ -67,7 +67,7 @@ describe("parseToolConfig", () => {
       undefined,
       "tools[1].function.parameters.properties.a.type",
     ],
-    [[fn("f", { type: "string", pattern: "^a" })], undefined, undefined, "tools[0].function.parameters.pattern"],
+    [[fn("f", { type: "object", not: {} })], undefined, undefined, "tools[0].function.parameters.not"],
     [
       [fn("f", { type: "object", properties: { xs: { type: "array", items: { format: "x" } } } })],
       undefined,
