@@ -73,7 +73,7 @@ export interface RegistryConfig {
 export const USAGE =
   "usage: npm run backend -- --model <dir> [--model <dir> ...] --port <n> [--host 127.0.0.1] [--threads N] [--ep cpu|webgpu|cuda] " +
   "[--runtime native|wasm] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--token T | env BACKEND_TOKEN] [--metrics-token T | env METRICS_TOKEN] [--max-batch N] [--kv-budget-mb N] [--prefix-cache-mb N] " +
-  "[--block-size 16] [--prefill-chunk 256] [--max-queue 64] [--grace-ms 10000] [--insecure] [--max-body-mb 8] " +
+  "[--block-size 16] [--prefill-chunk 256] [--max-queue 64] [--batch-slots N] [--grace-ms 10000] [--insecure] [--max-body-mb 8] " +
   "[--journal-dir DIR] [--journal-segment-mb 16] [--journal-keep-segments 8] [--usage-url URL] [--usage-token T | env USAGE_TOKEN] [--usage-batch 100] [--usage-recent 100000] " +
   "[--usage-retry-base-ms 500] [--usage-retry-max-ms 60000] " +
   "[--register WORKER_URL (env REGISTRY_TOKEN)] [--advertise-url URL] [--heartbeat-ms 2000] [--drain-announce-ms 3000]";
@@ -122,6 +122,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       "block-size": { type: "string" },
       "prefill-chunk": { type: "string" },
       "max-queue": { type: "string" },
+      "batch-slots": { type: "string" },
       "grace-ms": { type: "string" },
       "warmup-delay-ms": { type: "string" },
       insecure: { type: "boolean" },
@@ -214,6 +215,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): BackendConf
       blockSize: int("block-size", values["block-size"], d.blockSize, 1),
       prefillChunk: int("prefill-chunk", values["prefill-chunk"], d.prefillChunk, 1),
       maxQueue: int("max-queue", values["max-queue"], d.maxQueue, 1),
+      ...(values["batch-slots"] !== undefined ? { batchSlots: int("batch-slots", values["batch-slots"], 1, 1) } : {}),
     },
   };
 }

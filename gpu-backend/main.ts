@@ -138,19 +138,32 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.error(`backend: ${sig}: draining (grace ${cfg.graceMs} ms)`);
+    // Every step below is bounded; this bounds their sum too, and names the step that overran. Exiting
+    // then loses nothing: each usage record is fsync'd before its response, and replayed by the next start.
+    let step = "announce";
+    const limitMs = (cfg.registry?.announceMs ?? 0) + cfg.graceMs + USAGE_FLUSH_MS + SOCKET_DRAIN_MS + 15_000;
+    setTimeout(() => {
+      console.error(`backend: drain overran ${limitMs} ms in step '${step}'; exiting`);
+      process.exit(0);
+    }, limitMs).unref();
     if (registration && state.ready) {
       // Still admitting while the worker's isolates learn of it: a request routed here meanwhile is served, not bounced.
       await registration.drain();
       await sleep(cfg.registry?.announceMs ?? 0);
     }
     state.draining = true;
+    step = "finish running work";
     await Promise.all([...state.engines.values()].map((e) => e.drain(cfg.graceMs)));
+    step = "deliver usage";
     // Every final record is on disk before exit; undelivered ones are replayed by the next start, but a
     // replica that never comes back (scale-down) must hand them over now.
     if (!(await witness.flush(USAGE_FLUSH_MS)))
       console.error(`backend: ${witness.stats().pending} usage record(s) undelivered; kept in ${dir} for replay`);
+    step = "close journal";
     await witness.close();
+    step = "deregister";
     await registration?.deregister();
+    step = "close sockets";
     // The last lines of finished streams may still sit in the socket's buffers: let them drain, then force.
     server.close();
     const closing = server as unknown as { closeIdleConnections?: () => void; closeAllConnections?: () => void };

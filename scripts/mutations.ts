@@ -300,9 +300,9 @@ export const MUTATIONS: Mutation[] = [
     edits: [
       {
         // biome-ignore lint/suspicious/noTemplateCurlyInString: source text to find, not a template
-        find: "  const res = await post(`${base}/v1/embed`, token, req, signal, null);",
+        find: "  const res = await post(`${base}${BACKEND_PATHS.embed}`, token, req, signal, null);",
         // biome-ignore lint/suspicious/noTemplateCurlyInString: source text, not a template
-        replace: "  const res = await post(`${base}/v1/embed`, token, req, signal, 10);",
+        replace: "  const res = await post(`${base}${BACKEND_PATHS.embed}`, token, req, signal, 10);",
       },
     ],
     tests: ["test/workers/embeddings-bounds.test.ts"],
@@ -330,5 +330,167 @@ export const MUTATIONS: Mutation[] = [
     file: "worker/completion/chat.ts",
     edits: [{ find: "      unwatch = watchRevocation();", replace: "      unwatch = () => {};" }],
     tests: ["test/workers/revocation.test.ts"],
+  },
+  {
+    id: "rate-refill-uncapped",
+    area: "limits",
+    why: "a bucket refills past its capacity (an rpm-3 key idle for an hour sends 183 requests at once)",
+    file: "worker/billing/rate.ts",
+    edits: [
+      {
+        find: "  return { level: Math.min(capacity, b.level + (elapsed * capacity) / WINDOW_MS), updatedMs: now };",
+        replace: "  return { level: b.level + (elapsed * capacity) / WINDOW_MS, updatedMs: now };",
+      },
+    ],
+    tests: ["test/workers/rate.test.ts"],
+  },
+  {
+    id: "money-ceil-one-too-many",
+    area: "billing",
+    why: "usage.cost_micros rounds a whole number of µ€ up by one",
+    file: "worker/billing/money.ts",
+    edits: [
+      {
+        find: "Number((units + UNITS_PER_MICRO - 1n) / UNITS_PER_MICRO)",
+        replace: "Number((units + UNITS_PER_MICRO) / UNITS_PER_MICRO)",
+      },
+    ],
+    tests: ["test/workers/money.test.ts"],
+  },
+  {
+    id: "slices-topup-whole-slice",
+    area: "billing",
+    why: "the last top-up asks for a whole slice, not what is left of max_tokens (a request the budget covers is cut)",
+    file: "worker/billing/slices.ts",
+    edits: [
+      {
+        find: "    const want = Math.min(this.slice, this.o.maxTokens - this.reserved);",
+        replace: "    const want = this.slice;",
+      },
+    ],
+    tests: ["test/workers/slices.test.ts"],
+  },
+  {
+    id: "journal-deletes-open-segment",
+    area: "usage journal",
+    why: "a fully acknowledged segment is deleted while still open (later records go to a deleted file)",
+    file: "gpu-backend/usage/journal.ts",
+    edits: [
+      {
+        find: "      if (seg.closed && seg.unacked.size === 0) await this.remove(seg);",
+        replace: "      if (seg.unacked.size === 0) await this.remove(seg);",
+      },
+    ],
+    tests: ["test/node/usage-witness.test.ts", "test/node/backend-usage.test.ts"],
+  },
+  {
+    id: "prefix-lookup-no-refresh",
+    area: "cache",
+    why: "a prefix-cache hit does not refresh its blocks (eviction becomes FIFO; a hot prompt loses its cache)",
+    file: "gpu-backend/engine/prefix-cache.ts",
+    edits: [{ find: "    for (const b of hit) this.touch(b);", replace: "    void hit;" }],
+    tests: ["test/node/prefix-cache.test.ts"],
+  },
+  {
+    id: "delivery-any-ack-acks-batch",
+    area: "usage journal",
+    why: "any non-empty `acked` acknowledges the whole batch (ids left out are never re-sent)",
+    file: "gpu-backend/usage/delivery.ts",
+    edits: [
+      {
+        find: "        const ours = acked.filter((id) => want.has(id));",
+        replace: "        const ours = acked.length > 0 ? [...want] : [];",
+      },
+    ],
+    tests: ["test/node/usage-witness.test.ts"],
+  },
+  {
+    id: "money-cached-not-clamped",
+    area: "billing",
+    why: "cached tokens above the prompt count are not clamped (the input charge goes negative)",
+    file: "worker/billing/money.ts",
+    edits: [
+      {
+        find: "const cached = Math.min(tokenCount(t.cachedTokens), prompt);",
+        replace: "const cached = tokenCount(t.cachedTokens);",
+      },
+    ],
+    tests: ["test/workers/billing.test.ts"],
+  },
+  {
+    id: "rate-whole-capacity-never",
+    area: "limits",
+    why: "a request needing exactly the bucket's capacity (tokens = TPM) is refused as never satisfiable",
+    file: "worker/billing/rate.ts",
+    edits: [
+      {
+        find: "if (need > capacity || capacity <= 0) return Infinity;",
+        replace: "if (need >= capacity || capacity <= 0) return Infinity;",
+      },
+    ],
+    tests: ["test/workers/rate.test.ts", "test/workers/limits.test.ts"],
+  },
+  {
+    id: "slices-refused-drops-last-token",
+    area: "billing",
+    why: "after a refused top-up the last reserved (paid-for) token is not delivered",
+    file: "worker/billing/slices.ts",
+    edits: [
+      {
+        find: "if (this.refused) return generated <= this.reserved;",
+        replace: "if (this.refused) return generated < this.reserved;",
+      },
+    ],
+    tests: ["test/workers/slices.test.ts"],
+  },
+  {
+    id: "limiter-ignores-in-flight",
+    area: "limits",
+    why: "admission checks the budget against spend only, not the reservations in flight",
+    file: "worker/billing/key-limiter.ts",
+    edits: [{ find: "    const reserved = this.reservedUnits();", replace: "    const reserved = 0n;" }],
+    tests: ["test/workers/billing.test.ts"],
+  },
+  {
+    id: "journal-duplicate-replayed",
+    area: "usage journal",
+    why: "a record in two segments is acked in one only and replayed from the other after a restart",
+    file: "gpu-backend/usage/journal.ts",
+    edits: [
+      {
+        find: "if (acked.has(rec.id) || this.pendingById.has(rec.id)) continue;",
+        replace: "if (acked.has(rec.id)) continue;",
+      },
+    ],
+    tests: ["test/node/usage-witness.test.ts"],
+  },
+  {
+    id: "delivery-jitter-full-range",
+    area: "usage journal",
+    why: "retry jitter draws from [0, d] (a retry can come at once: no backoff floor)",
+    file: "gpu-backend/usage/delivery.ts",
+    edits: [{ find: "return Math.round(d / 2 + (random() * d) / 2);", replace: "return Math.round(random() * d);" }],
+    tests: ["test/node/usage-witness.test.ts"],
+  },
+  {
+    id: "prefix-hit-covers-last-token",
+    area: "cache",
+    why: "a prefix hit may cover the prompt's last token (nothing left to prefill for the first logits)",
+    file: "gpu-backend/engine/prefix-cache.ts",
+    edits: [
+      {
+        find: "const usable = Math.floor((tokens.length - 1) / this.blockSize);",
+        replace: "const usable = Math.floor(tokens.length / this.blockSize);",
+      },
+    ],
+    tests: ["test/node/prefix-cache.test.ts", "test/node/engine.test.ts"],
+  },
+  {
+    id: "response-cache-key-no-max-tokens",
+    area: "cache",
+    why: "the response-cache key leaves out max_tokens (a short request replays a longer cached answer)",
+    file: "worker/api/response-cache.ts",
+    edits: [{ find: "    input.maxTokens,\n", replace: "" }],
+    tests: ["test/workers/cache.test.ts", "test/workers/cache-isolation.test.ts"],
   },
 ];

@@ -18,9 +18,12 @@ normal streams, clients that abort mid-stream, slow readers and unstreamed reque
 STALL_TIMEOUT_MS = --stall-ms and FIRST_TOKEN_TIMEOUT_MS = 2 x --stall-ms. With --faults, at seeded random
 times, in turn: SIGKILL a backend while streams are running (the launcher restarts it); SIGSTOP a backend
 for --stop-ms (longer than both worker bounds), then SIGCONT; make the worker's D1 ledger writes fail for
---d1-fail-ms (FAULTS=1, /internal/faults), so records reach the ledger through USAGE_QUEUE. Then reconciles
-every request id the clients saw against the ledger. Prints outcomes, p50/p99 TTFT and inter-token
-latency, RSS; exits 1 on a lost, double-billed or hung request.`;
+--d1-fail-ms (FAULTS=1, /internal/faults), so records reach the ledger through USAGE_QUEUE; a rolling
+restart (SIGTERM each replica in turn: it drains, the launcher restarts it, it registers again); and
+during the SIGSTOP, a reset of the replica registry (its Durable Object forgets every replica; heartbeats
+rebuild it). A rolling restart comes fourth: run 2+ minutes to include it. Then reconciles every
+request id the clients saw against the ledger. Prints outcomes, p50/p99 TTFT and inter-token latency,
+RSS (workerd's at start and end); exits 1 on a lost, double-billed or hung request.`;
 
 interface Args {
   minutes: number;
@@ -84,7 +87,10 @@ interface Fault {
   what: string;
 }
 
-/** Seeded fault times: the first 5-10 s in, then one every 12-18 s, in turn SIGKILL, SIGSTOP, D1 outage. */
+/**
+ * Seeded fault times: the first 5-10 s in, then one every 12-18 s, in turn SIGKILL, SIGSTOP (with a registry
+ * reset), D1 outage, rolling restart (from --minutes 2 on: a 1-minute run ends before it).
+ */
 async function runFaults(
   stack: LocalStack,
   a: Args,
@@ -94,7 +100,7 @@ async function runFaults(
   log: Fault[],
   t0: number,
 ): Promise<void> {
-  const kinds = ["kill", "stop", "d1"] as const;
+  const kinds = ["kill", "stop", "d1", "roll"] as const;
   let turn = 0;
   for (let at = t0 + (5 + rnd() * 5) * 1000; at < deadline - 8000; at += (12 + rnd() * 6) * 1000) {
     await new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
@@ -116,9 +122,25 @@ async function runFaults(
     } else if (kind === "stop") {
       process.kill(pid, "SIGSTOP");
       log.push({ atS: Number(s()), what: `SIGSTOP backend :${port} (pid ${pid}) for ${a.stopMs} ms` });
+      // Meanwhile the registry loses its state, as a Durable Object reset would: the running replica's next
+      // heartbeat rebuilds it, the stopped one's after SIGCONT (TIERS is the seed until then).
+      await admin(stack, "/internal/faults/registry-reset", {});
+      log.push({ atS: Number(s()), what: "replica registry reset" });
       await new Promise((r) => setTimeout(r, a.stopMs));
       process.kill(pid, "SIGCONT");
       log.push({ atS: Number(s()), what: `SIGCONT backend :${port}` });
+    } else if (kind === "roll") {
+      for (const p of stack.backendPorts) {
+        const from = stack.lines.length;
+        process.kill(stack.backendPid(p), "SIGTERM");
+        log.push({
+          atS: Number(s()),
+          what: `SIGTERM backend :${p} (rolling restart) with ${streaming()} stream(s) running`,
+        });
+        await stack.waitFor(new RegExp(`backend :${p} restarted \\(pid \\d+\\)`), from);
+        await stack.waitFor(/backend: registered at /, from);
+        log.push({ atS: Number(s()), what: `backend :${p} restarted and registered` });
+      }
     } else {
       const before = (await faultStatus(stack)).d1.refused_writes;
       await admin(stack, "/internal/faults/d1", { fail_ms: a.d1FailMs });
@@ -285,6 +307,7 @@ async function main(): Promise<void> {
         under_billed: rec.underBilled.length,
       },
       hung,
+      workerd_mb: { start: rssStart.worker_mb.workerd ?? 0, end: rssEnd.worker_mb.workerd ?? 0 },
       // What the clients saw go wrong besides the injected faults' expected stream errors.
       client_errors: seen
         .filter((x) => x.outcome === "http_error" || x.outcome === "network_error")
@@ -328,6 +351,7 @@ async function main(): Promise<void> {
       say(
         `RSS worker ${w(rssStart.worker_mb)} -> ${w(rssEnd.worker_mb)} MB; backends ${rssStart.backends_mb.join("/")} -> ${rssEnd.backends_mb.join("/")} MB`,
       );
+      say(`workerd memory: ${rssStart.worker_mb.workerd ?? 0} MB at start, ${rssEnd.worker_mb.workerd ?? 0} MB at end`);
       say(
         `ledger: ${rec.checked} request ids checked: ${Object.entries(rec.byStatus)
           .map(([k, v]) => `${k} ${v}`)

@@ -18,6 +18,7 @@ import { parseLaunchConfig, type LaunchConfig } from "./lib/launch-config";
 import { applyLocalMigrations, OFFLINE_ENV, wranglerTiers } from "./lib/local-worker";
 import { freePort, lineSplitter, portIsFree, spawnUntilHttpReady, spawnUntilReady } from "./lib/processes";
 import { Supervisor } from "./lib/supervisor";
+import { WORKER_PATHS } from "../contract/routes";
 
 const root = resolve(import.meta.dirname, "..");
 const bin = (name: string) => resolve(root, "node_modules/.bin", name);
@@ -34,8 +35,11 @@ interface Secrets {
   registryToken: string;
 }
 
-/** A worker that misses 3 probes 2 s apart (3 s each) is restarted: under 15 s from death to relaunch. */
-const WORKER_PROBE = { intervalMs: 2_000, timeoutMs: 3_000, failures: 3 };
+/**
+ * A worker that misses 4 probes in a row is restarted. A dead one refuses at once: relaunched about 8 s
+ * after it died. A slow one (a loaded machine) must fail to answer /health for about 28 s first.
+ */
+const WORKER_PROBE = { intervalMs: 2_000, timeoutMs: 5_000, failures: 4 };
 
 function fail(message: string): never {
   console.error(`npm start: ${message}`);
@@ -148,7 +152,7 @@ async function main() {
           "--journal-dir",
           resolve(cfg.stateDir, "journal", String(bport)),
           "--usage-url",
-          `http://127.0.0.1:${port}/internal/usage`,
+          `http://127.0.0.1:${port}${WORKER_PATHS.usage}`,
           // A worker restart is seconds here: retry deliveries at that scale, not production's minute.
           "--usage-retry-max-ms",
           "3000",
@@ -232,7 +236,7 @@ async function main() {
           cwd: root,
           env: OFFLINE_ENV,
           detached: true,
-          url: `http://127.0.0.1:${port}/health`,
+          url: `http://127.0.0.1:${port}${WORKER_PATHS.health}`,
           timeoutMs: 120_000,
           label: `worker :${port}`,
           onSpawn,

@@ -24,6 +24,10 @@ import { unsupportedRoutes } from "./routes/unsupported";
 import { faultRoutes } from "./dev/fault-routes";
 import { registryRoutes } from "./routes/registry";
 import { ensureLiveReplicas } from "./serving/live-replicas";
+import { WORKER_PATHS } from "../contract/routes";
+import { batchLineOf } from "./batch/line-request";
+import { filesRoutes } from "./routes/files";
+import { batchesRoutes } from "./routes/batches";
 
 export function createApp() {
   const app = factory.createApp();
@@ -33,18 +37,24 @@ export function createApp() {
   app.use("*", async (c, next) => {
     // Always server-generated: the id keys the usage ledger (one billed record per id), so a
     // client-chosen x-request-id could make repeated requests collapse into one record.
-    const requestId = `req_${crypto.randomUUID().replaceAll("-", "")}`;
+    // A batch line (made in this isolate by the queue consumer) brings its own: one ledger id per line.
+    const line = batchLineOf(c.req.raw);
+    const requestId = line?.requestId ?? `req_${crypto.randomUUID().replaceAll("-", "")}`;
     c.set("requestId", requestId);
+    if (line) {
+      c.set("account", line.account);
+      c.set("batch", { batchId: line.batchId, line: line.line });
+    }
     await next();
     c.header("x-request-id", requestId);
   });
 
-  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get(WORKER_PATHS.health, (c) => c.json({ status: "ok" }));
   // The public API's OpenAPI 3.1 document (no key: it is the API's documentation).
   app.route("/", openApiRoutes);
   app.route("/console", consoleRoutes);
   // The backend's usage reports (its own USAGE_TOKEN; 404 while unset).
-  app.route("/internal/usage", internalUsageRoutes);
+  app.route(WORKER_PATHS.usage, internalUsageRoutes);
   // Backends joining, heartbeating and leaving (REGISTRY_TOKEN; 404 while unset).
   app.route("/internal/registry", registryRoutes);
   // Fault injection for the local soak: a 404 unless FAULTS=1 (never in wrangler.toml; billing/faults.ts).
@@ -53,7 +63,8 @@ export function createApp() {
   // API-key auth on every /v1/* route except /v1/admin/* (ADMIN_TOKEN there); sets c.var.account.
   // CORS first: a preflight carries no key (off unless CORS_ORIGINS is set; middleware/cors.ts).
   app.use("/v1/*", apiCors);
-  app.use("/v1/*", apiAuth);
+  // A batch line (made in this isolate by the queue consumer) carries its account already.
+  app.use("/v1/*", (c, next) => (c.get("batch") ? next() : apiAuth(c, next)));
   // Limits before work: RPM counted before the body is parsed or tokenized (middleware/rpm-first.ts).
   app.use("/v1/chat/completions", rpmFirst({ metered: true }));
   app.use("/v1/embeddings", rpmFirst({ metered: true }));
@@ -71,6 +82,8 @@ export function createApp() {
   app.route("/v1", chatRoutes);
   app.route("/v1", embeddingsRoutes);
   app.route("/v1", modelsRoutes);
+  app.route("/v1", filesRoutes);
+  app.route("/v1", batchesRoutes);
   // Known OpenAI/Mistral endpoints this API does not serve: 404 not_supported (after every real route).
   app.route("/v1", unsupportedRoutes);
 

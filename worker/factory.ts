@@ -11,6 +11,8 @@ export interface AppVariables {
   requestId: string;
   /** Set by the auth middleware on /v1/* routes. */
   account: Account;
+  /** Set only on a batch line's request (worker/batch/line-request.ts): billed at the batch price, priority "batch". */
+  batch?: { batchId: string; line: number };
 }
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables };

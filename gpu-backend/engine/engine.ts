@@ -26,6 +26,8 @@ export interface EngineOptions {
   maxQueue: number;
   /** Append the tokens a response_format forces without sampling them (jump-forward); default true. */
   jumpForward?: boolean;
+  /** Slots "batch"-priority sequences may hold at once (scheduler.ts); default the scheduler's. */
+  batchSlots?: number;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -69,6 +71,7 @@ export class Engine {
       maxBatch: opts.maxBatch,
       prefillChunk: opts.prefillChunk,
       maxQueue: opts.maxQueue,
+      ...(opts.batchSlots !== undefined ? { batchSlots: opts.batchSlots } : {}),
     });
     this.contextLength = this.pool.maxTokensFor(1);
     this.flow = new TokenFlow(

@@ -7,9 +7,23 @@
  * after it, jump-forward) gets a batch-1 "chunk" step, at most one per decode round, so a run of forced
  * tokens costs one model call and its batch-mates still step every round. Whether a sequence is chunked
  * depends only on its own tokens, never on its batch-mates (batch invariance).
+ *
+ * Priority classes: "batch" sequences (Batch API lines) only use capacity interactive ones leave idle.
+ *  - Admission: an interactive sequence is always admitted before any waiting batch one, and batch sequences
+ *    hold at most `batchSlots` of the maxBatch slots, so an arriving interactive request finds a free slot
+ *    instead of queueing behind a batch.
+ *  - Held, not restarted: while an interactive sequence prefills, decode steps that would carry only batch
+ *    sequences are skipped (its prompt is not interleaved with their steps); they keep their KV and resume
+ *    at the same position afterwards. A decode step runs every decoding sequence's KV row (slots are dense;
+ *    one sitting out still costs its row), so batch sequences already decoding ride along interactive
+ *    decode steps: `batchSlots` bounds how much they can slow them.
  */
+export type Priority = "interactive" | "batch";
+
 export interface SchedSeq {
   readonly id: number;
+  /** Absent: interactive. */
+  readonly priority?: Priority;
   readonly promptLen: number;
   /** Rows already in the KV cache (prefix-cache hits included). */
   pos: number;
@@ -31,7 +45,15 @@ export interface SchedulerOptions {
   maxBatch: number;
   prefillChunk: number;
   maxQueue: number;
+  /**
+   * Slots batch sequences may hold at once (default 1). Each one rides along every interactive decode step,
+   * and on a CPU a decode step's cost grows with its rows (bench:batch: 1 keeps an interactive request
+   * within ~1.25x of idle, 4 of 8 gave ~2.2x); where decode is memory-bound (a GPU) raise it (--batch-slots).
+   */
+  batchSlots?: number;
 }
+
+const isBatch = (s: SchedSeq) => s.priority === "batch";
 
 export class Scheduler<S extends SchedSeq> {
   readonly waiting: S[] = [];
@@ -56,13 +78,25 @@ export class Scheduler<S extends SchedSeq> {
     this.waiting.push(seq);
   }
 
+  get batchSlots(): number {
+    return Math.max(1, Math.min(this.opts.maxBatch, this.opts.batchSlots ?? 1));
+  }
+
+  /** Batch sequences holding a slot (prefilling or decoding). */
+  get batchRunning(): number {
+    return this.decoding.filter(isBatch).length + (this.prefilling && isBatch(this.prefilling) ? 1 : 0);
+  }
+
   /**
-   * Head of the queue, when a new sequence may start now (no other prefill in flight, batch not full).
-   * `fits` asks the KV manager; FIFO: a big request at the head is not overtaken.
+   * The next sequence to start now (no other prefill in flight, batch not full): the oldest interactive one,
+   * else, while no interactive one waits and batch sequences hold fewer than batchSlots, the oldest batch one.
+   * `fits` asks the KV manager; FIFO within a class: a big request at its head is not overtaken.
    */
   nextAdmission(fits: (seq: S) => boolean): S | null {
     if (this.prefilling || this.running >= this.opts.maxBatch) return null;
-    const head = this.waiting[0];
+    const interactive = this.waiting.find((s) => !isBatch(s));
+    const head =
+      interactive ?? (this.batchRunning < this.batchSlots ? this.waiting.find((s) => isBatch(s)) : undefined);
     if (!head || !fits(head)) return null;
     return head;
   }
@@ -94,7 +128,9 @@ export class Scheduler<S extends SchedSeq> {
 
   plan(): StepPlan<S> {
     const p = this.prefilling;
-    const canDecode = this.decoding.length > 0;
+    // An interactive prefill is not interleaved with steps that would decode only batch sequences.
+    const holdBatch = p !== null && !isBatch(p) && this.decoding.every(isBatch);
+    const canDecode = this.decoding.length > 0 && !holdBatch;
     if (p && (!canDecode || this.lastKind !== "prefill")) {
       this.lastKind = "prefill";
       const len = Math.min(this.opts.prefillChunk, p.promptLen - p.pos);

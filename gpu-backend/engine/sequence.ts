@@ -66,6 +66,10 @@ export class Sequence implements SchedSeq {
   get promptLen(): number {
     return this.params.input_ids.length;
   }
+  /** The scheduler's class (scheduler.ts): batch lines fill only capacity interactive requests leave idle. */
+  get priority(): "interactive" | "batch" {
+    return this.params.priority ?? "interactive";
+  }
   get feedLen(): number {
     return this.held ? 0 : this.feed.length;
   }

@@ -1,7 +1,8 @@
 /**
  * The backend's HTTP surface (Hono): NDJSON generation streams, cancel, embeddings, model list, health, metrics.
  * Implements the backend side of contract/wire.ts. Errors are the OpenAI shape
- * {error:{message, type, param, code}} (BackendErrorBody, server/http.ts). Bodies over --max-body-mb get 413 unread.
+ * {error:{message, type, param, code}} (BackendErrorBody, server/http.ts). Bodies over --max-body-mb get 413 unread;
+ * the others are parsed and checked once, by Hono's validator with the contract's zod schemas (server/http.ts).
  *
  * Every finished generate request prints one JSON line on stdout (the operators' audit trail, which the
  * edge's ledger must match): {"event":"generate","request_id","model","prompt_tokens","cached_tokens",
@@ -12,6 +13,7 @@
  */
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
 import {
   CancelRequestSchema,
   EmbedRequestSchema,
@@ -29,7 +31,8 @@ import {
 import { AdmissionError, EmbedStopped, type Engine } from "../engine/engine";
 import { UsageStatusRequestSchema, type RequestState, type UsageStatusResponse } from "../../contract/usage";
 import type { UsageInput, UsageSink } from "../usage/witness";
-import { err, InFlight, invalid, readJson, tokenOk } from "./http";
+import { BACKEND_PATHS } from "../../contract/routes";
+import { bearer, err, httpExceptionResponse, InFlight, invalid, jsonBody } from "./http";
 import { ndjsonLine, renderOutput } from "./render";
 import { BackendMetrics } from "./metrics";
 
@@ -78,18 +81,12 @@ export function createApp(state: ServerState): Hono {
     metrics.http(c.req.routePath, c.res.status);
   });
 
-  app.get("/health", (c) =>
+  app.get(BACKEND_PATHS.health, (c) =>
     state.ready && !state.draining
       ? c.json({ status: "ok", models: [...state.engines.keys()] })
       : c.json({ status: state.draining ? "draining" : "loading" }, 503),
   );
 
-  const bearer = (token: () => string | undefined, what: string) => async (c: Context, next: () => Promise<void>) => {
-    const t = token();
-    if (t !== undefined && !tokenOk(c.req.header("authorization"), t))
-      return err(c, 401, "unauthorized", `missing or invalid ${what} token`);
-    await next();
-  };
   app.use(
     "/v1/*",
     bearer(() => state.token, "backend"),
@@ -109,7 +106,7 @@ export function createApp(state: ServerState): Hono {
   });
   // Its own token: a Prometheus scraper never holds the token that can run and cancel work.
   app.use(
-    "/metrics",
+    BACKEND_PATHS.metrics,
     bearer(() => state.metricsToken, "metrics"),
   );
   // After auth (strangers learn nothing), before any handler reads the body.
@@ -125,9 +122,11 @@ export function createApp(state: ServerState): Hono {
     }),
   );
 
-  app.get("/metrics", async (c) => c.text(await metrics.render(), 200, { "content-type": metrics.contentType }));
+  app.get(BACKEND_PATHS.metrics, async (c) =>
+    c.text(await metrics.render(), 200, { "content-type": metrics.contentType }),
+  );
 
-  app.get("/v1/models", (c) =>
+  app.get(BACKEND_PATHS.models, (c) =>
     c.json<ModelsResponse>({
       object: "list",
       data: [...state.engines.values()].map((e) => ({
@@ -150,6 +149,9 @@ export function createApp(state: ServerState): Hono {
         headers: { "retry-after": "1" },
       },
     );
+  // Before the body is read: new work is refused while the models load or the server drains.
+  const whenServing = createMiddleware(async (c, next) => (state.ready && !state.draining ? next() : unavailable(c)));
+  const withUsage = createMiddleware(async (c, next) => (state.usage ? next() : unavailable(c)));
   /** Journals the final record, then runs `then` (which acknowledges the end to the caller). */
   const witness = (rec: UsageInput, then: () => void) => {
     const p = state.usage ? state.usage.record(rec) : Promise.reject(new Error("no usage journal"));
@@ -162,13 +164,8 @@ export function createApp(state: ServerState): Hono {
   const notServed = (c: Context, model: string) =>
     err(c, 404, "model_not_found", `model '${model}' is not served here`, { param: "model" });
 
-  app.post("/v1/generate", async (c) => {
-    if (!state.ready || state.draining) return unavailable(c);
-    const json = await readJson(c);
-    if (!json.ok) return err(c, 400, "invalid_json", "request body is not valid JSON");
-    const parsed = GenerateRequestSchema.safeParse(json.body);
-    if (!parsed.success) return invalid(c, parsed.error.issues);
-    const params = parsed.data;
+  app.post(BACKEND_PATHS.generate, whenServing, jsonBody(GenerateRequestSchema), async (c) => {
+    const params = c.req.valid("json");
     if ((params.top_logprobs ?? 0) > 0 && !params.logprobs) {
       return err(c, 400, "invalid_request", "top_logprobs needs logprobs: true", { param: "top_logprobs" });
     }
@@ -250,25 +247,16 @@ export function createApp(state: ServerState): Hono {
   });
 
   // Not gated on ready/draining: stopping work is always allowed.
-  app.post("/v1/cancel", async (c) => {
-    const json = await readJson(c);
-    if (!json.ok) return err(c, 400, "invalid_json", "request body is not valid JSON");
-    const parsed = CancelRequestSchema.safeParse(json.body);
-    if (!parsed.success) return invalid(c, parsed.error.issues);
-    return c.json<CancelResponse>({ cancelled: inFlight.cancel(parsed.data.request_id) });
+  app.post(BACKEND_PATHS.cancel, jsonBody(CancelRequestSchema), async (c) => {
+    return c.json<CancelResponse>({ cancelled: inFlight.cancel(c.req.valid("json").request_id) });
   });
 
   // What this backend knows of some request ids (contract/usage.ts): lets the worker end a reservation
   // whose settle never came. Running wins over finished: a duplicate id may still be in flight.
-  app.post("/v1/usage/status", async (c) => {
-    if (!state.usage) return unavailable(c);
-    const json = await readJson(c);
-    if (!json.ok) return err(c, 400, "invalid_json", "request body is not valid JSON");
-    const parsed = UsageStatusRequestSchema.safeParse(json.body);
-    if (!parsed.success) return invalid(c, parsed.error.issues);
-    const recent = state.usage.recent;
+  app.post(BACKEND_PATHS.usageStatus, withUsage, jsonBody(UsageStatusRequestSchema), async (c) => {
+    const recent = state.usage!.recent;
     const requests: Record<string, RequestState> = {};
-    for (const id of parsed.data.request_ids) {
+    for (const id of c.req.valid("json").request_ids) {
       const record = recent.get(id);
       requests[id] = inFlight.has(id)
         ? { state: "running" }
@@ -279,15 +267,10 @@ export function createApp(state: ServerState): Hono {
     return c.json<UsageStatusResponse>({ since: recent.since, requests });
   });
 
-  app.post("/v1/embed", async (c) => {
-    if (!state.ready || state.draining) return unavailable(c);
-    const json = await readJson(c);
-    if (!json.ok) return err(c, 400, "invalid_json", "request body is not valid JSON");
-    const parsed = EmbedRequestSchema.safeParse(json.body);
-    if (!parsed.success) return invalid(c, parsed.error.issues);
-    const engine = state.engines.get(parsed.data.model);
-    if (!engine) return notServed(c, parsed.data.model);
-    const p = parsed.data;
+  app.post(BACKEND_PATHS.embed, whenServing, jsonBody(EmbedRequestSchema), async (c) => {
+    const p = c.req.valid("json");
+    const engine = state.engines.get(p.model);
+    if (!engine) return notServed(c, p.model);
     const startedAt = Date.now();
     const record = (finish_reason: "stop" | "cancelled" | "error", prompt_tokens: number): Promise<void> =>
       new Promise((resolve) =>
@@ -345,6 +328,8 @@ export function createApp(state: ServerState): Hono {
 
   app.notFound((c) => err(c, 404, "not_found", "no such route"));
   app.onError((e, c) => {
+    const answered = httpExceptionResponse(e, c);
+    if (answered) return answered;
     console.error(`backend: ${c.req.method} ${c.req.path}: ${e.message}`);
     return err(c, 500, "internal_error", "internal error");
   });

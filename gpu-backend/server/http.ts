@@ -1,6 +1,10 @@
-/** HTTP helpers of the backend's server: the error shape, bearer check, JSON body, in-flight registry. */
+/** HTTP helpers of the backend's server: the error shape, bearer auth, JSON body validation, in-flight registry. */
 import { timingSafeEqual } from "node:crypto";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
+import { HTTPException } from "hono/http-exception";
+import { validator } from "hono/validator";
+import type { z } from "zod";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { BackendErrorBody } from "../../contract/wire";
 
@@ -28,21 +32,46 @@ export function err(
   );
 }
 
-export function tokenOk(header: string | undefined, token: string): boolean {
-  const m = /^Bearer (.+)$/.exec(header ?? "");
-  if (!m) return false;
-  const a = Buffer.from(m[1]!);
+/** Constant-time token comparison (equal-length buffers, so the time leaks neither length nor prefix). */
+export function tokensEqual(given: string, token: string): boolean {
+  const a = Buffer.from(given);
   const b = Buffer.from(token);
-  // Compare equal-length buffers so the comparison time does not leak the token's length or prefix.
   return a.length === b.length ? timingSafeEqual(a, b) : (timingSafeEqual(b, b), false);
 }
 
-export async function readJson(c: Context): Promise<{ ok: true; body: unknown } | { ok: false }> {
-  try {
-    return { ok: true, body: await c.req.json() };
-  } catch {
-    return { ok: false };
-  }
+/**
+ * Bearer auth (Hono's bearerAuth) against `token()`, read per request; an unset token leaves the route
+ * open. Every refusal, a malformed header included, is a 401 in the error shape.
+ */
+export function bearer(token: () => string | undefined, what: string): MiddlewareHandler {
+  const refuse = { message: (c: Context) => err(c, 401, "unauthorized", `missing or invalid ${what} token`) };
+  const auth = bearerAuth({
+    verifyToken: (given) => tokensEqual(given, token() ?? ""),
+    noAuthenticationHeader: refuse,
+    invalidAuthenticationHeader: refuse,
+    invalidToken: refuse,
+  });
+  return (c, next) => (token() === undefined ? next() : auth(c, next));
+}
+
+/**
+ * Hono's JSON validator with a zod schema: the handler reads `c.req.valid("json")`, already parsed.
+ * A failed parse is a 400 invalid_request naming the first issue's path; a body that is not JSON is
+ * an HTTPException that onError answers as invalid_json (httpExceptionResponse below).
+ */
+export const jsonBody = <S extends z.ZodType>(schema: S) =>
+  validator("json", (value, c): z.output<S> | Response => {
+    const parsed = schema.safeParse(value);
+    return parsed.success ? parsed.data : invalid(c, parsed.error.issues);
+  });
+
+/** An HTTPException's answer: bearerAuth's own 401, or the validator's malformed-JSON 400 in the error shape; null for other errors. */
+export function httpExceptionResponse(e: Error, c: Context): Response | null {
+  if (!(e instanceof HTTPException)) return null;
+  // bearerAuth's refusals carry their response; the validator's bare 400 is the malformed body.
+  return e.res === undefined && e.status === 400
+    ? err(c, 400, "invalid_json", "request body is not valid JSON")
+    : e.getResponse();
 }
 
 type Issue = { path: PropertyKey[]; message: string };

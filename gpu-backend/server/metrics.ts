@@ -9,7 +9,8 @@
  *   make_stats), never from the engine's internals.
  *
  * `moe_edge_*` names follow vLLM's (`vllm:time_to_first_token_seconds` → `moe_edge_time_to_first_token_seconds`,
- * label `model_name`), so vLLM dashboards map over. The older `backend_*` series stay for existing scrapers.
+ * label `model_name`), so vLLM dashboards map over. One name per series: steps and batch sizes are the
+ * step histograms' _count and _sum, running and waiting requests the num_requests_* gauges.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { GenerateEvent } from "../../contract/wire";
@@ -95,7 +96,7 @@ export class BackendMetrics {
       "kind",
     ] as const);
     this.httpRequests = new Counter({
-      name: "backend_http_requests_total",
+      name: "moe_edge_http_requests_total",
       help: "HTTP requests by route and status.",
       labelNames: ["route", "status"] as const,
       registers,
@@ -153,13 +154,9 @@ export class BackendMetrics {
   private snapshotSeries(): void {
     const registers = [this.registry];
     const per =
-      (f: (s: EngineStats) => number, key = "model_name"): (() => Rows) =>
+      (f: (s: EngineStats) => number): (() => Rows) =>
       () =>
-        this.snap.map((s) => [{ [key]: s.model }, f(s)]);
-    const perKind = (f: (s: EngineStats, k: "prefill" | "decode") => number) => (): Rows =>
-      this.snap.flatMap((s) =>
-        (["prefill", "decode"] as const).map((k): [Labels, number] => [{ model: s.model, kind: k }, f(s, k)]),
-      );
+        this.snap.map((s) => [{ model_name: s.model }, f(s)]);
     // A counter set from a cumulative total: reset and re-add on every scrape (the engine owns the count).
     const series = (type: "counter" | "gauge", name: string, help: string, labelNames: string[], rows: () => Rows) => {
       if (type === "gauge") {
@@ -285,73 +282,51 @@ export class BackendMetrics {
       per((s) => (s.kv.tokensCapacity ? s.kv.tokensUsed / s.kv.tokensCapacity : 0)),
     );
 
-    // The older names (label `model`), unchanged for existing scrapers and tests.
-    const legacy = (type: "counter" | "gauge", name: string, help: string, f: (s: EngineStats) => number) =>
-      series(type, name, help, ["model"], per(f, "model"));
-    series("gauge", "backend_in_flight_requests", "Generate and embed requests in flight (cancellable).", [], () => [
+    // What vLLM has no name for: the pool and cache in bytes and tokens, requests cancellable now.
+    series("gauge", "moe_edge_in_flight_requests", "Generate and embed requests in flight (cancellable).", [], () => [
       [{}, this.src.inFlight()],
     ]);
     series(
-      "counter",
-      "backend_generate_requests_total",
-      "Finished generations by finish reason.",
-      ["model", "finish_reason"],
-      () =>
-        this.snap.flatMap((s) =>
-          Object.entries(s.counters.requests).map(([r, v]): [Labels, number] => [
-            { model: s.model, finish_reason: r },
-            v,
-          ]),
-        ),
-    );
-    legacy(
-      "counter",
-      "backend_prompt_tokens_total",
-      "Prompt tokens of finished generations.",
-      (s) => s.counters.promptTokens,
-    );
-    legacy(
-      "counter",
-      "backend_cached_tokens_total",
-      "Prompt tokens served from the prefix cache.",
-      (s) => s.counters.cachedTokens,
-    );
-    legacy("counter", "backend_completion_tokens_total", "Generated tokens.", (s) => s.counters.completionTokens);
-    legacy("gauge", "backend_queue_depth", "Requests waiting for a KV slot.", (s) => s.waiting);
-    legacy("gauge", "backend_running_sequences", "Sequences holding a KV slot.", (s) => s.running);
-    legacy("gauge", "backend_batch_size", "Sequences in the last step.", (s) => s.counters.lastBatch);
-    legacy(
       "gauge",
-      "backend_decode_batch_size_avg",
-      "Mean decode batch size.",
-      (s) => s.counters.decodeBatchSum / Math.max(1, s.counters.steps.decode),
+      "moe_edge_kv_cache_tokens_used",
+      "KV rows holding tokens.",
+      m,
+      per((s) => s.kv.tokensUsed),
+    );
+    series(
+      "gauge",
+      "moe_edge_kv_cache_tokens_capacity",
+      "KV rows the pool can hold.",
+      m,
+      per((s) => s.kv.tokensCapacity),
+    );
+    series(
+      "gauge",
+      "moe_edge_kv_cache_bytes",
+      "Preallocated KV bytes.",
+      m,
+      per((s) => s.kv.bytes),
+    );
+    series(
+      "gauge",
+      "moe_edge_prefix_cache_bytes",
+      "Prefix cache bytes in use.",
+      m,
+      per((s) => s.prefix.bytes),
+    );
+    series(
+      "gauge",
+      "moe_edge_prefix_cache_blocks",
+      "Prefix cache blocks.",
+      m,
+      per((s) => s.prefix.entries),
     );
     series(
       "counter",
-      "backend_steps_total",
-      "Engine steps by kind.",
-      ["model", "kind"],
-      perKind((s, k) => s.counters.steps[k]),
-    );
-    series(
-      "counter",
-      "backend_step_seconds_total",
-      "Time spent in engine steps by kind (divide by steps_total for latency).",
-      ["model", "kind"],
-      perKind((s, k) => s.counters.stepSeconds[k]),
-    );
-    legacy("gauge", "backend_kv_slots_used", "KV slots in use.", (s) => s.kv.slotsUsed);
-    legacy("gauge", "backend_kv_tokens_used", "KV rows holding tokens.", (s) => s.kv.tokensUsed);
-    legacy("gauge", "backend_kv_tokens_capacity", "KV rows the pool can hold.", (s) => s.kv.tokensCapacity);
-    legacy("gauge", "backend_kv_bytes", "Preallocated KV bytes.", (s) => s.kv.bytes);
-    legacy("gauge", "backend_prefix_cache_bytes", "Prefix cache bytes in use.", (s) => s.prefix.bytes);
-    legacy("gauge", "backend_prefix_cache_blocks", "Prefix cache blocks.", (s) => s.prefix.entries);
-    legacy("counter", "backend_prefix_cache_evictions_total", "Prefix cache LRU evictions.", (s) => s.prefix.evictions);
-    legacy(
-      "gauge",
-      "backend_prefix_cache_hit_rate",
-      "Prompt tokens found in the prefix cache / prompt tokens looked up.",
-      (s) => (s.prefix.queriedTokens ? s.prefix.hitTokens / s.prefix.queriedTokens : 0),
+      "moe_edge_prefix_cache_evictions_total",
+      "Prefix cache LRU evictions.",
+      m,
+      per((s) => s.prefix.evictions),
     );
     const usage = (f: (u: UsageStats) => number) => (): Rows => {
       const u = this.src.usage();
@@ -359,14 +334,14 @@ export class BackendMetrics {
     };
     series(
       "gauge",
-      "backend_usage_pending_records",
+      "moe_edge_usage_pending_records",
       "Usage records journaled and not yet acknowledged by the worker.",
       [],
       usage((u) => u.pending),
     );
     series(
       "gauge",
-      "backend_usage_journal_segments",
+      "moe_edge_usage_journal_segments",
       "Usage journal segments on disk.",
       [],
       usage((u) => u.segments),

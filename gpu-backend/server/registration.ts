@@ -99,7 +99,11 @@ export class Registration {
         return true;
       })
       .catch((e: unknown) => {
-        if (!this.failing) console.error(`backend: registry heartbeat failed (${(e as Error).message}); retrying`);
+        const cause = (e as Error & { cause?: { code?: string } }).cause?.code;
+        if (!this.failing)
+          console.error(
+            `backend: registry heartbeat failed (${(e as Error).message}${cause ? `: ${cause}` : ""}); retrying`,
+          );
         this.failing = true;
         return false;
       })

@@ -15,6 +15,10 @@ export interface LocalStack {
   backendPorts: number[];
   adminToken: string;
   metricsToken: string;
+  /** The launcher's secrets.json (a backend started by hand joins with the same tokens). */
+  secrets: Record<string, string>;
+  /** DEV_STATE_DIR of this stack. */
+  stateDir: string;
   lines: string[];
   /** The first launcher line at index >= `from` that matches `re`. */
   waitFor(re: RegExp, from?: number): Promise<RegExpMatchArray>;
@@ -92,7 +96,7 @@ export async function startLocalStack(o: {
     clearTimeout(timer);
   }
   exited.catch(() => undefined);
-  const secrets = JSON.parse(readFileSync(join(stateDir, "secrets.json"), "utf8")) as {
+  const secrets = JSON.parse(readFileSync(join(stateDir, "secrets.json"), "utf8")) as Record<string, string> & {
     adminToken: string;
     metricsToken: string;
   };
@@ -111,6 +115,8 @@ export async function startLocalStack(o: {
     backendPorts,
     adminToken: secrets.adminToken,
     metricsToken: secrets.metricsToken,
+    secrets,
+    stateDir,
     lines,
     waitFor,
     backendPid: (p) => lastPid(`backend :${p}`),
@@ -135,14 +141,20 @@ export function rssMb(pid: number): number {
  */
 export function groupRssMb(pgid: number): Record<string, number> {
   const out: Record<string, number> = {};
+  for (const { pid, comm } of groupProcesses(pgid)) out[comm] = Math.round((out[comm] ?? 0) + rssMb(pid));
+  return out;
+}
+
+/** The processes of a process group, with their command names (e.g. the worker's "workerd"). */
+export function groupProcesses(pgid: number): Array<{ pid: number; comm: string }> {
+  const out: Array<{ pid: number; comm: string }> = [];
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     try {
       // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may contain spaces, so split after ") ".
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       const fields = stat.split(") ")[1]!.split(" ");
       if (Number(fields[2]) !== pgid) continue;
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      out[comm] = Math.round((out[comm] ?? 0) + rssMb(Number(pid)));
+      out.push({ pid: Number(pid), comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) });
     } catch {
       // the process left meanwhile
     }

@@ -59,7 +59,9 @@ export async function soakRequest(r: SoakRequest): Promise<Seen> {
     await run(r, ac, seen, t0);
   } catch (e) {
     seen.outcome = hung ? "hung" : seen.outcome === "aborted" ? "aborted" : "network_error";
-    seen.detail ??= (e as Error).message;
+    // undici's "fetch failed" says nothing; its cause (ECONNRESET, ECONNREFUSED, "other side closed") does.
+    const cause = (e as Error & { cause?: { code?: string; message?: string } }).cause;
+    seen.detail ??= `${(e as Error).message}${cause ? ` (${cause.code ?? cause.message ?? String(cause)})` : ""}`;
   } finally {
     clearTimeout(timer);
     seen.totalMs = performance.now() - t0;

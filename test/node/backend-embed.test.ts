@@ -148,7 +148,7 @@ describe("backend /v1/embed cancel", () => {
       undefined,
       ac.signal,
     ).catch(() => null);
-    while ((await metric(b, "backend_in_flight_requests")) < 1);
+    while ((await metric(b, "moe_edge_in_flight_requests")) < 1);
     ac.abort();
     expect(await res).toBeNull();
     const [rec] = await recordOf("req_emb_d");

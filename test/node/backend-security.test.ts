@@ -61,8 +61,8 @@ describe("backend request ids and body cap", () => {
     return body.error;
   };
   const busy = async () =>
-    (await metric(b, 'backend_queue_depth{model="tiny"}')) +
-    (await metric(b, 'backend_running_sequences{model="tiny"}'));
+    (await metric(b, 'moe_edge_num_requests_waiting{model_name="tiny"}')) +
+    (await metric(b, 'moe_edge_num_requests_running{model_name="tiny"}'));
 
   it("a request_id outside [A-Za-z0-9_-]{1,128} is a 400 naming request_id, and no generation starts", async () => {
     for (const id of ["a\r\nx-injected: 1", "a b", "é", "x".repeat(129), "", "../etc"]) {
@@ -124,5 +124,20 @@ describe("backend request ids and body cap", () => {
     });
     expect(ok.status).toBe(200);
     await ok.text();
+  });
+
+  it("validation and auth answer in the error shape: malformed JSON, a wrong or malformed bearer header", async () => {
+    const bad = await expectOpenAiError(await post(`${b.url}/v1/generate`, '{"model": "tiny",'), 400, null);
+    expect(bad.code).toBe("invalid_json");
+    const missing = await expectOpenAiError(await post(`${b.url}/v1/cancel`, {}), 400, "request_id");
+    expect(missing.code).toBe("invalid_request");
+    for (const authorization of ["Bearer wrong-token", "Bearer a b\\c", "Basic dXNlcjpwYXNz", "Bearer"]) {
+      const e = await expectOpenAiError(
+        await post(`${b.url}/v1/cancel`, { request_id: "x" }, { authorization }),
+        401,
+        null,
+      );
+      expect(e).toMatchObject({ type: "authentication_error", code: "unauthorized" });
+    }
   });
 });

@@ -133,7 +133,7 @@ describe("backend usage witness", () => {
         key_id: "key_e",
       }),
     ]);
-    expect(Number.isInteger(await metric(b, "backend_usage_journal_segments"))).toBe(true);
+    expect(Number.isInteger(await metric(b, "moe_edge_usage_journal_segments"))).toBe(true);
   });
 
   it("POST /v1/usage/status: running, finished (with its record) or unknown, and since", async () => {

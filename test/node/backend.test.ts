@@ -91,7 +91,7 @@ describe("backend HTTP", () => {
     expect(again.tokens).toEqual(first.tokens);
     const salted = await generate(b, { input_ids: prompt, max_tokens: 6, cache_salt: "other-tenant" });
     expect(salted.done.usage.cached_tokens).toBe(0);
-    expect(await metric(b, 'backend_prefix_cache_hit_rate{model="tiny"}')).toBeGreaterThan(0);
+    expect(await metric(b, 'moe_edge_prefix_cache_hit_rate{model_name="tiny"}')).toBeGreaterThan(0);
   });
 
   it("embeddings: one L2-normalised vector per input", async () => {
@@ -114,16 +114,16 @@ describe("backend HTTP", () => {
     );
     const reader = res.body!.getReader();
     await reader.read();
-    expect(await metric(b, 'backend_running_sequences{model="tiny"}')).toBe(1);
+    expect(await metric(b, 'moe_edge_num_requests_running{model_name="tiny"}')).toBe(1);
     ac.abort();
     const running = await poll(
-      () => metric(b, 'backend_running_sequences{model="tiny"}'),
+      () => metric(b, 'moe_edge_num_requests_running{model_name="tiny"}'),
       (n) => n === 0,
       { tries: 51, everyMs: 20 },
     );
     expect(running).toBe(0);
-    expect(await metric(b, 'backend_kv_slots_used{model="tiny"}')).toBe(0);
-    expect(await metric(b, 'backend_generate_requests_total{model="tiny",finish_reason="cancelled"}')).toBe(1);
+    expect(await metric(b, 'moe_edge_num_requests_running{model_name="tiny"}')).toBe(0);
+    expect(await metric(b, 'moe_edge_request_success_total{model_name="tiny",finished_reason="cancelled"}')).toBe(1);
   });
 });
 

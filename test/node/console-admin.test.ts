@@ -2,7 +2,7 @@
  * The operator's console (/console/admin) in Debian's Chromium against the real local stack: a wrong
  * admin token is refused with the API's message; keys are created (shown once, with a hostile name
  * that must render as text), edited and revoked, after which the API refuses the key; spend per key and
- * tier, the top keys this month, and one key's requests. Screenshots go to screenshots/ (git-ignored).
+ * tier, the top keys this month, one key's requests, and the live replicas. Screenshots go to screenshots/ (git-ignored).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
@@ -137,18 +137,54 @@ describe.skipIf(chromiumMissing !== null)(
       await browser.shot(page, "admin-requests");
     });
 
-    it("fits a phone-width screen: wide tables scroll inside their own region, not the page", async () => {
-      const phone = await browser.page({ width: 375, height: 780 });
-      await phone.goto(`${stack.base}/console/admin`);
-      await phone.getByLabel("Admin token").fill(stack.adminToken);
-      await phone.getByRole("button", { name: "Sign in" }).click();
-      for (const section of ["Keys", "Spend", "Requests"]) {
-        await phone.getByRole("button", { name: section, exact: true }).click();
-        await phone.getByRole("table").first().waitFor();
-        expect(await phone.evaluate<number>("document.documentElement.scrollWidth"), section).toBeLessThanOrEqual(375);
+    it("marks a key whose budget is spent; the key holder's GET /v1/key agrees", async () => {
+      const res = await stack.admin("/v1/admin/keys", {
+        method: "POST",
+        body: JSON.stringify({ name: "spent key", tiers: ["mistral-tiny"], monthly_budget_micros: 0 }),
+      });
+      const spentKey = (await res.json()) as { id: string; key: string };
+      await page.getByRole("button", { name: "Keys", exact: true }).click();
+      await page.getByRole("button", { name: "Refresh" }).click();
+      const row = page.getByRole("table", { name: "Keys" }).locator("tbody tr", { hasText: spentKey.id });
+      await row.locator(".badge.s-spent", { hasText: "budget spent" }).waitFor();
+      expect(await keyRow().locator(".badge").innerText()).toBe("active");
+      const info = (await (
+        await fetch(`${stack.base}/v1/key`, { headers: { authorization: `Bearer ${spentKey.key}` } })
+      ).json()) as { budget_state: string };
+      expect(info.budget_state).toBe("spent");
+      await browser.shot(page, "admin-keys-spent");
+    });
+
+    it("fits phone-width screens (390 × 844 and 375 × 780) on every page: wide tables scroll inside their own region", async () => {
+      for (const [width, height] of [
+        [390, 844],
+        [375, 780],
+      ] as const) {
+        const phone = await browser.page({ width, height });
+        const overflow = () =>
+          phone.evaluate<number>("document.documentElement.scrollWidth - document.documentElement.clientWidth");
+        await phone.goto(`${stack.base}/console/admin`);
+        await phone.getByLabel("Admin token").waitFor();
+        expect(await overflow(), `sign-in at ${width}`).toBe(0);
+        await phone.getByLabel("Admin token").fill(stack.adminToken);
+        await phone.getByRole("button", { name: "Sign in" }).click();
+        for (const section of ["Keys", "Spend", "Requests"]) {
+          await phone.getByRole("button", { name: section, exact: true }).click();
+          await phone.getByRole("table").first().waitFor();
+          expect(await overflow(), `${section} at ${width}`).toBe(0);
+          if (width === 390) await browser.shot(phone, `admin-phone-${section.toLowerCase()}`);
+        }
+        // Key ids are short, whole on one line, with a copy button (the full id in data-id and for screen readers).
+        await phone.getByRole("button", { name: "Keys", exact: true }).click();
+        const id = phone.getByRole("table", { name: "Keys" }).locator("tbody tr .id").first();
+        const full = (await id.getAttribute("data-id"))!;
+        expect(await id.locator("code").innerText()).toBe(`${full.slice(0, 10)}…${full.slice(-4)}`);
+        const box = (await id.locator("code").boundingBox())!;
+        expect(box.height).toBeLessThan(30); // one line
+        await id.getByRole("button", { name: /^Copy key_/ }).waitFor();
+        expect(phone.problems).toEqual([]);
+        await phone.close();
       }
-      expect(phone.problems).toEqual([]);
-      await phone.close();
     });
 
     it("revokes a key; the API then refuses it, and so does the key holder's console", async () => {
@@ -179,6 +215,26 @@ describe.skipIf(chromiumMissing !== null)(
       await signIn(user, stack.base, stack.apiKey);
       await user.getByText("Budget resets on").waitFor();
       await user.close();
+    });
+
+    it("Replicas: npm start's backend is listed ready, and its served count moves live", async () => {
+      await page.getByRole("button", { name: "Replicas" }).click();
+      const table = page.getByRole("region", { name: /^Live replicas/ });
+      const row = table.locator("tbody tr", { hasText: stack.backendUrl });
+      await row.waitFor({ timeout: 15_000 });
+      await row.locator('[data-state="ready"]').waitFor();
+      const served = async () => Number(((await row.locator("td").nth(6).textContent()) ?? "").replace(/\D/g, ""));
+      const before = await served();
+      const res = await fetch(`${stack.base}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "mistral-tiny", messages: [{ role: "user", content: "hi" }], max_tokens: 4 }),
+      });
+      expect(res.status).toBe(200);
+      // No reload: the section polls (the backend's heartbeat and the table's refresh are both 2 s).
+      await until(async () => ((await served()) > before ? true : undefined), 15_000, "the served count to move");
+      await browser.shot(page, "admin-replicas");
+      expect(page.problems).toEqual([]);
     });
 
     it("no key material in the worker's or the backend's logs", () => {

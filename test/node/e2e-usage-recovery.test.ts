@@ -1,5 +1,5 @@
 /**
- * Issue 14 through the real stack (`npm start`: wrangler dev + a backend process): the worker is killed
+ * Usage recovery through the real stack (`npm start`: wrangler dev + a backend process): the worker is killed
  * (kill -9) mid-stream, between admit and settle. The backend cancels the orphaned generation, journals
  * its record and keeps delivering it; once the launcher has brought the worker back, the record lands in
  * the ledger as `recovered`, exactly once, with the backend's token count and the tier's price.
@@ -84,6 +84,17 @@ describe("a worker killed between admit and settle (npm start)", () => {
     const st = ((await r.json()) as UsageStatusResponse).requests[requestId];
     return st?.state === "finished" ? st.record : undefined;
   };
+  const journalDir = () => join(state, "journal", String(backendPort));
+  /** The record's line is in a journal segment (written: it survives a kill of the process). */
+  const journaled = (id: string) =>
+    readdirSync(journalDir()).some((f) => {
+      try {
+        return f.endsWith(".jsonl") && readFileSync(join(journalDir(), f), "utf8").includes(id);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return false; // deleted between listing and read
+        throw e;
+      }
+    });
   const oneRecoveredRow = async (requestId: string, record: Report) => {
     const rows = await until(async () => {
       const r = await ledger(requestId);
@@ -133,8 +144,12 @@ describe("a worker killed between admit and settle (npm start)", () => {
     const from = lines.length;
     process.kill(pidOf("worker", port), "SIGKILL");
     await reader.read().catch(() => undefined);
-    // Journaled (the backend finished it); its delivery fails while the worker is down. Then the backend dies too.
+    // The backend finished it; its delivery fails while the worker is down. Then the backend dies too, but
+    // only once the record is in its journal: /v1/usage/status says "finished" as soon as the engine ends,
+    // before the journal's write and fsync (the worker merges the record it answers, so that is no loss),
+    // and a kill in that gap, wide on a loaded disk, would take with it the record this test replays.
     const record = await until(() => backendStatus(requestId), 60_000);
+    await until(async () => (journaled(record.id) ? true : undefined), 30_000);
     process.kill(pidOf("backend", backendPort), "SIGKILL");
     await waitLine(new RegExp(`npm start: backend :${backendPort} restarted \\(pid \\d+\\)`), from);
     await waitLine(new RegExp(`npm start: worker :${port} restarted \\(pid \\d+\\)`), from);
@@ -145,7 +160,7 @@ describe("a worker killed between admit and settle (npm start)", () => {
     // (An acknowledged closed segment is deleted, so "acknowledged" = every segment holding it lists it as acked.)
     // The backend may delete a segment between the listing and a read: that snapshot is void, look again.
     await until(async () => {
-      const dir = join(state, "journal", String(backendPort));
+      const dir = journalDir();
       const files = readdirSync(dir);
       try {
         const holding = files.filter(

@@ -195,7 +195,7 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
   it("a non-streaming openai SDK call aborted mid-generation: the replica is cancelled, drained and billed `cancelled`", async () => {
     const { id: keyId, key } = await newKeyRow("e2e-nonstream-abort");
     const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 });
-    const decodeSteps = () => backendMetric("backend_steps_total", 'model="small",kind="decode"');
+    const decodeSteps = () => backendMetric("moe_edge_step_duration_seconds_count", 'model_name="small",kind="decode"');
     const stepsBefore = await decodeSteps();
     const linesBefore = generated.length;
     const ac = new AbortController();

@@ -140,6 +140,21 @@ describe("usage journal", () => {
     await j.close();
   });
 
+  it("a record in two segments is pending once, and once acknowledged is not replayed from either", async () => {
+    const dir = await tmp();
+    const a = rec();
+    const b = rec();
+    await writeFile(path.join(dir, "seg-00000001.jsonl"), `${JSON.stringify(a)}\n`);
+    await writeFile(path.join(dir, "seg-00000002.jsonl"), `${JSON.stringify(a)}\n${JSON.stringify(b)}\n`);
+    const j = await Journal.open({ dir, segmentBytes: 1 << 20 });
+    expect(j.pending().map((r) => r.id)).toEqual([a.id, b.id]);
+    await j.ack([a.id, b.id]);
+    expect(j.segmentNumbers()).toEqual([]);
+    const j2 = await Journal.open({ dir, segmentBytes: 1 << 20 });
+    expect(j2.pendingCount).toBe(0);
+    await j2.close();
+  });
+
   it("without delivery (keepSegments), only the newest segments are kept; with delivery nothing pending is dropped", async () => {
     const dir = await tmp();
     const j = await Journal.open({ dir, segmentBytes: 400, keepSegments: 2 });

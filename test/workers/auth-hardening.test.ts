@@ -3,7 +3,7 @@
  * per credential, malformed keys refused before any lookup, misses never evict valid keys.
  */
 import { env, SELF } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createApp } from "../../worker/app";
 import { CACHE_MAX, hashKey, isCached, lookupAccount } from "../../worker/billing/keys";
 import { FailedAuthThrottle } from "../../worker/middleware/auth-throttle";
@@ -104,6 +104,20 @@ describe("secret strength (enforced before anything is served)", () => {
   });
 });
 
+/**
+ * Runs `fn` with the clock held still, so the 1/s refill cannot outpace a loop slowed by a loaded
+ * machine (the buckets read Date.now: this test and the worker share the isolate).
+ */
+async function clockStill<T>(fn: () => Promise<T>): Promise<T> {
+  const now = Date.now();
+  const spy = vi.spyOn(Date, "now").mockReturnValue(now);
+  try {
+    return await fn();
+  } finally {
+    spy.mockRestore();
+  }
+}
+
 describe("failed-auth throttle", () => {
   it("a token bucket per client, on an injected clock", () => {
     let now = 1_000_000;
@@ -118,80 +132,93 @@ describe("failed-auth throttle", () => {
     expect(t.retryAfterS("a")).toBe(0);
   });
 
-  it("after a burst of failures a client gets 429 (OpenAI shape), before its credential is checked; others still pass", async () => {
-    const ip = { "cf-connecting-ip": "198.51.100.7" };
-    const { key } = await createKey();
-    let first429 = -1;
-    for (let i = 0; i < 80 && first429 < 0; i++) {
-      const res = await SELF.fetch(`${BASE}/v1/usage`, {
-        headers: { ...ip, authorization: `Bearer sk-${"0".repeat(64)}` },
-      });
-      if (res.status === 429) first429 = i;
-      else expect(res.status).toBe(401);
-    }
-    expect(first429).toBeGreaterThan(10);
-    const blocked = await SELF.fetch(`${BASE}/v1/usage`, { headers: { ...ip, authorization: `Bearer ${key}` } });
-    expect(blocked.status).toBe(429);
-    const body = (await blocked.json()) as { error: { type: string; code: string } };
-    expect(body.error).toMatchObject({ type: "rate_limit_error", code: "auth_throttled" });
-    expect(Number(blocked.headers.get("retry-after"))).toBeGreaterThan(0);
-    // The same key from another client is fine.
-    expect(
-      (
-        await SELF.fetch(`${BASE}/v1/usage`, {
-          headers: { "cf-connecting-ip": "198.51.100.8", authorization: `Bearer ${key}` },
-        })
-      ).status,
-    ).toBe(200);
-  });
+  it("after a burst of failures a client gets 429 (OpenAI shape), before its credential is checked; others still pass", () =>
+    clockStill(async () => {
+      const ip = { "cf-connecting-ip": "198.51.100.7" };
+      const { key } = await createKey();
+      let first429 = -1;
+      for (let i = 0; i < 80 && first429 < 0; i++) {
+        const res = await SELF.fetch(`${BASE}/v1/usage`, {
+          headers: { ...ip, authorization: `Bearer sk-${"0".repeat(64)}` },
+        });
+        if (res.status === 429) first429 = i;
+        else expect(res.status).toBe(401);
+      }
+      expect(first429).toBeGreaterThan(10);
+      const blocked = await SELF.fetch(`${BASE}/v1/usage`, { headers: { ...ip, authorization: `Bearer ${key}` } });
+      expect(blocked.status).toBe(429);
+      const body = (await blocked.json()) as { error: { type: string; code: string } };
+      expect(body.error).toMatchObject({ type: "rate_limit_error", code: "auth_throttled" });
+      expect(Number(blocked.headers.get("retry-after"))).toBeGreaterThan(0);
+      // The same key from another client is fine.
+      expect(
+        (
+          await SELF.fetch(`${BASE}/v1/usage`, {
+            headers: { "cf-connecting-ip": "198.51.100.8", authorization: `Bearer ${key}` },
+          })
+        ).status,
+      ).toBe(200);
+    }));
 
-  it("API keys and the admin token are separate buckets: after 70 bad API keys the admin token still works", async () => {
-    const ip = { "cf-connecting-ip": "198.51.100.21" };
-    const statuses: number[] = [];
-    // At least 70 bad keys, and on until the API-key bucket is spent (its refill may outpace a slow loop).
-    for (let i = 0; i < 200 && (i < 70 || statuses.at(-1) !== 429); i++) {
-      const res = await SELF.fetch(`${BASE}/v1/usage`, {
-        headers: { ...ip, authorization: `Bearer sk-${i.toString(16).padStart(64, "1")}` },
-      });
-      statuses.push(res.status);
-    }
-    expect(statuses.at(-1)).toBe(429);
-    const admin = await SELF.fetch(`${BASE}/v1/admin/keys`, { headers: { ...ip, ...ADMIN } });
-    expect(admin.status).toBe(200);
-    // And the other way round: failed admin attempts do not lock out API keys.
-    const { key } = await createKey();
-    const ip2 = { "cf-connecting-ip": "198.51.100.22" };
-    let adminStatus = 0;
-    for (let i = 0; i < 200 && adminStatus !== 429; i++)
-      adminStatus = (
-        await SELF.fetch(`${BASE}/v1/admin/keys`, { headers: { ...ip2, authorization: `Bearer ${"w".repeat(40)}` } })
-      ).status;
-    expect(adminStatus, "the admin bucket is spent").toBe(429);
-    expect((await SELF.fetch(`${BASE}/v1/usage`, { headers: { ...ip2, authorization: `Bearer ${key}` } })).status).toBe(
-      200,
-    );
-  }, 60_000);
+  it(
+    "API keys and the admin token are separate buckets: after 70 bad API keys the admin token still works",
+    () =>
+      clockStill(async () => {
+        const ip = { "cf-connecting-ip": "198.51.100.21" };
+        const statuses: number[] = [];
+        // At least 70 bad keys, and on until the API-key bucket is spent (its refill may outpace a slow loop).
+        for (let i = 0; i < 200 && (i < 70 || statuses.at(-1) !== 429); i++) {
+          const res = await SELF.fetch(`${BASE}/v1/usage`, {
+            headers: { ...ip, authorization: `Bearer sk-${i.toString(16).padStart(64, "1")}` },
+          });
+          statuses.push(res.status);
+        }
+        expect(statuses.at(-1)).toBe(429);
+        const admin = await SELF.fetch(`${BASE}/v1/admin/keys`, { headers: { ...ip, ...ADMIN } });
+        expect(admin.status).toBe(200);
+        // And the other way round: failed admin attempts do not lock out API keys.
+        const { key } = await createKey();
+        const ip2 = { "cf-connecting-ip": "198.51.100.22" };
+        let adminStatus = 0;
+        for (let i = 0; i < 200 && adminStatus !== 429; i++)
+          adminStatus = (
+            await SELF.fetch(`${BASE}/v1/admin/keys`, {
+              headers: { ...ip2, authorization: `Bearer ${"w".repeat(40)}` },
+            })
+          ).status;
+        expect(adminStatus, "the admin bucket is spent").toBe(429);
+        expect(
+          (await SELF.fetch(`${BASE}/v1/usage`, { headers: { ...ip2, authorization: `Bearer ${key}` } })).status,
+        ).toBe(200);
+      }),
+    60_000,
+  );
 
-  it("POST /internal/usage is throttled on failed auth like the admin API", async () => {
-    const ip = { "cf-connecting-ip": "198.51.100.31" };
-    const statuses: number[] = [];
-    // Until the first 429: the burst (60) plus whatever the 1/s refill gave back while the loop ran.
-    while (statuses.length < 200 && statuses.at(-1) !== 429) {
-      const res = await SELF.fetch(`${BASE}/internal/usage`, {
-        method: "POST",
-        headers: {
-          ...ip,
-          authorization: `Bearer wrong-usage-token-${statuses.length}`,
-          "content-type": "application/json",
-        },
-        body: "{}",
-      });
-      statuses.push(res.status);
-    }
-    expect(statuses.at(-1)).toBe(429);
-    expect(statuses.slice(0, -1).every((s) => s === 401)).toBe(true);
-    expect(statuses.length).toBeGreaterThan(60);
-  }, 60_000);
+  it(
+    "POST /internal/usage is throttled on failed auth like the admin API",
+    () =>
+      clockStill(async () => {
+        const ip = { "cf-connecting-ip": "198.51.100.31" };
+        const statuses: number[] = [];
+        // Until the first 429: the burst (60) plus whatever the 1/s refill gave back while the loop ran.
+        while (statuses.length < 200 && statuses.at(-1) !== 429) {
+          const res = await SELF.fetch(`${BASE}/internal/usage`, {
+            method: "POST",
+            headers: {
+              ...ip,
+              authorization: `Bearer wrong-usage-token-${statuses.length}`,
+              "content-type": "application/json",
+            },
+            body: "{}",
+          });
+          statuses.push(res.status);
+        }
+        expect(statuses.at(-1)).toBe(429);
+        expect(statuses.slice(0, -1).every((s) => s === 401)).toBe(true);
+        expect(statuses.length).toBeGreaterThan(60);
+      }),
+    60_000,
+  );
 });
 
 describe("malformed keys", () => {

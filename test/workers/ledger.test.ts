@@ -249,6 +249,8 @@ describe("GET /v1/usage", () => {
           cached_tokens: 40,
           completion_tokens: 20,
           cost_micros: 75,
+          batch_requests: 0,
+          batch_cost_micros: 0,
         }, // 60·0.6 + 40·0.06 + 20·1.8 = 74.4, rounded up
         {
           date: "2026-10-30",
@@ -258,6 +260,8 @@ describe("GET /v1/usage", () => {
           cached_tokens: 0,
           completion_tokens: 0,
           cost_micros: 2,
+          batch_requests: 0,
+          batch_cost_micros: 0,
         }, // 1.26, rounded up
         {
           date: "2026-10-31",
@@ -267,6 +271,8 @@ describe("GET /v1/usage", () => {
           cached_tokens: 0,
           completion_tokens: 10,
           cost_micros: 6,
+          batch_requests: 0,
+          batch_cost_micros: 0,
         }, // 1.4 + 4.2 = 5.6
       ],
     });

@@ -168,4 +168,15 @@ describe("load-aware routing over the live set", () => {
     for (const u of urls) reported.set(u, 9); // every replica hot: keep the cache order
     expect(r.rank(urls, key)).toEqual(order);
   });
+
+  it("a replica the registry lists as draining is tried only after every ready one (before open circuits)", () => {
+    const draining = new Set<string>();
+    const r = new ReplicaRouter({ draining: (u) => draining.has(u), reported: () => 0 });
+    const key = routingKey([1, ...Array.from({ length: 80 }, (_, i) => 500 + i)], "s");
+    const order = r.rank(urls, key);
+    draining.add(order[0]);
+    expect(r.rank(urls, key)).toEqual([order[1], order[2], order[3], order[0]]);
+    for (let i = 0; i < 3; i++) r.recordFailure(order[1]);
+    expect(r.rank(urls, key)).toEqual([order[2], order[3], order[0], order[1]]);
+  });
 });

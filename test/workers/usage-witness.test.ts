@@ -208,6 +208,67 @@ describe("a request whose worker never settled", () => {
   });
 });
 
+describe("forged reports: only ids this worker admitted are billed", () => {
+  const ADMIN = { authorization: "Bearer test-admin-token-0123456789abcdef" };
+  const rejectedCount = async () =>
+    (await (await SELF.fetch(`${BASE}/v1/admin/usage/rejected-reports`, { headers: ADMIN })).json()) as {
+      count: number;
+      data: { request_id: string; key_id: string | null; reason: string }[];
+    };
+
+  it("a report for a never-admitted id bills nothing, is acknowledged, logged and counted for operators", async () => {
+    const victim = await newAccount();
+    const id = await admitted(victim);
+    await settle(env, victim, workerSettle(id, 5));
+    const before = (await status(victim)).spentUnits;
+    const countBefore = (await rejectedCount()).count;
+    const errors = vi.spyOn(console, "error");
+    const forged = report(victim, "req_doesnotexist1", { completion_tokens: 1_000_000 });
+    expect(await (await deliver([forged])).json()).toEqual({ acked: [forged.id] });
+    expect(await rows("req_doesnotexist1")).toHaveLength(0);
+    expect((await status(victim)).spentUnits).toBe(before);
+    const listed = await rejectedCount();
+    expect(listed.count).toBe(countBefore + 1);
+    expect(listed.data[0]).toMatchObject({
+      request_id: "req_doesnotexist1",
+      key_id: victim.keyId,
+      reason: "request id never admitted by this worker",
+    });
+    expect(errors.mock.calls.some(([l]) => String(l).includes('"where":"usage_report_rejected"'))).toBe(true);
+    errors.mockRestore();
+    // Redelivered (at-least-once), the same report is not counted twice.
+    await deliver([forged]);
+    expect((await rejectedCount()).count).toBe(countBefore + 1);
+  });
+
+  it("an id admitted for another key, or refused before any backend, is not billable either", async () => {
+    const attacker = await newAccount();
+    const victim = await newAccount();
+    const id = await admitted(attacker); // in flight: no ledger row yet
+    const cross = report(victim, id, { completion_tokens: 50_000 });
+    await deliver([cross]);
+    expect(await rows(id)).toHaveLength(0);
+    expect((await status(victim)).spentUnits).toBe("0");
+    // A request refused before any backend has a `rejected` row but no admission: a report cannot bill it.
+    const poor = await newAccount(0);
+    const refused = `req_${crypto.randomUUID().replaceAll("-", "")}`;
+    await admit(env, poor, {
+      requestId: refused,
+      model: "mistral-tiny",
+      pricing: TINY,
+      promptTokens: 10,
+      maxCompletionTokens: 10,
+    }).catch(() => {});
+    await new Promise((r) => setTimeout(r, 50));
+    await deliver([report(poor, refused, { completion_tokens: 9 })]);
+    expect((await rows(refused)).map((r) => [r.status, r.cost])).toEqual([["rejected", "0"]]);
+    expect((await status(poor)).spentUnits).toBe("0");
+    // The genuine report for the attacker's own admitted id still merges.
+    await deliver([report(attacker, id, { completion_tokens: 5 })]);
+    expect(await rows(id)).toMatchObject([{ status: "recovered", cost: cost(TINY, 5) }]);
+  });
+});
+
 describe("the two writes of one request, in every order", () => {
   // W = the worker's settle, B = the backend's report. The row and the budget end the same whatever the order.
   const orders = ["WB", "BW", "WBWB", "BWBW", "BBW", "WWB", "W||B"];

@@ -26,6 +26,8 @@ export interface Reply<Res extends string> {
   events?: Res[];
   /** x-ratelimit-* headers (metered and counted routes). */
   rateLimited?: boolean;
+  /** A raw body of this media type instead of JSON (a file's bytes). */
+  raw?: string;
 }
 
 export interface Operation<Req extends string, Res extends string> {
@@ -41,6 +43,8 @@ export interface Operation<Req extends string, Res extends string> {
   /** Path parameters by name (each `{name}` of `path`). */
   params?: Record<string, Param>;
   body?: Req;
+  /** The body is multipart/form-data (a file upload) rather than JSON. */
+  multipart?: boolean;
   responses: Record<string, Reply<Res>>;
 }
 
@@ -87,9 +91,10 @@ function reply<Res extends string>(r: Reply<Res>) {
   const content: Record<string, unknown> = {};
   if (r.json) content["application/json"] = { schema: ref(r.json) };
   if (r.events) content["text/event-stream"] = { schema: { anyOf: r.events.map(ref) } };
+  if (r.raw) content[r.raw] = { schema: { type: "string", contentMediaType: r.raw } };
   const headers: Record<string, unknown> = { "x-request-id": { $ref: "#/components/headers/RequestId" } };
   if (r.rateLimited) for (const h of RATE_HEADERS) headers[h] = { schema: { type: "string" } };
-  return { description: r.description, headers, ...(r.events || r.json ? { content } : {}) };
+  return { description: r.description, headers, ...(r.events || r.json || r.raw ? { content } : {}) };
 }
 
 const SECURITY: Record<Auth, Record<string, string[]>[]> = {
@@ -117,7 +122,12 @@ export function openApiDocument<Req extends string, Res extends string>(spec: Sp
         ...parameters("header", op.headers),
       ],
       ...(op.body
-        ? { requestBody: { required: true, content: { "application/json": { schema: ref(op.body) } } } }
+        ? {
+            requestBody: {
+              required: true,
+              content: { [op.multipart ? "multipart/form-data" : "application/json"]: { schema: ref(op.body) } },
+            },
+          }
         : {}),
       responses: {
         ...Object.fromEntries(Object.entries(op.responses).map(([status, r]) => [status, reply(r)])),

@@ -12,6 +12,8 @@ import type { UsageRequestRow, UsageRow } from "../billing/ledger";
 import type { ReplayResult } from "../billing/dead-letters";
 import type { ErrorBody } from "../errors";
 import type { chunk, completion, Usage as UsageType, usageChunk } from "./chat-response";
+import type { FileObject as FileObjectType } from "../batch/files";
+import type { BatchObject } from "../batch/object";
 
 const count = z.number().int().min(0);
 const epochMs = z.number().int().min(0).describe("Unix time in milliseconds.");
@@ -180,6 +182,8 @@ export const UsageDays = z.object({
       cached_tokens: count,
       completion_tokens: count,
       cost_micros: count,
+      batch_requests: count.describe("How many of `requests` were batch lines (billed at the batch price)."),
+      batch_cost_micros: count.describe("The batch lines' part of the cost; interactive spend is the rest."),
     }),
   ),
 });
@@ -235,17 +239,113 @@ export const AdminUsageDays = z.object({
       completion_tokens: count,
       cost_micros: count,
       cost_units: z.string(),
+      batch_requests: count,
+      batch_cost_micros: count,
+      batch_cost_units: z.string(),
     }),
   ),
 });
 
 export const DeadLetters = z.object({ object: z.literal("dead_letters"), count });
+export const RejectedUsageReports = z.object({
+  object: z.literal("rejected_usage_reports"),
+  count,
+  data: z.array(
+    z.object({
+      report_id: z.string(),
+      request_id: z.string(),
+      key_id: z.string().nullable(),
+      tier: z.string().nullable(),
+      backend: z.string(),
+      prompt_tokens: count,
+      completion_tokens: count,
+      reason: z.string(),
+      received_at: count,
+    }),
+  ),
+});
 export const DeadLetterReplay = z.object({
   object: z.literal("dead_letter_replay"),
   replayed: count,
   failed: count,
   remaining: count,
 });
+
+const epochS = z.number().int().min(0).describe("Unix time in seconds.");
+const listPage = <T extends z.ZodType>(item: T) =>
+  z.object({
+    object: z.literal("list"),
+    data: z.array(item),
+    first_id: z.string().nullable(),
+    last_id: z.string().nullable(),
+    has_more: z.boolean().describe("Ask again with `after` = `last_id` for the next page."),
+  });
+
+export const FileObject = z
+  .object({
+    id: z.string(),
+    object: z.literal("file"),
+    bytes: count,
+    created_at: epochS,
+    filename: z.string(),
+    purpose: z
+      .enum(["batch", "batch_output"])
+      .describe("`batch`: an upload; `batch_output`: a batch's output or error file."),
+    status: z.literal("processed"),
+    status_details: z.null(),
+  })
+  .describe("A stored file (OpenAI's shape). Visible only to the key that owns it.");
+export const FileList = listPage(FileObject);
+export const DeletedFile = z.object({ id: z.string(), object: z.literal("file"), deleted: z.literal(true) });
+
+const BatchStatus = z.enum([
+  "validating",
+  "failed",
+  "in_progress",
+  "finalizing",
+  "completed",
+  "expired",
+  "cancelling",
+  "cancelled",
+]);
+export const Batch = z
+  .object({
+    id: z.string(),
+    object: z.literal("batch"),
+    endpoint: z.enum(["/v1/chat/completions", "/v1/embeddings"]),
+    errors: z
+      .object({
+        object: z.literal("list"),
+        data: z.array(
+          z.object({
+            code: z.string(),
+            message: z.string(),
+            param: z.string().nullable(),
+            line: z.number().int().nullable(),
+          }),
+        ),
+      })
+      .nullable()
+      .describe("Why the batch failed validation (no valid line), at most 100 lines."),
+    input_file_id: z.string(),
+    completion_window: z.string(),
+    status: BatchStatus,
+    output_file_id: z.string().nullable(),
+    error_file_id: z.string().nullable(),
+    created_at: epochS,
+    in_progress_at: epochS.nullable(),
+    expires_at: epochS.nullable(),
+    finalizing_at: epochS.nullable(),
+    completed_at: epochS.nullable(),
+    failed_at: epochS.nullable(),
+    expired_at: epochS.nullable(),
+    cancelling_at: epochS.nullable(),
+    cancelled_at: epochS.nullable(),
+    request_counts: z.object({ total: count, completed: count, failed: count }),
+    metadata: z.record(z.string(), z.string()).nullable(),
+  })
+  .describe("A batch (OpenAI's shape). Lines run at half the tier's per-token prices.");
+export const BatchList = listPage(Batch);
 
 /** `T extends U`: what the handlers build is what the document says. Compile-time only. */
 type Fits<T extends U, U> = [T, U];
@@ -258,4 +358,6 @@ export type Checks = [
   Fits<UsageRow, z.output<typeof AdminUsageDays>["data"][number]>,
   Fits<{ object: "api_key" } & KeyRow, z.output<typeof ApiKey>>,
   Fits<ReplayResult & { object: "dead_letter_replay" }, z.output<typeof DeadLetterReplay>>,
+  Fits<FileObjectType, z.output<typeof FileObject>>,
+  Fits<BatchObject, z.output<typeof Batch>>,
 ];

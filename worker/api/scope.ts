@@ -22,5 +22,7 @@ export function requestScope(
     endpoint,
     signal: AbortSignal.any(request ? [request, ...signals] : signals),
     waitUntil: (p) => c.executionCtx.waitUntil(p),
+    // A batch line's request (worker/batch/line-request.ts): batch price, and its ledger row names the batch.
+    ...(c.get("batch") ? { batchId: c.get("batch")!.batchId } : {}),
   };
 }

@@ -198,6 +198,30 @@ export function invalidateKeyId(id: string): void {
   for (const [h, e] of cache) if (e.account?.keyId === id) cache.delete(h);
 }
 
+/**
+ * The account of a key id, read from D1 now (no cache), or null when unknown or revoked: a batch line runs
+ * on its batch's key long after the upload, and must stop once the key is revoked or see a changed plan.
+ */
+export async function accountById(db: D1Database, id: string): Promise<Account | null> {
+  const r = await db
+    .prepare(`SELECT ${PUBLIC_COLS}, cache_salt FROM api_keys WHERE id = ? AND revoked_at IS NULL`)
+    .bind(id)
+    .first<DbKeyRow>();
+  return r ? toAccount(r) : null;
+}
+
+function toAccount(r: DbKeyRow): Account {
+  return {
+    keyId: r.id,
+    name: r.name,
+    tiers: JSON.parse(r.tiers) as string[],
+    rpm: r.rpm,
+    tpm: r.tpm,
+    monthlyBudgetMicros: r.monthly_budget_micros,
+    cacheSalt: r.cache_salt,
+  };
+}
+
 /** The account for a presented key, or null when unknown or revoked. */
 export async function lookupAccount(db: D1Database, key: string, now = Date.now()): Promise<Account | null> {
   const keyHash = await hashKey(key);
@@ -209,17 +233,7 @@ export async function lookupAccount(db: D1Database, key: string, now = Date.now(
     .prepare(`SELECT ${PUBLIC_COLS}, cache_salt FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL`)
     .bind(keyHash)
     .first<DbKeyRow>();
-  const account: Account | null = r
-    ? {
-        keyId: r.id,
-        name: r.name,
-        tiers: JSON.parse(r.tiers) as string[],
-        rpm: r.rpm,
-        tpm: r.tpm,
-        monthlyBudgetMicros: r.monthly_budget_micros,
-        cacheSalt: r.cache_salt,
-      }
-    : null;
+  const account: Account | null = r ? toAccount(r) : null;
   if (account) {
     misses.delete(keyHash);
     remember(cache, CACHE_MAX, keyHash, { account, expires: now + CACHE_TTL_MS });

@@ -15,6 +15,7 @@ import type { RequestState, UsageRecord, UsageStatusRequest } from "../../contra
 import type { Env } from "../env";
 import { getTiers } from "../config/tiers";
 import { mergeReports, stubPort, type LimiterPort } from "./report-merge";
+import { BACKEND_PATHS } from "../../contract/routes";
 
 /** A reservation is asked about once it is this old (a generation normally settles well within it). */
 export const ASK_AFTER_MS = 5 * 60_000;
@@ -49,7 +50,7 @@ async function askReplica(env: Env, base: string, ids: string[]): Promise<Answer
   };
   if (env.BACKEND_TOKEN) headers[BACKEND_AUTH_HEADER] = `Bearer ${env.BACKEND_TOKEN}`;
   try {
-    const res = await fetch(`${base}/v1/usage/status`, {
+    const res = await fetch(`${base}${BACKEND_PATHS.usageStatus}`, {
       method: "POST",
       headers,
       body: JSON.stringify(body),

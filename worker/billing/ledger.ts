@@ -27,6 +27,8 @@ export interface UsageRecord {
   previousUnits?: string;
   /** What a client received after a backend failure: no backend report raises it (SettleRequest). */
   deliveredFinal?: boolean;
+  /** The batch this request was a line of (absent: an interactive request). */
+  batchId?: string;
 }
 
 export const USAGE_STATUSES: readonly UsageStatus[] = [
@@ -64,6 +66,7 @@ export async function insertUsage(db: D1Database, r: UsageRecord, now = Date.now
       r.pricing?.output ?? null,
       now,
       r.deliveredFinal ? 1 : 0,
+      r.batchId ?? null,
     )
     .run();
 }
@@ -71,13 +74,15 @@ export async function insertUsage(db: D1Database, r: UsageRecord, now = Date.now
 /**
  * The worker's settle (merge rule in worker/billing/report-merge.ts). A row that exists changes only when it holds
  * the backend's report alone (status 'recovered'): the status becomes the worker's; the tokens and cost are
- * the worker's unless the report's cost more, whose excess is then `reconciled_units`. SQLite evaluates
- * every SET expression against the old row.
+ * the worker's unless the report's cost more, whose excess is then `reconciled_units`. A zero-cost
+ * `rejected` row changes too: only a batch line reuses a request id after a refusal (a rate-limited line
+ * is retried under its one ledger id, worker/batch/), and its later run is what is billed. SQLite
+ * evaluates every SET expression against the old row.
  */
 const WORKER_SETTLE_SQL = `INSERT INTO usage_records
   (request_id, key_id, model, day, prompt_tokens, cached_tokens, completion_tokens, cost_units, status, started_at, ended_at, recorded_at,
-   price_input, price_cached_input, price_output, updated_at, delivered_final)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+   price_input, price_cached_input, price_output, updated_at, delivered_final, batch_id)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (request_id) DO UPDATE SET
     status = excluded.status,
     prompt_tokens = IIF(excluded.delivered_final OR excluded.cost_units >= usage_records.cost_units, excluded.prompt_tokens, usage_records.prompt_tokens),
@@ -87,8 +92,9 @@ const WORKER_SETTLE_SQL = `INSERT INTO usage_records
     cost_units = IIF(excluded.delivered_final, excluded.cost_units, MAX(excluded.cost_units, usage_records.cost_units)),
     delivered_final = excluded.delivered_final,
     price_input = excluded.price_input, price_cached_input = excluded.price_cached_input, price_output = excluded.price_output,
-    updated_at = excluded.updated_at
-  WHERE usage_records.status = 'recovered'`;
+    updated_at = excluded.updated_at,
+    batch_id = COALESCE(excluded.batch_id, usage_records.batch_id)
+  WHERE usage_records.status IN ('recovered', 'rejected')`;
 
 /** Shape check for records coming back from the queue (the edge of this module's trust). */
 export function isUsageRecord(v: unknown): v is UsageRecord {
@@ -108,7 +114,8 @@ export function isUsageRecord(v: unknown): v is UsageRecord {
     USAGE_STATUSES.includes(r.status as UsageStatus) &&
     int(r.startedAt) &&
     int(r.endedAt) &&
-    (r.deliveredFinal === undefined || typeof r.deliveredFinal === "boolean")
+    (r.deliveredFinal === undefined || typeof r.deliveredFinal === "boolean") &&
+    (r.batchId === undefined || typeof r.batchId === "string")
   );
 }
 
@@ -132,6 +139,10 @@ export interface UsageRow {
   cost_micros: number;
   /** The exact sum in units of 1e-12 EUR. */
   cost_units: string;
+  /** The part of `requests` and of the cost that were batch lines (at the batch price). */
+  batch_requests: number;
+  batch_cost_micros: number;
+  batch_cost_units: string;
 }
 
 export async function usageByDay(db: D1Database, f: UsageFilter): Promise<UsageRow[]> {
@@ -145,7 +156,9 @@ export async function usageByDay(db: D1Database, f: UsageFilter): Promise<UsageR
       `SELECT key_id, day, model,
          SUM(status != 'rejected') AS requests, SUM(status = 'rejected') AS rejected,
          SUM(prompt_tokens) AS prompt_tokens, SUM(cached_tokens) AS cached_tokens,
-         SUM(completion_tokens) AS completion_tokens, CAST(SUM(cost_units) AS TEXT) AS cost_units
+         SUM(completion_tokens) AS completion_tokens, CAST(SUM(cost_units) AS TEXT) AS cost_units,
+         SUM(status != 'rejected' AND batch_id IS NOT NULL) AS batch_requests,
+         CAST(SUM(IIF(batch_id IS NOT NULL, cost_units, 0)) AS TEXT) AS batch_cost_units
        FROM usage_records ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
        GROUP BY key_id, day, model ORDER BY day, key_id, model`,
     )
@@ -160,9 +173,12 @@ export async function usageByDay(db: D1Database, f: UsageFilter): Promise<UsageR
       cached_tokens: number;
       completion_tokens: number;
       cost_units: string;
+      batch_requests: number;
+      batch_cost_units: string;
     }>();
   return results.map((r) => {
     const units = parseUnits(r.cost_units);
+    const batchUnits = parseUnits(r.batch_cost_units);
     return {
       key_id: r.key_id,
       date: r.day,
@@ -174,6 +190,9 @@ export async function usageByDay(db: D1Database, f: UsageFilter): Promise<UsageR
       completion_tokens: r.completion_tokens,
       cost_micros: unitsToMicros(units),
       cost_units: units.toString(),
+      batch_requests: r.batch_requests,
+      batch_cost_micros: unitsToMicros(batchUnits),
+      batch_cost_units: batchUnits.toString(),
     };
   });
 }

@@ -123,7 +123,8 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
   if (result.reason === "requests" && result.retryAfterMs !== null)
     rememberRpmRefusal(account, req.model, result.headers, result.retryAfterMs, Date.now());
   if (result.reason !== "duplicate") {
-    const write = writeRecord(env, rejectedRecord(account, req.requestId, req.model, Date.now()), {
+    const rejected = rejectedRecord(account, req.requestId, req.model, Date.now());
+    const write = writeRecord(env, req.batchId ? { ...rejected, batchId: req.batchId } : rejected, {
       ledger: true,
       limiter: false,
     });
@@ -291,7 +292,9 @@ export function toRecord(account: Account, req: SettleRequest): UsageRecord {
   const now = Date.now();
   const startedAt = tokenCount(req.startedAt) || now;
   const endedAt = Math.max(startedAt, tokenCount(req.endedAt) || now);
-  if (req.status === "rejected") return { ...rejectedRecord(account, req.requestId, req.model, startedAt), endedAt };
+  const batch = req.batchId ? { batchId: req.batchId } : {};
+  if (req.status === "rejected")
+    return { ...rejectedRecord(account, req.requestId, req.model, startedAt), endedAt, ...batch };
   const promptTokens = tokenCount(req.promptTokens);
   const t = {
     promptTokens,
@@ -310,6 +313,7 @@ export function toRecord(account: Account, req: SettleRequest): UsageRecord {
     endedAt,
     ...(isValidPricing(req.pricing) ? { pricing: req.pricing } : {}),
     ...(req.deliveredFinal ? { deliveredFinal: true } : {}),
+    ...batch,
   };
 }
 
@@ -345,10 +349,11 @@ export async function settle(env: Env, account: Account, req: SettleRequest): Pr
 export function recordRejected(
   env: Env,
   account: Account,
-  r: { requestId: string; model: string; startedAt?: number },
+  r: { requestId: string; model: string; startedAt?: number; batchId?: string },
 ): Promise<void> {
   const now = Date.now();
   return settle(env, account, {
+    ...(r.batchId ? { batchId: r.batchId } : {}),
     requestId: r.requestId,
     model: r.model,
     pricing: { input: 0, cached_input: 0, output: 0 },

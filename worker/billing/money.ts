@@ -78,6 +78,18 @@ export function parseUnits(v: unknown): bigint {
   return 0n;
 }
 
+/**
+ * A batch line's price: half of each of the tier's per-token prices. Prices are whole µ€ per million
+ * tokens, so an odd price is halved rounding UP (7 -> 4), the ledger's direction (see unitsToMicros);
+ * every price in wrangler.toml is even, so there a line costs exactly half. The discount lives in the
+ * price, not as discountUnits on a cost, because the price is what admission records: a backend's usage
+ * report for a line whose worker died is priced with it (usage/merge.ts), at the batch price too.
+ */
+export function batchPricing(p: Pricing): Pricing {
+  const half = (x: number) => Math.floor((x + 1) / 2);
+  return { input: half(p.input), cached_input: half(p.cached_input), output: half(p.output) };
+}
+
 export function isValidPricing(p: unknown): p is Pricing {
   if (typeof p !== "object" || p === null) return false;
   const r = p as Record<string, unknown>;

@@ -20,6 +20,7 @@ import { limiterFor } from "./meter";
 import { costUnits, isValidPricing } from "./money";
 import type { LimiterSettleInput, Pricing } from "./types";
 import { getTiers } from "../config/tiers";
+import { recordRejectedReports } from "./rejected-reports";
 
 /** What the merge needs of a key's limiter: the stub, or the Durable Object itself when it merges. */
 export interface LimiterPort {
@@ -87,12 +88,14 @@ export async function mergeReports(
     .all<Existing>();
   const existing = new Map(results.map((r) => [r.request_id, r]));
 
-  // Admission prices from the limiters, for reports with no ledger row (or a row from before prices were kept).
+  // The limiters' record of admission (its price), for reports whose id has no ledger row the worker wrote
+  // (none, or a `rejected` one: refused before any backend) or a row from before prices were kept.
   const askByKey = new Map<string, string[]>();
   for (const r of reports) {
     const row = existing.get(r.request_id);
     const key = row?.key_id ?? r.key_id;
-    if (key && !rowPricing(row)) askByKey.set(key, [...(askByKey.get(key) ?? []), r.request_id]);
+    if (key && (!rowPricing(row) || row?.status === "rejected"))
+      askByKey.set(key, [...(askByKey.get(key) ?? []), r.request_id]);
   }
   const admitted = new Map<string, Pricing | null>();
   await Promise.all(
@@ -110,8 +113,17 @@ export async function mergeReports(
   const acked: string[] = [];
   const merges: Array<{ report: Report; keyId: string; tier: string; previous: string; stmt: D1PreparedStatement }> =
     [];
+  const neverAdmitted: Report[] = [];
   for (const r of reports) {
     const row = existing.get(r.request_id);
+    // Only an id this worker admitted may be billed: a ledger row it wrote for a request that reached a
+    // backend, or a reservation its limiter holds. Anything else (a forged id, another key's id, a request
+    // refused before any backend) is refused, logged and counted; acknowledged so it is not redelivered.
+    if ((!row || row.status === "rejected") && !admitted.get(r.request_id)) {
+      neverAdmitted.push(r);
+      acked.push(r.id);
+      continue;
+    }
     const keyId = row?.key_id ?? r.key_id;
     const tier = row?.model ?? r.tier;
     if (!keyId || !tier) {
@@ -167,6 +179,7 @@ export async function mergeReports(
     );
     merges.push({ report: r, keyId, tier, previous: row?.cost_units ?? "0", stmt });
   }
+  await recordRejectedReports(env.DB, neverAdmitted, now);
   if (merges.length === 0) return acked;
 
   // One transaction: every merge of the batch commits, or none does (and none is acknowledged).

@@ -30,6 +30,8 @@ export interface AdmitRequest {
    * its first slice here and the rest as tokens stream (billing/slices.ts).
    */
   budgetCompletionTokens?: number;
+  /** Set for a batch line: its ledger row (a refusal's too) names the batch. */
+  batchId?: string;
 }
 
 export interface Admission {
@@ -56,6 +58,8 @@ export interface SettleRequest {
    * report counts later (README "Backend failures": only what was delivered is billed).
    */
   deliveredFinal?: boolean;
+  /** Set for a batch line: its ledger row names the batch. */
+  batchId?: string;
 }
 
 // The KeyLimiter Durable Object's inputs and outputs (billing/key-limiter.ts), here so that its callers

@@ -20,7 +20,7 @@
  */
 import type { Env } from "../env";
 import { admit, extendReservation, recordRejected, settle } from "../billing/meter";
-import { costUnits, reservationUnits, unitsToMicrosCeil } from "../billing/money";
+import { batchPricing, costUnits, reservationUnits, unitsToMicrosCeil } from "../billing/money";
 import { SlicedReservation, firstSlice } from "../billing/slices";
 import type { Account, Pricing, UsageStatus } from "../billing/types";
 import { ApiError } from "../errors";
@@ -40,6 +40,8 @@ export interface RequestScope {
   signal: AbortSignal;
   /** Keeps work (settle, cache writes) alive past the response: the runtime's ExecutionContext.waitUntil. */
   waitUntil: (promise: Promise<unknown>) => void;
+  /** Set when the request is a batch line (worker/batch/): billed at the batch price, its ledger row names the batch. */
+  batchId?: string;
 }
 
 /**
@@ -80,6 +82,8 @@ export class MeteredRequest {
   /** What settle() billed (the analytics point's tokens and cost), and whether its point was written. */
   private billed: Tokens | null = null;
   private pointWritten = false;
+  /** Set when this request is a batch line (worker/batch/): half price, and its ledger row names the batch. */
+  readonly batchId: string | undefined;
 
   constructor(scope: RequestScope) {
     this.requestId = scope.requestId;
@@ -88,6 +92,7 @@ export class MeteredRequest {
     this.signal = scope.signal;
     this.waitUntil = scope.waitUntil;
     this.log = { request_id: this.requestId, key_id: this.account.keyId, endpoint: scope.endpoint, model: null };
+    this.batchId = scope.batchId;
   }
 
   setModel(model: string): void {
@@ -99,7 +104,8 @@ export class MeteredRequest {
    * Reserves the request in the key's limiter: TPM for prompt + maxCompletionTokens, budget for the
    * prompt plus the completion's first slice. A refusal has already written its record.
    */
-  async admit(pricing: Pricing, promptTokens: number, maxCompletionTokens: number): Promise<Admitted> {
+  async admit(tierPricing: Pricing, promptTokens: number, maxCompletionTokens: number): Promise<Admitted> {
+    const pricing = this.batchId ? batchPricing(tierPricing) : tierPricing;
     this.pricing = pricing;
     try {
       const a = await admit(
@@ -112,12 +118,19 @@ export class MeteredRequest {
           promptTokens,
           maxCompletionTokens,
           budgetCompletionTokens: firstSlice(maxCompletionTokens),
+          ...(this.batchId ? { batchId: this.batchId } : {}),
         },
         this,
       );
       this.admitted = true;
       return { headers: a.headers };
     } catch (err) {
+      // A batch line retried after its worker died mid-line: its first attempt was admitted under this
+      // same ledger id. It runs again on that admission; the settle merges into the id's one row (max).
+      if (this.batchId && err instanceof ApiError && err.code === "duplicate_request_id") {
+        this.admitted = true;
+        return { headers: {} };
+      }
       this.settled = true;
       throw err;
     }
@@ -156,6 +169,7 @@ export class MeteredRequest {
       ...s,
       startedAt: this.startedAt,
       endedAt: Date.now(),
+      ...(this.batchId ? { batchId: this.batchId } : {}),
     };
     this.waitUntil(afterResponse().then(() => settle(this.env, this.account, req)));
   }
@@ -179,7 +193,12 @@ export class MeteredRequest {
     const rateRefusal = err instanceof ApiError && err.status === 429;
     if (!this.settled && (this.admitted || rateRefusal)) {
       this.settled = true;
-      const r = { requestId: this.requestId, model: this.model, startedAt: this.startedAt };
+      const r = {
+        requestId: this.requestId,
+        model: this.model,
+        startedAt: this.startedAt,
+        ...(this.batchId ? { batchId: this.batchId } : {}),
+      };
       this.waitUntil(afterResponse().then(() => recordRejected(this.env, this.account, r)));
     }
     this.finish(err instanceof ApiError ? err.status : 500, {

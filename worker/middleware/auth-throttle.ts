@@ -26,7 +26,8 @@ export class FailedAuthThrottle {
   constructor(
     private readonly burst = FAILED_AUTH_BURST,
     private readonly refillPerS = FAILED_AUTH_REFILL_PER_S,
-    private readonly clock: () => number = Date.now,
+    // Read through Date.now at each call (not a saved reference), so a test can hold the clock still.
+    private readonly clock: () => number = () => Date.now(),
   ) {}
 
   private bucket(client: string): Bucket {

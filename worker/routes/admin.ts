@@ -11,6 +11,8 @@
  *   POST   /v1/admin/usage/dead-letters/replay   ?limit=(1..1000, 100) -> {replayed, failed, remaining} (idempotent)
  *   GET    /v1/admin/replicas    -> {data: [{id, url, models, tiers, state, in_flight, queue_depth, kv_free_blocks, slots, served, last_seen, version}]}
  *                                 the registry's live replicas (serving/replica-views.ts); [] without a registry
+ *   GET    /v1/admin/usage/rejected-reports      ?limit=(1..1000, 100) -> {count, data}: usage reports refused
+ *                                                because their request id was never admitted (billing/report-merge.ts)
  * `key` lets the local dev stack keep one key across restarts; it must match [A-Za-z0-9_-]{32,200}.
  * Creating a key that already exists -> 409 key_exists (message names the existing id).
  */
@@ -30,6 +32,7 @@ import {
 } from "../billing/keys";
 import { usageByDay, usageRequests } from "../billing/ledger";
 import { countDeadLetters, replayDeadLetters } from "../billing/dead-letters";
+import { rejectedReports } from "../billing/rejected-reports";
 import type { Env } from "../env";
 import { ApiError, badRequest, notFound } from "../errors";
 import { requireAdmin } from "../middleware/admin-auth";
@@ -145,6 +148,14 @@ adminRoutes.get("/usage/requests", async (c) => {
 adminRoutes.get("/usage/dead-letters", async (c) =>
   c.json({ object: "dead_letters", count: await countDeadLetters(c.env) }),
 );
+
+adminRoutes.get("/usage/rejected-reports", async (c) => {
+  const limitRaw = c.req.query("limit");
+  const limit = limitRaw === undefined ? 100 : Number(limitRaw);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw badRequest("limit must be an integer from 1 to 1000.", "limit");
+  return c.json({ object: "rejected_usage_reports", ...(await rejectedReports(c.env.DB, limit)) });
+});
 
 adminRoutes.post("/usage/dead-letters/replay", async (c) => {
   const limitRaw = c.req.query("limit");

@@ -36,7 +36,10 @@ chatRoutes.post("/chat/completions", async (c) => {
     const cacheTtl = responseCache.requestedTtl(c.req.header(responseCache.CACHE_TTL_HEADER));
     if (c.env.LOG_PROMPTS === "1") req.log.prompt = p.messages;
 
-    const completion = await startCompletion({ request: req, tier, params: p, promptIds, maxTokens, cacheTtl });
+    // A batch line (worker/batch/) reaches the backend with priority "batch".
+    const line = c.get("batch");
+    const source = line ? { kind: "batch" as const, batchId: line.batchId, line: line.line } : undefined;
+    const completion = await startCompletion({ request: req, tier, params: p, promptIds, maxTokens, cacheTtl, source });
     const render = {
       logprobs: p.topLogprobs !== null,
       onGone: () => gone.abort(),

@@ -2,7 +2,8 @@
  * GET /v1/usage?from=YYYY-MM-DD&to=YYYY-MM-DD — the caller's own usage, one row per tier and UTC day.
  * Defaults to the current calendar month (the budget period). Reads the D1 ledger directly, so a
  * request appears as soon as its settle() has run (unless its write fell back to the queue).
- * cost_micros is the exact per-row sum rounded up once (billing/money.ts unitsToMicros).
+ * cost_micros is the exact per-row sum rounded up once (billing/money.ts unitsToMicros); batch_requests and
+ * batch_cost_micros are the part of it that batch lines made (worker/batch/).
  */
 import { factory } from "../factory";
 import { usageByDay } from "../billing/ledger";
@@ -46,6 +47,9 @@ usageRoutes.get("/", async (c) => {
       cached_tokens: r.cached_tokens,
       completion_tokens: r.completion_tokens,
       cost_micros: r.cost_micros,
+      // The batch lines among them (billed at the batch price): interactive = the totals minus these.
+      batch_requests: r.batch_requests,
+      batch_cost_micros: r.batch_cost_micros,
     })),
   });
 });

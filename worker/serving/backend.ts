@@ -17,6 +17,7 @@ import {
   type GenerateRequest,
 } from "../../contract/wire";
 import { watchdog } from "./watchdog";
+import { BACKEND_PATHS } from "../../contract/routes";
 
 export class BackendError extends Error {
   constructor(
@@ -106,7 +107,7 @@ export async function openGenerate(
   signal: AbortSignal,
   headersTimeoutMs: number = HEADERS_TIMEOUT_MS,
 ): Promise<AsyncGenerator<GenerateEvent>> {
-  const res = await post(`${base}/v1/generate`, token, req, signal, headersTimeoutMs);
+  const res = await post(`${base}${BACKEND_PATHS.generate}`, token, req, signal, headersTimeoutMs);
   if (!res.body) throw new BackendError("generate response has no body", true);
   return readEvents(res.body);
 }
@@ -157,7 +158,7 @@ export const CANCEL_TIMEOUT_MS = 2_000;
 export async function cancelGenerate(base: string, token: string | undefined, requestId: string): Promise<boolean> {
   const body: CancelRequest = { request_id: requestId };
   try {
-    const res = await fetch(`${base}/v1/cancel`, {
+    const res = await fetch(`${base}${BACKEND_PATHS.cancel}`, {
       method: "POST",
       headers: headers(token),
       body: JSON.stringify(body),
@@ -199,7 +200,7 @@ export async function embed(
   req: EmbedRequest,
   signal: AbortSignal,
 ): Promise<EmbedResponse> {
-  const res = await post(`${base}/v1/embed`, token, req, signal, null);
+  const res = await post(`${base}${BACKEND_PATHS.embed}`, token, req, signal, null);
   try {
     return (await res.json()) as EmbedResponse;
   } catch {

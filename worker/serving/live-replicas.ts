@@ -1,10 +1,10 @@
 /**
  * The isolate's view of the replica registry (registry/replica-registry.ts), read cheaply per request.
  *
- * One registry call per isolate per LIVE_TTL_MS at most: a request that finds the snapshot older than
- * that starts one shared refresh and, if the snapshot is still younger than LIVE_MAX_STALE_MS, goes on
- * with it (stale-while-revalidate, the refresh finishing under waitUntil); an older or missing snapshot
- * is awaited, bounded by REFRESH_TIMEOUT_MS. A failed refresh keeps the last snapshot. So a replica's
+ * One background registry read per isolate per LIVE_TTL_MS at most: a request that finds the snapshot
+ * older than that, but younger than LIVE_MAX_STALE_MS, goes on with it and starts a refresh under
+ * waitUntil (stale-while-revalidate; one at a time); a request that finds it older or missing reads the
+ * registry itself, bounded by REFRESH_TIMEOUT_MS. A failed read keeps the last snapshot. So a replica's
  * change of state (join, draining, gone) reaches routing within about LIVE_TTL_MS plus one heartbeat;
  * the replica's own 503 while it drains (a retryable failure: the next replica) covers that window.
  */
@@ -27,7 +27,7 @@ export interface LiveSnapshot {
 }
 
 let snapshot: LiveSnapshot | null = null;
-let refreshing: Promise<void> | null = null;
+let refreshStartedAt = 0;
 let version = 0;
 
 /** The isolate's snapshot, or null before the first fetch (or without a registry). */
@@ -43,20 +43,30 @@ export function setLiveSnapshot(replicas: readonly ReplicaRecord[] | null, now =
       : { at: now, version: ++version, replicas, byUrl: new Map(replicas.map((r) => [r.url, r])) };
 }
 
-function refresh(env: Env): Promise<void> {
+/**
+ * One registry read into the snapshot. Its promise is never shared between requests: workerd cancels the
+ * continuation of a request that awaits a promise another request created once that request has ended, so
+ * a shared in-flight refresh could leave a request hanging. Requests that must wait read for themselves;
+ * `refreshStartedAt` only keeps the background refreshes to one per interval.
+ */
+async function refresh(env: Env, now: number): Promise<void> {
   const stub = registryStub(env);
-  if (!stub) return Promise.resolve();
-  refreshing ??= Promise.race([
-    stub.list().then((list) => setLiveSnapshot(list as ReplicaRecord[])),
-    new Promise<void>((_, reject) => setTimeout(() => reject(new Error("registry timeout")), REFRESH_TIMEOUT_MS)),
-  ])
-    .catch((err: unknown) =>
-      console.error(JSON.stringify({ level: "error", msg: "replica registry unreadable", error: String(err) })),
-    )
-    .finally(() => {
-      refreshing = null;
-    });
-  return refreshing;
+  if (!stub) return;
+  refreshStartedAt = now;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  try {
+    const list = await Promise.race([
+      stub.list(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("registry timeout")), REFRESH_TIMEOUT_MS);
+      }),
+    ]);
+    setLiveSnapshot(list as ReplicaRecord[]);
+  } catch (err) {
+    console.error(JSON.stringify({ level: "error", msg: "replica registry unreadable", error: String(err) }));
+  } finally {
+    if (timer !== null) clearTimeout(timer);
+  }
 }
 
 /** Makes the snapshot fresh enough for routing (see the module doc). */
@@ -66,18 +76,27 @@ export async function ensureLiveReplicas(
   now = Date.now(),
 ): Promise<void> {
   if (snapshot && now - snapshot.at < LIVE_TTL_MS) return;
-  const p = refresh(env);
-  if (snapshot && now - snapshot.at < LIVE_MAX_STALE_MS) waitUntil(p);
-  else await p;
+  if (snapshot && now - snapshot.at < LIVE_MAX_STALE_MS) {
+    if (now - refreshStartedAt >= REFRESH_TIMEOUT_MS) waitUntil(refresh(env, now));
+    return;
+  }
+  await refresh(env, now);
 }
 
-/** Live, ready replicas serving `backendModel`, in URL order; null when the registry has none (use the seed). */
+/**
+ * The registered replicas serving `backendModel`, in URL order: the ready ones and the draining ones (which
+ * the router tries last: a snapshot can be a few seconds old, and the replica it calls "draining" may
+ * already be back as a new process, the only one left to fail over to). Null when none is ready: the seed.
+ */
 export function liveBackends(backendModel: string): string[] | null {
   if (!snapshot) return null;
-  const urls = snapshot.replicas
-    .filter((r) => r.state === "ready" && r.models.includes(backendModel))
-    .map((r) => r.url);
-  return urls.length > 0 ? urls : null;
+  const serving = snapshot.replicas.filter((r) => r.models.includes(backendModel));
+  return serving.some((r) => r.state === "ready") ? serving.map((r) => r.url) : null;
+}
+
+/** True when the registry last listed `url` as draining. */
+export function isDraining(url: string): boolean {
+  return snapshot?.byUrl.get(url)?.state === "draining";
 }
 
 /**

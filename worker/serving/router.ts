@@ -4,7 +4,8 @@
  * The prompt's first full blocks, chained into a hash salted per account, pick a replica by
  * rendezvous hashing: requests sharing a prefix (same account, same system prompt / conversation
  * start) land on the replica whose prefix cache already holds it, and adding/removing a replica only
- * moves the keys that hashed to it. Two isolate-local signals override the choice:
+ * moves the keys that hashed to it. A replica the registry lists as draining goes last but one (before open
+ * circuits): it takes new work only when every ready replica failed. Two isolate-local signals override the choice:
  *  - health: a circuit breaker opens after consecutive failures and skips the replica for a cooldown,
  *    jittered so the isolates that saw the same outage do not all come back to the replica at one instant
  *    (after it, one more failure reopens it: a half-open probe);
@@ -16,7 +17,7 @@
  *    replica last told the registry, in flight + queue depth (every isolate, up to a few seconds old).
  */
 import { hashIds, hashString } from "./hash";
-import { reportedLoad } from "./live-replicas";
+import { isDraining, reportedLoad } from "./live-replicas";
 
 /** Tokens per prefix block; the backend's prefix cache uses the same size. */
 export const BLOCK_SIZE = 16;
@@ -46,6 +47,8 @@ export interface RouterOptions {
   random: () => number;
   /** The load a replica reported to the registry (0 if unknown). */
   reported: (url: string) => number;
+  /** Whether the registry lists the replica as draining. */
+  draining: (url: string) => boolean;
 }
 
 interface ReplicaState {
@@ -68,6 +71,7 @@ export class ReplicaRouter {
       now: Date.now,
       random: Math.random,
       reported: reportedLoad,
+      draining: isDraining,
       ...opts,
     };
   }
@@ -98,8 +102,9 @@ export class ReplicaRouter {
   rank(backends: readonly string[], key: number): string[] {
     const seed = (key >>> 0) ^ Math.floor(key / 0x100000000);
     const byScore = [...backends].sort((a, b) => hashString(b, seed) - hashString(a, seed) || (a < b ? -1 : 1));
-    const healthy = byScore.filter((u) => this.isHealthy(u));
-    const down = byScore.filter((u) => !this.isHealthy(u));
+    const draining = byScore.filter((u) => this.isHealthy(u) && this.opts.draining(u));
+    const healthy = byScore.filter((u) => this.isHealthy(u) && !this.opts.draining(u));
+    const down = [...draining, ...byScore.filter((u) => !this.isHealthy(u))];
     if (healthy.length > 1) {
       const loads = new Map(healthy.map((u) => [u, this.load(u)]));
       let total = 0;

@@ -13,10 +13,14 @@ export function eurExact(micros: number): string {
 export const eurDecimal = (micros: number): string =>
   `${Math.floor(micros / 1e6)}.${String(micros % 1e6).padStart(6, "0")}`;
 
-/** €, rounded to cents for amounts of a cent or more, exact below (a few tokens cost micro-euros). */
+/**
+ * € for people: the API's integer exactly, trailing zeros trimmed down to cents (50000000 -> "€50.00",
+ * 12345678 -> "€12.345678", 296 -> "€0.000296"). Never rounded: the console shows the API's figures
+ * (docs/billing.md "Rounding") and does no rounding of its own.
+ */
 export function eur(micros: number): string {
-  if (micros !== 0 && micros < 10_000) return eurExact(micros);
-  return `€${new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(micros / 1e6)}`;
+  const exact = eurExact(micros);
+  return exact.replace(/(\.\d\d\d*?)0+$/, "$1");
 }
 
 /** "2026-11-30 14:03:07" (UTC). */

@@ -16,6 +16,8 @@ export interface KeyInfo {
   spent_micros: number;
   reserved_micros: number;
   remaining_micros: number;
+  /** "spent": nothing remains this month; "low": a request reserving a first completion slice is refused. */
+  budget_state: "ok" | "low" | "spent";
   period_start: string;
   period_end: string;
 }
@@ -30,6 +32,11 @@ export interface UsageRow {
   cached_tokens: number;
   completion_tokens: number;
   cost_micros: number;
+  /** The exact sum in units of 1e-12 EUR (admin rows only). */
+  cost_units?: string;
+  /** The batch lines' part of requests and cost_micros (absent on an admin row from an older worker). */
+  batch_requests?: number;
+  batch_cost_micros?: number;
 }
 
 /** GET /v1/usage/requests and /v1/admin/usage/requests */
@@ -83,4 +90,20 @@ export interface ChatChunk {
   }[];
   usage?: Usage | null;
   error?: { message?: string; type?: string; code?: string };
+}
+
+/** GET /v1/admin/replicas (contract/registry.ts ReplicaView). */
+export interface ReplicaRow {
+  id: string;
+  url: string;
+  models: string[];
+  tiers: string[];
+  state: "ready" | "draining";
+  in_flight: number;
+  queue_depth: number;
+  kv_free_blocks: number;
+  slots: number;
+  served: number;
+  last_seen: string;
+  version: string;
 }

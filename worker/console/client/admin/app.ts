@@ -1,9 +1,10 @@
-/** /console/admin: the operator's console. Sign in with ADMIN_TOKEN, then Keys, Spend, Requests. */
+/** /console/admin: the operator's console. Sign in with ADMIN_TOKEN, then Keys, Spend, Requests, Replicas. */
 import { apiClient, ApiFailure } from "../api";
 import { session } from "../session";
 import { renderShell, renderSignIn } from "../shell";
 import { keyRequestsSection } from "./requests";
 import { keysSection } from "./keys";
+import { replicasSection } from "./replicas";
 import { spendSection } from "./spend";
 
 export function startAdmin(root: HTMLElement): void {
@@ -44,6 +45,7 @@ async function enter(root: HTMLElement, token: string): Promise<void> {
       }),
       spendSection(api),
       requests,
+      replicasSection(api),
     ],
     onSignOut: () => {
       session.clear("admin-token");

@@ -7,6 +7,7 @@ import { button, h, replace } from "../dom";
 import { dateTime, eur, monthStart } from "../format";
 import { notice } from "../notice";
 import { heading, type Section } from "../shell";
+import { idChip } from "../ids";
 import { dataTable } from "../table";
 import type { AdminKey, List, UsageRow } from "../types";
 import { planFields } from "./plan-form";
@@ -124,8 +125,17 @@ export function keysSection(api: Api, tiers: string[], openRequests: (keyId: str
       api.get<List<UsageRow>>(`/v1/admin/usage?from=${monthStart()}`),
     ]).then(
       ([keys, usage]) => {
-        const spent = new Map<string, number>();
-        for (const r of usage.data) if (r.key_id) spent.set(r.key_id, (spent.get(r.key_id) ?? 0) + r.cost_micros);
+        // The month's exact spend per key (the day rows' cost_units), shown by the one rounding rule (up,
+        // once, from the exact sum: docs/billing.md) and compared with the budget exactly, as the API does.
+        const spentUnits = new Map<string, bigint>();
+        for (const r of usage.data)
+          if (r.key_id) spentUnits.set(r.key_id, (spentUnits.get(r.key_id) ?? 0n) + BigInt(r.cost_units ?? "0"));
+        const spentMicros = (id: string) => {
+          const u = spentUnits.get(id) ?? 0n;
+          return Number((u + 999_999n) / 1_000_000n);
+        };
+        const budgetSpent = (k: AdminKey) =>
+          (spentUnits.get(k.id) ?? 0n) >= BigInt(k.monthly_budget_micros) * 1_000_000n;
         const rows = [...keys.data].sort(
           (a, b) => Number(a.revoked_at !== null) - Number(b.revoked_at !== null) || b.created_at - a.created_at,
         );
@@ -135,21 +145,28 @@ export function keysSection(api: Api, tiers: string[], openRequests: (keyId: str
             "Keys",
             [
               { label: "Name", value: (k) => k.name },
-              { label: "Id", value: (k) => h("code", {}, k.id) },
+              { label: "Id", value: (k) => idChip(k.id) },
               { label: "Models", value: (k) => k.tiers.join(", ") },
               { label: "RPM", value: (k) => k.rpm, numeric: true },
               { label: "TPM", value: (k) => k.tpm, numeric: true },
               { label: "Budget", value: (k) => eur(k.monthly_budget_micros), numeric: true },
-              { label: "Spent this month", value: (k) => eur(spent.get(k.id) ?? 0), numeric: true },
+              { label: "Spent this month", value: (k) => eur(spentMicros(k.id)), numeric: true },
               { label: "Created (UTC)", value: (k) => dateTime(k.created_at) },
               {
                 label: "Status",
                 value: (k) =>
-                  h(
-                    "span",
-                    { class: `badge ${k.revoked_at ? "s-revoked" : "s-ok"}` },
-                    k.revoked_at ? "revoked" : "active",
-                  ),
+                  k.revoked_at
+                    ? h("span", { class: "badge s-revoked" }, "revoked")
+                    : budgetSpent(k)
+                      ? h(
+                          "span",
+                          {
+                            class: "badge s-spent",
+                            title: "Every metered request is refused until the budget resets or is raised.",
+                          },
+                          "budget spent",
+                        )
+                      : h("span", { class: "badge s-ok" }, "active"),
               },
               {
                 label: "Actions",

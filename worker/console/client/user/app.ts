@@ -1,9 +1,10 @@
-/** /console: the key holder's console. Sign in with an API key, then Overview, Usage, Requests, Playground. */
+/** /console: the key holder's console. Sign in with an API key, then Overview, Usage, Requests, Batches, Playground. */
 import { apiClient, ApiFailure } from "../api";
 import { h } from "../dom";
 import { session } from "../session";
 import { renderShell, renderSignIn } from "../shell";
 import type { KeyInfo } from "../types";
+import { batchesSection } from "./batches";
 import { overviewSection } from "./overview";
 import { playgroundSection } from "./playground";
 import { requestsSection } from "./requests";
@@ -56,6 +57,7 @@ async function enter(root: HTMLElement, key: string): Promise<void> {
       overviewSection(api, info, onAuthError),
       usageSection(api, onAuthError),
       requestsSection(api, onAuthError),
+      batchesSection(api, onAuthError),
       playgroundSection(api, info, onAuthError),
     ],
     onSignOut: signOut,

@@ -2,6 +2,7 @@
 import type { Api } from "../api";
 import { h, replace } from "../dom";
 import { eur, int, longDate } from "../format";
+import { idChip } from "../ids";
 import { notice } from "../notice";
 import { heading, type Section } from "../shell";
 import type { KeyInfo } from "../types";
@@ -47,7 +48,7 @@ function planCard(k: KeyInfo): HTMLElement {
     h(
       "dl",
       { class: "pairs" },
-      ...pair("Key", `${k.name} (${k.id})`),
+      ...pair("Key", h("span", {}, `${k.name} `, idChip(k.id))),
       ...pair("Models", k.tiers.join(", ")),
       ...pair("Requests per minute", int(k.rpm)),
       ...pair("Tokens per minute", int(k.tpm)),
@@ -65,11 +66,13 @@ function budgetCard(k: KeyInfo): HTMLElement {
     value: Math.min(used, Math.max(budget, 1)),
     "aria-label": "Budget used this month",
   });
-  bar.classList.toggle("warn", pct >= 80);
+  bar.classList.toggle("warn", pct >= 80 || k.budget_state === "low");
+  bar.classList.toggle("spent", k.budget_state === "spent");
   return h(
     "div",
     { class: "card" },
     h("h3", {}, "This month"),
+    stateLine(k),
     bar,
     h(
       "p",
@@ -84,12 +87,33 @@ function budgetCard(k: KeyInfo): HTMLElement {
       ...pair("Period", `${longDate(k.period_start)} to ${longDate(k.period_end)} (UTC)`),
       ...pair("Budget resets on", longDate(k.period_end)),
     ),
-    k.remaining_micros === 0
-      ? h(
-          "p",
-          { class: "error", role: "alert" },
-          "The budget is used up: metered requests are refused until it resets.",
-        )
-      : null,
+    advice(k),
   );
+}
+
+/** The budget's state as the API decides it (GET /v1/key budget_state: the same rule as its refusals). */
+function stateLine(k: KeyInfo): HTMLElement {
+  const label = { ok: "Within budget", low: "Budget almost spent", spent: "Budget spent" }[k.budget_state];
+  return h("p", { class: `budget-state ${k.budget_state}`, "data-state": k.budget_state }, label);
+}
+
+/** What the state means and what to do about it. */
+function advice(k: KeyInfo): HTMLElement | null {
+  const resets = longDate(k.period_end);
+  if (k.budget_state === "spent")
+    return h(
+      "p",
+      { class: "error", role: "alert" },
+      `The budget is spent: every metered request is refused (insufficient_quota) until it resets on ${resets} (UTC). ` +
+        "To continue before then, ask your operator to raise this key's monthly budget.",
+    );
+  if (k.budget_state === "low")
+    return h(
+      "p",
+      { class: "warning", role: "status" },
+      `Only ${eur(k.remaining_micros)} remains: a request reserves its prompt and up to its first 64 completion tokens before it starts, ` +
+        "so requests without a small max_tokens are refused (the error says what fits). " +
+        `Lower max_tokens, or ask your operator to raise the budget; it resets on ${resets} (UTC).`,
+    );
+  return null;
 }

@@ -6,6 +6,7 @@
 import { ApiFailure, errorText, type Api } from "../api";
 import { button, field, h, replace } from "../dom";
 import { eurExact, int } from "../format";
+import { idChip } from "../ids";
 import { heading, type Section } from "../shell";
 import type { KeyInfo, List, ModelCard } from "../types";
 import { ledgerRecord, streamChat, type ChatMessage, type ChatOutcome, type ChatParams } from "./chat-stream";
@@ -25,10 +26,19 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
   const reset = button(
     "New conversation",
     () => {
+      // A fresh start: no history, default settings, and no code left from the old conversation.
       history = [];
+      lastSent = null;
       transcript.replaceChildren();
       replace(stats);
       replace(status);
+      system.value = "";
+      temperature.value = "0.7";
+      topP.value = "1";
+      maxTokens.value = "256";
+      seed.value = "";
+      code.textContent = "";
+      copyNote.textContent = "";
     },
     { class: "secondary" },
   );
@@ -39,6 +49,8 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
   const copyNote = h("span", { class: "hint", role: "status" });
 
   let history: ChatMessage[] = [];
+  /** The last request Send made, exactly as sent (what the code shows when nothing new is typed). */
+  let lastSent: ChatParams | null = null;
   let controller: AbortController | null = null;
 
   const tools = toolSettings();
@@ -58,8 +70,16 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
     };
   };
 
+  // The code is exactly what Send would send now (the conversation, the typed message, the settings), or,
+  // with nothing typed, the request last sent; never a message nobody typed.
   const copy = (kind: SnippetKind) => {
-    const text = snippet(kind, location.origin, params([{ role: "user", content: message.value || "Hello!" }]));
+    const request = message.value.trim() ? params([{ role: "user", content: message.value }]) : lastSent;
+    if (!request) {
+      code.textContent = "";
+      copyNote.textContent = "Type a message first: the code is the request Send would make.";
+      return;
+    }
+    const text = snippet(kind, location.origin, request);
     code.textContent = text;
     navigator.clipboard?.writeText(text).then(
       () => (copyNote.textContent = `Copied as ${kind}. The key is $MOE_API_KEY: set it in your environment.`),
@@ -96,6 +116,7 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
   /** Sends the conversation plus `next`; `shown` is how the new turn reads in the transcript. */
   const run = async (next: ChatMessage[], who: string, shown: string) => {
     const p = params(next);
+    lastSent = p;
     controller = new AbortController();
     send.disabled = true;
     stop.disabled = false;
@@ -173,7 +194,7 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
   };
 
   const showStats = (out: ChatOutcome) => {
-    const pair = (t: string, v: string, key: string) => [h("dt", {}, t), h("dd", { "data-stat": key }, v)];
+    const pair = (t: string, v: string | Node, key: string) => [h("dt", {}, t), h("dd", { "data-stat": key }, v)];
     const u = out.usage;
     replace(
       stats,
@@ -184,7 +205,7 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
       ...pair("Time to first token", out.ttftMs !== null ? `${out.ttftMs} ms` : "none", "ttft"),
       ...pair("Finish", out.finishReason ?? (out.stopped ? "stopped" : "none"), "finish"),
       ...pair("Ledger status", "…", "status"),
-      ...pair("Request id", out.requestId ?? "unknown", "request-id"),
+      ...pair("Request id", out.requestId ? idChip(out.requestId) : "unknown", "request-id"),
     );
     if (!out.requestId) return;
     // The ledger is the bill: take cost, status and (for a stopped reply) the tokens from it.

@@ -19,7 +19,17 @@ export function usageSection(api: Api, onAuthError: (e: unknown) => void): Secti
   let range = { from: "", to: "" };
 
   const csv = button("Download CSV", () => {
-    const header = ["date", "tier", "requests", "prompt_tokens", "cached_tokens", "completion_tokens", "cost_eur"];
+    const header = [
+      "date",
+      "tier",
+      "requests",
+      "prompt_tokens",
+      "cached_tokens",
+      "completion_tokens",
+      "cost_eur",
+      "batch_requests",
+      "batch_cost_eur",
+    ];
     const lines = rows.map((r) => [
       r.date,
       r.tier,
@@ -28,6 +38,8 @@ export function usageSection(api: Api, onAuthError: (e: unknown) => void): Secti
       r.cached_tokens,
       r.completion_tokens,
       eurDecimal(r.cost_micros),
+      r.batch_requests ?? 0,
+      eurDecimal(r.batch_cost_micros ?? 0),
     ]);
     download(`usage-${range.from}-to-${range.to}.csv`, toCsv(header, lines));
   });
@@ -47,6 +59,14 @@ export function usageSection(api: Api, onAuthError: (e: unknown) => void): Secti
         { label: "Cached", value: (r) => int(r.cached_tokens), numeric: true },
         { label: "Completion", value: (r) => int(r.completion_tokens), numeric: true },
         { label: "Cost", value: (r) => eurExact(r.cost_micros), numeric: true },
+        // Batch lines (half price) are part of the totals; interactive spend is the rest.
+        {
+          label: "Interactive cost",
+          value: (r) => eurExact(r.cost_micros - (r.batch_cost_micros ?? 0)),
+          numeric: true,
+        },
+        { label: "Batch requests", value: (r) => int(r.batch_requests ?? 0), numeric: true },
+        { label: "Batch cost", value: (r) => eurExact(r.batch_cost_micros ?? 0), numeric: true },
       ],
       rows,
       "No usage in this range.",
