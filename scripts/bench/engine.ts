@@ -33,6 +33,7 @@ import type { GenerateParams } from "../../contract/wire";
 import { DEFAULT_ENGINE_OPTIONS, Engine } from "../../gpu-backend/engine/engine";
 import { type InvariantChoice, parseGraphChoice, parseInvariantChoice } from "../../gpu-backend/engine/graph-choice";
 import { loadModelRunner, type ModelRunner } from "../../gpu-backend/engine/model-runner";
+import { callArraySchema, parseToolConfig } from "../../worker/tools";
 
 const manifestGraphs = (m: ModelManifest) => m.graphs ?? { fused: "model.onnx", sliced: "model.onnx" };
 
@@ -123,30 +124,34 @@ const JSON_BENCH_SCHEMA = {
   additionalProperties: false,
 };
 
-/** A tool call as a client forces one: the function name is fixed, its arguments an object. */
-const TOOL_BENCH_SCHEMA = {
-  type: "array",
-  minItems: 1,
-  maxItems: 1,
-  items: {
-    type: "object",
-    properties: {
-      name: { const: "get_current_weather" },
-      arguments: {
-        type: "object",
-        properties: {
-          location: { type: "string", maxLength: 24 },
-          unit: { enum: ["celsius", "fahrenheit"] },
-          days: { type: "integer" },
+/**
+ * A tool call as a client forces one (a named function, so exactly one call): the grammar the API sends
+ * (worker/tools callArraySchema), i.e. [{"name": const, "arguments": {...}}].
+ */
+const TOOL_BENCH_SCHEMA = callArraySchema(
+  parseToolConfig(
+    [
+      {
+        type: "function",
+        function: {
+          name: "get_current_weather",
+          parameters: {
+            type: "object",
+            properties: {
+              location: { type: "string", maxLength: 24 },
+              unit: { enum: ["celsius", "fahrenheit"] },
+              days: { type: "integer" },
+            },
+            required: ["location", "unit", "days"],
+            additionalProperties: false,
+          },
         },
-        required: ["location", "unit", "days"],
-        additionalProperties: false,
       },
-    },
-    required: ["name", "arguments"],
-    additionalProperties: false,
-  },
-};
+    ],
+    { type: "function", function: { name: "get_current_weather" } },
+    null,
+  )!,
+);
 
 async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures> {
   const V = runner.manifest.vocab_size;

@@ -277,6 +277,41 @@ describe.skipIf(chromiumMissing !== null)(
       await page.close();
     });
 
+    it("the playground calls a tool: the call streams into the transcript and a tool result is answered", async () => {
+      const page = await browser.page();
+      await signIn(page, stack.base, key);
+      await page.getByRole("button", { name: "Playground" }).click();
+      await page.getByLabel("Model").selectOption("mistral-tiny");
+      await page.getByText("Settings").click();
+      await page.getByLabel("Max tokens").fill("200");
+      await page.getByLabel("Tool name").fill("get_weather");
+      await page
+        .getByLabel("Tool parameters")
+        .fill('{"type": "object", "properties": {"unit": {"enum": ["c", "f"]}}, "required": ["unit"]}');
+      await page.getByRole("button", { name: "Add tool" }).click();
+      await page.getByRole("list", { name: "Tools" }).getByText("get_weather").waitFor();
+      await page.getByLabel("Tool choice").selectOption("required");
+      await page.getByLabel("Message").fill("Weather?");
+      await page.getByRole("button", { name: "Send" }).click();
+      await page.getByRole("status").filter({ hasText: "Done." }).waitFor({ timeout: 60_000 });
+      expect(await stat(page, "finish").innerText()).toBe("tool_calls");
+      const call = page.locator(".tool-call").first();
+      expect(await call.innerText()).toMatch(/^get_weather\(\{"unit": ?"[cf]"\}\)$/);
+      const forms = page.locator(".tool-result");
+      const n = await forms.count();
+      expect(n).toBeGreaterThanOrEqual(1);
+      for (let i = 0; i < n; i++) {
+        await forms.nth(i).getByRole("textbox").fill('{"temperature": 21}');
+        await forms.nth(i).getByRole("button").click();
+      }
+      // The results go out as role "tool" messages and the model answers them.
+      await page.locator('.turn.assistant[aria-busy="false"]').nth(1).waitFor({ timeout: 60_000 });
+      await page.getByRole("status").filter({ hasText: "Done." }).waitFor({ timeout: 60_000 });
+      expect(await page.locator(".turn.user .text").last().innerText()).toContain('{"temperature": 21}');
+      expect(page.problems).toEqual([]);
+      await page.close();
+    });
+
     it("Stop cancels the stream; the ledger records the request as cancelled", async () => {
       const page = await browser.page();
       await signIn(page, stack.base, key);

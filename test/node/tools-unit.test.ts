@@ -14,6 +14,7 @@ import {
   parseToolConfig,
   planTools,
   ToolCallParser,
+  ToolStream,
   ToolsError,
   type ToolEvent,
 } from "../../worker/tools";
@@ -66,7 +67,7 @@ describe("parseToolConfig", () => {
       undefined,
       "tools[1].function.parameters.properties.a.type",
     ],
-    [[fn("f", { type: "string", pattern: "^a" })], undefined, undefined, "tools[0].function.parameters.pattern"],
+    [[fn("f", { type: "object", not: {} })], undefined, undefined, "tools[0].function.parameters.not"],
     [
       [fn("f", { type: "object", properties: { xs: { type: "array", items: { format: "x" } } } })],
       undefined,
@@ -258,5 +259,38 @@ describe("ToolCallParser", () => {
       { type: "call", index: 0, id: "id0", name: "f" },
       { type: "arguments", index: 0, text: '{"a": 1}' },
     ]);
+  });
+});
+
+describe("ToolStream", () => {
+  const plan = planTools(parseToolConfig([weather], "required", null)!);
+  const text = '[{"name": "get_weather", "arguments": {"city": "Paris"}}]';
+
+  it("live: call events as they come; finish 'stop' after a complete list is 'tool_calls'", () => {
+    const s = new ToolStream(plan, true, () => "id");
+    const events = [...s.push(text.slice(0, 30)), ...s.push(text.slice(30))];
+    expect(events[0]).toEqual({ type: "call", index: 0, id: "id", name: "get_weather" });
+    const fin = s.finish("stop");
+    expect(fin.reason).toBe("tool_calls");
+    expect(fin.events).toEqual([]);
+  });
+
+  it("buffered: calls only at the end; a cut list is its text, never a call", () => {
+    const s = new ToolStream(plan, false, () => "id");
+    expect(s.push(text)).toEqual([]);
+    expect(s.finish("stop").events).toEqual([
+      { type: "call", index: 0, id: "id", name: "get_weather" },
+      { type: "arguments", index: 0, text: '{"city": "Paris"}' },
+    ]);
+    const cut = new ToolStream(plan, false, () => "id");
+    cut.push(text.slice(0, 25));
+    expect(cut.finish("length")).toMatchObject({
+      reason: "length",
+      events: [{ type: "content", text: text.slice(0, 25) }],
+    });
+    // A complete list that did not end on its own (max_tokens hit right at the end) is not a call either.
+    const full = new ToolStream(plan, false, () => "id");
+    full.push(text);
+    expect(full.finish("length")).toMatchObject({ reason: "length", events: [{ type: "content", text }] });
   });
 });

@@ -81,7 +81,13 @@ export interface Usage {
 
 /** One SSE chunk of /v1/chat/completions (or the error event that ends a failed stream). */
 export interface ChatChunk {
-  choices?: { delta?: { content?: string | null }; finish_reason?: string | null }[];
+  choices?: {
+    delta?: {
+      content?: string | null;
+      tool_calls?: { index: number; id?: string; function?: { name?: string; arguments?: string } }[];
+    };
+    finish_reason?: string | null;
+  }[];
   usage?: Usage | null;
   error?: { message?: string; type?: string; code?: string };
 }

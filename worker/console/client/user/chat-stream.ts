@@ -5,11 +5,12 @@
 import { ApiFailure, type Api } from "../api";
 import { sseData } from "../sse";
 import type { ChatChunk, List, RequestRow, Usage } from "../types";
+import type { ToolCall, ToolCallPiece, ToolDef } from "./playground-tools";
 
-export interface ChatMessage {
-  role: "system" | "user" | "assistant";
-  content: string;
-}
+export type ChatMessage =
+  | { role: "system" | "user"; content: string }
+  | { role: "assistant"; content: string | null; tool_calls?: ToolCall[] }
+  | { role: "tool"; content: string; tool_call_id: string };
 
 export interface ChatParams {
   model: string;
@@ -18,6 +19,8 @@ export interface ChatParams {
   top_p: number;
   max_tokens?: number;
   seed?: number;
+  tools?: ToolDef[];
+  tool_choice?: string;
 }
 
 export interface ChatOutcome {
@@ -40,6 +43,7 @@ export async function streamChat(
   signal: AbortSignal,
   onText: (t: string) => void,
   onOpen: (requestId: string | null) => void,
+  onToolCall: (piece: ToolCallPiece) => void = () => {},
 ): Promise<ChatOutcome> {
   const t0 = performance.now();
   const res = await api.raw("/v1/chat/completions", { method: "POST", body: JSON.stringify(chatBody(p)), signal });
@@ -71,6 +75,10 @@ export async function streamChat(
       if (text) {
         out.ttftMs ??= Math.round(performance.now() - t0);
         onText(text);
+      }
+      for (const piece of choice?.delta?.tool_calls ?? []) {
+        out.ttftMs ??= Math.round(performance.now() - t0);
+        onToolCall(piece);
       }
       if (choice?.finish_reason) out.finishReason = choice.finish_reason;
       if (chunk.usage) out.usage = chunk.usage;

@@ -10,6 +10,7 @@ import { idChip } from "../ids";
 import { heading, type Section } from "../shell";
 import type { KeyInfo, List, ModelCard } from "../types";
 import { ledgerRecord, streamChat, type ChatMessage, type ChatOutcome, type ChatParams } from "./chat-stream";
+import { callView, resultForm, type ToolCall, toolSettings } from "./playground-tools";
 import { snippet, type SnippetKind } from "./snippets";
 
 export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unknown) => void): Section {
@@ -52,12 +53,16 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
   let lastSent: ChatParams | null = null;
   let controller: AbortController | null = null;
 
-  const params = (userText: string): ChatParams => {
+  const tools = toolSettings();
+
+  /** The request for the conversation so far plus `next` (a user message, or tool results). */
+  const params = (next: ChatMessage[]): ChatParams => {
     const num = (el: HTMLInputElement) => (el.value.trim() === "" ? undefined : el.valueAsNumber);
     const msgs: ChatMessage[] = system.value.trim() ? [{ role: "system", content: system.value }] : [];
     return {
       model: model.value,
-      messages: [...msgs, ...history, { role: "user", content: userText }],
+      messages: [...msgs, ...history, ...next],
+      ...tools.request(),
       temperature: num(temperature) ?? 0.7,
       top_p: num(topP) ?? 1,
       ...(num(maxTokens) !== undefined ? { max_tokens: num(maxTokens) } : {}),
@@ -68,7 +73,7 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
   // The code is exactly what Send would send now (the conversation, the typed message, the settings), or,
   // with nothing typed, the request last sent; never a message nobody typed.
   const copy = (kind: SnippetKind) => {
-    const request = message.value.trim() ? params(message.value) : lastSent;
+    const request = message.value.trim() ? params([{ role: "user", content: message.value }]) : lastSent;
     if (!request) {
       code.textContent = "";
       copyNote.textContent = "Type a message first: the code is the request Send would make.";
@@ -99,6 +104,7 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
         field("Max tokens", maxTokens),
         field("Seed", seed, "same seed, same reply"),
       ),
+      tools.el,
     ),
     transcript,
     field("Message", message, "Ctrl+Enter sends."),
@@ -107,17 +113,19 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
     stats,
   );
 
-  const run = async (userText: string) => {
-    const p = params(userText);
+  /** Sends the conversation plus `next`; `shown` is how the new turn reads in the transcript. */
+  const run = async (next: ChatMessage[], who: string, shown: string) => {
+    const p = params(next);
     lastSent = p;
     controller = new AbortController();
     send.disabled = true;
     stop.disabled = false;
     replace(stats);
     const reply = h("div", { class: "text" });
+    const calls = callView();
     const turn = h("li", { class: "turn assistant", "aria-busy": "true" }, h("span", { class: "who" }, p.model), reply);
     transcript.append(
-      h("li", { class: "turn user" }, h("span", { class: "who" }, "You"), h("div", { class: "text" }, userText)),
+      h("li", { class: "turn user" }, h("span", { class: "who" }, who), h("div", { class: "text" }, shown)),
       turn,
     );
     status.textContent = "Sending…";
@@ -134,11 +142,15 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
           transcript.scrollTop = transcript.scrollHeight;
         },
         () => (status.textContent = "Generating…"),
+        (piece) => {
+          if (!calls.el.isConnected) turn.append(calls.el);
+          calls.piece(piece);
+        },
       );
     } catch (err) {
       turn.remove();
       transcript.lastElementChild?.remove();
-      message.value = userText; // let them fix and resend
+      if (next[0]?.role === "user") message.value = next[0].content; // let them fix and resend
       replace(status, h("span", { class: "error", role: "alert" }, errorText(err)));
       onAuthError(err);
     } finally {
@@ -148,10 +160,37 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
       stop.disabled = true;
     }
     if (!out) return;
-    history = [...history, { role: "user", content: userText }, { role: "assistant", content: text }];
+    const made = calls.calls.filter((c) => c.id);
+    history = [
+      ...history,
+      ...next,
+      made.length
+        ? { role: "assistant", content: text || null, tool_calls: made }
+        : { role: "assistant", content: text },
+    ];
+    if (out.finishReason === "tool_calls") answerCalls(turn, made);
     status.textContent = out.stopped ? "Stopped." : out.error ? "" : "Done.";
     if (out.error) replace(status, h("span", { class: "error", role: "alert" }, errorText(out.error)));
     showStats(out);
+  };
+
+  /** A result form under each call; once every call has its result, they go out in one request. */
+  const answerCalls = (turn: HTMLElement, made: ToolCall[]) => {
+    const results = new Map<string, string>();
+    for (const call of made) {
+      turn.append(
+        resultForm(call, (content) => {
+          results.set(call.id, content);
+          if (results.size < made.length || controller) return;
+          const msgs: ChatMessage[] = made.map((c) => ({
+            role: "tool",
+            tool_call_id: c.id,
+            content: results.get(c.id)!,
+          }));
+          void run(msgs, "Tool results", msgs.map((m) => m.content).join("\n"));
+        }),
+      );
+    }
   };
 
   const showStats = (out: ChatOutcome) => {
@@ -194,7 +233,7 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
     if (!model.value)
       return replace(status, h("span", { class: "error", role: "alert" }, "This key has no chat model."));
     message.value = "";
-    void run(text);
+    void run([{ role: "user", content: text }], "You", text);
   });
   message.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) form.requestSubmit();
