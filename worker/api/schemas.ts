@@ -12,8 +12,6 @@ import type { UsageRequestRow, UsageRow } from "../billing/ledger";
 import type { ReplayResult } from "../billing/dead-letters";
 import type { ErrorBody } from "../errors";
 import type { chunk, completion, Usage as UsageType, usageChunk } from "./chat-response";
-import type { FileObject as FileObjectType } from "../batch/files";
-import type { BatchObject } from "../batch/object";
 
 const count = z.number().int().min(0);
 const epochMs = z.number().int().min(0).describe("Unix time in milliseconds.");
@@ -348,7 +346,7 @@ export const Batch = z
 export const BatchList = listPage(Batch);
 
 /** `T extends U`: what the handlers build is what the document says. Compile-time only. */
-type Fits<T extends U, U> = [T, U];
+export type Fits<T extends U, U> = [T, U];
 export type Checks = [
   Fits<ErrorBody, z.output<typeof ErrorResponse>>,
   Fits<UsageType, z.output<typeof Usage>>,
@@ -358,6 +356,4 @@ export type Checks = [
   Fits<UsageRow, z.output<typeof AdminUsageDays>["data"][number]>,
   Fits<{ object: "api_key" } & KeyRow, z.output<typeof ApiKey>>,
   Fits<ReplayResult & { object: "dead_letter_replay" }, z.output<typeof DeadLetterReplay>>,
-  Fits<FileObjectType, z.output<typeof FileObject>>,
-  Fits<BatchObject, z.output<typeof Batch>>,
 ];

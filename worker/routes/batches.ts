@@ -4,6 +4,9 @@
  * A batch, like its files, is visible only to the key that made it (any other key: 404).
  */
 import { z } from "zod";
+import type { Batch as BatchSchema, FileObject as FileObjectSchema, Fits } from "../api/schemas";
+import type { FileObject as FileObjectType } from "../batch/files";
+import type { BatchObject } from "../batch/object";
 import { readBody } from "../api/body";
 import { badRequest, notFound } from "../errors";
 import { factory } from "../factory";
@@ -101,3 +104,9 @@ batchesRoutes.post("/batches/:id/cancel", async (c) => {
   const row = (await ownBatch(c.env.DB, keyId, id))!;
   return c.json((await render(c.env.DB, [row]))[0]);
 });
+
+/** What the batch handlers build is what the OpenAPI document says (compile-time only; api/schemas.ts). */
+export type BatchChecks = [
+  Fits<FileObjectType, z.output<typeof FileObjectSchema>>,
+  Fits<BatchObject, z.output<typeof BatchSchema>>,
+];
