@@ -83,9 +83,8 @@ export const MUTATIONS: Mutation[] = [
     file: "gpu-backend/engine/engine.ts",
     edits: [
       {
-        find: "    for (const s of ordered) this.pool.setLength(s.id, ++s.pos);\n    ordered.forEach((s, i) => {\n      this.accept(s, logits.subarray(i * V, (i + 1) * V));\n    });",
-        replace:
-          "    ordered.forEach((s, i) => {\n      this.pool.setLength(s.id, ++s.pos);\n      this.accept(s, logits.subarray(i * V, (i + 1) * V));\n    });",
+        find: "    for (const s of active) this.pool.setLength(s.id, ++s.pos);\n    ordered.forEach((s, i) => {\n",
+        replace: "    ordered.forEach((s, i) => {\n      if (active.includes(s)) this.pool.setLength(s.id, ++s.pos);\n",
       },
     ],
     tests: ["test/node/engine-batch-invariance.test.ts"],
@@ -152,12 +151,12 @@ export const MUTATIONS: Mutation[] = [
     file: "worker/billing/key-limiter.ts",
     edits: [
       {
-        find: "  private admitNow(input: LimiterAdmitInput): LimiterAdmitResult {",
-        replace: "  private async admitNow(input: LimiterAdmitInput): Promise<LimiterAdmitResult> {",
+        find: "  countRequest(input: LimiterCountInput): LimiterAdmitResult {",
+        replace: "  async countRequest(input: LimiterCountInput): Promise<LimiterAdmitResult> {",
       },
       {
-        find: "    requests.level -= 1;",
-        replace: "    await new Promise((r) => setTimeout(r, 1));\n    requests.level -= 1;",
+        find: "    if (wait === 0) requests.level -= 1;",
+        replace: "    await new Promise((r) => setTimeout(r, 1));\n    if (wait === 0) requests.level -= 1;",
       },
     ],
     tests: ["test/workers/race-and-stream-billing.test.ts"],
@@ -489,7 +488,7 @@ export const MUTATIONS: Mutation[] = [
     id: "response-cache-key-no-max-tokens",
     area: "cache",
     why: "the response-cache key leaves out max_tokens (a short request replays a longer cached answer)",
-    file: "worker/api/response-cache.ts",
+    file: "worker/completion/response-cache.ts",
     edits: [{ find: "    input.maxTokens,\n", replace: "" }],
     tests: ["test/workers/cache.test.ts", "test/workers/cache-isolation.test.ts"],
   },
