@@ -151,12 +151,12 @@ export const MUTATIONS: Mutation[] = [
     file: "worker/billing/key-limiter.ts",
     edits: [
       {
-        find: "  countRequest(input: LimiterCountInput): LimiterAdmitResult {",
-        replace: "  async countRequest(input: LimiterCountInput): Promise<LimiterAdmitResult> {",
+        find: "  private admitNow(input: LimiterAdmitInput): LimiterAdmitResult {",
+        replace: "  private async admitNow(input: LimiterAdmitInput): Promise<LimiterAdmitResult> {",
       },
       {
-        find: "    if (wait === 0) requests.level -= 1;",
-        replace: "    await new Promise((r) => setTimeout(r, 1));\n    if (wait === 0) requests.level -= 1;",
+        find: "    if (!input.requestCounted) requests.level -= 1;",
+        replace: "    await new Promise((r) => setTimeout(r, 1));\n    if (!input.requestCounted) requests.level -= 1;",
       },
     ],
     tests: ["test/workers/race-and-stream-billing.test.ts"],
