@@ -22,6 +22,7 @@ import { budgetRefusal, NO_RETRY } from "./budget";
 import { insertUsage, type UsageRecord } from "./ledger";
 import { costUnits, isValidPricing, reservationUnits, tokenCount } from "./money";
 import { retryHeaders } from "./rate";
+import { rejectedRecord, toRecord } from "./records";
 import type { Account, Admission, AdmitRequest, LimiterAdmitResult, LimiterStatus, SettleRequest } from "./types";
 
 /** Body of a USAGE_QUEUE message: the record plus which of its two writes still have to happen. */
@@ -270,51 +271,6 @@ function refusal(r: Extract<LimiterAdmitResult, { ok: false }>, model: string): 
     case "duplicate":
       return new ApiError(409, "Duplicate request id.", "invalid_request_error", "duplicate_request_id");
   }
-}
-
-function rejectedRecord(account: Account, requestId: string, model: string, now: number): UsageRecord {
-  return {
-    requestId,
-    keyId: account.keyId,
-    model,
-    promptTokens: 0,
-    cachedTokens: 0,
-    completionTokens: 0,
-    costUnits: "0",
-    status: "rejected",
-    startedAt: now,
-    endedAt: now,
-  };
-}
-
-/** Builds the ledger record; a rejected request costs nothing and carries no tokens. */
-export function toRecord(account: Account, req: SettleRequest): UsageRecord {
-  const now = Date.now();
-  const startedAt = tokenCount(req.startedAt) || now;
-  const endedAt = Math.max(startedAt, tokenCount(req.endedAt) || now);
-  const batch = req.batchId ? { batchId: req.batchId } : {};
-  if (req.status === "rejected")
-    return { ...rejectedRecord(account, req.requestId, req.model, startedAt), endedAt, ...batch };
-  const promptTokens = tokenCount(req.promptTokens);
-  const t = {
-    promptTokens,
-    cachedTokens: Math.min(tokenCount(req.cachedTokens), promptTokens),
-    completionTokens: tokenCount(req.completionTokens),
-  };
-  const units = isValidPricing(req.pricing) ? costUnits(req.pricing, t) : 0n;
-  return {
-    requestId: req.requestId,
-    keyId: account.keyId,
-    model: req.model,
-    ...t,
-    costUnits: units.toString(),
-    status: req.status,
-    startedAt,
-    endedAt,
-    ...(isValidPricing(req.pricing) ? { pricing: req.pricing } : {}),
-    ...(req.deliveredFinal ? { deliveredFinal: true } : {}),
-    ...batch,
-  };
 }
 
 /**

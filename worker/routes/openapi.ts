@@ -15,16 +15,7 @@ import { createSchema, patchSchema } from "./admin";
 import { EmbedBodySchema, MAX_EMBED_TOKENS, MAX_INPUTS } from "./embeddings";
 import { DetokenizeSchema, TokenizeSchema } from "./tokenize";
 import { CreateBatchSchema } from "./batches";
-import { FILE_LIMITS } from "../batch/files";
-
-const UploadFileSchema = z.object({
-  file: z
-    .string()
-    .describe(
-      `The JSONL file: at most ${FILE_LIMITS.maxBytes} bytes, ${FILE_LIMITS.maxLines} non-blank lines, ${FILE_LIMITS.maxLineBytes} bytes per line.`,
-    ),
-  purpose: z.literal("batch"),
-});
+import { batchOperations, UploadFileSchema } from "./openapi-batch";
 
 const requests = {
   ChatCompletionRequest: ChatBodySchema,
@@ -77,8 +68,6 @@ const limit: Param = { schema: z.int().min(1).max(1000).default(100), descriptio
 const requestId: Param = { schema: z.string(), description: "Only this request's record." };
 const keyId: Param = { schema: z.string(), description: "Only this key's records." };
 const id: Param = { schema: z.string(), description: "The key's id." };
-const fileId: Param = { schema: z.string(), description: "The file's id." };
-const batchId: Param = { schema: z.string(), description: "The batch's id." };
 
 const operations: Op[] = [
   {
@@ -258,100 +247,6 @@ const operations: Op[] = [
     responses: { "200": { description: "What was replayed.", json: "DeadLetterReplay" } },
   },
   {
-    method: "post",
-    path: "/v1/files",
-    tag: "Batch",
-    auth: "key",
-    summary: "Upload a batch input file (multipart: `file`, `purpose: batch`)",
-    description:
-      'Each line: `{custom_id, method: "POST", url, body}`. The file belongs to this key; any other key gets 404.',
-    body: "UploadFileRequest",
-    multipart: true,
-    responses: { "200": { description: "The stored file.", json: "FileObject" } },
-  },
-  {
-    method: "get",
-    path: "/v1/files",
-    tag: "Batch",
-    auth: "key",
-    summary: "This key's files, newest first",
-    query: {
-      after: { schema: z.string(), description: "A file id: list the files after it." },
-      limit: { schema: z.int().min(1).max(10_000).default(20), description: "Files per page." },
-      purpose: { schema: z.enum(["batch", "batch_output"]), description: "Only files of this purpose." },
-      order: { schema: z.enum(["asc", "desc"]).default("desc"), description: "By creation time." },
-    },
-    responses: { "200": { description: "A page of files.", json: "FileList" } },
-  },
-  {
-    method: "get",
-    path: "/v1/files/{id}",
-    tag: "Batch",
-    auth: "key",
-    summary: "One file",
-    params: { id: fileId },
-    responses: { "200": { description: "The file.", json: "FileObject" } },
-  },
-  {
-    method: "get",
-    path: "/v1/files/{id}/content",
-    tag: "Batch",
-    auth: "key",
-    summary: "A file's bytes (an input file, or a batch's output or error file)",
-    params: { id: fileId },
-    responses: { "200": { description: "The JSONL content.", raw: "application/jsonl" } },
-  },
-  {
-    method: "delete",
-    path: "/v1/files/{id}",
-    tag: "Batch",
-    auth: "key",
-    summary: "Delete a file",
-    params: { id: fileId },
-    responses: { "200": { description: "Deleted.", json: "DeletedFile" } },
-  },
-  {
-    method: "post",
-    path: "/v1/batches",
-    tag: "Batch",
-    auth: "key",
-    summary: "Create a batch from an uploaded file",
-    description:
-      "Lines run through the same admission, limits and budget as interactive requests, at half the tier's per-token prices, only on capacity interactive traffic leaves idle. Status: validating -> in_progress -> finalizing -> completed, or failed (no valid line), expired (the 24 h window ended; finished lines delivered), cancelling -> cancelled.",
-    body: "CreateBatchRequest",
-    responses: { "200": { description: "The batch (status `validating`).", json: "Batch" } },
-  },
-  {
-    method: "get",
-    path: "/v1/batches",
-    tag: "Batch",
-    auth: "key",
-    summary: "This key's batches, newest first",
-    query: {
-      after: { schema: z.string(), description: "A batch id: list the batches after it." },
-      limit: { schema: z.int().min(1).max(100).default(20), description: "Batches per page." },
-    },
-    responses: { "200": { description: "A page of batches.", json: "BatchList" } },
-  },
-  {
-    method: "get",
-    path: "/v1/batches/{id}",
-    tag: "Batch",
-    auth: "key",
-    summary: "One batch, with its request_counts",
-    params: { id: batchId },
-    responses: { "200": { description: "The batch.", json: "Batch" } },
-  },
-  {
-    method: "post",
-    path: "/v1/batches/{id}/cancel",
-    tag: "Batch",
-    auth: "key",
-    summary: "Cancel a batch: no new line starts; running lines are cancelled and billed what they generated",
-    params: { id: batchId },
-    responses: { "200": { description: "The batch (status `cancelling`, or already final).", json: "Batch" } },
-  },
-  {
     method: "get",
     path: "/v1/admin/usage/rejected-reports",
     tag: "Admin",
@@ -376,6 +271,7 @@ const operations: Op[] = [
     summary: "This document",
     responses: { "200": { description: "OpenAPI 3.1.", json: "OpenApi" } },
   },
+  ...batchOperations(),
 ];
 
 let body: string | undefined;
