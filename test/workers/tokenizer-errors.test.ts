@@ -31,13 +31,13 @@ const refused: Array<[string, ChatMessage[], TokenizerError["code"], string]> = 
     "an assistant last without prefix",
     [user("U"), assistant("A")],
     "last_turn_not_user",
-    "The last message must be a user message, or an assistant message with prefix: true.",
+    "The last message must be a user or tool message, or an assistant message with prefix: true.",
   ],
   [
     "a prefix before the last message",
     [user("U"), assistant("A", true), user("V")],
     "misplaced_prefix",
-    "messages[1]: prefix is only allowed on the last message, which must be an assistant message.",
+    "messages[1]: prefix is only allowed on the last message, which must be an assistant message without tool_calls.",
   ],
 ];
 

@@ -345,6 +345,27 @@ export const Batch = z
   .describe("A batch (OpenAI's shape). Lines run at half the tier's per-token prices.");
 export const BatchList = listPage(Batch);
 
+export const ReplicaList = z
+  .object({
+    data: z.array(
+      z.object({
+        id: z.string(),
+        url: z.string(),
+        models: z.array(z.string()),
+        tiers: z.array(z.string()),
+        state: z.enum(["ready", "draining"]),
+        in_flight: count,
+        queue_depth: count,
+        kv_free_blocks: count,
+        slots: count,
+        served: count.describe("Requests completed since the replica registered."),
+        last_seen: z.iso.datetime(),
+        version: z.string(),
+      }),
+    ),
+  })
+  .describe("The registry's live replicas; an empty list without a registry.");
+
 /** `T extends U`: what the handlers build is what the document says. Compile-time only. */
 export type Fits<T extends U, U> = [T, U];
 export type Checks = [

@@ -29,6 +29,7 @@ const requests = {
 };
 
 const responses = {
+  ReplicaList: S.ReplicaList,
   Error: S.ErrorResponse,
   Usage: S.Usage,
   ChatCompletion: S.ChatCompletion,
@@ -228,6 +229,14 @@ const operations: Op[] = [
     summary: "Per-request ledger records",
     query: { key_id: keyId, request_id: requestId, limit },
     responses: { "200": { description: "Records, newest first.", json: "UsageRequests" } },
+  },
+  {
+    method: "get",
+    path: "/v1/admin/replicas",
+    tag: "Admin",
+    auth: "admin",
+    summary: "The live replicas: state, load, KV room and requests served",
+    responses: { "200": { description: "The replicas.", json: "ReplicaList" } },
   },
   {
     method: "get",
