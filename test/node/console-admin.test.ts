@@ -176,7 +176,10 @@ describe.skipIf(chromiumMissing !== null)(
         }
         // Key ids are short, whole on one line, with a copy button (the full id in data-id and for screen readers).
         await phone.getByRole("button", { name: "Keys", exact: true }).click();
-        const id = phone.getByRole("table", { name: "Keys" }).locator("tbody tr .id").first();
+        // The click reloads the list (aria-busy until the new table replaces the old one): measure the new one.
+        const keys = phone.getByRole("table", { name: "Keys" });
+        await phone.locator('main [aria-busy="false"]').filter({ has: keys }).waitFor();
+        const id = keys.locator("tbody tr .id").first();
         const full = (await id.getAttribute("data-id"))!;
         expect(await id.locator("code").innerText()).toBe(`${full.slice(0, 10)}…${full.slice(-4)}`);
         const lines = await id

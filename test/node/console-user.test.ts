@@ -289,7 +289,7 @@ describe.skipIf(chromiumMissing !== null)(
         .getByLabel("Tool parameters")
         .fill('{"type": "object", "properties": {"unit": {"enum": ["c", "f"]}}, "required": ["unit"]}');
       await page.getByRole("button", { name: "Add tool" }).click();
-      await page.getByRole("list", { name: "Tools" }).getByText("get_weather").waitFor();
+      await page.getByRole("list", { name: "Tools" }).getByText("get_weather", { exact: true }).waitFor();
       await page.getByLabel("Tool choice").selectOption("required");
       await page.getByLabel("Message").fill("Weather?");
       await page.getByRole("button", { name: "Send" }).click();
@@ -497,13 +497,14 @@ describe.skipIf(chromiumMissing !== null)(
       await page.getByRole("button", { name: "Usage", exact: true }).click();
       const usageRow = page.getByRole("table", { name: "Usage" }).locator("tbody tr", { hasText: "mistral-small" });
       await usageRow.waitFor();
-      expect(await usageRow.locator("td").last().innerText()).toBe(shown);
+      const headers = await page.getByRole("table", { name: "Usage" }).locator("thead th").allInnerTexts();
+      expect(await usageRow.locator("td").nth(headers.indexOf("Cost")).innerText()).toBe(shown);
       const [download] = await Promise.all([
         page.waitForEvent("download"),
         page.getByRole("button", { name: "Download CSV" }).click(),
       ]);
       expect(readFileSync((await download.path())!, "utf8")).toMatch(
-        new RegExp(`,mistral-small,1,\\d+,\\d+,\\d+,0\\.${String(inResponse).padStart(6, "0")}\r\n`),
+        new RegExp(`,mistral-small,1,\\d+,\\d+,\\d+,0\\.${String(inResponse).padStart(6, "0")},0,0\\.000000\r\n`),
       );
       await page.getByRole("button", { name: "Overview", exact: true }).click();
       expect(await page.locator("main").innerText()).toContain(`${shown} spent of`);

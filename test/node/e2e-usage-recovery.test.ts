@@ -136,7 +136,7 @@ describe("a worker killed between admit and settle (npm start)", () => {
     });
     const k = (await key.json()) as { spent_micros: number; reserved_micros: number };
     expect(k.reserved_micros).toBe(0);
-    expect(k.spent_micros).toBe(Number((want + 500_000n) / 1_000_000n));
+    expect(k.spent_micros).toBe(Number((want + 999_999n) / 1_000_000n));
   });
 
   it("the worker and then the backend killed before delivery: the journal replays after the restart, billed once", async () => {

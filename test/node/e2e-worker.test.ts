@@ -277,6 +277,6 @@ describe.skipIf(!haveModels)("worker + real backend", () => {
     );
     expect(me).toMatchObject({ object: "key", monthly_budget_micros: 1000, reserved_micros: 0 });
     expect(me.spent_micros).toBeLessThan(1000 + Math.ceil(64 * 1.8));
-    expect(BigInt(me.spent_micros)).toBe((units + 500_000n) / 1_000_000n);
+    expect(BigInt(me.spent_micros)).toBe((units + 999_999n) / 1_000_000n);
   });
 });

@@ -165,6 +165,11 @@ export const KeyStatus = z.object({
   spent_micros: count,
   reserved_micros: count,
   remaining_micros: count,
+  budget_state: z
+    .enum(["ok", "low", "spent"])
+    .describe(
+      "`spent`: every metered request is refused until the period ends or the budget is raised; `low`: what remains no longer covers a typical first reservation.",
+    ),
   period_start: z.iso.datetime().describe("Start of the budget period (a UTC calendar month)."),
   period_end: z.iso.datetime(),
 });

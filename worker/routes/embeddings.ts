@@ -179,20 +179,17 @@ embeddingsRoutes.post("/embeddings", async (c) => {
     }
     done.release();
     replicaRouter.recordSuccess(done.replica);
+    // One settlement, whatever the ending: a deadline stop bills what the replica computed as an error
+    // (the route's catch logs the 504); a client gone bills it (all of it, if it finished first) as cancelled.
+    const status = done.value.timedOut ? "error" : done.value.res === null || life.signal.aborted ? "cancelled" : "ok";
     const billed = { promptTokens: done.value.computed, cachedTokens: 0, completionTokens: 0 };
-    if (done.value.timedOut) {
-      // Stopped at the deadline: what the replica computed is billed; the route's catch logs the 504.
-      life.settle({ ...billed, status: "error" });
-      throw embedTimeout();
-    }
-    if (done.value.res === null || life.signal.aborted) {
-      // Gone: what the replica computed (all of it, if it finished first) is billed as cancelled.
-      life.settle({ ...billed, status: "cancelled" });
+    life.settle({ ...billed, status });
+    if (status === "error") throw embedTimeout();
+    const result = done.value.res;
+    if (status === "cancelled" || result === null) {
       life.finish(CLIENT_CLOSED, { replica: done.replica, attempts: done.attempts });
       return new Response(null, { status: CLIENT_CLOSED });
     }
-    const result = done.value.res;
-    life.settle({ ...billed, status: "ok" });
     life.finish(200, { replica: done.replica, attempts: done.attempts });
     const b64 = body.encoding_format === "base64";
     return c.json(
