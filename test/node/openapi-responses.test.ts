@@ -205,7 +205,7 @@ describe("real responses match the OpenAPI document", () => {
       body: form,
     });
     expect(up.status).toBe(200);
-    const file = await up.json();
+    const file = (await up.json()) as { id: string };
     expectValid(validatorFor("post", "/v1/files", 200, "application/json"), file, "post /v1/files");
     exercised.add("post /v1/files");
     const fpath = `/v1/files/${file.id}`;

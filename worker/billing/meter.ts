@@ -20,7 +20,7 @@ import { ApiError, internalError } from "../errors";
 import { modelNotFound } from "../config/tiers";
 import { budgetRefusal, NO_RETRY } from "./budget";
 import { insertUsage, type UsageRecord } from "./ledger";
-import { costUnits, isValidPricing, reservationUnits, tokenCount } from "./money";
+import { isValidPricing, reservationUnits, tokenCount } from "./money";
 import { retryHeaders } from "./rate";
 import { rejectedRecord, toRecord } from "./records";
 import type { Account, Admission, AdmitRequest, LimiterAdmitResult, LimiterStatus, SettleRequest } from "./types";
