@@ -84,10 +84,16 @@ async function main() {
   const secrets = loadSecrets(cfg);
   const supervisors: Supervisor[] = [];
   let stopping = false;
+  // Backends first: each drains and deregisters while the worker still answers; then the worker.
+  const stopAll = async () => {
+    await Promise.all(supervisors.filter((s) => s !== worker).map((s) => s.stop()));
+    await worker?.stop();
+  };
+  let worker: Supervisor | undefined;
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    await Promise.all(supervisors.map((s) => s.stop()));
+    await stopAll();
     process.exit(code);
   };
   process.on("SIGINT", () => void shutdown(0));
@@ -102,7 +108,7 @@ async function main() {
     void shutdown(1);
   };
   const abort = async (message: string): Promise<never> => {
-    await Promise.all(supervisors.map((s) => s.stop()));
+    await stopAll();
     return fail(message);
   };
 
@@ -117,13 +123,10 @@ async function main() {
       fail(`model models/dev/${m} is missing after the build`);
   }
 
-  console.log("[2/5] D1 migrations (local)");
+  console.log("[2/5] D1 migrations (local), while the backends load");
   const persist = resolve(cfg.stateDir, "wrangler-state");
-  try {
-    applyLocalMigrations(root, persist);
-  } catch (err) {
-    fail((err as Error).message);
-  }
+  const migrated = applyLocalMigrations(root, persist);
+  migrated.catch(() => {}); // awaited below, after the backends; not an unhandled rejection meanwhile
 
   console.log(`[3/5] backend${backendPorts.length > 1 ? "s" : ""} on ${backendPorts.map((p) => `:${p}`).join(", ")}`);
   // USAGE_TOKEN through the environment, never argv (visible in ps): the backend delivers its usage records to the worker.
@@ -184,6 +187,7 @@ async function main() {
   supervisors.push(...backends);
   await Promise.all(backends.map((s) => s.start())).catch((err: Error) => abort(err.message));
   for (const [i, s] of backends.entries()) console.log(`      backend :${backendPorts[i]} ready (pid ${s.child?.pid})`);
+  await migrated.catch((err: Error) => abort(err.message));
 
   const tiers = wranglerTiers(
     root,
@@ -208,7 +212,7 @@ async function main() {
         .join(""),
     { mode: 0o600 },
   );
-  const worker = new Supervisor({
+  worker = new Supervisor({
     label: `worker :${port}`,
     launch: async (onSpawn) =>
       spawnUntilHttpReady(

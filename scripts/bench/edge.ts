@@ -156,7 +156,7 @@ async function startBareStack(
     ],
     { cwd: root, env: process.env, ready: /backend ready/, timeoutMs: 240_000, label: "backend" },
   );
-  applyLocalMigrations(root, stateDir);
+  await applyLocalMigrations(root, stateDir);
   const worker = await startLocalWorker({
     root,
     persistDir: stateDir,

@@ -4,7 +4,7 @@
  * through wrangler's unstable_startWorker without an inspector session. `npm start` uses the first two
  * and runs `wrangler dev`.
  */
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 
@@ -39,17 +39,22 @@ export function wranglerTiers(
 }
 
 /** `wrangler d1 migrations apply DB --local` into `persistDir`; throws with wrangler's output on failure. */
-export function applyLocalMigrations(root: string, persistDir: string): void {
-  const r = spawnSync(
+export function applyLocalMigrations(root: string, persistDir: string): Promise<void> {
+  // Asynchronous, so a launcher can load the backend meanwhile (wrangler's CLI takes seconds to boot).
+  const child = spawn(
     resolve(root, "node_modules/.bin/wrangler"),
     ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir],
-    {
-      cwd: root,
-      env: { ...OFFLINE_ENV, CI: "1" },
-      encoding: "utf8",
-    },
+    { cwd: root, env: { ...OFFLINE_ENV, CI: "1" }, stdio: ["ignore", "pipe", "pipe"] },
   );
-  if (r.status !== 0) throw new Error(`applying D1 migrations failed:\n${r.stdout}${r.stderr}`);
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+  return new Promise((ok, fail) => {
+    child.on("error", fail);
+    child.on("close", (code) =>
+      code === 0 ? ok() : fail(new Error(`applying D1 migrations failed (exit ${code}):\n${out}`)),
+    );
+  });
 }
 
 export interface LocalWorker {

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
 import { chromiumMissing, launchBrowser, signIn, until, type Browser } from "./helpers/browser";
-import { startStack, type Stack } from "./helpers/stack";
+import { type Stack, useSharedStack } from "./helpers/stack";
 
 const NAME = `<img src=x onerror="window.__xss=1">acme`;
 
@@ -27,7 +27,7 @@ describe.skipIf(chromiumMissing !== null)(
     const keyRow = () => page.getByRole("table", { name: "Keys" }).locator("tbody tr", { hasText: created.id });
 
     beforeAll(async () => {
-      [stack, browser] = await Promise.all([startStack("tiny,small"), launchBrowser()]);
+      [stack, browser] = await Promise.all([useSharedStack(), launchBrowser()]);
       page = await browser.page();
     });
     afterAll(async () => {

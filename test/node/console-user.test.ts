@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromiumMissing, launchBrowser, signIn, stat, until, type Browser } from "./helpers/browser";
-import { startStack, type Stack } from "./helpers/stack";
+import { type Stack, useSharedStack } from "./helpers/stack";
 
 const XSS = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>`;
 
@@ -49,7 +49,7 @@ describe.skipIf(chromiumMissing !== null)(
       });
 
     beforeAll(async () => {
-      [stack, browser] = await Promise.all([startStack("tiny,small"), launchBrowser()]);
+      [stack, browser] = await Promise.all([useSharedStack(), launchBrowser()]);
       key = await newKey({ name: "console user" });
     });
     afterAll(async () => {

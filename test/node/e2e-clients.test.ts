@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { Mistral } from "@mistralai/mistralai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type Stack } from "./helpers/stack";
+import { type Stack, useSharedStack } from "./helpers/stack";
 
 let stack: Stack;
 let openai: OpenAI;
@@ -25,7 +25,7 @@ async function until<T>(fn: () => Promise<T | undefined>): Promise<T> {
 }
 
 beforeAll(async () => {
-  stack = await startStack("tiny,small");
+  stack = await useSharedStack();
   openai = new OpenAI({ baseURL: `${stack.base}/v1`, apiKey: stack.apiKey, maxRetries: 0 });
   mistral = new Mistral({ apiKey: stack.apiKey, serverURL: stack.base });
 }, 300_000);

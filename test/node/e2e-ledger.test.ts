@@ -15,7 +15,7 @@ import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { costUnits } from "../../worker/billing/money";
 import type { Pricing } from "../../worker/billing/types";
-import { startStack, type Stack } from "./helpers/stack";
+import { type Stack, useSharedStack } from "./helpers/stack";
 import { mulberry32 } from "../../gpu-backend/engine/rng";
 
 type Json = Record<string, any>;
@@ -179,7 +179,7 @@ describe("ledger = backend audit trail, request by request (real stack)", () => 
   let outcomes: Outcome[] = [];
 
   beforeAll(async () => {
-    stack = await startStack("tiny,small");
+    stack = await useSharedStack();
     const mk = async (name: string, rpm: number) => {
       const res = await stack.admin("/v1/admin/keys", {
         method: "POST",

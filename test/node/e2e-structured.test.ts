@@ -6,14 +6,14 @@ import { Mistral } from "@mistralai/mistralai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TEST_SCHEMAS, validate } from "./helpers/json-schema-check";
-import { startStack, type Stack } from "./helpers/stack";
+import { type Stack, useSharedStack } from "./helpers/stack";
 
 let stack: Stack;
 let openai: OpenAI;
 let mistral: Mistral;
 
 beforeAll(async () => {
-  stack = await startStack("tiny");
+  stack = await useSharedStack();
   openai = new OpenAI({ baseURL: `${stack.base}/v1`, apiKey: stack.apiKey, maxRetries: 0 });
   mistral = new Mistral({ apiKey: stack.apiKey, serverURL: stack.base });
 }, 300_000);

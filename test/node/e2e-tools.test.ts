@@ -14,7 +14,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { TEST_SCHEMAS } from "./helpers/json-schema-check";
-import { startStack, type Stack } from "./helpers/stack";
+import { type Stack, useSharedStack } from "./helpers/stack";
 
 let stack: Stack;
 let openai: OpenAI;
@@ -56,7 +56,7 @@ function callProblem(name: string, args: unknown, allowed: string[]): string | n
 }
 
 beforeAll(async () => {
-  stack = await startStack("tiny");
+  stack = await useSharedStack();
   openai = new OpenAI({ baseURL: `${stack.base}/v1`, apiKey: stack.apiKey, maxRetries: 0 });
 }, 300_000);
 

@@ -1,11 +1,22 @@
 /**
  * Node project global setup: build the dev models once (cached: a no-op when they exist), so every
- * test that needs a real graph finds one on a fresh clone, whatever order the files run in.
+ * test that needs a real graph finds one on a fresh clone, whatever order the files run in; and a
+ * directory for the run's shared stack (helpers/shared-stack.ts), stopped at teardown if a file started it.
  */
 import { spawnSync } from "node:child_process";
-import { resolve } from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { TestProject } from "vitest/node";
+import { stopSharedStack } from "./helpers/shared-stack";
 
-export default function setup() {
+declare module "vitest" {
+  export interface ProvidedContext {
+    sharedStackDir: string;
+  }
+}
+
+export default function setup(project: TestProject) {
   const root = resolve(import.meta.dirname, "../..");
   const r = spawnSync(
     resolve(root, "node_modules/.bin/tsx"),
@@ -16,4 +27,10 @@ export default function setup() {
     },
   );
   if (r.status !== 0) throw new Error("building the dev models failed (npm run models)");
+  const dir = mkdtempSync(join(tmpdir(), "moe-edge-shared-stack-"));
+  project.provide("sharedStackDir", dir);
+  return async () => {
+    await stopSharedStack(dir);
+    rmSync(dir, { recursive: true, force: true });
+  };
 }

@@ -6,7 +6,7 @@
  */
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type Stack } from "./helpers/stack";
+import { type Stack, useSharedStack } from "./helpers/stack";
 
 type Reply = { content?: Record<string, { schema: object }>; headers?: Record<string, unknown> };
 type Doc = { paths: Record<string, Record<string, { responses: Record<string, Reply> }>>; components: object };
@@ -21,7 +21,7 @@ const compiled = new Map<string, ValidateFunction>();
 const exercised = new Set<string>();
 
 beforeAll(async () => {
-  stack = await startStack("tiny,small");
+  stack = await useSharedStack();
   const res = await fetch(`${stack.base}/openapi.json`);
   expect(res.status).toBe(200);
   doc = (await res.json()) as Doc;

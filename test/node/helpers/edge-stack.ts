@@ -123,6 +123,11 @@ export async function backendMetric(name: string, labels: string): Promise<numbe
 export function useEdgeStack(): void {
   beforeAll(async () => {
     if (!haveModels) return;
+    // D1 schema: the same migrations `npm start` applies, into the state dir the worker then uses; meanwhile
+    // the backend loads.
+    stateDir = mkdtempSync(join(tmpdir(), "moe-edge-e2e-worker-"));
+    const migrated = applyLocalMigrations(root, stateDir);
+    migrated.catch(() => {}); // awaited below
     const backendPort = await freePort();
     backendUrl = `http://127.0.0.1:${backendPort}`;
     const started = await spawnUntilReady(
@@ -151,9 +156,7 @@ export function useEdgeStack(): void {
     });
     backend.stdout!.on("data", onLine());
 
-    // D1 schema: the same migrations `npm start` applies, into the state dir the worker then uses.
-    stateDir = mkdtempSync(join(tmpdir(), "moe-edge-e2e-worker-"));
-    applyLocalMigrations(root, stateDir);
+    await migrated;
 
     const tiers = {
       "mistral-tiny": {

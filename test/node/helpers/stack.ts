@@ -1,9 +1,11 @@
 /**
- * Starts the real local stack exactly as `npm start` does (scripts/start.ts), on free ports with a
- * throwaway state dir, and collects the children's log lines for assertions.
+ * The real local stack exactly as `npm start` runs it (scripts/start.ts), on free ports with a throwaway
+ * state dir, and its log lines for assertions: the run's shared one, or a file's own.
  */
 import { randomBytes } from "node:crypto";
+import { inject } from "vitest";
 import { startLauncher } from "./launcher";
+import { logLines, sharedStack } from "./shared-stack";
 
 export interface Stack {
   base: string;
@@ -17,6 +19,37 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/**
+ * The run's shared stack (models tiny and small; helpers/shared-stack.ts): for files that only send it
+ * requests. Its stop() leaves it to the global teardown. Keys, budgets and limits a test depends on must be
+ * its own (newKey through `admin`): the dev key `apiKey` is shared with the other files.
+ */
+export async function useSharedStack(): Promise<Stack> {
+  const r = await sharedStack(inject("sharedStackDir"));
+  const base = `http://127.0.0.1:${r.port}`;
+  return {
+    base,
+    backendUrl: `http://127.0.0.1:${r.backendPort}`,
+    apiKey: r.apiKey,
+    adminToken: r.adminToken,
+    backendToken: r.backendToken,
+    get logs() {
+      return logLines(r.logFile);
+    },
+    admin: adminFetch(base, r.adminToken),
+    stop: async () => {},
+  };
+}
+
+const adminFetch =
+  (base: string, token: string) =>
+  (path: string, init: RequestInit = {}): Promise<Response> =>
+    fetch(`${base}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...(init.headers ?? {}) },
+    });
+
+/** A stack of this file's own (for tests that kill, restart or reconfigure parts of it). */
 export async function startStack(models = "tiny,small"): Promise<Stack> {
   const secrets = {
     apiKey: `sk-test-${randomBytes(24).toString("hex")}`,
@@ -43,15 +76,7 @@ export async function startStack(models = "tiny,small"): Promise<Stack> {
     backendUrl: `http://127.0.0.1:${backendPort}`,
     ...secrets,
     logs,
-    admin: (path, init = {}) =>
-      fetch(`${base}${path}`, {
-        ...init,
-        headers: {
-          authorization: `Bearer ${secrets.adminToken}`,
-          "content-type": "application/json",
-          ...(init.headers ?? {}),
-        },
-      }),
+    admin: adminFetch(base, secrets.adminToken),
     stop,
   };
 }
