@@ -3,7 +3,7 @@
  * Requests join and leave the running batch between steps; each step is one batched decode or one
  * prefill chunk (see scheduler.ts). Cancellation takes effect at the next step boundary.
  */
-import type { FinishReason, GenerateParams, TokenLogprob } from "../../contract/wire";
+import type { FinishReason, GenerateParams } from "../../contract/wire";
 import { formatFor } from "./constraint";
 import { KvPool } from "./kv-cache";
 import type { ModelRunner } from "./model-runner";

@@ -32,7 +32,7 @@ import { AdmissionError, EmbedStopped, type Engine } from "../engine/engine";
 import { UsageStatusRequestSchema, type RequestState, type UsageStatusResponse } from "../../contract/usage";
 import type { UsageInput, UsageSink } from "../usage/witness";
 import { BACKEND_PATHS } from "../../contract/routes";
-import { bearer, err, httpExceptionResponse, InFlight, invalid, jsonBody } from "./http";
+import { bearer, err, httpExceptionResponse, InFlight, jsonBody } from "./http";
 import { ndjsonLine, renderOutput } from "./render";
 import { BackendMetrics } from "./metrics";
 

@@ -10,7 +10,6 @@
  * in high-low pairs), so the output is always well-formed Unicode.
  */
 import {
-  ANY,
   ANY_ARRAY,
   MAX_NESTING,
   ANY_NUMBER,
