@@ -10,8 +10,8 @@ import { soakRequest, type ClientKind, type Seen } from "./lib/soak-client";
 import { histogramBuckets, histogramQuantile } from "./lib/prom-text";
 import { auditLines, quantile, reconcile, type LedgerRecord } from "./lib/soak-ledger";
 
-const USAGE = `usage: npm run soak -- [--minutes 1] [--concurrency 4] [--faults] [--seed N] [--stall-ms 2000]
-                      [--stop-ms 6000] [--d1-fail-ms 5000] [--json]
+const USAGE = `usage: npm run soak -- [--minutes 2] [--concurrency 4] [--faults] [--seed N] [--stall-ms 2000]
+                      [--stop-ms 6000] [--d1-fail-ms 5000] [--fault-every-s 15] [--json]
 
 Runs clients against the real local stack (npm start, two backend replicas, tiny model) for --minutes:
 normal streams, clients that abort mid-stream, slow readers and unstreamed requests. The worker runs with
@@ -21,7 +21,9 @@ for --stop-ms (longer than both worker bounds), then SIGCONT; make the worker's 
 --d1-fail-ms (FAULTS=1, /internal/faults), so records reach the ledger through USAGE_QUEUE; a rolling
 restart (SIGTERM each replica in turn: it drains, the launcher restarts it, it registers again); and
 during the SIGSTOP, a reset of the replica registry (its Durable Object forgets every replica; heartbeats
-rebuild it). A rolling restart comes fourth: run 2+ minutes to include it. Then reconciles every
+rebuild it). Faults come about every --fault-every-s seconds (the first after a third to two thirds of
+it, then every 0.8-1.2 of it, each after the one before has ended); the rolling restart comes fourth, so
+at the default spacing a run needs 2 minutes (the default) to include it. Then reconciles every
 request id the clients saw against the ledger. Prints outcomes, p50/p99 TTFT and inter-token latency,
 RSS (workerd's at start and end); exits 1 on a lost, double-billed or hung request.`;
 
@@ -33,6 +35,7 @@ interface Args {
   stallMs: number;
   stopMs: number;
   d1FailMs: number;
+  faultEveryS: number;
   json: boolean;
 }
 
@@ -47,6 +50,7 @@ function parse(argv: string[]): Args {
       "stall-ms": { type: "string" },
       "stop-ms": { type: "string" },
       "d1-fail-ms": { type: "string" },
+      "fault-every-s": { type: "string" },
       json: { type: "boolean" },
     },
   });
@@ -57,13 +61,14 @@ function parse(argv: string[]): Args {
     return n;
   };
   return {
-    minutes: num("minutes", values.minutes, 1, (n) => n > 0 && n <= 600),
+    minutes: num("minutes", values.minutes, 2, (n) => n > 0 && n <= 600),
     concurrency: num("concurrency", values.concurrency, 4, (n) => Number.isInteger(n) && n >= 1 && n <= 256),
     faults: values.faults ?? false,
     seed: num("seed", values.seed, 20261130, Number.isInteger),
     stallMs: num("stall-ms", values["stall-ms"], 2000, (n) => Number.isInteger(n) && n >= 100),
     stopMs: num("stop-ms", values["stop-ms"], 6000, (n) => Number.isInteger(n) && n >= 100),
     d1FailMs: num("d1-fail-ms", values["d1-fail-ms"], 5000, (n) => Number.isInteger(n) && n >= 100 && n <= 600_000),
+    faultEveryS: num("fault-every-s", values["fault-every-s"], 15, (n) => n >= 5 && n <= 3600),
     json: values.json ?? false,
   };
 }
@@ -88,8 +93,9 @@ interface Fault {
 }
 
 /**
- * Seeded fault times: the first 5-10 s in, then one every 12-18 s, in turn SIGKILL, SIGSTOP (with a registry
- * reset), D1 outage, rolling restart (from --minutes 2 on: a 1-minute run ends before it).
+ * Seeded fault times: the first a third to two thirds of --fault-every-s in, then one every 0.8-1.2 of it
+ * (5-10 s, then 12-18 s, by default), in turn SIGKILL, SIGSTOP (with a registry reset), D1 outage, rolling
+ * restart (at the default spacing, from --minutes 2 on: a 1-minute run ends before it).
  */
 async function runFaults(
   stack: LocalStack,
@@ -102,7 +108,8 @@ async function runFaults(
 ): Promise<void> {
   const kinds = ["kill", "stop", "d1", "roll"] as const;
   let turn = 0;
-  for (let at = t0 + (5 + rnd() * 5) * 1000; at < deadline - 8000; at += (12 + rnd() * 6) * 1000) {
+  const every = a.faultEveryS * 1000;
+  for (let at = t0 + (1 + rnd()) * (every / 3); at < deadline - 8000; at += (0.8 + rnd() * 0.4) * every) {
     await new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
     const port = stack.backendPorts[Math.floor(rnd() * stack.backendPorts.length)]!;
     const pid = stack.backendPid(port);
