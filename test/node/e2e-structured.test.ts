@@ -1,11 +1,13 @@
 /**
  * Structured output and logprobs through the real stack (launcher -> wrangler dev -> backend -> ONNX
- * Runtime) with the unmodified `openai` and `@mistralai/mistralai` SDKs, on a random-weight dev model.
+ * Runtime) with the unmodified `openai` and `@mistralai/mistralai` SDKs, on a random-weight dev model; and
+ * hostile schemas from one tenant beside another tenant's plain requests.
  */
 import { Mistral } from "@mistralai/mistralai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TEST_SCHEMAS, validate } from "./helpers/json-schema-check";
+import { hostileSchemas } from "./helpers/schema-fuzz";
 import { type Stack, useSharedStack } from "./helpers/stack";
 
 let stack: Stack;
@@ -204,5 +206,91 @@ describe("logprobs through the openai SDK", () => {
     const first = r.choices[0]!.logprobs!.content![0]!;
     for (const t of first.top_logprobs) expect(t.token).toMatch(/^ ?(\{|$)/);
     expect(r.choices[0]!.logprobs!.content!.map((t) => t.token).join("")).toBe(r.choices[0]!.message.content);
+  });
+});
+
+describe("hostile schemas through the worker (two tenants)", () => {
+  const newKey = async (name: string) => {
+    const res = await stack.admin("/v1/admin/keys", {
+      method: "POST",
+      body: JSON.stringify({ name, tiers: [model], rpm: 100_000, tpm: 100_000_000 }),
+    });
+    return ((await res.json()) as { key: string }).key;
+  };
+  const chat = async (key: string, extra: Record<string, unknown>, raw?: string) => {
+    const t0 = performance.now();
+    const body = { model, messages: user("A value."), max_tokens: 32, temperature: 0, ...extra };
+    const text = raw ?? JSON.stringify(body);
+    const res = await fetch(`${stack.base}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: text,
+    });
+    const json = (await res.json()) as {
+      error?: { param?: string | null };
+      usage?: { completion_tokens: number; cost_micros: number };
+    };
+    return { status: res.status, ms: performance.now() - t0, json };
+  };
+  const schemaFormat = (schema: unknown) => ({ type: "json_schema", json_schema: { name: "h", schema } });
+
+  it("each hostile schema is a 4xx naming the schema within a second, or runs and is billed", async () => {
+    const key = await newKey("hostile");
+    for (const c of hostileSchemas(23, 10)) {
+      let raw: string | undefined;
+      try {
+        JSON.stringify(c.schema);
+      } catch {
+        // Too deep for JSON.stringify here (the 400 KB brackets): spliced in as text.
+        raw = JSON.stringify({
+          model,
+          messages: user("A value."),
+          max_tokens: 8,
+          response_format: schemaFormat("@S@"),
+        }).replace('"@S@"', `{"type":"object","description":${"[".repeat(200_000)}${"]".repeat(200_000)}}`);
+      }
+      const r = await chat(key, { response_format: schemaFormat(c.schema), max_tokens: 8 }, raw);
+      if (r.status === 200) {
+        expect(r.json.usage!.cost_micros, c.name).toBeGreaterThan(0);
+        continue;
+      }
+      expect(r.status, `${c.name}: ${JSON.stringify(r.json)}`).toBeGreaterThanOrEqual(400);
+      expect(r.status, c.name).toBeLessThan(500);
+      expect(r.ms, c.name).toBeLessThan(1000);
+      if (r.status === 400) expect(r.json.error!.param, c.name).toMatch(/^response_format/);
+    }
+  });
+
+  it("another tenant's plain request stays within 2x of its latency beside the same plain load", async () => {
+    const [attacker, neighbour] = [await newKey("attacker"), await newKey("neighbour")];
+    const heavy = [
+      { anyOf: Array.from({ length: 64 }, (_, i) => ({ type: "string", maxLength: 1_000_000 + i })) },
+      hostileSchemas(1, 1)[0]!.schema,
+      {
+        type: "object",
+        properties: Object.fromEntries(
+          Array.from({ length: 40 }, (_, i) => [`k${i}`, { anyOf: [{ type: "string" }, { type: "integer" }] }]),
+        ),
+      },
+    ];
+    const probe = async (load: Array<Record<string, unknown>>) => {
+      const others = load.map((x, i) => chat(attacker, { ...x, temperature: 1, seed: i }));
+      const mine = await chat(neighbour, {});
+      for (const o of await Promise.all(others)) expect(o.status).toBe(200);
+      expect(mine.status).toBe(200);
+      return mine.ms;
+    };
+    const plain = heavy.map(() => ({}));
+    const hostile = heavy.map((schema) => ({ response_format: schemaFormat(schema) }));
+    await probe(plain);
+    await probe(hostile);
+    const a: number[] = [];
+    const h: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      a.push(await probe(plain));
+      h.push(await probe(hostile));
+    }
+    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[1]!;
+    expect(median(h), `plain ${a.map(Math.round)} hostile ${h.map(Math.round)}`).toBeLessThan(2 * median(a) + 100);
   });
 });
