@@ -1,59 +1,16 @@
 /**
  * Tool calling through the real stack (launcher -> wrangler dev -> backend -> ONNX Runtime) with the
- * unmodified clients: openai, @mistralai/mistralai, the Vercel AI SDK (ai + @ai-sdk/mistral) and
- * LangChain (@langchain/openai), at temperature 1 on the random-weight dev model. Every call that was not
- * cut by max_tokens must be well-formed, name an allowed function and validate (ajv) against its schema.
- * One stack for the whole file.
+ * unmodified openai SDK, at temperature 1 on the random-weight dev model: every call that was not cut by
+ * max_tokens must be well-formed, name an allowed function and validate (ajv) against its schema; billing
+ * and bad input. The other clients: e2e-tools-clients.test.ts.
  */
-import { createMistral } from "@ai-sdk/mistral";
-import { ChatOpenAI } from "@langchain/openai";
-import { Mistral } from "@mistralai/mistralai";
-import { generateText, jsonSchema, tool } from "ai";
-import Ajv from "ajv";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { z } from "zod";
-import { TEST_SCHEMAS } from "./helpers/json-schema-check";
+import { callProblem, fn, messages, model, TOOLS } from "./helpers/tool-fixtures";
 import { type Stack, useSharedStack } from "./helpers/stack";
 
 let stack: Stack;
 let openai: OpenAI;
-const model = "mistral-tiny";
-const ajv = new Ajv({ strict: false });
-
-const fn = (name: string, parameters: Record<string, unknown> | undefined, description = `The ${name} tool.`) => ({
-  type: "function" as const,
-  function: { name, description, ...(parameters ? { parameters } : {}) },
-});
-const TOOLS = [
-  fn("get_weather", {
-    type: "object",
-    properties: { city: { type: "string", maxLength: 12 }, unit: { enum: ["c", "f"] } },
-    required: ["city", "unit"],
-    additionalProperties: false,
-  }),
-  fn("make_person", TEST_SCHEMAS.flat as Record<string, unknown>),
-  fn("tag_item", TEST_SCHEMAS.nested as Record<string, unknown>),
-  fn("ping", undefined),
-];
-const schemaOf = (name: string): Record<string, unknown> =>
-  (TOOLS.find((t) => t.function.name === name)?.function.parameters as Record<string, unknown> | undefined) ?? {
-    type: "object",
-    additionalProperties: false,
-  };
-const messages = [{ role: "user" as const, content: "Use a tool." }];
-/** Mistral's SDK types require parameters. */
-const MISTRAL_TOOLS = TOOLS.map((t) => ({
-  type: "function" as const,
-  function: { ...t.function, parameters: schemaOf(t.function.name) },
-}));
-
-/** A call as any client gives it back: the problem with it, or null when it is valid. */
-function callProblem(name: string, args: unknown, allowed: string[]): string | null {
-  if (!allowed.includes(name)) return `name ${name} is not allowed`;
-  const check = ajv.compile(schemaOf(name));
-  return check(args) ? null : `${name}: ${ajv.errorsText(check.errors)} in ${JSON.stringify(args)}`;
-}
 
 beforeAll(async () => {
   stack = await useSharedStack();
@@ -289,148 +246,5 @@ describe("openai SDK", () => {
     expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe(
       "tools[0].function.parameters.properties.a.not",
     );
-  });
-});
-
-describe("other clients", () => {
-  it("@mistralai/mistralai, toolChoice any: calls parse with schema-valid arguments, streamed and not", async () => {
-    const mistral = new Mistral({ apiKey: stack.apiKey, serverURL: stack.base });
-    let calls = 0;
-    for (const seed of [31, 32, 33]) {
-      const r = await mistral.chat.complete({
-        model,
-        messages,
-        tools: MISTRAL_TOOLS,
-        toolChoice: "any",
-        temperature: 1,
-        randomSeed: seed,
-        maxTokens: 150,
-      });
-      const c = r.choices[0]!;
-      if (c.finishReason === "length") continue;
-      expect(c.finishReason).toBe("tool_calls");
-      for (const tc of c.message!.toolCalls!) {
-        const args =
-          typeof tc.function.arguments === "string" ? JSON.parse(tc.function.arguments) : tc.function.arguments;
-        expect(
-          callProblem(
-            tc.function.name,
-            args,
-            TOOLS.map((t) => t.function.name),
-          ),
-        ).toBeNull();
-        calls++;
-      }
-    }
-    expect(calls).toBeGreaterThanOrEqual(1);
-    // The same stream shape as OpenAI's: the SDK's schemas parse every delta.
-    const stream = await mistral.chat.stream({
-      model,
-      messages,
-      tools: MISTRAL_TOOLS,
-      toolChoice: "any",
-      temperature: 1,
-      randomSeed: 34,
-      maxTokens: 150,
-    });
-    const byIndex = new Map<number, { name: string; args: string }>();
-    let finish: string | null | undefined;
-    for await (const ev of stream) {
-      const ch = ev.data.choices[0]!;
-      for (const tc of ch.delta.toolCalls ?? []) {
-        const cur = byIndex.get(tc.index ?? 0) ?? { name: "", args: "" };
-        cur.name += tc.function.name;
-        cur.args +=
-          typeof tc.function.arguments === "string" ? tc.function.arguments : JSON.stringify(tc.function.arguments);
-        byIndex.set(tc.index ?? 0, cur);
-      }
-      finish = ch.finishReason ?? finish;
-    }
-    if (finish === "tool_calls")
-      for (const { name, args } of byIndex.values())
-        expect(
-          callProblem(
-            name,
-            JSON.parse(args),
-            TOOLS.map((t) => t.function.name),
-          ),
-        ).toBeNull();
-  });
-
-  it("ai + @ai-sdk/mistral, generateText with toolChoice required", async () => {
-    const provider = createMistral({ baseURL: `${stack.base}/v1`, apiKey: stack.apiKey });
-    // Short calls only: the SDK throws on an answer cut by max_tokens under toolChoice "required".
-    const tools = Object.fromEntries(
-      TOOLS.filter((t) => ["get_weather", "ping"].includes(t.function.name)).map((t) => [
-        t.function.name,
-        tool({ description: t.function.description, inputSchema: jsonSchema(schemaOf(t.function.name)) }),
-      ]),
-    );
-    let calls = 0;
-    for (const seed of [41, 42, 43]) {
-      const r = await generateText({
-        model: provider(model),
-        prompt: "Use a tool.",
-        tools,
-        toolChoice: "required",
-        temperature: 1,
-        seed,
-        maxOutputTokens: 150,
-        // One call of at most ~40 tokens: never cut.
-        providerOptions: { mistral: { parallelToolCalls: false } },
-      });
-      expect(r.finishReason).toBe("tool-calls");
-      expect(r.toolCalls).toHaveLength(1);
-      for (const tc of r.toolCalls) {
-        expect(callProblem(tc.toolName, tc.input, Object.keys(tools))).toBeNull();
-        calls++;
-      }
-    }
-    expect(calls).toBe(3);
-  });
-
-  it("@langchain/openai bindTools with tool_choice required", async () => {
-    const llm = new ChatOpenAI({
-      model,
-      apiKey: stack.apiKey,
-      temperature: 1,
-      maxTokens: 150,
-      maxRetries: 0,
-      configuration: { baseURL: `${stack.base}/v1` },
-    });
-    let calls = 0;
-    for (const seed of [51, 52, 53]) {
-      const msg = await llm.bindTools(TOOLS, { tool_choice: "required", seed } as never).invoke("Use a tool.");
-      if (msg.response_metadata?.finish_reason === "length") continue;
-      expect(msg.tool_calls!.length).toBeGreaterThanOrEqual(1);
-      for (const tc of msg.tool_calls!) {
-        expect(
-          callProblem(
-            tc.name,
-            tc.args,
-            TOOLS.map((t) => t.function.name),
-          ),
-        ).toBeNull();
-        calls++;
-      }
-    }
-    expect(calls).toBeGreaterThanOrEqual(1);
-  });
-
-  it("@langchain/openai withStructuredOutput (functionCalling): a forced named call parsed by the schema", async () => {
-    const llm = new ChatOpenAI({
-      model,
-      apiKey: stack.apiKey,
-      temperature: 1,
-      maxTokens: 150,
-      maxRetries: 0,
-      configuration: { baseURL: `${stack.base}/v1` },
-    });
-    const Mood = z.object({ name: z.string().max(8), mood: z.enum(["happy", "sad"]) });
-    const structured = llm.withStructuredOutput(Mood, { method: "functionCalling" });
-    for (const seed of [61, 62]) {
-      const out = await structured.withConfig({ seed } as never).invoke("Describe a person.");
-      expect(Mood.safeParse(out).success, JSON.stringify(out)).toBe(true);
-    }
   });
 });
