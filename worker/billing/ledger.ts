@@ -149,7 +149,7 @@ export async function usageByDay(db: D1Database, f: UsageFilter): Promise<AdminU
       batch_requests: number;
       batch_cost_units: string;
     }>();
-  return results.map((r) => {
+  return results.map((r): AdminUsageDay => {
     const units = parseUnits(r.cost_units);
     const batchUnits = parseUnits(r.batch_cost_units);
     return {
