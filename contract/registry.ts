@@ -72,21 +72,3 @@ export interface HeartbeatAck {
 
 export const DeregisterSchema = z.strictObject({ url: ReplicaUrlSchema, instance: z.string().min(8).max(64) });
 export type Deregister = z.infer<typeof DeregisterSchema>;
-
-/** One row of GET /v1/admin/replicas. */
-export interface ReplicaView {
-  id: string;
-  url: string;
-  models: string[];
-  /** Public tier names served through this replica's models. */
-  tiers: string[];
-  state: ReplicaState;
-  in_flight: number;
-  queue_depth: number;
-  kv_free_blocks: number;
-  slots: number;
-  served: number;
-  /** ISO 8601 time of the last heartbeat. */
-  last_seen: string;
-  version: string;
-}

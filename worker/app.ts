@@ -24,6 +24,7 @@ import { unsupportedRoutes } from "./routes/unsupported";
 import { faultRoutes } from "./dev/fault-routes";
 import { registryRoutes } from "./routes/registry";
 import { ensureLiveReplicas } from "./serving/live-replicas";
+import type { Health } from "../contract/api-common";
 import { WORKER_PATHS } from "../contract/routes";
 import { batchLineOf } from "./batch/line-request";
 import { filesRoutes } from "./routes/files";
@@ -49,7 +50,7 @@ export function createApp() {
     c.header("x-request-id", requestId);
   });
 
-  app.get(WORKER_PATHS.health, (c) => c.json({ status: "ok" }));
+  app.get(WORKER_PATHS.health, (c) => c.json({ status: "ok" } satisfies Health));
   // The public API's OpenAPI 3.1 document (no key: it is the API's documentation).
   app.route("/", openApiRoutes);
   app.route("/console", consoleRoutes);

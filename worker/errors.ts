@@ -3,21 +3,11 @@
  * Throw ApiError anywhere in a handler; the app's onError renders it. Anything else becomes
  * a generic 500 with no internals.
  */
-export type ErrorType =
-  | "invalid_request_error"
-  | "authentication_error"
-  | "permission_error"
-  | "not_found_error"
-  | "rate_limit_error"
-  | "insufficient_quota"
-  | "api_error"
-  | "service_unavailable"
-  /** A known OpenAI/Mistral endpoint this API does not serve (routes/unsupported.ts). */
-  | "not_supported";
+import type { ErrorResponse, ErrorType } from "../contract/api-common";
 
-export interface ErrorBody {
-  error: { message: string; type: ErrorType; param: string | null; code: string | null };
-}
+export type { ErrorType } from "../contract/api-common";
+/** The body of every error response (contract/api-common.ts ErrorResponse). */
+export type ErrorBody = ErrorResponse;
 
 export class ApiError extends Error {
   constructor(

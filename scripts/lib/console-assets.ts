@@ -15,8 +15,8 @@ export const GENERATED = resolve(root, "worker/console/assets.generated.ts");
 
 const sri = (s: string) => `sha384-${createHash("sha384").update(s).digest("base64")}`;
 
-/** The full text of assets.generated.ts for the current client sources. */
-export async function consoleAssetsModule(): Promise<string> {
+/** The client's script, and the files it was bundled from (relative to the repository root). */
+export async function consoleScript(): Promise<{ text: string; inputs: string[] }> {
   const js = await build({
     entryPoints: [resolve(CLIENT_DIR, "main.ts")],
     tsconfig: resolve(CLIENT_DIR, "tsconfig.json"),
@@ -27,9 +27,15 @@ export async function consoleAssetsModule(): Promise<string> {
     charset: "utf8",
     legalComments: "eof",
     write: false,
+    metafile: true,
     logLevel: "silent",
   });
-  const jsText = js.outputFiles[0].text;
+  return { text: js.outputFiles[0].text, inputs: Object.keys(js.metafile.inputs) };
+}
+
+/** The full text of assets.generated.ts for the current client sources. */
+export async function consoleAssetsModule(): Promise<string> {
+  const jsText = (await consoleScript()).text;
   const css = await transform(readFileSync(resolve(CLIENT_DIR, "console.css"), "utf8"), {
     loader: "css",
     minify: true,

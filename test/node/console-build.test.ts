@@ -1,13 +1,14 @@
 /**
  * The console bundle served by the worker (worker/console/assets.generated.ts) is the build of the
- * client sources as committed; the client typechecks strictly against the DOM types; and no client
- * source uses an HTML sink (the CSP's Trusted Types would throw at run time anyway).
+ * client sources as committed; the client typechecks strictly against the DOM types; the API's response
+ * types reach it from contract/ as types only (no zod in the bundle); and no client source uses an HTML
+ * sink (the CSP's Trusted Types would throw at run time anyway).
  */
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CLIENT_DIR, consoleAssetsModule, GENERATED } from "../../scripts/lib/console-assets";
+import { CLIENT_DIR, consoleAssetsModule, consoleScript, GENERATED } from "../../scripts/lib/console-assets";
 
 const root = resolve(import.meta.dirname, "../..");
 const sources = (dir: string): string[] =>
@@ -30,6 +31,12 @@ describe("console bundle", () => {
     });
     expect(r.stdout + r.stderr).toBe("");
     expect(r.status).toBe(0);
+  });
+
+  it("the response shapes come in as types only: no zod and no contract/ module in the bundle", async () => {
+    const { inputs } = await consoleScript();
+    expect(inputs.some((f) => f.includes("client/main.ts"))).toBe(true);
+    expect(inputs.filter((f) => /(^|\/)(node_modules\/zod|contract)\//.test(f))).toEqual([]);
   });
 
   it("no client source writes HTML: text nodes only", () => {

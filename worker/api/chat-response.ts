@@ -1,31 +1,16 @@
-/** Response bodies of /v1/chat/completions in the OpenAI/Mistral shape. */
-import type { LogprobContent } from "../completion/logprobs";
-
-export type ClientFinishReason = "stop" | "length" | "tool_calls" | "error";
-
-/** A whole tool call in a message (OpenAI's shape). */
-export interface ToolCall {
-  id: string;
-  type: "function";
-  function: { name: string; arguments: string };
-}
-
-/** One piece of a tool call in a stream chunk: the first has id, type and name; later ones argument text. */
-export interface ToolCallPiece {
-  index: number;
-  id?: string;
-  type?: "function";
-  function: { name?: string; arguments: string };
-}
-
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-  prompt_tokens_details: { cached_tokens: number };
-  /** What this request was charged: the exact cost rounded up to whole micro-euros. */
-  cost_micros: number;
-}
+/**
+ * Response bodies of /v1/chat/completions in the OpenAI/Mistral shape. Their types are the schemas'
+ * in contract/api-chat.ts (`satisfies` keeps each builder's literal type and checks it against them).
+ */
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  FinishReason,
+  LogprobContent,
+  ToolCall,
+  ToolCallPiece,
+  Usage,
+} from "../../contract/api-chat";
 
 export function usage(promptTokens: number, cachedTokens: number, completionTokens: number, costMicros: number): Usage {
   return {
@@ -39,7 +24,7 @@ export function usage(promptTokens: number, cachedTokens: number, completionToke
 
 /** How a generation ended, as the client sees it. */
 export interface Ending {
-  finishReason: ClientFinishReason;
+  finishReason: FinishReason;
   /** The budget refused the next slice (finishReason is then "length"). */
   budgetExhausted?: boolean;
 }
@@ -79,7 +64,7 @@ export function completion(
     ],
     usage: u,
     ...(end.budgetExhausted ? { budget_exhausted: true } : {}),
-  };
+  } satisfies ChatCompletion;
 }
 
 export function chunk(
@@ -97,7 +82,7 @@ export function chunk(
     choices: [{ index: 0, delta, ...logprobsField(lp), finish_reason: end?.finishReason ?? null }],
     ...(u ? { usage: u } : {}),
     ...(end?.budgetExhausted ? { budget_exhausted: true } : {}),
-  };
+  } satisfies ChatCompletionChunk;
 }
 
 /** OpenAI's `stream_options.include_usage` final chunk. */
@@ -109,5 +94,5 @@ export function usageChunk(meta: Meta, u: Usage) {
     model: meta.model,
     choices: [],
     usage: u,
-  };
+  } satisfies ChatCompletionChunk;
 }

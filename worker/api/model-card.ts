@@ -1,12 +1,11 @@
-/** A tier as a model card (GET /v1/models), in the shape api/schemas.ts declares. */
-import type { z } from "zod";
+/** A tier as a model card (GET /v1/models), in the shape contract/api-chat.ts declares. */
+import type { Model } from "../../contract/api-chat";
 import type { Tier } from "../config/tiers";
-import type { Model } from "./schemas";
 
 /** Fixed creation time (the 2023 tiers); clients only display it. */
 const CREATED = 1702252800;
 
-export function card(t: Tier): z.output<typeof Model> {
+export function card(t: Tier): Model {
   return {
     id: t.name,
     object: "model",

@@ -11,7 +11,7 @@
  */
 import type { Completion } from "../completion/chat";
 import type { ErrorEvent, Finish } from "../completion/events";
-import type { LogprobContent } from "../completion/logprobs";
+import type { LogprobContent, ToolCall, Usage as UsageBody } from "../../contract/api-chat";
 import { CLIENT_CLOSED } from "../completion/metered";
 import * as out from "./chat-response";
 import { toUsage } from "./render-sse";
@@ -33,8 +33,8 @@ export interface JsonOptions {
 interface Answer {
   text: string;
   logprobs: LogprobContent[];
-  toolCalls: out.ToolCall[];
-  usage: out.Usage;
+  toolCalls: ToolCall[];
+  usage: UsageBody;
   end: Finish | ErrorEvent;
 }
 

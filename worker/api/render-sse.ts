@@ -8,7 +8,7 @@
  */
 import type { Completion } from "../completion/chat";
 import type { Usage } from "../completion/events";
-import type { LogprobContent } from "../completion/logprobs";
+import type { LogprobContent, ToolCallPiece, Usage as UsageBody } from "../../contract/api-chat";
 import { CLIENT_CLOSED } from "../completion/metered";
 import * as out from "./chat-response";
 import { SSE_HEADERS, SseChannel } from "./sse";
@@ -23,7 +23,7 @@ export interface SseOptions {
   waitUntil: (promise: Promise<unknown>) => void;
 }
 
-export const toUsage = (u: Usage): out.Usage =>
+export const toUsage = (u: Usage): UsageBody =>
   out.usage(u.promptTokens, u.cachedTokens, u.completionTokens, u.costMicros);
 
 export function renderSse(completion: Completion, o: SseOptions): Response {
@@ -35,7 +35,7 @@ export function renderSse(completion: Completion, o: SseOptions): Response {
   o.waitUntil(
     (async () => {
       let pending: LogprobContent[] | undefined;
-      let usage: out.Usage | undefined;
+      let usage: UsageBody | undefined;
       let status = 200;
       for await (const ev of completion.events) {
         switch (ev.type) {
@@ -50,7 +50,7 @@ export function renderSse(completion: Completion, o: SseOptions): Response {
             break;
           case "tool_call_delta": {
             const first = ev.id !== undefined || ev.name !== undefined;
-            const piece: out.ToolCallPiece = {
+            const piece: ToolCallPiece = {
               index: ev.index,
               ...(first ? { id: ev.id, type: "function" as const } : {}),
               // Later pieces repeat name as "": Mistral's SDK requires a name string in every piece;

@@ -3,6 +3,7 @@
  * here). A file belongs to the key that uploaded it (or, for a batch's output and error files, to the
  * batch's key); every lookup is by id AND key, so any other key sees a 404, as for an id that never existed.
  */
+import type { FileObject, FilePurpose } from "../../contract/api-batch";
 import { badRequest, notFound } from "../errors";
 
 /** Stated limits of an uploaded batch input file (docs/batch.md); each refusal is a 400 naming it. */
@@ -15,32 +16,29 @@ export const FILE_LIMITS = {
   maxLineBytes: 96 * 1024,
 } as const;
 
-export type Purpose = "batch" | "batch_output";
-
 export interface FileRow {
   id: string;
   key_id: string;
   filename: string;
-  purpose: Purpose;
+  purpose: FilePurpose;
   bytes: number;
   lines: number;
   created_at: number;
 }
 
 /** The OpenAI file object. */
-export function fileObject(r: FileRow) {
+export function fileObject(r: FileRow): FileObject {
   return {
     id: r.id,
-    object: "file" as const,
+    object: "file",
     bytes: r.bytes,
     created_at: Math.floor(r.created_at / 1000),
     filename: r.filename,
     purpose: r.purpose,
-    status: "processed" as const,
+    status: "processed",
     status_details: null,
   };
 }
-export type FileObject = ReturnType<typeof fileObject>;
 
 export const newFileId = () => `file-${crypto.randomUUID().replaceAll("-", "")}`;
 const objectKey = (id: string) => `files/${id}`;

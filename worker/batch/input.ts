@@ -9,7 +9,7 @@ import { z } from "zod";
 import { parseBody } from "../api/body";
 import { parseChatBody } from "../api/chat-request";
 import { ApiError, badRequest } from "../errors";
-import type { BatchEndpoint } from "./store";
+import type { Batch, BatchEndpoint } from "../../contract/api-batch";
 
 export const MAX_CUSTOM_ID = 512;
 /** `errors.data` of a failed batch lists at most this many lines. */
@@ -104,15 +104,8 @@ export function validateInput(text: string, endpoint: BatchEndpoint): { valid: V
   return { valid, bad };
 }
 
-export interface BatchErrorEntry {
-  code: string;
-  message: string;
-  param: string | null;
-  line: number | null;
-}
-
 /** A failed batch's `errors`: what was wrong with (at most MAX_LISTED_ERRORS of) its lines. */
-export function batchErrors(bad: readonly BadLine[]): { object: "list"; data: BatchErrorEntry[] } {
+export function batchErrors(bad: readonly BadLine[]): NonNullable<Batch["errors"]> {
   return {
     object: "list",
     data: bad.slice(0, MAX_LISTED_ERRORS).map((b) => ({

@@ -1,15 +1,15 @@
 /** The OpenAI batch object, from a batches row and its line counts (times in whole seconds). */
-import type { BatchErrorEntry } from "./input";
-import type { BatchRow, Counts } from "./store";
+import type { Batch, BatchRequestCounts } from "../../contract/api-batch";
+import type { BatchRow } from "./store";
 
 const sec = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000));
 
-export function batchObject(r: BatchRow, counts: Counts) {
+export function batchObject(r: BatchRow, counts: BatchRequestCounts): Batch {
   return {
     id: r.id,
-    object: "batch" as const,
+    object: "batch",
     endpoint: r.endpoint,
-    errors: r.errors === null ? null : (JSON.parse(r.errors) as { object: "list"; data: BatchErrorEntry[] }),
+    errors: r.errors === null ? null : (JSON.parse(r.errors) as Batch["errors"]),
     input_file_id: r.input_file_id,
     completion_window: r.completion_window,
     status: r.status,
@@ -28,4 +28,3 @@ export function batchObject(r: BatchRow, counts: Counts) {
     metadata: r.metadata === null ? null : (JSON.parse(r.metadata) as Record<string, string>),
   };
 }
-export type BatchObject = ReturnType<typeof batchObject>;

@@ -12,7 +12,8 @@ import type { Account } from "../billing/types";
 import { lineRequest } from "./line-request";
 import type { LineMessage } from "./messages";
 import { notRunLine, responseLine } from "./results";
-import { type BatchEndpoint, type Outcome, lineRequestId } from "./store";
+import type { BatchEndpoint } from "../../contract/api-batch";
+import { type Outcome, lineRequestId } from "./store";
 
 export type AppFetch = (req: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response>;
 

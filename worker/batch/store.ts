@@ -9,18 +9,7 @@
  * A finished line is one batch_lines row (INSERT OR IGNORE: a retried line is recorded once), and
  * request_counts are counted from those rows, so they are exact whatever was retried.
  */
-export type BatchStatus =
-  | "validating"
-  | "failed"
-  | "in_progress"
-  | "finalizing"
-  | "completed"
-  | "expired"
-  | "cancelling"
-  | "cancelled";
-
-export type BatchEndpoint = "/v1/chat/completions" | "/v1/embeddings";
-export const BATCH_ENDPOINTS: readonly BatchEndpoint[] = ["/v1/chat/completions", "/v1/embeddings"];
+import type { BatchEndpoint, BatchRequestCounts, BatchStatus } from "../../contract/api-batch";
 
 /** OpenAI allows only this window; lines not run by then end the batch as `expired`. */
 export const COMPLETION_WINDOW_MS = 24 * 3600_000;
@@ -46,12 +35,6 @@ export interface BatchRow {
   expired_at: number | null;
   cancelling_at: number | null;
   cancelled_at: number | null;
-}
-
-export interface Counts {
-  total: number;
-  completed: number;
-  failed: number;
 }
 
 export const newBatchId = () => `batch_${crypto.randomUUID().replaceAll("-", "")}`;
@@ -97,8 +80,8 @@ export async function listBatches(
 }
 
 /** request_counts of many batches in one query. */
-export async function countsOf(db: D1Database, rows: readonly BatchRow[]): Promise<Map<string, Counts>> {
-  const out = new Map<string, Counts>(rows.map((r) => [r.id, { total: r.total, completed: 0, failed: 0 }]));
+export async function countsOf(db: D1Database, rows: readonly BatchRow[]): Promise<Map<string, BatchRequestCounts>> {
+  const out = new Map<string, BatchRequestCounts>(rows.map((r) => [r.id, { total: r.total, completed: 0, failed: 0 }]));
   if (rows.length === 0) return out;
   const { results } = await db
     .prepare(

@@ -9,6 +9,7 @@
  * The first two carry `x-should-retry: false`, which the openai SDK honours: repeating them cannot help.
  * Figures follow money.ts: needs round up, what remains rounds down.
  */
+import type { BudgetState } from "../../contract/api-accounts";
 import { ApiError } from "../errors";
 import { costUnits, microsToUnits, parseUnits, unitsToMicros, unitsToMicrosFloor } from "./money";
 import { retryHeaders } from "./rate";
@@ -112,16 +113,19 @@ export function budgetRefusal(
   );
 }
 
-export type BudgetState = "ok" | "low" | "spent";
-
 /**
  * The budget's state for GET /v1/key and the console: `spent` as for insufficient_quota above; `low` when
  * what remains (after reservations) cannot start a request on the key's cheapest tier that reserves
  * `typicalUnits` (an empty prompt and a first completion slice): such requests are refused until the
  * key's requests use a small max_tokens, or the budget is raised.
  */
-export function budgetState(budgetMicros: number, spentUnits: bigint, reservedUnits: bigint, typicalUnits: bigint) {
+export function budgetState(
+  budgetMicros: number,
+  spentUnits: bigint,
+  reservedUnits: bigint,
+  typicalUnits: bigint,
+): BudgetState {
   const budget = microsToUnits(budgetMicros);
-  if (spentUnits >= budget) return "spent" as const;
-  return budget - spentUnits - reservedUnits < typicalUnits ? ("low" as const) : ("ok" as const);
+  if (spentUnits >= budget) return "spent";
+  return budget - spentUnits - reservedUnits < typicalUnits ? "low" : "ok";
 }

@@ -8,6 +8,7 @@
  * Replay: POST /v1/admin/usage/dead-letters/replay (admin token) replays up to `limit` entries and
  * answers {replayed, failed, remaining}; call it until remaining is 0. GET .../dead-letters counts them.
  */
+import type { DeadLetterReplay } from "../../contract/api-accounts";
 import type { Env } from "../env";
 import { insertUsage } from "./ledger";
 import { limiterSettle, type UsageMessage } from "./meter";
@@ -49,12 +50,8 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
   }
 }
 
-export interface ReplayResult {
-  replayed: number;
-  failed: number;
-  /** Entries still parked after this call (failed ones and any beyond `limit`). */
-  remaining: number;
-}
+/** What a replay did (contract/api-accounts.ts DeadLetterReplay, less its `object`). */
+export type ReplayResult = Omit<DeadLetterReplay, "object">;
 
 export async function countDeadLetters(env: Env): Promise<number> {
   let n = 0;

@@ -8,6 +8,7 @@
  * KV is not used for keys: its ~60 s global propagation could not honour that promise.
  * Admin writes also drop the entry from this isolate's cache at once.
  */
+import type { ApiKey } from "../../contract/api-accounts";
 import type { Account } from "./types";
 
 export const CACHE_TTL_MS = 3_000;
@@ -15,17 +16,8 @@ export const CACHE_MAX = 5_000;
 /** Misses live in their own, smaller map: a flood of unknown keys can never push a valid key out. */
 export const MISS_CACHE_MAX = 1_000;
 
-export interface KeyRow {
-  id: string;
-  name: string;
-  tiers: string[];
-  rpm: number;
-  tpm: number;
-  monthly_budget_micros: number;
-  created_at: number;
-  updated_at: number;
-  revoked_at: number | null;
-}
+/** A key as the admin API shows it, less its `object` (contract/api-accounts.ts ApiKey). */
+export type KeyRow = Omit<ApiKey, "object">;
 
 export interface Plan {
   name: string;

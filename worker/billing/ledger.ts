@@ -5,9 +5,10 @@
  * Exact costs are written as decimal strings into an INTEGER column (SQLite stores them as int64)
  * and summed in SQL, then read back as TEXT so no JS number ever carries them.
  */
+import { type AdminUsageDay, type UsageRequest, UsageStatus } from "../../contract/api-accounts";
 import { d1WriteFault } from "./faults";
 import { parseUnits, unitsToMicros } from "./money";
-import type { Pricing, UsageStatus } from "./types";
+import type { Pricing } from "./types";
 
 export interface UsageRecord {
   requestId: string;
@@ -30,15 +31,6 @@ export interface UsageRecord {
   /** The batch this request was a line of (absent: an interactive request). */
   batchId?: string;
 }
-
-export const USAGE_STATUSES: readonly UsageStatus[] = [
-  "ok",
-  "cancelled",
-  "error",
-  "rejected",
-  "cache_hit",
-  "recovered",
-];
 
 export const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
@@ -111,7 +103,7 @@ export function isUsageRecord(v: unknown): v is UsageRecord {
     int(r.completionTokens) &&
     typeof r.costUnits === "string" &&
     /^\d+$/.test(r.costUnits) &&
-    USAGE_STATUSES.includes(r.status as UsageStatus) &&
+    UsageStatus.options.includes(r.status as UsageStatus) &&
     int(r.startedAt) &&
     int(r.endedAt) &&
     (r.deliveredFinal === undefined || typeof r.deliveredFinal === "boolean") &&
@@ -125,27 +117,8 @@ export interface UsageFilter {
   to?: string; // YYYY-MM-DD inclusive
 }
 
-export interface UsageRow {
-  key_id: string;
-  date: string;
-  tier: string;
-  /** Requests that reached (or were served instead of) a backend; rejected ones are counted apart. */
-  requests: number;
-  rejected: number;
-  prompt_tokens: number;
-  cached_tokens: number;
-  completion_tokens: number;
-  /** Sum of exact costs, rounded up to whole micro-euros once (money.ts unitsToMicros; not a sum of rounded rows). */
-  cost_micros: number;
-  /** The exact sum in units of 1e-12 EUR. */
-  cost_units: string;
-  /** The part of `requests` and of the cost that were batch lines (at the batch price). */
-  batch_requests: number;
-  batch_cost_micros: number;
-  batch_cost_units: string;
-}
-
-export async function usageByDay(db: D1Database, f: UsageFilter): Promise<UsageRow[]> {
+/** One key's day on one tier; cost_micros is the exact sum rounded up once (money.ts unitsToMicros). */
+export async function usageByDay(db: D1Database, f: UsageFilter): Promise<AdminUsageDay[]> {
   const where: string[] = [];
   const args: string[] = [];
   if (f.keyId) where.push("key_id = ?"), args.push(f.keyId);
@@ -176,7 +149,7 @@ export async function usageByDay(db: D1Database, f: UsageFilter): Promise<UsageR
       batch_requests: number;
       batch_cost_units: string;
     }>();
-  return results.map((r) => {
+  return results.map((r): AdminUsageDay => {
     const units = parseUnits(r.cost_units);
     const batchUnits = parseUnits(r.batch_cost_units);
     return {
@@ -197,25 +170,11 @@ export async function usageByDay(db: D1Database, f: UsageFilter): Promise<UsageR
   });
 }
 
-export interface UsageRequestRow {
-  request_id: string;
-  key_id: string;
-  tier: string;
-  status: UsageStatus;
-  prompt_tokens: number;
-  cached_tokens: number;
-  completion_tokens: number;
-  cost_micros: number;
-  cost_units: string;
-  started_at: number;
-  ended_at: number;
-}
-
 /** Per-request records, newest first: the audit view behind GET /v1/admin/usage/requests. */
 export async function usageRequests(
   db: D1Database,
   f: { keyId?: string; requestId?: string; limit: number },
-): Promise<UsageRequestRow[]> {
+): Promise<UsageRequest[]> {
   const where: string[] = [];
   const args: (string | number)[] = [];
   if (f.keyId) where.push("key_id = ?"), args.push(f.keyId);
@@ -228,7 +187,7 @@ export async function usageRequests(
        ORDER BY started_at DESC LIMIT ?`,
     )
     .bind(...args, f.limit)
-    .all<Omit<UsageRequestRow, "tier" | "cost_micros"> & { model: string }>();
+    .all<Omit<UsageRequest, "tier" | "cost_micros"> & { model: string }>();
   return results.map(({ model, ...r }) => {
     const units = parseUnits(r.cost_units);
     return { ...r, tier: model, cost_micros: unitsToMicros(units), cost_units: units.toString() };

@@ -3,19 +3,8 @@
  * each is logged, and kept once per report id in D1 (migration 0005) so operators see a count and the
  * latest ones (GET /v1/admin/usage/rejected-reports). The only module that runs this table's SQL.
  */
+import type { RejectedUsageReport, RejectedUsageReports } from "../../contract/api-accounts";
 import type { UsageRecord as Report } from "../../contract/usage";
-
-export interface RejectedReport {
-  report_id: string;
-  request_id: string;
-  key_id: string | null;
-  tier: string | null;
-  backend: string;
-  prompt_tokens: number;
-  completion_tokens: number;
-  reason: string;
-  received_at: number;
-}
 
 export const NEVER_ADMITTED = "request id never admitted by this worker";
 
@@ -60,16 +49,13 @@ export async function recordRejectedReports(db: D1Database, reports: Report[], n
 }
 
 /** The count of refused reports, and the latest `limit` of them, newest first. */
-export async function rejectedReports(
-  db: D1Database,
-  limit: number,
-): Promise<{ count: number; data: RejectedReport[] }> {
+export async function rejectedReports(db: D1Database, limit: number): Promise<Omit<RejectedUsageReports, "object">> {
   const [count, latest] = await db.batch([
     db.prepare("SELECT COUNT(*) AS n FROM rejected_usage_reports"),
     db.prepare("SELECT * FROM rejected_usage_reports ORDER BY received_at DESC LIMIT ?").bind(limit),
   ]);
   return {
     count: (count!.results[0] as { n: number }).n,
-    data: latest!.results as unknown as RejectedReport[],
+    data: latest!.results as unknown as RejectedUsageReport[],
   };
 }

@@ -16,6 +16,7 @@ export interface Account {
 }
 
 export type { Pricing } from "../config/tiers";
+import type { UsageStatus } from "../../contract/api-accounts";
 import type { Pricing } from "../config/tiers";
 
 export interface AdmitRequest {
@@ -41,7 +42,7 @@ export interface Admission {
 }
 
 /** `recovered`: billed from the backend's usage report alone (the worker never settled it: worker/billing/report-merge.ts). */
-export type UsageStatus = "ok" | "cancelled" | "error" | "rejected" | "cache_hit" | "recovered";
+export type { UsageStatus } from "../../contract/api-accounts";
 
 export interface SettleRequest {
   requestId: string;

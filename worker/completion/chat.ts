@@ -23,7 +23,7 @@ import type { Tier } from "../config/tiers";
 import { replicaTimeouts } from "../serving/timeouts";
 import { EOS_ID, createStopMatcher } from "../tokenizer";
 import type { CompletionEvent } from "./events";
-import type { LogprobContent } from "./logprobs";
+import type { LogprobContent } from "../../contract/api-chat";
 import type { MeteredRequest, Settlement, Tokens } from "./metered";
 import { pumpGeneration, type PumpResult } from "./pump";
 import * as responseCache from "./response-cache";

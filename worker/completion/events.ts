@@ -4,7 +4,7 @@
  * these into their wire shapes; none of them bills or settles anything.
  */
 import type { ApiError } from "../errors";
-import type { LogprobContent } from "./logprobs";
+import type { LogprobContent } from "../../contract/api-chat";
 
 /** Text for the client, stop strings already applied. */
 export interface Delta {

@@ -11,18 +11,9 @@
  *    that straddles the cut is trimmed to the content and later ones are dropped.
  * `bytes` is the UTF-8 of `token`. Alternatives carry the token's own text and bytes.
  */
+import type { LogprobContent } from "../../contract/api-chat";
 import type { TokenLogprob } from "../../contract/wire";
 import { pieceBytes } from "../tokenizer";
-
-export interface TopLogprob {
-  token: string;
-  logprob: number;
-  bytes: number[];
-}
-
-export interface LogprobContent extends TopLogprob {
-  top_logprobs: TopLogprob[];
-}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -12,7 +12,8 @@ import type { GenerateEvent, TokenLogprob } from "../../contract/wire";
 import type { OpenStream } from "../serving/generation";
 import { nextWithin } from "../serving/watchdog";
 import { EOS_ID, createDetokenizer, type StopMatcher } from "../tokenizer";
-import { LogprobTracker, type LogprobContent } from "./logprobs";
+import type { LogprobContent } from "../../contract/api-chat";
+import { LogprobTracker } from "./logprobs";
 
 export type { OpenStream } from "../serving/generation";
 

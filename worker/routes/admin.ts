@@ -17,6 +17,18 @@
  * Creating a key that already exists -> 409 key_exists (message names the existing id).
  */
 import { z } from "zod";
+import type {
+  AdminUsageDays,
+  ApiKey,
+  ApiKeyList,
+  CreatedApiKey,
+  DeadLetterReplay,
+  DeadLetters,
+  DeletedApiKey,
+  RejectedUsageReports,
+  ReplicaList,
+  UsageRequests,
+} from "../../contract/api-accounts";
 import { readBody } from "../api/body";
 import { factory } from "../factory";
 import {
@@ -74,7 +86,7 @@ function checkTiers(env: Env, tiers: string[] | undefined): void {
     throw badRequest(`Unknown tier(s): ${unknown.join(", ")}. Known: ${[...known].join(", ")}.`, "tiers");
 }
 
-const publicKey = (k: KeyRow) => ({ object: "api_key" as const, ...k });
+const publicKey = (k: KeyRow): ApiKey => ({ object: "api_key", ...k });
 
 export const adminRoutes = factory.createApp();
 adminRoutes.use("*", requireAdmin);
@@ -92,7 +104,7 @@ adminRoutes.post("/keys", async (c) => {
   };
   try {
     const row = await createKey(c.env.DB, key, plan);
-    return c.json({ ...publicKey(row), key }, 201);
+    return c.json({ ...publicKey(row), key } satisfies CreatedApiKey, 201);
   } catch (err) {
     if (err instanceof KeyExistsError)
       throw new ApiError(
@@ -106,7 +118,9 @@ adminRoutes.post("/keys", async (c) => {
   }
 });
 
-adminRoutes.get("/keys", async (c) => c.json({ object: "list", data: (await listKeys(c.env.DB)).map(publicKey) }));
+adminRoutes.get("/keys", async (c) =>
+  c.json({ object: "list", data: (await listKeys(c.env.DB)).map(publicKey) } satisfies ApiKeyList),
+);
 
 adminRoutes.get("/keys/:id", async (c) => {
   const row = await getKey(c.env.DB, c.req.param("id"));
@@ -126,13 +140,13 @@ adminRoutes.patch("/keys/:id", async (c) => {
 adminRoutes.delete("/keys/:id", async (c) => {
   const row = await revokeKey(c.env.DB, c.req.param("id"));
   if (!row) throw notFound("No such key.", "key_not_found");
-  return c.json({ ...publicKey(row), deleted: true });
+  return c.json({ ...publicKey(row), deleted: true } satisfies DeletedApiKey);
 });
 
 adminRoutes.get("/usage", async (c) => {
   const { from, to } = dateRange(c.req.query("from"), c.req.query("to"), false);
   const keyId = c.req.query("key_id") || undefined;
-  return c.json({ object: "list", data: await usageByDay(c.env.DB, { keyId, from, to }) });
+  return c.json({ object: "list", data: await usageByDay(c.env.DB, { keyId, from, to }) } satisfies AdminUsageDays);
 });
 
 adminRoutes.get("/usage/requests", async (c) => {
@@ -142,11 +156,14 @@ adminRoutes.get("/usage/requests", async (c) => {
     throw badRequest("limit must be an integer from 1 to 1000.", "limit");
   const keyId = c.req.query("key_id") || undefined;
   const requestId = c.req.query("request_id") || undefined;
-  return c.json({ object: "list", data: await usageRequests(c.env.DB, { keyId, requestId, limit }) });
+  return c.json({
+    object: "list",
+    data: await usageRequests(c.env.DB, { keyId, requestId, limit }),
+  } satisfies UsageRequests);
 });
 
 adminRoutes.get("/usage/dead-letters", async (c) =>
-  c.json({ object: "dead_letters", count: await countDeadLetters(c.env) }),
+  c.json({ object: "dead_letters", count: await countDeadLetters(c.env) } satisfies DeadLetters),
 );
 
 adminRoutes.get("/usage/rejected-reports", async (c) => {
@@ -154,7 +171,10 @@ adminRoutes.get("/usage/rejected-reports", async (c) => {
   const limit = limitRaw === undefined ? 100 : Number(limitRaw);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
     throw badRequest("limit must be an integer from 1 to 1000.", "limit");
-  return c.json({ object: "rejected_usage_reports", ...(await rejectedReports(c.env.DB, limit)) });
+  return c.json({
+    object: "rejected_usage_reports",
+    ...(await rejectedReports(c.env.DB, limit)),
+  } satisfies RejectedUsageReports);
 });
 
 adminRoutes.post("/usage/dead-letters/replay", async (c) => {
@@ -162,7 +182,10 @@ adminRoutes.post("/usage/dead-letters/replay", async (c) => {
   const limit = limitRaw === undefined ? 100 : Number(limitRaw);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
     throw badRequest("limit must be an integer from 1 to 1000.", "limit");
-  return c.json({ object: "dead_letter_replay", ...(await replayDeadLetters(c.env, limit)) });
+  return c.json({
+    object: "dead_letter_replay",
+    ...(await replayDeadLetters(c.env, limit)),
+  } satisfies DeadLetterReplay);
 });
 
-adminRoutes.get("/replicas", async (c) => c.json({ data: await replicaViews(c.env) }));
+adminRoutes.get("/replicas", async (c) => c.json({ data: await replicaViews(c.env) } satisfies ReplicaList));

@@ -4,9 +4,7 @@
  * A batch, like its files, is visible only to the key that made it (any other key: 404).
  */
 import { z } from "zod";
-import type { Batch as BatchSchema, FileObject as FileObjectSchema, Fits } from "../api/schemas";
-import type { FileObject as FileObjectType } from "../batch/files";
-import type { BatchObject } from "../batch/object";
+import { type Batch, BatchEndpoint, type BatchList } from "../../contract/api-batch";
 import { readBody } from "../api/body";
 import { badRequest, notFound } from "../errors";
 import { factory } from "../factory";
@@ -14,22 +12,13 @@ import { getFile } from "../batch/files";
 import { validateMessage } from "../batch/messages";
 import { batchObject } from "../batch/object";
 import { listQuery } from "../batch/paging";
-import {
-  BATCH_ENDPOINTS,
-  type BatchRow,
-  countsOf,
-  insertBatch,
-  listBatches,
-  newBatchId,
-  ownBatch,
-  transition,
-} from "../batch/store";
+import { type BatchRow, countsOf, insertBatch, listBatches, newBatchId, ownBatch, transition } from "../batch/store";
 
 export const batchesRoutes = factory.createApp();
 
 export const CreateBatchSchema = z.object({
   input_file_id: z.string().min(1).max(128),
-  endpoint: z.enum(BATCH_ENDPOINTS as ["/v1/chat/completions", "/v1/embeddings"]),
+  endpoint: BatchEndpoint,
   completion_window: z.literal("24h"),
   // OpenAI's limits: 16 pairs, keys up to 64 and values up to 512 characters.
   metadata: z
@@ -67,7 +56,7 @@ batchesRoutes.post("/batches", async (c) => {
       data: [
         { code: "queue_unavailable", message: "Could not queue the batch; create it again.", param: null, line: null },
       ],
-    };
+    } satisfies Batch["errors"];
     await transition(c.env.DB, row.id, ["validating"], "failed", { errors: JSON.stringify(errors) });
     throw err;
   }
@@ -79,12 +68,12 @@ batchesRoutes.get("/batches", async (c) => {
   const page = await listBatches(c.env.DB, c.get("account").keyId, { after, limit });
   const data = await render(c.env.DB, page.data);
   return c.json({
-    object: "list" as const,
+    object: "list",
     data,
     first_id: data[0]?.id ?? null,
     last_id: data.at(-1)?.id ?? null,
     has_more: page.hasMore,
-  });
+  } satisfies BatchList);
 });
 
 batchesRoutes.get("/batches/:id", async (c) => {
@@ -104,9 +93,3 @@ batchesRoutes.post("/batches/:id/cancel", async (c) => {
   const row = (await ownBatch(c.env.DB, keyId, id))!;
   return c.json((await render(c.env.DB, [row]))[0]);
 });
-
-/** What the batch handlers build is what the OpenAPI document says (compile-time only; api/schemas.ts). */
-export type BatchChecks = [
-  Fits<FileObjectType, z.output<typeof FileObjectSchema>>,
-  Fits<BatchObject, z.output<typeof BatchSchema>>,
-];

@@ -12,6 +12,7 @@
  */
 import type { Context } from "hono";
 import { z } from "zod";
+import type { Embeddings } from "../../contract/api-chat";
 import { factory, type AppEnv } from "../factory";
 import { assertTierAllowed } from "../billing/meter";
 import { ApiError, badRequest } from "../errors";
@@ -197,10 +198,14 @@ embeddingsRoutes.post("/embeddings", async (c) => {
         // Mistral's SDK requires an id on embedding responses.
         id: `embd-${life.requestId.replace(/^req_/, "")}`,
         object: "list",
-        data: result.data.map((v, index) => ({ object: "embedding", embedding: b64 ? base64Float32(v) : v, index })),
+        data: result.data.map((v, index): Embeddings["data"][number] => ({
+          object: "embedding",
+          embedding: b64 ? base64Float32(v) : v,
+          index,
+        })),
         model,
         usage: { prompt_tokens: promptTokens, total_tokens: promptTokens, cost_micros: life.costMicros(billed) },
-      },
+      } satisfies Embeddings,
       200,
       admitted.headers,
     );

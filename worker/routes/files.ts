@@ -5,6 +5,7 @@
  * A file is visible only to the key that made it; any other key gets the same 404 as for a missing id.
  */
 import { z } from "zod";
+import type { DeletedFile, FileList } from "../../contract/api-batch";
 import { badRequest } from "../errors";
 import { factory } from "../factory";
 import {
@@ -73,12 +74,12 @@ filesRoutes.get("/files", async (c) => {
   const page = await listFiles(c.env.DB, c.get("account").keyId, { after, limit, ...q.data });
   const data = page.data.map(fileObject);
   return c.json({
-    object: "list" as const,
+    object: "list",
     data,
     first_id: data[0]?.id ?? null,
     last_id: data.at(-1)?.id ?? null,
     has_more: page.hasMore,
-  });
+  } satisfies FileList);
 });
 
 filesRoutes.get("/files/:id", async (c) =>
@@ -99,5 +100,5 @@ filesRoutes.get("/files/:id/content", async (c) => {
 filesRoutes.delete("/files/:id", async (c) => {
   const id = c.req.param("id");
   await deleteFile(c.env, c.get("account").keyId, id);
-  return c.json({ id, object: "file" as const, deleted: true as const });
+  return c.json({ id, object: "file", deleted: true } satisfies DeletedFile);
 });

@@ -6,6 +6,7 @@
  * Same record shape as GET /v1/admin/usage/requests, always scoped to the presented key: a key never
  * sees another key's records, whatever it puts in the query.
  */
+import type { KeyStatus, UsageRequests } from "../../contract/api-accounts";
 import { factory } from "../factory";
 import { monthOf } from "../billing/key-limiter";
 import { usageRequests } from "../billing/ledger";
@@ -58,7 +59,7 @@ keyRoutes.get("/key", async (c) => {
     budget_state: budgetState(account.monthlyBudgetMicros, spent, reserved, firstSliceUnits ?? 1n),
     period_start: period.start,
     period_end: period.end,
-  });
+  } satisfies KeyStatus);
 });
 
 keyRoutes.get("/usage/requests", async (c) => {
@@ -68,5 +69,5 @@ keyRoutes.get("/usage/requests", async (c) => {
     throw badRequest("limit must be an integer from 1 to 1000.", "limit");
   const requestId = c.req.query("request_id") || undefined;
   const data = await usageRequests(c.env.DB, { keyId: c.get("account").keyId, requestId, limit });
-  return c.json({ object: "list", data });
+  return c.json({ object: "list", data } satisfies UsageRequests);
 });

@@ -1,5 +1,6 @@
 /** GET /v1/models and /v1/models/:id: the tiers this caller's key may use. */
 import type { Context } from "hono";
+import type { ModelList } from "../../contract/api-chat";
 import { card } from "../api/model-card";
 import { getTiers, modelNotFound, type Tier } from "../config/tiers";
 import { factory, type AppEnv } from "../factory";
@@ -11,7 +12,7 @@ function visible(c: Context<AppEnv>): Tier[] {
   return [...getTiers(c.env.TIERS).values()].filter((t) => allowed.has(t.name));
 }
 
-modelsRoutes.get("/models", (c) => c.json({ object: "list", data: visible(c).map(card) }));
+modelsRoutes.get("/models", (c) => c.json({ object: "list", data: visible(c).map(card) } satisfies ModelList));
 
 modelsRoutes.get("/models/:id{.+}", (c) => {
   const id = c.req.param("id");

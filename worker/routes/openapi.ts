@@ -1,15 +1,18 @@
 /**
  * GET /openapi.json: the public API as an OpenAPI 3.1 document, public like the API's docs would be
  * (no key, any origin). Generated from the zod schemas that validate the request bodies (exported by
- * their routes) and the response schemas (api/schemas.ts); built once per isolate.
+ * their routes) and the response schemas (contract/api-*.ts); built once per isolate.
  * test/workers/openapi.test.ts checks every route the app registers is here (and nothing else is);
  * test/node/openapi-responses.test.ts validates the real stack's responses against it.
  */
 import { z } from "zod";
+import * as Accounts from "../../contract/api-accounts";
+import * as Batches from "../../contract/api-batch";
+import * as Chat from "../../contract/api-chat";
+import * as Common from "../../contract/api-common";
 import { ChatBodySchema } from "../api/chat-request";
 import { openApiDocument, type Operation, type Param } from "../api/openapi";
 import { CACHE_TTL_HEADER, MAX_CACHE_TTL_S } from "../completion/response-cache";
-import * as S from "../api/schemas";
 import { factory } from "../factory";
 import { createSchema, patchSchema } from "./admin";
 import { EmbedBodySchema, MAX_EMBED_TOKENS, MAX_INPUTS } from "./embeddings";
@@ -29,33 +32,33 @@ const requests = {
 };
 
 const responses = {
-  ReplicaList: S.ReplicaList,
-  Error: S.ErrorResponse,
-  Usage: S.Usage,
-  ChatCompletion: S.ChatCompletion,
-  ChatCompletionChunk: S.ChatCompletionChunk,
-  Embeddings: S.Embeddings,
-  Model: S.Model,
-  ModelList: S.ModelList,
-  KeyStatus: S.KeyStatus,
-  UsageDays: S.UsageDays,
-  UsageRequests: S.UsageRequests,
-  Tokenized: S.Tokenized,
-  Detokenized: S.Detokenized,
-  Health: S.Health,
-  ApiKey: S.ApiKey,
-  CreatedApiKey: S.CreatedApiKey,
-  DeletedApiKey: S.DeletedApiKey,
-  ApiKeyList: S.ApiKeyList,
-  AdminUsageDays: S.AdminUsageDays,
-  DeadLetters: S.DeadLetters,
-  RejectedUsageReports: S.RejectedUsageReports,
-  DeadLetterReplay: S.DeadLetterReplay,
-  FileObject: S.FileObject,
-  FileList: S.FileList,
-  DeletedFile: S.DeletedFile,
-  Batch: S.Batch,
-  BatchList: S.BatchList,
+  ReplicaList: Accounts.ReplicaList,
+  Error: Common.ErrorResponse,
+  Usage: Chat.Usage,
+  ChatCompletion: Chat.ChatCompletion,
+  ChatCompletionChunk: Chat.ChatCompletionChunk,
+  Embeddings: Chat.Embeddings,
+  Model: Chat.Model,
+  ModelList: Chat.ModelList,
+  KeyStatus: Accounts.KeyStatus,
+  UsageDays: Accounts.UsageDays,
+  UsageRequests: Accounts.UsageRequests,
+  Tokenized: Chat.Tokenized,
+  Detokenized: Chat.Detokenized,
+  Health: Common.Health,
+  ApiKey: Accounts.ApiKey,
+  CreatedApiKey: Accounts.CreatedApiKey,
+  DeletedApiKey: Accounts.DeletedApiKey,
+  ApiKeyList: Accounts.ApiKeyList,
+  AdminUsageDays: Accounts.AdminUsageDays,
+  DeadLetters: Accounts.DeadLetters,
+  RejectedUsageReports: Accounts.RejectedUsageReports,
+  DeadLetterReplay: Accounts.DeadLetterReplay,
+  FileObject: Batches.FileObject,
+  FileList: Batches.FileList,
+  DeletedFile: Batches.DeletedFile,
+  Batch: Batches.Batch,
+  BatchList: Batches.BatchList,
   OpenApi: z.looseObject({ openapi: z.literal("3.1.0"), info: z.looseObject({ title: z.string() }) }),
 };
 

@@ -9,6 +9,7 @@
  */
 import type { Context } from "hono";
 import { z } from "zod";
+import type { Detokenized, Tokenized } from "../../contract/api-chat";
 import { factory, type AppEnv } from "../factory";
 import { assertTierAllowed } from "../billing/meter";
 import { badRequest } from "../errors";
@@ -76,11 +77,11 @@ tokenizeRoutes.post("/tokenize", async (c) => {
   const tokens = hasMessages
     ? chatPromptIds(parseMessages(body.messages!), c.get("account").cacheSalt, config ? planTools(config) : null)
     : encode(body.prompt!);
-  return c.json({ count: tokens.length, max_model_len: tier.contextWindow, tokens });
+  return c.json({ count: tokens.length, max_model_len: tier.contextWindow, tokens } satisfies Tokenized);
 });
 
 tokenizeRoutes.post("/detokenize", async (c) => {
   const body = await readBody(c.req.raw, DetokenizeSchema);
   tierOf(c, body.model);
-  return c.json({ prompt: decode(body.tokens) });
+  return c.json({ prompt: decode(body.tokens) } satisfies Detokenized);
 });

@@ -5,6 +5,7 @@
  * cost_micros is the exact per-row sum rounded up once (billing/money.ts unitsToMicros); batch_requests and
  * batch_cost_micros are the part of it that batch lines made (worker/batch/).
  */
+import type { UsageDay, UsageDays } from "../../contract/api-accounts";
 import { factory } from "../factory";
 import { usageByDay } from "../billing/ledger";
 import { badRequest } from "../errors";
@@ -39,17 +40,19 @@ usageRoutes.get("/", async (c) => {
   const rows = await usageByDay(c.env.DB, { keyId: c.get("account").keyId, from, to });
   return c.json({
     object: "list",
-    data: rows.map((r) => ({
-      date: r.date,
-      tier: r.tier,
-      requests: r.requests,
-      prompt_tokens: r.prompt_tokens,
-      cached_tokens: r.cached_tokens,
-      completion_tokens: r.completion_tokens,
-      cost_micros: r.cost_micros,
-      // The batch lines among them (billed at the batch price): interactive = the totals minus these.
-      batch_requests: r.batch_requests,
-      batch_cost_micros: r.batch_cost_micros,
-    })),
-  });
+    data: rows.map(
+      (r): UsageDay => ({
+        date: r.date,
+        tier: r.tier,
+        requests: r.requests,
+        prompt_tokens: r.prompt_tokens,
+        cached_tokens: r.cached_tokens,
+        completion_tokens: r.completion_tokens,
+        cost_micros: r.cost_micros,
+        // The batch lines among them (billed at the batch price): interactive = the totals minus these.
+        batch_requests: r.batch_requests,
+        batch_cost_micros: r.batch_cost_micros,
+      }),
+    ),
+  } satisfies UsageDays);
 });

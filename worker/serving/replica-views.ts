@@ -1,5 +1,5 @@
 /** GET /v1/admin/replicas' rows: the registry read fresh (not the routing snapshot), tiers named from TIERS. */
-import type { ReplicaView } from "../../contract/registry";
+import type { ReplicaView } from "../../contract/api-accounts";
 import type { Env } from "../env";
 import { registryStub, type ReplicaRecord } from "../registry/replica-registry";
 import { getTiers } from "../config/tiers";

@@ -3,6 +3,8 @@
  * Failures become ApiFailure with the API's own message, and errorText() adds what a person needs next:
  * the retry time of a 429, the monthly budget.
  */
+import type { ErrorResponse } from "../../../contract/api-common";
+
 export class ApiFailure extends Error {
   constructor(
     readonly status: number,
@@ -15,9 +17,8 @@ export class ApiFailure extends Error {
   }
 }
 
-interface ErrorEnvelope {
-  error?: { message?: unknown; type?: unknown; code?: unknown };
-}
+/** The API's error body (contract/api-common.ts), read warily: a proxy in between may answer anything. */
+type ErrorEnvelope = { error?: Partial<Record<keyof ErrorResponse["error"], unknown>> };
 
 const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
 

@@ -3,9 +3,9 @@ import { h } from "./dom";
 import { idChip } from "./ids";
 import { dateTime, eurExact, int } from "./format";
 import type { Column } from "./table";
-import type { RequestRow } from "./types";
+import type { UsageRequest } from "./types";
 
-export const requestColumns: Column<RequestRow>[] = [
+export const requestColumns: Column<UsageRequest>[] = [
   { label: "Time (UTC)", value: (r) => dateTime(r.started_at) },
   { label: "Model", value: (r) => h("span", { class: "nowrap" }, r.tier) },
   { label: "Prompt", value: (r) => int(r.prompt_tokens), numeric: true },

@@ -9,7 +9,7 @@ import { notice } from "../notice";
 import { heading, type Section } from "../shell";
 import { idChip } from "../ids";
 import { dataTable } from "../table";
-import type { AdminKey, List, UsageRow } from "../types";
+import type { AdminUsageDays, ApiKey, ApiKeyList, CreatedApiKey } from "../types";
 import { planFields } from "./plan-form";
 
 export function keysSection(api: Api, tiers: string[], openRequests: (keyId: string) => void): Section {
@@ -31,7 +31,7 @@ export function keysSection(api: Api, tiers: string[], openRequests: (keyId: str
     const plan = create.read();
     if (typeof plan === "string") return createNotice.error(new Error(plan));
     createNotice.loading("Creating…");
-    api.send<AdminKey & { key: string }>("POST", "/v1/admin/keys", plan).then(
+    api.send<CreatedApiKey>("POST", "/v1/admin/keys", plan).then(
       (k) => {
         createNotice.clear();
         createForm.reset();
@@ -42,7 +42,7 @@ export function keysSection(api: Api, tiers: string[], openRequests: (keyId: str
     );
   });
 
-  const showCreated = (k: AdminKey & { key: string }) => {
+  const showCreated = (k: CreatedApiKey) => {
     const out = h("output", { class: "secret", "aria-label": "New API key" }, k.key);
     const note = h("span", { class: "hint", role: "status" });
     replace(
@@ -71,7 +71,7 @@ export function keysSection(api: Api, tiers: string[], openRequests: (keyId: str
     );
   };
 
-  const edit = (k: AdminKey) => {
+  const edit = (k: ApiKey) => {
     const fields = planFields(tiers, k);
     const dn = notice();
     const dialog = h("dialog", { "aria-label": `Edit key ${k.name}` });
@@ -93,7 +93,7 @@ export function keysSection(api: Api, tiers: string[], openRequests: (keyId: str
       const plan = fields.read();
       if (typeof plan === "string") return dn.error(new Error(plan));
       dn.loading("Saving…");
-      api.send<AdminKey>("PATCH", `/v1/admin/keys/${encodeURIComponent(k.id)}`, plan).then(
+      api.send<ApiKey>("PATCH", `/v1/admin/keys/${encodeURIComponent(k.id)}`, plan).then(
         () => {
           dialog.close();
           load();
@@ -107,7 +107,7 @@ export function keysSection(api: Api, tiers: string[], openRequests: (keyId: str
     dialog.showModal();
   };
 
-  const revoke = (k: AdminKey) => {
+  const revoke = (k: ApiKey) => {
     if (
       !confirm(
         `Revoke the key "${k.name}" (${k.id})? Requests with it are refused within seconds. This cannot be undone.`,
@@ -121,21 +121,19 @@ export function keysSection(api: Api, tiers: string[], openRequests: (keyId: str
   const load = () => {
     n.loading();
     Promise.all([
-      api.get<List<AdminKey>>("/v1/admin/keys"),
-      api.get<List<UsageRow>>(`/v1/admin/usage?from=${monthStart()}`),
+      api.get<ApiKeyList>("/v1/admin/keys"),
+      api.get<AdminUsageDays>(`/v1/admin/usage?from=${monthStart()}`),
     ]).then(
       ([keys, usage]) => {
         // The month's exact spend per key (the day rows' cost_units), shown by the one rounding rule (up,
         // once, from the exact sum: docs/billing.md) and compared with the budget exactly, as the API does.
         const spentUnits = new Map<string, bigint>();
-        for (const r of usage.data)
-          if (r.key_id) spentUnits.set(r.key_id, (spentUnits.get(r.key_id) ?? 0n) + BigInt(r.cost_units ?? "0"));
+        for (const r of usage.data) spentUnits.set(r.key_id, (spentUnits.get(r.key_id) ?? 0n) + BigInt(r.cost_units));
         const spentMicros = (id: string) => {
           const u = spentUnits.get(id) ?? 0n;
           return Number((u + 999_999n) / 1_000_000n);
         };
-        const budgetSpent = (k: AdminKey) =>
-          (spentUnits.get(k.id) ?? 0n) >= BigInt(k.monthly_budget_micros) * 1_000_000n;
+        const budgetSpent = (k: ApiKey) => (spentUnits.get(k.id) ?? 0n) >= BigInt(k.monthly_budget_micros) * 1_000_000n;
         const rows = [...keys.data].sort(
           (a, b) => Number(a.revoked_at !== null) - Number(b.revoked_at !== null) || b.created_at - a.created_at,
         );

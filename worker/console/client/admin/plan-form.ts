@@ -1,6 +1,6 @@
 /** The plan fields of a key (create and edit): name, models, rpm, tpm and the monthly budget in €. */
 import { field, h, uid } from "../dom";
-import type { AdminKey } from "../types";
+import type { ApiKey } from "../types";
 
 export interface PlanInput {
   name: string;
@@ -16,7 +16,7 @@ export interface PlanFields {
   read(): PlanInput | string;
 }
 
-export function planFields(tiers: string[], initial?: AdminKey): PlanFields {
+export function planFields(tiers: string[], initial?: ApiKey): PlanFields {
   const name = h("input", { type: "text", maxlength: 200, required: true, value: initial?.name ?? "" });
   const boxes = tiers.map((t) =>
     h("input", {

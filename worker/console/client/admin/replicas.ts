@@ -8,13 +8,13 @@ import { int } from "../format";
 import { notice } from "../notice";
 import { heading, type Section } from "../shell";
 import { type Column, dataTable } from "../table";
-import type { ReplicaRow } from "../types";
+import type { ReplicaList, ReplicaView } from "../types";
 
 const REFRESH_MS = 2_000;
 
 const ago = (iso: string): string => `${Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000))} s ago`;
 
-const columns: Column<ReplicaRow>[] = [
+const columns: Column<ReplicaView>[] = [
   { label: "Replica", value: (r) => h("span", { title: r.id }, r.url) },
   { label: "State", value: (r) => h("span", { class: `state ${r.state}`, "data-state": r.state }, r.state) },
   { label: "Tiers", value: (r) => r.tiers.join(", ") || r.models.join(", ") },
@@ -33,7 +33,7 @@ export function replicasSection(api: Api): Section {
   let timer: number | undefined;
   const load = (first: boolean) => {
     if (first) n.loading();
-    api.get<{ data: ReplicaRow[] }>("/v1/admin/replicas").then(
+    api.get<ReplicaList>("/v1/admin/replicas").then(
       (list) => {
         replace(
           body,

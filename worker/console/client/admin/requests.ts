@@ -5,7 +5,7 @@ import { requestColumns } from "../ledger-columns";
 import { notice } from "../notice";
 import { heading, type Section } from "../shell";
 import { dataTable } from "../table";
-import type { AdminKey, List, RequestRow } from "../types";
+import type { ApiKeyList, UsageRequests } from "../types";
 
 export function keyRequestsSection(api: Api): Section & { pick(keyId: string): void } {
   const select = h("select", { name: "key" });
@@ -17,7 +17,7 @@ export function keyRequestsSection(api: Api): Section & { pick(keyId: string): v
     const id = select.value;
     if (!id) return replace(body, h("p", {}, "No keys yet."));
     n.loading();
-    api.get<List<RequestRow>>(`/v1/admin/usage/requests?key_id=${encodeURIComponent(id)}&limit=100`).then(
+    api.get<UsageRequests>(`/v1/admin/usage/requests?key_id=${encodeURIComponent(id)}&limit=100`).then(
       (list) => {
         const name = select.selectedOptions[0]?.textContent ?? id;
         replace(body, dataTable(`Recent requests of ${name}`, requestColumns, list.data, "No requests for this key."));
@@ -42,7 +42,7 @@ export function keyRequestsSection(api: Api): Section & { pick(keyId: string): v
     },
     show() {
       n.loading();
-      api.get<List<AdminKey>>("/v1/admin/keys").then(
+      api.get<ApiKeyList>("/v1/admin/keys").then(
         (keys) => {
           const current = wanted ?? select.value;
           replace(

@@ -8,7 +8,7 @@ import { notice } from "../notice";
 import { pivot, rangeForm } from "../range";
 import { heading, type Section } from "../shell";
 import { dataTable } from "../table";
-import type { AdminKey, List, UsageRow } from "../types";
+import type { AdminUsageDay, AdminUsageDays, ApiKeyList } from "../types";
 
 interface Agg {
   key_id: string;
@@ -21,12 +21,12 @@ interface Agg {
 }
 
 /** Sums day rows per (key, tier); cost_micros are per-day roundings, so sums can drift by a micro-euro per row. */
-function aggregate(rows: UsageRow[], byTier: boolean): Agg[] {
+function aggregate(rows: AdminUsageDay[], byTier: boolean): Agg[] {
   const m = new Map<string, Agg>();
   for (const r of rows) {
     const key = `${r.key_id}\u0000${byTier ? r.tier : ""}`;
     const a = m.get(key) ?? {
-      key_id: r.key_id ?? "",
+      key_id: r.key_id,
       tier: byTier ? r.tier : "",
       requests: 0,
       prompt_tokens: 0,
@@ -54,9 +54,9 @@ export function spendSection(api: Api): Section {
     const q = (f: string, t?: string) =>
       `/v1/admin/usage?from=${encodeURIComponent(f)}${t ? `&to=${encodeURIComponent(t)}` : ""}`;
     Promise.all([
-      api.get<List<AdminKey>>("/v1/admin/keys"),
-      api.get<List<UsageRow>>(q(from, to)),
-      api.get<List<UsageRow>>(q(monthStart())),
+      api.get<ApiKeyList>("/v1/admin/keys"),
+      api.get<AdminUsageDays>(q(from, to)),
+      api.get<AdminUsageDays>(q(monthStart())),
     ]).then(
       ([keys, range, month]) => {
         const names = new Map(keys.data.map((k) => [k.id, k.name]));

@@ -3,7 +3,7 @@ import { apiClient, ApiFailure } from "../api";
 import { h } from "../dom";
 import { session } from "../session";
 import { renderShell, renderSignIn } from "../shell";
-import type { KeyInfo } from "../types";
+import type { KeyStatus } from "../types";
 import { batchesSection } from "./batches";
 import { overviewSection } from "./overview";
 import { playgroundSection } from "./playground";
@@ -30,9 +30,9 @@ function signIn(root: HTMLElement, initialError?: unknown): void {
 
 async function enter(root: HTMLElement, key: string): Promise<void> {
   const api = apiClient(key);
-  let info: KeyInfo;
+  let info: KeyStatus;
   try {
-    info = await api.get<KeyInfo>("/v1/key");
+    info = await api.get<KeyStatus>("/v1/key");
   } catch (err) {
     if (err instanceof ApiFailure && err.status === 401) session.clear("api-key");
     throw err;

@@ -9,26 +9,7 @@ import { dateTime, int } from "../format";
 import { notice } from "../notice";
 import { heading, type Section } from "../shell";
 import { type Column, dataTable } from "../table";
-
-interface Batch {
-  id: string;
-  endpoint: string;
-  status: string;
-  created_at: number;
-  completed_at: number | null;
-  failed_at: number | null;
-  expired_at: number | null;
-  cancelled_at: number | null;
-  output_file_id: string | null;
-  error_file_id: string | null;
-  request_counts: { total: number; completed: number; failed: number };
-}
-
-interface Page {
-  data: Batch[];
-  has_more: boolean;
-  last_id: string | null;
-}
+import type { Batch, BatchList } from "../types";
 
 const RUNNING = ["validating", "in_progress"];
 const finishedAt = (b: Batch) => b.completed_at ?? b.failed_at ?? b.expired_at ?? b.cancelled_at;
@@ -88,7 +69,7 @@ export function batchesSection(api: Api, onAuthError: (e: unknown) => void): Sec
 
   function load(): void {
     n.loading();
-    api.get<Page>("/v1/batches?limit=100").then((page) => {
+    api.get<BatchList>("/v1/batches?limit=100").then((page) => {
       replace(body, dataTable("Batches", columns, page.data, "No batches yet."));
       n.clear();
     }, fail);

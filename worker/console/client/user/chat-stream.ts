@@ -4,8 +4,8 @@
  */
 import { ApiFailure, type Api } from "../api";
 import { sseData } from "../sse";
-import type { ChatChunk, List, RequestRow, Usage } from "../types";
-import type { ToolCall, ToolCallPiece, ToolDef } from "./playground-tools";
+import type { ChatChunk, ToolCall, ToolCallPiece, Usage, UsageRequest, UsageRequests } from "../types";
+import type { ToolDef } from "./playground-tools";
 
 export type ChatMessage =
   | { role: "system" | "user"; content: string }
@@ -96,12 +96,10 @@ const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * The ledger record of one request. It is written just after the response ends (and after a
  * cancelled stream has drained at the backend), so poll briefly with backoff.
  */
-export async function ledgerRecord(api: Api, requestId: string): Promise<RequestRow | null> {
+export async function ledgerRecord(api: Api, requestId: string): Promise<UsageRequest | null> {
   // ~45 s in all: a stopped stream is billed only once the backend has confirmed where it stopped.
   for (const delay of [100, 200, 400, 800, 1000, 1500, 2000, 3000, 4000, 4000, 4000, 4000, 5000, 5000, 5000]) {
-    const list = await api.get<List<RequestRow>>(
-      `/v1/usage/requests?request_id=${encodeURIComponent(requestId)}&limit=1`,
-    );
+    const list = await api.get<UsageRequests>(`/v1/usage/requests?request_id=${encodeURIComponent(requestId)}&limit=1`);
     if (list.data[0]) return list.data[0];
     await wait(delay);
   }

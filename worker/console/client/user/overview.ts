@@ -5,9 +5,9 @@ import { eur, int, longDate } from "../format";
 import { idChip } from "../ids";
 import { notice } from "../notice";
 import { heading, type Section } from "../shell";
-import type { KeyInfo } from "../types";
+import type { KeyStatus } from "../types";
 
-export function overviewSection(api: Api, first: KeyInfo, onAuthError: (e: unknown) => void): Section {
+export function overviewSection(api: Api, first: KeyStatus, onAuthError: (e: unknown) => void): Section {
   const body = h("div", { class: "overview" });
   const n = notice(body);
   const el = h("section", { "aria-labelledby": "overview-h" }, heading("Overview"), n.el, body);
@@ -23,7 +23,7 @@ export function overviewSection(api: Api, first: KeyInfo, onAuthError: (e: unkno
     show() {
       if (fresh) return void (fresh = false);
       n.loading("Refreshing…");
-      api.get<KeyInfo>("/v1/key").then(
+      api.get<KeyStatus>("/v1/key").then(
         (k) => {
           info = k;
           render();
@@ -40,7 +40,7 @@ export function overviewSection(api: Api, first: KeyInfo, onAuthError: (e: unkno
 
 const pair = (term: string, value: string | Node) => [h("dt", {}, term), h("dd", {}, value)];
 
-function planCard(k: KeyInfo): HTMLElement {
+function planCard(k: KeyStatus): HTMLElement {
   return h(
     "div",
     { class: "card" },
@@ -57,7 +57,7 @@ function planCard(k: KeyInfo): HTMLElement {
   );
 }
 
-function budgetCard(k: KeyInfo): HTMLElement {
+function budgetCard(k: KeyStatus): HTMLElement {
   const budget = k.monthly_budget_micros;
   const used = k.spent_micros;
   const pct = budget > 0 ? Math.min(100, (used / budget) * 100) : 100;
@@ -92,13 +92,13 @@ function budgetCard(k: KeyInfo): HTMLElement {
 }
 
 /** The budget's state as the API decides it (GET /v1/key budget_state: the same rule as its refusals). */
-function stateLine(k: KeyInfo): HTMLElement {
+function stateLine(k: KeyStatus): HTMLElement {
   const label = { ok: "Within budget", low: "Budget almost spent", spent: "Budget spent" }[k.budget_state];
   return h("p", { class: `budget-state ${k.budget_state}`, "data-state": k.budget_state }, label);
 }
 
 /** What the state means and what to do about it. */
-function advice(k: KeyInfo): HTMLElement | null {
+function advice(k: KeyStatus): HTMLElement | null {
   const resets = longDate(k.period_end);
   if (k.budget_state === "spent")
     return h(

@@ -4,23 +4,11 @@
  * API's own shapes (tools, tool_choice, assistant tool_calls, role "tool" messages).
  */
 import { button, field, h, replace } from "../dom";
+import type { ToolCall, ToolCallPiece } from "../types";
 
 export interface ToolDef {
   type: "function";
   function: { name: string; parameters: Record<string, unknown> };
-}
-
-export interface ToolCall {
-  id: string;
-  type: "function";
-  function: { name: string; arguments: string };
-}
-
-/** One streamed call piece (OpenAI's delta shape). */
-export interface ToolCallPiece {
-  index: number;
-  id?: string;
-  function?: { name?: string; arguments?: string };
 }
 
 const NAME = /^[a-zA-Z0-9_-]{1,64}$/;

@@ -8,12 +8,12 @@ import { button, field, h, replace } from "../dom";
 import { eurExact, int } from "../format";
 import { idChip } from "../ids";
 import { heading, type Section } from "../shell";
-import type { KeyInfo, List, ModelCard } from "../types";
+import type { KeyStatus, ModelList, ToolCall } from "../types";
 import { ledgerRecord, streamChat, type ChatMessage, type ChatOutcome, type ChatParams } from "./chat-stream";
-import { callView, resultForm, type ToolCall, toolSettings } from "./playground-tools";
+import { callView, resultForm, toolSettings } from "./playground-tools";
 import { snippet, type SnippetKind } from "./snippets";
 
-export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unknown) => void): Section {
+export function playgroundSection(api: Api, info: KeyStatus, onAuthError: (e: unknown) => void): Section {
   const model = h("select", { name: "model" });
   const system = h("textarea", { name: "system", rows: 2, placeholder: "Optional instructions for the model" });
   const temperature = h("input", { type: "number", name: "temperature", min: 0, max: 2, step: 0.1, value: 0.7 });
@@ -199,7 +199,7 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
     replace(
       stats,
       ...pair("Prompt tokens", u ? int(u.prompt_tokens) : "…", "prompt"),
-      ...pair("Cached tokens", u ? int(u.prompt_tokens_details?.cached_tokens ?? 0) : "…", "cached"),
+      ...pair("Cached tokens", u ? int(u.prompt_tokens_details.cached_tokens) : "…", "cached"),
       ...pair("Completion tokens", u ? int(u.completion_tokens) : "…", "completion"),
       ...pair("Cost", "…", "cost"),
       ...pair("Time to first token", out.ttftMs !== null ? `${out.ttftMs} ms` : "none", "ttft"),
@@ -274,10 +274,10 @@ export function playgroundSection(api: Api, info: KeyInfo, onAuthError: (e: unkn
     show() {
       if (loaded) return;
       // The chat-capable models this key may use (embedding tiers cannot chat).
-      api.get<List<ModelCard>>("/v1/models").then(
+      api.get<ModelList>("/v1/models").then(
         (list) => {
           loaded = true;
-          const chat = list.data.filter((m) => m.capabilities?.completion_chat !== false).map((m) => m.id);
+          const chat = list.data.filter((m) => m.capabilities.completion_chat).map((m) => m.id);
           if (chat.length) fill(chat);
         },
         (err: unknown) => {

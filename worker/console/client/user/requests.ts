@@ -5,14 +5,14 @@ import { notice } from "../notice";
 import { heading, type Section } from "../shell";
 import { requestColumns } from "../ledger-columns";
 import { dataTable } from "../table";
-import type { List, RequestRow } from "../types";
+import type { UsageRequests } from "../types";
 
 export function requestsSection(api: Api, onAuthError: (e: unknown) => void): Section {
   const body = h("div");
   const n = notice(body);
   const load = () => {
     n.loading();
-    api.get<List<RequestRow>>("/v1/usage/requests?limit=100").then(
+    api.get<UsageRequests>("/v1/usage/requests?limit=100").then(
       (list) => {
         replace(body, dataTable("Recent requests", requestColumns, list.data, "No requests yet."));
         n.clear();

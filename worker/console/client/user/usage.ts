@@ -9,13 +9,13 @@ import { notice } from "../notice";
 import { pivot, rangeForm } from "../range";
 import { heading, type Section } from "../shell";
 import { dataTable } from "../table";
-import type { List, UsageRow } from "../types";
+import type { UsageDay, UsageDays } from "../types";
 
 export function usageSection(api: Api, onAuthError: (e: unknown) => void): Section {
   const body = h("div", { class: "stack" });
   const n = notice(body);
   let charts: Chart[] = [];
-  let rows: UsageRow[] = [];
+  let rows: UsageDay[] = [];
   let range = { from: "", to: "" };
 
   const csv = button("Download CSV", () => {
@@ -38,8 +38,8 @@ export function usageSection(api: Api, onAuthError: (e: unknown) => void): Secti
       r.cached_tokens,
       r.completion_tokens,
       eurDecimal(r.cost_micros),
-      r.batch_requests ?? 0,
-      eurDecimal(r.batch_cost_micros ?? 0),
+      r.batch_requests,
+      eurDecimal(r.batch_cost_micros),
     ]);
     download(`usage-${range.from}-to-${range.to}.csv`, toCsv(header, lines));
   });
@@ -62,11 +62,11 @@ export function usageSection(api: Api, onAuthError: (e: unknown) => void): Secti
         // Batch lines (half price) are part of the totals; interactive spend is the rest.
         {
           label: "Interactive cost",
-          value: (r) => eurExact(r.cost_micros - (r.batch_cost_micros ?? 0)),
+          value: (r) => eurExact(r.cost_micros - r.batch_cost_micros),
           numeric: true,
         },
-        { label: "Batch requests", value: (r) => int(r.batch_requests ?? 0), numeric: true },
-        { label: "Batch cost", value: (r) => eurExact(r.batch_cost_micros ?? 0), numeric: true },
+        { label: "Batch requests", value: (r) => int(r.batch_requests), numeric: true },
+        { label: "Batch cost", value: (r) => eurExact(r.batch_cost_micros), numeric: true },
       ],
       rows,
       "No usage in this range.",
@@ -83,8 +83,8 @@ export function usageSection(api: Api, onAuthError: (e: unknown) => void): Secti
       h("p", { class: "toolbar" }, csv),
       table,
     );
-    const label = (r: UsageRow) => r.date;
-    const tier = (r: UsageRow) => r.tier;
+    const label = (r: UsageDay) => r.date;
+    const tier = (r: UsageDay) => r.tier;
     charts = [
       stackedBars(
         cost.canvas,
@@ -106,7 +106,7 @@ export function usageSection(api: Api, onAuthError: (e: unknown) => void): Secti
   const load = (from: string, to: string) => {
     range = { from, to };
     n.loading();
-    api.get<List<UsageRow>>(`/v1/usage?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`).then(
+    api.get<UsageDays>(`/v1/usage?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`).then(
       (list) => {
         rows = list.data;
         render();
