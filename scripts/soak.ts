@@ -3,6 +3,7 @@
  * (npm start with two backend replicas, wrangler dev, D1), then the ledger reconciliation
  * (scripts/lib/soak-ledger.ts). Exits 1 on a lost, double-billed or hung request.
  */
+import { writeFileSync } from "node:fs";
 import { mulberry32 } from "../gpu-backend/engine/rng";
 import { parseCli, runCli, UsageError } from "./lib/cli";
 import { groupRssMb, rssMb, startLocalStack, type LocalStack } from "./lib/local-stack";
@@ -371,6 +372,8 @@ async function main(): Promise<void> {
     }
     process.exitCode = rec.lost.length || rec.doubleBilled.length || hung ? 1 : 0;
   } finally {
+    // SOAK_LINES=<file>: every launcher line (the stack's own logs), for a post-mortem.
+    if (process.env.SOAK_LINES) writeFileSync(process.env.SOAK_LINES, stack.lines.join("\n"));
     await stack.stop();
   }
 }
