@@ -114,18 +114,21 @@ export async function openGenerate(
 
 /** Parses an NDJSON body into events; a stream that breaks mid-way throws BackendError. */
 export async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<GenerateEvent> {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  // One reader on the body itself, decoded here: no pipe in between whose failure needs handling of its own
+  // when the connection drops (a killed replica, a cancel).
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
   let buf = "";
   try {
     for (;;) {
-      let chunk: ReadableStreamReadResult<string>;
+      let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
         chunk = await reader.read();
       } catch (err) {
         throw new BackendError(`generate stream broke: ${err instanceof Error ? err.message : String(err)}`, true);
       }
       if (chunk.done) break;
-      buf += chunk.value;
+      buf += decoder.decode(chunk.value, { stream: true });
       let nl: number;
       while ((nl = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, nl).trim();
@@ -133,6 +136,7 @@ export async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenera
         if (line) yield parseLine(line);
       }
     }
+    buf += decoder.decode();
     if (buf.trim()) yield parseLine(buf.trim());
   } finally {
     // Cancelling the reader closes the connection: the backend sees the disconnect and stops.
