@@ -209,4 +209,43 @@ describe("other clients", () => {
       expect(Mood.safeParse(out).success, JSON.stringify(out)).toBe(true);
     }
   });
+
+  it.each(["jsonSchema", "functionCalling"] as const)(
+    "@langchain/openai withStructuredOutput (%s): .int(), .email(), .uuid(), .regex() and nested optional objects",
+    async (method) => {
+      const llm = new ChatOpenAI({
+        model,
+        apiKey: stack.apiKey,
+        temperature: 1,
+        maxTokens: 300,
+        maxRetries: 0,
+        configuration: { baseURL: `${stack.base}/v1` },
+      });
+      const Person = z.object({
+        age: z.number().int().min(0).max(130),
+        email: z.string().email(),
+        id: z.string().uuid(),
+        code: z.string().regex(/^[A-Z]{3}-\d{2,4}$/),
+        address: z
+          .object({
+            city: z.string().max(12),
+            zip: z
+              .string()
+              .regex(/^\d{5}$/)
+              .optional(),
+          })
+          .optional(),
+      });
+      const structured = llm.withStructuredOutput(Person, { method, includeRaw: true });
+      let parsed = 0;
+      for (const seed of [71, 72, 73]) {
+        const out = await structured.withConfig({ seed } as never).invoke("Describe a person.");
+        // A random-weight model may run to max_tokens inside a string: that answer is cut, not wrong.
+        if ((out.raw.response_metadata as { finish_reason?: string }).finish_reason === "length") continue;
+        expect(Person.safeParse(out.parsed).success, JSON.stringify(out.parsed)).toBe(true);
+        parsed++;
+      }
+      expect(parsed).toBeGreaterThanOrEqual(1);
+    },
+  );
 });
