@@ -124,9 +124,9 @@ export const MUTATIONS: Mutation[] = [
   {
     id: "admin-token-any-length",
     area: "auth",
-    why: "a 1-character ADMIN_TOKEN is accepted",
-    file: "worker/middleware/admin-auth.ts",
-    edits: [{ find: "value.length >= MIN_ADMIN_TOKEN_LENGTH", replace: "value.length >= 1" }],
+    why: "a 1-character ADMIN_TOKEN (or backend or usage token) is accepted",
+    file: "worker/config.ts",
+    edits: [{ find: "value.length < MIN_SECRET_LENGTH", replace: "value.length < 1" }],
     tests: ["test/workers/auth-hardening.test.ts"],
   },
   {
@@ -171,11 +171,11 @@ export const MUTATIONS: Mutation[] = [
     tests: ["test/workers/limits-before-parsing.test.ts"],
   },
   {
-    id: "rpm-refusal-forgotten",
+    id: "rpm-counted-after-tokenizing",
     area: "limits",
-    why: "a key refused for RPM is tokenized again on every request before the limiter says no",
-    file: "worker/billing/meter.ts",
-    edits: [{ find: "  if (refused && refused.until > now)", replace: "  if (refused && refused.until < 0)" }],
+    why: "RPM is counted only at admission, after the body is tokenized: a key over its RPM costs a 1 MiB tokenization, and a prompt refused for length never counts",
+    file: "worker/middleware/rpm-first.ts",
+    edits: [{ find: "    if (model === null) return next();", replace: "    if (model === null || model !== null) return next();" }],
     tests: ["test/workers/limits-before-parsing.test.ts"],
   },
   {
