@@ -46,6 +46,10 @@ export interface BatchRow {
   expired_at: number | null;
   cancelling_at: number | null;
   cancelled_at: number | null;
+  /** When the batch last showed queue activity, or will (a line waiting out a rate limit); revive.ts. */
+  active_at: number | null;
+  /** The batch's message generation: each re-queue bumps it, and older messages are dropped. */
+  gen: number;
 }
 
 export interface Counts {
@@ -135,6 +139,23 @@ export async function transition(
   return r !== null;
 }
 
+/** Stamps activity at `until` (now, or when a delayed line will be back): never moves it backwards. */
+export async function touch(db: D1Database, id: string, until = Date.now()): Promise<void> {
+  await db.prepare("UPDATE batches SET active_at = MAX(COALESCE(active_at, 0), ?) WHERE id = ?").bind(until, id).run();
+}
+
+/**
+ * Claims the re-queue of generation `gen` (one caller wins when several see the batch stale at once):
+ * bumps the generation and stamps activity. Returns the new generation, or null when another caller won.
+ */
+export async function claimRequeue(db: D1Database, id: string, gen: number, now = Date.now()): Promise<number | null> {
+  const r = await db
+    .prepare("UPDATE batches SET gen = gen + 1, active_at = ? WHERE id = ? AND gen = ? RETURNING gen")
+    .bind(now, id, gen)
+    .first<{ gen: number }>();
+  return r?.gen ?? null;
+}
+
 export type Outcome = "completed" | "failed";
 
 /** Records a finished line once; a second record of the same line (a retry) changes nothing. */
@@ -170,6 +191,15 @@ export async function isRecorded(db: D1Database, batchId: string, line: number):
   return (
     (await db.prepare("SELECT 1 FROM batch_lines WHERE batch_id = ? AND line = ?").bind(batchId, line).first()) !== null
   );
+}
+
+/** The line numbers already recorded (a re-queue sends only the others). */
+export async function recordedLineNumbers(db: D1Database, batchId: string): Promise<Set<number>> {
+  const { results } = await db
+    .prepare("SELECT line FROM batch_lines WHERE batch_id = ?")
+    .bind(batchId)
+    .all<{ line: number }>();
+  return new Set(results.map((r) => r.line));
 }
 
 export async function recordedCount(db: D1Database, batchId: string): Promise<number> {

@@ -14,6 +14,7 @@ import { getFile } from "../batch/files";
 import { validateMessage } from "../batch/messages";
 import { batchObject } from "../batch/object";
 import { listQuery } from "../batch/paging";
+import { reviveIfStale } from "../batch/revive";
 import {
   BATCH_ENDPOINTS,
   type BatchRow,
@@ -87,10 +88,12 @@ batchesRoutes.get("/batches", async (c) => {
   });
 });
 
+/** Polling an open batch that went silent re-queues its remaining lines (batch/revive.ts). */
 batchesRoutes.get("/batches/:id", async (c) => {
   const id = c.req.param("id");
   const row = await ownBatch(c.env.DB, c.get("account").keyId, id);
   if (!row) throw batchNotFound(id);
+  await reviveIfStale(c.env, row);
   return c.json((await render(c.env.DB, [row]))[0]);
 });
 
