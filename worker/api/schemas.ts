@@ -13,6 +13,8 @@ import type { ReplayResult } from "../billing/dead-letters";
 import type { ErrorBody } from "../errors";
 import type { chunk, completion, Usage as UsageType, usageChunk } from "./chat-response";
 
+export * from "./batch-schemas";
+
 const count = z.number().int().min(0);
 const epochMs = z.number().int().min(0).describe("Unix time in milliseconds.");
 
@@ -273,82 +275,6 @@ export const DeadLetterReplay = z.object({
   failed: count,
   remaining: count,
 });
-
-const epochS = z.number().int().min(0).describe("Unix time in seconds.");
-const listPage = <T extends z.ZodType>(item: T) =>
-  z.object({
-    object: z.literal("list"),
-    data: z.array(item),
-    first_id: z.string().nullable(),
-    last_id: z.string().nullable(),
-    has_more: z.boolean().describe("Ask again with `after` = `last_id` for the next page."),
-  });
-
-export const FileObject = z
-  .object({
-    id: z.string(),
-    object: z.literal("file"),
-    bytes: count,
-    created_at: epochS,
-    filename: z.string(),
-    purpose: z
-      .enum(["batch", "batch_output"])
-      .describe("`batch`: an upload; `batch_output`: a batch's output or error file."),
-    status: z.literal("processed"),
-    status_details: z.null(),
-  })
-  .describe("A stored file (OpenAI's shape). Visible only to the key that owns it.");
-export const FileList = listPage(FileObject);
-export const DeletedFile = z.object({ id: z.string(), object: z.literal("file"), deleted: z.literal(true) });
-
-const BatchStatus = z.enum([
-  "validating",
-  "failed",
-  "in_progress",
-  "finalizing",
-  "completed",
-  "expired",
-  "cancelling",
-  "cancelled",
-]);
-export const Batch = z
-  .object({
-    id: z.string(),
-    object: z.literal("batch"),
-    endpoint: z.enum(["/v1/chat/completions", "/v1/embeddings"]),
-    errors: z
-      .object({
-        object: z.literal("list"),
-        data: z.array(
-          z.object({
-            code: z.string(),
-            message: z.string(),
-            param: z.string().nullable(),
-            line: z.number().int().nullable(),
-          }),
-        ),
-      })
-      .nullable()
-      .describe("Why the batch failed validation (no valid line), at most 100 lines."),
-    input_file_id: z.string(),
-    completion_window: z.string(),
-    status: BatchStatus,
-    output_file_id: z.string().nullable(),
-    error_file_id: z.string().nullable(),
-    created_at: epochS,
-    in_progress_at: epochS.nullable(),
-    expires_at: epochS.nullable(),
-    finalizing_at: epochS.nullable(),
-    completed_at: epochS.nullable(),
-    failed_at: epochS.nullable(),
-    expired_at: epochS.nullable(),
-    cancelling_at: epochS.nullable(),
-    cancelled_at: epochS.nullable(),
-    request_counts: z.object({ total: count, completed: count, failed: count }),
-    metadata: z.record(z.string(), z.string()).nullable(),
-  })
-  .describe("A batch (OpenAI's shape). Lines run at half the tier's per-token prices.");
-export const BatchList = listPage(Batch);
 
 export const ReplicaList = z
   .object({

@@ -79,7 +79,7 @@ export async function validate(env: Env, batchId: string, gen = 0): Promise<void
     await transition(env.DB, batchId, ["cancelling"], "cancelled");
     return;
   }
-  const { valid, bad } = validateInput(text, b.endpoint);
+  const { valid, bad } = validateInput(text, b.endpoint, { format: b.line_format, model: b.model });
   if (valid.length === 0) {
     await transition(env.DB, batchId, ["validating"], "failed", { errors: JSON.stringify(batchErrors(bad)) });
     await transition(env.DB, batchId, ["cancelling"], "cancelled");

@@ -16,6 +16,7 @@ export const FILE_LIMITS = {
 } as const;
 
 export type Purpose = "batch" | "batch_output";
+type SampleType = "batch_request" | "batch_result" | "batch_error";
 
 export interface FileRow {
   id: string;
@@ -27,8 +28,12 @@ export interface FileRow {
   created_at: number;
 }
 
-/** The OpenAI file object. */
+/**
+ * The file object: OpenAI's fields, and Mistral's (sample_type, source, num_lines, mimetype, deleted),
+ * so both SDKs read the same answer of the same path. A batch's error file is named `…-errors` (finalize.ts).
+ */
 export function fileObject(r: FileRow) {
+  const upload = r.purpose === "batch";
   return {
     id: r.id,
     object: "file" as const,
@@ -38,6 +43,11 @@ export function fileObject(r: FileRow) {
     purpose: r.purpose,
     status: "processed" as const,
     status_details: null,
+    sample_type: (upload ? "batch_request" : r.id.endsWith("-errors") ? "batch_error" : "batch_result") as SampleType,
+    source: upload ? ("upload" as const) : ("mistral" as const),
+    num_lines: r.lines,
+    mimetype: "application/jsonl" as const,
+    deleted: false as const,
   };
 }
 export type FileObject = ReturnType<typeof fileObject>;

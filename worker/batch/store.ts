@@ -50,7 +50,14 @@ export interface BatchRow {
   active_at: number | null;
   /** The batch's message generation: each re-queue bumps it, and older messages are dropped. */
   gen: number;
+  /** Mistral's job-level model, set on every line (null: each line names its own). */
+  model: string | null;
+  /** The shape of the input file's lines (input.ts). */
+  line_format: LineFormat;
 }
+
+/** `openai`: `{custom_id, method, url, body}` lines; `mistral`: `{custom_id, body}` lines. */
+export type LineFormat = "openai" | "mistral";
 
 export interface Counts {
   total: number;
@@ -65,15 +72,28 @@ export const lineRequestId = (batchId: string, line: number) => `${batchId}_l${l
 
 export async function insertBatch(
   db: D1Database,
-  b: Pick<BatchRow, "id" | "key_id" | "endpoint" | "input_file_id" | "completion_window" | "metadata">,
+  b: Pick<BatchRow, "id" | "key_id" | "endpoint" | "input_file_id" | "completion_window" | "metadata"> &
+    Partial<Pick<BatchRow, "model" | "line_format">> & { windowMs?: number },
   now = Date.now(),
 ): Promise<BatchRow> {
   const row = await db
     .prepare(
-      `INSERT INTO batches (id, key_id, endpoint, input_file_id, completion_window, status, metadata, created_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, 'validating', ?, ?, ?) RETURNING *`,
+      `INSERT INTO batches (id, key_id, endpoint, input_file_id, completion_window, status, metadata, created_at,
+         expires_at, model, line_format)
+       VALUES (?, ?, ?, ?, ?, 'validating', ?, ?, ?, ?, ?) RETURNING *`,
     )
-    .bind(b.id, b.key_id, b.endpoint, b.input_file_id, b.completion_window, b.metadata, now, now + COMPLETION_WINDOW_MS)
+    .bind(
+      b.id,
+      b.key_id,
+      b.endpoint,
+      b.input_file_id,
+      b.completion_window,
+      b.metadata,
+      now,
+      now + (b.windowMs ?? COMPLETION_WINDOW_MS),
+      b.model ?? null,
+      b.line_format ?? "openai",
+    )
     .first<BatchRow>();
   return row!;
 }
@@ -98,6 +118,31 @@ export async function listBatches(
     .bind(...(q.after ? [keyId, q.after] : [keyId]), q.limit + 1)
     .all<BatchRow>();
   return { data: results.slice(0, q.limit), hasMore: results.length > q.limit };
+}
+
+/**
+ * A page of the key's batches by offset (Mistral's `page`/`page_size`), newest or oldest first, with the
+ * number of batches that match, for its `total`.
+ */
+export async function pageBatches(
+  db: D1Database,
+  keyId: string,
+  q: { offset: number; limit: number; newestFirst: boolean; statuses?: BatchStatus[]; model?: string },
+): Promise<{ data: BatchRow[]; total: number }> {
+  const where = ["key_id = ?"];
+  const args: (string | number)[] = [keyId];
+  if (q.statuses) where.push(`status IN (${q.statuses.map(() => "?").join(",")})`), args.push(...q.statuses);
+  if (q.model !== undefined) where.push("model = ?"), args.push(q.model);
+  const dir = q.newestFirst ? "DESC" : "ASC";
+  const [page, count] = await db.batch([
+    db
+      .prepare(
+        `SELECT * FROM batches WHERE ${where.join(" AND ")} ORDER BY created_at ${dir}, id ${dir} LIMIT ? OFFSET ?`,
+      )
+      .bind(...args, q.limit, q.offset),
+    db.prepare(`SELECT COUNT(*) AS n FROM batches WHERE ${where.join(" AND ")}`).bind(...args),
+  ]);
+  return { data: page!.results as BatchRow[], total: (count!.results[0] as { n: number }).n };
 }
 
 /** request_counts of many batches in one query. */

@@ -15,6 +15,7 @@ import { createSchema, patchSchema } from "./admin";
 import { EmbedBodySchema, MAX_EMBED_TOKENS, MAX_INPUTS } from "./embeddings";
 import { DetokenizeSchema, TokenizeSchema } from "./tokenize";
 import { CreateBatchSchema } from "./batches";
+import { CreateBatchJobSchema } from "./batch-jobs";
 import { batchOperations, UploadFileSchema } from "./openapi-batch";
 
 const requests = {
@@ -26,6 +27,7 @@ const requests = {
   UpdateKeyRequest: patchSchema,
   UploadFileRequest: UploadFileSchema,
   CreateBatchRequest: CreateBatchSchema,
+  CreateBatchJobRequest: CreateBatchJobSchema,
 };
 
 const responses = {
@@ -56,6 +58,8 @@ const responses = {
   DeletedFile: S.DeletedFile,
   Batch: S.Batch,
   BatchList: S.BatchList,
+  BatchJob: S.BatchJob,
+  BatchJobList: S.BatchJobList,
   OpenApi: z.looseObject({ openapi: z.literal("3.1.0"), info: z.looseObject({ title: z.string() }) }),
 };
 

@@ -1,0 +1,128 @@
+/**
+ * Response schemas of the Batch API (files, batches, Mistral's jobs) for the OpenAPI document; re-exported
+ * by schemas.ts with the rest. The handlers' objects are checked against them at compile time (Fits).
+ */
+import { z } from "zod";
+
+const count = z.number().int().min(0);
+const epochS = z.number().int().min(0).describe("Unix time in seconds.");
+const listPage = <T extends z.ZodType>(item: T) =>
+  z.object({
+    object: z.literal("list"),
+    data: z.array(item),
+    first_id: z.string().nullable(),
+    last_id: z.string().nullable(),
+    has_more: z.boolean().describe("Ask again with `after` = `last_id` for the next page."),
+  });
+
+export const FileObject = z
+  .object({
+    id: z.string(),
+    object: z.literal("file"),
+    bytes: count,
+    created_at: epochS,
+    filename: z.string(),
+    purpose: z
+      .enum(["batch", "batch_output"])
+      .describe("`batch`: an upload; `batch_output`: a batch's output or error file."),
+    status: z.literal("processed"),
+    status_details: z.null(),
+    sample_type: z
+      .enum(["batch_request", "batch_result", "batch_error"])
+      .describe("Mistral's field: an upload, a batch's output file, or its error file."),
+    source: z.enum(["upload", "mistral"]).describe("Mistral's field: `upload`, or `mistral` for a file the API wrote."),
+    num_lines: count.describe("Mistral's field: non-blank lines."),
+    mimetype: z.literal("application/jsonl"),
+    deleted: z.literal(false).describe("Mistral's field."),
+  })
+  .describe(
+    "A stored file: OpenAI's fields and Mistral's, so both SDKs read it. Visible only to the key that owns it.",
+  );
+export const FileList = listPage(FileObject);
+export const DeletedFile = z.object({ id: z.string(), object: z.literal("file"), deleted: z.literal(true) });
+
+const BatchStatus = z.enum([
+  "validating",
+  "failed",
+  "in_progress",
+  "finalizing",
+  "completed",
+  "expired",
+  "cancelling",
+  "cancelled",
+]);
+export const Batch = z
+  .object({
+    id: z.string(),
+    object: z.literal("batch"),
+    endpoint: z.enum(["/v1/chat/completions", "/v1/embeddings"]),
+    errors: z
+      .object({
+        object: z.literal("list"),
+        data: z.array(
+          z.object({
+            code: z.string(),
+            message: z.string(),
+            param: z.string().nullable(),
+            line: z.number().int().nullable(),
+          }),
+        ),
+      })
+      .nullable()
+      .describe("Why the batch failed validation (no valid line), at most 100 lines."),
+    input_file_id: z.string(),
+    completion_window: z.string(),
+    status: BatchStatus,
+    output_file_id: z.string().nullable(),
+    error_file_id: z.string().nullable(),
+    created_at: epochS,
+    in_progress_at: epochS.nullable(),
+    expires_at: epochS.nullable(),
+    finalizing_at: epochS.nullable(),
+    completed_at: epochS.nullable(),
+    failed_at: epochS.nullable(),
+    expired_at: epochS.nullable(),
+    cancelling_at: epochS.nullable(),
+    cancelled_at: epochS.nullable(),
+    request_counts: z.object({ total: count, completed: count, failed: count }),
+    metadata: z.record(z.string(), z.string()).nullable(),
+  })
+  .describe("A batch (OpenAI's shape). Lines run at half the tier's per-token prices.");
+export const BatchList = listPage(Batch);
+
+export const BatchJob = z
+  .object({
+    id: z.string(),
+    object: z.literal("batch"),
+    input_files: z.array(z.string()),
+    metadata: z.record(z.string(), z.string()).nullable(),
+    endpoint: z.enum(["/v1/chat/completions", "/v1/embeddings"]),
+    model: z.string().nullable().describe("The job's model, set on every line (null: each line names its own)."),
+    output_file: z.string().nullable(),
+    error_file: z.string().nullable(),
+    errors: z
+      .array(z.object({ message: z.string(), count: count }))
+      .describe("Why the job failed validation (no valid line), at most 100 lines."),
+    status: z.enum([
+      "QUEUED",
+      "RUNNING",
+      "SUCCESS",
+      "FAILED",
+      "TIMEOUT_EXCEEDED",
+      "CANCELLATION_REQUESTED",
+      "CANCELLED",
+    ]),
+    created_at: epochS,
+    total_requests: count,
+    completed_requests: count.describe("Succeeded plus failed."),
+    succeeded_requests: count,
+    failed_requests: count,
+    started_at: epochS.nullable(),
+    completed_at: epochS.nullable(),
+  })
+  .describe("A batch in Mistral's job shape: the same batch as in OpenAI's shape, at the same half price.");
+export const BatchJobList = z.object({
+  object: z.literal("list"),
+  data: z.array(BatchJob),
+  total: count.describe("Jobs matching the filters, over all pages."),
+});
