@@ -20,8 +20,17 @@ export const FileObject = z
     purpose: FilePurpose,
     status: z.literal("processed"),
     status_details: z.null(),
+    sample_type: z
+      .enum(["batch_request", "batch_result", "batch_error"])
+      .describe("Mistral's field: an upload, a batch's output file, or its error file."),
+    source: z.enum(["upload", "mistral"]).describe("Mistral's field: `upload`, or `mistral` for a file the API wrote."),
+    num_lines: count.describe("Mistral's field: non-blank lines."),
+    mimetype: z.literal("application/jsonl"),
+    deleted: z.literal(false).describe("Mistral's field."),
   })
-  .describe("A stored file (OpenAI's shape). Visible only to the key that owns it.");
+  .describe(
+    "A stored file: OpenAI's fields and Mistral's, so both SDKs read it. Visible only to the key that owns it.",
+  );
 export type FileObject = z.output<typeof FileObject>;
 export const FileList = listPage(FileObject);
 export type FileList = z.output<typeof FileList>;
@@ -86,3 +95,45 @@ export const Batch = z
 export type Batch = z.output<typeof Batch>;
 export const BatchList = listPage(Batch);
 export type BatchList = z.output<typeof BatchList>;
+
+export const BatchJobStatus = z.enum([
+  "QUEUED",
+  "RUNNING",
+  "SUCCESS",
+  "FAILED",
+  "TIMEOUT_EXCEEDED",
+  "CANCELLATION_REQUESTED",
+  "CANCELLED",
+]);
+export type BatchJobStatus = z.output<typeof BatchJobStatus>;
+
+export const BatchJob = z
+  .object({
+    id: z.string(),
+    object: z.literal("batch"),
+    input_files: z.array(z.string()),
+    metadata: z.record(z.string(), z.string()).nullable(),
+    endpoint: BatchEndpoint,
+    model: z.string().nullable().describe("The job's model, set on every line (null: each line names its own)."),
+    output_file: z.string().nullable(),
+    error_file: z.string().nullable(),
+    errors: z
+      .array(z.object({ message: z.string(), count: count }))
+      .describe("Why the job failed validation (no valid line), at most 100 lines."),
+    status: BatchJobStatus,
+    created_at: epochS,
+    total_requests: count,
+    completed_requests: count.describe("Succeeded plus failed."),
+    succeeded_requests: count,
+    failed_requests: count,
+    started_at: epochS.nullable(),
+    completed_at: epochS.nullable(),
+  })
+  .describe("A batch in Mistral's job shape: the same batch as in OpenAI's shape, at the same half price.");
+export type BatchJob = z.output<typeof BatchJob>;
+export const BatchJobList = z.object({
+  object: z.literal("list"),
+  data: z.array(BatchJob),
+  total: count.describe("Jobs matching the filters, over all pages."),
+});
+export type BatchJobList = z.output<typeof BatchJobList>;

@@ -29,6 +29,7 @@ import { WORKER_PATHS } from "../contract/routes";
 import { batchLineOf } from "./batch/line-request";
 import { filesRoutes } from "./routes/files";
 import { batchesRoutes } from "./routes/batches";
+import { batchJobsRoutes } from "./routes/batch-jobs";
 
 export function createApp() {
   const app = factory.createApp();
@@ -85,6 +86,7 @@ export function createApp() {
   app.route("/v1", modelsRoutes);
   app.route("/v1", filesRoutes);
   app.route("/v1", batchesRoutes);
+  app.route("/v1", batchJobsRoutes);
   // Known OpenAI/Mistral endpoints this API does not serve: 404 not_supported (after every real route).
   app.route("/v1", unsupportedRoutes);
 

@@ -2,7 +2,9 @@
  * The Batch API through the real local stack (the worker in workerd with miniflare's R2, Queues, D1 and
  * Durable Objects, in front of a real backend process) with the unmodified `openai` SDK: upload, create,
  * poll, download; the error file; exact request_counts; half price; another key's 404s; cancel; paging.
+ * And Mistral's shape (/v1/batch/jobs) over the same batches, with the unmodified `@mistralai/mistralai` SDK.
  */
+import { Mistral } from "@mistralai/mistralai";
 import OpenAI, { NotFoundError, toFile } from "openai";
 import { describe, expect, it } from "vitest";
 import * as stack from "./helpers/edge-stack";
@@ -180,5 +182,74 @@ d("Batch API (openai SDK, real stack)", () => {
       expect(["ok", "cancelled"]).toContain(r.status);
     }
     expect(rows.length).toBeLessThan(24);
+  });
+
+  it("Mistral's shape (@mistralai/mistralai SDK): files.upload, batch.jobs.create/get/list/cancel, files.download", async () => {
+    const owner = await stack.newKeyRow("batch-mistral");
+    const mistral = new Mistral({ apiKey: owner.key, serverURL: stack.base });
+    const mline = (id: string, content: string) =>
+      JSON.stringify({ custom_id: id, body: { messages: [{ role: "user", content }], max_tokens: 6, temperature: 0 } });
+    const up = await mistral.files.upload({
+      file: {
+        fileName: "jobs.jsonl",
+        content: Buffer.from(`${[mline("m1", "Hello."), mline("m2", "Bye.")].join("\n")}\n`),
+      },
+      purpose: "batch",
+    });
+    expect(up).toMatchObject({ purpose: "batch", sampleType: "batch_request", numLines: 2 });
+    const created = await mistral.batch.jobs.create({
+      inputFiles: [up.id],
+      endpoint: "/v1/chat/completions",
+      model: "mistral-tiny",
+      metadata: { t: "mistral" },
+    });
+    expect(created).toMatchObject({ status: "QUEUED", model: "mistral-tiny", inputFiles: [up.id] });
+    const done = await stack.until(
+      () => mistral.batch.jobs.get({ jobId: created.id }),
+      (j) => !["QUEUED", "RUNNING", "CANCELLATION_REQUESTED"].includes(j.status),
+    );
+    expect(done).toMatchObject({ status: "SUCCESS", totalRequests: 2, succeededRequests: 2, failedRequests: 0 });
+    const stream = await mistral.files.download({ fileId: done.outputFile! });
+    const out = (await new Response(stream).text())
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Json);
+    expect(out.map((l) => [l.custom_id, l.response.status_code, l.response.body.model])).toEqual([
+      ["m1", 200, "mistral-tiny"],
+      ["m2", 200, "mistral-tiny"],
+    ]);
+    // The same batch in OpenAI's shape, billed at the batch price like any line.
+    const asBatch = await client(owner.key).batches.retrieve(created.id);
+    expect(asBatch).toMatchObject({ status: "completed", request_counts: { total: 2, completed: 2, failed: 0 } });
+    expect(
+      (await stack.requestRecords(owner.id)).filter((r) => String(r.request_id).startsWith(created.id)),
+    ).toHaveLength(2);
+
+    // Cancel (a job of inline requests), the list with its total, and another key's 404.
+    const inline = await mistral.batch.jobs.create({
+      requests: Array.from({ length: 12 }, (_, i) => ({
+        customId: `r${i}`,
+        body: { messages: [{ role: "user", content: `Story ${i}.` }], max_tokens: 200 },
+      })),
+      endpoint: "/v1/chat/completions",
+      model: "mistral-tiny",
+    });
+    const cancelling = await mistral.batch.jobs.cancel({ jobId: inline.id });
+    expect(["CANCELLATION_REQUESTED", "CANCELLED"]).toContain(cancelling.status);
+    const ended = await stack.until(
+      () => mistral.batch.jobs.get({ jobId: inline.id }),
+      (j) => j.status === "CANCELLED",
+    );
+    expect(ended.totalRequests).toBe(12);
+    expect(ended.completedRequests).toBe(12);
+    const list = await mistral.batch.jobs.list({ pageSize: 1 });
+    expect(list.total).toBe(2);
+    expect(list.data?.map((j) => j.id)).toEqual([inline.id]);
+    const stranger = new Mistral({
+      apiKey: (await stack.newKeyRow("batch-mistral-stranger")).key,
+      serverURL: stack.base,
+    });
+    await expect(stranger.batch.jobs.get({ jobId: created.id })).rejects.toMatchObject({ statusCode: 404 });
+    expect((await stranger.batch.jobs.list()).total).toBe(0);
   });
 });

@@ -1,10 +1,12 @@
 /**
  * Elastic replicas through the real local stack (npm start, BACKEND_REPLICAS=2, wrangler dev, D1), one
  * stack for the file: a third backend joins with --register, serves, and leaves on SIGTERM; a rolling
- * restart of both replicas under streaming load fails nothing; kill -9 of workerd is survived.
+ * restart of both replicas under streaming load fails nothing; kill -9 of workerd is survived, and so is
+ * kill -9 of workerd and of a replica in the middle of a batch (the `openai` SDK's files and batches).
  * Every request id is reconciled against the ledger (scripts/lib/soak-ledger.ts).
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import OpenAI, { toFile } from "openai";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,6 +18,7 @@ import { repoRoot } from "./helpers/paths";
 
 let stack: LocalStack;
 let apiKey = "";
+let keyId = "";
 
 const adminGet = async <T>(path: string): Promise<T> => {
   const res = await fetch(`${stack.base}${path}`, {
@@ -123,7 +126,7 @@ beforeAll(async () => {
     headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" },
     body: JSON.stringify({ name: "elastic", tiers: ["mistral-tiny"], rpm: 1_000_000, tpm: 1_000_000_000 }),
   });
-  apiKey = ((await res.json()) as { key: string }).key;
+  ({ key: apiKey, id: keyId } = (await res.json()) as { key: string; id: string });
   await until("both replicas registered ready", 30_000, async () => {
     const rows = await replicas();
     return rows.filter((r) => r.state === "ready").length === 2;
@@ -249,4 +252,106 @@ describe("elastic replicas", () => {
     expect(failures(after)).toEqual([]);
     await expectExactLedger(after);
   }, 240_000);
+
+  it("kill -9 of workerd and of a replica mid-batch: the batch ends completed, every line in exactly one file, each run line billed once", async () => {
+    const openai = new OpenAI({ baseURL: `${stack.base}/v1`, apiKey, maxRetries: 0, timeout: 30_000 });
+    const N = 12;
+    const input = Array.from({ length: N }, (_, i) =>
+      JSON.stringify({
+        custom_id: `k${i}`,
+        method: "POST",
+        url: "/v1/chat/completions",
+        body: {
+          model: "mistral-tiny",
+          messages: [{ role: "user", content: `Line ${i}: ${"harbour lamp tide ".repeat(1 + (i % 4))}` }],
+          max_tokens: 64,
+          temperature: 0,
+        },
+      }),
+    );
+    const file = await openai.files.create({
+      file: await toFile(Buffer.from(`${input.join("\n")}\n`), "kill.jsonl"),
+      purpose: "batch",
+    });
+    const batch = await openai.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    const retrieve = () => openai.batches.retrieve(batch.id);
+    // Mid-batch: three lines generated on the backends (their audit lines), the rest still to run.
+    const generatedLines = () => auditLinesOf(batch.id).size;
+    await until("three lines generated", 60_000, async () => generatedLines() >= 3);
+    expect(generatedLines(), "the kill lands mid-batch").toBeLessThan(N);
+
+    // The worker runtime: wrangler dev's workerd processes (the one serving the port and the one running
+    // the worker, its queue and the queue's consumer), so the queue's pending messages die with it.
+    const victims = groupProcesses(stack.workerPid()).filter((p) => p.comm === "workerd");
+    expect(victims.length, "workerd processes in the worker's group").toBeGreaterThan(0);
+    const port = stack.backendPorts[0]!;
+    const from = stack.lines.length;
+    const t0 = Date.now();
+    for (const v of victims) process.kill(v.pid, "SIGKILL");
+    process.kill(stack.backendPid(port), "SIGKILL");
+    await stack.waitFor(new RegExp(`backend :${port} restarted \\(pid \\d+\\)`), from);
+    await until("the worker serving again", 30_000, async () => {
+      const r = await fetch(`${stack.base}/health`, { signal: AbortSignal.timeout(2000) });
+      return r.ok;
+    });
+    const done = await until("the batch final", 90_000, async () => {
+      const b = await retrieve();
+      return ["completed", "failed", "expired", "cancelled"].includes(b.status) && b;
+    });
+    expect(Date.now() - t0, "final within a minute of the kill").toBeLessThan(60_000);
+    expect(done.status, launcherLines()).toBe("completed");
+
+    const read = async (id: string | null | undefined) =>
+      id
+        ? (await (await openai.files.content(id)).text())
+            .split("\n")
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as BatchResultLine)
+        : [];
+    const out = await read(done.output_file_id);
+    const errs = await read(done.error_file_id);
+    // Every custom_id in exactly one of the two files, once.
+    const ids = [...out, ...errs].map((l) => l.custom_id);
+    expect([...ids].sort()).toEqual(input.map((_, i) => `k${i}`).sort());
+    expect(done.request_counts).toEqual({ total: N, completed: out.length, failed: errs.length });
+    for (const l of out) expect(l.response?.status_code).toBe(200);
+
+    // The ledger: one row per line that reached a backend (its id `<batch>_l<line>`), none twice; a line
+    // that succeeded is billed exactly the usage its output reports (greedy: a rerun of a line cut by the
+    // kill generates the same tokens, and the two attempts' writes merge into the one row).
+    const rows = await adminGet<{ data: LedgerRecord[] }>(`/v1/admin/usage/requests?key_id=${keyId}&limit=1000`);
+    const batchRows = rows.data.filter((r) => r.request_id.startsWith(`${batch.id}_l`));
+    const perId = new Map<string, LedgerRecord[]>();
+    for (const r of batchRows) perId.set(r.request_id, [...(perId.get(r.request_id) ?? []), r]);
+    expect(
+      [...perId].filter(([, rs]) => rs.length > 1).map(([id]) => id),
+      "ids billed twice",
+    ).toEqual([]);
+    for (const l of out) {
+      const rs = perId.get(l.response!.request_id!) ?? [];
+      expect(rs.length, `${l.custom_id} ledger rows`).toBe(1);
+      expect(rs[0]!.completion_tokens, l.custom_id).toBe(l.response!.body.usage.completion_tokens);
+    }
+    // No row bills more than the backends generated (their audit lines, across the kill).
+    const audit = auditLines(stack.lines);
+    for (const r of batchRows) {
+      const gen = audit.get(r.request_id);
+      if (gen?.length)
+        expect(r.completion_tokens, r.request_id).toBeLessThanOrEqual(Math.max(...gen.map((a) => a.completion_tokens)));
+    }
+  }, 240_000);
 });
+
+/** The backends' audit lines of a batch's lines, by ledger id. */
+const auditLinesOf = (batchId: string) =>
+  new Map([...auditLines(stack.lines)].filter(([id]) => id.startsWith(`${batchId}_l`)));
+
+interface BatchResultLine {
+  custom_id: string;
+  response: { status_code: number; request_id: string | null; body: { usage: { completion_tokens: number } } } | null;
+  error: { code: string } | null;
+}

@@ -231,6 +231,21 @@ describe("real responses match the OpenAPI document", () => {
     expect((await call("delete", "/v1/files/{id}", fpath)).deleted).toBe(true);
   });
 
+  it("batch jobs (Mistral's shape): create, list, get, cancel", async () => {
+    const job = await call("post", "/v1/batch/jobs", "/v1/batch/jobs", {
+      body: {
+        requests: [{ custom_id: "m", body: chatBody() }],
+        endpoint: "/v1/chat/completions",
+        model: "mistral-tiny",
+      },
+    });
+    expect(job.status).toBe("QUEUED");
+    const jpath = `/v1/batch/jobs/${job.id}`;
+    expect((await call("get", "/v1/batch/jobs", "/v1/batch/jobs?page_size=1")).data[0].id).toBe(job.id);
+    expect((await call("get", "/v1/batch/jobs/{job_id}", jpath)).id).toBe(job.id);
+    expect((await call("post", "/v1/batch/jobs/{job_id}/cancel", `${jpath}/cancel`)).id).toBe(job.id);
+  });
+
   it("admin: live replicas and refused usage reports", async () => {
     const admin = { auth: "admin" as const };
     expect(Array.isArray((await call("get", "/v1/admin/replicas", "/v1/admin/replicas", admin)).data)).toBe(true);

@@ -78,6 +78,12 @@ export async function post(driver: QueueDriver, key: string, path: string, body:
   );
 }
 
+/** GET through the app with the driver's env (a re-queue it triggers lands in the driver). */
+export async function getWith(driver: QueueDriver, key: string, path: string): Promise<Response> {
+  const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
+  return worker.fetch(new Request(url(path), { headers: auth(key) }), driver.env, ctx);
+}
+
 export async function get(key: string, path: string): Promise<Response> {
   return SELF.fetch(url(path), { headers: auth(key) });
 }

@@ -26,8 +26,8 @@ export interface Reply<Res extends string> {
   events?: Res[];
   /** x-ratelimit-* headers (metered and counted routes). */
   rateLimited?: boolean;
-  /** A raw body of this media type instead of JSON (a file's bytes). */
-  raw?: string;
+  /** A raw body of this media type (or one of these, by the request's Accept) instead of JSON (a file's bytes). */
+  raw?: string | string[];
 }
 
 export interface Operation<Req extends string, Res extends string> {
@@ -91,7 +91,8 @@ function reply<Res extends string>(r: Reply<Res>) {
   const content: Record<string, unknown> = {};
   if (r.json) content["application/json"] = { schema: ref(r.json) };
   if (r.events) content["text/event-stream"] = { schema: { anyOf: r.events.map(ref) } };
-  if (r.raw) content[r.raw] = { schema: { type: "string", contentMediaType: r.raw } };
+  for (const t of typeof r.raw === "string" ? [r.raw] : (r.raw ?? []))
+    content[t] = { schema: { type: "string", contentMediaType: t } };
   const headers: Record<string, unknown> = { "x-request-id": { $ref: "#/components/headers/RequestId" } };
   if (r.rateLimited) for (const h of RATE_HEADERS) headers[h] = { schema: { type: "string" } };
   return { description: r.description, headers, ...(r.events || r.json || r.raw ? { content } : {}) };

@@ -10,6 +10,9 @@
  * Cancel: a line not yet started is recorded as cancelled without running; a running one sees the status
  * within CANCEL_POLL_MS and is cancelled like a client that left (replica cancelled and drained, billed
  * what it generated). A line reached after expires_at is recorded as expired, and the batch ends `expired`.
+ *
+ * Lost messages: every handled message and running line stamps the batch's activity, and a message of an
+ * older generation than its batch's is dropped (revive.ts re-queues a silent batch under a new one).
  */
 import type { Env } from "../env";
 import { accountById } from "../billing/keys";
@@ -19,8 +22,9 @@ import { readText } from "./files";
 import { batchErrors, validateInput } from "./input";
 import { BatchMessageSchema, type LineMessage, sendLines } from "./messages";
 import { notRunLine, refusedLine } from "./results";
+import { REVIVE } from "./revive";
 import { type AppFetch, runLine } from "./runner";
-import { getBatch, isRecorded, recordLine, recordLines, transition } from "./store";
+import { getBatch, isRecorded, recordLine, recordLines, recordedLineNumbers, touch, transition } from "./store";
 
 /** How often a running line re-reads its batch's status (one D1 read per running line per interval). */
 export const CANCEL_POLL = { ms: 1_000 };
@@ -40,12 +44,16 @@ async function handle(m: Message<unknown>, env: Env, appFetch: AppFetch): Promis
   }
   const msg = parsed.data;
   try {
-    if (msg.kind === "validate") await validate(env, msg.batchId);
+    if (msg.kind === "validate") await validate(env, msg.batchId, msg.gen);
     else {
       const delay = await processLine(env, appFetch, msg, m.attempts);
       // Refused for a while (rate limits): queued afresh, so waiting never counts toward giving up.
       // Sent before the ack: a crash between leaves a duplicate, which runs the line once (see above).
-      if (delay !== null) await env.BATCH_QUEUE.send(msg, { delaySeconds: delay });
+      // The batch counts as active until the line is back (revive.ts).
+      if (delay !== null) {
+        await touch(env.DB, msg.batchId, Date.now() + delay * 1000);
+        await env.BATCH_QUEUE.send(msg, { delaySeconds: delay });
+      }
     }
     m.ack();
   } catch (err) {
@@ -54,10 +62,13 @@ async function handle(m: Message<unknown>, env: Env, appFetch: AppFetch): Promis
   }
 }
 
-/** Reads and checks the input file; records bad lines, queues the good ones. Safe to repeat. */
-export async function validate(env: Env, batchId: string): Promise<void> {
+/**
+ * Reads and checks the input file; records bad lines, queues the good ones not yet recorded (all of them
+ * the first time; the rest when a re-queue runs it again), or finalizes a batch with none left. Safe to repeat.
+ */
+export async function validate(env: Env, batchId: string, gen = 0): Promise<void> {
   const b = await getBatch(env.DB, batchId);
-  if (!b || (b.status !== "validating" && b.status !== "in_progress" && b.status !== "cancelling")) return;
+  if (!b || gen < b.gen || !["validating", "in_progress", "cancelling", "finalizing"].includes(b.status)) return;
   const text = await readText(env.FILES, b.input_file_id);
   if (text === null) {
     const errors = {
@@ -68,7 +79,7 @@ export async function validate(env: Env, batchId: string): Promise<void> {
     await transition(env.DB, batchId, ["cancelling"], "cancelled");
     return;
   }
-  const { valid, bad } = validateInput(text, b.endpoint);
+  const { valid, bad } = validateInput(text, b.endpoint, { format: b.line_format, model: b.model });
   if (valid.length === 0) {
     await transition(env.DB, batchId, ["validating"], "failed", { errors: JSON.stringify(batchErrors(bad)) });
     await transition(env.DB, batchId, ["cancelling"], "cancelled");
@@ -84,13 +95,19 @@ export async function validate(env: Env, batchId: string): Promise<void> {
     .bind(valid.length + bad.length, batchId)
     .run();
   await transition(env.DB, batchId, ["validating"], "in_progress");
-  await sendLines(env.BATCH_QUEUE, batchId, valid);
+  const recorded = await recordedLineNumbers(env.DB, batchId);
+  const todo = valid.filter((l) => !recorded.has(l.line));
+  await touch(env.DB, batchId);
+  if (todo.length) await sendLines(env.BATCH_QUEUE, batchId, b.gen, todo);
+  else await maybeFinalize(env, batchId);
 }
 
 /** Runs or skips one line; returns a retry delay in seconds, or null when the message is done. */
 async function processLine(env: Env, appFetch: AppFetch, msg: LineMessage, attempts: number): Promise<number | null> {
   const b = await getBatch(env.DB, msg.batchId);
-  if (!b) return null;
+  // Superseded by a re-queue: that generation's copy of the line runs instead.
+  if (!b || msg.gen < b.gen) return null;
+  await touch(env.DB, b.id);
   if (await isRecorded(env.DB, b.id, msg.line)) {
     await maybeFinalize(env, b.id);
     return null;
@@ -126,11 +143,15 @@ async function processLine(env: Env, appFetch: AppFetch, msg: LineMessage, attem
       })
       .catch(() => {}); // D1 unreachable: keep running; the next poll asks again
   }, CANCEL_POLL.ms);
+  const heartbeat = setInterval(() => {
+    touch(env.DB, b.id).catch(() => {}); // D1 unreachable: the next beat stamps it (staleMs spans several)
+  }, REVIVE.heartbeatMs);
   try {
     const r = await runLine(appFetch, env, account, b, msg, stop.signal);
     if (r.kind === "retry") return r.delaySeconds;
     return await record(r.outcome, r.result);
   } finally {
     clearInterval(timer);
+    clearInterval(heartbeat);
   }
 }

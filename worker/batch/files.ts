@@ -26,8 +26,12 @@ export interface FileRow {
   created_at: number;
 }
 
-/** The OpenAI file object. */
+/**
+ * The file object: OpenAI's fields, and Mistral's (sample_type, source, num_lines, mimetype, deleted),
+ * so both SDKs read the same answer of the same path. A batch's error file is named `…-errors` (finalize.ts).
+ */
 export function fileObject(r: FileRow): FileObject {
+  const upload = r.purpose === "batch";
   return {
     id: r.id,
     object: "file",
@@ -37,6 +41,11 @@ export function fileObject(r: FileRow): FileObject {
     purpose: r.purpose,
     status: "processed",
     status_details: null,
+    sample_type: upload ? "batch_request" : r.id.endsWith("-errors") ? "batch_error" : "batch_result",
+    source: upload ? "upload" : "mistral",
+    num_lines: r.lines,
+    mimetype: "application/jsonl",
+    deleted: false,
   };
 }
 

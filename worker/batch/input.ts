@@ -4,12 +4,16 @@
  * and a body the endpoint accepts. Bad lines are refused with the 400 body an interactive request gets
  * (chat bodies are parsed by the chat route's own parser); the rest run. The model, the key's plan and the
  * context window are checked when the line runs, by the endpoint itself.
+ *
+ * Mistral's lines are `{custom_id, body}`: the endpoint (and, when the job names one, the model) come
+ * from the job. They are read as the OpenAI line they stand for, then checked the same way.
  */
 import { z } from "zod";
 import { parseBody } from "../api/body";
 import { parseChatBody } from "../api/chat-request";
 import { ApiError, badRequest } from "../errors";
 import type { Batch, BatchEndpoint } from "../../contract/api-batch";
+import type { LineFormat } from "./store";
 
 export const MAX_CUSTOM_ID = 512;
 /** `errors.data` of a failed batch lists at most this many lines. */
@@ -35,6 +39,17 @@ const LineSchema = z.object({
   body: z.record(z.string(), z.unknown()),
 });
 
+const MistralLineSchema = z.object({
+  custom_id: z.string().min(1).max(MAX_CUSTOM_ID),
+  body: z.record(z.string(), z.unknown()),
+});
+
+/** How a batch reads its lines: their shape and, for a Mistral job naming one, the model of every line. */
+export interface LineShape {
+  format: LineFormat;
+  model?: string | null;
+}
+
 /** The embeddings route parses the rest (input kinds, sizes) when the line runs. */
 const EmbedLineBody = z.object({
   model: z.string().min(1).max(256),
@@ -55,7 +70,21 @@ function checkBody(endpoint: BatchEndpoint, body: Record<string, unknown>): void
   }
 }
 
-export function validateInput(text: string, endpoint: BatchEndpoint): { valid: ValidLine[]; bad: BadLine[] } {
+/** A parsed line in the OpenAI shape, or the zod issue's field. */
+function parseLine(json: unknown, endpoint: BatchEndpoint, shape: LineShape) {
+  if (shape.format === "openai") return LineSchema.safeParse(json);
+  const m = MistralLineSchema.safeParse(json);
+  if (!m.success) return m;
+  const body = shape.model ? { ...m.data.body, model: shape.model } : m.data.body;
+  return { success: true as const, data: { custom_id: m.data.custom_id, method: "POST", url: endpoint, body } };
+}
+
+export function validateInput(
+  text: string,
+  endpoint: BatchEndpoint,
+  shape: LineShape = { format: "openai" },
+): { valid: ValidLine[]; bad: BadLine[] } {
+  const needs = shape.format === "openai" ? "custom_id, method, url and body" : "custom_id and body";
   const valid: ValidLine[] = [];
   const bad: BadLine[] = [];
   const seen = new Set<string>();
@@ -72,11 +101,11 @@ export function validateInput(text: string, endpoint: BatchEndpoint): { valid: V
       }
       if (typeof json === "object" && json !== null && typeof (json as { custom_id?: unknown }).custom_id === "string")
         customId = (json as { custom_id: string }).custom_id;
-      const parsed = LineSchema.safeParse(json);
+      const parsed = parseLine(json, endpoint, shape);
       if (!parsed.success) {
         const field = String(parsed.error.issues[0]?.path[0] ?? "line");
         throw badRequest(
-          `Line ${line}: '${field}' is missing or invalid (each line needs custom_id, method, url and body).`,
+          `Line ${line}: '${field}' is missing or invalid (each line needs ${needs}).`,
           field,
           "invalid_line",
         );

@@ -35,7 +35,18 @@ export interface BatchRow {
   expired_at: number | null;
   cancelling_at: number | null;
   cancelled_at: number | null;
+  /** When the batch last showed queue activity, or will (a line waiting out a rate limit); revive.ts. */
+  active_at: number | null;
+  /** The batch's message generation: each re-queue bumps it, and older messages are dropped. */
+  gen: number;
+  /** Mistral's job-level model, set on every line (null: each line names its own). */
+  model: string | null;
+  /** The shape of the input file's lines (input.ts). */
+  line_format: LineFormat;
 }
+
+/** `openai`: `{custom_id, method, url, body}` lines; `mistral`: `{custom_id, body}` lines. */
+export type LineFormat = "openai" | "mistral";
 
 export const newBatchId = () => `batch_${crypto.randomUUID().replaceAll("-", "")}`;
 
@@ -44,15 +55,28 @@ export const lineRequestId = (batchId: string, line: number) => `${batchId}_l${l
 
 export async function insertBatch(
   db: D1Database,
-  b: Pick<BatchRow, "id" | "key_id" | "endpoint" | "input_file_id" | "completion_window" | "metadata">,
+  b: Pick<BatchRow, "id" | "key_id" | "endpoint" | "input_file_id" | "completion_window" | "metadata"> &
+    Partial<Pick<BatchRow, "model" | "line_format">> & { windowMs?: number },
   now = Date.now(),
 ): Promise<BatchRow> {
   const row = await db
     .prepare(
-      `INSERT INTO batches (id, key_id, endpoint, input_file_id, completion_window, status, metadata, created_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, 'validating', ?, ?, ?) RETURNING *`,
+      `INSERT INTO batches (id, key_id, endpoint, input_file_id, completion_window, status, metadata, created_at,
+         expires_at, model, line_format)
+       VALUES (?, ?, ?, ?, ?, 'validating', ?, ?, ?, ?, ?) RETURNING *`,
     )
-    .bind(b.id, b.key_id, b.endpoint, b.input_file_id, b.completion_window, b.metadata, now, now + COMPLETION_WINDOW_MS)
+    .bind(
+      b.id,
+      b.key_id,
+      b.endpoint,
+      b.input_file_id,
+      b.completion_window,
+      b.metadata,
+      now,
+      now + (b.windowMs ?? COMPLETION_WINDOW_MS),
+      b.model ?? null,
+      b.line_format ?? "openai",
+    )
     .first<BatchRow>();
   return row!;
 }
@@ -77,6 +101,31 @@ export async function listBatches(
     .bind(...(q.after ? [keyId, q.after] : [keyId]), q.limit + 1)
     .all<BatchRow>();
   return { data: results.slice(0, q.limit), hasMore: results.length > q.limit };
+}
+
+/**
+ * A page of the key's batches by offset (Mistral's `page`/`page_size`), newest or oldest first, with the
+ * number of batches that match, for its `total`.
+ */
+export async function pageBatches(
+  db: D1Database,
+  keyId: string,
+  q: { offset: number; limit: number; newestFirst: boolean; statuses?: BatchStatus[]; model?: string },
+): Promise<{ data: BatchRow[]; total: number }> {
+  const where = ["key_id = ?"];
+  const args: (string | number)[] = [keyId];
+  if (q.statuses) where.push(`status IN (${q.statuses.map(() => "?").join(",")})`), args.push(...q.statuses);
+  if (q.model !== undefined) where.push("model = ?"), args.push(q.model);
+  const dir = q.newestFirst ? "DESC" : "ASC";
+  const [page, count] = await db.batch([
+    db
+      .prepare(
+        `SELECT * FROM batches WHERE ${where.join(" AND ")} ORDER BY created_at ${dir}, id ${dir} LIMIT ? OFFSET ?`,
+      )
+      .bind(...args, q.limit, q.offset),
+    db.prepare(`SELECT COUNT(*) AS n FROM batches WHERE ${where.join(" AND ")}`).bind(...args),
+  ]);
+  return { data: page!.results as BatchRow[], total: (count!.results[0] as { n: number }).n };
 }
 
 /** request_counts of many batches in one query. */
@@ -118,6 +167,23 @@ export async function transition(
   return r !== null;
 }
 
+/** Stamps activity at `until` (now, or when a delayed line will be back): never moves it backwards. */
+export async function touch(db: D1Database, id: string, until = Date.now()): Promise<void> {
+  await db.prepare("UPDATE batches SET active_at = MAX(COALESCE(active_at, 0), ?) WHERE id = ?").bind(until, id).run();
+}
+
+/**
+ * Claims the re-queue of generation `gen` (one caller wins when several see the batch stale at once):
+ * bumps the generation and stamps activity. Returns the new generation, or null when another caller won.
+ */
+export async function claimRequeue(db: D1Database, id: string, gen: number, now = Date.now()): Promise<number | null> {
+  const r = await db
+    .prepare("UPDATE batches SET gen = gen + 1, active_at = ? WHERE id = ? AND gen = ? RETURNING gen")
+    .bind(now, id, gen)
+    .first<{ gen: number }>();
+  return r?.gen ?? null;
+}
+
 export type Outcome = "completed" | "failed";
 
 /** Records a finished line once; a second record of the same line (a retry) changes nothing. */
@@ -153,6 +219,15 @@ export async function isRecorded(db: D1Database, batchId: string, line: number):
   return (
     (await db.prepare("SELECT 1 FROM batch_lines WHERE batch_id = ? AND line = ?").bind(batchId, line).first()) !== null
   );
+}
+
+/** The line numbers already recorded (a re-queue sends only the others). */
+export async function recordedLineNumbers(db: D1Database, batchId: string): Promise<Set<number>> {
+  const { results } = await db
+    .prepare("SELECT line FROM batch_lines WHERE batch_id = ?")
+    .bind(batchId)
+    .all<{ line: number }>();
+  return new Set(results.map((r) => r.line));
 }
 
 export async function recordedCount(db: D1Database, batchId: string): Promise<number> {

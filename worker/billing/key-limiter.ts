@@ -91,8 +91,12 @@ export class KeyLimiter extends DurableObject<Env> {
       return { ok: false, reason, retryAfterMs, headers: headers(), ...(spend ? { spend } : {}) };
     };
 
-    if (this.ctx.storage.sql.exec("SELECT 1 FROM requests WHERE request_id = ?", input.requestId).toArray().length)
-      return refuse("duplicate", null);
+    const existing = this.ctx.storage.sql
+      .exec<{ state: string }>("SELECT state FROM requests WHERE request_id = ?", input.requestId)
+      .toArray()[0];
+    // A batch line run again whose earlier attempt is settled reserves afresh (its charge merges by max);
+    // one whose earlier attempt still holds the reservation runs on it (the caller takes "duplicate" so).
+    if (existing && !(input.batchLine && existing.state !== "reserved")) return refuse("duplicate", null);
 
     // Budget first: no amount of waiting for rate limits helps when the money is gone.
     const reserve = parseUnits(input.reserveUnits);
@@ -116,7 +120,10 @@ export class KeyLimiter extends DurableObject<Env> {
     this.saveBucket(tier, "requests", requests, rpm);
     this.saveBucket(tier, "tokens", tokens, tpm);
     this.ctx.storage.sql.exec(
-      "INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms, charged_units, price) VALUES (?, ?, ?, ?, 'reserved', ?, '0', ?)",
+      `INSERT INTO requests (request_id, tier, reserved_tokens, reserved_units, state, created_ms, charged_units, price)
+       VALUES (?, ?, ?, ?, 'reserved', ?, '0', ?)
+       ON CONFLICT (request_id) DO UPDATE SET state = 'reserved', reserved_tokens = excluded.reserved_tokens,
+         reserved_units = excluded.reserved_units, created_ms = excluded.created_ms, price = excluded.price`,
       input.requestId,
       tier,
       needTokens,
@@ -132,6 +139,8 @@ export class KeyLimiter extends DurableObject<Env> {
    * Grows a live reservation by one slice when the budget still covers it (spent + every reservation,
    * this slice included); false when it does not, or when the request is no longer reserved (settled,
    * expired). Serialised like admit, so slices of concurrent requests never overlap the same money.
+   * A batch line's reservation settled under it (the late report of the attempt before a crash) is
+   * reopened with the slice instead: the running attempt goes on, and its own settle closes it again.
    */
   extend(input: LimiterExtendInput): boolean {
     const sql = this.ctx.storage.sql;
@@ -141,13 +150,15 @@ export class KeyLimiter extends DurableObject<Env> {
         input.requestId,
       )
       .toArray()[0];
-    if (row?.state !== "reserved") return false;
+    const reopen = input.batchLine === true && row !== undefined && row.state !== "reserved";
+    if (row?.state !== "reserved" && !reopen) return false;
     const add = parseUnits(input.units);
     const budget = microsToUnits(input.budgetMicros);
     if (this.spent(monthOf(Date.now())) + this.reservedUnits() + add > budget) return false;
+    // Reopened: no TPM is held for it (reserved_tokens 0), so its settle refunds none.
     sql.exec(
-      "UPDATE requests SET reserved_units = ? WHERE request_id = ?",
-      (parseUnits(row.reserved_units) + add).toString(),
+      `UPDATE requests SET state = 'reserved', reserved_units = ?${reopen ? ", reserved_tokens = 0" : ""} WHERE request_id = ?`,
+      ((reopen ? 0n : parseUnits(row!.reserved_units)) + add).toString(),
       input.requestId,
     );
     return true;

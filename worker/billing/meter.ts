@@ -110,6 +110,7 @@ export async function admit(env: Env, account: Account, req: AdmitRequest, ctx?:
       tokens: prompt + maxCompletion,
       reserveUnits: reserveUnits.toString(),
       ...(countedFirst.delete(req.requestId) ? { requestCounted: true } : {}),
+      ...(req.batchId ? { batchLine: true } : {}),
     });
   } catch (err) {
     // Fail closed: without the limiter we cannot promise the budget.
@@ -159,12 +160,14 @@ export async function extendReservation(
   account: Account,
   requestId: string,
   units: bigint,
+  o: { batchLine?: boolean } = {},
 ): Promise<boolean> {
   try {
     return await limiterFor(env, account.keyId).extend({
       requestId,
       budgetMicros: account.monthlyBudgetMicros,
       units: units.toString(),
+      ...(o.batchLine ? { batchLine: true } : {}),
     });
   } catch (err) {
     console.error(JSON.stringify({ level: "error", where: "extend", request_id: requestId, error: String(err) }));

@@ -82,6 +82,11 @@ export interface LimiterAdmitInput {
   reserveUnits: string;
   /** Already counted against RPM (countRequest, before the body was tokenized): admit must not count it again. */
   requestCounted?: boolean;
+  /**
+   * A batch line (its id is the same for every attempt): an id whose earlier attempt is settled is
+   * reserved afresh instead of refused as a duplicate (the line runs again after its worker died).
+   */
+  batchLine?: boolean;
 }
 
 export type RefusalReason = "requests" | "tokens" | "too_large" | "budget" | "duplicate";
@@ -122,6 +127,8 @@ export interface LimiterExtendInput {
   budgetMicros: number;
   /** Units to add to the request's reservation, decimal string. */
   units: string;
+  /** A batch line: a reservation settled under it (its earlier attempt's late report) is reopened. */
+  batchLine?: boolean;
 }
 
 /** A request that counts toward RPM but reserves and bills nothing (tokenize, detokenize). */

@@ -125,8 +125,9 @@ export class MeteredRequest {
       this.admitted = true;
       return { headers: a.headers };
     } catch (err) {
-      // A batch line retried after its worker died mid-line: its first attempt was admitted under this
-      // same ledger id. It runs again on that admission; the settle merges into the id's one row (max).
+      // A batch line retried after its worker died mid-line, its first attempt still holding the
+      // reservation under this same ledger id: it runs again on it (an attempt already settled is reserved
+      // afresh by the limiter instead). The settle merges into the id's one row (max).
       if (this.batchId && err instanceof ApiError && err.code === "duplicate_request_id") {
         this.admitted = true;
         return { headers: {} };
@@ -142,7 +143,9 @@ export class MeteredRequest {
     return new SlicedReservation({
       maxTokens,
       extend: (tokens) =>
-        extendReservation(this.env, this.account, this.requestId, reservationUnits(pricing, 0, tokens)),
+        extendReservation(this.env, this.account, this.requestId, reservationUnits(pricing, 0, tokens), {
+          batchLine: this.batchId !== undefined,
+        }),
     });
   }
 

@@ -6,28 +6,27 @@
 import { z } from "zod";
 import { type Batch, BatchEndpoint, type BatchList } from "../../contract/api-batch";
 import { readBody } from "../api/body";
-import { badRequest, notFound } from "../errors";
 import { factory } from "../factory";
-import { getFile } from "../batch/files";
-import { validateMessage } from "../batch/messages";
+import { batchNotFound, cancelBatch, startBatch } from "../batch/create";
 import { batchObject } from "../batch/object";
 import { listQuery } from "../batch/paging";
-import { type BatchRow, countsOf, insertBatch, listBatches, newBatchId, ownBatch, transition } from "../batch/store";
+import { reviveIfStale } from "../batch/revive";
+import { type BatchRow, countsOf, listBatches, ownBatch } from "../batch/store";
 
 export const batchesRoutes = factory.createApp();
+
+// OpenAI's limits: 16 pairs, keys up to 64 and values up to 512 characters (Mistral's jobs take the same).
+export const MetadataSchema = z
+  .record(z.string().max(64), z.string().max(512))
+  .refine((m) => Object.keys(m).length <= 16, "at most 16 keys")
+  .nullish();
 
 export const CreateBatchSchema = z.object({
   input_file_id: z.string().min(1).max(128),
   endpoint: BatchEndpoint,
   completion_window: z.literal("24h"),
-  // OpenAI's limits: 16 pairs, keys up to 64 and values up to 512 characters.
-  metadata: z
-    .record(z.string().max(64), z.string().max(512))
-    .refine((m) => Object.keys(m).length <= 16, "at most 16 keys")
-    .nullish(),
+  metadata: MetadataSchema,
 });
-
-const batchNotFound = (id: string) => notFound(`No such batch: '${id}'.`, "batch_not_found");
 
 async function render(db: D1Database, rows: BatchRow[]) {
   const counts = await countsOf(db, rows);
@@ -36,30 +35,12 @@ async function render(db: D1Database, rows: BatchRow[]) {
 
 batchesRoutes.post("/batches", async (c) => {
   const b = await readBody(c.req.raw, CreateBatchSchema);
-  const keyId = c.get("account").keyId;
-  const file = await getFile(c.env.DB, keyId, b.input_file_id);
-  if (file.purpose !== "batch")
-    throw badRequest(`File '${file.id}' is not a batch input file (purpose "batch").`, "input_file_id", "invalid_file");
-  const row = await insertBatch(c.env.DB, {
-    id: newBatchId(),
-    key_id: keyId,
+  const row = await startBatch(c.env, c.get("account").keyId, {
     endpoint: b.endpoint,
-    input_file_id: file.id,
+    input_file_id: b.input_file_id,
     completion_window: b.completion_window,
     metadata: b.metadata ? JSON.stringify(b.metadata) : null,
   });
-  try {
-    await c.env.BATCH_QUEUE.send(validateMessage(row.id));
-  } catch (err) {
-    const errors = {
-      object: "list",
-      data: [
-        { code: "queue_unavailable", message: "Could not queue the batch; create it again.", param: null, line: null },
-      ],
-    } satisfies Batch["errors"];
-    await transition(c.env.DB, row.id, ["validating"], "failed", { errors: JSON.stringify(errors) });
-    throw err;
-  }
   return c.json((await render(c.env.DB, [row]))[0]);
 });
 
@@ -76,20 +57,17 @@ batchesRoutes.get("/batches", async (c) => {
   } satisfies BatchList);
 });
 
+/** Polling an open batch that went silent re-queues its remaining lines (batch/revive.ts). */
 batchesRoutes.get("/batches/:id", async (c) => {
   const id = c.req.param("id");
   const row = await ownBatch(c.env.DB, c.get("account").keyId, id);
   if (!row) throw batchNotFound(id);
+  await reviveIfStale(c.env, row);
   return c.json((await render(c.env.DB, [row]))[0]);
 });
 
 /** Stops new lines at once; running ones are cancelled and billed what they generated (batch/consumer.ts). */
 batchesRoutes.post("/batches/:id/cancel", async (c) => {
-  const id = c.req.param("id");
-  const keyId = c.get("account").keyId;
-  if (!(await ownBatch(c.env.DB, keyId, id))) throw batchNotFound(id);
-  await transition(c.env.DB, id, ["validating", "in_progress"], "cancelling");
-  // A batch whose lines are all recorded ends now; otherwise its remaining messages end it.
-  const row = (await ownBatch(c.env.DB, keyId, id))!;
+  const row = await cancelBatch(c.env.DB, c.get("account").keyId, c.req.param("id"));
   return c.json((await render(c.env.DB, [row]))[0]);
 });

@@ -86,11 +86,17 @@ filesRoutes.get("/files/:id", async (c) =>
   c.json(fileObject(await getFile(c.env.DB, c.get("account").keyId, c.req.param("id")))),
 );
 
+/** The bytes are JSONL; a client that accepts only octet-stream (Mistral's SDK, which checks) is told so. */
+const contentType = (accept: string | undefined) =>
+  accept?.includes("application/octet-stream") && !accept.includes("application/jsonl")
+    ? "application/octet-stream"
+    : "application/jsonl";
+
 filesRoutes.get("/files/:id/content", async (c) => {
   const { row, body } = await fileContent(c.env, c.get("account").keyId, c.req.param("id"));
   return new Response(body, {
     headers: {
-      "content-type": "application/jsonl",
+      "content-type": contentType(c.req.header("accept")),
       "content-length": String(row.bytes),
       "content-disposition": `attachment; filename="${row.filename.replaceAll('"', "")}"`,
     },

@@ -18,6 +18,7 @@ import { createSchema, patchSchema } from "./admin";
 import { EmbedBodySchema, MAX_EMBED_TOKENS, MAX_INPUTS } from "./embeddings";
 import { DetokenizeSchema, TokenizeSchema } from "./tokenize";
 import { CreateBatchSchema } from "./batches";
+import { CreateBatchJobSchema } from "./batch-jobs";
 import { batchOperations, UploadFileSchema } from "./openapi-batch";
 
 const requests = {
@@ -29,6 +30,7 @@ const requests = {
   UpdateKeyRequest: patchSchema,
   UploadFileRequest: UploadFileSchema,
   CreateBatchRequest: CreateBatchSchema,
+  CreateBatchJobRequest: CreateBatchJobSchema,
 };
 
 const responses = {
@@ -59,6 +61,8 @@ const responses = {
   DeletedFile: Batches.DeletedFile,
   Batch: Batches.Batch,
   BatchList: Batches.BatchList,
+  BatchJob: Batches.BatchJob,
+  BatchJobList: Batches.BatchJobList,
   OpenApi: z.looseObject({ openapi: z.literal("3.1.0"), info: z.looseObject({ title: z.string() }) }),
 };
 

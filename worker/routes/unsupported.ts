@@ -3,7 +3,7 @@
  * `not_supported`, naming the endpoint, what to use instead when there is something, and where the
  * supported ones are listed. Registered for every method (no key needed, like any 404), so an unknown
  * path under one of these prefixes says "not supported" too; paths outside them keep "Unknown endpoint".
- * /v1/files and /v1/batches are not listed: they are served (batch API).
+ * /v1/files, /v1/batches and /v1/batch/jobs are not listed: they are served (batch API).
  */
 import { ApiError } from "../errors";
 import { factory } from "../factory";
