@@ -29,7 +29,8 @@ export function stepWeightBytes(m: ModelManifest): StepBytes {
   const router = m.num_experts > 0 ? H * m.num_experts * 4 : 0;
   const expert = m.num_experts > 0 ? q4(2 * I, H) + q4(H, I) : 0;
   const mlp = m.num_experts > 0 ? 0 : q4(2 * I, H) + q4(H, I);
-  const dense = m.num_layers * (attention + norms + router) + H * 4 + q4(m.vocab_size, H);
+  // + one embedding row and the final norm.
+  const dense = m.num_layers * (attention + norms + router) + 2 * H * 4 + q4(m.vocab_size, H);
   return { dense, expert, mlp };
 }
 
