@@ -1,12 +1,13 @@
 /**
  * npx tsx scripts/bench/decode-ab.ts --a <tree> --b <tree> [--a-env JSON] [--b-env JSON] [--model models/dev/perf]
- *                                    [--blocks 7] [--tokens 24] [--streams 1,8] [--spin 0|1]
+ *                                    [--blocks 7] [--tokens 24] [--streams 1,8] [--prompt 32] [--spin 0|1]
  * Paired A/B of greedy decode tok/s through the real Engine, for changes whose effect is smaller than a shared
  * machine's drift. Both sides load in ONE process (two runners; `--a`/`--b` are checkouts of this repo, e.g. a
  * `git worktree` of the previous commit and this one, or the same tree twice with different `--x-env`
  * environment applied while that side loads and runs) and alternate blocks of `--tokens` tokens, the order
  * flipped every pair. Prints per stream count the tok/s of each block, their medians, the median of the paired
- * ratios B/A, and the same for process CPU time per token.
+ * ratios B/A, the same for process CPU time per token, and the paired ratio of prefill tok/s (each stream's
+ * `--prompt`-token prompt, one prefill step each).
  */
 import path from "node:path";
 import type { Engine as EngineT, EngineOptions } from "../../gpu-backend/engine/engine";
@@ -15,7 +16,7 @@ import { parseCli } from "../lib/cli";
 
 const { values } = parseCli("decode-ab", process.argv.slice(2), {
   usage:
-    "usage: npx tsx scripts/bench/decode-ab.ts --a <tree> --b <tree> [--a-env JSON] [--b-env JSON] [--model models/dev/perf] [--blocks 7] [--tokens 24] [--streams 1,8] [--spin 0|1]",
+    "usage: npx tsx scripts/bench/decode-ab.ts --a <tree> --b <tree> [--a-env JSON] [--b-env JSON] [--model models/dev/perf] [--blocks 7] [--tokens 24] [--streams 1,8] [--prompt 32] [--spin 0|1]",
   options: {
     a: { type: "string", default: "." },
     b: { type: "string", default: "." },
@@ -26,6 +27,7 @@ const { values } = parseCli("decode-ab", process.argv.slice(2), {
     tokens: { type: "string", default: "24" },
     streams: { type: "string", default: "1,8" },
     spin: { type: "string", default: "1" },
+    prompt: { type: "string", default: "32" },
   },
 });
 
@@ -79,8 +81,16 @@ const V = A.runner.manifest.vocab_size;
 const prompt = (n: number, seed: number) =>
   Array.from({ length: n }, (_, i) => (((i + 1) * 7919 + seed * 104729) % (V - 600)) + 500);
 
-/** Decode tok/s of `n` greedy streams and process CPU ms per output token. */
-function decode(s: Side, n: number, tokens: number): Promise<{ tps: number; cpuMs: number }> {
+const promptLen = Number(values.prompt);
+
+interface Block {
+  tps: number;
+  cpuMs: number;
+  prefillTps: number;
+}
+
+/** Decode tok/s of `n` greedy streams, process CPU ms per output token, prefill tok/s. */
+function decode(s: Side, n: number, tokens: number): Promise<Block> {
   return withEnv(s.env, async () => {
     const c0 = process.cpuUsage();
     const e = new s.Engine(s.runner, s.options);
@@ -92,7 +102,7 @@ function decode(s: Side, n: number, tokens: number): Promise<{ tps: number; cpuM
             e.submit(
               {
                 model: s.runner.manifest.name,
-                input_ids: prompt(32, i + 1),
+                input_ids: prompt(promptLen, i + 1),
                 max_tokens: tokens,
                 temperature: 0,
                 top_p: 1,
@@ -113,6 +123,7 @@ function decode(s: Side, n: number, tokens: number): Promise<{ tps: number; cpuM
     return {
       tps: (e.metrics.completionTokens - n) / e.metrics.stepSeconds.decode,
       cpuMs: (c.user + c.system) / 1000 / e.metrics.completionTokens,
+      prefillTps: (n * promptLen) / e.metrics.stepSeconds.prefill,
     };
   });
 }
@@ -126,7 +137,7 @@ const tokens = Number(values.tokens);
 for (const n of values.streams!.split(",").map(Number)) {
   await decode(A, n, 8);
   await decode(B, n, 8);
-  const pairs: Array<{ a: { tps: number; cpuMs: number }; b: { tps: number; cpuMs: number } }> = [];
+  const pairs: Array<{ a: Block; b: Block }> = [];
   for (let i = 0; i < Number(values.blocks); i++) {
     if (i % 2) {
       const b = await decode(B, n, tokens);
@@ -148,6 +159,10 @@ for (const n of values.streams!.split(",").map(Number)) {
       cpu_ms_per_tok_a: r(median(pairs.map((p) => p.a.cpuMs)), 2),
       cpu_ms_per_tok_b: r(median(pairs.map((p) => p.b.cpuMs)), 2),
       cpu_b_over_a: r(median(pairs.map((p) => p.b.cpuMs / p.a.cpuMs)), 3),
+      prefill_a: r(median(pairs.map((p) => p.a.prefillTps))),
+      prefill_b: r(median(pairs.map((p) => p.b.prefillTps))),
+      prefill_b_over_a: r(median(pairs.map((p) => p.b.prefillTps / p.a.prefillTps)), 3),
+      prefill_ratios: pairs.map((p) => r(p.b.prefillTps / p.a.prefillTps, 3)),
     }),
   );
 }
