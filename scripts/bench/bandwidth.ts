@@ -5,11 +5,16 @@
  * bound: a decoded token must read every active weight byte at least once, so
  * tokens/s <= bandwidth / (weight bytes read per token).
  *
- * Run alone: `npm run bench:bandwidth -- [--threads 2]` prints GB/s.
+ * Run alone: `npm run bench:bandwidth -- [--threads 2] [--model models/dev/perf]` prints GB/s and, with a
+ * model, its weight bytes per decoded token (weight-bytes.ts) and the decode bound they give.
  */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
 import * as ort from "onnxruntime-node";
+import type { ModelManifest } from "../../contract/model-manifest";
 import { parseCli } from "../lib/cli";
 import { DataType, encodeModel } from "../model-builder/onnx-proto";
+import { decodeBytesPerToken } from "./weight-bytes";
 
 const ROWS = 65536;
 const COLS = 1024;
@@ -63,10 +68,20 @@ export async function measureReadBandwidth(threads: number, runs = 12): Promise<
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseCli("bench:bandwidth", process.argv.slice(2), {
-    usage: "usage: npm run bench:bandwidth -- [--threads 2]",
-    options: { threads: { type: "string", default: "2" } },
+    usage: "usage: npm run bench:bandwidth -- [--threads 2] [--model models/dev/perf]",
+    options: { threads: { type: "string", default: "2" }, model: { type: "string", default: "models/dev/perf" } },
   });
   const threads = Number(values.threads);
   const bps = await measureReadBandwidth(threads);
   console.log(`read bandwidth, ${threads} thread(s): ${(bps / 1e9).toFixed(1)} GB/s`);
+  const manifestPath = path.join(values.model!, "model.json");
+  if (existsSync(manifestPath)) {
+    const m = JSON.parse(readFileSync(manifestPath, "utf8")) as ModelManifest;
+    for (const n of [1, 8]) {
+      const bytes = decodeBytesPerToken(m, n);
+      console.log(
+        `${m.name}, ${n} stream(s): ${(bytes / 1e6).toFixed(1)} MB of weights per token -> bound ${(bps / bytes).toFixed(0)} tok/s`,
+      );
+    }
+  }
 }

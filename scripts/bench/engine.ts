@@ -20,6 +20,10 @@
  *  prefill_tok_s         prompt tokens / prefill time for 128- and 1024-token prompts (prefix cache off)
  *  ttft_ms               submit -> first token for a 1024-token prompt, cold and with 90% of it in the prefix cache
  *  peak_rss_mb           max resident set of this process (the weights file's size beside it)
+ *  read_bandwidth_gb_s   the machine's read bandwidth, measured by bandwidth.ts's probe at the start of the run
+ *  bandwidth_bound_tok_s decode tok/s if a step cost only reading its weights once (weight-bytes.ts: expected
+ *                        bytes per token at 1 and 8 streams / read_bandwidth); bandwidth_fraction is
+ *                        decode_tok_s over it, weight_mb_per_token the bytes behind it
  * `--graph` is the measured graph (auto = what the server picks here); `--compare` measures the other MoE
  * form in the same run (default: the other one) and prints the ratios. When the measured graph is the
  * row-padded batch-invariant one (graph-choice.ts), the plain sliced graph's decode is measured too: the cost
@@ -34,6 +38,8 @@ import { DEFAULT_ENGINE_OPTIONS, Engine } from "../../gpu-backend/engine/engine"
 import { type InvariantChoice, parseGraphChoice, parseInvariantChoice } from "../../gpu-backend/engine/graph-choice";
 import { loadModelRunner, type ModelRunner } from "../../gpu-backend/engine/model-runner";
 import { callArraySchema, parseToolConfig } from "../../worker/tools";
+import { measureReadBandwidth } from "./bandwidth";
+import { decodeBytesPerToken } from "./weight-bytes";
 
 const manifestGraphs = (m: ModelManifest) => m.graphs ?? { fused: "model.onnx", sliced: "model.onnx" };
 
@@ -294,6 +300,9 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
 const invariant = parseInvariantChoice(values["batch-invariant"]);
 const load = (graph: ReturnType<typeof parseGraphChoice>, batchInvariant: InvariantChoice = invariant) =>
   loadModelRunner(dir, { threads, spin: values.spin !== "0", graph, batchInvariant });
+// The probe runs before any model is loaded, alone on the machine's threads.
+const readBandwidth = await measureReadBandwidth(threads);
+log(`read bandwidth (probe, ${threads} threads): ${(readBandwidth / 1e9).toFixed(1)} GB/s`);
 const primaryRunner = await load(parseGraphChoice(values.graph));
 const padded = primaryRunner.graph.file === manifestGraphs(primaryRunner.manifest).batch_invariant;
 log(`graph: ${primaryRunner.graph.reason}`);
@@ -349,6 +358,16 @@ log(
   `sampled/greedy decode (median of ${repeats} alternated pairs): 1 stream ${sampledRatio.toFixed(2)}, 8 streams ${primary.sampled_over_greedy["8"]!.toFixed(2)}; cached/cold ttft ${(primary.ttft_ms.cached / primary.ttft_ms.cold).toFixed(3)}`,
 );
 
+const streamCounts = ["1", "8"] as const;
+const perStream = (f: (n: number) => number) =>
+  Object.fromEntries(streamCounts.map((n) => [n, f(Number(n))])) as Record<string, number>;
+const weightMb = perStream((n) => decodeBytesPerToken(manifest, n) / 1e6);
+const bound = perStream((n) => readBandwidth / decodeBytesPerToken(manifest, n));
+const fraction = perStream((n) => primary.decode_tok_s[String(n)]! / bound[String(n)]!);
+log(
+  `bandwidth bound (${weightMb["1"]!.toFixed(1)} / ${weightMb["8"]!.toFixed(1)} MB of weights per token at 1 / 8 streams): ${bound["1"]!.toFixed(0)} / ${bound["8"]!.toFixed(0)} tok/s; greedy decode reaches ${(100 * fraction["1"]!).toFixed(0)}% / ${(100 * fraction["8"]!).toFixed(0)}% of it`,
+);
+
 const result = {
   model: manifest.name,
   threads,
@@ -358,5 +377,9 @@ const result = {
   weights_file_mb: Math.round(weightsMb),
   compare: comparison,
   unpadded_decode_tok_s: unpadded?.decode_tok_s,
+  read_bandwidth_gb_s: readBandwidth / 1e9,
+  weight_mb_per_token: weightMb,
+  bandwidth_bound_tok_s: bound,
+  bandwidth_fraction: fraction,
 };
 if (values.json) console.log(JSON.stringify(result));
