@@ -19,6 +19,8 @@ export interface SoakRequest {
   slowReadMs: number;
   /** A request still running after this long is a hang. */
   hangMs: number;
+  /** Called once, at the stream's first content token (a test that must act mid-stream waits on it). */
+  onFirstToken?: () => void;
 }
 
 export type Outcome =
@@ -129,8 +131,10 @@ async function run(r: SoakRequest, ac: AbortController, seen: Seen, t0: number):
       const content = (choice?.delta as Json | undefined)?.content;
       if (typeof content === "string" && content.length > 0) {
         const now = performance.now();
-        if (last === 0) seen.ttftMs = now - t0;
-        else seen.gapsMs.push(now - last);
+        if (last === 0) {
+          seen.ttftMs = now - t0;
+          r.onFirstToken?.();
+        } else seen.gapsMs.push(now - last);
         last = now;
       }
       if (choice?.finish_reason) seen.finishReason = choice.finish_reason as string;

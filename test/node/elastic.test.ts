@@ -50,8 +50,9 @@ async function until<T>(what: string, ms: number, fn: () => Promise<T | undefine
 }
 
 let n = 0;
-const request = (o: { maxTokens?: number; kind?: "normal" | "unstreamed" } = {}) =>
+const request = (o: { maxTokens?: number; kind?: "normal" | "unstreamed"; onFirstToken?: () => void } = {}) =>
   soakRequest({
+    onFirstToken: o.onFirstToken,
     base: stack.base,
     apiKey,
     kind: o.kind ?? "normal",
@@ -225,8 +226,15 @@ describe("elastic replicas", () => {
     const workerd = () => groupProcesses(stack.workerPid()).find((p) => p.comm === "workerd");
     const victim = workerd();
     expect(victim, "a workerd process in the worker's group").toBeDefined();
-    const streams = Array.from({ length: 4 }, () => request({ maxTokens: 400 }));
-    await sleep(1200);
+    // Killed once every stream has its first token (an event, not a timed wait: under load a stream can take
+    // seconds to start).
+    let started = 0;
+    let allStarted!: () => void;
+    const live = new Promise<void>((r) => (allStarted = r));
+    const streams = Array.from({ length: 4 }, () =>
+      request({ maxTokens: 400, onFirstToken: () => ++started === 4 && allStarted() }),
+    );
+    await live;
     const t0 = Date.now();
     process.kill(victim!.pid, "SIGKILL");
     const seen = await Promise.all(streams);
