@@ -36,7 +36,11 @@ export async function consoleScript(): Promise<{ text: string; inputs: string[] 
 /** The full text of assets.generated.ts for the current client sources. */
 export async function consoleAssetsModule(): Promise<string> {
   const jsText = (await consoleScript()).text;
-  const css = await transform(readFileSync(resolve(CLIENT_DIR, "console.css"), "utf8"), {
+  // One stylesheet from its parts, in this order (later rules override earlier ones).
+  const source = ["console.css", "console-components.css"]
+    .map((f) => readFileSync(resolve(CLIENT_DIR, f), "utf8"))
+    .join("\n");
+  const css = await transform(source, {
     loader: "css",
     minify: true,
     charset: "utf8",
