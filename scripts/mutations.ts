@@ -175,7 +175,12 @@ export const MUTATIONS: Mutation[] = [
     area: "limits",
     why: "RPM is counted only at admission, after the body is tokenized: a key over its RPM costs a 1 MiB tokenization, and a prompt refused for length never counts",
     file: "worker/middleware/rpm-first.ts",
-    edits: [{ find: "    if (model === null) return next();", replace: "    if (model === null || model !== null) return next();" }],
+    edits: [
+      {
+        find: "    if (model === null) return next();",
+        replace: "    if (model === null || model !== null) return next();",
+      },
+    ],
     tests: ["test/workers/limits-before-parsing.test.ts"],
   },
   {

@@ -4,7 +4,7 @@
  * A batch, like its files, is visible only to the key that made it (any other key: 404).
  */
 import { z } from "zod";
-import { type Batch, BatchEndpoint, type BatchList } from "../../contract/api-batch";
+import { BatchEndpoint, type BatchList } from "../../contract/api-batch";
 import { readBody } from "../api/body";
 import { factory } from "../factory";
 import { batchNotFound, cancelBatch, startBatch } from "../batch/create";
