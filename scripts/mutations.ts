@@ -265,7 +265,7 @@ export const MUTATIONS: Mutation[] = [
     why: "the limiter lets a later report raise a final (delivered) charge",
     file: "worker/billing/key-limiter.ts",
     edits: [{ find: "const fixed = row?.final_charge === 1;", replace: "const fixed = false;" }],
-    tests: ["test/workers/usage-witness.test.ts"],
+    tests: ["test/workers/usage-witness.test.ts", "test/workers/usage-witness-merge.test.ts"],
   },
   {
     id: "revocation-ignored-by-streams",
