@@ -172,10 +172,41 @@ describe("schema grammars", () => {
     for (const t of ['{"result":{"ok":true,"value":1}}', '{"result":{"ok":false,"error":"e"}}', '{"result":null}'])
       expect(accepts(any, t)).toBe(true);
     expect(accepts(any, '{"result":{"ok":true,"error":"e"}}')).toBe(false);
-    expect(accepts(compileSchema({ type: "array", items: { type: "integer" } }), "[1,-2, 3]")).toBe(true);
+    expect(accepts(compileSchema({ type: "array", items: { type: "integer" } }), "[1,-2,3]")).toBe(true);
     expect(accepts(compileSchema({ type: "number" }), "12")).toBe(true); // a number at the top ends at end of input
     expect(accepts(compileSchema({ enum: ["a", "ab", 1, { x: [1] }] }), '{"x":[1]}')).toBe(true);
     expect(accepts(compileSchema({ type: "object", additionalProperties: false }), "{}")).toBe(true);
+  });
+
+  it("the first ':' and the first ',' fix the document's separator style: one writer's json.dumps or JSON.stringify", () => {
+    const g = compileSchema({
+      type: "object",
+      properties: { a: { type: "array", items: { type: "integer" } }, b: { type: "object" }, c: { type: "string" } },
+      required: ["a", "b", "c"],
+      additionalProperties: false,
+    });
+    for (const t of [
+      '{"a":[1,2],"b":{"x":1,"y":[3]},"c":"z"}',
+      '{"a": [1, 2], "b": {"x": 1, "y": [3]}, "c": "z"}',
+      '{"a": [1,2],"b": {"x": 1,"y": [3]},"c": "z"}', // spaced colons, tight commas
+      '{"a":[1, 2], "b":{"x":1, "y":[3]}, "c":"z"}',
+      ' {"a":[],"b":{},"c":""}', // SentencePiece's leading space is not a separator
+    ])
+      expect(accepts(g, t), t).toBe(true);
+    for (const t of [
+      '{"a":[1, 2],"b":{},"c":""}', // a spaced comma after a tight one
+      '{"a":[1,2], "b":{},"c":""}',
+      '{"a": [1],"b":{},"c":""}', // a tight colon after a spaced one
+      '{"a":[1],"b": {},"c":""}',
+      '{"a":[1],"b":{"x": 1},"c":""}', // nested objects follow the document's style
+    ])
+      expect(accepts(g, t), t).toBe(false);
+    // Once fixed, a separator's space is forced: jump-forward's runs span it.
+    const s = advance(initialState(g), enc.encode('{"a": [1, 2]'))!;
+    const next = (bytes: string) => advance(s, enc.encode(bytes)) !== null;
+    expect([next(', "b'), next(',"b'), next("}")]).toEqual([true, false, false]); // b, c are required
+    const t = advance(s, enc.encode(', "b"'))!;
+    expect([advance(t, enc.encode(": ")) !== null, advance(t, enc.encode(":{")) !== null]).toEqual([true, false]);
   });
 
   it("follows at most MAX_CONFIGS overlapping anyOf options, and what it generates still validates", () => {

@@ -146,7 +146,8 @@ describe("jump-forward on dev models", () => {
       const on = engine(name);
       const off = engine(name, false);
       let agreeing = 0;
-      for (let seed = 1; seed <= 6; seed++) {
+      // A random-weight model often spells forced text its own way (` "` as `▁` + `"`); 24 seeds give a few that agree.
+      for (let seed = 1; seed <= 24; seed++) {
         const p = params(seed, { ...schema(RARE_ARRAY), max_tokens: 48 });
         const a = await generate(off, p);
         const b = await generate(on, p);
@@ -172,7 +173,7 @@ describe("jump-forward on dev models", () => {
     });
     const off = engine("tiny", false);
     let agreeing = 0;
-    for (let seed = 1; seed <= 6; seed++) {
+    for (let seed = 1; seed <= 24; seed++) {
       const p = params(seed, { ...schema(RARE_ARRAY), logprobs: true, max_tokens: 48 });
       const a = await generate(off, p);
       const b = await generate(ride, p);

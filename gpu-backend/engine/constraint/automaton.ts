@@ -6,7 +6,8 @@
  * (token-mask.ts) can branch from one configuration over many tokens without copying. A state is a small
  * set of configurations: anyOf, enums and optional object keys are followed in parallel until the bytes
  * tell them apart. Whitespace is bounded: one optional space at the very start (SentencePiece's "▁{"), after
- * ':' and after ','; nowhere else. Strings must be valid UTF-8 with well-formed escapes (\u surrogates only
+ * ':' and after ','; nowhere else. The first ':' and the first ',' fix whether their kind is followed by a
+ * space for the rest of the document (frames.ts separatorStyle). Strings must be valid UTF-8 with well-formed escapes (\u surrogates only
  * in high-low pairs), so the output is always well-formed Unicode.
  */
 import {
@@ -28,7 +29,9 @@ import {
   freeFrame,
   COLON,
   COLON_B,
+  COLON_SEP,
   COMMA,
+  COMMA_SEP,
   COMMA_B,
   COMMA_NS,
   FREE,
@@ -52,6 +55,16 @@ import {
   RBRACK,
   ROOT,
   ROOT_OPEN,
+  rootFrame,
+  separatorStyle,
+  SP_COLON,
+  SP_COMMA,
+  SP_FREE,
+  SP_NONE,
+  SPACED,
+  TIGHT,
+  UNSET,
+  withSeparatorStyle,
   S_NORMAL,
   SP,
   STR,
@@ -78,7 +91,7 @@ export type State = readonly Stack[];
 export const MAX_FREE_DEPTH = 32;
 
 export function initialState(g: Grammar): State {
-  return [push(push(null, ROOT_OPEN), valueFrame(g.root, true))];
+  return [push(push(null, ROOT_OPEN), valueFrame(g.root, SP_FREE))];
 }
 
 /** Consumes one byte in every configuration; appends the survivors to `out`. */
@@ -237,9 +250,9 @@ function stackKey(s: Stack): string {
 function frameKey(f: Frame): string {
   switch (f.t) {
     case ROOT:
-      return f.done ? "R1" : "R0";
+      return `R${f.done ? 1 : 0}.${f.sty}`;
     case VALUE:
-      return `V${f.node.id}${f.sp ? "s" : ""}`;
+      return f.sp === SP_NONE ? `V${f.node.id}` : `V${f.node.id}s${f.sp}`;
     case OBJ:
       return `O${f.node.id}.${f.st}.${f.j}`;
     case FREE:
@@ -257,9 +270,42 @@ function frameKey(f: Frame): string {
   }
 }
 
-function startValue(node: Node, rest: Stack, b: number, sp: boolean, out: Stack[]): void {
-  if (b === SP && sp) {
-    out.push(push(rest, valueFrame(node, false)));
+/** The separator style the document has fixed so far (frames.ts): read from its ROOT frame. */
+function styleOf(s: Stack, sep: number): number {
+  let r = s;
+  while (r.next) r = r.next;
+  return separatorStyle((r.f as Extract<Frame, { t: typeof ROOT }>).sty, sep);
+}
+
+/** The same stack with the document's style for `sep` fixed (its frames re-pushed over a new ROOT frame). */
+function fixStyle(s: Stack, sep: number, style: number): Stack {
+  const frames: Frame[] = [];
+  for (let r: Stack | null = s; r; r = r.next) frames.push(r.f);
+  const root = frames.pop() as Extract<Frame, { t: typeof ROOT }>;
+  let out = push(null, rootFrame(root.done, withSeparatorStyle(root.sty, sep, style)));
+  for (let i = frames.length - 1; i >= 0; i--) out = push(out, frames[i]!);
+  return out;
+}
+
+/**
+ * Whether byte b may follow a separator of kind `sep` (SP: the optional space; anything else: no space), and
+ * the stack to continue on (with the style fixed when this separator is the document's first of its kind).
+ */
+function afterSeparator(rest: Stack, sep: number, b: number): Stack | null {
+  const style = styleOf(rest, sep);
+  const spaced = b === SP;
+  if (style === UNSET) return fixStyle(rest, sep, spaced ? SPACED : TIGHT);
+  return (style === SPACED) === spaced ? rest : null;
+}
+
+function startValue(node: Node, rest: Stack, b: number, sp: number, out: Stack[]): void {
+  if (sp === SP_COLON || sp === SP_COMMA) {
+    const r = afterSeparator(rest, sp === SP_COLON ? COLON_SEP : COMMA_SEP, b);
+    if (!r) return;
+    rest = r;
+  }
+  if (b === SP && sp !== SP_NONE) {
+    out.push(push(rest, valueFrame(node, SP_NONE)));
     return;
   }
   // Room to finish what is started: recursion stops at MAX_NESTING (free-form values bound themselves).
@@ -272,8 +318,8 @@ function startValue(node: Node, rest: Stack, b: number, sp: boolean, out: Stack[
           push(rest, b === LBRACE ? FREE_FRAMES[OPEN]! : { t: ARR, node: ANY_ARRAY as ArrayNode, st: OPEN, n: 0 }),
         );
       } else if (b === QUOTE) out.push(push(rest, { t: STR, node: ANY_STRING as StringNode, n: 0, m: S_NORMAL }));
-      else if (b === MINUS || isDigit(b)) startValue(ANY_NUMBER, rest, b, false, out);
-      else startValue(ANY_SCALAR_LITERALS, rest, b, false, out);
+      else if (b === MINUS || isDigit(b)) startValue(ANY_NUMBER, rest, b, SP_NONE, out);
+      else startValue(ANY_SCALAR_LITERALS, rest, b, SP_NONE, out);
       return;
     case "free_object":
       if (b === LBRACE) out.push(push(rest, FREE_FRAMES[OPEN]!));
@@ -313,7 +359,7 @@ function startValue(node: Node, rest: Stack, b: number, sp: boolean, out: Stack[
       }
       return;
     case "anyOf":
-      for (const o of node.options) startValue(o, rest, b, false, out);
+      for (const o of node.options) startValue(o, rest, b, SP_NONE, out);
   }
 }
 
@@ -325,16 +371,19 @@ function stepObject(f: Extract<Frame, { t: typeof OBJ }>, s: Stack, b: number, o
       if (b === RBRACE && f.j > node.lastRequired) out.push(childDone(rest));
       else startKey(node, rest, f.j, b, out);
       return;
-    case COMMA:
-      if (b === SP) out.push(push(rest, { t: OBJ, node, st: COMMA_NS, j: f.j }));
-      else startKey(node, rest, f.j, b, out);
+    case COMMA: {
+      const r = afterSeparator(rest, COMMA_SEP, b);
+      if (!r) return;
+      if (b === SP) out.push(push(r, { t: OBJ, node, st: COMMA_NS, j: f.j }));
+      else startKey(node, r, f.j, b, out);
       return;
+    }
     case COMMA_NS:
       startKey(node, rest, f.j, b, out);
       return;
     case COLON:
       if (b === COLON_B)
-        out.push(push(push(rest, { t: OBJ, node, st: VAL, j: f.j }), valueFrame(node.props[f.j]!.node, true)));
+        out.push(push(push(rest, { t: OBJ, node, st: VAL, j: f.j }), valueFrame(node.props[f.j]!.node, SP_COLON)));
       return;
     case AFTER:
       if (b === COMMA_B && f.j + 1 < node.props.length) out.push(push(rest, { t: OBJ, node, st: COMMA, j: f.j + 1 }));
@@ -355,7 +404,7 @@ function startKey(node: ObjectNode, rest: Stack, from: number, b: number, out: S
 }
 
 function stepFree(st: number, v: Node, s: Stack, b: number, out: Stack[]): void {
-  const rest = s.next!;
+  let rest = s.next!;
   const key = () => {
     if (rest.d + 1 + v.md > MAX_NESTING) return; // no room for a value: the object stays empty
     out.push(push(push(rest, freeFrame(v, KEY)), { t: STR, node: ANY_STRING as StringNode, n: 0, m: S_NORMAL }));
@@ -365,15 +414,19 @@ function stepFree(st: number, v: Node, s: Stack, b: number, out: Stack[]): void 
       if (b === RBRACE) out.push(childDone(rest));
       else if (b === QUOTE) key();
       return;
-    case COMMA:
+    case COMMA: {
+      const r = afterSeparator(rest, COMMA_SEP, b);
+      if (!r) return;
+      rest = r;
       if (b === SP) out.push(push(rest, freeFrame(v, COMMA_NS)));
       else if (b === QUOTE) key();
       return;
+    }
     case COMMA_NS:
       if (b === QUOTE) key();
       return;
     case COLON:
-      if (b === COLON_B) out.push(push(push(rest, freeFrame(v, VAL)), valueFrame(v, true)));
+      if (b === COLON_B) out.push(push(push(rest, freeFrame(v, VAL)), valueFrame(v, SP_COLON)));
       return;
     case AFTER:
       if (b === COMMA_B) out.push(push(rest, freeFrame(v, COMMA)));
@@ -386,12 +439,13 @@ function stepArray(f: Extract<Frame, { t: typeof ARR }>, s: Stack, b: number, ou
   const rest = s.next!;
   if (f.st === OPEN) {
     if (b === RBRACK && node.min === 0) out.push(childDone(rest));
-    else if (node.max > 0) startValue(elementNode(node, 0), push(rest, { t: ARR, node, st: VAL, n: 0 }), b, false, out);
+    else if (node.max > 0)
+      startValue(elementNode(node, 0), push(rest, { t: ARR, node, st: VAL, n: 0 }), b, SP_NONE, out);
   } else if (f.st === AFTER) {
     if (b === COMMA_B && f.n < node.max) {
       const e = elementNode(node, f.n);
       if (rest.d + 1 + e.md <= MAX_NESTING)
-        out.push(push(push(rest, { t: ARR, node, st: VAL, n: f.n }), valueFrame(e, true)));
+        out.push(push(push(rest, { t: ARR, node, st: VAL, n: f.n }), valueFrame(e, SP_COMMA)));
     } else if (b === RBRACK && f.n >= node.min) out.push(childDone(rest));
   }
 }

@@ -54,8 +54,10 @@ export const N_MINUS = 0,
   N_EXP = 7;
 
 export type Frame =
-  | { t: typeof ROOT; done: boolean }
-  | { t: typeof VALUE; node: Node; sp: boolean }
+  /** `sty`: the document's separator style (separatorStyle below). */
+  | { t: typeof ROOT; done: boolean; sty: number }
+  /** `sp`: what may come before the value (SP_NONE ... SP_COMMA below). */
+  | { t: typeof VALUE; node: Node; sp: number }
   | { t: typeof OBJ; node: ObjectNode; st: number; j: number }
   /** A free-keyed object; `v` is its values' node (ANY for json_object). */
   | { t: typeof FREE; st: number; v: Node }
@@ -102,21 +104,40 @@ export function freeFrame(v: Node, st: number): Frame {
   if (!fs) mapFrames.set(v, (fs = freeFrames(v)));
   return fs[st]!;
 }
-export const ROOT_OPEN: Frame = { t: ROOT, done: false };
-const ROOT_DONE: Frame = { t: ROOT, done: true };
-const valueFrames = new WeakMap<Node, [Frame, Frame]>();
-/** Value frames carry no per-position data: one pair per node. */
-export function valueFrame(node: Node, sp: boolean): Frame {
-  let pair = valueFrames.get(node);
-  if (!pair)
-    valueFrames.set(
-      node,
-      (pair = [
-        { t: VALUE, node, sp: false },
-        { t: VALUE, node, sp: true },
-      ]),
-    );
-  return pair[sp ? 1 : 0];
+/**
+ * Whitespace before a value: none; one optional space at the document's start (SentencePiece's "▁{");
+ * one space or none after ':', and after ',' (objects' keys follow the same rule, automaton.ts).
+ */
+export const SP_NONE = 0,
+  SP_FREE = 1,
+  SP_COLON = 2,
+  SP_COMMA = 3;
+
+/**
+ * A document's separator style, kept in its ROOT frame: for ':' and for ',' separately, unset, spaced or tight.
+ * The first ':' and the first ',' decide, and every later one follows, as one writer (json.dumps, JSON.stringify)
+ * would. A consistent style is what lets a forced run span `", "key": "` (jump-forward) instead of stopping at
+ * every optional space.
+ */
+export const UNSET = 0,
+  SPACED = 1,
+  TIGHT = 2;
+export const COLON_SEP = 0,
+  COMMA_SEP = 1;
+export const separatorStyle = (sty: number, sep: number): number => (sep === COLON_SEP ? sty % 3 : Math.floor(sty / 3));
+export const withSeparatorStyle = (sty: number, sep: number, style: number): number =>
+  sep === COLON_SEP ? sty - (sty % 3) + style : (sty % 3) + 3 * style;
+const rootFrames = Array.from({ length: 18 }, (_, i): Frame => ({ t: ROOT, done: i >= 9, sty: i % 9 }));
+export const rootFrame = (done: boolean, sty: number): Frame => rootFrames[(done ? 9 : 0) + sty]!;
+export const ROOT_OPEN = rootFrame(false, 0);
+
+const valueFrames = new WeakMap<Node, Frame[]>();
+/** Value frames carry no per-position data: one per node and whitespace rule. */
+export function valueFrame(node: Node, sp: number): Frame {
+  let fs = valueFrames.get(node);
+  if (!fs)
+    valueFrames.set(node, (fs = [SP_NONE, SP_FREE, SP_COLON, SP_COMMA].map((sp): Frame => ({ t: VALUE, node, sp }))));
+  return fs[sp]!;
 }
 
 /** The parent (under a finished child) moves on. */
@@ -124,7 +145,7 @@ export function childDone(parent: Stack): Stack {
   const f = parent.f;
   switch (f.t) {
     case ROOT:
-      return push(parent.next, ROOT_DONE);
+      return push(parent.next, rootFrame(true, f.sty));
     case OBJ:
       return push(parent.next, { t: OBJ, node: f.node, st: f.st === KEY ? COLON : AFTER, j: f.j });
     case FREE:
