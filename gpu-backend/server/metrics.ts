@@ -207,6 +207,20 @@ export class BackendMetrics {
     );
     series(
       "counter",
+      "moe_edge_forced_tokens_total",
+      "Generated tokens a response_format grammar forced, appended without sampling (jump-forward).",
+      m,
+      per((s) => s.counters.forcedTokens),
+    );
+    series(
+      "counter",
+      "moe_edge_chunk_steps_total",
+      "Batch-1 steps that fed a sampled token together with the forced run after it.",
+      m,
+      per((s) => s.counters.chunkSteps),
+    );
+    series(
+      "counter",
       "moe_edge_num_preemptions_total",
       "Sequences preempted for KV space (always 0: KV is reserved at admission).",
       m,

@@ -1,10 +1,11 @@
 /**
  * npx tsx scripts/bench/decode-ab.ts --a <tree> --b <tree> [--a-env JSON] [--b-env JSON] [--model models/dev/perf]
- *                                    [--blocks 7] [--tokens 24] [--streams 1,8] [--prompt 32] [--spin 0|1]
+ *                                    [--a-model dir] [--b-model dir] [--blocks 7] [--tokens 24] [--streams 1,8]
+ *                                    [--prompt 32] [--spin 0|1]
  * Paired A/B of greedy decode tok/s through the real Engine, for changes whose effect is smaller than a shared
  * machine's drift. Both sides load in ONE process (two runners; `--a`/`--b` are checkouts of this repo, e.g. a
  * `git worktree` of the previous commit and this one, or the same tree twice with different `--x-env`
- * environment applied while that side loads and runs) and alternate blocks of `--tokens` tokens, the order
+ * environment applied while that side loads and runs, or two builds of a model with `--x-model`) and alternate blocks of `--tokens` tokens, the order
  * flipped every pair. Prints per stream count the tok/s of each block, their medians, the median of the paired
  * ratios B/A, the same for process CPU time per token, and the paired ratio of prefill tok/s (each stream's
  * `--prompt`-token prompt, one prefill step each).
@@ -16,13 +17,15 @@ import { parseCli } from "../lib/cli";
 
 const { values } = parseCli("decode-ab", process.argv.slice(2), {
   usage:
-    "usage: npx tsx scripts/bench/decode-ab.ts --a <tree> --b <tree> [--a-env JSON] [--b-env JSON] [--model models/dev/perf] [--blocks 7] [--tokens 24] [--streams 1,8] [--prompt 32] [--spin 0|1]",
+    "usage: npx tsx scripts/bench/decode-ab.ts --a <tree> --b <tree> [--a-env JSON] [--b-env JSON] [--model models/dev/perf] [--a-model dir] [--b-model dir] [--blocks 7] [--tokens 24] [--streams 1,8] [--prompt 32] [--spin 0|1]",
   options: {
     a: { type: "string", default: "." },
     b: { type: "string", default: "." },
     "a-env": { type: "string", default: "{}" },
     "b-env": { type: "string", default: "{}" },
     model: { type: "string", default: "models/dev/perf" },
+    "a-model": { type: "string" },
+    "b-model": { type: "string" },
     blocks: { type: "string", default: "7" },
     tokens: { type: "string", default: "24" },
     streams: { type: "string", default: "1,8" },
@@ -52,7 +55,7 @@ async function withEnv<T>(env: Record<string, string>, f: () => Promise<T>): Pro
   }
 }
 
-async function side(tree: string, envJson: string): Promise<Side> {
+async function side(tree: string, envJson: string, model: string): Promise<Side> {
   const env = JSON.parse(envJson) as Record<string, string>;
   const root = path.resolve(tree);
   const mr = (await import(path.join(root, "gpu-backend/engine/model-runner.ts"))) as {
@@ -63,7 +66,7 @@ async function side(tree: string, envJson: string): Promise<Side> {
     DEFAULT_ENGINE_OPTIONS: EngineOptions;
   };
   const runner = await withEnv(env, () =>
-    mr.loadModelRunner(path.resolve(values.model!), { threads: 2, spin: values.spin !== "0" }),
+    mr.loadModelRunner(path.resolve(model), { threads: 2, spin: values.spin !== "0" }),
   );
   const options = {
     ...en.DEFAULT_ENGINE_OPTIONS,
@@ -75,8 +78,8 @@ async function side(tree: string, envJson: string): Promise<Side> {
   return { env, runner, Engine: en.Engine, options };
 }
 
-const A = await side(values.a!, values["a-env"]!);
-const B = await side(values.b!, values["b-env"]!);
+const A = await side(values.a!, values["a-env"]!, values["a-model"] ?? values.model!);
+const B = await side(values.b!, values["b-env"]!, values["b-model"] ?? values.model!);
 const V = A.runner.manifest.vocab_size;
 const prompt = (n: number, seed: number) =>
   Array.from({ length: n }, (_, i) => (((i + 1) * 7919 + seed * 104729) % (V - 600)) + 500);

@@ -132,6 +132,8 @@ interface Sample {
   wall_tok_s: number;
   wall_ms: number;
   ttft_ms: number;
+  /** Tokens the grammar forced (the backend's moe_edge_forced_tokens_total, read around the request). */
+  forced_tokens: number;
 }
 
 async function measure(client: OpenAI, model: string, kind: Kind, text: string, maxTokens: number): Promise<Sample> {
@@ -181,6 +183,7 @@ async function measure(client: OpenAI, model: string, kind: Kind, text: string, 
     wall_tok_s: completion / ((end - t0) / 1000),
     wall_ms: end - t0,
     ttft_ms: first ? first - t0 : end - t0,
+    forced_tokens: 0,
   };
 }
 
@@ -235,7 +238,19 @@ async function main(): Promise<void> {
         maxRetries: 0,
       }),
     };
-    const run = (kind: Kind, text: string) => measure(clients[kind], a.model, kind, text, a.tokens);
+    // One replica and one request at a time: the counter's change around a request is that request's.
+    const forcedTotal = async () => {
+      const res = await fetch(`http://127.0.0.1:${stack.backendPorts[0]}/metrics`, {
+        headers: { authorization: `Bearer ${stack.metricsToken}` },
+      });
+      const line = (await res.text()).split("\n").find((l) => l.startsWith("moe_edge_forced_tokens_total{"));
+      return Number(line?.slice(line.lastIndexOf(" ") + 1) ?? 0);
+    };
+    const run = async (kind: Kind, text: string) => {
+      const f0 = await forcedTotal();
+      const sample = await measure(clients[kind], a.model, kind, text, a.tokens);
+      return { ...sample, forced_tokens: (await forcedTotal()) - f0 };
+    };
     await run("free", prompt(0));
     await run("json", prompt(0));
     const rounds: Array<{ order: string; free: Sample; json: Sample; ratio: number }> = [];
@@ -265,15 +280,19 @@ async function main(): Promise<void> {
       median_free_decode_tok_s: median(rounds.map((r) => r.free.decode_tok_s)),
       median_json_decode_tok_s: median(rounds.map((r) => r.json.decode_tok_s)),
       median_json_completion_tokens: median(rounds.map((r) => r.json.completion_tokens)),
-      // The backend counts forced tokens (EngineMetrics.forcedTokens) but its /metrics does not export
-      // them, so no forced fraction is reported here (bench:engine prints it in-process).
+      json_forced_token_fraction:
+        rounds.reduce((n, r) => n + r.json.forced_tokens, 0) /
+        Math.max(
+          1,
+          rounds.reduce((n, r) => n + r.json.completion_tokens, 0),
+        ),
       per_round: rounds,
     };
     say(
       `json/free decode rate: median ${summary.median_json_over_free_decode.toFixed(2)} ` +
         `(${summary.min_json_over_free_decode.toFixed(2)}-${summary.max_json_over_free_decode.toFixed(2)}, ${rounds.length} rounds); ` +
         `median decode free ${summary.median_free_decode_tok_s.toFixed(1)} tok/s, json ${summary.median_json_decode_tok_s.toFixed(1)} tok/s ` +
-        `(json ${summary.median_json_completion_tokens} tokens); json/free tokens per wall second: median ${summary.median_json_over_free_wall.toFixed(2)}`,
+        `(json ${summary.median_json_completion_tokens} tokens, ${Math.round(100 * summary.json_forced_token_fraction)}% forced); json/free tokens per wall second: median ${summary.median_json_over_free_wall.toFixed(2)}`,
     );
     if (a.json) console.log(JSON.stringify(summary));
   } finally {

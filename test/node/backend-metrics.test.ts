@@ -137,6 +137,30 @@ describe("backend /metrics", () => {
     expect(v(m, "process_resident_memory_bytes")).toBeGreaterThan(0);
   });
 
+  it("counts the tokens a response_format grammar forced (jump-forward) and the chunk steps that fed them", async () => {
+    const model = 'model_name="tiny"';
+    const before = await scrape();
+    const schema = {
+      type: "object",
+      properties: { answer: { const: "a constant answer, forced after its first byte" } },
+      required: ["answer"],
+      additionalProperties: false,
+    };
+    const run = await generate({
+      input_ids: ids(12, 3),
+      max_tokens: 60,
+      response_format: { type: "json_schema", schema },
+    });
+    const m = await scrape();
+    const delta = (name: string) => v(m, `${name}{${model}}`) - v(before, `${name}{${model}}`);
+    const generated = run.done.usage.completion_tokens;
+    expect(delta("moe_edge_generation_tokens_total")).toBe(generated);
+    // Only the first byte of the document and the space after ':' are choices; the rest is forced.
+    expect(delta("moe_edge_forced_tokens_total")).toBeGreaterThan(generated / 2);
+    expect(delta("moe_edge_forced_tokens_total")).toBeLessThan(generated);
+    expect(delta("moe_edge_chunk_steps_total")).toBeGreaterThan(0);
+  });
+
   it("KV blocks in use show while a generation holds its slot", async () => {
     const res = await post(`${b.url}/v1/generate`, {
       model: "tiny",
