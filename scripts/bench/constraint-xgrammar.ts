@@ -18,6 +18,7 @@ import { compileSchema } from "../../contract/json-schema";
 import { mistralVocab } from "../../gpu-backend/engine/constraint/index";
 import { CompiledConstraint, Constraint } from "../../gpu-backend/engine/constraint/token-mask";
 import { createRng, sampleToken } from "../../gpu-backend/engine/sampler";
+import { JSON_BENCH_SCHEMA } from "./json-bench-schema";
 
 interface XgMatcher {
   acceptToken(id: number): boolean;
@@ -47,26 +48,7 @@ function loadXgrammar(): Xg {
 }
 
 const SCHEMAS: Record<string, unknown> = {
-  bench_engine: {
-    type: "object",
-    properties: {
-      items: {
-        type: "array",
-        minItems: 64,
-        items: {
-          type: "object",
-          properties: {
-            id: { type: "integer" },
-            tag: { enum: ["alpha", "beta", "gamma"] },
-            note: { type: "string", maxLength: 8 },
-          },
-          required: ["id", "tag", "note"],
-          additionalProperties: false,
-        },
-      },
-    },
-    required: ["items"],
-  },
+  bench_engine: JSON_BENCH_SCHEMA,
   fixed_keys: {
     type: "object",
     properties: Object.fromEntries(

@@ -39,6 +39,7 @@ import { type InvariantChoice, parseGraphChoice, parseInvariantChoice } from "..
 import { loadModelRunner, type ModelRunner } from "../../gpu-backend/engine/model-runner";
 import { callArraySchema, parseToolConfig } from "../../worker/tools";
 import { measureReadBandwidth } from "./bandwidth";
+import { JSON_BENCH_SCHEMA } from "./json-bench-schema";
 import { decodeBytesPerToken } from "./weight-bytes";
 
 const manifestGraphs = (m: ModelManifest) => m.graphs ?? { fused: "model.onnx", sliced: "model.onnx" };
@@ -106,29 +107,6 @@ function run(engine: Engine, reqs: GenerateParams[]): Promise<number[]> {
     ),
   );
 }
-
-/** Objects with an integer, an enum and a short string: many distinct automaton states, none of them final. */
-const JSON_BENCH_SCHEMA = {
-  type: "object",
-  properties: {
-    items: {
-      type: "array",
-      minItems: 64,
-      items: {
-        type: "object",
-        properties: {
-          id: { type: "integer" },
-          tag: { enum: ["alpha", "beta", "gamma"] },
-          note: { type: "string", maxLength: 8 },
-        },
-        required: ["id", "tag", "note"],
-        additionalProperties: false,
-      },
-    },
-  },
-  required: ["items"],
-  additionalProperties: false,
-};
 
 /**
  * A tool call as a client forces one (a named function, so exactly one call): the grammar the API sends
