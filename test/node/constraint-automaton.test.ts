@@ -30,6 +30,19 @@ const manifest = {
   eos_token_id: 2,
 } as ModelManifest;
 
+/** Formats and a pattern, for masks inside DFA values. */
+const PATTERNED = compileSchema({
+  type: "object",
+  properties: {
+    e: { type: "string", format: "email" },
+    u: { type: "string", format: "uuid" },
+    p: { type: "string", pattern: "^[A-Z]{2}-[0-9]{3,5}$" },
+    d: { type: "string", format: "date-time" },
+  },
+  required: ["e", "u", "p", "d"],
+  additionalProperties: false,
+});
+
 describe("JSON automaton (json_object)", () => {
   const g = JSON_OBJECT_GRAMMAR;
   const valid = [
@@ -319,6 +332,16 @@ describe("token masks", () => {
       [compileSchema(TEST_SCHEMAS.flat), '{"name":"x","age":7'],
       [compileSchema(TEST_SCHEMAS.nested), '{"id":"x","tags":["re'],
       [compileSchema(TEST_SCHEMAS.anyOf), '{"result":'],
+      // Inside quoted patterns and formats plain tokens come from per-DFA-state bitsets (token-mask.ts).
+      ...[
+        '{"e":"',
+        '{"e":"ab',
+        '{"e":"a@b',
+        '{"e":"a@b.co","u":"0123',
+        '{"e":"a@b.co","u":"01234567-89ab-4def-8123-456789abcde',
+        '{"e":"a@b.co","u":"01234567-89ab-4def-8123-456789abcdef","p":"AB-12',
+        '{"e":"a@b.co","u":"01234567-89ab-4def-8123-456789abcdef","p":"AB-123","d":"2024-01-0',
+      ].map((prefix): [Grammar, string] => [PATTERNED, prefix]),
     ];
     for (const [g, prefix] of cases) {
       const state = advance(initialState(g), enc.encode(prefix))!;

@@ -161,6 +161,16 @@ export function stringRoom(s: Stack): number {
 }
 
 /**
+ * The DFA frame on top of the configuration when it is inside a quoted pattern or format. A plain token (no
+ * quote, backslash or control byte) then only steps that DFA, whatever is below: the mask walk takes those
+ * tokens from a per-DFA-state bitset (token-mask.ts) and walks only the others.
+ */
+export function quotedPattern(s: Stack): { node: DfaNode; q: number } | null {
+  const f = s.f;
+  return f.t === PAT && f.node.quoted ? f : null;
+}
+
+/**
  * A state keeps at most this many configurations (the first ones, after each token). Overlapping anyOf
  * options could otherwise multiply them from token to token; dropping some only narrows what may be
  * generated, and masks are computed from the state as kept, so they and advance() always agree.

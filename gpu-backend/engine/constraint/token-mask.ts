@@ -11,12 +11,20 @@
  * such a token only advances the code point count, so it is allowed iff it fits the string's maxLength.
  * Those come from precomputed bitsets by length, and only the other tokens are walked (a full walk of the
  * 56k-node trie inside a string took ~100 ms; the split walk takes well under one).
+ *
+ * Inside a quoted pattern or format (a DFA) a plain token only steps the DFA, whatever lies below it in the
+ * stack: which plain tokens survive from DFA state q is context-independent (xgrammar's term), computed
+ * once per (DFA, q) by a walk of the plain tokens' trie through the DFA alone, and shared by every state,
+ * schema and request that reaches it. Only the other tokens (those with a quote, which may close the string
+ * and go on in the parent) are walked with the stack.
  */
+import type { Dfa } from "../../../contract/schema-dfa";
 import {
   accepting,
   advance,
   initialState,
   maskKey,
+  quotedPattern,
   type Stack,
   type State,
   stateKey,
@@ -87,10 +95,11 @@ export class TokenTrie {
   }
 }
 
-/** The vocabulary prepared for mask walks: the full trie, the trie of non-plain tokens, plain tokens by length. */
+/** The vocabulary prepared for mask walks: the full trie, the tries of plain and non-plain tokens, plain ones by length. */
 export class VocabIndex {
   readonly full: TokenTrie;
   readonly special: TokenTrie;
+  readonly plain: TokenTrie;
   /** plainUpTo[k]: plain tokens of 1..k code points (k <= maxPlain). */
   readonly plainUpTo: Int32Array[];
   readonly maxPlain: number;
@@ -103,6 +112,7 @@ export class VocabIndex {
     this.full = new TokenTrie(vocab);
     const cps = vocab.bytes.map((b) => (b && b.length > 0 ? plainCodePoints(b) : -1));
     this.special = new TokenTrie({ bytes: vocab.bytes.map((b, id) => (cps[id]! > 0 ? null : b)), eos: vocab.eos });
+    this.plain = new TokenTrie({ bytes: vocab.bytes.map((b, id) => (cps[id]! > 0 ? b : null)), eos: vocab.eos });
     this.maxPlain = Math.max(0, ...cps);
     const words = Math.ceil(vocab.bytes.length / 32);
     this.plainUpTo = [new Int32Array(words)];
@@ -228,11 +238,14 @@ export function computeMask(vocab: VocabIndex, state: State): Mask {
   const generic: Stack[] = [];
   for (const s of state) {
     const room = stringRoom(s);
-    if (room < 0) {
+    const pattern = room < 0 ? quotedPattern(s) : null;
+    if (room < 0 && !pattern) {
       generic.push(s);
       continue;
     }
-    const plain = vocab.plainUpTo[Math.min(room, vocab.maxPlain)]!;
+    const plain = pattern
+      ? plainThroughDfa(vocab, pattern.node.dfa, pattern.q)
+      : vocab.plainUpTo[Math.min(room, vocab.maxPlain)]!;
     for (let w = 0; w < bits.length; w++) bits[w]! |= plain[w]!;
     walk(vocab.special, 0, [s], bits, 0, scratch);
   }
@@ -243,6 +256,45 @@ export function computeMask(vocab: VocabIndex, state: State): Mask {
   const eos = vocab.eos;
   if (done) bits[eos >>> 5]! |= 1 << (eos & 31);
   return { bits, allowed: allowed + (done ? 1 : 0), eosOnly: done && allowed === 0 };
+}
+
+/**
+ * Plain tokens whose bytes all step DFA `dfa` from state q (context-independent: see the top of this file),
+ * cached per (DFA, state) for every grammar using that DFA, FIFO-bounded like the masks. A walk of the plain
+ * trie visits each node at most once with one table lookup per edge: no stack, no step budget needed.
+ */
+const MAX_PATTERN_BITS = 4096;
+const patternBits = new Map<string, Int32Array>();
+const dfaIds = new WeakMap<Dfa, number>();
+let nextDfaId = 1;
+
+function plainThroughDfa(vocab: VocabIndex, dfa: Dfa, q: number): Int32Array {
+  let id = dfaIds.get(dfa);
+  if (id === undefined) dfaIds.set(dfa, (id = nextDfaId++));
+  const key = `${id}:${q}:${vocab.size}`;
+  let bits = patternBits.get(key);
+  if (bits) return bits;
+  bits = new Int32Array(Math.ceil(vocab.size / 32));
+  const trie = vocab.plain;
+  const stack: number[] = [0, q];
+  while (stack.length > 0) {
+    const from = stack.pop()!;
+    const node = stack.pop()!;
+    for (let e = trie.edgeStart[node]!; e < trie.edgeStart[node + 1]!; e++) {
+      const c = dfa.classOf[trie.edgeByte[e]!]!;
+      const to = c === 255 ? -1 : dfa.trans[from * dfa.classes + c]!;
+      if (to < 0) continue;
+      const child = trie.edgeNode[e]!;
+      for (let t = trie.tokStart[child]!; t < trie.tokStart[child + 1]!; t++) {
+        const tok = trie.tokIds[t]!;
+        bits[tok >>> 5]! |= 1 << (tok & 31);
+      }
+      stack.push(child, to);
+    }
+  }
+  if (patternBits.size >= MAX_PATTERN_BITS) patternBits.delete(patternBits.keys().next().value!);
+  patternBits.set(key, bits);
+  return bits;
 }
 
 function popcount(x: number): number {
