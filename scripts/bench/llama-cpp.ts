@@ -2,7 +2,9 @@
  * llama.cpp as a measuring stick, through node-llama-cpp's prebuilt CPU binaries. It is not a project
  * dependency (CI never downloads it): the reference bench installs one pinned version on demand into a
  * git-ignored cache folder, with only this platform's binary package (no CUDA/Vulkan builds), and loads it
- * from there. The types below are the small part of its API the bench uses.
+ * from there: in-process for the export check's logits and for llama.cpp's CPU feature line, and as the
+ * libraries and source of llama.cpp's benchmark tools (llama-tools.ts). The types below are the small part
+ * of its API the bench uses.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -23,7 +25,6 @@ export interface NlcSequence {
 }
 export interface NlcContext {
   getSequence(): NlcSequence;
-  printTimings(): Promise<void>;
   dispose(): Promise<void>;
   readonly flashAttention: boolean;
   readonly currentThreads: number;
@@ -34,7 +35,6 @@ export interface NlcModel {
     sequences?: number;
     batchSize?: number;
     threads?: { ideal: number; min: number };
-    performanceTracking?: boolean;
   }): Promise<NlcContext>;
   dispose(): Promise<void>;
 }
@@ -105,55 +105,20 @@ export interface LlamaRuntime {
   systemInfo: string;
   /** The llama.cpp release node-llama-cpp bundles. */
   llamaCppRelease: string;
-  /** Lines llama.cpp logged (perf prints land here). */
-  logs: string[];
 }
 
-/** Loads llama.cpp on the CPU with `threads` threads; warnings and errors go to stderr. */
+/** Loads llama.cpp on the CPU with `threads` threads; its warnings and errors go to `log`. */
 export async function loadLlamaRuntime(dir: string, threads: number, log: (s: string) => void): Promise<LlamaRuntime> {
   const entry = await ensureNodeLlamaCpp(dir, log);
   const mod = (await import(pathToFileURL(entry).href)) as NlcModule;
-  const logs: string[] = [];
   const llama = await mod.getLlama({
     gpu: false,
     build: "never",
     maxThreads: threads,
-    logLevel: "info",
-    logger: (level, message) => {
-      if (level === "error" || level === "fatal" || level === "warn") log(`llama.cpp ${level}: ${message.trim()}`);
-      else if (message.includes("llama_perf_")) logs.push(message);
-    },
+    logLevel: "warn",
+    logger: (level, message) => log(`llama.cpp ${level}: ${message.trim()}`),
   });
   const info = path.join(dir, "node_modules/node-llama-cpp/llama/llama.cpp.info.json");
   const release = existsSync(info) ? (JSON.parse(readFileSync(info, "utf8")) as { tag?: string }).tag : undefined;
-  return { llama, systemInfo: llama.systemInfo.trim(), llamaCppRelease: release ?? "unknown", logs };
-}
-
-/** The ggml CPU backend variant the process loaded (ggml picks one per CPU at run time), e.g. "zen4". */
-export function loadedCpuBackend(): string | null {
-  if (process.platform !== "linux") return null;
-  const m = /libggml-cpu-([\w-]+)\.so/.exec(readFileSync("/proc/self/maps", "utf8"));
-  return m ? m[1] : null;
-}
-
-/** Cumulative llama_perf counters of a context with performanceTracking, parsed from its printout. */
-export interface PerfCounters {
-  promptMs: number;
-  promptTokens: number;
-  evalMs: number;
-  evalRuns: number;
-}
-
-export async function perfCounters(rt: LlamaRuntime, ctx: NlcContext): Promise<PerfCounters> {
-  rt.logs.length = 0;
-  await ctx.printTimings();
-  // node-llama-cpp hands log lines over asynchronously: wait for the printout's last line.
-  for (let i = 0; i < 200 && !rt.logs.some((l) => l.includes("total time")); i++) {
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  const text = rt.logs.join("\n");
-  const p = /prompt eval time =\s*([\d.]+) ms \/\s*(\d+) tokens/.exec(text);
-  const e = /\n?.*?\beval time =\s*([\d.]+) ms \/\s*(\d+) runs/.exec(text.replace(/prompt eval time[^\n]*/, ""));
-  if (!p || !e) throw new Error(`llama.cpp printed no perf counters: ${text.slice(0, 200)}`);
-  return { promptMs: Number(p[1]), promptTokens: Number(p[2]), evalMs: Number(e[1]), evalRuns: Number(e[2]) };
+  return { llama, systemInfo: llama.systemInfo.trim(), llamaCppRelease: release ?? "unknown" };
 }

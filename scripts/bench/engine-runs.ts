@@ -1,25 +1,21 @@
 /**
- * One measurement of greedy decode or prefill, on llama.cpp (node-llama-cpp) or on the project's Engine,
- * with the same definition on both sides so their ratio means something:
- *  - decode tok/s: tokens emitted after every stream has its first token, divided by the wall time from
- *    that moment to the last token (so prefill and the first sampled token are outside it);
- *  - prefill tok/s: prompt tokens divided by the wall time to the first token (llama-bench's pp also ends
- *    with the last position's logits).
- * Each side also reports its own internal figure: llama.cpp's llama_perf counters (llama-bench's
- * definition: decode time of single-token batches; prompt eval time), and the Engine's step seconds
- * (bench:engine's definition). llama.cpp counts a multi-sequence batch as prompt eval, so it has no
- * internal decode figure for several streams.
+ * One measurement of the Engine's greedy decode or prefill, two ways:
+ *  - wall clock: decode tok/s = tokens emitted after every stream has its first token, over the wall time
+ *    from that moment to the last token (prefill and the first sampled token outside it); prefill tok/s =
+ *    prompt tokens over the wall time from submit to the first token;
+ *  - steps: the same tokens over the time inside decode (prefill) steps only, bench:engine's definition,
+ *    which is the closer analogue of llama-bench and llama-batched-bench (they time llama_decode calls and
+ *    sample nothing).
  */
 import type { GenerateParams } from "../../contract/wire";
 import { DEFAULT_ENGINE_OPTIONS, Engine } from "../../gpu-backend/engine/engine";
 import type { ModelRunner } from "../../gpu-backend/engine/model-runner";
-import { type LlamaRuntime, type NlcContext, type NlcSequence, perfCounters } from "./llama-cpp";
 
 export interface Figure {
   /** Wall-clock tok/s (see the file comment). */
   tps: number;
-  /** The engine's own accounting, or null where it has none. */
-  internalTps: number | null;
+  /** Tok/s over the time inside engine steps. */
+  stepTps: number;
   /** Tokens the figure counts. */
   tokens: number;
 }
@@ -43,58 +39,9 @@ class Window {
       this.last = now;
     }
   }
-  figure(internalTps: number | null): Figure {
-    return { tps: (1000 * this.counted) / (this.last - this.start), internalTps, tokens: this.counted };
+  figure(stepTps: number): Figure {
+    return { tps: (1000 * this.counted) / (this.last - this.start), stepTps, tokens: this.counted };
   }
-}
-
-/** Greedy decode of `tokens` tokens after each prompt, one sequence of `ctx` per prompt, all at once. */
-export async function llamaDecode(
-  rt: LlamaRuntime,
-  ctx: NlcContext,
-  seqs: NlcSequence[],
-  prompts: number[][],
-  tokens: number,
-): Promise<Figure> {
-  for (const s of seqs) await s.clearHistory();
-  const before = await perfCounters(rt, ctx);
-  const w = new Window(prompts.length);
-  await Promise.all(
-    prompts.map(async (p, i) => {
-      const stream = { seen: 0 };
-      for await (const _ of seqs[i].evaluate(p, { temperature: 0 })) {
-        w.tokens(stream, 1, performance.now());
-        if (stream.seen > tokens) break;
-      }
-    }),
-  );
-  const after = await perfCounters(rt, ctx);
-  const runs = after.evalRuns - before.evalRuns;
-  const internal = prompts.length === 1 && runs > 0 ? (1000 * runs) / (after.evalMs - before.evalMs) : null;
-  return w.figure(internal);
-}
-
-/** Prompt tokens per second to the first token (the prompt in one batch, as llama-bench's pp). */
-export async function llamaPrefill(
-  rt: LlamaRuntime,
-  ctx: NlcContext,
-  seq: NlcSequence,
-  prompt: number[],
-): Promise<Figure> {
-  await seq.clearHistory();
-  const before = await perfCounters(rt, ctx);
-  const t0 = performance.now();
-  const it = seq.evaluate(prompt, { temperature: 0 });
-  await it.next();
-  const ms = performance.now() - t0;
-  await it.return();
-  const after = await perfCounters(rt, ctx);
-  const n = after.promptTokens - before.promptTokens;
-  return {
-    tps: (1000 * prompt.length) / ms,
-    internalTps: n > 0 ? (1000 * n) / (after.promptMs - before.promptMs) : null,
-    tokens: prompt.length,
-  };
 }
 
 /**
@@ -164,7 +111,7 @@ export async function oursPrefill(runner: ModelRunner, prompt: number[]): Promis
   await settled();
   return {
     tps: (1000 * prompt.length) / ms,
-    internalTps: prompt.length / e.metrics.stepSeconds.prefill,
+    stepTps: prompt.length / e.metrics.stepSeconds.prefill,
     tokens: prompt.length,
   };
 }
