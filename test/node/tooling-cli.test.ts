@@ -27,6 +27,7 @@ const SCRIPTS: Array<[string, string]> = [
   ["bench:bandwidth", "scripts/bench/bandwidth.ts"],
   ["bench:tokenizer", "scripts/bench/tokenizer.ts"],
   ["bench:edge", "scripts/bench/edge.ts"],
+  ["bench:llama", "scripts/bench/llama-reference.ts"],
   ["soak", "scripts/soak.ts"],
   ["build:console", "scripts/build-console.ts"],
   ["mutate", "scripts/mutate.ts"],
