@@ -8,6 +8,8 @@
  *  - the Q4_0 file the bench runs, as is: Q4_0 rounding flips near-ties, so top-1 agrees on most prompts.
  * Fails (exit 1) when the F16 run is off.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { openCheckpoint } from "../model-builder/safetensors";
 import { referenceForward } from "../reference/forward";
@@ -106,11 +108,12 @@ export async function checkExport(
     }
     await ctx.dispose();
     await model.dispose();
-    return { gguf: path.relative(process.cwd(), gguf), top1Agree: agree, prompts: prompts.length, correlation };
+    return { gguf: path.basename(gguf), top1Agree: agree, prompts: prompts.length, correlation };
   };
 
+  // The check's files are big (F16) and cheap to redo: a temporary folder, removed after.
+  const dir = await mkdtemp(path.join(tmpdir(), "llama-check-"));
   try {
-    const dir = path.join(cacheDir, "check");
     const f16 = path.join(dir, `${name}.F16-sharpened.gguf`);
     await exportGguf(hfDir, f16, { matrixType: "f16", transform: sharpen });
     const sharp = await run(f16, sharpen);
@@ -129,6 +132,7 @@ export async function checkExport(
     }
     return { checkpoint: hfDir, f16Sharpened: sharp, q4_0: plain };
   } finally {
+    await rm(dir, { recursive: true, force: true });
     await ckpt.close();
     await rt.llama.dispose();
   }
