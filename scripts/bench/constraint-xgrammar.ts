@@ -6,7 +6,8 @@
  *  - per-token mask time, replaying one token sequence (sampled from our masks at temperature 1 with
  *    seeded random logits) through both: cold (first request with the schema) and warm (a second request);
  *  - coverage: whether xgrammar compiles the schema, and accepts every token of our sequence.
- * Prints one JSON line per schema. Timings are wall-clock on whatever else the machine is doing.
+ * Prints one JSON line per schema (`--schema <name>`: only that one). Timings are wall-clock on whatever else
+ * the machine is doing.
  */
 import { copyFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -18,6 +19,7 @@ import { compileSchema } from "../../contract/json-schema";
 import { mistralVocab } from "../../gpu-backend/engine/constraint/index";
 import { CompiledConstraint, Constraint } from "../../gpu-backend/engine/constraint/token-mask";
 import { createRng, sampleToken } from "../../gpu-backend/engine/sampler";
+import { parseCli } from "../lib/cli";
 import { JSON_BENCH_SCHEMA } from "./json-bench-schema";
 
 interface XgMatcher {
@@ -148,6 +150,11 @@ async function theirs(
   return { usPerToken: us, accepted };
 }
 
+const { values } = parseCli("bench:xgrammar", process.argv.slice(2), {
+  usage: "usage: npm run bench:xgrammar -- [--schema <name>]",
+  options: { schema: { type: "string" } },
+});
+
 async function main(): Promise<void> {
   const xg = loadXgrammar();
   const t0 = performance.now();
@@ -155,7 +162,7 @@ async function main(): Promise<void> {
   const tokenizer = await xg.TokenizerInfo.createTokenizerInfo(pieces, "byte_fallback", true, 32000, [2]);
   const xc = await xg.GrammarCompiler.createGrammarCompiler(tokenizer, false);
   console.log(JSON.stringify({ xgrammar_tokenizer_ms: Math.round(performance.now() - t0) }));
-  const only = process.argv[2];
+  const only = values.schema;
   for (const [name, schema] of Object.entries(SCHEMAS)) {
     if (only && name !== only) continue;
     // Ours, cold: a new compiled grammar has an empty mask cache.
