@@ -33,6 +33,13 @@ export interface EngineOptions {
   jumpForward?: boolean | "chunk" | "ride";
   /** Slots "batch"-priority sequences may hold at once (scheduler.ts); default the scheduler's. */
   batchSlots?: number;
+  /**
+   * Benchmarks only: a sampled row is drawn as usual (the sampler's work done, the request's rng advanced) and
+   * the draw is then replaced by the greedy token, so a sampled run decodes the same tokens as a greedy one and
+   * the two differ by the sampler's cost alone. On a random-weight model greedy output falls into short loops
+   * whose rows route to the same experts, which makes greedy steps cheaper for a reason sampling has no part in.
+   */
+  keepGreedyTokens?: boolean;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -85,6 +92,7 @@ export class Engine {
     this.flow = new TokenFlow(
       m.eos_token_id,
       (opts.jumpForward ?? true) !== false,
+      opts.keepGreedyTokens === true,
       () => this.metrics,
       (seq, reason, error) => this.finish(seq, reason, error),
     );

@@ -8,7 +8,7 @@
  */
 import type { FinishReason, TokenLogprob } from "../../contract/wire";
 import { Constraint } from "./constraint";
-import { sampleToken, tokenLogprob } from "./sampler";
+import { argmax, sampleToken, tokenLogprob } from "./sampler";
 import type { Sequence } from "./sequence";
 import type { EngineMetrics } from "./stats";
 
@@ -16,6 +16,8 @@ export class TokenFlow {
   constructor(
     private readonly eos: number,
     private readonly jumpForward: boolean,
+    /** EngineOptions.keepGreedyTokens (benchmarks). */
+    private readonly keepGreedyTokens: boolean,
     private readonly metrics: () => EngineMetrics,
     private readonly finish: (seq: Sequence, reason: FinishReason, error?: string) => void,
   ) {}
@@ -49,7 +51,8 @@ export class TokenFlow {
       this.finish(seq, "error", "response_format allows no token here");
       return;
     }
-    const tok = sampleToken(row, p, seq.rng);
+    const drawn = sampleToken(row, p, seq.rng);
+    const tok = this.keepGreedyTokens ? argmax(row) : drawn;
     if (tok === this.eos || p.stop_token_ids.includes(tok)) {
       this.finish(seq, "stop");
       return;

@@ -7,7 +7,8 @@
  *  decode_tok_s_sampled  the same at temperature 0.7, top_p 0.9, with 1 and 8 streams. Greedy and sampled runs
  *                        alternate --repeat times (default 3): each figure is the median, and
  *                        sampled_over_greedy is the median of the paired ratios (drift on a shared machine
- *                        hits both sides of a pair)
+ *                        hits both sides of a pair); sampled_same_tokens_over_greedy: the same with the sampled run
+ *                        decoding the greedy tokens (EngineOptions.keepGreedyTokens), i.e. the sampler's cost alone
  *  decode_tok_s_json     the sampled figure with response_format json_schema (JSON_BENCH_SCHEMA: its minItems
  *                        keeps every stream going for all --tokens), token masks included, after one warm-up
  *                        request with that schema; output tokens (forced ones included) per second of decode
@@ -80,6 +81,8 @@ interface Figures {
   decode_tok_s_sampled: Record<string, number>;
   /** Median over the alternated pairs of sampled / greedy decode tok/s. */
   sampled_over_greedy: Record<string, number>;
+  /** The same with the sampled run decoding the greedy tokens (EngineOptions.keepGreedyTokens): the sampler's cost alone. */
+  sampled_same_tokens_over_greedy: Record<string, number>;
   decode_tok_s_json: Record<string, number>;
   decode_tok_s_json_no_jump: Record<string, number>;
   decode_tok_s_json_ride: Record<string, number>;
@@ -160,10 +163,11 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
     request_id: "bench",
     ...(json ? { response_format: { type: "json_schema" as const, schema: json } } : {}),
   });
-  const mk = (prefixMb: number, jumpForward: boolean | "chunk" | "ride" = true) =>
+  const mk = (prefixMb: number, jumpForward: boolean | "chunk" | "ride" = true, keepGreedyTokens = false) =>
     new Engine(runner, {
       ...DEFAULT_ENGINE_OPTIONS,
       jumpForward,
+      keepGreedyTokens,
       maxBatch: 8,
       kvBudgetBytes: 1024 * 2 ** 20,
       prefixCacheBytes: prefixMb * 2 ** 20,
@@ -172,15 +176,17 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
   const tag = `[${runner.graph.form}${runner.graph.batchInvariant ? ", batch-invariant" : ""}]`;
   await run(mk(0), [params(prompt(16, 0), 4)]); // warm-up
 
-  type Kind = "greedy" | "sampled" | "json" | "json_no_jump" | "json_ride" | "tool";
+  type Kind = "greedy" | "sampled" | "sampled_cost" | "json" | "json_no_jump" | "json_ride" | "tool";
   /** Output tokens per second of decode (and chunk) steps; the first token of each request is prefill's. */
   const decodeRun = async (n: number, kind: Kind) => {
     const json = kind.startsWith("json");
-    const e = mk(0, kind === "json_no_jump" ? false : kind === "json_ride" ? "ride" : "chunk");
+    const e = mk(0, kind === "json_no_jump" ? false : kind === "json_ride" ? "ride" : "chunk", kind === "sampled_cost");
     const schema = kind === "tool" ? TOOL_BENCH_SCHEMA : json ? JSON_BENCH_SCHEMA : false;
     await run(
       e,
-      Array.from({ length: n }, (_, i) => params(prompt(32, i + 1), newTokens, kind === "sampled" || json, i, schema)),
+      Array.from({ length: n }, (_, i) =>
+        params(prompt(32, i + 1), newTokens, kind.startsWith("sampled") || json, i, schema),
+      ),
     );
     const m = e.metrics;
     const tps = (m.completionTokens - n) / m.stepSeconds.decode;
@@ -192,6 +198,7 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
   const decode: Record<string, number> = {};
   const sampled: Record<string, number> = {};
   const sampledOverGreedy: Record<string, number> = {};
+  const samplerCost: Record<string, number> = {};
   const json: Record<string, number> = {};
   const jsonNoJump: Record<string, number> = {};
   const jsonRide: Record<string, number> = {};
@@ -205,12 +212,13 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
     await run(mk(0), [params(prompt(32, 91), newTokens, false, 91, TOOL_BENCH_SCHEMA)]);
     decode[4] = (await decodeRun(4, "greedy")).tps;
     for (const n of [1, 8]) {
-      const rows: Array<{ greedy: number; sampled: number; json: number; forced: number }> = [];
+      const rows: Array<{ greedy: number; sampled: number; sampledCost: number; json: number; forced: number }> = [];
       for (let r = 0; r < repeats; r++) {
         const g = await decodeRun(n, "greedy");
         const s = await decodeRun(n, "sampled");
+        const c = await decodeRun(n, "sampled_cost");
         const j = await decodeRun(n, "json");
-        rows.push({ greedy: g.tps, sampled: s.tps, json: j.tps, forced: j.forced });
+        rows.push({ greedy: g.tps, sampled: s.tps, sampledCost: c.tps, json: j.tps, forced: j.forced });
       }
       // Once each, for comparison with the median greedy figure: jump-forward off, and forced runs riding
       // decode steps instead of chunk steps.
@@ -219,6 +227,7 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
       decode[n] = median(rows.map((p) => p.greedy));
       sampled[n] = median(rows.map((p) => p.sampled));
       sampledOverGreedy[n] = median(rows.map((p) => p.sampled / p.greedy));
+      samplerCost[n] = median(rows.map((p) => p.sampledCost / p.greedy));
       json[n] = median(rows.map((p) => p.json));
       jsonOverGreedy[n] = median(rows.map((p) => p.json / p.greedy));
       forced[n] = median(rows.map((p) => p.forced));
@@ -230,6 +239,7 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
       ...base,
       decode_tok_s_sampled: {},
       sampled_over_greedy: {},
+      sampled_same_tokens_over_greedy: {},
       decode_tok_s_json: {},
       decode_tok_s_json_no_jump: {},
       decode_tok_s_json_ride: {},
@@ -263,6 +273,7 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
     ...base,
     decode_tok_s_sampled: sampled,
     sampled_over_greedy: sampledOverGreedy,
+    sampled_same_tokens_over_greedy: samplerCost,
     decode_tok_s_json: json,
     decode_tok_s_json_no_jump: jsonNoJump,
     decode_tok_s_json_ride: jsonRide,
@@ -333,7 +344,7 @@ log(
   `tool call (1 stream): ${primary.decode_tok_s_tool.toFixed(1)} tok/s, ${primary.tool_over_greedy.toFixed(2)}x greedy (median of paired runs)`,
 );
 log(
-  `sampled/greedy decode (median of ${repeats} alternated pairs): 1 stream ${sampledRatio.toFixed(2)}, 8 streams ${primary.sampled_over_greedy["8"]!.toFixed(2)}; cached/cold ttft ${(primary.ttft_ms.cached / primary.ttft_ms.cold).toFixed(3)}`,
+  `sampled/greedy decode (median of ${repeats} alternated pairs): 1 stream ${sampledRatio.toFixed(2)}, 8 streams ${primary.sampled_over_greedy["8"]!.toFixed(2)}; decoding the greedy tokens (the sampler's cost alone) ${primary.sampled_same_tokens_over_greedy["1"]!.toFixed(2)} / ${primary.sampled_same_tokens_over_greedy["8"]!.toFixed(2)}; cached/cold ttft ${(primary.ttft_ms.cached / primary.ttft_ms.cold).toFixed(3)}`,
 );
 
 const streamCounts = ["1", "8"] as const;

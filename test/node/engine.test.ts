@@ -218,6 +218,16 @@ describe("engine", () => {
     expect(stopped.tokens).toEqual(greedy.tokens.slice(0, greedy.tokens.indexOf(stopAt)));
   });
 
+  it("keepGreedyTokens (benchmarks): a sampled request draws, then decodes the greedy tokens", async () => {
+    const ids = prompt(20, 17);
+    const greedy = await generate(newEngine(), params(ids, { max_tokens: 12 })).result;
+    const hot = { temperature: 1.5, top_p: 1, seed: 3, max_tokens: 12 };
+    const drawn = await generate(newEngine(), params(ids, hot)).result;
+    const kept = await generate(newEngine({ keepGreedyTokens: true }), params(ids, hot)).result;
+    expect(drawn.tokens).not.toEqual(greedy.tokens); // the draw really differs at this temperature
+    expect(kept.tokens).toEqual(greedy.tokens);
+  });
+
   it("clamps prompt + max_tokens to the context and finishes with model_length", async () => {
     const engine = newEngine({ kvBudgetBytes: 2 * 2 ** 20 });
     const ctx = engine.contextLength;
