@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import type { ModelManifest } from "../../contract/model-manifest";
 import { compileSchema, SchemaError } from "../../contract/json-schema";
-import { maskKey } from "../../gpu-backend/engine/constraint/automaton";
+import { maskKey } from "../../gpu-backend/engine/constraint/state-keys";
 import { compileResponseFormat, ConstraintError, mistralVocab } from "../../gpu-backend/engine/constraint/index";
 import { Constraint } from "../../gpu-backend/engine/constraint/token-mask";
 import { hostileSchemas } from "./helpers/schema-fuzz";

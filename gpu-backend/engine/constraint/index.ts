@@ -13,8 +13,9 @@ import type { ModelManifest } from "../../../contract/model-manifest";
 import type { ResponseFormat } from "../../../contract/wire";
 import { compileSchema, JSON_OBJECT_GRAMMAR, SchemaError } from "../../../contract/json-schema";
 import { guardSchema } from "../../../contract/schema-guard";
-import { MASK_HORIZON } from "./automaton";
-import { CompiledConstraint, Constraint, type Mask, VocabIndex } from "./token-mask";
+import { MASK_HORIZON } from "./state-keys";
+import { CompiledConstraint, Constraint, type Mask } from "./token-mask";
+import { VocabIndex } from "./vocab-index";
 import { TriggerWatch } from "./trigger";
 import { mistralEncode, mistralTokenBytes } from "./vocab";
 

@@ -6,7 +6,7 @@
  * A token that holds the whole trigger after other text and runs on past it is not refused (checking every
  * token each step would cost a vocabulary scan); its bytes after the trigger go to the constraint.
  */
-import type { TokenTrie } from "./token-mask";
+import type { TokenTrie } from "./vocab-index";
 
 export class TriggerWatch {
   private readonly trigger: Uint8Array;
