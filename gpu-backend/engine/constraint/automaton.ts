@@ -7,8 +7,8 @@
  * set of configurations: anyOf, enums and optional object keys are followed in parallel until the bytes
  * tell them apart. Whitespace is bounded: one optional space at the very start (SentencePiece's "▁{"), after
  * ':' and after ','; nowhere else. The first ':' and the first ',' fix whether their kind is followed by a
- * space for the rest of the document (frames.ts separatorStyle). Strings must be valid UTF-8 with well-formed escapes (\u surrogates only
- * in high-low pairs), so the output is always well-formed Unicode.
+ * space for the rest of the document (frames.ts separatorStyle). Strings must be valid UTF-8 with well-formed
+ * escapes (\u surrogates only in high-low pairs), so the output is always well-formed Unicode.
  */
 import {
   ANY_ARRAY,
