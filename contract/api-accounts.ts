@@ -15,14 +15,19 @@ export const BudgetState = z
   );
 export type BudgetState = z.output<typeof BudgetState>;
 
-export const KeyStatus = z.object({
-  object: z.literal("key"),
+/** What a key is allowed: shared by its status (GET /v1/key) and its admin record. */
+const keyLimitFields = {
   id: z.string(),
   name: z.string(),
   tiers: z.array(z.string()),
   rpm: z.number().int(),
   tpm: z.number().int(),
   monthly_budget_micros: count,
+};
+
+export const KeyStatus = z.object({
+  object: z.literal("key"),
+  ...keyLimitFields,
   spent_micros: count,
   reserved_micros: count,
   remaining_micros: count,
@@ -72,12 +77,7 @@ export type UsageRequests = z.output<typeof UsageRequests>;
 
 const apiKeyFields = {
   object: z.literal("api_key"),
-  id: z.string(),
-  name: z.string(),
-  tiers: z.array(z.string()),
-  rpm: z.number().int(),
-  tpm: z.number().int(),
-  monthly_budget_micros: count,
+  ...keyLimitFields,
   created_at: epochMs,
   updated_at: epochMs,
   revoked_at: epochMs.nullable(),

@@ -22,6 +22,18 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/** LangChain's OpenAI chat model on the shared stack (no retries: a failure shows as it happened). */
+const chatOpenAI = (extra: { maxTokens?: number; streaming?: boolean } = {}) =>
+  new ChatOpenAI({
+    model,
+    apiKey: stack.apiKey,
+    temperature: 1,
+    maxTokens: 150,
+    maxRetries: 0,
+    configuration: { baseURL: `${stack.base}/v1` },
+    ...extra,
+  });
+
 describe("other clients", () => {
   it("@mistralai/mistralai, toolChoice any: calls parse with schema-valid arguments, streamed and not", async () => {
     const mistral = new Mistral({ apiKey: stack.apiKey, serverURL: stack.base });
@@ -148,15 +160,7 @@ describe("other clients", () => {
   });
 
   it("@langchain/openai bindTools, streamed: the chunks concatenate into valid calls", async () => {
-    const llm = new ChatOpenAI({
-      model,
-      apiKey: stack.apiKey,
-      temperature: 1,
-      maxTokens: 150,
-      maxRetries: 0,
-      streaming: true,
-      configuration: { baseURL: `${stack.base}/v1` },
-    });
+    const llm = chatOpenAI({ streaming: true });
     const bound = llm.bindTools(TOOLS.slice(0, 1), { tool_choice: "required", seed: 54 } as never);
     let whole: Awaited<ReturnType<typeof bound.invoke>> | undefined;
     for await (const chunk of await bound.stream("Use a tool.")) whole = whole ? whole.concat(chunk) : chunk;
@@ -166,14 +170,7 @@ describe("other clients", () => {
   });
 
   it("@langchain/openai bindTools with tool_choice required", async () => {
-    const llm = new ChatOpenAI({
-      model,
-      apiKey: stack.apiKey,
-      temperature: 1,
-      maxTokens: 150,
-      maxRetries: 0,
-      configuration: { baseURL: `${stack.base}/v1` },
-    });
+    const llm = chatOpenAI();
     let calls = 0;
     for (const seed of [51, 52, 53]) {
       const msg = await llm.bindTools(TOOLS, { tool_choice: "required", seed } as never).invoke("Use a tool.");
@@ -194,14 +191,7 @@ describe("other clients", () => {
   });
 
   it("@langchain/openai withStructuredOutput (functionCalling): a forced named call parsed by the schema", async () => {
-    const llm = new ChatOpenAI({
-      model,
-      apiKey: stack.apiKey,
-      temperature: 1,
-      maxTokens: 150,
-      maxRetries: 0,
-      configuration: { baseURL: `${stack.base}/v1` },
-    });
+    const llm = chatOpenAI();
     const Mood = z.object({ name: z.string().max(8), mood: z.enum(["happy", "sad"]) });
     const structured = llm.withStructuredOutput(Mood, { method: "functionCalling" });
     for (const seed of [61, 62]) {
@@ -213,14 +203,7 @@ describe("other clients", () => {
   it.each(["jsonSchema", "functionCalling"] as const)(
     "@langchain/openai withStructuredOutput (%s): .int(), .email(), .uuid(), .regex() and nested optional objects",
     async (method) => {
-      const llm = new ChatOpenAI({
-        model,
-        apiKey: stack.apiKey,
-        temperature: 1,
-        maxTokens: 300,
-        maxRetries: 0,
-        configuration: { baseURL: `${stack.base}/v1` },
-      });
+      const llm = chatOpenAI({ maxTokens: 300 });
       const Person = z.object({
         age: z.number().int().min(0).max(130),
         email: z.string().email(),
