@@ -8,7 +8,8 @@
  * environment applied while that side loads and runs, or two builds of a model with `--x-model`) and alternate blocks of `--tokens` tokens, the order
  * flipped every pair. Prints per stream count the tok/s of each block, their medians, the median of the paired
  * ratios B/A, the same for process CPU time per token, and the paired ratio of prefill tok/s (each stream's
- * `--prompt`-token prompt, one prefill step each).
+ * `--prompt`-token prompt, one prefill step each). A worktree side must reach this tree's node_modules through a
+ * symlink: two copies of onnxruntime-node's native addon in one process abort.
  */
 import path from "node:path";
 import type { Engine as EngineT, EngineOptions } from "../../gpu-backend/engine/engine";
