@@ -43,8 +43,8 @@ export const BACKEND_MUTATIONS: Mutation[] = [
     file: "gpu-backend/engine/sampler.ts",
     edits: [
       {
-        find: "    if (buckets[i] !== c || !(w[i]! > 0)) continue;",
-        replace: "    if (buckets[i] !== c + 1 || !(w[i]! > 0)) continue;",
+        find: "  const id = kernels.drawBucket(c, r);",
+        replace: "  const id = kernels.drawBucket(c + 1, r);",
       },
     ],
     tests: ["test/node/sampler.test.ts"],
@@ -55,7 +55,7 @@ export const BACKEND_MUTATIONS: Mutation[] = [
     why: "the exp polynomial loses its cubic term (weights off by up to 2e-12)",
     file: "gpu-backend/engine/sampler-weights.ts",
     edits: [{ find: "(1 - x * (1 - x * (1 / 2 - x * (1 / 6))))", replace: "(1 - x * (1 - x * (1 / 2)))" }],
-    tests: ["test/node/sampler.test.ts"],
+    tests: ["test/node/sampler.test.ts", "test/node/sampler-wasm.test.ts"],
   },
   {
     id: "journal-deletes-open-segment",

@@ -14,10 +14,10 @@ const STEPS_PER_UNIT = PER_UNIT * FINE_STEPS;
 const T_MAX = 128;
 /** Bucket of every id whose weight counts as 0 (masked, or beyond T_MAX). */
 export const ZERO_BUCKET = T_MAX * PER_UNIT;
-const COARSE = Float64Array.from({ length: ZERO_BUCKET + 1 }, (_, b) =>
+export const COARSE = Float64Array.from({ length: ZERO_BUCKET + 1 }, (_, b) =>
   b < ZERO_BUCKET ? Math.exp(-b / PER_UNIT) : 0,
 );
-const FINE = Float64Array.from({ length: FINE_STEPS }, (_, c) => Math.exp(-c / STEPS_PER_UNIT));
+export const FINE = Float64Array.from({ length: FINE_STEPS }, (_, c) => Math.exp(-c / STEPS_PER_UNIT));
 const Q_ZERO = ZERO_BUCKET * FINE_STEPS;
 
 /** Per-bucket weight sums of the last weighAll. */

@@ -4,7 +4,9 @@
  *
  * Nothing here sorts the vocabulary (a per-token sort of V = 32000 ids cost 11–19 ms):
  * - One pass over the row computes every weight exp(-(max - logit) / T) from a table and a short
- *   polynomial (sampler-weights.ts: no Math.exp call per id) and files each id in a histogram bucket of its weight.
+ *   polynomial (sampler-weights.ts: no Math.exp call per id) and files each id in a histogram bucket of its
+ *   weight. The passes over all V ids (max, weights, a bucket's ids, the draw in a bucket) run in
+ *   WebAssembly (sampler-wasm/), bit-identical to the JavaScript reference.
  * - top_p = 1, no top-k: one draw walking ids in index order.
  * - top_p < 1: the buckets are in sampling order, so a walk over the bucket masses finds the one bucket
  *   the nucleus boundary falls in; only that bucket's ids are ordered (a mass-weighted quickselect).
@@ -18,7 +20,8 @@
  * seeded requests reproduce run to run.
  */
 import { mulberry32 } from "./rng";
-import { ZERO_BUCKET, bucketMass, weighAll } from "./sampler-weights";
+import { RowKernels } from "./sampler-wasm";
+import { ZERO_BUCKET } from "./sampler-weights";
 
 export interface SamplingParams {
   temperature: number;
@@ -49,7 +52,7 @@ export function argmax(row: Float32Array): number {
 export function sampleToken(row: Float32Array, p: SamplingParams, rng: () => number): number {
   const n = prepare(row, p);
   if (n === GREEDY) return argmax(row);
-  const w = weights;
+  const w = kernels.weights;
   if (n === EVERY) {
     let r = rng() * everySum;
     for (let i = 0; i < row.length; i++) {
@@ -59,7 +62,7 @@ export function sampleToken(row: Float32Array, p: SamplingParams, rng: () => num
     return lastPositive(row.length, (j) => j);
   }
   if (n === NUCLEUS) return drawNucleus(rng);
-  const id = ids;
+  const id = kernels.ids;
   let mass = 0;
   for (let j = 0; j < n; j++) mass += w[id[j]!]!;
   let r = rng() * mass;
@@ -78,6 +81,7 @@ export function sampleToken(row: Float32Array, p: SamplingParams, rng: () => num
 export function samplingDistribution(row: Float32Array, p: SamplingParams): { ids: number[]; probs: number[] } {
   const n = prepare(row, p);
   if (n === GREEDY) return { ids: [argmax(row)], probs: [1] };
+  const { ids, weights } = kernels;
   const kept =
     n === EVERY
       ? Array.from({ length: row.length }, (_, i) => i)
@@ -109,10 +113,8 @@ export function tokenLogprob(
   const top: Array<{ id: number; logprob: number }> = [];
   const n = Math.min(k, V);
   if (n > 0) {
-    if (ids.length < V) {
-      weights = new Float64Array(V);
-      ids = new Int32Array(V);
-    }
+    kernels.ensure(V);
+    const ids = kernels.ids;
     selectTopK(row, ids, V, n);
     const best = Array.from(ids.subarray(0, n)).sort((a, b) => (before(row, a, b) ? -1 : 1));
     for (const id of best) if (row[id]! > -Infinity) top.push({ id, logprob: row[id]! - lse });
@@ -126,11 +128,9 @@ const GREEDY = -1;
 const EVERY = -2;
 const NUCLEUS = -3;
 
-// Scratch reused across calls (sampling is synchronous, so one set per thread is enough): per-id weights
-// exp((logit - max) / T), and a permutation of candidate ids.
-let weights = new Float64Array(0);
-let ids = new Int32Array(0);
-let buckets = new Uint16Array(0);
+// Scratch reused across calls (sampling is synchronous, so one set per thread is enough): the row's copy,
+// per-id weights exp((logit - max) / T) and buckets, and a permutation of candidate ids.
+const kernels = new RowKernels();
 let everySum = 0;
 let boundary = 0;
 let boundaryKeep = 0;
@@ -143,22 +143,11 @@ let massBefore = 0;
 function prepare(row: Float32Array, p: SamplingParams): number {
   if (p.temperature === 0 || p.top_k === 1) return GREEDY;
   const V = row.length;
-  let max = -Infinity;
-  let nan = false;
-  for (let i = 0; i < V; i++) {
-    const v = row[i]!;
-    if (v > max) max = v;
-    else if (Number.isNaN(v)) nan = true;
-  }
+  const max = kernels.load(row);
   // No finite distribution to draw from (all -inf, a +inf logit, or NaN): fall back to greedy.
-  if (nan || max === -Infinity || max === Infinity) return GREEDY;
-  if (weights.length < V) {
-    weights = new Float64Array(V);
-    ids = new Int32Array(V);
-    buckets = new Uint16Array(V);
-  }
-  const w = weights;
-  const id = ids;
+  if (Number.isNaN(max) || max === -Infinity || max === Infinity) return GREEDY;
+  const w = kernels.weights;
+  const id = kernels.ids;
   const T = p.temperature;
 
   if (p.top_k > 0 && p.top_k < V) {
@@ -174,7 +163,8 @@ function prepare(row: Float32Array, p: SamplingParams): number {
     return p.top_p < 1 ? selectNucleus(row, w, id, k, p.top_p * sum) : k;
   }
 
-  const sum = weighAll(row, max, 1 / T, w, buckets);
+  const sum = kernels.weigh(max, 1 / T);
+  const bucketMass = kernels.bucketMass;
   if (!(p.top_p < 1)) {
     everySum = sum;
     return EVERY;
@@ -188,8 +178,7 @@ function prepare(row: Float32Array, p: SamplingParams): number {
     if (before + bucketMass[b]! >= target) break;
     before += bucketMass[b]!;
   }
-  let n = 0;
-  for (let i = 0; i < V; i++) if (buckets[i] === b) id[n++] = i;
+  const n = kernels.collect(b);
   boundary = b;
   massBefore = before;
   boundaryKeep = selectNucleus(row, w, id, n, target - before);
@@ -198,7 +187,7 @@ function prepare(row: Float32Array, p: SamplingParams): number {
 
 /** One draw from the nucleus prepare() left: a bucket by mass, then an id inside it in index order. */
 function drawNucleus(rng: () => number): number {
-  const w = weights;
+  const { weights: w, ids, bucketMass } = kernels;
   let kept = 0;
   for (let j = 0; j < boundaryKeep; j++) kept += w[ids[j]!]!;
   let r = rng() * (massBefore + kept);
@@ -213,25 +202,20 @@ function drawNucleus(rng: () => number): number {
   let c = 0;
   while (c < boundary - 1 && r >= bucketMass[c]!) r -= bucketMass[c++]!;
   // The last positive id of bucket c is the rounding fallback, as in every other draw.
-  let last = -1;
-  for (let i = 0; i < buckets.length; i++) {
-    if (buckets[i] !== c || !(w[i]! > 0)) continue;
-    last = i;
-    r -= w[i]!;
-    if (r < 0) return i;
-  }
-  return last >= 0 ? last : ids[0]!;
+  const id = kernels.drawBucket(c, r);
+  return id >= 0 ? id : ids[0]!;
 }
 
 /** Ids in buckets before b (for samplingDistribution). */
 function bucketIdsBelow(V: number, b: number): number[] {
   const out: number[] = [];
-  for (let i = 0; i < V; i++) if (buckets[i]! < b) out.push(i);
+  for (let i = 0; i < V; i++) if (kernels.buckets[i]! < b) out.push(i);
   return out;
 }
 
 /** The rounding fallback of a draw: r never went negative, so the last id with weight wins. */
 function lastPositive(n: number, at: (j: number) => number): number {
+  const weights = kernels.weights;
   for (let j = n - 1; j > 0; j--) if (weights[at(j)]! > 0) return at(j);
   return at(0);
 }
