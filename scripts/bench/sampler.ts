@@ -64,6 +64,8 @@ const ratio = result.passes_js! / result.passes_wasm!;
 if (values.json) console.log(JSON.stringify({ us_per_row: result, passes_js_over_wasm: ratio, rounds }));
 else {
   for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(16)} ${v.toFixed(1)} us/row`);
-  console.log(`max + weights over every id: JavaScript / WebAssembly ${ratio.toFixed(2)}x (median of ${rounds} rounds)`);
+  console.log(
+    `max + weights over every id: JavaScript / WebAssembly ${ratio.toFixed(2)}x (median of ${rounds} rounds)`,
+  );
 }
 if (sink === Number.MIN_VALUE) console.log(""); // keeps the work observable
