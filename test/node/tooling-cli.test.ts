@@ -31,8 +31,10 @@ const SCRIPTS: Array<[string, string]> = [
   ["bench:structured", "scripts/bench/structured.ts"],
   ["bench:xgrammar", "scripts/bench/constraint-xgrammar.ts"],
   ["bench:batch", "scripts/bench/batch.ts"],
+  ["bench:sampler", "scripts/bench/sampler.ts"],
   ["soak", "scripts/soak.ts"],
   ["build:console", "scripts/build-console.ts"],
+  ["build:wasm", "scripts/build-wasm.ts"],
   ["mutate", "scripts/mutate.ts"],
 ];
 
