@@ -1,11 +1,12 @@
 /**
- * npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--repeat 3]
+ * npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--repeat 5]
  *                         [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--compare fused|sliced|none]
  * Engine throughput on the real graph through the real engine (scheduler + KV pool + prefix cache):
  *  decode_tok_s          tokens per second of decode steps (= sum of batch sizes / time in decode steps,
  *                        sampling included) with 1, 4, 8 greedy streams
  *  decode_tok_s_sampled  the same at temperature 0.7, top_p 0.9, with 1 and 8 streams. Greedy and sampled runs
- *                        alternate --repeat times (default 3): each figure is the median, and
+ *                        alternate --repeat times (default 5: on a shared 2-core host one pair of ~0.4 s runs
+ *                        drifts as much as the ratio it measures): each figure is the median, and
  *                        sampled_over_greedy is the median of the paired ratios (drift on a shared machine
  *                        hits both sides of a pair); sampled_same_tokens_over_greedy: the same with the sampled run
  *                        decoding the greedy tokens (EngineOptions.keepGreedyTokens), i.e. the sampler's cost alone
@@ -47,14 +48,14 @@ const manifestGraphs = (m: ModelManifest) => m.graphs ?? { fused: "model.onnx", 
 
 const { values } = parseCli("bench:engine", process.argv.slice(2), {
   usage:
-    "usage: npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--repeat 3] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--compare fused|sliced|none]",
+    "usage: npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--repeat 5] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--compare fused|sliced|none]",
   options: {
     model: { type: "string", default: "models/dev/perf" },
     threads: { type: "string", default: "2" },
     json: { type: "boolean", default: false },
     spin: { type: "string", default: "1" },
     tokens: { type: "string", default: "64" },
-    repeat: { type: "string", default: "3" },
+    repeat: { type: "string", default: "5" },
     graph: { type: "string", default: "auto" },
     compare: { type: "string" },
     "batch-invariant": { type: "string", default: "auto" },
