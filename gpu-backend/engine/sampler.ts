@@ -74,6 +74,33 @@ export function sampleToken(row: Float32Array, p: SamplingParams, rng: () => num
 }
 
 /**
+ * sampleToken over `row` with every id outside among[0, n) (ascending) masked to -Infinity, without writing
+ * the row or visiting the other ids: the same draw bit for bit and the same rng use. A masked id adds exactly
+ * 0 to every weight sum and is never walked, and the listed ids keep their order, so the compacted row
+ * draws the same position. -1 (nothing drawn, no rng used) when the dense draw would differ: top_k > 1
+ * (its pool and weights depend on the masked ids when k exceeds n), or no listed id above -Infinity (the
+ * dense greedy fallback then picks id 0).
+ */
+export function sampleAmong(
+  row: Float32Array,
+  among: Int32Array,
+  n: number,
+  p: SamplingParams,
+  rng: () => number,
+): number {
+  if (p.top_k > 1 && p.temperature !== 0) return -1;
+  if (compact.length < n) compact = new Float32Array(Math.max(n, 2 * compact.length));
+  let any = false;
+  for (let j = 0; j < n; j++) {
+    const v = row[among[j]!]!;
+    compact[j] = v;
+    if (v > -Infinity) any = true;
+  }
+  if (!any) return -1;
+  return among[sampleToken(compact.subarray(0, n), p, rng)]!;
+}
+
+/**
  * The distribution sampleToken draws from for this row: ids ascending, with their renormalised
  * probabilities (zero-weight ids inside a top-k set are listed with probability 0). Shares the selection
  * code with sampleToken; for tests and debugging.
@@ -131,6 +158,7 @@ const NUCLEUS = -3;
 // Scratch reused across calls (sampling is synchronous, so one set per thread is enough): the row's copy,
 // per-id weights exp((logit - max) / T) and buckets, and a permutation of candidate ids.
 const kernels = new RowKernels();
+let compact = new Float32Array(0);
 let everySum = 0;
 let boundary = 0;
 let boundaryKeep = 0;

@@ -8,11 +8,14 @@
  */
 import type { FinishReason, TokenLogprob } from "../../contract/wire";
 import { Constraint } from "./constraint";
-import { argmax, sampleToken, tokenLogprob } from "./sampler";
+import { argmax, sampleAmong, sampleToken, tokenLogprob } from "./sampler";
 import type { Sequence } from "./sequence";
 import type { EngineMetrics } from "./stats";
 
 export class TokenFlow {
+  /** Scratch for a constrained row's allowed ids (up to half the vocabulary; past that the row is masked). */
+  private readonly allowed = new Int32Array(16384);
+
   constructor(
     private readonly eos: number,
     private readonly jumpForward: boolean,
@@ -47,11 +50,15 @@ export class TokenFlow {
     const p = seq.params;
     let c = seq.constraint;
     if (!c) seq.trigger?.refuseOverruns(row);
-    if (c && !c.apply(row)) {
+    // Constrained: draw among the allowed ids only (no pass over the whole row), unless logprobs want the
+    // masked row or the mask allows too many ids for that to pay.
+    const n = c && !p.logprobs && !this.keepGreedyTokens ? c.allowedIds(this.allowed, row.length) : -1;
+    let drawn = n > 0 ? sampleAmong(row, this.allowed, n, p, seq.rng) : -1;
+    if (n === 0 || (drawn < 0 && c && !c.apply(row))) {
       this.finish(seq, "error", "response_format allows no token here");
       return;
     }
-    const drawn = sampleToken(row, p, seq.rng);
+    if (drawn < 0) drawn = sampleToken(row, p, seq.rng);
     const tok = this.keepGreedyTokens ? argmax(row) : drawn;
     if (tok === this.eos || p.stop_token_ids.includes(tok)) {
       this.finish(seq, "stop");

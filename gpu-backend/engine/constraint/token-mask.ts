@@ -271,6 +271,39 @@ export class Constraint {
   }
 
   /**
+   * The ids apply() leaves unmasked in a row of `limit` logits, ascending, into `out`; returns how many, or
+   * -1 when the mask allows more than `out` holds (the caller masks the row instead). A draw can then visit
+   * only these ids (sampler.ts sampleAmong) instead of writing -Infinity over the rest of the row.
+   */
+  allowedIds(out: Int32Array, limit: number, mask: Mask = this.maskNow()): number {
+    const { bits, allowed } = mask;
+    if (allowed + this.ends.length > out.length) return -1;
+    const eos = this.compiled.vocab.eos;
+    const endOk = (bits[eos >>> 5]! & (1 << (eos & 31))) !== 0;
+    const V = Math.min(limit, this.compiled.vocab.size);
+    let n = 0;
+    for (let w = 0; w < bits.length; w++) {
+      for (let m = bits[w]!; m !== 0; m &= m - 1) {
+        const id = (w << 5) | (31 - Math.clz32(m & -m));
+        if (id >= V) break;
+        if (!this.ends.includes(id)) out[n++] = id;
+      }
+    }
+    // Stop ids follow EOS, whatever their own bits say (as in apply): all of them when complete, else none.
+    if (endOk)
+      for (const id of this.ends) {
+        if (id >= limit) continue;
+        let at = n;
+        while (at > 0 && out[at - 1]! > id) at--;
+        if (at > 0 && out[at - 1] === id) continue; // listed twice in stop_token_ids
+        out.copyWithin(at + 1, at, n);
+        out[at] = id;
+        n++;
+      }
+    return n;
+  }
+
+  /**
    * Sets refused tokens' logits to -Infinity (by `mask`, default the current state's); false when nothing
    * is allowed (never, for a sound grammar).
    */
