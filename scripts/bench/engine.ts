@@ -1,12 +1,13 @@
 /**
- * npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--repeat 5]
+ * npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--repeat 7]
  *                         [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--compare fused|sliced|none]
  * Engine throughput on the real graph through the real engine (scheduler + KV pool + prefix cache):
  *  decode_tok_s          tokens per second of decode steps (= sum of batch sizes / time in decode steps,
  *                        sampling included) with 1, 4, 8 greedy streams
  *  decode_tok_s_sampled  the same at temperature 0.7, top_p 0.9, with 1 and 8 streams. Greedy and sampled runs
- *                        alternate --repeat times (default 5: on a shared 2-core host one pair of ~0.4 s runs
- *                        drifts as much as the ratio it measures): each figure is the median, and
+ *                        alternate --repeat times, the order flipped each time (default 7: on a shared 2-core host
+ *                        one pair of ~0.4 s runs drifts as much as the ratio it measures): each figure is the
+ *                        median, and
  *                        sampled_over_greedy is the median of the paired ratios (drift on a shared machine
  *                        hits both sides of a pair); sampled_same_tokens_over_greedy: the same with the sampled run
  *                        decoding the greedy tokens (EngineOptions.keepGreedyTokens), i.e. the sampler's cost alone
@@ -48,14 +49,14 @@ const manifestGraphs = (m: ModelManifest) => m.graphs ?? { fused: "model.onnx", 
 
 const { values } = parseCli("bench:engine", process.argv.slice(2), {
   usage:
-    "usage: npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--repeat 5] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--compare fused|sliced|none]",
+    "usage: npm run bench:engine -- [--model models/dev/perf] [--threads 2] [--json] [--spin 0|1] [--tokens 64] [--repeat 7] [--graph auto|fused|sliced] [--batch-invariant auto|on|off] [--compare fused|sliced|none]",
   options: {
     model: { type: "string", default: "models/dev/perf" },
     threads: { type: "string", default: "2" },
     json: { type: "boolean", default: false },
     spin: { type: "string", default: "1" },
     tokens: { type: "string", default: "64" },
-    repeat: { type: "string", default: "5" },
+    repeat: { type: "string", default: "7" },
     graph: { type: "string", default: "auto" },
     compare: { type: "string" },
     "batch-invariant": { type: "string", default: "auto" },
@@ -215,10 +216,12 @@ async function measure(runner: ModelRunner, decodeOnly = false): Promise<Figures
     for (const n of [1, 8]) {
       const rows: Array<{ greedy: number; sampled: number; sampledCost: number; json: number; forced: number }> = [];
       for (let r = 0; r < repeats; r++) {
-        const g = await decodeRun(n, "greedy");
-        const s = await decodeRun(n, "sampled");
-        const c = await decodeRun(n, "sampled_cost");
-        const j = await decodeRun(n, "json");
+        // The order flips every repetition, so a run's place in the sequence (what ran just before it, the
+        // host's drift over the sequence) weighs on each side of a ratio alike.
+        const kinds = ["greedy", "sampled", "sampled_cost", "json"] as const;
+        const got: Partial<Record<(typeof kinds)[number], { tps: number; forced: number }>> = {};
+        for (const k of r % 2 ? [...kinds].reverse() : kinds) got[k] = await decodeRun(n, k);
+        const { greedy: g, sampled: s, sampled_cost: c, json: j } = got as Required<typeof got>;
         rows.push({ greedy: g.tps, sampled: s.tps, sampledCost: c.tps, json: j.tps, forced: j.forced });
       }
       // Once each, for comparison with the median greedy figure: jump-forward off, and forced runs riding
