@@ -50,6 +50,27 @@ export const BACKEND_MUTATIONS: Mutation[] = [
     tests: ["test/node/sampler.test.ts"],
   },
   {
+    id: "allowed-ids-stop-early",
+    area: "constraint",
+    why: "a stop id whose bytes the grammar allows is listed before the document is complete (the draw can end the JSON early)",
+    file: "gpu-backend/engine/constraint/token-mask.ts",
+    edits: [{ find: "        if (!this.ends.includes(id)) out[n++] = id;", replace: "        out[n++] = id;" }],
+    tests: ["test/node/sampler-among.test.ts"],
+  },
+  {
+    id: "sampler-among-unmapped",
+    area: "sampler",
+    why: "a draw among the allowed ids returns its position in the list instead of the token id",
+    file: "gpu-backend/engine/sampler.ts",
+    edits: [
+      {
+        find: "  return among[sampleToken(compact.subarray(0, n), p, rng)]!;",
+        replace: "  return sampleToken(compact.subarray(0, n), p, rng);",
+      },
+    ],
+    tests: ["test/node/sampler-among.test.ts"],
+  },
+  {
     id: "sampler-weight-polynomial",
     area: "sampler",
     why: "the exp polynomial loses its cubic term (weights off by up to 2e-12)",
