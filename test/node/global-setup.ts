@@ -2,9 +2,11 @@
  * Node project global setup: build the dev models once (cached: a no-op when they exist), so every
  * test that needs a real graph finds one on a fresh clone, whatever order the files run in; and a
  * directory for the run's shared stack (helpers/shared-stack.ts), stopped at teardown if a file started it.
+ * Its launcher log outlives the directory as `$TMPDIR/moe-edge-shared-stack-last.log`: a failure in a file that
+ * shares the stack may need what the worker or a backend printed meanwhile.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { TestProject } from "vitest/node";
@@ -31,6 +33,8 @@ export default function setup(project: TestProject) {
   project.provide("sharedStackDir", dir);
   return async () => {
     await stopSharedStack(dir);
+    const log = join(dir, "launcher.log");
+    if (existsSync(log)) copyFileSync(log, join(tmpdir(), "moe-edge-shared-stack-last.log"));
     rmSync(dir, { recursive: true, force: true });
   };
 }
