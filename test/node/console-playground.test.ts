@@ -140,8 +140,14 @@ describe.skipIf(chromiumMissing !== null)(
       // `cancelled` every time: no retries.
       await page.getByLabel("Message").fill("Write a very long story");
       await page.getByRole("button", { name: "Send" }).click();
+      // Stop must not move while the reply streams (it sits below the transcript): a moving button is hard
+      // to hit, and a fast model's reply (2000 tokens in ~1.5 s here) could end before a click lands.
+      const stop = page.getByRole("button", { name: "Stop" });
+      await expect.poll(() => stop.isEnabled()).toBe(true);
+      const before = await stop.boundingBox();
       await page.locator(".turn.assistant .text").last().filter({ hasText: /\S/ }).waitFor();
-      await page.getByRole("button", { name: "Stop" }).click();
+      expect(await stop.boundingBox()).toEqual(before);
+      await stop.click();
       await page.getByRole("status").filter({ hasText: "Stopped." }).waitFor();
       await stat(page, "status").filter({ hasNotText: "…" }).waitFor({ timeout: 60_000 });
       expect(await stat(page, "status").innerText()).toBe("cancelled");
