@@ -3,13 +3,13 @@
  * style per document), schema compile errors. Its token masks are in constraint-masks.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import type { ModelManifest } from "../../contract/model-manifest";
 import { accepting, advance, initialState, MAX_CONFIGS } from "../../gpu-backend/engine/constraint/automaton";
 import { compileResponseFormat, ConstraintError, mistralVocab } from "../../gpu-backend/engine/constraint/index";
 import { compileSchema, JSON_OBJECT_GRAMMAR, SchemaError, type Grammar } from "../../contract/json-schema";
 import { Constraint } from "../../gpu-backend/engine/constraint/token-mask";
 import { createRng, sampleToken } from "../../gpu-backend/engine/sampler";
 import { TEST_SCHEMAS, validate } from "./helpers/json-schema-check";
+import { TINY_MANIFEST } from "./helpers/constraint-fixtures";
 
 const enc = new TextEncoder();
 const accepts = (g: Grammar, text: string | Uint8Array) => {
@@ -22,12 +22,7 @@ const prefixesLive = (g: Grammar, text: string) => {
   for (let i = 1; i <= b.length; i++) if (!advance(initialState(g), b.subarray(0, i))) return false;
   return true;
 };
-const manifest = {
-  name: "tiny",
-  tokenizer: { kind: "mistral-v1-sentencepiece", vocab_size: 32000 },
-  vocab_size: 32000,
-  eos_token_id: 2,
-} as ModelManifest;
+const manifest = TINY_MANIFEST;
 
 describe("JSON automaton (json_object)", () => {
   const g = JSON_OBJECT_GRAMMAR;

@@ -5,21 +5,16 @@
  * real vocabulary's masks cover what a model can actually emit.
  */
 import { describe, expect, it } from "vitest";
-import type { ModelManifest } from "../../contract/model-manifest";
 import { compileSchema } from "../../contract/json-schema";
 import { FORMATS } from "../../contract/schema-formats";
 import { compileResponseFormat, mistralVocab } from "../../gpu-backend/engine/constraint/index";
 import { Constraint } from "../../gpu-backend/engine/constraint/token-mask";
-import { createRng, sampleToken } from "../../gpu-backend/engine/sampler";
+import { createRng } from "../../gpu-backend/engine/sampler";
 import { FORMAT_NAMES, makeAjv, PATTERNS, randomDocument, randomSchema, rngFrom } from "./helpers/schema-fuzz";
+import { randomWalk, TINY_MANIFEST } from "./helpers/constraint-fixtures";
 
 const ajv = makeAjv();
-const manifest = {
-  name: "tiny",
-  tokenizer: { kind: "mistral-v1-sentencepiece", vocab_size: 32000 },
-  vocab_size: 32000,
-  eos_token_id: 2,
-} as ModelManifest;
+const manifest = TINY_MANIFEST;
 
 describe("schema subset fuzz (ajv + ajv-formats judge)", () => {
   it("byte-level walks: 150 random schemas x 8 documents, every finished document validates", () => {
@@ -89,8 +84,6 @@ describe("schema subset fuzz (ajv + ajv-formats judge)", () => {
 
   it("token-level walks at temperature 1 over the real vocabulary's masks validate too", () => {
     const vocab = mistralVocab(2);
-    const row = new Float32Array(vocab.size);
-    const lengths = Array.from({ length: vocab.size }, (_, j) => vocab.bytes(j)?.length ?? 0);
     const rng = createRng(11);
     const r = rngFrom(5);
     let finished = 0;
@@ -99,16 +92,7 @@ describe("schema subset fuzz (ajv + ajv-formats judge)", () => {
       const check = ajv.compile(schema);
       const compiled = compileResponseFormat({ type: "json_schema", schema }, manifest);
       for (let d = 0; d < 3; d++) {
-        const c = new Constraint(compiled);
-        const out: Uint8Array[] = [];
-        for (let t = 0; t < 400 && !c.complete; t++) {
-          for (let j = 0; j < row.length; j++) row[j] = rng() * 4 - lengths[j]!;
-          expect(c.apply(row)).toBe(true);
-          const tok = sampleToken(row, { temperature: 1, top_p: 1, top_k: 0 }, rng);
-          if (tok === 2) break;
-          c.accept(tok);
-          out.push(vocab.bytes(tok)!);
-        }
+        const out = randomWalk(new Constraint(compiled), vocab, rng, 400);
         const text = Buffer.concat(out).toString();
         let value: unknown;
         try {

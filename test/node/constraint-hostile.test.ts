@@ -5,19 +5,14 @@
  * it refers to things.
  */
 import { describe, expect, it } from "vitest";
-import type { ModelManifest } from "../../contract/model-manifest";
 import { compileSchema, SchemaError } from "../../contract/json-schema";
 import { maskKey } from "../../gpu-backend/engine/constraint/state-keys";
 import { compileResponseFormat, ConstraintError, mistralVocab } from "../../gpu-backend/engine/constraint/index";
 import { Constraint } from "../../gpu-backend/engine/constraint/token-mask";
 import { hostileSchemas } from "./helpers/schema-fuzz";
+import { TINY_MANIFEST } from "./helpers/constraint-fixtures";
 
-const manifest = {
-  name: "tiny",
-  tokenizer: { kind: "mistral-v1-sentencepiece", vocab_size: 32000 },
-  vocab_size: 32000,
-  eos_token_id: 2,
-} as ModelManifest;
+const manifest = TINY_MANIFEST;
 const enc = new TextEncoder();
 
 describe("hostile schemas", () => {

@@ -5,22 +5,17 @@
  * valid, schema-valid JSON.
  */
 import { describe, expect, it } from "vitest";
-import type { ModelManifest } from "../../contract/model-manifest";
 import { accepting, advance, initialState } from "../../gpu-backend/engine/constraint/automaton";
 import { compileResponseFormat, mistralVocab } from "../../gpu-backend/engine/constraint/index";
 import { compileSchema, JSON_OBJECT_GRAMMAR, type Grammar } from "../../contract/json-schema";
 import { computeMask, Constraint } from "../../gpu-backend/engine/constraint/token-mask";
-import { createRng, sampleToken } from "../../gpu-backend/engine/sampler";
+import { createRng } from "../../gpu-backend/engine/sampler";
 import { TEST_SCHEMAS, validate } from "./helpers/json-schema-check";
+import { randomWalk, TINY_MANIFEST, tokenIdOf } from "./helpers/constraint-fixtures";
 
 const enc = new TextEncoder();
 const accepts = (g: Grammar, text: string) => advance(initialState(g), enc.encode(text))?.some(accepting) ?? false;
-const manifest = {
-  name: "tiny",
-  tokenizer: { kind: "mistral-v1-sentencepiece", vocab_size: 32000 },
-  vocab_size: 32000,
-  eos_token_id: 2,
-} as ModelManifest;
+const manifest = TINY_MANIFEST;
 
 /** Formats and a pattern, for masks inside DFA values. */
 const PATTERNED = compileSchema({
@@ -38,11 +33,7 @@ const PATTERNED = compileSchema({
 describe("token masks", () => {
   const vocab = mistralVocab(2);
   const bytesOf = (id: number) => vocab.bytes(id) ?? new Uint8Array(0);
-  const idOf = (piece: string) => {
-    const b = enc.encode(piece.replaceAll("▁", " "));
-    for (let id = 3; id < vocab.size; id++) if (Buffer.from(bytesOf(id)).equals(Buffer.from(b))) return id;
-    throw new Error(`no token ${piece}`);
-  };
+  const idOf = (piece: string) => tokenIdOf(vocab, piece);
   const maskHas = (g: Grammar, prefix: string, id: number) => {
     const m = computeMask(vocab, advance(initialState(g), enc.encode(prefix))!);
     return (m.bits[id >>> 5]! & (1 << (id & 31))) !== 0;
@@ -127,22 +118,11 @@ describe("token masks", () => {
         schema,
       })),
     ];
-    const row = new Float32Array(vocab.size);
-    const lengths = Array.from({ length: vocab.size }, (_, j) => bytesOf(j).length);
     for (const f of formats) {
       let complete = 0;
       for (let d = 0; d < 30; d++) {
         const c = new Constraint(compileResponseFormat(f.rf, manifest));
-        const out: Uint8Array[] = [];
-        for (let i = 0; i < 300 && !c.complete; i++) {
-          // Structure-heavy logits: a random model that likes short tokens reaches the end of documents.
-          for (let j = 0; j < row.length; j++) row[j] = rng() * 4 - lengths[j]!;
-          expect(c.apply(row)).toBe(true);
-          const tok = sampleToken(row, { temperature: 1, top_p: 1, top_k: 0 }, rng);
-          if (tok === 2) break;
-          c.accept(tok);
-          out.push(bytesOf(tok));
-        }
+        const out = randomWalk(c, vocab, rng, 300);
         const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Buffer.concat(out));
         expect(accepts(advanceGrammar(f.rf), text) || !c.complete).toBe(true);
         if (!c.complete && !isDone(f.rf, text)) continue;

@@ -5,12 +5,12 @@
  * greedy, top_p < 1 and top_p 1, on random subsets and on real schema masks with stop ids.
  */
 import { describe, expect, it } from "vitest";
-import type { ModelManifest } from "../../contract/model-manifest";
 import { compileResponseFormat, mistralVocab } from "../../gpu-backend/engine/constraint/index";
 import { Constraint } from "../../gpu-backend/engine/constraint/token-mask";
 import { mulberry32 } from "../../gpu-backend/engine/rng";
 import { createRng, type SamplingParams, sampleAmong, sampleToken } from "../../gpu-backend/engine/sampler";
 import { TEST_SCHEMAS } from "./helpers/json-schema-check";
+import { TINY_MANIFEST, tokenIdOf } from "./helpers/constraint-fixtures";
 
 const V = 32000;
 const PARAMS: SamplingParams[] = [
@@ -21,12 +21,7 @@ const PARAMS: SamplingParams[] = [
   { temperature: 0.7, top_p: 0.9, top_k: 1 },
 ];
 
-const manifest = {
-  name: "tiny",
-  tokenizer: { kind: "mistral-v1-sentencepiece", vocab_size: V },
-  vocab_size: V,
-  eos_token_id: 2,
-} as ModelManifest;
+const manifest = TINY_MANIFEST;
 
 /** The dense path: the row with every unlisted id at -Infinity, drawn from whole. */
 function dense(row: Float32Array, among: Int32Array, n: number, p: SamplingParams, rng: () => number): number {
@@ -105,10 +100,7 @@ describe("drawing among the allowed ids", () => {
   it("declines a mask with more ids than the scratch holds (the caller masks the row)", () => {
     const c = new Constraint(compileResponseFormat({ type: "json_object" }, manifest));
     const vocab = mistralVocab(2);
-    const idOf = (text: string) => {
-      for (let id = 3; id < V; id++) if (Buffer.from(vocab.bytes(id) ?? []).toString() === text) return id;
-      throw new Error(`no token ${text}`);
-    };
+    const idOf = (text: string) => tokenIdOf(vocab, text);
     c.accept(idOf("{"));
     c.accept(idOf('"')); // inside a key: most of the vocabulary is allowed
     expect(c.allowedIds(new Int32Array(16), V)).toBe(-1);
